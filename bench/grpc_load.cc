@@ -1,0 +1,584 @@
+// segments-grpc-load: a closed-loop gRPC load generator for segments-server.
+//
+// Keeps --concurrency calls in flight over --channels connections with the
+// callback client API: each in-flight "slot" issues its next call from the
+// completion callback of the previous one. Every mode runs --warmup, then
+// --duration; calls that *start* inside the measured window are recorded
+// (all of them, including those that finish during the drain), and every
+// latency sample is kept, so percentiles are exact.
+//
+// Modes (--mode, comma-separated list, run in order):
+//   health  grpc.health.v1.Health/Check through a generic stub (empty request)
+//   get     GetUserSegments for uniformly random seeded users
+//   update  UpdateUserSegments: each slot owns a disjoint stripe of users and
+//           walks it, adding the toggle segment on odd passes (first pass)
+//           and removing it on even ones, so no two in-flight calls touch
+//           the same user and every call is expected to succeed.
+//
+// Seeded users are derived from their index i in [0, --users):
+//   00000000-0000-4000-8000-%012x
+// so the loader needs no database access (see bench/seed.sql).
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_split.h>
+#include <absl/synchronization/mutex.h>
+#include <absl/time/time.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "segmentation/v1/segment_service.grpc.pb.h"
+
+namespace {
+
+namespace v1 = segmentation::v1;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kHealthMethod[] = "/grpc.health.v1.Health/Check";
+constexpr int kStatusCodes = 17;  // grpc::StatusCode 0..16
+
+enum class Mode { kHealth, kGet, kUpdate };
+
+std::string_view ModeName(Mode m) {
+  switch (m) {
+    case Mode::kHealth:
+      return "health";
+    case Mode::kGet:
+      return "get";
+    case Mode::kUpdate:
+      return "update";
+  }
+  return "?";
+}
+
+std::string_view CodeName(int code) {
+  static constexpr std::array<std::string_view, kStatusCodes> kNames = {
+      "OK",           "CANCELLED",           "UNKNOWN",   "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+      "OUT_OF_RANGE", "UNIMPLEMENTED",       "INTERNAL",  "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED"};
+  return code >= 0 && code < kStatusCodes ? kNames[static_cast<size_t>(code)] : "?";
+}
+
+struct Options {
+  std::string target = "127.0.0.1:50051";
+  std::vector<Mode> modes;
+  int concurrency = 64;
+  int channels = 2;
+  absl::Duration duration = absl::Seconds(10);
+  absl::Duration warmup = absl::Seconds(2);
+  absl::Duration timeout = absl::Seconds(10);
+  absl::Duration wait_serving = absl::ZeroDuration();
+  uint64_t users = 100'000;
+  std::string toggle_slug = "BENCH_TOGGLE";
+  std::string segment_prefix = "BENCH_";
+  int expect_segments = 5;
+  int64_t toggle_ttl_seconds = 3600;
+  double max_error_rate = 0.001;
+  std::string csv;
+  uint64_t seed = 1;
+};
+
+constexpr char kUsage[] = R"(Usage: segments-grpc-load [--flag=value ...]
+
+  --target=HOST:PORT        server address (default 127.0.0.1:50051)
+  --mode=LIST               comma-separated modes run in order: health, get, update
+                            (default health,get,update)
+  --concurrency=N           calls in flight (default 64)
+  --channels=N              gRPC channels, each its own connection (default 2)
+  --warmup=DUR              unmeasured time before each mode (default 2s)
+  --duration=DUR            measured time of each mode (default 10s)
+  --timeout=DUR             deadline of each call (default 10s)
+  --wait-serving=DUR        first wait up to DUR for health SERVING (default: don't)
+  --users=N                 seeded users 0..N-1 (default 100000)
+  --expect-segments=N       get: BENCH_1..BENCH_N must be returned; 0 = don't check (default 5)
+  --toggle-slug=SLUG        update: segment added and removed (default BENCH_TOGGLE)
+  --toggle-ttl=SECONDS      update: secondsToBeInSegment on add (default 3600)
+  --max-error-rate=F        exit 1 if errors exceed this share of calls (default 0.001)
+  --csv=FILE                also append one CSV row per mode to FILE
+  --seed=N                  random seed for get (default 1)
+
+Exit status: 0 ok, 1 too many errors (or no call measured), 2 bad usage or server not reachable.
+)";
+
+std::optional<Options> ParseOptions(int argc, char** argv) {
+  Options o;
+  std::string modes = "health,get,update";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    const auto eq = arg.find('=');
+    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) {
+      std::fprintf(stderr, "segments-grpc-load: expected --flag=value, got '%s'\n", arg.c_str());
+      return std::nullopt;
+    }
+    const std::string name = arg.substr(2, eq - 2);
+    const std::string value = arg.substr(eq + 1);
+    const absl::string_view v(value);
+    bool ok = true;
+    auto positive_int = [&](int& out) {
+      ok = absl::SimpleAtoi(v, &out) && out > 0;
+    };
+    auto duration = [&](absl::Duration& out) {
+      ok = absl::ParseDuration(v, &out) && out >= absl::ZeroDuration();
+    };
+    if (name == "target") {
+      o.target = value;
+    } else if (name == "mode") {
+      modes = value;
+    } else if (name == "concurrency") {
+      positive_int(o.concurrency);
+    } else if (name == "channels") {
+      positive_int(o.channels);
+    } else if (name == "duration") {
+      duration(o.duration);
+      ok = ok && o.duration > absl::ZeroDuration();
+    } else if (name == "warmup") {
+      duration(o.warmup);
+    } else if (name == "timeout") {
+      duration(o.timeout);
+      ok = ok && o.timeout > absl::ZeroDuration();
+    } else if (name == "wait-serving") {
+      duration(o.wait_serving);
+    } else if (name == "users") {
+      ok = absl::SimpleAtoi(v, &o.users) && o.users > 0 && o.users <= (uint64_t{1} << 48);
+    } else if (name == "expect-segments") {
+      ok = absl::SimpleAtoi(v, &o.expect_segments) && o.expect_segments >= 0;
+    } else if (name == "toggle-slug") {
+      o.toggle_slug = value;
+      ok = !value.empty();
+    } else if (name == "toggle-ttl") {
+      ok = absl::SimpleAtoi(v, &o.toggle_ttl_seconds) && o.toggle_ttl_seconds > 0;
+    } else if (name == "max-error-rate") {
+      ok = absl::SimpleAtod(v, &o.max_error_rate) && o.max_error_rate >= 0;
+    } else if (name == "csv") {
+      o.csv = value;
+    } else if (name == "seed") {
+      ok = absl::SimpleAtoi(v, &o.seed);
+    } else {
+      std::fprintf(stderr, "segments-grpc-load: unknown flag --%s (see --help)\n", name.c_str());
+      return std::nullopt;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "segments-grpc-load: bad value for --%s: '%s'\n", name.c_str(), value.c_str());
+      return std::nullopt;
+    }
+  }
+  for (absl::string_view m : absl::StrSplit(modes, ',', absl::SkipEmpty())) {
+    if (m == "health") {
+      o.modes.push_back(Mode::kHealth);
+    } else if (m == "get") {
+      o.modes.push_back(Mode::kGet);
+    } else if (m == "update") {
+      o.modes.push_back(Mode::kUpdate);
+    } else {
+      std::fprintf(stderr, "segments-grpc-load: unknown mode '%s'\n", std::string(m).c_str());
+      return std::nullopt;
+    }
+  }
+  if (o.modes.empty()) {
+    std::fprintf(stderr, "segments-grpc-load: --mode lists no mode\n");
+    return std::nullopt;
+  }
+  if (static_cast<uint64_t>(o.concurrency) > o.users) {
+    std::fprintf(stderr, "segments-grpc-load: --concurrency must not exceed --users\n");
+    return std::nullopt;
+  }
+  return o;
+}
+
+std::string UserId(uint64_t index) { return fmt::format("00000000-0000-4000-8000-{:012x}", index); }
+
+// A valid zero-length message: HealthCheckRequest{service: ""} serializes to
+// no bytes. (A default-constructed ByteBuffer holds no buffer at all.)
+grpc::ByteBuffer EmptyMessage() {
+  grpc::Slice empty;
+  return grpc::ByteBuffer(&empty, 1);
+}
+
+// HealthCheckResponse{status: SERVING} is field 1 varint 1.
+bool IsServing(const grpc::ByteBuffer& response) {
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return false;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes == std::string_view("\x08\x01", 2);
+}
+
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+// What one slot saw in the measured window.
+struct Stats {
+  std::vector<int64_t> latencies_ns;  // one per measured call, OK or not
+  std::array<uint64_t, kStatusCodes> by_code{};
+  uint64_t bad_responses = 0;  // OK status, wrong content (health not SERVING, wrong segments)
+
+  void Merge(const Stats& other) {
+    latencies_ns.insert(latencies_ns.end(), other.latencies_ns.begin(), other.latencies_ns.end());
+    for (size_t i = 0; i < by_code.size(); ++i) by_code[i] += other.by_code[i];
+    bad_responses += other.bad_responses;
+  }
+};
+
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::SegmentService::Stub> segments;
+  std::unique_ptr<grpc::GenericStub> generic;
+};
+
+class ModeRun;
+
+// One call in flight at a time; its callback issues the next one, so the
+// slot's state is only ever touched by one thread at a time.
+class Slot {
+ public:
+  Slot(ModeRun& run, int index);
+  void Issue();
+  Stats& stats() { return stats_; }
+
+ private:
+  void OnDone(const grpc::Status& status);
+  bool ResponseOk() const;
+
+  ModeRun& run_;
+  const Connection& conn_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  Clock::time_point started_;
+  Stats stats_;
+
+  grpc::ByteBuffer health_request_ = EmptyMessage();
+  grpc::ByteBuffer health_response_;
+  v1::GetUserSegmentsRequest get_request_;
+  v1::GetUserSegmentsResponse get_response_;
+  v1::UpdateUserSegmentsRequest update_request_;
+  v1::UpdateUserSegmentsResponse update_response_;
+
+  std::mt19937_64 rng_;
+  // update: this slot's users are [stripe_begin_, stripe_end_).
+  uint64_t stripe_begin_ = 0;
+  uint64_t stripe_end_ = 0;
+  uint64_t next_user_ = 0;
+  bool adding_ = true;
+};
+
+class ModeRun {
+ public:
+  ModeRun(const Options& options, Mode mode, const std::vector<Connection>& conns)
+      : options_(options), mode_(mode), conns_(conns) {}
+
+  struct Result {
+    Stats stats;
+    double measured_seconds = 0;
+    double client_cpu = 0;  // loader CPU seconds per wall second, whole mode
+  };
+
+  Result Run() {
+    const double cpu_before = CpuSeconds();
+    const Clock::time_point begin = Clock::now();
+    measure_start_ = begin + absl::ToChronoNanoseconds(options_.warmup);
+    measure_end_ = measure_start_ + absl::ToChronoNanoseconds(options_.duration);
+    for (int i = 0; i < options_.concurrency; ++i) slots_.push_back(std::make_unique<Slot>(*this, i));
+    active_.store(options_.concurrency);
+    for (auto& slot : slots_) slot->Issue();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&all_done_));
+    }
+    const Clock::time_point end = Clock::now();
+    Result result;
+    for (auto& slot : slots_) result.stats.Merge(slot->stats());
+    result.measured_seconds = absl::ToDoubleSeconds(options_.duration);
+    result.client_cpu =
+        (CpuSeconds() - cpu_before) / std::chrono::duration<double>(end - begin).count();
+    return result;
+  }
+
+  void SlotFinished() {
+    if (active_.fetch_sub(1) == 1) {
+      absl::MutexLock lock(&mu_);
+      all_done_ = true;
+    }
+  }
+
+  const Options& options() const { return options_; }
+  Mode mode() const { return mode_; }
+  const Connection& connection(int slot) const { return conns_[static_cast<size_t>(slot) % conns_.size()]; }
+  Clock::time_point measure_start() const { return measure_start_; }
+  Clock::time_point measure_end() const { return measure_end_; }
+
+ private:
+  const Options& options_;
+  const Mode mode_;
+  const std::vector<Connection>& conns_;
+  Clock::time_point measure_start_;
+  Clock::time_point measure_end_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::atomic<int> active_{0};
+  absl::Mutex mu_;
+  bool all_done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+Slot::Slot(ModeRun& run, int index)
+    : run_(run), conn_(run.connection(index)), rng_(run.options().seed * 1'000'003 + static_cast<uint64_t>(index)) {
+  const Options& o = run.options();
+  const auto slots = static_cast<uint64_t>(o.concurrency);
+  const auto i = static_cast<uint64_t>(index);
+  stripe_begin_ = o.users * i / slots;
+  stripe_end_ = o.users * (i + 1) / slots;
+  next_user_ = stripe_begin_;
+}
+
+void Slot::Issue() {
+  const Options& o = run_.options();
+  ctx_ = std::make_unique<grpc::ClientContext>();
+  ctx_->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(o.timeout));
+  auto done = [this](const grpc::Status& status) { OnDone(status); };
+  switch (run_.mode()) {
+    case Mode::kHealth:
+      health_response_.Clear();
+      started_ = Clock::now();
+      conn_.generic->UnaryCall(ctx_.get(), kHealthMethod, grpc::StubOptions(), &health_request_, &health_response_,
+                               std::move(done));
+      break;
+    case Mode::kGet: {
+      std::uniform_int_distribution<uint64_t> pick(0, o.users - 1);
+      get_request_.set_user_id(UserId(pick(rng_)));
+      get_response_.Clear();
+      started_ = Clock::now();
+      conn_.segments->async()->GetUserSegments(ctx_.get(), &get_request_, &get_response_, std::move(done));
+      break;
+    }
+    case Mode::kUpdate: {
+      update_request_.set_user_id(UserId(next_user_));
+      update_request_.clear_segments_to_add();
+      update_request_.clear_segments_to_remove();
+      if (adding_) {
+        auto* add = update_request_.add_segments_to_add();
+        add->set_segment_slug(o.toggle_slug);
+        add->set_seconds_to_be_in_segment(o.toggle_ttl_seconds);
+      } else {
+        update_request_.add_segments_to_remove()->set_segment_slug(o.toggle_slug);
+      }
+      update_response_.Clear();
+      started_ = Clock::now();
+      conn_.segments->async()->UpdateUserSegments(ctx_.get(), &update_request_, &update_response_, std::move(done));
+      break;
+    }
+  }
+}
+
+bool Slot::ResponseOk() const {
+  const Options& o = run_.options();
+  switch (run_.mode()) {
+    case Mode::kHealth:
+      return IsServing(health_response_);
+    case Mode::kGet: {
+      if (o.expect_segments == 0) return true;
+      // Sorted by bytes: BENCH_1..BENCH_N, then BENCH_TOGGLE if the user has it.
+      const int n = get_response_.segments_size();
+      if (n != o.expect_segments && n != o.expect_segments + 1) return false;
+      for (int k = 0; k < o.expect_segments; ++k) {
+        if (get_response_.segments(k) != fmt::format("{}{}", o.segment_prefix, k + 1)) return false;
+      }
+      return n == o.expect_segments || get_response_.segments(n - 1) == o.toggle_slug;
+    }
+    case Mode::kUpdate:
+      return true;
+  }
+  return false;
+}
+
+void Slot::OnDone(const grpc::Status& status) {
+  const Clock::time_point now = Clock::now();
+  if (started_ >= run_.measure_start()) {
+    stats_.latencies_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_).count());
+    if (!status.ok()) {
+      int code = static_cast<int>(status.error_code());
+      if (code <= 0 || code >= kStatusCodes) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
+      if (++stats_.by_code[static_cast<size_t>(code)] == 1) {
+        std::fprintf(stderr, "segments-grpc-load: %s: first %s: %s\n", std::string(ModeName(run_.mode())).c_str(),
+                     std::string(CodeName(code)).c_str(), status.error_message().c_str());
+      }
+    } else if (!ResponseOk()) {
+      ++stats_.bad_responses;
+      if (stats_.bad_responses == 1) {
+        std::fprintf(stderr, "segments-grpc-load: %s: first unexpected response: %s\n",
+                     std::string(ModeName(run_.mode())).c_str(),
+                     run_.mode() == Mode::kGet ? get_response_.ShortDebugString().c_str() : "not SERVING");
+      }
+    } else {
+      ++stats_.by_code[0];
+    }
+  }
+  if (run_.mode() == Mode::kUpdate) {
+    // Advance even after a failure: the user's state is then unknown, and a
+    // wrong guess shows up as FAILED_PRECONDITION on the next pass.
+    if (++next_user_ == stripe_end_) {
+      next_user_ = stripe_begin_;
+      adding_ = !adding_;
+    }
+  }
+  if (now >= run_.measure_end()) {
+    ctx_.reset();
+    run_.SlotFinished();  // `this` may be gone after this call
+    return;
+  }
+  Issue();
+}
+
+std::vector<Connection> Connect(const Options& o) {
+  std::vector<Connection> conns;
+  for (int i = 0; i < o.channels; ++i) {
+    grpc::ChannelArguments args;
+    // Distinct arguments and a local subchannel pool: one TCP connection each.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("segments.bench.channel", i);
+    Connection c;
+    c.channel = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
+    c.segments = v1::SegmentService::NewStub(c.channel);
+    c.generic = std::make_unique<grpc::GenericStub>(c.channel);
+    conns.push_back(std::move(c));
+  }
+  return conns;
+}
+
+// One health check; nullopt when the call itself failed.
+std::optional<bool> CheckHealth(const Connection& conn, absl::Duration timeout, std::string* error) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
+  grpc::ByteBuffer request = EmptyMessage();
+  grpc::ByteBuffer response;
+  absl::Mutex mu;
+  bool done = false;
+  grpc::Status result;
+  conn.generic->UnaryCall(&ctx, kHealthMethod, grpc::StubOptions(), &request, &response,
+                          [&](const grpc::Status& status) {
+                            absl::MutexLock lock(&mu);
+                            result = status;
+                            done = true;
+                          });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  if (!result.ok()) {
+    *error = fmt::format("{}: {}", CodeName(static_cast<int>(result.error_code())), result.error_message());
+    return std::nullopt;
+  }
+  return IsServing(response);
+}
+
+bool WaitServing(const Connection& conn, absl::Duration limit) {
+  const absl::Time deadline = absl::Now() + limit;
+  std::string last = "no answer";
+  for (;;) {
+    std::string error;
+    auto serving = CheckHealth(conn, absl::Seconds(1), &error);
+    if (serving && *serving) return true;
+    last = serving ? "NOT_SERVING" : error;
+    if (absl::Now() >= deadline) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  std::fprintf(stderr, "segments-grpc-load: server not SERVING after %s (last: %s)\n",
+               absl::FormatDuration(limit).c_str(), last.c_str());
+  return false;
+}
+
+// Nearest-rank percentile of sorted samples, in microseconds.
+double PercentileUs(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double rank = std::ceil(p / 100.0 * static_cast<double>(sorted.size()));
+  const size_t idx = std::min(sorted.size() - 1, static_cast<size_t>(std::max(1.0, rank)) - 1);
+  return static_cast<double>(sorted[idx]) / 1000.0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = ParseOptions(argc, argv);
+  if (!parsed) return 2;
+  const Options& o = *parsed;
+
+  std::vector<Connection> conns = Connect(o);
+  for (const Connection& c : conns) {
+    if (!c.channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+      std::fprintf(stderr, "segments-grpc-load: cannot connect to %s\n", o.target.c_str());
+      return 2;
+    }
+  }
+  if (o.wait_serving > absl::ZeroDuration() && !WaitServing(conns.front(), o.wait_serving)) return 2;
+
+  std::printf("target %s, concurrency %d, channels %d, warmup %s, duration %s, users %llu\n", o.target.c_str(),
+              o.concurrency, o.channels, absl::FormatDuration(o.warmup).c_str(),
+              absl::FormatDuration(o.duration).c_str(), static_cast<unsigned long long>(o.users));
+  std::printf("%-7s %9s %7s %10s %9s %9s %9s %9s %8s  %s\n", "mode", "calls", "errors", "rps", "p50_us", "p90_us",
+              "p99_us", "max_us", "cli_cpu", "errors_by_code");
+  std::fflush(stdout);
+
+  std::ofstream csv;
+  if (!o.csv.empty()) {
+    csv.open(o.csv, std::ios::app);
+    if (!csv) {
+      std::fprintf(stderr, "segments-grpc-load: cannot open %s\n", o.csv.c_str());
+      return 2;
+    }
+  }
+
+  bool failed = false;
+  for (Mode mode : o.modes) {
+    ModeRun run(o, mode, conns);
+    ModeRun::Result r = run.Run();
+    std::vector<int64_t>& lat = r.stats.latencies_ns;
+    std::sort(lat.begin(), lat.end());
+    const uint64_t calls = lat.size();
+    uint64_t errors = r.stats.bad_responses;
+    std::string by_code;
+    for (int code = 1; code < kStatusCodes; ++code) {
+      const uint64_t n = r.stats.by_code[static_cast<size_t>(code)];
+      if (n == 0) continue;
+      errors += n;
+      by_code += fmt::format("{}{}={}", by_code.empty() ? "" : ",", CodeName(code), n);
+    }
+    if (r.stats.bad_responses > 0) {
+      by_code += fmt::format("{}BAD_RESPONSE={}", by_code.empty() ? "" : ",", r.stats.bad_responses);
+    }
+    if (by_code.empty()) by_code.push_back('-');  // (operator= trips GCC 12 -Wrestrict)
+    const double rps = static_cast<double>(calls) / r.measured_seconds;
+    const double p50 = PercentileUs(lat, 50), p90 = PercentileUs(lat, 90), p99 = PercentileUs(lat, 99);
+    const double max = lat.empty() ? 0 : static_cast<double>(lat.back()) / 1000.0;
+    const std::string name(ModeName(mode));
+    std::printf("%-7s %9llu %7llu %10.0f %9.0f %9.0f %9.0f %9.0f %7.0f%%  %s\n", name.c_str(),
+                static_cast<unsigned long long>(calls), static_cast<unsigned long long>(errors), rps, p50, p90, p99,
+                max, r.client_cpu * 100, by_code.c_str());
+    std::fflush(stdout);
+    if (csv) {
+      csv << fmt::format("{},{},{},{:.1f},{:.1f},{:.1f},{:.1f},{:.1f},{:.2f},{}\n", name, calls, errors, rps, p50, p90,
+                         p99, max, r.client_cpu, by_code);
+      csv.flush();
+    }
+    if (calls == 0 || static_cast<double>(errors) > o.max_error_rate * static_cast<double>(calls)) failed = true;
+  }
+  return failed ? 1 : 0;
+}

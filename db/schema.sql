@@ -1,0 +1,73 @@
+-- Schema of the segments service. Safe to apply any number of times: each
+-- numbered migration runs once and is recorded in schema_migrations. Later
+-- changes are appended as new numbered blocks; never edit an applied block.
+
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer     PRIMARY KEY,
+    description text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+DO $migrations$
+BEGIN
+    -- Serialises concurrent appliers (two instances starting at once).
+    PERFORM pg_advisory_xact_lock(hashtext('segments.schema_migrations'));
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 1) THEN
+        CREATE TYPE user_state AS ENUM ('active', 'excluded');
+        CREATE TYPE history_operation AS ENUM ('add', 'remove');
+        CREATE TYPE history_reason AS ENUM (
+            'manual', 'ttl', 'auto_percent', 'segment_deleted', 'user_deleted');
+
+        -- Local replica of the user service: id and state only.
+        CREATE TABLE users (
+            id         uuid        PRIMARY KEY,
+            state      user_state  NOT NULL DEFAULT 'active',
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL
+        );
+
+        -- Deleted segments stay (deleted_at set) so that history can name
+        -- them; a slug is unique among live segments only.
+        CREATE TABLE segments (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            slug            text        NOT NULL
+                CHECK (slug ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'),
+            salt            text        NOT NULL,
+            percent_to_fill numeric(5, 2)
+                CHECK (percent_to_fill BETWEEN 0 AND 100),
+            description     text        NOT NULL DEFAULT '',
+            created_at      timestamptz NOT NULL,
+            deleted_at      timestamptz
+        );
+        CREATE UNIQUE INDEX segments_live_slug_key ON segments (slug) WHERE deleted_at IS NULL;
+
+        -- Keyed by user first: the hot read is "segments of user X".
+        CREATE TABLE memberships (
+            user_id    uuid        NOT NULL REFERENCES users (id),
+            segment_id bigint      NOT NULL REFERENCES segments (id),
+            added_at   timestamptz NOT NULL,
+            expires_at timestamptz,
+            PRIMARY KEY (user_id, segment_id),
+            CHECK (expires_at IS NULL OR expires_at > added_at)
+        );
+        CREATE INDEX memberships_segment_idx ON memberships (segment_id);
+        CREATE INDEX memberships_expiry_idx ON memberships (expires_at) WHERE expires_at IS NOT NULL;
+
+        -- Append-only; no foreign keys, so it outlives users and segments.
+        CREATE TABLE history (
+            id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            user_id    uuid              NOT NULL,
+            segment_id bigint            NOT NULL,
+            slug       text              NOT NULL,
+            operation  history_operation NOT NULL,
+            reason     history_reason    NOT NULL,
+            at         timestamptz       NOT NULL
+        );
+        CREATE INDEX history_user_at_idx ON history (user_id, at);
+        CREATE INDEX history_at_idx ON history (at, user_id, slug);
+
+        INSERT INTO schema_migrations (version, description) VALUES (1, 'users, segments, memberships, history');
+    END IF;
+END
+$migrations$;

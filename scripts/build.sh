@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configure and build with CMake + Ninja into build/<kind>.
+# Usage: build.sh [release|asan]   (default: release)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+kind=${1:-release}
+case $kind in
+  release) args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan) args=(-DCMAKE_BUILD_TYPE=Debug -DSEGMENTS_SANITIZE=ON) ;;
+  *) die "usage: $0 [release|asan]" ;;
+esac
+args+=(-DSEGMENTS_WERROR=ON)
+if command -v ccache >/dev/null; then
+  args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+
+dir="$ROOT/build/$kind"
+log "building $kind in $dir"
+cmake -G Ninja -S "$ROOT" -B "$dir" "${args[@]}"
+cmake --build "$dir" -j "$(nproc)"

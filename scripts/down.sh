@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Stop what scripts/up.sh started (newest first). Data is kept.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Mirror of COMPONENTS in up.sh, in stop order.
+COMPONENTS=(server db)
+
+stop_server() {
+  bg_stop server "$STATE/server.pid" "$ROOT/build/release/server/segments-server" 15
+}
+
+stop_db() {
+  "$ROOT/scripts/pg.sh" stop
+}
+
+for c in "${COMPONENTS[@]}"; do
+  "stop_$c"
+done
+log "stopped"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Build and run the test suites: release, then (by default) ASan/UBSan.
+# Usage: test.sh [--fast] [--no-asan] [-- <extra ctest args>]
+#   --fast     only tests labelled "unit", release build only
+#   --no-asan  skip the sanitizer build
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+fast=0 asan=1
+ctest_args=()
+while (($#)); do
+  case $1 in
+    --fast) fast=1 asan=0 ;;
+    --no-asan) asan=0 ;;
+    --) shift; ctest_args+=("$@"); break ;;
+    -h | --help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+  shift
+done
+((fast)) && ctest_args=(-L unit "${ctest_args[@]}")
+
+results=() failed=0 passed_total=0 failed_total=0
+# record NAME RC: remember a stage's outcome for the summary.
+record() {
+  if [[ $2 -eq 0 ]]; then results+=("$1: ok"); else results+=("$1: FAILED"); failed=1; fi
+}
+
+# run_ctest KIND: run ctest in build/KIND and add its counts to the totals.
+run_ctest() {
+  local dir="$ROOT/build/$1" rc=0 line
+  log "ctest ($1)"
+  ctest --test-dir "$dir" --output-on-failure --no-tests=error "${ctest_args[@]}" 2>&1 |
+    tee "$dir/ctest.log" || rc=$?
+  # ctest's closing line: "NN% tests passed, F tests failed out of T"
+  line="$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$dir/ctest.log" | tail -n1 || true)"
+  if [[ $line =~ ([0-9]+)\ tests?\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed_total=$((failed_total + BASH_REMATCH[1]))
+    passed_total=$((passed_total + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
+  return "$rc"
+}
+
+pg_started=0
+# shellcheck disable=SC2317  # invoked via trap
+cleanup() {
+  if ((pg_started)); then "$ROOT/scripts/pg.sh" stop || true; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$ROOT/scripts/install-deps.sh"
+
+rc=0; "$ROOT/scripts/build.sh" release || rc=$?
+record "release build" "$rc"
+release_built=$((rc == 0))
+if ((release_built)); then
+  if ! "$ROOT/scripts/pg.sh" status >/dev/null; then
+    pg_started=1
+    "$ROOT/scripts/pg.sh" start
+  fi
+  SEGMENTS_TEST_DATABASE_URL="$("$ROOT/scripts/pg.sh" url segments_test)"
+  SEGMENTS_TEST_PG_SCRIPT="$ROOT/scripts/pg.sh"
+  export SEGMENTS_TEST_DATABASE_URL SEGMENTS_TEST_PG_SCRIPT
+
+  rc=0; run_ctest release || rc=$?
+  record "release tests" "$rc"
+fi
+
+if ((asan && !release_built)); then
+  results+=("asan: skipped")
+elif ((asan)); then
+  rc=0; "$ROOT/scripts/build.sh" asan || rc=$?
+  record "asan build" "$rc"
+  if ((rc == 0)); then
+    rc=0
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      run_ctest asan || rc=$?
+    record "asan tests" "$rc"
+  fi
+fi
+
+cleanup # stop PostgreSQL now so the summary stays the last output
+pg_started=0
+status=OK
+((failed)) && status=FAILED
+printf -v stages '%s; ' "${results[@]}"
+echo "test.sh: $status (${stages%; })"
+echo "summary: $passed_total passed, $failed_total failed"
+exit "$failed"

@@ -1,0 +1,32 @@
+#include "api/grpc_status.h"
+
+#include "domain/errors.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace segments::api {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  std::string message(status.message());
+  if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown) {
+    message = "internal error";
+  }
+  const auto violations = domain::ViolationsOf(status);
+  if (violations.empty()) return grpc::Status(code, message);
+
+  google::rpc::BadRequest bad_request;
+  for (const auto& v : violations) {
+    auto* out = bad_request.add_field_violations();
+    out->set_field(v.field);
+    out->set_description(v.description);
+  }
+  google::rpc::Status rich;
+  rich.set_code(static_cast<int32_t>(code));
+  rich.set_message(message);
+  rich.add_details()->PackFrom(bad_request);
+  return grpc::Status(code, message, rich.SerializeAsString());
+}
+
+}  // namespace segments::api

@@ -1,0 +1,15 @@
+// The one conversion from domain errors to gRPC statuses.
+#pragma once
+
+#include <absl/status/status.h>
+#include <grpcpp/support/status.h>
+
+namespace segments::api {
+
+// Same code and message. Field violations travel as a google.rpc.Status with
+// one google.rpc.BadRequest detail, in the standard `grpc-status-details-bin`
+// trailer. INTERNAL and UNKNOWN messages are replaced by a generic text, so
+// clients never see storage details.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace segments::api

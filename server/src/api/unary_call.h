@@ -1,0 +1,36 @@
+// Runs a unary handler on the worker pool and finishes the call's reactor
+// from there, so the gRPC thread that received the call returns at once.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "api/grpc_status.h"
+#include "common/worker_pool.h"
+
+namespace segments::api {
+
+// `handler` returns absl::Status and fills the response it captured.
+template <typename Handler>
+grpc::ServerUnaryReactor* RunOnWorkers(grpc::CallbackServerContext* context, WorkerPool& workers, Handler handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const bool queued = workers.TrySubmit([context, reactor, handler = std::move(handler)]() mutable {
+    // Work nobody waits for any more is skipped.
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+      return;
+    }
+    if (context->deadline() < std::chrono::system_clock::now()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed before work started"));
+      return;
+    }
+    reactor->Finish(ToGrpcStatus(handler()));
+  });
+  if (!queued) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is overloaded or stopping; retry later"));
+  }
+  return reactor;
+}
+
+}  // namespace segments::api

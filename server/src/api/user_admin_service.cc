@@ -1,0 +1,33 @@
+#include "api/user_admin_service.h"
+
+#include "api/unary_call.h"
+
+namespace segments::api {
+
+namespace v1 = segmentation::v1;
+
+grpc::ServerUnaryReactor* UserAdminService::CreateUser(grpc::CallbackServerContext* context,
+                                                       const v1::CreateUserRequest* request,
+                                                       v1::CreateUserResponse* /*response*/) {
+  return RunOnWorkers(context, workers_, [this, request]() { return use_cases_.CreateUser(request->user_id()); });
+}
+
+grpc::ServerUnaryReactor* UserAdminService::UpdateUser(grpc::CallbackServerContext* context,
+                                                       const v1::UpdateUserRequest* request,
+                                                       v1::UpdateUserResponse* /*response*/) {
+  return RunOnWorkers(context, workers_,
+                      [this, request]() { return use_cases_.UpdateUser(request->user_id(), request->status()); });
+}
+
+grpc::ServerUnaryReactor* UserAdminService::DeleteUser(grpc::CallbackServerContext* context,
+                                                       const v1::DeleteUserRequest* request,
+                                                       v1::DeleteUserResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    auto ended = use_cases_.DeleteUser(request->user_id());
+    if (!ended.ok()) return ended.status();
+    response->set_memberships_ended(*ended);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace segments::api

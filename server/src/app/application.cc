@@ -1,0 +1,77 @@
+#include "app/application.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "common/log.h"
+
+namespace segments::app {
+
+Application::Application(const config::Config& config, const domain::Clock& clock)
+    : config_(config),
+      pool_(storage::PgPoolOptions{config.database_url, config.db_pool_size, config.db_connect_timeout,
+                                   config.db_statement_timeout, config.db_acquire_timeout}),
+      store_(pool_),
+      segment_use_cases_(store_, clock),
+      user_use_cases_(store_, clock),
+      workers_(config.workers, static_cast<size_t>(config.max_queued_calls)),
+      segment_service_(segment_use_cases_, workers_),
+      user_admin_service_(user_use_cases_, workers_) {}
+
+absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
+                                                               const domain::Clock& clock) {
+  std::unique_ptr<Application> app(new Application(config, clock));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &app->port_);
+  builder.RegisterService(&app->segment_service_);
+  builder.RegisterService(&app->user_admin_service_);
+  app->server_ = builder.BuildAndStart();
+  if (!app->server_ || app->port_ == 0) {
+    return absl::UnavailableError("cannot listen on " + config.grpc_listen);
+  }
+  // Health follows the database: NOT_SERVING until the first ping succeeds.
+  app->server_->GetHealthCheckService()->SetServingStatus(false);
+  app->health_watcher_ = std::thread([raw = app.get()] { raw->WatchDatabase(); });
+  log::Info("serving gRPC on port {}", app->port_);
+  return app;
+}
+
+void Application::WatchDatabase() {
+  bool serving = false;
+  for (;;) {
+    const bool up = store_.Ping().ok();
+    if (up != serving) {
+      serving = up;
+      server_->GetHealthCheckService()->SetServingStatus(serving);
+      if (serving) {
+        log::Info("database is reachable: health SERVING");
+      } else {
+        log::Warning("database is unreachable: health NOT_SERVING");
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), config_.health_check_period)) return;
+  }
+}
+
+void Application::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (health_watcher_.joinable()) health_watcher_.join();
+  log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  workers_.Stop();
+  pool_.Close();
+  log::Info("stopped");
+}
+
+Application::~Application() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace segments::app

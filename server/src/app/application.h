@@ -1,0 +1,61 @@
+// The whole server wired from a Config: database pool, store, use cases,
+// worker pool, gRPC services, health and reflection. main() and the service
+// tests both start it this way.
+#pragma once
+
+#include <absl/status/statusor.h>
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <thread>
+
+#include "api/segment_service.h"
+#include "api/user_admin_service.h"
+#include "common/worker_pool.h"
+#include "config/config.h"
+#include "domain/clock.h"
+#include "domain/segment_use_cases.h"
+#include "domain/user_use_cases.h"
+#include "storage/pg_pool.h"
+#include "storage/pg_store.h"
+
+namespace segments::app {
+
+class Application {
+ public:
+  // Starts serving. `clock` must outlive the application. Fails if the
+  // address cannot be bound; a database that is down is not an error at
+  // start: calls get UNAVAILABLE and health says NOT_SERVING until it is up.
+  static absl::StatusOr<std::unique_ptr<Application>> Start(const config::Config& config,
+                                                           const domain::Clock& clock);
+  ~Application();
+
+  // The bound port (useful with port 0).
+  int port() const { return port_; }
+
+  // Stops accepting calls, lets in-flight ones finish for up to `grace`
+  // (then cancels them), stops the workers and closes the database pool.
+  // Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  Application(const config::Config& config, const domain::Clock& clock);
+  void WatchDatabase();
+
+  const config::Config config_;
+  storage::PgPool pool_;
+  storage::PgStore store_;
+  domain::SegmentUseCases segment_use_cases_;
+  domain::UserUseCases user_use_cases_;
+  WorkerPool workers_;
+  api::SegmentService segment_service_;
+  api::UserAdminService user_admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread health_watcher_;
+};
+
+}  // namespace segments::app

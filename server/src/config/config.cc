@@ -1,0 +1,165 @@
+#include "config/config.h"
+
+#include <absl/strings/match.h>
+#include <absl/strings/numbers.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+
+namespace segments::config {
+namespace {
+
+struct Setting {
+  const char* flag;
+  const char* env;
+  const char* help;
+  // Parses `value` into the config; returns a problem description or "".
+  std::function<std::string(Config&, const std::string& value)> apply;
+  std::function<std::string(const Config&)> show;
+};
+
+std::function<std::string(Config&, const std::string&)> IntIn(int Config::*field, int min, int max) {
+  return [=](Config& c, const std::string& v) -> std::string {
+    int parsed = 0;
+    if (!absl::SimpleAtoi(v, &parsed) || parsed < min || parsed > max) {
+      return fmt::format("must be an integer in {}..{}", min, max);
+    }
+    c.*field = parsed;
+    return "";
+  };
+}
+
+std::function<std::string(Config&, const std::string&)> DurationIn(absl::Duration Config::*field, absl::Duration min,
+                                                                   absl::Duration max) {
+  return [=](Config& c, const std::string& v) -> std::string {
+    absl::Duration parsed;
+    if (!absl::ParseDuration(v, &parsed) || parsed < min || parsed > max) {
+      return fmt::format("must be a duration such as 500ms or 2s, in {}..{}", absl::FormatDuration(min),
+                         absl::FormatDuration(max));
+    }
+    c.*field = parsed;
+    return "";
+  };
+}
+
+std::function<std::string(Config&, const std::string&)> NonEmpty(std::string Config::*field) {
+  return [=](Config& c, const std::string& v) -> std::string {
+    if (v.empty()) return "must not be empty";
+    c.*field = v;
+    return "";
+  };
+}
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> settings = {
+      {"grpc-listen", "SEGMENTS_GRPC_LISTEN", "gRPC listen address host:port (port 0 picks a free one)",
+       [](Config& c, const std::string& v) -> std::string {
+         const auto colon = v.rfind(':');
+         int port = 0;
+         if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(v.substr(colon + 1), &port) || port < 0 ||
+             port > 65535) {
+           return "must be host:port";
+         }
+         c.grpc_listen = v;
+         return "";
+       },
+       [](const Config& c) { return c.grpc_listen; }},
+      {"database-url", "SEGMENTS_DATABASE_URL", "PostgreSQL connection string (libpq URI or key=value)",
+       NonEmpty(&Config::database_url), [](const Config& c) { return c.database_url; }},
+      {"db-pool-size", "SEGMENTS_DB_POOL_SIZE", "database connections at most",
+       IntIn(&Config::db_pool_size, 1, 1000), [](const Config& c) { return std::to_string(c.db_pool_size); }},
+      {"workers", "SEGMENTS_WORKERS", "threads that run database work for calls",
+       IntIn(&Config::workers, 1, 1000), [](const Config& c) { return std::to_string(c.workers); }},
+      {"max-queued-calls", "SEGMENTS_MAX_QUEUED_CALLS", "calls waiting for a worker before new ones get UNAVAILABLE",
+       IntIn(&Config::max_queued_calls, 1, 10'000'000),
+       [](const Config& c) { return std::to_string(c.max_queued_calls); }},
+      {"db-connect-timeout", "SEGMENTS_DB_CONNECT_TIMEOUT", "time to open a database connection",
+       DurationIn(&Config::db_connect_timeout, absl::Seconds(1), absl::Minutes(1)),
+       [](const Config& c) { return absl::FormatDuration(c.db_connect_timeout); }},
+      {"db-statement-timeout", "SEGMENTS_DB_STATEMENT_TIMEOUT", "longest a single SQL statement may run",
+       DurationIn(&Config::db_statement_timeout, absl::Milliseconds(10), absl::Hours(1)),
+       [](const Config& c) { return absl::FormatDuration(c.db_statement_timeout); }},
+      {"db-acquire-timeout", "SEGMENTS_DB_ACQUIRE_TIMEOUT", "wait for a free pooled connection",
+       DurationIn(&Config::db_acquire_timeout, absl::Milliseconds(1), absl::Minutes(1)),
+       [](const Config& c) { return absl::FormatDuration(c.db_acquire_timeout); }},
+      {"health-check-period", "SEGMENTS_HEALTH_CHECK_PERIOD", "how often the database is pinged for grpc.health",
+       DurationIn(&Config::health_check_period, absl::Milliseconds(100), absl::Minutes(10)),
+       [](const Config& c) { return absl::FormatDuration(c.health_check_period); }},
+      {"shutdown-grace", "SEGMENTS_SHUTDOWN_GRACE", "on SIGTERM, time in-flight calls get to finish",
+       DurationIn(&Config::shutdown_grace, absl::ZeroDuration(), absl::Minutes(10)),
+       [](const Config& c) { return absl::FormatDuration(c.shutdown_grace); }},
+      {"log-level", "SEGMENTS_LOG_LEVEL", "debug, info, warning or error",
+       [](Config& c, const std::string& v) -> std::string {
+         if (v != "debug" && v != "info" && v != "warning" && v != "error") {
+           return "must be debug, info, warning or error";
+         }
+         c.log_level = v;
+         return "";
+       },
+       [](const Config& c) { return c.log_level; }},
+  };
+  return settings;
+}
+
+const Setting* FindSetting(std::string_view flag) {
+  for (const Setting& s : Settings()) {
+    if (flag == s.flag) return &s;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+EnvLookup ProcessEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  };
+}
+
+absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const EnvLookup& env) {
+  Config config;
+  std::vector<std::pair<const Setting*, std::string>> from_flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (!absl::StartsWith(arg, "--")) return absl::InvalidArgumentError(fmt::format("unexpected argument '{}'", arg));
+    std::string name = arg.substr(2);
+    std::string value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      return absl::InvalidArgumentError(fmt::format("--{} needs a value", name));
+    }
+    const Setting* setting = FindSetting(name);
+    if (setting == nullptr) return absl::InvalidArgumentError(fmt::format("unknown flag --{}", name));
+    from_flags.emplace_back(setting, value);
+  }
+  for (const Setting& s : Settings()) {
+    if (auto value = env(s.env)) {
+      if (std::string problem = s.apply(config, *value); !problem.empty()) {
+        return absl::InvalidArgumentError(fmt::format("{}='{}': {}", s.env, *value, problem));
+      }
+    }
+  }
+  for (const auto& [s, value] : from_flags) {
+    if (std::string problem = s->apply(config, value); !problem.empty()) {
+      return absl::InvalidArgumentError(fmt::format("--{}='{}': {}", s->flag, value, problem));
+    }
+  }
+  return config;
+}
+
+std::string Usage() {
+  const Config defaults;
+  std::string out = "Usage: segments-server [--flag=value ...]\n\nEvery flag falls back to its environment variable, then to its default.\n\n";
+  for (const Setting& s : Settings()) {
+    out += fmt::format("  --{:<22} {:<30} {} (default: {})\n", s.flag, s.env, s.help, s.show(defaults));
+  }
+  return out;
+}
+
+}  // namespace segments::config

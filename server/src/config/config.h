@@ -1,0 +1,43 @@
+// Server configuration: each setting is a flag with an environment fallback
+// and a default, validated at start (a bad value names itself and exits).
+#pragma once
+
+#include <absl/status/statusor.h>
+#include <absl/time/time.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace segments::config {
+
+struct Config {
+  std::string grpc_listen = "0.0.0.0:50051";
+  // libpq URI or key=value string. Secrets belong in the environment
+  // (SEGMENTS_DATABASE_URL or libpq's PGPASSWORD), not in flags.
+  std::string database_url = "postgresql://postgres@127.0.0.1:5432/segments";
+  int db_pool_size = 16;
+  int workers = 16;
+  int max_queued_calls = 10000;
+  absl::Duration db_connect_timeout = absl::Seconds(2);
+  absl::Duration db_statement_timeout = absl::Seconds(30);
+  absl::Duration db_acquire_timeout = absl::Seconds(2);
+  absl::Duration health_check_period = absl::Seconds(2);
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  std::string log_level = "info";
+};
+
+// Reads the environment, e.g. std::getenv; injectable for tests.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnvironment();
+
+// Flags (`--name=value` or `--name value`) win over the environment, which
+// wins over defaults. Unknown flags and bad values are INVALID_ARGUMENT
+// naming the setting.
+absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const EnvLookup& env);
+
+// Every setting with its flag, environment variable, default and meaning.
+std::string Usage();
+
+}  // namespace segments::config

@@ -1,0 +1,20 @@
+// The only source of "now" for the domain, so tests can move time by hand.
+#pragma once
+
+#include <absl/time/clock.h>
+#include <absl/time/time.h>
+
+namespace segments::domain {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+};
+
+class SystemClock final : public Clock {
+ public:
+  absl::Time Now() const override { return absl::Now(); }
+};
+
+}  // namespace segments::domain

@@ -1,0 +1,32 @@
+// Inputs of the use cases, already out of the wire format but not yet
+// validated. Field paths in errors use the JSON names of the HTTP contract.
+#pragma once
+
+#include <absl/time/time.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace segments::domain {
+
+struct CreateSegmentCommand {
+  std::string slug;
+  std::optional<double> percent_to_fill;
+  std::string description;
+};
+
+struct SegmentToAdd {
+  std::string slug;
+  std::optional<int64_t> seconds_to_be_in_segment;
+  std::optional<absl::Time> deadline;
+};
+
+struct UpdateUserSegmentsCommand {
+  std::string user_id;
+  std::vector<SegmentToAdd> to_add;
+  std::vector<std::string> to_remove;
+};
+
+}  // namespace segments::domain

@@ -1,0 +1,44 @@
+// Use cases of segments and memberships: validation, then one transaction.
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
+#include <string>
+#include <vector>
+
+#include "domain/clock.h"
+#include "domain/commands.h"
+#include "domain/model.h"
+#include "domain/store.h"
+
+namespace segments::domain {
+
+class SegmentUseCases {
+ public:
+  SegmentUseCases(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+
+  // INVALID_ARGUMENT for a bad slug, percent or description; ALREADY_EXISTS
+  // when a live segment has the slug; UNIMPLEMENTED for percent > 0 (the
+  // automatic assignment is not built yet).
+  absl::StatusOr<Segment> CreateSegment(const CreateSegmentCommand& command);
+
+  // Ends every membership (reason segment_deleted) and marks the segment
+  // deleted. NOT_FOUND for an unknown slug. Returns the memberships ended.
+  absl::StatusOr<int64_t> DeleteSegment(const std::string& slug);
+
+  // All of the change or none of it. Problems are reported all at once per
+  // stage: request shape (INVALID_ARGUMENT), unknown user or slugs
+  // (NOT_FOUND), conflicts with current memberships (FAILED_PRECONDITION).
+  absl::Status UpdateUserSegments(const UpdateUserSegmentsCommand& command);
+
+  // Sorted slugs of the user's unexpired memberships; empty for an unknown
+  // user. INVALID_ARGUMENT if `user_id` is not a UUID.
+  absl::StatusOr<std::vector<std::string>> GetUserSegments(const std::string& user_id);
+
+ private:
+  Store& store_;
+  const Clock& clock_;
+};
+
+}  // namespace segments::domain

@@ -1,0 +1,76 @@
+// What the domain needs from persistence. Implemented by storage::PgStore and,
+// in tests, by an in-memory fake. Methods report storage failures as
+// absl::Status: UNAVAILABLE (database down), ABORTED (conflict; the store
+// retries those itself), INTERNAL (anything else).
+#pragma once
+
+#include <absl/functional/function_ref.h>
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+#include <absl/time/time.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "domain/model.h"
+
+namespace segments::domain {
+
+// Everything done through one Transaction commits together or not at all.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  // --- users
+  // The user's state, locking the user against concurrent changes until the
+  // transaction ends; nullopt if unknown.
+  virtual absl::StatusOr<std::optional<UserState>> LockUser(const UserId& user) = 0;
+  // ALREADY_EXISTS if the user is known.
+  virtual absl::Status InsertUser(const UserId& user, UserState state, absl::Time now) = 0;
+  virtual absl::Status SetUserState(const UserId& user, UserState state, absl::Time now) = 0;
+  // Deletes the user row; its memberships must have been ended before.
+  virtual absl::Status DeleteUser(const UserId& user) = 0;
+
+  // --- segments
+  // ALREADY_EXISTS if a live segment has the slug.
+  virtual absl::StatusOr<Segment> InsertSegment(const NewSegment& segment, absl::Time now) = 0;
+  // Marks the live segment with `slug` deleted; nullopt if there is none.
+  virtual absl::StatusOr<std::optional<Segment>> MarkSegmentDeleted(const std::string& slug, absl::Time now) = 0;
+  // The live segments among `slugs` (any order), protected against
+  // concurrent deletion until the transaction ends.
+  virtual absl::StatusOr<std::vector<Segment>> LockLiveSegments(const std::vector<std::string>& slugs) = 0;
+
+  // --- memberships and history
+  // Every membership row of the user, expired ones included.
+  virtual absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) = 0;
+  virtual absl::Status InsertMemberships(const UserId& user, const std::vector<NewMembership>& memberships,
+                                         absl::Time now) = 0;
+  virtual absl::Status DeleteMemberships(const UserId& user, const std::vector<SegmentId>& segments) = 0;
+  virtual absl::Status AppendHistory(const std::vector<HistoryEvent>& events) = 0;
+
+  // Set-based ends, for sizes the client should not load: delete every
+  // membership of a segment (or of a user) and write one `remove` event per
+  // row in the same statement. A row already expired at `now` is recorded as
+  // reason kTtl at its deadline (it ended then); others as `reason` at `now`.
+  // Returns the number of rows ended.
+  virtual absl::StatusOr<int64_t> EndSegmentMemberships(const Segment& segment, Reason reason, absl::Time now) = 0;
+  virtual absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs `work` in one transaction and commits if it returns OK; rolls back
+  // otherwise. On a serialization failure or deadlock the store rolls back
+  // and runs `work` again (a bounded number of times), so `work` must not
+  // have effects outside the transaction.
+  virtual absl::Status InTransaction(absl::FunctionRef<absl::Status(Transaction&)> work) = 0;
+
+  // The hot read: slugs of live segments the user is in at `now` (memberships
+  // expiring after `now` or never), in any order.
+  virtual absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) = 0;
+};
+
+}  // namespace segments::domain

@@ -1,0 +1,57 @@
+#include "domain/validation.h"
+
+#include <absl/strings/ascii.h>
+#include <absl/time/civil_time.h>
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace segments::domain {
+
+bool IsValidSlug(std::string_view slug) { return DescribeSlugProblem(slug).empty(); }
+
+std::string DescribeSlugProblem(std::string_view slug) {
+  if (slug.empty()) return "is required";
+  if (slug.size() > kMaxSlugLength) return fmt::format("must be at most {} characters", kMaxSlugLength);
+  if (!absl::ascii_isalnum(static_cast<unsigned char>(slug[0]))) return "must start with a letter or a digit";
+  for (char c : slug) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') {
+      return "may contain only A-Z, a-z, 0-9, '_', '.' and '-'";
+    }
+  }
+  return "";
+}
+
+std::optional<UserId> ParseUserId(std::string_view text) {
+  if (text.size() != 36) return std::nullopt;
+  std::string out(text);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash_position) {
+      if (out[i] != '-') return std::nullopt;
+    } else if (!absl::ascii_isxdigit(static_cast<unsigned char>(out[i]))) {
+      return std::nullopt;
+    }
+    out[i] = absl::ascii_tolower(static_cast<unsigned char>(out[i]));
+  }
+  return out;
+}
+
+std::optional<int32_t> ParsePercent(double percent) {
+  if (!std::isfinite(percent) || percent < 0 || percent > 100) return std::nullopt;
+  const double hundredths = percent * 100;
+  const double rounded = std::round(hundredths);
+  // Binary doubles cannot hold 12.34 exactly; accept what is two decimals
+  // up to representation error, reject 12.345.
+  if (std::abs(hundredths - rounded) > 1e-6) return std::nullopt;
+  return static_cast<int32_t>(rounded);
+}
+
+absl::Time MaxDeadline(absl::Time now) {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilSecond c = absl::ToCivilSecond(now, utc);
+  const absl::CivilSecond later(c.year() + 10, c.month(), c.day(), c.hour(), c.minute(), c.second());
+  return absl::FromCivil(later, utc) + (now - absl::FromCivil(c, utc));
+}
+
+}  // namespace segments::domain

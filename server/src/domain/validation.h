@@ -1,0 +1,32 @@
+// Pure checks of request fields: no I/O, no clock of their own.
+#pragma once
+
+#include <absl/time/time.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "domain/model.h"
+
+namespace segments::domain {
+
+inline constexpr size_t kMaxSlugLength = 128;
+inline constexpr size_t kMaxDescriptionLength = 1000;
+
+// 1..128 chars of [A-Za-z0-9_.-], first one a letter or a digit.
+bool IsValidSlug(std::string_view slug);
+
+// A UUID in 8-4-4-4-12 hex form, any case → canonical lowercase; else nullopt.
+std::optional<UserId> ParseUserId(std::string_view text);
+
+// A percentage 0..100 with at most two decimals → hundredths (0..10000).
+std::optional<int32_t> ParsePercent(double percent);
+
+// The latest deadline a TTL may reach when set at `now`: 10 calendar years.
+absl::Time MaxDeadline(absl::Time now);
+
+// Why a slug is rejected, for error messages; empty if it is valid.
+std::string DescribeSlugProblem(std::string_view slug);
+
+}  // namespace segments::domain

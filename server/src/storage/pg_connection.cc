@@ -1,0 +1,74 @@
+#include "storage/pg_connection.h"
+
+#include <absl/strings/numbers.h>
+
+#include "common/log.h"
+#include "storage/sqlstate.h"
+
+namespace segments::storage {
+
+int64_t PgResult::AffectedRows() const {
+  int64_t n = 0;
+  return absl::SimpleAtoi(PQcmdTuples(result_.get()), &n) ? n : 0;
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Open(
+    const std::string& conninfo, const std::vector<std::pair<std::string, std::string>>& defaults) {
+  // libpq applies keywords in order and expands the last "dbname" as a full
+  // connection string, so the configured string overrides the defaults.
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  for (const auto& [key, value] : defaults) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keys.push_back("dbname");
+  values.push_back(conninfo.c_str());
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+  if (conn == nullptr) return absl::ResourceExhaustedError("out of memory opening a database connection");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    log::Warning("database connection failed: {}", PQerrorMessage(conn));
+    PQfinish(conn);
+    return absl::UnavailableError("database is unavailable");
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+absl::StatusOr<PgResult> PgConnection::Check(PGresult* raw, const char* what) {
+  PgResult result(raw);
+  const ExecStatusType status = raw == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(raw);
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+
+  const char* sqlstate = raw == nullptr ? nullptr : PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+  absl::StatusCode code = absl::StatusCode::kUnavailable;  // no SQLSTATE: the connection broke
+  if (sqlstate != nullptr) code = CodeForSqlState(sqlstate);
+  if (Broken()) code = absl::StatusCode::kUnavailable;
+  const char* detail = raw != nullptr ? PQresultErrorMessage(raw) : PQerrorMessage(conn_);
+  if (code != absl::StatusCode::kAlreadyExists && code != absl::StatusCode::kAborted) {
+    log::Warning("database error in {}: {} {}", what, sqlstate != nullptr ? sqlstate : "-", detail);
+  }
+  // Callers get the code and the statement name, never the server's text.
+  return absl::Status(code, std::string("database error in ") + what);
+}
+
+absl::StatusOr<PgResult> PgConnection::Execute(const Statement& statement, const PgParams& params) {
+  if (!prepared_.contains(statement.name)) {
+    auto prepared = Check(PQprepare(conn_, statement.name, statement.sql, 0, nullptr), statement.name);
+    if (!prepared.ok()) return prepared.status();
+    prepared_.insert(statement.name);
+  }
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return Check(PQexecPrepared(conn_, statement.name, static_cast<int>(values.size()), values.data(), nullptr,
+                              nullptr, 0),
+               statement.name);
+}
+
+absl::StatusOr<PgResult> PgConnection::ExecuteSimple(const char* sql) { return Check(PQexec(conn_, sql), sql); }
+
+}  // namespace segments::storage

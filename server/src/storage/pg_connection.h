@@ -1,0 +1,61 @@
+// One libpq connection: prepares each statement once, on first use, and
+// reports errors as absl::Status without leaking SQL text to callers.
+#pragma once
+
+#include <absl/container/flat_hash_set.h>
+#include <absl/status/statusor.h>
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/queries.h"
+
+namespace segments::storage {
+
+// Owns a PGresult.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
+  int Rows() const { return PQntuples(result_.get()); }
+  bool IsNull(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
+  std::string_view Get(int row, int column) const {
+    return {PQgetvalue(result_.get(), row, column), static_cast<size_t>(PQgetlength(result_.get(), row, column))};
+  }
+  int64_t AffectedRows() const;
+
+ private:
+  std::unique_ptr<PGresult, decltype(&PQclear)> result_;
+};
+
+// Parameters in text form; nullopt is SQL NULL.
+using PgParams = std::vector<std::optional<std::string>>;
+
+class PgConnection {
+ public:
+  // Connects with `defaults` (keyword, value) overridden by whatever
+  // `conninfo` sets. UNAVAILABLE if the server cannot be reached.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Open(
+      const std::string& conninfo, const std::vector<std::pair<std::string, std::string>>& defaults);
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  absl::StatusOr<PgResult> Execute(const Statement& statement, const PgParams& params);
+  // For parameterless control statements (BEGIN, COMMIT, ROLLBACK, SET).
+  absl::StatusOr<PgResult> ExecuteSimple(const char* sql);
+
+  // The connection is lost; the pool must not lend it again.
+  bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+ private:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  absl::StatusOr<PgResult> Check(PGresult* result, const char* what);
+
+  PGconn* conn_;
+  absl::flat_hash_set<std::string> prepared_;
+};
+
+}  // namespace segments::storage

@@ -1,0 +1,74 @@
+// A fixed-size pool that lends connections as RAII leases. Connections open
+// lazily; broken ones are dropped and reopened on a later Acquire, which is
+// how the service recovers after a database restart.
+#pragma once
+
+#include <absl/base/thread_annotations.h>
+#include <absl/status/statusor.h>
+#include <absl/synchronization/mutex.h>
+#include <absl/time/time.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/pg_connection.h"
+
+namespace segments::storage {
+
+struct PgPoolOptions {
+  std::string conninfo;  // libpq URI or key=value string
+  int size = 8;
+  absl::Duration connect_timeout = absl::Seconds(2);
+  absl::Duration statement_timeout = absl::Seconds(30);
+  absl::Duration acquire_timeout = absl::Seconds(2);
+};
+
+class PgPool {
+ public:
+  class Lease {
+   public:
+    Lease(PgPool* pool, std::unique_ptr<PgConnection> conn, bool reused)
+        : pool_(pool), conn_(std::move(conn)), reused_(reused) {}
+    Lease(Lease&&) = default;
+    Lease& operator=(Lease&&) = delete;
+    ~Lease() {
+      if (conn_) pool_->Release(std::move(conn_));
+    }
+    PgConnection& operator*() { return *conn_; }
+    PgConnection* operator->() { return conn_.get(); }
+    // The connection sat idle in the pool before: it may have gone stale.
+    bool reused() const { return reused_; }
+
+   private:
+    PgPool* pool_;
+    std::unique_ptr<PgConnection> conn_;
+    bool reused_;
+  };
+
+  explicit PgPool(PgPoolOptions options);
+
+  // A connection, waiting up to acquire_timeout for a free slot.
+  // UNAVAILABLE if the database cannot be reached or the pool is closed.
+  absl::StatusOr<Lease> Acquire();
+
+  // Drops every idle connection: after one turned out stale (the server
+  // restarted), the others are stale too.
+  void DiscardIdle();
+
+  // Closes idle connections and refuses new leases; leases out keep working
+  // until returned.
+  void Close();
+
+ private:
+  void Release(std::unique_ptr<PgConnection> conn);
+  std::vector<std::pair<std::string, std::string>> ConnectionDefaults() const;
+
+  const PgPoolOptions options_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
+  int leased_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace segments::storage

@@ -1,0 +1,245 @@
+#include "storage/pg_store.h"
+
+#include <absl/random/random.h>
+#include <absl/strings/numbers.h>
+#include <absl/time/clock.h>
+
+#include "storage/pg_transaction.h"
+#include "storage/queries.h"
+#include "storage/sqlstate.h"
+
+namespace segments::storage {
+namespace {
+
+using domain::HistoryEvent;
+using domain::Membership;
+using domain::NewMembership;
+using domain::NewSegment;
+using domain::Reason;
+using domain::Segment;
+using domain::SegmentId;
+using domain::UserId;
+using domain::UserState;
+
+std::string TimeText(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
+absl::Time TimeFromMicros(std::string_view text) {
+  int64_t micros = 0;
+  (void)absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &micros);
+  return absl::FromUnixMicros(micros);
+}
+
+int64_t ToInt64(std::string_view text) {
+  int64_t value = 0;
+  (void)absl::SimpleAtoi(absl::string_view(text.data(), text.size()), &value);
+  return value;
+}
+
+// A PostgreSQL array literal; nullopt items become NULL.
+std::string ArrayLiteral(const std::vector<std::optional<std::string>>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    if (!items[i]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char c : *items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+template <typename T, typename Fn>
+std::string ArrayOf(const std::vector<T>& items, Fn to_text) {
+  std::vector<std::optional<std::string>> texts;
+  texts.reserve(items.size());
+  for (const T& item : items) texts.push_back(to_text(item));
+  return ArrayLiteral(texts);
+}
+
+// Reads the columns listed by SEGMENTS_SEGMENT_COLUMNS.
+Segment SegmentAt(const PgResult& r, int row) {
+  return Segment{ToInt64(r.Get(row, 0)),       std::string(r.Get(row, 1)),
+                 static_cast<int32_t>(ToInt64(r.Get(row, 2))), std::string(r.Get(row, 3)),
+                 std::string(r.Get(row, 4)),   TimeFromMicros(r.Get(row, 5))};
+}
+
+// domain::Transaction over one open transaction of a connection.
+class PgTransactionOps final : public domain::Transaction {
+ public:
+  explicit PgTransactionOps(PgConnection& conn) : conn_(conn) {}
+
+  absl::StatusOr<std::optional<UserState>> LockUser(const UserId& user) override {
+    auto r = conn_.Execute(kLockUser, {user});
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return std::nullopt;
+    return domain::ParseUserState(r->Get(0, 0));
+  }
+
+  absl::Status InsertUser(const UserId& user, UserState state, absl::Time now) override {
+    auto r = conn_.Execute(kInsertUser, {user, std::string(domain::ToString(state)), TimeText(now)});
+    if (!r.ok()) return r.status();
+    if (r->AffectedRows() == 0) return absl::AlreadyExistsError("user exists");
+    return absl::OkStatus();
+  }
+
+  absl::Status SetUserState(const UserId& user, UserState state, absl::Time now) override {
+    return conn_.Execute(kSetUserState, {user, std::string(domain::ToString(state)), TimeText(now)}).status();
+  }
+
+  absl::Status DeleteUser(const UserId& user) override { return conn_.Execute(kDeleteUser, {user}).status(); }
+
+  absl::StatusOr<Segment> InsertSegment(const NewSegment& s, absl::Time now) override {
+    auto r = conn_.Execute(kInsertSegment,
+                           {s.slug, std::to_string(s.percent_hundredths), s.description, s.salt, TimeText(now)});
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return absl::AlreadyExistsError("slug taken");
+    return SegmentAt(*r, 0);
+  }
+
+  absl::StatusOr<std::optional<Segment>> MarkSegmentDeleted(const std::string& slug, absl::Time now) override {
+    auto r = conn_.Execute(kMarkSegmentDeleted, {slug, TimeText(now)});
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return std::nullopt;
+    return SegmentAt(*r, 0);
+  }
+
+  absl::StatusOr<std::vector<Segment>> LockLiveSegments(const std::vector<std::string>& slugs) override {
+    auto r = conn_.Execute(kLockLiveSegments, {ArrayOf(slugs, [](const std::string& s) { return s; })});
+    if (!r.ok()) return r.status();
+    std::vector<Segment> out;
+    for (int i = 0; i < r->Rows(); ++i) out.push_back(SegmentAt(*r, i));
+    return out;
+  }
+
+  absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) override {
+    auto r = conn_.Execute(kUserMemberships, {user});
+    if (!r.ok()) return r.status();
+    std::vector<Membership> out;
+    for (int i = 0; i < r->Rows(); ++i) {
+      Membership m{ToInt64(r->Get(i, 0)), std::string(r->Get(i, 1)), TimeFromMicros(r->Get(i, 2)), std::nullopt};
+      if (!r->IsNull(i, 3)) m.expires_at = TimeFromMicros(r->Get(i, 3));
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  absl::Status InsertMemberships(const UserId& user, const std::vector<NewMembership>& memberships,
+                                 absl::Time now) override {
+    return conn_
+        .Execute(kInsertMemberships,
+                 {user, ArrayOf(memberships, [](const NewMembership& m) { return std::to_string(m.segment_id); }),
+                  TimeText(now), ArrayOf(memberships, [](const NewMembership& m) -> std::optional<std::string> {
+                    if (!m.expires_at) return std::nullopt;
+                    return TimeText(*m.expires_at);
+                  })})
+        .status();
+  }
+
+  absl::Status DeleteMemberships(const UserId& user, const std::vector<SegmentId>& segments) override {
+    return conn_.Execute(kDeleteMemberships, {user, ArrayOf(segments, [](SegmentId id) { return std::to_string(id); })})
+        .status();
+  }
+
+  absl::Status AppendHistory(const std::vector<HistoryEvent>& events) override {
+    if (events.empty()) return absl::OkStatus();
+    return conn_
+        .Execute(kAppendHistory,
+                 {ArrayOf(events, [](const HistoryEvent& e) { return e.user_id; }),
+                  ArrayOf(events, [](const HistoryEvent& e) { return std::to_string(e.segment_id); }),
+                  ArrayOf(events, [](const HistoryEvent& e) { return e.slug; }),
+                  ArrayOf(events, [](const HistoryEvent& e) { return std::string(domain::ToString(e.operation)); }),
+                  ArrayOf(events, [](const HistoryEvent& e) { return std::string(domain::ToString(e.reason)); }),
+                  ArrayOf(events, [](const HistoryEvent& e) { return TimeText(e.at); })})
+        .status();
+  }
+
+  absl::StatusOr<int64_t> EndSegmentMemberships(const Segment& segment, Reason reason, absl::Time now) override {
+    auto r = conn_.Execute(kEndSegmentMemberships, {std::to_string(segment.id), segment.slug,
+                                                    std::string(domain::ToString(reason)), TimeText(now)});
+    if (!r.ok()) return r.status();
+    return r->AffectedRows();
+  }
+
+  absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) override {
+    auto r = conn_.Execute(kEndUserMemberships, {user, std::string(domain::ToString(reason)), TimeText(now)});
+    if (!r.ok()) return r.status();
+    return r->AffectedRows();
+  }
+
+ private:
+  PgConnection& conn_;
+};
+
+void BackOff(int attempt) {
+  // 1, 2, 4 ... ms with jitter, so colliding transactions drift apart.
+  static thread_local absl::BitGen gen;
+  const double ms = static_cast<double>(1 << std::min(attempt, 6));
+  absl::SleepFor(absl::Milliseconds(ms * absl::Uniform(gen, 0.5, 1.5)));
+}
+
+}  // namespace
+
+absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) {
+  bool stale_retry_left = true;
+  for (int attempt = 0;; ++attempt) {
+    auto lease = pool_.Acquire();
+    if (!lease.ok()) return lease.status();
+    auto tx = PgTransaction::Begin(**lease);
+    if (!tx.ok()) {
+      // A connection that idled through a database restart fails here first.
+      if (absl::IsUnavailable(tx.status()) && lease->reused() && stale_retry_left) {
+        stale_retry_left = false;
+        pool_.DiscardIdle();
+        continue;
+      }
+      return tx.status();
+    }
+    PgTransactionOps ops(**lease);
+    absl::Status status = work(ops);
+    if (status.ok()) {
+      status = tx->Commit();
+    } else {
+      tx->Rollback();
+    }
+    if (IsRetryable(status) && attempt + 1 < kMaxAttempts) {
+      BackOff(attempt);
+      continue;
+    }
+    return status;
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> PgStore::ActiveSegmentSlugs(const UserId& user, absl::Time now) {
+  for (bool stale_retry_left = true;; stale_retry_left = false) {
+    auto lease = pool_.Acquire();
+    if (!lease.ok()) return lease.status();
+    auto r = (*lease)->Execute(kActiveSegmentSlugs, {user, TimeText(now)});
+    if (!r.ok()) {
+      if (absl::IsUnavailable(r.status()) && lease->reused() && stale_retry_left) {
+        pool_.DiscardIdle();
+        continue;
+      }
+      return r.status();
+    }
+    std::vector<std::string> slugs;
+    slugs.reserve(static_cast<size_t>(r->Rows()));
+    for (int i = 0; i < r->Rows(); ++i) slugs.emplace_back(r->Get(i, 0));
+    return slugs;
+  }
+}
+
+absl::Status PgStore::Ping() {
+  auto lease = pool_.Acquire();
+  if (!lease.ok()) return lease.status();
+  return (*lease)->ExecuteSimple("SELECT 1").status();
+}
+
+}  // namespace segments::storage

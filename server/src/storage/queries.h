@@ -1,0 +1,91 @@
+// Every SQL statement of the service, named. Each is prepared once per
+// connection under its name. Times travel as text in (RFC 3339, UTC) and as
+// microseconds since the epoch out.
+#pragma once
+
+namespace segments::storage {
+
+struct Statement {
+  const char* name;
+  const char* sql;
+};
+
+#define SEGMENTS_MICROS(column) "(extract(epoch FROM " column ") * 1000000)::int8"
+
+// --- users
+inline constexpr Statement kLockUser{"lock_user", "SELECT state FROM users WHERE id = $1 FOR UPDATE"};
+inline constexpr Statement kInsertUser{
+    "insert_user",
+    "INSERT INTO users (id, state, created_at, updated_at) VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
+inline constexpr Statement kSetUserState{"set_user_state",
+                                         "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1"};
+inline constexpr Statement kDeleteUser{"delete_user", "DELETE FROM users WHERE id = $1"};
+
+// --- segments
+#define SEGMENTS_SEGMENT_COLUMNS \
+  "id, slug, coalesce(round(percent_to_fill * 100), 0)::int4, description, salt, " SEGMENTS_MICROS("created_at")
+
+// ON CONFLICT waits for a concurrent insert of the same slug and then yields
+// no row, so racing creators get ALREADY_EXISTS rather than an error.
+inline constexpr Statement kInsertSegment{
+    "insert_segment",
+    "INSERT INTO segments (slug, percent_to_fill, description, salt, created_at) "
+    "VALUES ($1, nullif($2::int4, 0) / 100.0, $3, $4, $5) "
+    "ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING "
+    "RETURNING " SEGMENTS_SEGMENT_COLUMNS};
+inline constexpr Statement kMarkSegmentDeleted{
+    "mark_segment_deleted",
+    "UPDATE segments SET deleted_at = $2 WHERE slug = $1 AND deleted_at IS NULL RETURNING " SEGMENTS_SEGMENT_COLUMNS};
+// FOR SHARE blocks a concurrent deletion until this transaction ends.
+inline constexpr Statement kLockLiveSegments{
+    "lock_live_segments",
+    "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments "
+    "WHERE slug = ANY($1::text[]) AND deleted_at IS NULL FOR SHARE"};
+
+// --- memberships
+// Rows are locked so a concurrent expiry job skips them rather than racing.
+inline constexpr Statement kUserMemberships{
+    "user_memberships",
+    "SELECT m.segment_id, s.slug, " SEGMENTS_MICROS("m.added_at") ", " SEGMENTS_MICROS("m.expires_at")
+    " FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1 FOR UPDATE OF m"};
+inline constexpr Statement kInsertMemberships{
+    "insert_memberships",
+    "INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
+    "SELECT $1, segment_id, $3, expires_at FROM unnest($2::int8[], $4::timestamptz[]) AS t(segment_id, expires_at)"};
+inline constexpr Statement kDeleteMemberships{
+    "delete_memberships", "DELETE FROM memberships WHERE user_id = $1 AND segment_id = ANY($2::int8[])"};
+inline constexpr Statement kActiveSegmentSlugs{
+    "active_segment_slugs",
+    "SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id "
+    "WHERE m.user_id = $1 AND (m.expires_at IS NULL OR m.expires_at > $2)"};
+
+// --- history
+inline constexpr Statement kAppendHistory{
+    "append_history",
+    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::history_operation[], $5::history_reason[], "
+    "$6::timestamptz[])"};
+
+// A membership already expired at $now ended at its deadline, by TTL.
+#define SEGMENTS_ENDED(reason, now)                                                             \
+  "'remove', CASE WHEN e.expires_at <= " now " THEN 'ttl' ELSE " reason "::history_reason END, " \
+  "CASE WHEN e.expires_at <= " now " THEN e.expires_at ELSE " now "::timestamptz END"
+
+// $1 segment id, $2 slug, $3 reason, $4 now.
+inline constexpr Statement kEndSegmentMemberships{
+    "end_segment_memberships",
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 RETURNING user_id, expires_at) "
+    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $2, " SEGMENTS_ENDED("$3", "$4") " FROM e"};
+// $1 user id, $2 reason, $3 now.
+inline constexpr Statement kEndUserMemberships{
+    "end_user_memberships",
+    "WITH e AS (DELETE FROM memberships WHERE user_id = $1 RETURNING segment_id, expires_at) "
+    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT $1, e.segment_id, s.slug, " SEGMENTS_ENDED("$2", "$3") " FROM e JOIN segments s ON s.id = e.segment_id"};
+
+#undef SEGMENTS_ENDED
+#undef SEGMENTS_SEGMENT_COLUMNS
+#undef SEGMENTS_MICROS
+
+}  // namespace segments::storage

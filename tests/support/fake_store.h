@@ -1,0 +1,34 @@
+// domain::Store in memory, for unit tests of the domain. A transaction works
+// on a copy of the state, which replaces the state only on success, so
+// rollback behaves as in the database. Tests read `state` directly.
+#pragma once
+
+#include <map>
+#include <set>
+#include <utility>
+
+#include "domain/store.h"
+
+namespace segments::testing {
+
+struct FakeState {
+  std::map<domain::UserId, domain::UserState> users;
+  std::map<domain::SegmentId, domain::Segment> segments;
+  std::set<domain::SegmentId> deleted_segments;
+  std::map<std::pair<domain::UserId, domain::SegmentId>, domain::Membership> memberships;
+  std::vector<domain::HistoryEvent> history;
+  domain::SegmentId next_segment_id = 1;
+};
+
+class FakeStore final : public domain::Store {
+ public:
+  FakeState state;
+  // When set, every storage call fails with it (e.g. UNAVAILABLE).
+  absl::Status failure;
+  int transactions = 0;  // committed or not
+
+  absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
+  absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+};
+
+}  // namespace segments::testing

@@ -1,0 +1,65 @@
+#include "config/config.h"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+
+using segments::config::Config;
+using segments::config::LoadConfig;
+
+namespace {
+segments::config::EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+}  // namespace
+
+TEST_CASE("defaults apply when nothing is set", "[config]") {
+  auto config = LoadConfig({}, Env({}));
+  REQUIRE(config.ok());
+  CHECK(config->grpc_listen == "0.0.0.0:50051");
+  CHECK(config->db_pool_size == 16);
+  CHECK(config->shutdown_grace == absl::Seconds(10));
+}
+
+TEST_CASE("flags win over the environment, which wins over defaults", "[config]") {
+  auto config = LoadConfig({"--db-pool-size=4", "--grpc-listen", "127.0.0.1:0"},
+                           Env({{"SEGMENTS_DB_POOL_SIZE", "9"}, {"SEGMENTS_WORKERS", "3"},
+                                {"SEGMENTS_DB_STATEMENT_TIMEOUT", "1500ms"}}));
+  REQUIRE(config.ok());
+  CHECK(config->db_pool_size == 4);
+  CHECK(config->workers == 3);
+  CHECK(config->grpc_listen == "127.0.0.1:0");
+  CHECK(config->db_statement_timeout == absl::Milliseconds(1500));
+}
+
+TEST_CASE("a bad value is refused with the name of its setting", "[config]") {
+  auto zero_pool = LoadConfig({"--db-pool-size=0"}, Env({}));
+  REQUIRE_FALSE(zero_pool.ok());
+  CHECK_THAT(std::string(zero_pool.status().message()), Catch::Contains("--db-pool-size"));
+
+  auto bad_env = LoadConfig({}, Env({{"SEGMENTS_SHUTDOWN_GRACE", "soon"}}));
+  REQUIRE_FALSE(bad_env.ok());
+  CHECK_THAT(std::string(bad_env.status().message()), Catch::Contains("SEGMENTS_SHUTDOWN_GRACE"));
+
+  CHECK_FALSE(LoadConfig({"--grpc-listen=nohostport"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--grpc-listen=h:70000"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--log-level=loud"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--database-url="}, Env({})).ok());
+}
+
+TEST_CASE("unknown flags, stray arguments and missing values are refused", "[config]") {
+  CHECK_THAT(std::string(LoadConfig({"--no-such-flag=1"}, Env({})).status().message()),
+             Catch::Contains("unknown flag --no-such-flag"));
+  CHECK_FALSE(LoadConfig({"positional"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--workers"}, Env({})).ok());
+}
+
+TEST_CASE("usage lists every flag with its environment variable", "[config]") {
+  const std::string usage = segments::config::Usage();
+  CHECK_THAT(usage, Catch::Contains("--database-url") && Catch::Contains("SEGMENTS_DATABASE_URL"));
+  CHECK_THAT(usage, Catch::Contains("--shutdown-grace") && Catch::Contains("SEGMENTS_SHUTDOWN_GRACE"));
+}

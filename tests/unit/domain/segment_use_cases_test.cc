@@ -1,0 +1,251 @@
+#include "domain/segment_use_cases.h"
+
+#include <catch2/catch.hpp>
+
+#include "domain/errors.h"
+#include "domain/validation.h"
+#include "support/fake_clock.h"
+#include "support/fake_store.h"
+
+using namespace segments::domain;
+using segments::testing::FakeClock;
+using segments::testing::FakeStore;
+
+namespace {
+
+constexpr const char* kUser = "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b";
+
+struct Fixture {
+  FakeStore store;
+  FakeClock clock;
+  SegmentUseCases segments{store, clock};
+
+  Fixture() { store.state.users[kUser] = UserState::kActive; }
+
+  void Create(const std::string& slug) { REQUIRE(segments.CreateSegment({slug, std::nullopt, ""}).ok()); }
+
+  absl::Status Change(std::vector<SegmentToAdd> add, std::vector<std::string> remove, std::string user = kUser) {
+    return segments.UpdateUserSegments({std::move(user), std::move(add), std::move(remove)});
+  }
+
+  std::vector<std::string> Get() {
+    auto got = segments.GetUserSegments(kUser);
+    REQUIRE(got.ok());
+    return *got;
+  }
+
+  std::vector<std::string> Fields(const absl::Status& status) {
+    std::vector<std::string> out;
+    for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
+    return out;
+  }
+};
+
+SegmentToAdd Add(std::string slug) { return {std::move(slug), std::nullopt, std::nullopt}; }
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "creating a segment stores it with a salt and the clock's time", "[segments]") {
+  auto created = segments.CreateSegment({"AVITO_VOICE_MESSAGES", 0.0, "voice in chat"});
+  REQUIRE(created.ok());
+  CHECK(created->slug == "AVITO_VOICE_MESSAGES");
+  CHECK(created->description == "voice in chat");
+  CHECK(created->created_at == clock.Now());
+  CHECK(created->salt.size() == 16);
+  CHECK(store.state.segments.size() == 1);
+}
+
+TEST_CASE_METHOD(Fixture, "create rejects a taken slug, bad input, and percent above zero", "[segments]") {
+  Create("A");
+  auto dup = segments.CreateSegment({"A", std::nullopt, ""});
+  CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
+  CHECK(Fields(dup.status()) == std::vector<std::string>{"slug"});
+
+  auto bad = segments.CreateSegment({"_bad", 12.345, std::string(1001, 'x')});
+  CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(bad.status()) == std::vector<std::string>{"slug", "percentToFill", "description"});
+
+  auto auto_fill = segments.CreateSegment({"B", 10.0, ""});
+  CHECK(auto_fill.status().code() == absl::StatusCode::kUnimplemented);
+  CHECK(store.state.segments.size() == 1);
+}
+
+TEST_CASE_METHOD(Fixture, "a deleted slug can be created again as a new segment", "[segments]") {
+  Create("A");
+  REQUIRE(segments.DeleteSegment("A").ok());
+  auto again = segments.CreateSegment({"A", std::nullopt, ""});
+  REQUIRE(again.ok());
+  CHECK(again->id == 2);
+}
+
+TEST_CASE_METHOD(Fixture, "adding and removing records history only for real changes", "[memberships]") {
+  Create("A");
+  Create("B");
+  REQUIRE(Change({Add("B"), Add("A")}, {}).ok());
+  CHECK(Get() == std::vector<std::string>{"A", "B"});
+  REQUIRE(store.state.history.size() == 2);
+  CHECK(store.state.history[0].operation == Operation::kAdd);
+  CHECK(store.state.history[0].reason == Reason::kManual);
+  CHECK(store.state.history[0].at == clock.Now());
+
+  clock.Advance(absl::Seconds(5));
+  REQUIRE(Change({}, {"A"}).ok());
+  CHECK(Get() == std::vector<std::string>{"B"});
+  REQUIRE(store.state.history.size() == 3);
+  CHECK(store.state.history[2].slug == "A");
+  CHECK(store.state.history[2].operation == Operation::kRemove);
+  CHECK(store.state.history[2].at == clock.Now());
+}
+
+TEST_CASE_METHOD(Fixture, "every shape problem is listed at once with its path", "[memberships]") {
+  const absl::Time now = clock.Now();
+  auto status = segments.UpdateUserSegments({"not-a-uuid",
+                                             {Add("A"), Add("A"), {"B", 10, now + absl::Hours(1)}, {"C", 0, std::nullopt},
+                                              {"D", std::nullopt, now}, {"E", std::nullopt, now + absl::Hours(24 * 3660)},
+                                              Add("bad slug")},
+                                             {"B", "F", "F"}});
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(status) == std::vector<std::string>{
+                              "userID",
+                              "segmentsToAdd[1].segmentSlug",
+                              "segmentsToAdd[2].secondsToBeInSegment",
+                              "segmentsToAdd[3].secondsToBeInSegment",
+                              "segmentsToAdd[4].deadlineForStayingInSegment",
+                              "segmentsToAdd[5].deadlineForStayingInSegment",
+                              "segmentsToAdd[6].segmentSlug",
+                              "segmentsToRemove[0].segmentSlug",
+                              "segmentsToRemove[2].segmentSlug",
+                          });
+  CHECK(store.transactions == 0);
+}
+
+TEST_CASE_METHOD(Fixture, "an empty change is rejected", "[memberships]") {
+  auto status = Change({}, {});
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(status) == std::vector<std::string>{""});
+}
+
+TEST_CASE_METHOD(Fixture, "unknown user and unknown slugs are not found, each slug listed", "[memberships]") {
+  Create("A");
+  auto no_user = Change({Add("A")}, {}, "11111111-1111-1111-1111-111111111111");
+  CHECK(no_user.code() == absl::StatusCode::kNotFound);
+  CHECK(Fields(no_user) == std::vector<std::string>{"userID"});
+
+  auto missing = Change({Add("X"), Add("A"), Add("Y")}, {"Z"});
+  CHECK(missing.code() == absl::StatusCode::kNotFound);
+  CHECK(Fields(missing) == std::vector<std::string>{"segmentsToAdd[0].segmentSlug", "segmentsToAdd[2].segmentSlug",
+                                                     "segmentsToRemove[0].segmentSlug"});
+  CHECK(Get().empty());  // "A" was not added: all or nothing
+  CHECK(store.state.history.empty());
+}
+
+TEST_CASE_METHOD(Fixture, "adding a held segment or removing a missing one changes nothing", "[memberships]") {
+  Create("A");
+  Create("B");
+  Create("C");
+  REQUIRE(Change({Add("A")}, {}).ok());
+  auto status = Change({Add("C"), Add("A")}, {"B"});
+  CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(Fields(status) == std::vector<std::string>{"segmentsToAdd[1].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+  CHECK(Get() == std::vector<std::string>{"A"});
+  CHECK(store.state.history.size() == 1);
+}
+
+TEST_CASE_METHOD(Fixture, "a TTL membership is visible until its deadline, exclusive", "[ttl]") {
+  Create("A");
+  Create("B");
+  const absl::Time start = clock.Now();
+  REQUIRE(Change({{"A", 60, std::nullopt}, {"B", std::nullopt, start + absl::Minutes(2)}}, {}).ok());
+
+  clock.Set(start + absl::Seconds(60) - absl::Microseconds(1));
+  CHECK(Get() == std::vector<std::string>{"A", "B"});
+  clock.Set(start + absl::Seconds(60));
+  CHECK(Get() == std::vector<std::string>{"B"});
+  clock.Set(start + absl::Minutes(2));
+  CHECK(Get().empty());
+}
+
+TEST_CASE_METHOD(Fixture, "TTL bounds: one second up to ten years, deadline strictly in the future", "[ttl]") {
+  Create("A");
+  const absl::Time now = clock.Now();
+  const int64_t ten_years = absl::ToInt64Seconds(MaxDeadline(now) - now);
+  CHECK(Change({{"A", ten_years + 1, std::nullopt}}, {}).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Change({{"A", std::nullopt, MaxDeadline(now) + absl::Seconds(1)}}, {}).code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(Change({{"A", -5, std::nullopt}}, {}).code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Change({{"A", std::nullopt, now + absl::Microseconds(1)}}, {}).ok());
+  clock.Advance(absl::Microseconds(1));
+  CHECK(Change({{"A", ten_years, std::nullopt}}, {}).ok());
+}
+
+TEST_CASE_METHOD(Fixture, "re-adding after expiry records the TTL exit at the deadline first", "[ttl]") {
+  Create("A");
+  const absl::Time start = clock.Now();
+  REQUIRE(Change({{"A", 60, std::nullopt}}, {}).ok());
+  clock.Advance(absl::Minutes(10));
+  CHECK(Change({}, {"A"}).code() == absl::StatusCode::kFailedPrecondition);  // expired: not in it
+  REQUIRE(Change({Add("A")}, {}).ok());
+
+  const auto& h = store.state.history;
+  REQUIRE(h.size() == 3);
+  CHECK(h[1].operation == Operation::kRemove);
+  CHECK(h[1].reason == Reason::kTtl);
+  CHECK(h[1].at == start + absl::Seconds(60));
+  CHECK(h[2].operation == Operation::kAdd);
+  CHECK(h[2].at == clock.Now());
+  CHECK(Get() == std::vector<std::string>{"A"});
+  CHECK_FALSE(store.state.memberships.begin()->second.expires_at.has_value());
+}
+
+TEST_CASE_METHOD(Fixture, "deleting a segment ends its memberships with the right reasons", "[segments]") {
+  Create("A");
+  const std::string other = "22222222-2222-2222-2222-222222222222";
+  store.state.users[other] = UserState::kActive;
+  const absl::Time start = clock.Now();
+  REQUIRE(Change({{"A", 30, std::nullopt}}, {}).ok());
+  REQUIRE(Change({Add("A")}, {}, other).ok());
+  clock.Advance(absl::Minutes(1));
+
+  auto ended = segments.DeleteSegment("A");
+  REQUIRE(ended.ok());
+  CHECK(*ended == 2);
+  CHECK(store.state.memberships.empty());
+  int ttl = 0, deleted = 0;
+  for (const auto& e : store.state.history) {
+    if (e.operation != Operation::kRemove) continue;
+    if (e.reason == Reason::kTtl) {
+      ++ttl;
+      CHECK(e.at == start + absl::Seconds(30));
+    }
+    if (e.reason == Reason::kSegmentDeleted) {
+      ++deleted;
+      CHECK(e.at == clock.Now());
+    }
+  }
+  CHECK(ttl == 1);
+  CHECK(deleted == 1);
+  CHECK(segments.DeleteSegment("A").status().code() == absl::StatusCode::kNotFound);
+  CHECK(segments.DeleteSegment("").status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE_METHOD(Fixture, "get is sorted, empty for unknown users, strict on UUID form", "[read]") {
+  for (const char* slug : {"b", "A", "a", "B_2"}) Create(slug);
+  REQUIRE(Change({Add("b"), Add("A"), Add("a"), Add("B_2")}, {}).ok());
+  CHECK(Get() == std::vector<std::string>{"A", "B_2", "a", "b"});
+
+  auto upper = segments.GetUserSegments("0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B");
+  REQUIRE(upper.ok());
+  CHECK(upper->size() == 4);
+  auto unknown = segments.GetUserSegments("33333333-3333-3333-3333-333333333333");
+  REQUIRE(unknown.ok());
+  CHECK(unknown->empty());
+  CHECK(segments.GetUserSegments("nope").status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE_METHOD(Fixture, "storage failures pass through unchanged", "[errors]") {
+  Create("A");
+  store.failure = absl::UnavailableError("database is unavailable");
+  CHECK(Change({Add("A")}, {}).code() == absl::StatusCode::kUnavailable);
+  CHECK(segments.GetUserSegments(kUser).status().code() == absl::StatusCode::kUnavailable);
+  CHECK(segments.CreateSegment({"B", std::nullopt, ""}).status().code() == absl::StatusCode::kUnavailable);
+}

@@ -1,0 +1,56 @@
+#include "domain/validation.h"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace segments::domain;
+
+TEST_CASE("slugs follow the contract's alphabet and length", "[validation]") {
+  CHECK(IsValidSlug("AVITO_VOICE_MESSAGES"));
+  CHECK(IsValidSlug("a"));
+  CHECK(IsValidSlug("9lives.v2-beta_x"));
+  CHECK(IsValidSlug(std::string(128, 'A')));
+
+  CHECK_FALSE(IsValidSlug(""));
+  CHECK_FALSE(IsValidSlug(std::string(129, 'A')));
+  CHECK_FALSE(IsValidSlug("_leading_underscore"));
+  CHECK_FALSE(IsValidSlug("-dash"));
+  CHECK_FALSE(IsValidSlug("with space"));
+  CHECK_FALSE(IsValidSlug("ДИСКОНТ"));
+  CHECK_FALSE(IsValidSlug("semi;colon"));
+  CHECK(DescribeSlugProblem("") == "is required");
+  CHECK(DescribeSlugProblem(std::string(129, 'A')) == "must be at most 128 characters");
+}
+
+TEST_CASE("user ids are UUIDs in any case, stored lowercase", "[validation]") {
+  CHECK(ParseUserId("0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B") == "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b");
+  CHECK(ParseUserId("00000000-0000-0000-0000-000000000000").has_value());
+  CHECK_FALSE(ParseUserId(""));
+  CHECK_FALSE(ParseUserId("0b7f9f5e1c2d4e3f8a9b0c1d2e3f4a5b"));          // no dashes
+  CHECK_FALSE(ParseUserId("{0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"));    // braces
+  CHECK_FALSE(ParseUserId("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5g"));      // not hex
+  CHECK_FALSE(ParseUserId("0b7f9f5e-1c2d-4e3f-8a9b_0c1d2e3f4a5b"));      // wrong separator
+}
+
+TEST_CASE("percent has at most two decimals within 0..100", "[validation]") {
+  CHECK(ParsePercent(0) == 0);
+  CHECK(ParsePercent(100) == 10000);
+  CHECK(ParsePercent(12.34) == 1234);
+  CHECK(ParsePercent(0.01) == 1);
+  CHECK(ParsePercent(33.3) == 3330);
+  CHECK_FALSE(ParsePercent(12.345));
+  CHECK_FALSE(ParsePercent(-0.01));
+  CHECK_FALSE(ParsePercent(100.01));
+  CHECK_FALSE(ParsePercent(std::nan("")));
+  CHECK_FALSE(ParsePercent(std::numeric_limits<double>::infinity()));
+}
+
+TEST_CASE("a TTL reaches at most ten calendar years ahead", "[validation]") {
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::Time now = absl::FromCivil(absl::CivilSecond(2024, 3, 1, 12, 0, 0), utc) + absl::Microseconds(7);
+  CHECK(MaxDeadline(now) == absl::FromCivil(absl::CivilSecond(2034, 3, 1, 12, 0, 0), utc) + absl::Microseconds(7));
+  // Feb 29 has no twin ten years later; it rolls over to Mar 1.
+  const absl::Time leap = absl::FromCivil(absl::CivilSecond(2024, 2, 29, 0, 0, 0), utc);
+  CHECK(MaxDeadline(leap) == absl::FromCivil(absl::CivilSecond(2034, 3, 1, 0, 0, 0), utc));
+}
