@@ -12,6 +12,7 @@ PACKAGES=(
   libabsl-dev libfmt-dev libpq-dev librdkafka-dev catch2
   postgresql postgresql-contrib
   golang-github-gogo-googleapis-dev # google/api + google/rpc .proto files
+  grpc-proto # grpc/health/v1/health.proto, for reflection of the health service
   wrk curl ca-certificates
 )
 

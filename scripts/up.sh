@@ -30,33 +30,15 @@ start_server() {
   wait_serving
 }
 
-# Minimal grpc.health.v1 schema, so the health check works without server
-# reflection (grpc++'s built-in health service is not visible through it).
-write_health_proto() {
-  mkdir -p "$STATE/proto"
-  cat >"$STATE/proto/health.proto" <<'PROTO'
-syntax = "proto3";
-package grpc.health.v1;
-message HealthCheckRequest { string service = 1; }
-message HealthCheckResponse {
-  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
-  ServingStatus status = 1;
-}
-service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
-PROTO
-}
-
 # Wait up to 30 s for the gRPC health check to report SERVING.
 wait_serving() {
   local deadline=$((SECONDS + 30)) out=""
-  write_health_proto
   while ((SECONDS < deadline)); do
     if ! pid_alive "$BG_PID"; then
       tail -n 30 "$SERVER_LOG" >&2 || true
       die "segments-server exited during startup (log: $SERVER_LOG)"
     fi
-    out="$("$GRPCURL" -plaintext -max-time 2 -import-path "$STATE/proto" -proto health.proto \
-      "$GRPC_ADDR" grpc.health.v1.Health/Check 2>&1 || true)"
+    out="$("$GRPCURL" -plaintext -max-time 2 "$GRPC_ADDR" grpc.health.v1.Health/Check 2>&1 || true)"
     [[ $out == *'"SERVING"'* ]] && return 0
     sleep 0.5
   done
@@ -77,7 +59,7 @@ segments is up
 Try:
   $GRPCURL -plaintext $GRPC_ADDR list
   $GRPCURL -plaintext -d '{"slug":"AVITO_VOICE_MESSAGES"}' $GRPC_ADDR segmentation.v1.SegmentService/CreateSegment
-  $GRPCURL -plaintext -d '{"userID":"1001"}' $GRPC_ADDR segmentation.v1.SegmentService/GetUserSegments
+  $GRPCURL -plaintext -d '{"userID":"00000000-0000-0000-0000-000000000001"}' $GRPC_ADDR segmentation.v1.SegmentService/GetUserSegments
 INFO
 }
 

@@ -4,6 +4,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "common/log.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace segments::app {
 
@@ -21,6 +22,9 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
                                                                const domain::Clock& clock) {
   std::unique_ptr<Application> app(new Application(config, clock));
+  // Links the health proto's descriptor in, so reflection can describe the
+  // built-in health service to grpcurl.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
