@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <optional>
 #include <random>
@@ -111,7 +112,8 @@ constexpr char kUsage[] = R"(Usage: segments-grpc-load [--flag=value ...]
   --toggle-slug=SLUG        update: segment added and removed (default BENCH_TOGGLE)
   --toggle-ttl=SECONDS      update: secondsToBeInSegment on add (default 3600)
   --max-error-rate=F        exit 1 if errors exceed this share of calls (default 0.001)
-  --csv=FILE                also append one CSV row per mode to FILE
+  --csv=FILE                also append one CSV row per mode to FILE: mode,calls,errors,rps,
+                            p50_us,p90_us,p99_us,max_us,client_cpu_cores,errors_by_code
   --seed=N                  random seed for get (default 1)
 
 Exit status: 0 ok, 1 too many errors (or no call measured), 2 bad usage or server not reachable.
@@ -472,17 +474,11 @@ std::optional<bool> CheckHealth(const Connection& conn, absl::Duration timeout, 
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout));
   grpc::ByteBuffer request = EmptyMessage();
   grpc::ByteBuffer response;
-  absl::Mutex mu;
-  bool done = false;
-  grpc::Status result;
+  std::promise<grpc::Status> promise;
+  std::future<grpc::Status> future = promise.get_future();
   conn.generic->UnaryCall(&ctx, kHealthMethod, grpc::StubOptions(), &request, &response,
-                          [&](const grpc::Status& status) {
-                            absl::MutexLock lock(&mu);
-                            result = status;
-                            done = true;
-                          });
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(&done));
+                          [&promise](const grpc::Status& status) { promise.set_value(status); });
+  const grpc::Status result = future.get();
   if (!result.ok()) {
     *error = fmt::format("{}: {}", CodeName(static_cast<int>(result.error_code())), result.error_message());
     return std::nullopt;
@@ -519,6 +515,10 @@ double PercentileUs(const std::vector<int64_t>& sorted, double p) {
 int main(int argc, char** argv) {
   auto parsed = ParseOptions(argc, argv);
   if (!parsed) return 2;
+  // Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock
+  // detection: every lock and unlock (gRPC's included) then goes through a
+  // process-wide graph under a global spinlock. The loader has no use for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const Options& o = *parsed;
 
   std::vector<Connection> conns = Connect(o);
@@ -547,9 +547,12 @@ int main(int argc, char** argv) {
   }
 
   bool failed = false;
+  // Kept until exit: a completion callback may still be returning (through
+  // ModeRun::SlotFinished) when Run() does.
+  std::vector<std::unique_ptr<ModeRun>> runs;
   for (Mode mode : o.modes) {
-    ModeRun run(o, mode, conns);
-    ModeRun::Result r = run.Run();
+    runs.push_back(std::make_unique<ModeRun>(o, mode, conns));
+    ModeRun::Result r = runs.back()->Run();
     std::vector<int64_t>& lat = r.stats.latencies_ns;
     std::sort(lat.begin(), lat.end());
     const uint64_t calls = lat.size();
@@ -559,10 +562,10 @@ int main(int argc, char** argv) {
       const uint64_t n = r.stats.by_code[static_cast<size_t>(code)];
       if (n == 0) continue;
       errors += n;
-      by_code += fmt::format("{}{}={}", by_code.empty() ? "" : ",", CodeName(code), n);
+      by_code += fmt::format("{}{}={}", by_code.empty() ? "" : " ", CodeName(code), n);
     }
     if (r.stats.bad_responses > 0) {
-      by_code += fmt::format("{}BAD_RESPONSE={}", by_code.empty() ? "" : ",", r.stats.bad_responses);
+      by_code += fmt::format("{}BAD_RESPONSE={}", by_code.empty() ? "" : " ", r.stats.bad_responses);
     }
     if (by_code.empty()) by_code.push_back('-');  // (operator= trips GCC 12 -Wrestrict)
     const double rps = static_cast<double>(calls) / r.measured_seconds;

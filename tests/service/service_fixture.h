@@ -10,6 +10,9 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "app/application.h"
+#include "common/log.h"
 #include "config/config.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -56,6 +60,19 @@ inline std::shared_ptr<grpc::Channel> NewChannel(int port) {
   return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args);
 }
 
+// True if something accepts TCP connections on 127.0.0.1:`port`.
+inline bool PortAcceptsConnections(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  return connected;
+}
+
 // --- errors
 
 // The google.rpc.BadRequest field violations carried by `status`.
@@ -63,7 +80,9 @@ inline std::vector<google::rpc::BadRequest::FieldViolation> FieldViolations(cons
   std::vector<google::rpc::BadRequest::FieldViolation> out;
   if (status.error_details().empty()) return out;
   google::rpc::Status rich;
-  if (!rich.ParseFromString(status.error_details())) throw std::runtime_error("grpc-status-details-bin is not a google.rpc.Status");
+  if (!rich.ParseFromString(status.error_details())) {
+    throw std::runtime_error("grpc-status-details-bin is not a google.rpc.Status");
+  }
   for (const auto& detail : rich.details()) {
     google::rpc::BadRequest bad_request;
     if (detail.UnpackTo(&bad_request)) {
@@ -81,7 +100,8 @@ inline std::vector<std::string> ViolationFields(const grpc::Status& status) {
 }
 
 inline std::string Describe(const grpc::Status& status) {
-  std::string out = "code " + std::to_string(static_cast<int>(status.error_code())) + " '" + status.error_message() + "'";
+  std::string out =
+      "code " + std::to_string(static_cast<int>(status.error_code())) + " '" + status.error_message() + "'";
   for (const auto& v : FieldViolations(status)) out += " [" + v.field() + ": " + v.description() + "]";
   return out;
 }
@@ -114,10 +134,11 @@ inline Health CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
     request = grpc::ByteBuffer(&empty, 1);
   }
   grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
+  auto done = std::make_shared<std::promise<grpc::Status>>();
+  auto result = done->get_future();
   stub.UnaryCall(context.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
-  const grpc::Status status = done.get_future().get();
+                 [done](grpc::Status s) { done->set_value(std::move(s)); });
+  const grpc::Status status = result.get();
   if (!status.ok()) return Health::kCallFailed;
   std::vector<grpc::Slice> slices;
   if (!response.Dump(&slices).ok()) return Health::kCallFailed;
@@ -138,9 +159,9 @@ struct AddItem {
 
 inline google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   google::protobuf::Timestamp out;
-  const int64_t micros = absl::ToUnixMicros(t);
-  out.set_seconds(micros / 1000000);
-  out.set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
+  const int64_t seconds = absl::ToUnixSeconds(t);  // rounds down, so nanos >= 0
+  out.set_seconds(seconds);
+  out.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
   return out;
 }
 
@@ -239,7 +260,6 @@ inline config::Config TestConfig() {
   config.db_acquire_timeout = absl::Seconds(2);
   config.db_statement_timeout = absl::Seconds(10);
   config.shutdown_grace = absl::Seconds(5);
-  config.log_level = "warning";
   return config;
 }
 
@@ -250,6 +270,8 @@ class ServiceFixture {
  public:
   ServiceFixture() : ServiceFixture(TestConfig()) {}
   explicit ServiceFixture(const config::Config& config) {
+    // Application leaves the level to main(); keep test output to problems.
+    log::SetMinLevel(log::Level::kWarning);
     ResetDatabase();
     auto started = app::Application::Start(config, clock);
     if (!started.ok()) throw std::runtime_error("Application::Start: " + started.status().ToString());

@@ -114,7 +114,7 @@ class FakeTransaction final : public Transaction {
       s_.history.push_back({user, segment_id, m.slug, Operation::kRemove, expired ? Reason::kTtl : reason,
                             expired ? *m.expires_at : now});
       it = s_.memberships.erase(it);
-      ++ended;
+      if (!expired) ++ended;  // expired ones ended earlier, at their deadline
     }
     return ended;
   }

@@ -12,6 +12,12 @@ class Clock {
   virtual absl::Time Now() const = 0;
 };
 
+// Times are kept to the microsecond, as PostgreSQL stores them; the use cases
+// compare and store times at that precision only.
+inline absl::Time TruncateToMicros(absl::Time t) {
+  return absl::UnixEpoch() + absl::Floor(t - absl::UnixEpoch(), absl::Microseconds(1));
+}
+
 class SystemClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }

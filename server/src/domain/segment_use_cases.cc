@@ -64,12 +64,13 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
         plan.expires_at = now + absl::Seconds(seconds);
       }
     } else if (item.deadline) {
-      if (*item.deadline <= now) {
+      const absl::Time deadline = TruncateToMicros(*item.deadline);
+      if (deadline <= now) {
         problems.push_back({AddPath(i, "deadlineForStayingInSegment"), "must be in the future"});
-      } else if (*item.deadline > max_deadline) {
+      } else if (deadline > max_deadline) {
         problems.push_back({AddPath(i, "deadlineForStayingInSegment"), "must be at most 10 years ahead"});
       } else {
-        plan.expires_at = *item.deadline;
+        plan.expires_at = deadline;
       }
     }
     adds.push_back(std::move(plan));
@@ -100,8 +101,8 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     percent = ParsePercent(*command.percent_to_fill);
     if (!percent) problems.push_back({"percentToFill", "must be between 0 and 100 with at most two decimals"});
   }
-  if (command.description.size() > kMaxDescriptionLength) {
-    problems.push_back({"description", fmt::format("must be at most {} bytes", kMaxDescriptionLength)});
+  if (std::string why = DescribeDescriptionProblem(command.description); !why.empty()) {
+    problems.push_back({"description", why});
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   if (*percent > 0) {
@@ -112,7 +113,7 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   const NewSegment fresh{command.slug, *percent, command.description, NewSalt()};
   Segment created;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    auto inserted = tx.InsertSegment(fresh, clock_.Now());
+    auto inserted = tx.InsertSegment(fresh, Now());
     if (!inserted.ok()) return inserted.status();
     created = *std::move(inserted);
     return absl::OkStatus();
@@ -131,7 +132,7 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
   }
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    const absl::Time now = clock_.Now();
+    const absl::Time now = Now();
     auto segment = tx.MarkSegmentDeleted(slug, now);
     if (!segment.ok()) return segment.status();
     if (!*segment) {
@@ -147,7 +148,7 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
 }
 
 absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand& command) {
-  const absl::Time now = clock_.Now();
+  const absl::Time now = Now();
   std::vector<PlannedAdd> adds;
   if (auto problems = ValidateShape(command, now, adds); !problems.empty()) {
     return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
@@ -240,7 +241,7 @@ absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const 
     return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField),
                       user_id.empty() ? "is required" : "must be a UUID");
   }
-  auto slugs = store_.ActiveSegmentSlugs(*user, clock_.Now());
+  auto slugs = store_.ActiveSegmentSlugs(*user, Now());
   if (!slugs.ok()) return slugs.status();
   std::sort(slugs->begin(), slugs->end());
   return slugs;

@@ -37,6 +37,8 @@ class SegmentUseCases {
   absl::StatusOr<std::vector<std::string>> GetUserSegments(const std::string& user_id);
 
  private:
+  absl::Time Now() const { return TruncateToMicros(clock_.Now()); }
+
   Store& store_;
   const Clock& clock_;
 };

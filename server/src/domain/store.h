@@ -53,7 +53,7 @@ class Transaction {
   // membership of a segment (or of a user) and write one `remove` event per
   // row in the same statement. A row already expired at `now` is recorded as
   // reason kTtl at its deadline (it ended then); others as `reason` at `now`.
-  // Returns the number of rows ended.
+  // Returns how many memberships ended at `now` (the expired ones not counted).
   virtual absl::StatusOr<int64_t> EndSegmentMemberships(const Segment& segment, Reason reason, absl::Time now) = 0;
   virtual absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) = 0;
 };

@@ -28,7 +28,7 @@ absl::Status UserUseCases::CreateUser(const std::string& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId user = *ParseUserId(user_id);
   absl::Status status = store_.InTransaction(
-      [&](Transaction& tx) { return tx.InsertUser(user, UserState::kActive, clock_.Now()); });
+      [&](Transaction& tx) { return tx.InsertUser(user, UserState::kActive, Now()); });
   if (absl::IsAlreadyExists(status)) {
     return FieldError(absl::StatusCode::kAlreadyExists, std::string(kUserIdField),
                       fmt::format("user \"{}\" already exists", user));
@@ -50,7 +50,7 @@ absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::str
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
     if (**current == *state) return absl::OkStatus();
-    return tx.SetUserState(user, *state, clock_.Now());
+    return tx.SetUserState(user, *state, Now());
   });
 }
 
@@ -62,7 +62,7 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
     auto current = tx.LockUser(user);
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
-    auto count = tx.EndUserMemberships(user, Reason::kUserDeleted, clock_.Now());
+    auto count = tx.EndUserMemberships(user, Reason::kUserDeleted, Now());
     if (!count.ok()) return count.status();
     ended = *count;
     return tx.DeleteUser(user);

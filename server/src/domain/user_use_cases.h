@@ -28,6 +28,8 @@ class UserUseCases {
   absl::StatusOr<int64_t> DeleteUser(const std::string& user_id);
 
  private:
+  absl::Time Now() const { return TruncateToMicros(clock_.Now()); }
+
   Store& store_;
   const Clock& clock_;
 };

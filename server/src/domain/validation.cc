@@ -22,6 +22,19 @@ std::string DescribeSlugProblem(std::string_view slug) {
   return "";
 }
 
+std::string DescribeDescriptionProblem(std::string_view description) {
+  size_t characters = 0;
+  for (char c : description) {
+    if (c == '\0') return "must not contain NUL characters";
+    // Count every byte that does not continue a UTF-8 sequence.
+    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++characters;
+  }
+  if (characters > kMaxDescriptionLength) {
+    return fmt::format("must be at most {} characters", kMaxDescriptionLength);
+  }
+  return "";
+}
+
 std::optional<UserId> ParseUserId(std::string_view text) {
   if (text.size() != 36) return std::nullopt;
   std::string out(text);

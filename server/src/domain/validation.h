@@ -29,4 +29,9 @@ absl::Time MaxDeadline(absl::Time now);
 // Why a slug is rejected, for error messages; empty if it is valid.
 std::string DescribeSlugProblem(std::string_view slug);
 
+// Why a description (UTF-8, as protobuf guarantees) is rejected: more than
+// kMaxDescriptionLength characters, or a NUL, which PostgreSQL text cannot
+// hold. Empty if it is valid.
+std::string DescribeDescriptionProblem(std::string_view description);
+
 }  // namespace segments::domain

@@ -6,6 +6,19 @@
 #include "storage/sqlstate.h"
 
 namespace segments::storage {
+namespace {
+
+// libpq messages end in newlines and may span lines; logs want one line.
+std::string OneLine(const char* message) {
+  std::string out = message == nullptr ? "" : message;
+  for (char& ch : out) {
+    if (ch == '\n' || ch == '\t') ch = ' ';
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+}  // namespace
 
 int64_t PgResult::AffectedRows() const {
   int64_t n = 0;
@@ -29,7 +42,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Open(
   PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (conn == nullptr) return absl::ResourceExhaustedError("out of memory opening a database connection");
   if (PQstatus(conn) != CONNECTION_OK) {
-    log::Warning("database connection failed: {}", PQerrorMessage(conn));
+    log::Warning("database connection failed: {}", OneLine(PQerrorMessage(conn)));
     PQfinish(conn);
     return absl::UnavailableError("database is unavailable");
   }
@@ -49,7 +62,7 @@ absl::StatusOr<PgResult> PgConnection::Check(PGresult* raw, const char* what) {
   if (Broken()) code = absl::StatusCode::kUnavailable;
   const char* detail = raw != nullptr ? PQresultErrorMessage(raw) : PQerrorMessage(conn_);
   if (code != absl::StatusCode::kAlreadyExists && code != absl::StatusCode::kAborted) {
-    log::Warning("database error in {}: {} {}", what, sqlstate != nullptr ? sqlstate : "-", detail);
+    log::Warning("database error in {}: {} {}", what, sqlstate != nullptr ? sqlstate : "-", OneLine(detail));
   }
   // Callers get the code and the statement name, never the server's text.
   return absl::Status(code, std::string("database error in ") + what);

@@ -165,13 +165,13 @@ class PgTransactionOps final : public domain::Transaction {
     auto r = conn_.Execute(kEndSegmentMemberships, {std::to_string(segment.id), segment.slug,
                                                     std::string(domain::ToString(reason)), TimeText(now)});
     if (!r.ok()) return r.status();
-    return r->AffectedRows();
+    return ToInt64(r->Get(0, 0));
   }
 
   absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) override {
     auto r = conn_.Execute(kEndUserMemberships, {user, std::string(domain::ToString(reason)), TimeText(now)});
     if (!r.ok()) return r.status();
-    return r->AffectedRows();
+    return ToInt64(r->Get(0, 0));
   }
 
  private:

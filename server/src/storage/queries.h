@@ -71,19 +71,25 @@ inline constexpr Statement kAppendHistory{
   "'remove', CASE WHEN e.expires_at <= " now " THEN 'ttl' ELSE " reason "::history_reason END, " \
   "CASE WHEN e.expires_at <= " now " THEN e.expires_at ELSE " now "::timestamptz END"
 
+// Both return one row: how many memberships ended now, leaving out those
+// that had already ended by TTL.
+#define SEGMENTS_COUNT_ENDED_NOW " RETURNING reason) SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"
+
 // $1 segment id, $2 slug, $3 reason, $4 now.
 inline constexpr Statement kEndSegmentMemberships{
     "end_segment_memberships",
-    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 RETURNING user_id, expires_at) "
-    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT e.user_id, $1, $2, " SEGMENTS_ENDED("$3", "$4") " FROM e"};
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 RETURNING user_id, expires_at), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $2, " SEGMENTS_ENDED("$3", "$4") " FROM e" SEGMENTS_COUNT_ENDED_NOW};
 // $1 user id, $2 reason, $3 now.
 inline constexpr Statement kEndUserMemberships{
     "end_user_memberships",
-    "WITH e AS (DELETE FROM memberships WHERE user_id = $1 RETURNING segment_id, expires_at) "
-    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT $1, e.segment_id, s.slug, " SEGMENTS_ENDED("$2", "$3") " FROM e JOIN segments s ON s.id = e.segment_id"};
+    "WITH e AS (DELETE FROM memberships WHERE user_id = $1 RETURNING segment_id, expires_at), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT $1, e.segment_id, s.slug, " SEGMENTS_ENDED("$2", "$3") " FROM e JOIN segments s ON s.id = e.segment_id"
+    SEGMENTS_COUNT_ENDED_NOW};
 
+#undef SEGMENTS_COUNT_ENDED_NOW
 #undef SEGMENTS_ENDED
 #undef SEGMENTS_SEGMENT_COLUMNS
 #undef SEGMENTS_MICROS

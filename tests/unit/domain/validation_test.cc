@@ -1,4 +1,5 @@
 #include "domain/validation.h"
+#include "domain/clock.h"
 
 #include <catch2/catch.hpp>
 
@@ -53,4 +54,21 @@ TEST_CASE("a TTL reaches at most ten calendar years ahead", "[validation]") {
   // Feb 29 has no twin ten years later; it rolls over to Mar 1.
   const absl::Time leap = absl::FromCivil(absl::CivilSecond(2024, 2, 29, 0, 0, 0), utc);
   CHECK(MaxDeadline(leap) == absl::FromCivil(absl::CivilSecond(2034, 3, 1, 0, 0, 0), utc));
+}
+
+TEST_CASE("descriptions count characters, not bytes, and refuse NUL", "[validation]") {
+  std::string cyrillic;
+  for (int i = 0; i < 1000; ++i) cyrillic += "д";  // 2 bytes each
+  CHECK(DescribeDescriptionProblem(cyrillic).empty());
+  CHECK(DescribeDescriptionProblem(cyrillic + "x") == "must be at most 1000 characters");
+  CHECK(DescribeDescriptionProblem(std::string("before\0after", 12)) == "must not contain NUL characters");
+  CHECK(DescribeDescriptionProblem("").empty());
+}
+
+TEST_CASE("times are truncated to the microsecond the database keeps", "[validation]") {
+  const absl::Time t = absl::FromUnixMicros(1'700'000'000'123'456);
+  CHECK(segments::domain::TruncateToMicros(t + absl::Nanoseconds(999)) == t);
+  CHECK(segments::domain::TruncateToMicros(t) == t);
+  CHECK(segments::domain::TruncateToMicros(absl::FromUnixMicros(-1) - absl::Nanoseconds(1)) ==
+        absl::FromUnixMicros(-2));
 }

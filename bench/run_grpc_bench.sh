@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# End-to-end gRPC benchmark: release build, PostgreSQL, a freshly seeded
+# database segments_bench (bench/seed.sql), segments-server on a free port,
+# then segments-grpc-load in the modes health, get and update (same warmup and
+# duration each). Prints a summary table, the CPU each side used, and the
+# ratios get/health and update/health. See bench/README.md.
+#
+# Usage: bench/run_grpc_bench.sh [--flag=value ...]
+#   --duration=DUR      measured time per mode (default 10s)
+#   --warmup=DUR        unmeasured time before each mode (default 2s)
+#   --concurrency=N     calls in flight (default 64)
+#   --channels=N        client connections (default 2)
+#   --workers=N         server --workers (default 8, see README "Server settings")
+#   --db-pool-size=N    server --db-pool-size (default 8)
+#   --users=N           seeded users (default 100000)
+#   --sweep=W:P,W:P...  instead of one run: for each workers:pool pair, restart
+#                       the server and run get and update, then print a table
+#   --no-build          use the existing build/release binaries
+# Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
+# mode had more than 0.1% errors or anything failed.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
+sweep="" build=1
+while (($#)); do
+  case $1 in
+    --duration=*) duration=${1#*=} ;;
+    --warmup=*) warmup=${1#*=} ;;
+    --concurrency=*) concurrency=${1#*=} ;;
+    --channels=*) channels=${1#*=} ;;
+    --workers=*) workers=${1#*=} ;;
+    --db-pool-size=*) pool=${1#*=} ;;
+    --users=*) users=${1#*=} ;;
+    --sweep=*) sweep=${1#*=} ;;
+    --no-build) build=0 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+  shift
+done
+
+PG="$ROOT/scripts/pg.sh"
+DB=segments_bench
+SERVER_BIN="$ROOT/build/release/server/segments-server"
+LOADER_BIN="$ROOT/build/release/bench/segments-grpc-load"
+BENCH_STATE="$STATE/bench"
+SERVER_PID="$BENCH_STATE/server.pid"
+SERVER_LOG="$BENCH_STATE/server.log"
+RESULTS="$BENCH_STATE/results.csv"
+CLK_TCK="$(getconf CLK_TCK)"
+
+pg_started=0
+# shellcheck disable=SC2317  # invoked via trap
+cleanup() {
+  bg_stop segments-server "$SERVER_PID" "$SERVER_BIN" || true
+  if ((pg_started)); then "$PG" stop || true; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# CPU ticks (user+system) of one process; 0 if it is gone.
+proc_ticks() {
+  local stat f
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
+  stat=${stat##*) }  # fields after "(comm) "; utime and stime are the 12th and 13th
+  read -r -a f <<<"$stat"
+  echo $((f[11] + f[12]))
+}
+
+# CPU ticks of our PostgreSQL cluster: the postmaster and its children
+# (backends, walwriter, checkpointer...). Falls back to every process of user
+# postgres when postmaster.pid is not readable.
+pg_ticks() {
+  local total=0 pid pids postmaster=""
+  postmaster="$(head -n 1 "$STATE/pg/data/postmaster.pid" 2>/dev/null)" || true
+  if [[ $postmaster =~ ^[0-9]+$ ]]; then
+    pids="$postmaster $(pgrep -P "$postmaster" || true)"
+  else
+    pids="$(pgrep -u postgres || true)"
+  fi
+  for pid in $pids; do
+    total=$((total + $(proc_ticks "$pid")))
+  done
+  echo "$total"
+}
+
+psql_bench() { "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+seed() {
+  log "creating $DB and seeding $users users x 5 segments"
+  PGOPTIONS='-c client_min_messages=warning' "$PG" psql postgres -X -q -v ON_ERROR_STOP=1 \
+    -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+  PGOPTIONS='-c client_min_messages=warning' psql_bench -f "$ROOT/db/schema.sql"
+  local t0=$SECONDS
+  psql_bench -v users="$users" -f "$ROOT/bench/seed.sql"
+  log "seeded in $((SECONDS - t0)) s"
+}
+
+# Back to the seeded state for the update mode: nobody in BENCH_TOGGLE.
+reset_toggle() {
+  psql_bench -c "DELETE FROM memberships WHERE segment_id IN (SELECT id FROM segments WHERE slug = 'BENCH_TOGGLE')" \
+    -c "VACUUM (ANALYZE) memberships"
+}
+
+start_server() {
+  local w=$1 p=$2
+  bg_stop segments-server "$SERVER_PID" "$SERVER_BIN"
+  SERVER="" PORT="$(free_port)"
+  log "starting segments-server on 127.0.0.1:$PORT (--workers=$w --db-pool-size=$p)"
+  bg_start "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" --grpc-listen="127.0.0.1:$PORT" \
+    --database-url="$("$PG" url "$DB")" --workers="$w" --db-pool-size="$p"
+  # bg_start returns before setsid and nohup have exec'd the server.
+  local i
+  for ((i = 0; i < 50; i++)); do
+    SERVER="$(bg_pid "$SERVER_PID" "$SERVER_BIN")" && break
+    sleep 0.1
+  done
+  [[ -n ${SERVER:-} ]] || { cat "$SERVER_LOG" >&2; die "segments-server did not start"; }
+  # --mode with no duration to speak of: only the SERVING wait matters here.
+  "$LOADER_BIN" --target="127.0.0.1:$PORT" --wait-serving=30s --mode=health --warmup=0s --duration=100ms \
+    --concurrency=1 --channels=1 >/dev/null ||
+    { tail -n 30 "$SERVER_LOG" >&2; die "segments-server not SERVING"; }
+}
+
+# run_mode MODE: one loader run; appends "mode,calls,...,client_cpu,errors_by_code,server_cpu,pg_cpu"
+# to $RESULTS and returns the loader's exit status.
+run_mode() {
+  local mode=$1 rc=0 s0 p0 t0 s1 p1 t1 line
+  s0=$(proc_ticks "$SERVER") p0=$(pg_ticks) t0=$(date +%s%N)
+  "$LOADER_BIN" --target="127.0.0.1:$PORT" --mode="$mode" --duration="$duration" --warmup="$warmup" \
+    --concurrency="$concurrency" --channels="$channels" --users="$users" \
+    --csv="$BENCH_STATE/last.csv" >"$BENCH_STATE/last.txt" || rc=$?
+  s1=$(proc_ticks "$SERVER") p1=$(pg_ticks) t1=$(date +%s%N)
+  # Cores busy on average over the whole loader run (warmup included).
+  line="$(tail -n 1 "$BENCH_STATE/last.csv")"
+  awk -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v ns=$((t1 - t0)) -v hz="$CLK_TCK" -v l="$line" 'BEGIN {
+    wall = ns / 1e9; printf "%s,%.2f,%.2f\n", l, s / hz / wall, p / hz / wall }' >>"$RESULTS"
+  if ((rc != 0)); then
+    warn "$mode: loader exited with $rc"
+    cat "$BENCH_STATE/last.txt" >&2
+  fi
+  return "$rc"
+}
+
+print_table() {
+  awk -F, '
+    BEGIN { printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s  %s\n", "mode", "calls", "errors", "rps",
+              "p50_us", "p90_us", "p99_us", "max_us", "server", "pg", "loader", "errors_by_code"
+            printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s\n", "", "", "", "", "", "", "", "",
+              "cores", "cores", "cores" }
+    { printf "%-7s %9d %7d %9.0f %8.0f %8.0f %8.0f %8.0f  %6.2f %6.2f %6.2f  %s\n",
+        $1, $2, $3, $4, $5, $6, $7, $8, $11, $12, $9, $10
+      rps[$1] = $4 }
+    END { if (rps["health"] > 0) {
+            if ("get" in rps) printf "ratio get/health:    %.3f\n", rps["get"] / rps["health"]
+            if ("update" in rps) printf "ratio update/health: %.3f\n", rps["update"] / rps["health"] } }' "$1"
+}
+
+# ---------------------------------------------------------------------------
+echo "date:  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "host:  $(uname -srm), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at start"
+read -r load1 _ </proc/loadavg
+if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+  warn "load average $load1 on $(nproc) cores: something else is running, expect noisy results"
+fi
+
+((build)) && "$ROOT/scripts/build.sh" release
+[[ -x $SERVER_BIN && -x $LOADER_BIN ]] || die "missing $SERVER_BIN or $LOADER_BIN: run without --no-build"
+
+if ! "$PG" status >/dev/null; then
+  pg_started=1
+  "$PG" start
+fi
+mkdir -p "$BENCH_STATE"
+seed
+
+failed=0
+if [[ -n $sweep ]]; then
+  sweep_csv="$BENCH_STATE/sweep.csv"
+  : >"$sweep_csv"
+  for pair in ${sweep//,/ }; do
+    [[ $pair =~ ^([0-9]+):([0-9]+)$ ]] || die "--sweep wants workers:pool pairs, got '$pair'"
+    w=${BASH_REMATCH[1]} p=${BASH_REMATCH[2]}
+    start_server "$w" "$p"
+    reset_toggle
+    : >"$RESULTS"
+    for mode in get update; do run_mode "$mode" || failed=1; done
+    sed "s/^/$w,$p,/" "$RESULTS" >>"$sweep_csv"
+  done
+  echo
+  echo "sweep: concurrency $concurrency, channels $channels, warmup $warmup, duration $duration per mode"
+  awk -F, 'BEGIN { printf "%7s %5s %-7s %9s %8s %8s %7s  %6s %6s\n", "workers", "pool", "mode", "rps", "p50_us",
+                   "p99_us", "errors", "server", "pg" }
+           { printf "%7d %5d %-7s %9.0f %8.0f %8.0f %7d  %6.2f %6.2f\n", $1, $2, $3, $6, $7, $9, $5, $13, $14 }' \
+    "$sweep_csv"
+else
+  start_server "$workers" "$pool"
+  : >"$RESULTS"
+  for mode in health get update; do run_mode "$mode" || failed=1; done
+  echo
+  echo "segments-server --workers=$workers --db-pool-size=$pool; loader: concurrency $concurrency," \
+    "channels $channels, warmup $warmup, duration $duration per mode, $users users"
+  print_table "$RESULTS"
+  echo "(cores: CPU time / wall time of the whole mode incl. warmup; server = segments-server,"
+  echo " pg = the PostgreSQL cluster's processes, loader = segments-grpc-load; $(nproc) cores in total)"
+fi
+echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
+exit "$failed"

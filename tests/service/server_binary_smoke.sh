@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Smoke test of the real segments-server binary, driven with grpcurl through
+# server reflection (no local proto files), against SEGMENTS_TEST_DATABASE_URL.
+# Usage: server_binary_smoke.sh PATH/TO/segments-server
+set -euo pipefail
+
+die() { printf 'server_binary_smoke: FAIL: %s\n' "$*" >&2; exit 1; }
+note() { printf 'server_binary_smoke: %s\n' "$*" >&2; }
+
+[[ $# -eq 1 ]] || die "usage: $0 PATH/TO/segments-server"
+SERVER=$1
+[[ -x $SERVER ]] || die "server binary '$SERVER' is not executable"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+GRPCURL="$ROOT/.tools/bin/grpcurl"
+[[ -x $GRPCURL ]] || die "$GRPCURL is missing: run scripts/install-deps.sh"
+[[ -n ${SEGMENTS_TEST_DATABASE_URL:-} ]] ||
+  die "SEGMENTS_TEST_DATABASE_URL is not set; run the tests through scripts/test.sh"
+
+WORK="$(mktemp -d)"
+LOG="$WORK/server.log"
+SERVER_PID=""
+cleanup() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# now_ms: milliseconds since the epoch.
+now_ms() { date +%s%3N; }
+
+# running PID: the process exists and is not a zombie waiting to be reaped.
+running() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ ${stat%% *} != Z ]]
+}
+
+# --- a bad setting is refused at start, naming itself
+rc=0
+SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" timeout 10 "$SERVER" --db-pool-size=0 \
+  >"$WORK/bad.out" 2>"$WORK/bad.err" || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || die "--db-pool-size=0: expected a non-zero exit, got $rc"
+grep -q -- 'db-pool-size' "$WORK/bad.err" ||
+  die "--db-pool-size=0: stderr does not name the setting: $(cat "$WORK/bad.err")"
+note "bad flag refused (exit $rc)"
+
+# --- start on a port of the kernel's choosing; the server logs which
+SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" "$SERVER" \
+  --grpc-listen=127.0.0.1:0 --health-check-period=100ms --shutdown-grace=5s --log-level=info \
+  >"$LOG" 2>&1 </dev/null &
+SERVER_PID=$!
+
+PORT=""
+deadline=$(($(now_ms) + 10000))
+while [[ -z $PORT ]]; do
+  running "$SERVER_PID" || die "server exited at start: $(cat "$LOG")"
+  PORT="$(sed -n 's/.*serving gRPC on port \([0-9][0-9]*\).*/\1/p' "$LOG" | head -n1)"
+  [[ -n $PORT ]] && break
+  (($(now_ms) < deadline)) || die "server did not report its port within 10 s: $(cat "$LOG")"
+  sleep 0.05
+done
+ADDR="127.0.0.1:$PORT"
+note "server pid $SERVER_PID on $ADDR"
+
+# call METHOD JSON: prints grpcurl's output; its exit status is grpcurl's.
+call() {
+  "$GRPCURL" -plaintext -max-time 5 -d "$2" "$ADDR" "$1" 2>&1
+}
+
+# flat TEXT: TEXT without whitespace, for comparisons.
+flat() { tr -d ' \t\n' <<<"$1"; }
+
+# --- health SERVING (the database is up)
+deadline=$(($(now_ms) + 10000))
+until [[ $(flat "$(call grpc.health.v1.Health/Check '{}' || true)") == '{"status":"SERVING"}' ]]; do
+  (($(now_ms) < deadline)) || die "health not SERVING within 10 s: $(call grpc.health.v1.Health/Check '{}' || true)"
+  sleep 0.1
+done
+note "health SERVING"
+
+# --- reflection lists the services
+services="$("$GRPCURL" -plaintext -max-time 5 "$ADDR" list)" || die "grpcurl list failed: $services"
+for service in segmentation.v1.SegmentService segmentation.v1.UserAdminService grpc.health.v1.Health; do
+  grep -qx "$service" <<<"$services" || die "'$service' not listed by reflection: $services"
+done
+note "reflection lists every service"
+
+# --- one pass through the API with the contract's JSON names
+USER_ID="$(cat /proc/sys/kernel/random/uuid)"
+USER_UPPER="${USER_ID^^}"
+SUFFIX="${USER_ID//-/}"
+SLUG_A="SMOKE_A_${SUFFIX:0:12}"
+SLUG_B="SMOKE_B_${SUFFIX:0:12}"
+
+out="$(call segmentation.v1.UserAdminService/CreateUser "{\"userID\": \"$USER_UPPER\"}")" || die "CreateUser: $out"
+[[ $(flat "$out") == '{}' ]] || die "CreateUser: unexpected output: $out"
+
+for slug in "$SLUG_B" "$SLUG_A"; do
+  out="$(call segmentation.v1.SegmentService/CreateSegment "{\"slug\": \"$slug\", \"description\": \"smoke\"}")" ||
+    die "CreateSegment $slug: $out"
+  [[ $(flat "$out") == *"\"slug\":\"$slug\""* && $(flat "$out") == *'"createdAt":"'* ]] ||
+    die "CreateSegment $slug: unexpected output: $out"
+done
+
+out="$(call segmentation.v1.SegmentService/CreateSegment "{\"slug\": \"$SLUG_A\"}")" &&
+  die "CreateSegment twice succeeded: $out"
+grep -q 'Code: AlreadyExists' <<<"$out" || die "CreateSegment twice: expected AlreadyExists: $out"
+
+ADD_A="{\"segmentSlug\": \"$SLUG_A\", \"secondsToBeInSegment\": 3600}"
+ADD_B_TOO_LATE="{\"segmentSlug\": \"$SLUG_B\", \"deadlineForStayingInSegment\": \"2099-01-01T00:00:00Z\"}"
+out="$(call segmentation.v1.SegmentService/UpdateUserSegments \
+  "{\"userID\": \"$USER_ID\", \"segmentsToAdd\": [$ADD_A, $ADD_B_TOO_LATE]}")" &&
+  die "UpdateUserSegments with a deadline 70 years ahead succeeded: $out"
+grep -q 'Code: InvalidArgument' <<<"$out" || die "UpdateUserSegments: expected InvalidArgument: $out"
+grep -q 'segmentsToAdd\[1\].deadlineForStayingInSegment' <<<"$out" ||
+  die "UpdateUserSegments: field path missing: $out"
+
+out="$(call segmentation.v1.SegmentService/UpdateUserSegments \
+  "{\"userID\": \"$USER_ID\", \"segmentsToAdd\": [$ADD_A, {\"segmentSlug\": \"$SLUG_B\"}]}")" ||
+  die "UpdateUserSegments: $out"
+[[ $(flat "$out") == '{}' ]] || die "UpdateUserSegments: unexpected output: $out"
+
+out="$(call segmentation.v1.SegmentService/UpdateUserSegments \
+  "{\"userID\": \"$USER_ID\", \"segmentsToRemove\": [{\"segmentSlug\": \"SMOKE_NOPE_${SUFFIX:0:12}\"}]}")" &&
+  die "UpdateUserSegments with an unknown slug succeeded: $out"
+grep -q 'Code: NotFound' <<<"$out" || die "UpdateUserSegments unknown slug: expected NotFound: $out"
+grep -q 'segmentsToRemove\[0\].segmentSlug' <<<"$out" ||
+  die "UpdateUserSegments unknown slug: field path missing: $out"
+
+out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$USER_UPPER\"}")" ||
+  die "GetUserSegments: $out"
+[[ $(flat "$out") == "{\"segments\":[\"$SLUG_A\",\"$SLUG_B\"]}" ]] || die "GetUserSegments: unexpected output: $out"
+
+STRANGER="$(cat /proc/sys/kernel/random/uuid)"
+out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$STRANGER\"}")" ||
+  die "GetUserSegments of an unknown user: $out"
+[[ $(flat "$out") == '{}' ]] || die "GetUserSegments of an unknown user: unexpected output: $out"
+note "CreateUser, CreateSegment, UpdateUserSegments, GetUserSegments ok"
+
+# --- SIGTERM: a clean exit within 15 s
+kill -TERM "$SERVER_PID"
+deadline=$(($(now_ms) + 15000))
+while running "$SERVER_PID"; do
+  (($(now_ms) < deadline)) || die "server still running 15 s after SIGTERM: $(tail -n 20 "$LOG")"
+  sleep 0.05
+done
+rc=0
+wait "$SERVER_PID" || rc=$?
+SERVER_PID=""
+[[ $rc -eq 0 ]] || die "server exited with $rc after SIGTERM: $(tail -n 20 "$LOG")"
+note "SIGTERM: exit 0"
+note "PASS"

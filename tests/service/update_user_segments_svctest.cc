@@ -1,0 +1,250 @@
+// SegmentService.UpdateUserSegments: what a successful change writes, and every
+// way a change is refused, each leaving the database as it was.
+#include <limits>
+
+#include "service/service_fixture.h"
+
+namespace segments::testing {
+namespace {
+
+using Catch::Matchers::UnorderedEquals;
+using Rows = std::vector<std::vector<std::string>>;
+
+// (slug, added_at micros, expires_at micros or "") of the user's membership rows.
+Rows MembershipsOf(const std::string& user) {
+  return Query("SELECT s.slug, " + MicrosOf("m.added_at") + ", coalesce(" + MicrosOf("m.expires_at") +
+               "::text, '') FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = " +
+               Literal(user) + " ORDER BY s.slug");
+}
+
+std::string At(absl::Time t) { return std::to_string(Micros(t)); }
+
+// 10 calendar years after the fixture's start (2024-03-01T12:00:00Z).
+absl::Time TenYearsAfterStart() {
+  return absl::FromCivil(absl::CivilSecond(2034, 3, 1, 12, 0, 0), absl::UTCTimeZone());
+}
+
+class UpdateFixture : public ServiceFixture {
+ public:
+  UpdateFixture() {
+    REQUIRE(CreateUser(kUser1).ok());
+    for (const char* slug : {"A", "B", "C", "D"}) REQUIRE(CreateSegment(slug).ok());
+  }
+
+  // Expects `request` to fail with `code` and these field paths, and the
+  // database to be exactly as before the call.
+  void ExpectRefused(const v1::UpdateUserSegmentsRequest& request, grpc::StatusCode code,
+                     const std::vector<std::string>& fields) {
+    const Rows before = Snapshot();
+    clock.Advance(absl::Seconds(1));
+    const grpc::Status status = Update(request);
+    INFO(Describe(status));
+    CHECK(status.error_code() == code);
+    CHECK_THAT(ViolationFields(status), UnorderedEquals(fields));
+    for (const auto& v : FieldViolations(status)) CHECK_FALSE(v.description().empty());
+    CHECK(Snapshot() == before);
+  }
+};
+
+// --- success
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments adds permanent and TTL memberships with history",
+                 "[service][update_user_segments]") {
+  const absl::Time t0 = Now();
+  const absl::Time deadline = t0 + absl::Hours(48) + absl::Milliseconds(250);
+  const grpc::Status status = Update(Change(kUser1, {{"B"}, {"A", 60}, {"C", std::nullopt, deadline}}));
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+
+  CHECK(MembershipsOf(kUser1) == Rows{{"A", At(t0), At(t0 + absl::Seconds(60))},
+                                      {"B", At(t0), ""},
+                                      {"C", At(t0), At(deadline)}});
+  CHECK(HistoryOf(kUser1) == Rows{Event("A", "add", "manual", t0), Event("B", "add", "manual", t0),
+                                  Event("C", "add", "manual", t0)});
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"A", "B", "C"});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments removes and adds in one call", "[service][update_user_segments]") {
+  const absl::Time t0 = Now();
+  REQUIRE(Update(Change(kUser1, {{"A"}, {"B", 600}})).ok());
+
+  clock.Advance(absl::Seconds(5));
+  const absl::Time t1 = Now();
+  const grpc::Status status = Update(Change(kUser1, {{"C"}}, {"A", "B"}));
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+
+  CHECK(MembershipsOf(kUser1) == Rows{{"C", At(t1), ""}});
+  CHECK(HistoryOf(kUser1) == Rows{Event("A", "add", "manual", t0), Event("B", "add", "manual", t0),
+                                  Event("A", "remove", "manual", t1), Event("B", "remove", "manual", t1),
+                                  Event("C", "add", "manual", t1)});
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"C"});
+
+  // Removing everything leaves no rows but keeps the history.
+  clock.Advance(absl::Seconds(5));
+  REQUIRE(Update(Change(kUser1, {}, {"C"})).ok());
+  CHECK(MembershipsOf(kUser1).empty());
+  CHECK(Count("SELECT count(*) FROM history") == 6);
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments accepts TTLs up to exactly 10 years",
+                 "[service][update_user_segments][ttl]") {
+  const absl::Time limit = TenYearsAfterStart();
+  const int64_t max_seconds = absl::ToInt64Seconds(limit - Now());
+  const grpc::Status status = Update(Change(kUser1, {{"A", max_seconds}, {"B", std::nullopt, limit}, {"C", 1}}));
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+  CHECK(MembershipsOf(kUser1) == Rows{{"A", At(Now()), At(limit)},
+                                      {"B", At(Now()), At(limit)},
+                                      {"C", At(Now()), At(Now() + absl::Seconds(1))}});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments does not affect other users", "[service][update_user_segments]") {
+  REQUIRE(CreateUser(kUser2).ok());
+  REQUIRE(Update(Change(kUser2, {{"A"}, {"B"}})).ok());
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  REQUIRE(Update(Change(kUser1, {}, {"A"})).ok());
+  CHECK(SegmentsOf(kUser2) == std::vector<std::string>{"A", "B"});
+  CHECK(SegmentsOf(kUser1).empty());
+}
+
+// --- INVALID_ARGUMENT
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects a malformed user id", "[service][update_user_segments]") {
+  const std::string user = GENERATE(std::string(""), std::string("user-1"),
+                                    std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5"),
+                                    std::string("0b7f9f5e-1c2d-4e3f-8a9b_0c1d2e3f4a5b"));
+  INFO("user '" << user << "'");
+  ExpectRefused(Change(user, {{"A"}}), grpc::StatusCode::INVALID_ARGUMENT, {"userID"});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects an empty change", "[service][update_user_segments]") {
+  const Rows before = Snapshot();
+  const grpc::Status status = Update(Change(kUser1, {}, {}));
+  INFO(Describe(status));
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(FieldViolations(status).size() == 1);
+  CHECK(Snapshot() == before);
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects malformed slugs naming each path",
+                 "[service][update_user_segments]") {
+  ExpectRefused(Change(kUser1, {{"A"}, {"bad slug"}, {""}}, {"B", "_x"}), grpc::StatusCode::INVALID_ARGUMENT,
+                {"segmentsToAdd[1].segmentSlug", "segmentsToAdd[2].segmentSlug", "segmentsToRemove[1].segmentSlug"});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects a slug listed twice", "[service][update_user_segments]") {
+  SECTION("twice in segmentsToAdd") {
+    ExpectRefused(Change(kUser1, {{"A"}, {"B"}, {"A", 60}}), grpc::StatusCode::INVALID_ARGUMENT,
+                  {"segmentsToAdd[2].segmentSlug"});
+  }
+  SECTION("twice in segmentsToRemove") {
+    REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+    ExpectRefused(Change(kUser1, {}, {"A", "A"}), grpc::StatusCode::INVALID_ARGUMENT,
+                  {"segmentsToRemove[1].segmentSlug"});
+  }
+  SECTION("in both lists") {
+    REQUIRE(Update(Change(kUser1, {{"B"}})).ok());
+    ExpectRefused(Change(kUser1, {{"A"}, {"B"}}, {"C", "B"}), grpc::StatusCode::INVALID_ARGUMENT,
+                  {"segmentsToRemove[1].segmentSlug"});
+  }
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects bad TTLs", "[service][update_user_segments][ttl]") {
+  const absl::Time limit = TenYearsAfterStart();
+  SECTION("both forms") {
+    ExpectRefused(Change(kUser1, {{"A"}, {"B", 60, Now() + absl::Hours(1)}}), grpc::StatusCode::INVALID_ARGUMENT,
+                  {"segmentsToAdd[1].secondsToBeInSegment"});
+  }
+  SECTION("seconds not positive") {
+    for (const int64_t seconds : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
+      INFO("seconds " << seconds);
+      ExpectRefused(Change(kUser1, {{"A", seconds}}), grpc::StatusCode::INVALID_ARGUMENT,
+                    {"segmentsToAdd[0].secondsToBeInSegment"});
+    }
+  }
+  SECTION("seconds beyond 10 years") {
+    // ExpectRefused moves the clock 1 s first, and the limit with it.
+    for (const int64_t seconds : {absl::ToInt64Seconds(limit - Now()) + 1, std::numeric_limits<int64_t>::max()}) {
+      INFO("seconds " << seconds);
+      ExpectRefused(Change(kUser1, {{"A", seconds}}), grpc::StatusCode::INVALID_ARGUMENT,
+                    {"segmentsToAdd[0].secondsToBeInSegment"});
+    }
+  }
+  SECTION("deadline not in the future") {
+    // ExpectRefused moves the clock 1 s first: the first deadline is "now".
+    for (const absl::Duration offset : {absl::Seconds(1), absl::ZeroDuration(), -absl::Hours(24 * 365)}) {
+      INFO("offset " << absl::FormatDuration(offset));
+      ExpectRefused(Change(kUser1, {{"A", std::nullopt, Now() + offset}}), grpc::StatusCode::INVALID_ARGUMENT,
+                    {"segmentsToAdd[0].deadlineForStayingInSegment"});
+    }
+  }
+  SECTION("deadline beyond 10 years") {
+    // ExpectRefused moves the clock 1 s first, and the limit with it.
+    ExpectRefused(Change(kUser1, {{"A"}, {"B", std::nullopt, limit + absl::Seconds(2)}}),
+                  grpc::StatusCode::INVALID_ARGUMENT, {"segmentsToAdd[1].deadlineForStayingInSegment"});
+  }
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments reports every shape problem at once",
+                 "[service][update_user_segments]") {
+  ExpectRefused(Change("nobody", {{"A", 0}, {"a b"}, {"A"}}, {"A"}), grpc::StatusCode::INVALID_ARGUMENT,
+                {"userID", "segmentsToAdd[0].secondsToBeInSegment", "segmentsToAdd[1].segmentSlug",
+                 "segmentsToAdd[2].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+}
+
+// --- NOT_FOUND
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments of an unknown user is NOT_FOUND",
+                 "[service][update_user_segments]") {
+  ExpectRefused(Change(kUser2, {{"A"}}), grpc::StatusCode::NOT_FOUND, {"userID"});
+  CHECK(Count("SELECT count(*) FROM users") == 1);
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments names every unknown slug", "[service][update_user_segments]") {
+  REQUIRE(Update(Change(kUser1, {{"D"}})).ok());
+  ExpectRefused(Change(kUser1, {{"X1"}, {"A"}, {"X2"}}, {"D", "X3"}), grpc::StatusCode::NOT_FOUND,
+                {"segmentsToAdd[0].segmentSlug", "segmentsToAdd[2].segmentSlug", "segmentsToRemove[1].segmentSlug"});
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"D"});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments treats a deleted segment as unknown",
+                 "[service][update_user_segments]") {
+  REQUIRE(CreateSegment("GONE").ok());
+  REQUIRE(DeleteSegment("GONE").ok());
+  ExpectRefused(Change(kUser1, {{"A"}, {"GONE"}}), grpc::StatusCode::NOT_FOUND, {"segmentsToAdd[1].segmentSlug"});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments: slugs are case-sensitive", "[service][update_user_segments]") {
+  ExpectRefused(Change(kUser1, {{"a"}}), grpc::StatusCode::NOT_FOUND, {"segmentsToAdd[0].segmentSlug"});
+}
+
+// --- FAILED_PRECONDITION
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments refuses to add a segment the user is in",
+                 "[service][update_user_segments]") {
+  REQUIRE(Update(Change(kUser1, {{"A", 3600}})).ok());
+  // Nothing is overwritten: neither the other addition nor the TTL.
+  ExpectRefused(Change(kUser1, {{"B"}, {"A"}}), grpc::StatusCode::FAILED_PRECONDITION,
+                {"segmentsToAdd[1].segmentSlug"});
+  CHECK(MembershipsOf(kUser1) ==
+        Rows{{"A", At(Now() - absl::Seconds(1)), At(Now() - absl::Seconds(1) + absl::Seconds(3600))}});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments refuses to remove a segment the user is not in",
+                 "[service][update_user_segments]") {
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  ExpectRefused(Change(kUser1, {{"C"}}, {"A", "B", "D"}), grpc::StatusCode::FAILED_PRECONDITION,
+                {"segmentsToRemove[1].segmentSlug", "segmentsToRemove[2].segmentSlug"});
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"A"});
+  CHECK(Count("SELECT count(*) FROM history") == 1);
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments lists both kinds of conflict", "[service][update_user_segments]") {
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  ExpectRefused(Change(kUser1, {{"A"}}, {"B"}), grpc::StatusCode::FAILED_PRECONDITION,
+                {"segmentsToAdd[0].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+}
+
+}  // namespace
+}  // namespace segments::testing
