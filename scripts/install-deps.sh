@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Install the system packages (apt) and tools (grpcurl) that the project needs.
+# Install the system packages (apt) and tools (grpcurl, protoc plugins) that
+# the project needs.
 # Idempotent and fast when everything is already there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 GRPCURL_VERSION=v1.9.4
+PROTOBUF_GO_VERSION=v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
+GRPC_GATEWAY_VERSION=v2.33.0
 
 PACKAGES=(
   cmake ninja-build g++ pkg-config ccache
@@ -34,19 +38,28 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- grpcurl (Go module) ----------------------------------------------------
-grpcurl="$TOOLS_BIN/grpcurl"
-stamp="$TOOLS_BIN/.grpcurl.version"
-grpcurl_note="grpcurl $GRPCURL_VERSION present"
-if [[ ! -x $grpcurl || "$(cat "$stamp" 2>/dev/null)" != "$GRPCURL_VERSION" ]]; then
-  go=/usr/local/go/bin/go
-  [[ -x $go ]] || go="$(command -v go)" || die "Go not found (expected $go)"
-  log "installing grpcurl $GRPCURL_VERSION (go install)"
-  mkdir -p "$TOOLS_BIN"
-  GOBIN="$TOOLS_BIN" "$go" install \
-    "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
-  echo "$GRPCURL_VERSION" >"$stamp"
-  grpcurl_note="grpcurl $GRPCURL_VERSION installed"
-fi
+# --- Go tools (Go module proxy), pinned --------------------------------------
+# Each is installed into .tools/bin once per version (a stamp file remembers).
+GO_TOOLS=(
+  "grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+  "protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOBUF_GO_VERSION"
+  "protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
+  "protoc-gen-grpc-gateway github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$GRPC_GATEWAY_VERSION"
+  "protoc-gen-openapiv2 github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$GRPC_GATEWAY_VERSION"
+)
+go=/usr/local/go/bin/go
+[[ -x $go ]] || go="$(command -v go)" || die "Go not found (expected $go)"
+fresh_tools=0
+for entry in "${GO_TOOLS[@]}"; do
+  name=${entry%% *} module=${entry#* }
+  stamp="$TOOLS_BIN/.$name.version"
+  if [[ ! -x $TOOLS_BIN/$name || "$(cat "$stamp" 2>/dev/null)" != "$module" ]]; then
+    log "installing $module (go install)"
+    mkdir -p "$TOOLS_BIN"
+    GOBIN="$TOOLS_BIN" "$go" install "$module"
+    echo "$module" >"$stamp"
+    fresh_tools=$((fresh_tools + 1))
+  fi
+done
 
-log "ok: ${#PACKAGES[@]} apt packages (${#missing[@]} newly installed), $grpcurl_note"
+log "ok: ${#PACKAGES[@]} apt packages (${#missing[@]} newly installed), ${#GO_TOOLS[@]} Go tools ($fresh_tools newly installed)"

@@ -1,0 +1,82 @@
+// Command segments-gateway serves the segments service's HTTP API. It only
+// maps flags (each with an environment fallback) to gateway.Options.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"segments/gateway"
+)
+
+func main() {
+	fs := flag.NewFlagSet("segments-gateway", flag.ContinueOnError)
+	addr := fs.String("http-listen", env("GATEWAY_HTTP_LISTEN", ":8080"), "HTTP listen address (env GATEWAY_HTTP_LISTEN)")
+	upstream := fs.String("upstream", env("GATEWAY_UPSTREAM", "127.0.0.1:50051"), "segments-server gRPC address (env GATEWAY_UPSTREAM)")
+	timeout := fs.Duration("upstream-timeout", envDuration("GATEWAY_UPSTREAM_TIMEOUT", 10*time.Second), "deadline of each upstream call (env GATEWAY_UPSTREAM_TIMEOUT)")
+	maxBody := fs.Int64("max-body-bytes", envInt("GATEWAY_MAX_BODY_BYTES", 1<<20), "largest request body accepted (env GATEWAY_MAX_BODY_BYTES)")
+	grace := fs.Duration("shutdown-grace", envDuration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second), "time in-flight requests get on SIGTERM (env GATEWAY_SHUTDOWN_GRACE)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if *maxBody <= 0 || *timeout <= 0 || *grace < 0 {
+		fmt.Fprintln(os.Stderr, "segments-gateway: --max-body-bytes and --upstream-timeout must be positive, --shutdown-grace not negative")
+		os.Exit(2)
+	}
+
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := gateway.Run(ctx, gateway.Options{
+		Addr:            *addr,
+		Upstream:        *upstream,
+		UpstreamTimeout: *timeout,
+		MaxBodyBytes:    *maxBody,
+		ShutdownTimeout: *grace,
+		Logger:          logger,
+	})
+	if err != nil {
+		logger.Error("gateway stopped", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+func env(name, fallback string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return fallback
+}
+
+func envDuration(name string, fallback time.Duration) time.Duration {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return fallback
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "segments-gateway: %s=%q: not a duration\n", name, v)
+		os.Exit(2)
+	}
+	return d
+}
+
+func envInt(name string, fallback int64) int64 {
+	v, ok := os.LookupEnv(name)
+	if !ok {
+		return fallback
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "segments-gateway: %s=%q: not an integer\n", name, v)
+		os.Exit(2)
+	}
+	return n
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Generates the gateway's Go code, the OpenAPI document and the Swagger UI
+# assets from proto/ and the pinned tools in .tools/bin (installed by
+# scripts/install-deps.sh). Nothing generated is committed.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+GATEWAY="$ROOT/gateway"
+GEN="$GATEWAY/gen"
+SWAGGER_UI_VERSION=5.35.0
+GOOGLEAPIS=/usr/share/gocode/src/github.com/gogo/googleapis
+# google/api protos map to the genproto Go package, whatever go_package the
+# Debian copy declares.
+GOOGLE_API_GO=google.golang.org/genproto/googleapis/api/annotations
+M_OPTS="Mgoogle/api/annotations.proto=$GOOGLE_API_GO,Mgoogle/api/http.proto=$GOOGLE_API_GO"
+
+rm -rf "$GEN"
+mkdir -p "$GEN/openapi"
+protoc -I "$ROOT/proto" -I "$GOOGLEAPIS" \
+  --plugin=protoc-gen-go="$TOOLS_BIN/protoc-gen-go" \
+  --plugin=protoc-gen-go-grpc="$TOOLS_BIN/protoc-gen-go-grpc" \
+  --plugin=protoc-gen-grpc-gateway="$TOOLS_BIN/protoc-gen-grpc-gateway" \
+  --plugin=protoc-gen-openapiv2="$TOOLS_BIN/protoc-gen-openapiv2" \
+  --go_out="$GEN" --go_opt=module=segments/gateway/gen,"$M_OPTS" \
+  --go-grpc_out="$GEN" --go-grpc_opt=module=segments/gateway/gen,"$M_OPTS" \
+  --grpc-gateway_out="$GEN" --grpc-gateway_opt=module=segments/gateway/gen,allow_delete_body=true,"$M_OPTS" \
+  --openapiv2_out="$GEN/openapi" \
+  --openapiv2_opt="$M_OPTS",allow_merge=true,merge_file_name=segments,allow_delete_body=true,disable_default_errors=true,disable_default_responses=true,openapi_configuration="$GATEWAY/openapi.yaml" \
+  segmentation/v1/segment_service.proto segmentation/v1/user_admin_service.proto segmentation/v1/rest_error.proto
+
+# Swagger UI from its npm package, pinned; served next to our initializer.
+UI="$GATEWAY/internal/swagger/ui"
+if [[ ! -f $UI/.version || $(<"$UI/.version") != "$SWAGGER_UI_VERSION" ]]; then
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "swagger-ui-dist@$SWAGGER_UI_VERSION" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf "$UI" && mkdir -p "$UI"
+  for f in index.html swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js favicon-32x32.png; do
+    cp "$tmp/package/$f" "$UI/"
+  done
+  echo "$SWAGGER_UI_VERSION" >"$UI/.version"
+  rm -rf "$tmp"
+fi
+cp "$GEN/openapi/segments.swagger.json" "$GATEWAY/internal/swagger/doc.json"
