@@ -4,7 +4,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Mirror of COMPONENTS in up.sh, in stop order.
-COMPONENTS=(server db)
+COMPONENTS=(gateway server db)
+
+stop_gateway() {
+  bg_stop gateway "$STATE/gateway.pid" "$ROOT/build/release/gateway/segments-gateway" 15
+}
 
 stop_server() {
   bg_stop server "$STATE/server.pid" "$ROOT/build/release/server/segments-server" 15

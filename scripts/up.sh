@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Bring the service up locally: deps, release build, PostgreSQL, server.
-# Env: SEGMENTS_GRPC_PORT (default 50051). Stop everything with scripts/down.sh.
+# Bring the service up locally: deps, release build, PostgreSQL, server, REST
+# gateway. Env: SEGMENTS_GRPC_PORT (default 50051), SEGMENTS_HTTP_PORT
+# (default 8080). Stop everything with scripts/down.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -9,10 +10,14 @@ SERVER_BIN="$ROOT/build/release/server/segments-server"
 SERVER_PID="$STATE/server.pid"
 SERVER_LOG="$STATE/server.log"
 GRPCURL="$TOOLS_BIN/grpcurl"
+HTTP_ADDR="127.0.0.1:${SEGMENTS_HTTP_PORT:-8080}"
+GATEWAY_BIN="$ROOT/build/release/gateway/segments-gateway"
+GATEWAY_PID="$STATE/gateway.pid"
+GATEWAY_LOG="$STATE/gateway.log"
 
 # Each component is a start_<name> function; add new ones (gateway, kafka)
 # here and to COMPONENTS, plus a matching stop_<name> in down.sh.
-COMPONENTS=(db server)
+COMPONENTS=(db server gateway)
 
 start_db() {
   "$ROOT/scripts/pg.sh" start
@@ -47,19 +52,39 @@ wait_serving() {
   die "segments-server not SERVING after 30 s; last health check: $out"
 }
 
+start_gateway() {
+  bg_stop gateway "$GATEWAY_PID" "$GATEWAY_BIN"
+  if port_in_use "${HTTP_ADDR##*:}"; then
+    die "$HTTP_ADDR is already in use; set SEGMENTS_HTTP_PORT to another port"
+  fi
+  log "starting segments-gateway on $HTTP_ADDR"
+  bg_start "$GATEWAY_PID" "$GATEWAY_LOG" "$GATEWAY_BIN" \
+    --http-listen="$HTTP_ADDR" --upstream="$GRPC_ADDR"
+  local deadline=$((SECONDS + 30))
+  while ((SECONDS < deadline)); do
+    pid_alive "$BG_PID" || { tail -n 30 "$GATEWAY_LOG" >&2; die "segments-gateway exited (log: $GATEWAY_LOG)"; }
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$HTTP_ADDR/healthz") == 200 ]] && return 0
+    sleep 0.3
+  done
+  die "segments-gateway not healthy after 30 s (log: $GATEWAY_LOG)"
+}
+
 print_info() {
   cat <<INFO
 
 segments is up
   gRPC:      $GRPC_ADDR
+  HTTP:      http://$HTTP_ADDR   (Swagger UI: http://$HTTP_ADDR/swagger/index.html)
   database:  $DATABASE_URL
-  log:       $SERVER_LOG
+  logs:      $SERVER_LOG, $GATEWAY_LOG
   stop:      scripts/down.sh
 
 Try:
   $GRPCURL -plaintext $GRPC_ADDR list
   $GRPCURL -plaintext -d '{"slug":"AVITO_VOICE_MESSAGES"}' $GRPC_ADDR segmentation.v1.SegmentService/CreateSegment
   $GRPCURL -plaintext -d '{"userID":"00000000-0000-0000-0000-000000000001"}' $GRPC_ADDR segmentation.v1.SegmentService/GetUserSegments
+  curl -i -X POST http://$HTTP_ADDR/segments/create -d '{"slug":"AVITO_DISCOUNT_30"}'
+  curl -s 'http://$HTTP_ADDR/segments/get-for-user?userID=00000000-0000-0000-0000-000000000001'
 INFO
 }
 
