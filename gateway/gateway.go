@@ -5,7 +5,9 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,10 +126,10 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 		return nil, err
 	}
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &compactJSON{runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
+		}}),
 		runtime.WithErrorHandler(httperr.ErrorHandler),
 		runtime.WithRoutingErrorHandler(httperr.RoutingErrorHandler),
 		runtime.WithForwardResponseOption(noContentForMutations),
@@ -151,6 +153,22 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 		middleware.LimitBody(opts.MaxBodyBytes),
 		middleware.Deadline(opts.UpstreamTimeout),
 	), nil
+}
+
+// compactJSON is protojson without the random spaces protojson adds on
+// purpose, so that equal answers are equal bytes (clients, caches, docs).
+type compactJSON struct{ runtime.JSONPb }
+
+func (m *compactJSON) Marshal(v any) ([]byte, error) {
+	raw, err := m.JSONPb.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, raw); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // noContentForMutations makes every successful mutation answer 204 with no

@@ -11,6 +11,7 @@ require (
 )
 
 require (
+	github.com/lib/pq v1.12.3 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect

@@ -4,13 +4,14 @@ package httperr
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
 )
@@ -35,7 +36,18 @@ type Entry = segmentationv1.RestErrorResponse_Error
 
 // Write answers with `code` and the envelope holding `entries`.
 func Write(w http.ResponseWriter, code int, entries ...*Entry) {
-	body, err := protojson.Marshal(&segmentationv1.RestErrorResponse{Errors: entries})
+	// encoding/json rather than protojson: stable bytes, same shape.
+	type entry struct {
+		Type string `json:"type"`
+		Info string `json:"info"`
+	}
+	envelope := struct {
+		Errors []entry `json:"errors"`
+	}{Errors: make([]entry, 0, len(entries))}
+	for _, e := range entries {
+		envelope.Errors = append(envelope.Errors, entry{Type: e.GetType(), Info: e.GetInfo()})
+	}
+	body, err := json.Marshal(envelope)
 	if err != nil { // cannot happen with plain strings; keep the envelope anyway
 		body = []byte(`{"errors":[{"type":"internal_error","info":"internal error"}]}`)
 		code = http.StatusInternalServerError
@@ -74,7 +86,7 @@ func FromStatus(st *status.Status) (int, []*Entry) {
 	switch st.Code() {
 	case codes.InvalidArgument:
 		if len(violations) == 0 {
-			return http.StatusBadRequest, []*Entry{One(TypeParse, st.Message())}
+			return http.StatusBadRequest, []*Entry{One(TypeParse, "cannot parse the request: "+parseDetail(st.Message()))}
 		}
 		return http.StatusBadRequest, entries(TypeValidation)
 	case codes.FailedPrecondition, codes.OutOfRange:
@@ -95,6 +107,15 @@ func FromStatus(st *status.Status) (int, []*Entry) {
 	default:
 		return http.StatusInternalServerError, []*Entry{One(TypeInternal, "internal error")}
 	}
+}
+
+// parseDetail drops the "proto:" prefix of protobuf-go's messages, which
+// protobuf-go spells with a random kind of space on purpose.
+func parseDetail(message string) string {
+	for _, prefix := range []string{"proto: ", "proto:\u00a0"} {
+		message = strings.TrimPrefix(message, prefix)
+	}
+	return message
 }
 
 func fieldViolations(st *status.Status) []*errdetails.BadRequest_FieldViolation {

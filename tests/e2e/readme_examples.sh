@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Keeps the README's HTTP examples true: runs every "$ curl ..." line of the
+# README's "HTTP API" section, in order, against a fresh database through the
+# real server and the real gateway, and compares each output with the lines
+# printed under it in the README.
+# Usage: readme_examples.sh SERVER_BIN GATEWAY_BIN   (needs SEGMENTS_TEST_DATABASE_URL)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+server_bin=${1:?server binary}
+gateway_bin=${2:?gateway binary}
+db_url=${SEGMENTS_TEST_DATABASE_URL:?set by scripts/test.sh}
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, segments, users RESTART IDENTITY"
+
+grpc_port="$(free_port)"
+"$server_bin" --grpc-listen="127.0.0.1:$grpc_port" --database-url="$db_url" 2>"$work/server.log" &
+pids+=($!)
+http_port="$(free_port)"
+"$gateway_bin" --http-listen="127.0.0.1:$http_port" --upstream="127.0.0.1:$grpc_port" 2>"$work/gateway.log" &
+pids+=($!)
+deadline=$((SECONDS + 30))
+until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/healthz") == 200 ]]; do
+  ((SECONDS < deadline)) || { cat "$work/server.log" "$work/gateway.log" >&2; die "stack not healthy"; }
+  sleep 0.2
+done
+
+# Pull (command, expected output) pairs out of the README section.
+python3 - "$ROOT/README.md" "$work/cases" <<'PY'
+import json, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+section = text.split("\n## HTTP API", 1)[1].split("\n## ", 1)[0]
+cases, current, in_block = [], None, False
+for line in section.splitlines():
+    if line.startswith("```"):
+        in_block = not in_block
+        if not in_block and current:
+            cases.append(current)
+            current = None
+        continue
+    if not in_block:
+        continue
+    if line.startswith("$ curl "):
+        if current:
+            cases.append(current)
+        current = {"cmd": line[2:], "want": []}
+    elif current is not None:
+        current["want"].append(line)
+json.dump(cases, open(sys.argv[2], "w"))
+PY
+
+count="$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$work/cases")"
+((count >= 10)) || die "found only $count examples in the README's HTTP API section"
+failed=0
+for ((i = 0; i < count; i++)); do
+  cmd="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])]["cmd"])' "$work/cases" "$i")"
+  want="$(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))[int(sys.argv[2])]["want"]))' "$work/cases" "$i")"
+  got="$(eval "${cmd//localhost:8080/127.0.0.1:$http_port}")"
+  if [[ $got != "$want" ]]; then
+    failed=$((failed + 1))
+    printf 'README example differs:\n  $ %s\n  want: %s\n  got:  %s\n' "$cmd" "$want" "$got" >&2
+  fi
+done
+((failed == 0)) || die "$failed of $count README examples differ"
+log "all $count README examples match"
