@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -151,13 +152,51 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 	return middleware.Chain(root,
 		middleware.AccessLog(opts.Logger),
 		middleware.LimitBody(opts.MaxBodyBytes),
+		middleware.RequireUTF8Query,
 		middleware.Deadline(opts.UpstreamTimeout),
 	), nil
 }
 
 // compactJSON is protojson without the random spaces protojson adds on
-// purpose, so that equal answers are equal bytes (clients, caches, docs).
+// purpose, so that equal answers are equal bytes (clients, caches, docs),
+// and with a strict decoder: a body is one JSON value and nothing else.
 type compactJSON struct{ runtime.JSONPb }
+
+// NewDecoder reads the whole body (LimitBody has bounded it already). An
+// empty body decodes as io.EOF, which grpc-gateway treats as an empty
+// request; data after the first JSON value is a parse error.
+func (m *compactJSON) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		var first json.RawMessage
+		if err := dec.Decode(&first); err != nil {
+			return err
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return errors.New("unexpected data after the JSON value")
+		}
+		return m.JSONPb.Unmarshal(first, v)
+	})
+}
+
+// NewEncoder writes compact bytes too (grpc-gateway uses it for /healthz).
+func (m *compactJSON) NewEncoder(w io.Writer) runtime.Encoder {
+	return runtime.EncoderFunc(func(v any) error {
+		data, err := m.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(data, '\n'))
+		return err
+	})
+}
 
 func (m *compactJSON) Marshal(v any) ([]byte, error) {
 	raw, err := m.JSONPb.Marshal(v)

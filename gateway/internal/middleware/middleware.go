@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"segments/gateway/internal/httperr"
 )
@@ -118,6 +120,28 @@ func byteCount(n int64) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// RequireUTF8Query answers 400 parse_error when the query string is not
+// valid percent-encoded UTF-8, before any of it reaches a proto string.
+func RequireUTF8Query(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			httperr.Write(w, http.StatusBadRequest, httperr.One(httperr.TypeParse, "cannot parse the query string"))
+			return
+		}
+		for key, list := range values {
+			for _, v := range append([]string{key}, list...) {
+				if !utf8.ValidString(v) {
+					httperr.Write(w, http.StatusBadRequest,
+						httperr.One(httperr.TypeParse, "query parameter "+strconv.Quote(key)+" is not valid UTF-8"))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
 // Deadline bounds each request's call to the upstream.
 func Deadline(timeout time.Duration) func(http.Handler) http.Handler {

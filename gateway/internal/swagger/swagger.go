@@ -7,6 +7,9 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
+
+	"segments/gateway/internal/httperr"
 )
 
 //go:embed doc.json
@@ -54,6 +57,11 @@ func Handler() http.Handler {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			_, _ = w.Write(page)
 		default:
+			name := strings.TrimPrefix(r.URL.Path, "/swagger/")
+			if _, err := fs.Stat(assets, name); err != nil || name == "" {
+				httperr.Write(w, http.StatusNotFound, httperr.One(httperr.TypeNotFound, "no such path: "+r.URL.Path))
+				return
+			}
 			files.ServeHTTP(w, r)
 		}
 	})
