@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
+	"segments/gateway/internal/testutil"
 )
 
 // fakeBackend implements both services: it records every request and
@@ -135,7 +136,7 @@ type harness struct {
 	backend *fakeBackend
 	health  *health.Server
 	url     string
-	logs    *syncBuffer
+	logs    *testutil.SyncBuffer
 }
 
 func startFakeUpstream(t *testing.T, lis net.Listener) (*fakeBackend, *health.Server) {
@@ -163,7 +164,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	if opts.Upstream == "" {
 		opts.Upstream = "bufnet"
 	}
@@ -868,24 +869,6 @@ func TestRunBadAddr(t *testing.T) {
 	if !strings.Contains(err.Error(), lis.Addr().String()) {
 		t.Errorf("error %q does not name the address", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // A body with anything but whitespace after its JSON value is not JSON

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"segments/gateway"
+	"segments/gateway/internal/testutil"
 )
 
 // maxBodyBytes is the main gateway's body limit: small enough to test 413,
@@ -41,13 +41,13 @@ const maxBodyBytes = 64 << 10
 
 // The shared stack, set up by TestMain.
 var (
-	baseURL    string         // the gateway, http://127.0.0.1:N
-	serverBin  string         // SEGMENTS_SERVER_BIN
-	server     *serverProcess // the shared server
-	serverAddr string         // its gRPC address
-	db         *sql.DB        // the test database
-	gatewayLog *syncBuffer    // the gateway's JSON logs
-	httpClient *http.Client   // no redirects followed, bounded time
+	baseURL    string               // the gateway, http://127.0.0.1:N
+	serverBin  string               // SEGMENTS_SERVER_BIN
+	server     *serverProcess       // the shared server
+	serverAddr string               // its gRPC address
+	db         *sql.DB              // the test database
+	gatewayLog *testutil.SyncBuffer // the gateway's JSON logs
+	httpClient *http.Client         // no redirects followed, bounded time
 )
 
 func TestMain(m *testing.M) {
@@ -95,7 +95,7 @@ func run(m *testing.M) int {
 	serverAddr = server.addr
 
 	ctx, cancel := context.WithCancel(context.Background())
-	gatewayLog = &syncBuffer{}
+	gatewayLog = &testutil.SyncBuffer{}
 	url, done, err := startGateway(ctx, serverAddr, maxBodyBytes, gatewayLog)
 	if err != nil {
 		cancel()
@@ -133,10 +133,10 @@ var portLine = regexp.MustCompile(`serving gRPC on port (\d+)`)
 
 // serverProcess is a running segments-server.
 type serverProcess struct {
-	addr   string        // 127.0.0.1:port
-	cmd    *exec.Cmd     // the process
-	log    *syncBuffer   // everything it printed
-	exited chan struct{} // closed once it exited
+	addr   string               // 127.0.0.1:port
+	cmd    *exec.Cmd            // the process
+	log    *testutil.SyncBuffer // everything it printed
+	exited chan struct{}        // closed once it exited
 }
 
 // stop sends SIGTERM and waits for the exit, killing it after 15 s.
@@ -166,7 +166,7 @@ func (p *serverProcess) alive() bool {
 // launchServer runs the server binary on a port of the kernel's choosing
 // and reads the port from its log. extra flags are appended.
 func launchServer(bin, dbURL string, extra ...string) (*serverProcess, error) {
-	p := &serverProcess{log: &syncBuffer{}, exited: make(chan struct{})}
+	p := &serverProcess{log: &testutil.SyncBuffer{}, exited: make(chan struct{})}
 	args := append([]string{
 		"--grpc-listen=127.0.0.1:0",
 		"--database-url=" + dbURL,
@@ -289,24 +289,6 @@ func tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ---- HTTP helpers

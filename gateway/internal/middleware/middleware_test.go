@@ -13,10 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"segments/gateway/internal/testutil"
 )
 
 // decodeEnvelope checks that body is exactly {"errors":[{"type","info"},...]}
@@ -302,24 +303,6 @@ func TestLimitBodyInfoNamesTheLimit(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestAccessLogFieldsAndNoSecrets(t *testing.T) {
 	const (
 		querySecret  = "0b7f3c1e-5d2a-4c1b-9f3e-7a6b5c4d3e2f"
@@ -327,7 +310,7 @@ func TestAccessLogFieldsAndNoSecrets(t *testing.T) {
 		cookieSecret = "cookie-secret-c0ffee"
 		authSecret   = "token-secret-deadbeef"
 	)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
 	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
@@ -391,7 +374,7 @@ func TestAccessLogStatuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			h := AccessLog(slog.New(slog.NewJSONHandler(&logs, nil)))(tc.handler)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
