@@ -10,10 +10,12 @@
 // Modes (--mode, comma-separated list, run in order):
 //   health  grpc.health.v1.Health/Check through a generic stub (empty request)
 //   get     GetUserSegments for uniformly random seeded users
-//   update  UpdateUserSegments: each slot owns a disjoint stripe of users and
-//           walks it, adding the toggle segment on odd passes (first pass)
-//           and removing it on even ones, so no two in-flight calls touch
-//           the same user and every call is expected to succeed.
+//   update  UpdateUserSegments: each slot owns a disjoint stripe of users
+//           (--update-stripe of them, default 100) and walks it, adding the
+//           toggle segment on the first pass, removing it on the next, and so
+//           on; no two in-flight calls touch the same user and every call is
+//           expected to succeed on a freshly seeded database. Short stripes
+//           give a run both adds and removes.
 //
 // Seeded users are derived from their index i in [0, --users):
 //   00000000-0000-4000-8000-%012x
@@ -71,9 +73,24 @@ std::string_view ModeName(Mode m) {
 
 std::string_view CodeName(int code) {
   static constexpr std::array<std::string_view, kStatusCodes> kNames = {
-      "OK",           "CANCELLED",           "UNKNOWN",   "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-      "OUT_OF_RANGE", "UNIMPLEMENTED",       "INTERNAL",  "UNAVAILABLE",      "DATA_LOSS",         "UNAUTHENTICATED"};
+      "OK",
+      "CANCELLED",
+      "UNKNOWN",
+      "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED",
+      "NOT_FOUND",
+      "ALREADY_EXISTS",
+      "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED",
+      "FAILED_PRECONDITION",
+      "ABORTED",
+      "OUT_OF_RANGE",
+      "UNIMPLEMENTED",
+      "INTERNAL",
+      "UNAVAILABLE",
+      "DATA_LOSS",
+      "UNAUTHENTICATED",
+  };
   return code >= 0 && code < kStatusCodes ? kNames[static_cast<size_t>(code)] : "?";
 }
 
@@ -87,6 +104,7 @@ struct Options {
   absl::Duration timeout = absl::Seconds(10);
   absl::Duration wait_serving = absl::ZeroDuration();
   uint64_t users = 100'000;
+  uint64_t update_stripe = 100;
   std::string toggle_slug = "BENCH_TOGGLE";
   std::string segment_prefix = "BENCH_";
   int expect_segments = 5;
@@ -109,6 +127,9 @@ constexpr char kUsage[] = R"(Usage: segments-grpc-load [--flag=value ...]
   --wait-serving=DUR        first wait up to DUR for health SERVING (default: don't)
   --users=N                 seeded users 0..N-1 (default 100000)
   --expect-segments=N       get: BENCH_1..BENCH_N must be returned; 0 = don't check (default 5)
+  --update-stripe=N         update: users each in-flight slot walks, adding BENCH_TOGGLE on the
+                            first pass and removing it on the next (default 100; 0 = all
+                            users split between the slots)
   --toggle-slug=SLUG        update: segment added and removed (default BENCH_TOGGLE)
   --toggle-ttl=SECONDS      update: secondsToBeInSegment on add (default 3600)
   --max-error-rate=F        exit 1 if errors exceed this share of calls (default 0.001)
@@ -163,6 +184,8 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
       duration(o.wait_serving);
     } else if (name == "users") {
       ok = absl::SimpleAtoi(v, &o.users) && o.users > 0 && o.users <= (uint64_t{1} << 48);
+    } else if (name == "update-stripe") {
+      ok = absl::SimpleAtoi(v, &o.update_stripe);
     } else if (name == "expect-segments") {
       ok = absl::SimpleAtoi(v, &o.expect_segments) && o.expect_segments >= 0;
     } else if (name == "toggle-slug") {
@@ -201,8 +224,10 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
     std::fprintf(stderr, "segments-grpc-load: --mode lists no mode\n");
     return std::nullopt;
   }
-  if (static_cast<uint64_t>(o.concurrency) > o.users) {
-    std::fprintf(stderr, "segments-grpc-load: --concurrency must not exceed --users\n");
+  const bool updates = std::find(o.modes.begin(), o.modes.end(), Mode::kUpdate) != o.modes.end();
+  if (updates && (static_cast<uint64_t>(o.concurrency) > o.users ||
+                  o.update_stripe * static_cast<uint64_t>(o.concurrency) > o.users)) {
+    std::fprintf(stderr, "segments-grpc-load: update needs --concurrency x --update-stripe <= --users\n");
     return std::nullopt;
   }
   return o;
@@ -238,11 +263,15 @@ struct Stats {
   std::vector<int64_t> latencies_ns;  // one per measured call, OK or not
   std::array<uint64_t, kStatusCodes> by_code{};
   uint64_t bad_responses = 0;  // OK status, wrong content (health not SERVING, wrong segments)
+  uint64_t adds = 0;           // update: measured calls that added / removed the toggle
+  uint64_t removes = 0;
 
   void Merge(const Stats& other) {
     latencies_ns.insert(latencies_ns.end(), other.latencies_ns.begin(), other.latencies_ns.end());
     for (size_t i = 0; i < by_code.size(); ++i) by_code[i] += other.by_code[i];
     bad_responses += other.bad_responses;
+    adds += other.adds;
+    removes += other.removes;
   }
 };
 
@@ -290,7 +319,11 @@ class Slot {
 class ModeRun {
  public:
   ModeRun(const Options& options, Mode mode, const std::vector<Connection>& conns)
-      : options_(options), mode_(mode), conns_(conns) {}
+      : options_(options), mode_(mode), conns_(conns) {
+    for (int k = 1; k <= options.expect_segments; ++k) {
+      expected_.push_back(fmt::format("{}{}", options.segment_prefix, k));
+    }
+  }
 
   struct Result {
     Stats stats;
@@ -326,8 +359,14 @@ class ModeRun {
     }
   }
 
+  // True once per status code (kStatusCodes: bad response) and run, so only
+  // the first problem of each kind is printed.
+  bool FirstOf(int code) { return !reported_[static_cast<size_t>(code)].exchange(true); }
+
   const Options& options() const { return options_; }
   Mode mode() const { return mode_; }
+  // get: the slugs every seeded user must have, in order.
+  const std::vector<std::string>& expected() const { return expected_; }
   const Connection& connection(int slot) const { return conns_[static_cast<size_t>(slot) % conns_.size()]; }
   Clock::time_point measure_start() const { return measure_start_; }
   Clock::time_point measure_end() const { return measure_end_; }
@@ -336,10 +375,12 @@ class ModeRun {
   const Options& options_;
   const Mode mode_;
   const std::vector<Connection>& conns_;
+  std::vector<std::string> expected_;
   Clock::time_point measure_start_;
   Clock::time_point measure_end_;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::atomic<int> active_{0};
+  std::array<std::atomic<bool>, kStatusCodes + 1> reported_{};
   absl::Mutex mu_;
   bool all_done_ ABSL_GUARDED_BY(mu_) = false;
 };
@@ -349,8 +390,13 @@ Slot::Slot(ModeRun& run, int index)
   const Options& o = run.options();
   const auto slots = static_cast<uint64_t>(o.concurrency);
   const auto i = static_cast<uint64_t>(index);
-  stripe_begin_ = o.users * i / slots;
-  stripe_end_ = o.users * (i + 1) / slots;
+  if (o.update_stripe == 0) {
+    stripe_begin_ = o.users * i / slots;
+    stripe_end_ = o.users * (i + 1) / slots;
+  } else {
+    stripe_begin_ = o.update_stripe * i;
+    stripe_end_ = stripe_begin_ + o.update_stripe;
+  }
   next_user_ = stripe_begin_;
 }
 
@@ -404,7 +450,7 @@ bool Slot::ResponseOk() const {
       const int n = get_response_.segments_size();
       if (n != o.expect_segments && n != o.expect_segments + 1) return false;
       for (int k = 0; k < o.expect_segments; ++k) {
-        if (get_response_.segments(k) != fmt::format("{}{}", o.segment_prefix, k + 1)) return false;
+        if (get_response_.segments(k) != run_.expected()[static_cast<size_t>(k)]) return false;
       }
       return n == o.expect_segments || get_response_.segments(n - 1) == o.toggle_slug;
     }
@@ -417,20 +463,23 @@ bool Slot::ResponseOk() const {
 void Slot::OnDone(const grpc::Status& status) {
   const Clock::time_point now = Clock::now();
   if (started_ >= run_.measure_start()) {
+    if (run_.mode() == Mode::kUpdate) ++(adding_ ? stats_.adds : stats_.removes);
     stats_.latencies_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_).count());
     if (!status.ok()) {
       int code = static_cast<int>(status.error_code());
       if (code <= 0 || code >= kStatusCodes) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
-      if (++stats_.by_code[static_cast<size_t>(code)] == 1) {
+      ++stats_.by_code[static_cast<size_t>(code)];
+      if (run_.FirstOf(code)) {
         std::fprintf(stderr, "segments-grpc-load: %s: first %s: %s\n", std::string(ModeName(run_.mode())).c_str(),
                      std::string(CodeName(code)).c_str(), status.error_message().c_str());
       }
     } else if (!ResponseOk()) {
       ++stats_.bad_responses;
-      if (stats_.bad_responses == 1) {
+      if (run_.FirstOf(kStatusCodes)) {
+        const std::string what =
+            run_.mode() == Mode::kGet ? "{" + get_response_.ShortDebugString() + "}" : "not SERVING";
         std::fprintf(stderr, "segments-grpc-load: %s: first unexpected response: %s\n",
-                     std::string(ModeName(run_.mode())).c_str(),
-                     run_.mode() == Mode::kGet ? get_response_.ShortDebugString().c_str() : "not SERVING");
+                     std::string(ModeName(run_.mode())).c_str(), what.c_str());
       }
     } else {
       ++stats_.by_code[0];
@@ -515,9 +564,9 @@ double PercentileUs(const std::vector<int64_t>& sorted, double p) {
 int main(int argc, char** argv) {
   auto parsed = ParseOptions(argc, argv);
   if (!parsed) return 2;
-  // Debian builds abseil without NDEBUG, which turns on absl::Mutex deadlock
-  // detection: every lock and unlock (gRPC's included) then goes through a
-  // process-wide graph under a global spinlock. The loader has no use for it.
+  // Debian's abseil is built without NDEBUG, so absl::Mutex deadlock
+  // detection is on: every lock (gRPC's included) also updates a process-wide
+  // graph under a global lock. A few percent of CPU the loader does not need.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const Options& o = *parsed;
 
@@ -575,6 +624,10 @@ int main(int argc, char** argv) {
     std::printf("%-7s %9llu %7llu %10.0f %9.0f %9.0f %9.0f %9.0f %7.0f%%  %s\n", name.c_str(),
                 static_cast<unsigned long long>(calls), static_cast<unsigned long long>(errors), rps, p50, p90, p99,
                 max, r.client_cpu * 100, by_code.c_str());
+    if (mode == Mode::kUpdate) {
+      std::printf("        (update: %llu adds, %llu removes)\n", static_cast<unsigned long long>(r.stats.adds),
+                  static_cast<unsigned long long>(r.stats.removes));
+    }
     std::fflush(stdout);
     if (csv) {
       csv << fmt::format("{},{},{},{:.1f},{:.1f},{:.1f},{:.1f},{:.1f},{:.2f},{}\n", name, calls, errors, rps, p50, p90,

@@ -86,6 +86,14 @@ pg_ticks() {
   echo "$total"
 }
 
+# "BUSY STEAL": CPU ticks of the whole machine (all cores) spent running
+# something, and stolen by the hypervisor for other guests.
+cpu_ticks() {
+  local _ user nice system irq softirq steal
+  read -r _ user nice system _ _ irq softirq steal _ </proc/stat  # cpu user nice system idle iowait irq softirq steal
+  echo "$((user + nice + system + irq + softirq)) $steal"
+}
+
 psql_bench() { "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 seed() {
@@ -95,6 +103,8 @@ seed() {
   PGOPTIONS='-c client_min_messages=warning' psql_bench -f "$ROOT/db/schema.sql"
   local t0=$SECONDS
   psql_bench -v users="$users" -f "$ROOT/bench/seed.sql"
+  # Write the seeded pages out now rather than during a measurement.
+  psql_bench -c CHECKPOINT
   log "seeded in $((SECONDS - t0)) s"
 }
 
@@ -124,34 +134,50 @@ start_server() {
     { tail -n 30 "$SERVER_LOG" >&2; die "segments-server not SERVING"; }
 }
 
-# run_mode MODE: one loader run; appends "mode,calls,...,client_cpu,errors_by_code,server_cpu,pg_cpu"
+# run_mode MODE: one loader run; appends
+# "mode,calls,errors,rps,p50,p90,p99,max,loader_cpu,errors_by_code,server_cpu,pg_cpu,other_cpu,steal"
 # to $RESULTS and returns the loader's exit status.
 run_mode() {
-  local mode=$1 rc=0 s0 p0 t0 s1 p1 t1 line
+  local mode=$1 rc=0 s0 p0 b0 st0 t0 s1 p1 b1 st1 t1 line
+  : >"$BENCH_STATE/last.csv"
   s0=$(proc_ticks "$SERVER") p0=$(pg_ticks) t0=$(date +%s%N)
+  read -r b0 st0 < <(cpu_ticks)
   "$LOADER_BIN" --target="127.0.0.1:$PORT" --mode="$mode" --duration="$duration" --warmup="$warmup" \
     --concurrency="$concurrency" --channels="$channels" --users="$users" \
-    --csv="$BENCH_STATE/last.csv" >"$BENCH_STATE/last.txt" || rc=$?
+    --csv="$BENCH_STATE/last.csv" >"$BENCH_STATE/$mode.txt" || rc=$?
   s1=$(proc_ticks "$SERVER") p1=$(pg_ticks) t1=$(date +%s%N)
-  # Cores busy on average over the whole loader run (warmup included).
+  read -r b1 st1 < <(cpu_ticks)
+  # Cores busy on average over the whole loader run (warmup included); "other"
+  # is everything else on the machine and "steal" the CPU the hypervisor gave
+  # to other guests: high values mean the numbers are disturbed.
   line="$(tail -n 1 "$BENCH_STATE/last.csv")"
-  awk -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v ns=$((t1 - t0)) -v hz="$CLK_TCK" -v l="$line" 'BEGIN {
-    wall = ns / 1e9; printf "%s,%.2f,%.2f\n", l, s / hz / wall, p / hz / wall }' >>"$RESULTS"
+  if [[ -z $line ]]; then
+    cat "$BENCH_STATE/$mode.txt" >&2
+    warn "$mode: loader exited with $rc and measured nothing"
+    return 1
+  fi
+  awk -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v st=$((st1 - st0)) -v ns=$((t1 - t0)) \
+    -v hz="$CLK_TCK" -v l="$line" 'BEGIN {
+    wall = ns / 1e9; split(l, f, ",")
+    other = b / hz / wall - s / hz / wall - p / hz / wall - f[9]
+    printf "%s,%.2f,%.2f,%.2f,%.2f\n", l, s / hz / wall, p / hz / wall, (other < 0 ? 0 : other), st / hz / wall }' \
+    >>"$RESULTS"
   if ((rc != 0)); then
     warn "$mode: loader exited with $rc"
-    cat "$BENCH_STATE/last.txt" >&2
+    cat "$BENCH_STATE/$mode.txt" >&2
   fi
   return "$rc"
 }
 
 print_table() {
   awk -F, '
-    BEGIN { printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s  %s\n", "mode", "calls", "errors", "rps",
-              "p50_us", "p90_us", "p99_us", "max_us", "server", "pg", "loader", "errors_by_code"
-            printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s\n", "", "", "", "", "", "", "", "",
-              "cores", "cores", "cores" }
-    { printf "%-7s %9d %7d %9.0f %8.0f %8.0f %8.0f %8.0f  %6.2f %6.2f %6.2f  %s\n",
-        $1, $2, $3, $4, $5, $6, $7, $8, $11, $12, $9, $10
+    BEGIN { printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s  %s\n", "mode", "calls", "errors",
+              "rps", "p50_us", "p90_us", "p99_us", "max_us", "server", "pg", "loader", "other", "steal",
+              "errors_by_code"
+            printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s\n", "", "", "", "", "", "", "", "",
+              "cores", "cores", "cores", "cores", "cores" }
+    { printf "%-7s %9d %7d %9.0f %8.0f %8.0f %8.0f %8.0f  %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
+        $1, $2, $3, $4, $5, $6, $7, $8, $11, $12, $9, $13, $14, $10
       rps[$1] = $4 }
     END { if (rps["health"] > 0) {
             if ("get" in rps) printf "ratio get/health:    %.3f\n", rps["get"] / rps["health"]
@@ -162,9 +188,14 @@ print_table() {
 echo "date:  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "host:  $(uname -srm), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at start"
-read -r load1 _ </proc/loadavg
-if awk -v l="$load1" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-  warn "load average $load1 on $(nproc) cores: something else is running, expect noisy results"
+# The load average trails by minutes; what runs right now is a better hint.
+read -r b0 _ < <(cpu_ticks)
+sleep 1
+read -r b1 _ < <(cpu_ticks)
+busy_pct=$(((b1 - b0) * 100 / CLK_TCK / $(nproc)))
+echo "busy:  ${busy_pct}% of the CPUs over the last second"
+if ((busy_pct > 25)); then
+  warn "something else is using the CPUs: expect noisy results (see the 'other' column)"
 fi
 
 ((build)) && "$ROOT/scripts/build.sh" release
@@ -192,9 +223,10 @@ if [[ -n $sweep ]]; then
   done
   echo
   echo "sweep: concurrency $concurrency, channels $channels, warmup $warmup, duration $duration per mode"
-  awk -F, 'BEGIN { printf "%7s %5s %-7s %9s %8s %8s %7s  %6s %6s\n", "workers", "pool", "mode", "rps", "p50_us",
-                   "p99_us", "errors", "server", "pg" }
-           { printf "%7d %5d %-7s %9.0f %8.0f %8.0f %7d  %6.2f %6.2f\n", $1, $2, $3, $6, $7, $9, $5, $13, $14 }' \
+  awk -F, 'BEGIN { printf "%7s %5s %-7s %9s %8s %8s %7s  %6s %6s %6s %6s %6s\n", "workers", "pool", "mode",
+                   "rps", "p50_us", "p99_us", "errors", "server", "pg", "loader", "other", "steal" }
+           { printf "%7d %5d %-7s %9.0f %8.0f %8.0f %7d  %6.2f %6.2f %6.2f %6.2f %6.2f\n", $1, $2, $3, $6, $7, $9,
+               $5, $13, $14, $11, $15, $16 }' \
     "$sweep_csv"
 else
   start_server "$workers" "$pool"
@@ -204,8 +236,10 @@ else
   echo "segments-server --workers=$workers --db-pool-size=$pool; loader: concurrency $concurrency," \
     "channels $channels, warmup $warmup, duration $duration per mode, $users users"
   print_table "$RESULTS"
+  sed -n 's/^ *(\(update: .*\))$/\1/p' "$BENCH_STATE/update.txt" 2>/dev/null || true
   echo "(cores: CPU time / wall time of the whole mode incl. warmup; server = segments-server,"
-  echo " pg = the PostgreSQL cluster's processes, loader = segments-grpc-load; $(nproc) cores in total)"
+  echo " pg = the PostgreSQL cluster's processes, loader = segments-grpc-load, other = the rest of"
+  echo " the machine, steal = taken by the hypervisor; high other/steal = disturbed run; $(nproc) cores)"
 fi
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
 exit "$failed"
