@@ -111,15 +111,13 @@ func tooLarge(w http.ResponseWriter, limit int64) {
 func byteCount(n int64) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
-		return itoa(n>>20) + " MiB"
+		return strconv.FormatInt(n>>20, 10) + " MiB"
 	case n >= 1<<10 && n%(1<<10) == 0:
-		return itoa(n>>10) + " KiB"
+		return strconv.FormatInt(n>>10, 10) + " KiB"
 	default:
-		return itoa(n) + " bytes"
+		return strconv.FormatInt(n, 10) + " bytes"
 	}
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // RequireUTF8Query answers 400 parse_error when the query string is not
 // valid percent-encoded UTF-8, before any of it reaches a proto string.
