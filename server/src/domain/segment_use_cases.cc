@@ -13,8 +13,6 @@
 namespace segments::domain {
 namespace {
 
-constexpr std::string_view kUserIdField = "userID";
-
 std::string NewSalt() {
   // Per-segment salt for percentage bucketing: 16 random hex digits.
   absl::BitGen gen;
@@ -34,8 +32,8 @@ struct PlannedAdd {
 std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& command, absl::Time now,
                                           std::vector<PlannedAdd>& adds) {
   std::vector<FieldViolation> problems;
-  if (!ParseUserId(command.user_id)) {
-    problems.push_back({std::string(kUserIdField), command.user_id.empty() ? "is required" : "must be a UUID"});
+  if (std::string why = DescribeUserIdProblem(command.user_id); !why.empty()) {
+    problems.push_back({std::string(kUserIdField), why});
   }
   if (command.to_add.empty() && command.to_remove.empty()) {
     problems.push_back({"", "segmentsToAdd or segmentsToRemove must list at least one segment"});
@@ -237,10 +235,7 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
 absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const std::string& user_id) {
   auto user = ParseUserId(user_id);
-  if (!user) {
-    return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField),
-                      user_id.empty() ? "is required" : "must be a UUID");
-  }
+  if (!user) return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), DescribeUserIdProblem(user_id));
   auto slugs = store_.ActiveSegmentSlugs(*user, Now());
   if (!slugs.ok()) return slugs.status();
   std::sort(slugs->begin(), slugs->end());

@@ -10,11 +10,10 @@
 namespace segments::domain {
 namespace {
 
-constexpr std::string_view kUserIdField = "userID";
-
 std::optional<FieldViolation> CheckUserId(const std::string& user_id) {
-  if (ParseUserId(user_id)) return std::nullopt;
-  return FieldViolation{std::string(kUserIdField), user_id.empty() ? "is required" : "must be a UUID"};
+  std::string why = DescribeUserIdProblem(user_id);
+  if (why.empty()) return std::nullopt;
+  return FieldViolation{std::string(kUserIdField), std::move(why)};
 }
 
 absl::Status UnknownUser(const UserId& user) {

@@ -35,6 +35,12 @@ std::string DescribeDescriptionProblem(std::string_view description) {
   return "";
 }
 
+std::string DescribeUserIdProblem(std::string_view text) {
+  if (text.empty()) return "is required";
+  if (!ParseUserId(text)) return "must be a UUID";
+  return "";
+}
+
 std::optional<UserId> ParseUserId(std::string_view text) {
   if (text.size() != 36) return std::nullopt;
   std::string out(text);

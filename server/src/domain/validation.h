@@ -11,6 +11,7 @@
 
 namespace segments::domain {
 
+inline constexpr std::string_view kUserIdField = "userID";
 inline constexpr size_t kMaxSlugLength = 128;
 inline constexpr size_t kMaxDescriptionLength = 1000;
 
@@ -25,6 +26,9 @@ std::optional<int32_t> ParsePercent(double percent);
 
 // The latest deadline a TTL may reach when set at `now`: 10 calendar years.
 absl::Time MaxDeadline(absl::Time now);
+
+// Why a user id is rejected, for error messages; empty if ParseUserId takes it.
+std::string DescribeUserIdProblem(std::string_view text);
 
 // Why a slug is rejected, for error messages; empty if it is valid.
 std::string DescribeSlugProblem(std::string_view slug);
