@@ -235,7 +235,9 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
 absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const std::string& user_id) {
   auto user = ParseUserId(user_id);
-  if (!user) return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), DescribeUserIdProblem(user_id));
+  if (!user) {
+    return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), DescribeUserIdProblem(user_id));
+  }
   auto slugs = store_.ActiveSegmentSlugs(*user, Now());
   if (!slugs.ok()) return slugs.status();
   std::sort(slugs->begin(), slugs->end());
