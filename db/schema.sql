@@ -69,5 +69,17 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (1, 'users, segments, memberships, history');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 2) THEN
+        -- The id ends each key so that both orders are total and need no
+        -- sort: the monthly report reads (at, user_id, slug, id) forwards,
+        -- a user's history pages read (user_id, at, id) backwards.
+        CREATE INDEX history_report_order_idx ON history (at, user_id, slug, id);
+        CREATE INDEX history_user_order_idx ON history (user_id, at, id);
+        DROP INDEX history_at_idx;
+        DROP INDEX history_user_at_idx;
+
+        INSERT INTO schema_migrations (version, description) VALUES (2, 'history indexes with total orders');
+    END IF;
 END
 $migrations$;

@@ -26,7 +26,8 @@ protoc -I "$ROOT/proto" -I "$GOOGLEAPIS" \
   --grpc-gateway_out="$GEN" --grpc-gateway_opt=module=segments/gateway/gen,allow_delete_body=true,"$M_OPTS" \
   --openapiv2_out="$GEN/openapi" \
   --openapiv2_opt="$M_OPTS",allow_merge=true,merge_file_name=segments,allow_delete_body=true,disable_default_errors=true,disable_default_responses=true,openapi_configuration="$GATEWAY/openapi.yaml" \
-  segmentation/v1/segment_service.proto segmentation/v1/user_admin_service.proto segmentation/v1/rest_error.proto
+  segmentation/v1/segment_service.proto segmentation/v1/user_admin_service.proto \
+  segmentation/v1/history_service.proto segmentation/v1/rest_error.proto
 
 # Swagger UI from its npm package, pinned; served next to our initializer.
 UI="$GATEWAY/internal/swagger/ui"

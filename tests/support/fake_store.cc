@@ -1,5 +1,8 @@
 #include "support/fake_store.h"
 
+#include <algorithm>
+#include <tuple>
+
 namespace segments::testing {
 namespace {
 
@@ -141,6 +144,78 @@ absl::StatusOr<std::vector<std::string>> FakeStore::ActiveSegmentSlugs(const Use
     if (key.first == user && m.ActiveAt(now)) out.push_back(m.slug);
   }
   return out;
+}
+
+namespace {
+
+class FakeCursor final : public domain::HistoryCursor {
+ public:
+  FakeCursor(std::vector<HistoryEvent> events, int& open) : events_(std::move(events)), open_(open) { ++open_; }
+  ~FakeCursor() override { --open_; }
+
+  absl::StatusOr<std::vector<HistoryEvent>> Next(int max_rows) override {
+    std::vector<HistoryEvent> batch;
+    while (next_ < events_.size() && batch.size() < static_cast<size_t>(max_rows)) batch.push_back(events_[next_++]);
+    return batch;
+  }
+
+ private:
+  std::vector<HistoryEvent> events_;
+  size_t next_ = 0;
+  int& open_;
+};
+
+}  // namespace
+
+std::vector<HistoryEvent> FakeStore::NumberedHistory() const {
+  std::vector<HistoryEvent> events = state.history;
+  for (size_t i = 0; i < events.size(); ++i) events[i].id = static_cast<int64_t>(i + 1);
+  return events;
+}
+
+absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> FakeStore::OpenHistory(const std::optional<UserId>& user,
+                                                                             absl::Time from, absl::Time to) {
+  if (!failure.ok()) return failure;
+  std::vector<HistoryEvent> events;
+  for (const HistoryEvent& e : NumberedHistory()) {
+    if (e.at >= from && e.at < to && (!user || e.user_id == *user)) events.push_back(e);
+  }
+  std::sort(events.begin(), events.end(), [](const HistoryEvent& a, const HistoryEvent& b) {
+    return std::tie(a.at, a.user_id, a.slug, a.id) < std::tie(b.at, b.user_id, b.slug, b.id);
+  });
+  return std::unique_ptr<domain::HistoryCursor>(new FakeCursor(std::move(events), open_cursors));
+}
+
+absl::StatusOr<std::vector<HistoryEvent>> FakeStore::UserHistory(const domain::UserHistoryQuery& query) {
+  if (!failure.ok()) return failure;
+  std::vector<HistoryEvent> events;
+  for (const HistoryEvent& e : NumberedHistory()) {
+    if (e.user_id != query.user || (query.slug && e.slug != *query.slug)) continue;
+    if ((query.from && e.at < *query.from) || (query.to && e.at >= *query.to)) continue;
+    if (query.after && std::tie(e.at, e.id) >= std::tie(query.after->at, query.after->id)) continue;
+    events.push_back(e);
+  }
+  std::sort(events.begin(), events.end(),
+            [](const HistoryEvent& a, const HistoryEvent& b) { return std::tie(a.at, a.id) > std::tie(b.at, b.id); });
+  if (events.size() > static_cast<size_t>(query.limit)) events.resize(static_cast<size_t>(query.limit));
+  return events;
+}
+
+absl::StatusOr<int64_t> FakeStore::EndExpiredMemberships(absl::Time now, int limit) {
+  ++expiry_batches;
+  if (!failure.ok()) return failure;
+  std::vector<std::pair<absl::Time, std::pair<UserId, domain::SegmentId>>> due;
+  for (const auto& [key, m] : state.memberships) {
+    if (m.expires_at && *m.expires_at <= now) due.push_back({*m.expires_at, key});
+  }
+  std::sort(due.begin(), due.end());
+  if (due.size() > static_cast<size_t>(limit)) due.resize(static_cast<size_t>(limit));
+  for (const auto& [deadline, key] : due) {
+    state.history.push_back({key.first, key.second, state.memberships[key].slug, Operation::kRemove, Reason::kTtl,
+                             deadline});
+    state.memberships.erase(key);
+  }
+  return static_cast<int64_t>(due.size());
 }
 
 }  // namespace segments::testing

@@ -29,6 +29,19 @@ class FakeStore final : public domain::Store {
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+  absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> OpenHistory(const std::optional<domain::UserId>& user,
+                                                                     absl::Time from, absl::Time to) override;
+  absl::StatusOr<std::vector<domain::HistoryEvent>> UserHistory(const domain::UserHistoryQuery& query) override;
+  absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) override;
+
+  // Cursors from OpenHistory not yet destroyed (each would hold a connection).
+  int open_cursors = 0;
+  // Calls of EndExpiredMemberships, failed ones included.
+  int expiry_batches = 0;
+
+ private:
+  // The history with ids: an event's id is its position + 1.
+  std::vector<domain::HistoryEvent> NumberedHistory() const;
 };
 
 }  // namespace segments::testing

@@ -1,22 +1,12 @@
 #include "api/segment_service.h"
 
-#include <google/protobuf/util/time_util.h>
-
+#include "api/proto_time.h"
 #include "api/unary_call.h"
 
 namespace segments::api {
 namespace {
 
 namespace v1 = segmentation::v1;
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-void ToProto(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  *out = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(micros);
-}
 
 domain::UpdateUserSegmentsCommand ToCommand(const v1::UpdateUserSegmentsRequest& request) {
   domain::UpdateUserSegmentsCommand command{request.user_id(), {}, {}};

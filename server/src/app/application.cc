@@ -3,25 +3,51 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "common/crypto.h"
 #include "common/log.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace segments::app {
 
-Application::Application(const config::Config& config, const domain::Clock& clock)
+namespace {
+
+absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config) {
+  std::vector<domain::SigningKey> keys;
+  if (config.report_link_keys.empty()) {
+    log::Warning("no report link keys configured (SEGMENTS_REPORT_LINK_KEYS): links signed with a random key "
+                 "work only on this instance, until it restarts");
+    keys.push_back({"local", crypto::RandomBytes(domain::ReportLinkSigner::kMinSecretLength)});
+  } else {
+    auto parsed = domain::ParseSigningKeys(config.report_link_keys);
+    if (!parsed.ok()) return parsed.status();
+    keys = std::move(*parsed);
+  }
+  return domain::ReportLinkSigner::Create(std::move(keys), config.report_link_ttl);
+}
+
+}  // namespace
+
+Application::Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer)
     : config_(config),
       pool_(storage::PgPoolOptions{config.database_url, config.db_pool_size, config.db_connect_timeout,
                                    config.db_statement_timeout, config.db_acquire_timeout}),
       store_(pool_),
       segment_use_cases_(store_, clock),
       user_use_cases_(store_, clock),
+      signer_(std::move(signer)),
+      history_use_cases_(store_, clock, signer_),
       workers_(config.workers, static_cast<size_t>(config.max_queued_calls)),
       segment_service_(segment_use_cases_, workers_),
-      user_admin_service_(user_use_cases_, workers_) {}
+      user_admin_service_(user_use_cases_, workers_),
+      history_service_(history_use_cases_, workers_,
+                       api::HistoryServiceOptions{config.report_link_base_url, config.max_concurrent_reports}),
+      expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}) {}
 
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
                                                                const domain::Clock& clock) {
-  std::unique_ptr<Application> app(new Application(config, clock));
+  auto signer = MakeSigner(config);
+  if (!signer.ok()) return signer.status();
+  std::unique_ptr<Application> app(new Application(config, clock, std::move(*signer)));
   // Links the health proto's descriptor in, so reflection can describe the
   // built-in health service to grpcurl.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -32,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &app->port_);
   builder.RegisterService(&app->segment_service_);
   builder.RegisterService(&app->user_admin_service_);
+  builder.RegisterService(&app->history_service_);
   app->server_ = builder.BuildAndStart();
   if (!app->server_ || app->port_ == 0) {
     return absl::UnavailableError("cannot listen on " + config.grpc_listen);
@@ -39,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   // Health follows the database: NOT_SERVING until the first ping succeeds.
   app->server_->GetHealthCheckService()->SetServingStatus(false);
   app->health_watcher_ = std::thread([raw = app.get()] { raw->WatchDatabase(); });
+  app->expiry_job_.Start();
   log::Info("serving gRPC on port {}", app->port_);
   return app;
 }
@@ -68,6 +96,7 @@ void Application::Shutdown(absl::Duration grace) {
     stopping_ = true;
   }
   if (health_watcher_.joinable()) health_watcher_.join();
+  expiry_job_.Stop();
   log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

@@ -9,22 +9,27 @@
 #include <memory>
 #include <thread>
 
+#include "api/history_service.h"
 #include "api/segment_service.h"
 #include "api/user_admin_service.h"
 #include "common/worker_pool.h"
 #include "config/config.h"
 #include "domain/clock.h"
+#include "domain/history_use_cases.h"
+#include "domain/report_link.h"
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "storage/pg_pool.h"
+#include "jobs/expiry_job.h"
 #include "storage/pg_store.h"
 
 namespace segments::app {
 
 class Application {
  public:
-  // Starts serving. `clock` must outlive the application. Fails if the
-  // address cannot be bound; a database that is down is not an error at
+  // Starts serving and the TTL expiry job. `clock` must outlive the
+  // application. Fails if the address cannot be bound or the report link
+  // keys are malformed; a database that is down is not an error at
   // start: calls get UNAVAILABLE and health says NOT_SERVING until it is up.
   static absl::StatusOr<std::unique_ptr<Application>> Start(const config::Config& config,
                                                            const domain::Clock& clock);
@@ -39,7 +44,7 @@ class Application {
   void Shutdown(absl::Duration grace);
 
  private:
-  Application(const config::Config& config, const domain::Clock& clock);
+  Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer);
   void WatchDatabase();
 
   const config::Config config_;
@@ -47,9 +52,13 @@ class Application {
   storage::PgStore store_;
   domain::SegmentUseCases segment_use_cases_;
   domain::UserUseCases user_use_cases_;
+  const domain::ReportLinkSigner signer_;
+  domain::HistoryUseCases history_use_cases_;
   WorkerPool workers_;
   api::SegmentService segment_service_;
   api::UserAdminService user_admin_service_;
+  api::HistoryService history_service_;
+  jobs::ExpiryJob expiry_job_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 

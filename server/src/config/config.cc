@@ -97,6 +97,36 @@ const std::vector<Setting>& Settings() {
          return "";
        },
        [](const Config& c) { return c.log_level; }},
+      {"report-link-keys", "SEGMENTS_REPORT_LINK_KEYS",
+       "keys that sign report links, id:secret[,id:secret...]; the first signs, all verify (secret: 32+ bytes)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.report_link_keys = v;
+         return "";
+       },
+       [](const Config& c) { return c.report_link_keys.empty() ? std::string("a random key per process") : "(set)"; }},
+      {"report-link-ttl", "SEGMENTS_REPORT_LINK_TTL", "how long a report link works",
+       DurationIn(&Config::report_link_ttl, absl::Seconds(1), absl::Hours(24 * 30)),
+       [](const Config& c) { return absl::FormatDuration(c.report_link_ttl); }},
+      {"report-link-base-url", "SEGMENTS_REPORT_LINK_BASE_URL",
+       "public HTTP address report links start with, e.g. https://segments.example.com (empty: the gateway's Host)",
+       [](Config& c, const std::string& v) -> std::string {
+         if (!v.empty() && !absl::StartsWith(v, "http://") && !absl::StartsWith(v, "https://")) {
+           return "must start with http:// or https://";
+         }
+         c.report_link_base_url = v;
+         while (absl::EndsWith(c.report_link_base_url, "/")) c.report_link_base_url.pop_back();
+         return "";
+       },
+       [](const Config& c) { return c.report_link_base_url; }},
+      {"max-concurrent-reports", "SEGMENTS_MAX_CONCURRENT_REPORTS",
+       "reports streaming at once (each holds a database connection)", IntIn(&Config::max_concurrent_reports, 1, 1000),
+       [](const Config& c) { return std::to_string(c.max_concurrent_reports); }},
+      {"expiry-period", "SEGMENTS_EXPIRY_PERIOD", "how often the TTL expiry job ends memberships past their deadline",
+       DurationIn(&Config::expiry_period, absl::Milliseconds(10), absl::Hours(1)),
+       [](const Config& c) { return absl::FormatDuration(c.expiry_period); }},
+      {"expiry-batch-size", "SEGMENTS_EXPIRY_BATCH_SIZE", "memberships the expiry job ends per transaction",
+       IntIn(&Config::expiry_batch_size, 1, 100'000),
+       [](const Config& c) { return std::to_string(c.expiry_batch_size); }},
   };
   return settings;
 }
@@ -157,7 +187,7 @@ std::string Usage() {
   const Config defaults;
   std::string out = "Usage: segments-server [--flag=value ...]\n\nEvery flag falls back to its environment variable, then to its default.\n\n";
   for (const Setting& s : Settings()) {
-    out += fmt::format("  --{:<22} {:<30} {} (default: {})\n", s.flag, s.env, s.help, s.show(defaults));
+    out += fmt::format("  --{:<24} {:<34} {} (default: {})\n", s.flag, s.env, s.help, s.show(defaults));
   }
   return out;
 }

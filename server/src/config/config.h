@@ -26,6 +26,18 @@ struct Config {
   absl::Duration health_check_period = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
+
+  // History reports. Keys are "id:secret,..." (secrets of 32+ bytes; the
+  // first key signs, all verify). Empty: a random key per process, so links
+  // work only on the instance that made them and only until it restarts.
+  std::string report_link_keys;
+  absl::Duration report_link_ttl = absl::Hours(4);
+  std::string report_link_base_url;
+  int max_concurrent_reports = 4;
+
+  // TTL expiry job.
+  absl::Duration expiry_period = absl::Seconds(10);
+  int expiry_batch_size = 1000;
 };
 
 // Reads the environment, e.g. std::getenv; injectable for tests.

@@ -29,4 +29,19 @@ struct UpdateUserSegmentsCommand {
   std::vector<std::string> to_remove;
 };
 
+struct ReportLinkCommand {
+  std::string user_id;  // empty: all users
+  int32_t month = 0;
+  int32_t year = 0;
+};
+
+struct UserHistoryCommand {
+  std::string user_id;
+  std::string segment;  // empty: every segment
+  std::optional<absl::Time> from;
+  std::optional<absl::Time> to;
+  int32_t page_size = 0;  // 0: the default
+  std::string page_token;
+};
+
 }  // namespace segments::domain

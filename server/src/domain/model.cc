@@ -27,4 +27,18 @@ std::string_view ToString(Reason reason) {
   return "manual";
 }
 
+std::optional<Operation> ParseOperation(std::string_view text) {
+  if (text == "add") return Operation::kAdd;
+  if (text == "remove") return Operation::kRemove;
+  return std::nullopt;
+}
+
+std::optional<Reason> ParseReason(std::string_view text) {
+  for (Reason reason : {Reason::kManual, Reason::kTtl, Reason::kAutoPercent, Reason::kSegmentDeleted,
+                        Reason::kUserDeleted}) {
+    if (ToString(reason) == text) return reason;
+  }
+  return std::nullopt;
+}
+
 }  // namespace segments::domain

@@ -20,10 +20,12 @@ std::optional<UserState> ParseUserState(std::string_view text);
 
 enum class Operation { kAdd, kRemove };
 std::string_view ToString(Operation operation);
+std::optional<Operation> ParseOperation(std::string_view text);
 
 // Why a membership began or ended; stored with every history event.
 enum class Reason { kManual, kTtl, kAutoPercent, kSegmentDeleted, kUserDeleted };
 std::string_view ToString(Reason reason);
+std::optional<Reason> ParseReason(std::string_view text);
 
 struct Segment {
   SegmentId id = 0;
@@ -63,6 +65,7 @@ struct HistoryEvent {
   Operation operation = Operation::kAdd;
   Reason reason = Reason::kManual;
   absl::Time at;
+  int64_t id = 0;  // assigned by the store; orders events of the same instant
 };
 
 }  // namespace segments::domain

@@ -9,6 +9,7 @@
 #include <absl/status/statusor.h>
 #include <absl/time/time.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,31 @@ class Transaction {
   virtual absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) = 0;
 };
 
+// Where a page of a user's history starts: events strictly older than this.
+struct HistoryPosition {
+  absl::Time at;
+  int64_t id = 0;
+};
+
+// A user's events, newest first (by time, then id).
+struct UserHistoryQuery {
+  UserId user;
+  std::optional<std::string> slug;
+  std::optional<absl::Time> from;  // inclusive
+  std::optional<absl::Time> to;    // exclusive
+  std::optional<HistoryPosition> after;
+  int limit = 100;
+};
+
+// A report's events in order (time, user, slug, id), read in batches from
+// one consistent snapshot. Holds a database connection until destroyed.
+class HistoryCursor {
+ public:
+  virtual ~HistoryCursor() = default;
+  // The next at most `max_rows` events; empty once all were read.
+  virtual absl::StatusOr<std::vector<HistoryEvent>> Next(int max_rows) = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -71,6 +97,20 @@ class Store {
   // The hot read: slugs of live segments the user is in at `now` (memberships
   // expiring after `now` or never), in any order.
   virtual absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) = 0;
+
+  // --- history
+  // Events at [from, to), of `user` only if given, for a report.
+  virtual absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user,
+                                                                     absl::Time from, absl::Time to) = 0;
+  virtual absl::StatusOr<std::vector<HistoryEvent>> UserHistory(const UserHistoryQuery& query) = 0;
+
+  // --- TTL expiry
+  // In one transaction, ends up to `limit` memberships whose deadline is at
+  // or before `now`, each with a `remove` event of reason ttl stamped at its
+  // deadline. Rows another transaction holds are skipped, not waited for, so
+  // any number of instances can run this at once without writing an event
+  // twice. Returns how many ended.
+  virtual absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) = 0;
 };
 
 }  // namespace segments::domain

@@ -178,6 +178,37 @@ class PgTransactionOps final : public domain::Transaction {
   PgConnection& conn_;
 };
 
+// Reads the columns listed by SEGMENTS_HISTORY_COLUMNS.
+std::vector<HistoryEvent> HistoryEventsOf(const PgResult& r) {
+  std::vector<HistoryEvent> events;
+  events.reserve(static_cast<size_t>(r.Rows()));
+  for (int i = 0; i < r.Rows(); ++i) {
+    events.push_back(HistoryEvent{std::string(r.Get(i, 0)), ToInt64(r.Get(i, 1)), std::string(r.Get(i, 2)),
+                                  domain::ParseOperation(r.Get(i, 3)).value_or(domain::Operation::kAdd),
+                                  domain::ParseReason(r.Get(i, 4)).value_or(Reason::kManual),
+                                  TimeFromMicros(r.Get(i, 5)), ToInt64(r.Get(i, 6))});
+  }
+  return events;
+}
+
+// A report cursor inside a read-only transaction that it owns with its
+// connection; both end when it is destroyed.
+class PgHistoryCursor final : public domain::HistoryCursor {
+ public:
+  PgHistoryCursor(PgPool::Lease lease, PgTransaction tx) : lease_(std::move(lease)), tx_(std::move(tx)) {}
+
+  absl::StatusOr<std::vector<HistoryEvent>> Next(int max_rows) override {
+    const std::string fetch = "FETCH FORWARD " + std::to_string(max_rows) + " FROM " + kReportCursor;
+    auto r = lease_->ExecuteSimple(fetch.c_str());
+    if (!r.ok()) return r.status();
+    return HistoryEventsOf(*r);
+  }
+
+ private:
+  PgPool::Lease lease_;
+  PgTransaction tx_;  // declared after the lease: rolled back before it is returned
+};
+
 void BackOff(int attempt) {
   // 1, 2, 4 ... ms with jitter, so colliding transactions drift apart.
   static thread_local absl::BitGen gen;
@@ -217,29 +248,72 @@ absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Trans
   }
 }
 
-absl::StatusOr<std::vector<std::string>> PgStore::ActiveSegmentSlugs(const UserId& user, absl::Time now) {
+template <typename Read>
+auto PgStore::WithConnection(Read read) -> decltype(read(std::declval<PgPool::Lease&>())) {
   for (bool stale_retry_left = true;; stale_retry_left = false) {
     auto lease = pool_.Acquire();
     if (!lease.ok()) return lease.status();
-    auto r = (*lease)->Execute(kActiveSegmentSlugs, {user, TimeText(now)});
-    if (!r.ok()) {
-      if (absl::IsUnavailable(r.status()) && lease->reused() && stale_retry_left) {
-        pool_.DiscardIdle();
-        continue;
-      }
-      return r.status();
+    auto result = read(*lease);
+    if (!result.ok() && absl::IsUnavailable(result.status()) && lease->reused() && stale_retry_left) {
+      pool_.DiscardIdle();
+      continue;
     }
+    return result;
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> PgStore::ActiveSegmentSlugs(const UserId& user, absl::Time now) {
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<std::string>> {
+    auto r = conn->Execute(kActiveSegmentSlugs, {user, TimeText(now)});
+    if (!r.ok()) return r.status();
     std::vector<std::string> slugs;
     slugs.reserve(static_cast<size_t>(r->Rows()));
     for (int i = 0; i < r->Rows(); ++i) slugs.emplace_back(r->Get(i, 0));
     return slugs;
-  }
+  });
+}
+
+absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> PgStore::OpenHistory(const std::optional<UserId>& user,
+                                                                            absl::Time from, absl::Time to) {
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> {
+    auto tx = PgTransaction::Begin(*conn, PgTransaction::Mode::kReadOnly);
+    if (!tx.ok()) return tx.status();
+    auto declared = user ? conn->Execute(kDeclareReportOneUser, {*user, TimeText(from), TimeText(to)})
+                         : conn->Execute(kDeclareReportAllUsers, {TimeText(from), TimeText(to)});
+    if (!declared.ok()) return declared.status();
+    return std::unique_ptr<domain::HistoryCursor>(new PgHistoryCursor(std::move(conn), std::move(*tx)));
+  });
+}
+
+absl::StatusOr<std::vector<HistoryEvent>> PgStore::UserHistory(const domain::UserHistoryQuery& query) {
+  auto optional_time = [](const std::optional<absl::Time>& t) -> std::optional<std::string> {
+    if (!t) return std::nullopt;
+    return TimeText(*t);
+  };
+  PgParams params{query.user,
+                  query.slug,
+                  optional_time(query.from),
+                  optional_time(query.to),
+                  query.after ? std::optional(TimeText(query.after->at)) : std::nullopt,
+                  query.after ? std::optional(std::to_string(query.after->id)) : std::nullopt,
+                  std::to_string(query.limit)};
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<HistoryEvent>> {
+    auto r = conn->Execute(kUserHistory, params);
+    if (!r.ok()) return r.status();
+    return HistoryEventsOf(*r);
+  });
+}
+
+absl::StatusOr<int64_t> PgStore::EndExpiredMemberships(absl::Time now, int limit) {
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<int64_t> {
+    auto r = conn->Execute(kEndExpiredMemberships, {TimeText(now), std::to_string(limit)});
+    if (!r.ok()) return r.status();
+    return ToInt64(r->Get(0, 0));
+  });
 }
 
 absl::Status PgStore::Ping() {
-  auto lease = pool_.Acquire();
-  if (!lease.ok()) return lease.status();
-  return (*lease)->ExecuteSimple("SELECT 1").status();
+  return WithConnection([](PgPool::Lease& conn) { return conn->ExecuteSimple("SELECT 1"); }).status();
 }
 
 }  // namespace segments::storage

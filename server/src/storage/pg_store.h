@@ -18,11 +18,20 @@ class PgStore final : public domain::Store {
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+  absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> OpenHistory(const std::optional<domain::UserId>& user,
+                                                                     absl::Time from, absl::Time to) override;
+  absl::StatusOr<std::vector<domain::HistoryEvent>> UserHistory(const domain::UserHistoryQuery& query) override;
+  absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) override;
 
   // SELECT 1 on a pooled connection: OK when the database answers.
   absl::Status Ping();
 
  private:
+  // Runs `read` on a pooled connection, once more on a fresh one if the
+  // pooled connection turns out to have gone stale (a database restart).
+  template <typename Read>
+  auto WithConnection(Read read) -> decltype(read(std::declval<PgPool::Lease&>()));
+
   PgPool& pool_;
 };
 

@@ -2,8 +2,8 @@
 
 namespace segments::storage {
 
-absl::StatusOr<PgTransaction> PgTransaction::Begin(PgConnection& conn) {
-  auto begun = conn.ExecuteSimple("BEGIN");
+absl::StatusOr<PgTransaction> PgTransaction::Begin(PgConnection& conn, Mode mode) {
+  auto begun = conn.ExecuteSimple(mode == Mode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN");
   if (!begun.ok()) return begun.status();
   return PgTransaction(conn);
 }

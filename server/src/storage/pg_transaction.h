@@ -10,7 +10,8 @@ namespace segments::storage {
 
 class PgTransaction {
  public:
-  static absl::StatusOr<PgTransaction> Begin(PgConnection& conn);
+  enum class Mode { kReadWrite, kReadOnly };
+  static absl::StatusOr<PgTransaction> Begin(PgConnection& conn, Mode mode = Mode::kReadWrite);
   PgTransaction(PgTransaction&& other) noexcept : conn_(other.conn_) { other.conn_ = nullptr; }
   PgTransaction& operator=(PgTransaction&&) = delete;
   ~PgTransaction() { Rollback(); }

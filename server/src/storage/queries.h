@@ -89,6 +89,47 @@ inline constexpr Statement kEndUserMemberships{
     "SELECT $1, e.segment_id, s.slug, " SEGMENTS_ENDED("$2", "$3") " FROM e JOIN segments s ON s.id = e.segment_id"
     SEGMENTS_COUNT_ENDED_NOW};
 
+// TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows that
+// another job or a user's update holds to them; that transaction ends them
+// or the next pass does. The event is stamped with the deadline.
+inline constexpr Statement kEndExpiredMemberships{
+    "end_expired_memberships",
+    "WITH due AS (SELECT user_id, segment_id FROM memberships WHERE expires_at <= $1 "
+    "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "e AS (DELETE FROM memberships m USING due WHERE m.user_id = due.user_id AND m.segment_id = due.segment_id "
+    "RETURNING m.user_id, m.segment_id, m.expires_at), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at FROM e JOIN segments s ON s.id = e.segment_id "
+    "RETURNING 1) SELECT count(*) FROM h"};
+
+// --- history reads
+#define SEGMENTS_HISTORY_COLUMNS \
+  "user_id, segment_id, slug, operation, reason, " SEGMENTS_MICROS("at") ", id"
+
+// A report's rows in the order of history_report_order_idx, read with FETCH
+// inside one transaction, so the whole report is one snapshot. The month is
+// [$1, $2) for everyone, or [$2, $3) for user $1.
+inline constexpr const char* kReportCursor = "history_report";
+inline constexpr Statement kDeclareReportAllUsers{
+    "declare_report_all_users",
+    "DECLARE history_report NO SCROLL CURSOR FOR SELECT " SEGMENTS_HISTORY_COLUMNS
+    " FROM history WHERE at >= $1 AND at < $2 ORDER BY at, user_id, slug, id"};
+inline constexpr Statement kDeclareReportOneUser{
+    "declare_report_one_user",
+    "DECLARE history_report NO SCROLL CURSOR FOR SELECT " SEGMENTS_HISTORY_COLUMNS
+    " FROM history WHERE user_id = $1 AND at >= $2 AND at < $3 ORDER BY at, user_id, slug, id"};
+
+// A page of one user's history, newest first: $1 user, $2 slug or NULL,
+// $3 from or NULL, $4 to or NULL, $5 and $6 the (at, id) to continue below or
+// NULL, $7 limit.
+inline constexpr Statement kUserHistory{
+    "user_history",
+    "SELECT " SEGMENTS_HISTORY_COLUMNS " FROM history WHERE user_id = $1 "
+    "AND ($2::text IS NULL OR slug = $2) AND ($3::timestamptz IS NULL OR at >= $3) "
+    "AND ($4::timestamptz IS NULL OR at < $4) AND ($5::timestamptz IS NULL OR (at, id) < ($5, $6::int8)) "
+    "ORDER BY at DESC, id DESC LIMIT $7"};
+
+#undef SEGMENTS_HISTORY_COLUMNS
 #undef SEGMENTS_COUNT_ENDED_NOW
 #undef SEGMENTS_ENDED
 #undef SEGMENTS_SEGMENT_COLUMNS

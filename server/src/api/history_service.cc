@@ -1,0 +1,170 @@
+#include "api/history_service.h"
+
+#include <absl/strings/str_cat.h>
+
+#include <memory>
+
+#include "api/grpc_status.h"
+#include "api/proto_time.h"
+#include "api/unary_call.h"
+
+namespace segments::api {
+namespace {
+
+namespace v1 = segmentation::v1;
+
+constexpr absl::string_view kReportPath = "/segments/history-report";
+
+// Hosts as a client may send them: names, IPv4, [IPv6], and a port. Anything
+// else is not put into a link.
+bool IsPlainHost(std::string_view host) {
+  return !host.empty() && host.size() <= 255 &&
+         host.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:[]") ==
+             std::string_view::npos;
+}
+
+std::string LinkQuery(const domain::ReportLink& link) {
+  // Every value is made of URL-safe characters: a UUID, numbers, a key id of
+  // [A-Za-z0-9_.-] and base64url.
+  std::string query;
+  if (link.query.user) absl::StrAppend(&query, "userID=", *link.query.user, "&");
+  absl::StrAppend(&query, "year=", link.query.year, "&month=", link.query.month,
+                  "&expires=", absl::ToUnixSeconds(link.expires), "&key=", link.key_id,
+                  "&signature=", link.signature);
+  return query;
+}
+
+}  // namespace
+
+// Streams one report: each chunk is read on the worker pool once the previous
+// one was written, so a slow client slows the reading down instead of
+// filling memory. Deletes itself when gRPC is done with the call.
+class HistoryService::ReportStream final : public grpc::ServerWriteReactor<v1::DownloadHistoryReportResponse> {
+ public:
+  ReportStream(HistoryService& service, grpc::CallbackServerContext* context, domain::ReportLink link)
+      : service_(service), context_(context), link_(std::move(link)) {}
+
+  ~ReportStream() override { service_.reports_streaming_.fetch_sub(1); }
+
+  void Begin() { ScheduleStep(); }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+      return;
+    }
+    ScheduleStep();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void ScheduleStep() {
+    if (!service_.workers_.TrySubmit([this] { Step(); })) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is overloaded or stopping; retry later"));
+    }
+  }
+
+  // Ends with exactly one StartWrite or Finish and touches nothing after it:
+  // from then on gRPC may call back on another thread.
+  void Step() {
+    if (context_->IsCancelled()) {
+      report_.reset();
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+      return;
+    }
+    const bool first = report_ == nullptr;
+    if (first) {
+      auto opened = service_.use_cases_.OpenReport(link_);
+      if (!opened.ok()) {
+        Finish(ToGrpcStatus(opened.status()));
+        return;
+      }
+      report_ = std::move(*opened);
+    }
+    auto chunk = report_->NextChunk();
+    if (!chunk.ok() || chunk->empty()) {
+      report_.reset();  // the database connection goes back before the call ends
+      Finish(chunk.ok() ? grpc::Status::OK : ToGrpcStatus(chunk.status()));
+      return;
+    }
+    response_.Clear();
+    if (first) {
+      response_.set_content_type(std::string(domain::kCsvContentType));
+      response_.set_file_name(report_->file_name());
+    }
+    response_.set_data(std::move(*chunk));
+    StartWrite(&response_);
+  }
+
+  HistoryService& service_;
+  grpc::CallbackServerContext* context_;
+  const domain::ReportLink link_;
+  std::unique_ptr<domain::CsvReport> report_;
+  v1::DownloadHistoryReportResponse response_;
+};
+
+std::string HistoryService::LinkBase(const grpc::CallbackServerContext& context) const {
+  if (!options_.report_link_base_url.empty()) return options_.report_link_base_url;
+  const auto& metadata = context.client_metadata();
+  const auto forwarded = metadata.find("x-forwarded-host");
+  if (forwarded == metadata.end()) return "";
+  const std::string host(forwarded->second.data(), forwarded->second.size());
+  return IsPlainHost(host) ? "http://" + host : "";
+}
+
+grpc::ServerUnaryReactor* HistoryService::GetHistoryReportLink(grpc::CallbackServerContext* context,
+                                                               const v1::GetHistoryReportLinkRequest* request,
+                                                               v1::GetHistoryReportLinkResponse* response) {
+  return RunOnWorkers(context, workers_, [this, context, request, response]() -> absl::Status {
+    auto link = use_cases_.CreateReportLink({request->user_id(), request->month(), request->year()});
+    if (!link.ok()) return link.status();
+    response->set_report_link(absl::StrCat(LinkBase(*context), kReportPath, "?", LinkQuery(*link)));
+    ToProto(link->expires, response->mutable_expiration_time());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::DownloadHistoryReportResponse>* HistoryService::DownloadHistoryReport(
+    grpc::CallbackServerContext* context, const v1::DownloadHistoryReportRequest* request) {
+  domain::ReportLink link;
+  if (!request->user_id().empty()) link.query.user = request->user_id();
+  link.query.year = request->year();
+  link.query.month = request->month();
+  link.expires = absl::FromUnixSeconds(request->expires());
+  link.key_id = request->key();
+  link.signature = request->signature();
+  auto* stream = new ReportStream(*this, context, std::move(link));
+  if (reports_streaming_.fetch_add(1) >= options_.max_concurrent_reports) {
+    stream->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                "too many reports are being downloaded at once; retry later"));
+  } else {
+    stream->Begin();
+  }
+  return stream;
+}
+
+grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerContext* context,
+                                                          const v1::ListUserHistoryRequest* request,
+                                                          v1::ListUserHistoryResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    domain::UserHistoryCommand command{request->user_id(), request->segment(), std::nullopt, std::nullopt,
+                                       request->page_size(), request->page_token()};
+    if (request->has_from()) command.from = FromProto(request->from());
+    if (request->has_to()) command.to = FromProto(request->to());
+    auto page = use_cases_.ListUserHistory(command);
+    if (!page.ok()) return page.status();
+    for (const domain::HistoryEvent& event : page->events) {
+      v1::HistoryEvent* out = response->add_events();
+      out->set_user_id(event.user_id);
+      out->set_segment(event.slug);
+      out->set_operation(std::string(domain::ToString(event.operation)));
+      out->set_reason(std::string(domain::ToString(event.reason)));
+      ToProto(event.at, out->mutable_at());
+    }
+    response->set_next_page_token(std::move(page->next_page_token));
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace segments::api

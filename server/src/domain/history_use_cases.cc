@@ -1,0 +1,114 @@
+#include "domain/history_use_cases.h"
+
+#include <absl/strings/escaping.h>
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_split.h>
+#include <fmt/format.h>
+
+#include "domain/errors.h"
+#include "domain/validation.h"
+
+namespace segments::domain {
+namespace {
+
+constexpr absl::string_view kPageTokenPrefix = "h1:";
+
+void CheckReportMonth(int32_t month, int32_t year, std::vector<FieldViolation>& violations) {
+  if (month < 1 || month > 12) violations.push_back({"month", "must be 1..12"});
+  if (year < HistoryUseCases::kMinReportYear || year > HistoryUseCases::kMaxReportYear) {
+    violations.push_back({"year", fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear,
+                                              HistoryUseCases::kMaxReportYear)});
+  }
+}
+
+}  // namespace
+
+std::string EncodePageToken(const HistoryPosition& position) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kPageTokenPrefix, absl::ToUnixMicros(position.at), ":", position.id));
+}
+
+std::optional<HistoryPosition> DecodePageToken(std::string_view token) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(absl::string_view(token.data(), token.size()), &raw)) return std::nullopt;
+  if (!absl::StartsWith(raw, kPageTokenPrefix)) {
+    return std::nullopt;
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(absl::string_view(raw).substr(kPageTokenPrefix.size()), ':');
+  int64_t micros = 0;
+  int64_t id = 0;
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &micros) || !absl::SimpleAtoi(parts[1], &id) || id <= 0) {
+    return std::nullopt;
+  }
+  return HistoryPosition{absl::FromUnixMicros(micros), id};
+}
+
+absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCommand& command) const {
+  std::vector<FieldViolation> violations;
+  ReportQuery query{std::nullopt, command.year, command.month};
+  if (!command.user_id.empty()) {
+    query.user = ParseUserId(command.user_id);
+    if (!query.user) violations.push_back({std::string(kUserIdField), "must be a UUID"});
+  }
+  CheckReportMonth(command.month, command.year, violations);
+  if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
+  return signer_.Sign(query, Now());
+}
+
+absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const ReportLink& link) const {
+  if (absl::Status verified = signer_.Verify(link, Now()); !verified.ok()) return verified;
+  // A valid signature vouches for the fields, but a leaked key must not be
+  // able to crash the server either.
+  std::vector<FieldViolation> violations;
+  CheckReportMonth(link.query.month, link.query.year, violations);
+  if (link.query.user && !ParseUserId(*link.query.user)) violations.push_back({std::string(kUserIdField), "must be a UUID"});
+  if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
+
+  auto cursor = store_.OpenHistory(link.query.user, link.query.From(), link.query.To());
+  if (!cursor.ok()) return cursor.status();
+  return std::make_unique<CsvReport>(std::move(*cursor), ReportFileName(link.query));
+}
+
+absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCommand& command) const {
+  std::vector<FieldViolation> violations;
+  UserHistoryQuery query;
+  if (auto user = ParseUserId(command.user_id)) {
+    query.user = *user;
+  } else {
+    violations.push_back({std::string(kUserIdField), DescribeUserIdProblem(command.user_id)});
+  }
+  if (!command.segment.empty()) {
+    if (std::string problem = DescribeSlugProblem(command.segment); !problem.empty()) {
+      violations.push_back({"segment", problem});
+    }
+    query.slug = command.segment;
+  }
+  query.from = command.from;
+  query.to = command.to;
+  if (command.from && command.to && *command.from >= *command.to) {
+    violations.push_back({"to", "must be later than from"});
+  }
+  if (command.page_size < 0 || command.page_size > kMaxPageSize) {
+    violations.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", kMaxPageSize, kDefaultPageSize)});
+  }
+  if (!command.page_token.empty()) {
+    query.after = DecodePageToken(command.page_token);
+    if (!query.after) violations.push_back({"pageToken", "is not a token this service issued"});
+  }
+  if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
+
+  const int32_t page_size = command.page_size == 0 ? kDefaultPageSize : command.page_size;
+  query.limit = page_size + 1;  // one more tells whether another page follows
+  auto events = store_.UserHistory(query);
+  if (!events.ok()) return events.status();
+  HistoryPage page;
+  page.events = std::move(*events);
+  if (page.events.size() > static_cast<size_t>(page_size)) {
+    page.events.resize(static_cast<size_t>(page_size));
+    page.next_page_token = EncodePageToken({page.events.back().at, page.events.back().id});
+  }
+  return page;
+}
+
+}  // namespace segments::domain
