@@ -31,6 +31,7 @@
 #include "config/config.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "segmentation/v1/history_service.grpc.pb.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
 #include "segmentation/v1/user_admin_service.grpc.pb.h"
 #include "support/fake_clock.h"
@@ -260,6 +261,11 @@ inline config::Config TestConfig() {
   config.db_acquire_timeout = absl::Seconds(2);
   config.db_statement_timeout = absl::Seconds(10);
   config.shutdown_grace = absl::Seconds(5);
+  // The expiry job runs once at start and then not again unless a test asks
+  // for a shorter period, so tests that move the fake clock decide when
+  // memberships are ended.
+  config.expiry_period = absl::Hours(1);
+  config.report_link_keys = "test-key:0123456789abcdef0123456789abcdef";
   return config;
 }
 
@@ -279,6 +285,7 @@ class ServiceFixture {
     channel = NewChannel(app->port());
     segments = v1::SegmentService::NewStub(channel);
     users = v1::UserAdminService::NewStub(channel);
+    history = v1::HistoryService::NewStub(channel);
   }
   ServiceFixture(const ServiceFixture&) = delete;
   ServiceFixture& operator=(const ServiceFixture&) = delete;
@@ -352,6 +359,7 @@ class ServiceFixture {
   FakeClock clock;
   std::unique_ptr<app::Application> app;
   std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::HistoryService::Stub> history;
   std::unique_ptr<v1::SegmentService::Stub> segments;
   std::unique_ptr<v1::UserAdminService::Stub> users;
 };
