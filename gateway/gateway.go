@@ -27,6 +27,7 @@ import (
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
 	"segments/gateway/internal/httperr"
 	"segments/gateway/internal/middleware"
+	"segments/gateway/internal/report"
 	"segments/gateway/internal/swagger"
 )
 
@@ -39,8 +40,11 @@ type Options struct {
 	Listener net.Listener
 	// Upstream is the gRPC server's address, host:port. Required.
 	Upstream string
-	// UpstreamTimeout bounds each call to the upstream (default 10s).
+	// UpstreamTimeout bounds each call to the upstream (default 10s), except
+	// report downloads.
 	UpstreamTimeout time.Duration
+	// ReportTimeout bounds one report download (default 30m).
+	ReportTimeout time.Duration
 	// MaxBodyBytes is the largest request body accepted (default 1 MiB).
 	MaxBodyBytes int64
 	// ShutdownTimeout is how long in-flight requests get once ctx is
@@ -60,6 +64,9 @@ func (o *Options) applyDefaults() error {
 	}
 	if o.UpstreamTimeout <= 0 {
 		o.UpstreamTimeout = 10 * time.Second
+	}
+	if o.ReportTimeout <= 0 {
+		o.ReportTimeout = 30 * time.Minute
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
@@ -120,8 +127,8 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // NewHandler builds the HTTP handler over an upstream connection: the API
-// routes, /healthz, /swagger/, all behind access logs, the body limit and
-// the upstream deadline.
+// routes (with the upstream deadline), report downloads, /healthz and
+// /swagger/, all behind access logs and the body limit.
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
@@ -144,16 +151,21 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 	if err := segmentationv1.RegisterUserAdminServiceHandler(ctx, mux, conn); err != nil {
 		return nil, err
 	}
+	if err := segmentationv1.RegisterHistoryServiceHandler(ctx, mux, conn); err != nil {
+		return nil, err
+	}
 
 	root := http.NewServeMux()
 	root.Handle("/swagger/", swagger.Handler())
 	root.Handle("/swagger", swagger.Handler())
-	root.Handle("/", mux)
+	// An exact path wins over "/": the generated handler of this route is
+	// never reached.
+	root.Handle(report.Path, report.Handler(segmentationv1.NewHistoryServiceClient(conn), opts.ReportTimeout, opts.Logger))
+	root.Handle("/", middleware.Deadline(opts.UpstreamTimeout)(mux))
 	return middleware.Chain(root,
 		middleware.AccessLog(opts.Logger),
 		middleware.LimitBody(opts.MaxBodyBytes),
 		middleware.RequireUTF8Query,
-		middleware.Deadline(opts.UpstreamTimeout),
 	), nil
 }
 

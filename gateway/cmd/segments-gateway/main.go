@@ -21,13 +21,14 @@ func main() {
 	addr := fs.String("http-listen", env("GATEWAY_HTTP_LISTEN", ":8080"), "HTTP listen address (env GATEWAY_HTTP_LISTEN)")
 	upstream := fs.String("upstream", env("GATEWAY_UPSTREAM", "127.0.0.1:50051"), "segments-server gRPC address (env GATEWAY_UPSTREAM)")
 	timeout := fs.Duration("upstream-timeout", envDuration("GATEWAY_UPSTREAM_TIMEOUT", 10*time.Second), "deadline of each upstream call (env GATEWAY_UPSTREAM_TIMEOUT)")
+	reportTimeout := fs.Duration("report-timeout", envDuration("GATEWAY_REPORT_TIMEOUT", 30*time.Minute), "longest a report download may take (env GATEWAY_REPORT_TIMEOUT)")
 	maxBody := fs.Int64("max-body-bytes", envInt("GATEWAY_MAX_BODY_BYTES", 1<<20), "largest request body accepted (env GATEWAY_MAX_BODY_BYTES)")
 	grace := fs.Duration("shutdown-grace", envDuration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second), "time in-flight requests get on SIGTERM (env GATEWAY_SHUTDOWN_GRACE)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
-	if *maxBody <= 0 || *timeout <= 0 || *grace < 0 {
-		fmt.Fprintln(os.Stderr, "segments-gateway: --max-body-bytes and --upstream-timeout must be positive, --shutdown-grace not negative")
+	if *maxBody <= 0 || *timeout <= 0 || *reportTimeout <= 0 || *grace < 0 {
+		fmt.Fprintln(os.Stderr, "segments-gateway: --max-body-bytes, --upstream-timeout and --report-timeout must be positive, --shutdown-grace not negative")
 		os.Exit(2)
 	}
 
@@ -38,6 +39,7 @@ func main() {
 		Addr:            *addr,
 		Upstream:        *upstream,
 		UpstreamTimeout: *timeout,
+		ReportTimeout:   *reportTimeout,
 		MaxBodyBytes:    *maxBody,
 		ShutdownTimeout: *grace,
 		Logger:          logger,
