@@ -17,7 +17,7 @@ PACKAGES=(
   postgresql postgresql-contrib
   golang-github-gogo-googleapis-dev # google/api + google/rpc .proto files
   grpc-proto # grpc/health/v1/health.proto, for reflection of the health service
-  wrk curl ca-certificates
+  wrk curl ca-certificates jq
 )
 
 # --- apt packages -----------------------------------------------------------
