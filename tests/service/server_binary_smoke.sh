@@ -84,7 +84,8 @@ note "health SERVING"
 
 # --- reflection lists the services
 services="$("$GRPCURL" -plaintext -max-time 5 "$ADDR" list)" || die "grpcurl list failed: $services"
-for service in segmentation.v1.SegmentService segmentation.v1.UserAdminService grpc.health.v1.Health; do
+for service in segmentation.v1.SegmentService segmentation.v1.UserAdminService segmentation.v1.HistoryService \
+  grpc.health.v1.Health; do
   grep -qx "$service" <<<"$services" || die "'$service' not listed by reflection: $services"
 done
 note "reflection lists every service"
@@ -140,6 +141,32 @@ out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$STRA
   die "GetUserSegments of an unknown user: $out"
 [[ $(flat "$out") == '{}' ]] || die "GetUserSegments of an unknown user: unexpected output: $out"
 note "CreateUser, CreateSegment, UpdateUserSegments, GetUserSegments ok"
+
+# --- history: the user's events, a report link and its download
+out="$(call segmentation.v1.HistoryService/ListUserHistory "{\"userID\": \"$USER_ID\"}")" || die "ListUserHistory: $out"
+[[ $(grep -o '"operation": "add"' <<<"$out" | wc -l) -eq 2 ]] || die "ListUserHistory: expected two adds: $out"
+out="$(call segmentation.v1.HistoryService/GetHistoryReportLink \
+  "{\"userID\": \"$USER_ID\", \"month\": $(date -u +%-m), \"year\": $(date -u +%Y)}")" || die "GetHistoryReportLink: $out"
+request="$(python3 -c '
+import json, sys, urllib.parse as up
+link = json.loads(sys.argv[1])["reportLink"]
+assert link.startswith("/segments/history-report?"), link
+q = dict(up.parse_qsl(up.urlparse(link).query))
+print(json.dumps({k: (int(v) if k in ("month", "year") else v) for k, v in q.items()}))' "$out")" ||
+  die "GetHistoryReportLink: unexpected link: $out"
+out="$(call segmentation.v1.HistoryService/DownloadHistoryReport "$request")" || die "DownloadHistoryReport: $out"
+csv="$(python3 -c '
+import base64, json, sys
+decoder, text, pos = json.JSONDecoder(), sys.argv[1], 0
+while pos < len(text):
+    chunk, pos = decoder.raw_decode(text, pos)
+    sys.stdout.write(base64.b64decode(chunk.get("data", "")).decode())
+    while pos < len(text) and text[pos].isspace():
+        pos += 1' "$out")"
+[[ $(head -n1 <<<"$csv") == 'user_id;segment;operation;datetime' ]] || die "report: bad header: $csv"
+grep -Eq "^$USER_ID;$SLUG_A;add;[0-9-]{10}T[0-9:]{8}\.[0-9]{6}Z\$" <<<"$csv" || die "report: no add of $SLUG_A: $csv"
+[[ $(wc -l <<<"$csv") -eq 3 ]] || die "report: expected a header and 2 lines: $csv"
+note "ListUserHistory, GetHistoryReportLink, DownloadHistoryReport ok"
 
 # --- SIGTERM: a clean exit within 15 s
 kill -TERM "$SERVER_PID"
