@@ -24,13 +24,24 @@ start_db() {
   DATABASE_URL="$("$ROOT/scripts/pg.sh" url segments)"
 }
 
+# A report link key made once per checkout and kept in .state, so links stay
+# valid across restarts. Deployments set SEGMENTS_REPORT_LINK_KEYS themselves.
+report_link_keys() {
+  local file="$STATE/report-link-keys"
+  if [[ ! -s $file ]]; then
+    (umask 077 && echo "local-$(date -u +%Y%m%d):$(head -c 48 /dev/urandom | base64 -w0)" >"$file")
+  fi
+  cat "$file"
+}
+
 start_server() {
   bg_stop server "$SERVER_PID" "$SERVER_BIN"
   if port_in_use "${GRPC_ADDR##*:}"; then
     die "$GRPC_ADDR is already in use; set SEGMENTS_GRPC_PORT to another port"
   fi
   log "starting segments-server on $GRPC_ADDR"
-  bg_start "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" \
+  SEGMENTS_REPORT_LINK_KEYS="${SEGMENTS_REPORT_LINK_KEYS:-$(report_link_keys)}" \
+    bg_start "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" \
     --grpc-listen="$GRPC_ADDR" --database-url="$DATABASE_URL"
   wait_serving
 }
