@@ -13,7 +13,10 @@ namespace segments::crypto {
 std::string HmacSha256(std::string_view key, std::string_view message) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+  // OpenSSL 3 fails when key and message are both null, as two empty
+  // string_views can be; an empty key is still a valid HMAC key.
+  const char* key_data = key.empty() ? "" : key.data();
+  if (HMAC(EVP_sha256(), key_data, static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
            message.size(), out, &length) == nullptr) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }

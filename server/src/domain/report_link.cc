@@ -55,6 +55,9 @@ ReportLink ReportLinkSigner::Sign(const ReportQuery& query, absl::Time now) cons
 
 absl::Status ReportLinkSigner::Verify(const ReportLink& link, absl::Time now) const {
   const absl::Status invalid = absl::NotFoundError("report link is not valid: it was changed or its key was retired");
+  // Only whole seconds are signed: a fraction would stretch the link's life
+  // without changing its signature.
+  if (link.expires != absl::FromUnixSeconds(absl::ToUnixSeconds(link.expires))) return invalid;
   for (const SigningKey& key : keys_) {
     if (key.id != link.key_id) continue;
     if (!crypto::ConstantTimeEquals(SignatureOf(key, link.query, link.expires), link.signature)) return invalid;
