@@ -69,9 +69,10 @@ absl::StatusOr<std::string> CsvReport::NextChunk() {
     header_written_ = true;
     chunk += kCsvHeader;
   }
-  if (events->empty()) {
+  if (events->size() < static_cast<size_t>(kRowsPerChunk)) {
+    // A short batch is the last one: give the connection back at once.
     done_ = true;
-    cursor_.reset();  // gives the connection back at once
+    cursor_.reset();
   }
   for (const HistoryEvent& event : *events) AppendCsvLine(chunk, event);
   return chunk;
