@@ -14,6 +14,10 @@ namespace {
 
 constexpr absl::string_view kPageTokenPrefix = "h1:";
 
+absl::Time CeilToMicros(absl::Time t) {
+  return absl::UnixEpoch() + absl::Ceil(t - absl::UnixEpoch(), absl::Microseconds(1));
+}
+
 void CheckReportMonth(int32_t month, int32_t year, std::vector<FieldViolation>& violations) {
   if (month < 1 || month > 12) violations.push_back({"month", "must be 1..12"});
   if (year < HistoryUseCases::kMinReportYear || year > HistoryUseCases::kMaxReportYear) {
@@ -84,8 +88,11 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
     }
     query.slug = command.segment;
   }
-  query.from = command.from;
-  query.to = command.to;
+  // Stored times have microseconds, requests may have nanoseconds: an event
+  // is at or after `from` (before `to`) iff it is at or after (before) that
+  // instant rounded up to a microsecond.
+  if (command.from) query.from = CeilToMicros(*command.from);
+  if (command.to) query.to = CeilToMicros(*command.to);
   if (command.from && command.to && *command.from >= *command.to) {
     violations.push_back({"to", "must be later than from"});
   }
