@@ -84,4 +84,20 @@ absl::StatusOr<PgResult> PgConnection::Execute(const Statement& statement, const
 
 absl::StatusOr<PgResult> PgConnection::ExecuteSimple(const char* sql) { return Check(PQexec(conn_, sql), sql); }
 
+absl::Status PgConnection::Send(const char* sql) {
+  if (PQsendQuery(conn_, sql) == 1) return absl::OkStatus();
+  log::Warning("database error sending {}: {}", sql, OneLine(PQerrorMessage(conn_)));
+  return absl::UnavailableError(std::string("database error in ") + sql);
+}
+
+absl::StatusOr<PgResult> PgConnection::TakeResult(const char* what) {
+  // One statement, one result; the loop also consumes the end marker.
+  PGresult* result = nullptr;
+  while (PGresult* next = PQgetResult(conn_)) {
+    if (result != nullptr) PQclear(result);
+    result = next;
+  }
+  return Check(result, what);
+}
+
 }  // namespace segments::storage

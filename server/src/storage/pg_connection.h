@@ -47,6 +47,11 @@ class PgConnection {
   // For parameterless control statements (BEGIN, COMMIT, ROLLBACK, SET).
   absl::StatusOr<PgResult> ExecuteSimple(const char* sql);
 
+  // Sends a parameterless statement and returns at once; TakeResult() waits
+  // for its result. Nothing else may use the connection in between.
+  absl::Status Send(const char* sql);
+  absl::StatusOr<PgResult> TakeResult(const char* what);
+
   // The connection is lost; the pool must not lend it again.
   bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
 

@@ -4,6 +4,12 @@
 #include <absl/strings/numbers.h>
 #include <absl/time/clock.h>
 
+#include <endian.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
 #include "storage/pg_transaction.h"
 #include "storage/queries.h"
 #include "storage/sqlstate.h"
@@ -178,6 +184,40 @@ class PgTransactionOps final : public domain::Transaction {
   PgConnection& conn_;
 };
 
+// Rows [begin, end) of a report cursor's binary columns (queries.h): uuid
+// (16 bytes), int8 and timestamptz (big-endian int64, microseconds since
+// 2000-01-01), text and enums (their bytes). false if a value has the wrong size.
+bool AppendReportEvents(const PgResult& r, int begin, int end, std::vector<HistoryEvent>& events) {
+  constexpr int64_t kPostgresEpochMicros = int64_t{946'684'800} * 1'000'000;
+  auto int64_at = [&](int row, int column, int64_t& out) {
+    const std::string_view v = r.Get(row, column);
+    if (v.size() != 8) return false;
+    uint64_t raw = 0;
+    std::memcpy(&raw, v.data(), 8);
+    out = static_cast<int64_t>(be64toh(raw));
+    return true;
+  };
+  events.reserve(events.size() + static_cast<size_t>(end - begin));
+  for (int i = begin; i < end; ++i) {
+    const std::string_view uuid = r.Get(i, 0);
+    int64_t segment_id = 0, at = 0, id = 0;
+    if (uuid.size() != 16 || !int64_at(i, 1, segment_id) || !int64_at(i, 5, at) || !int64_at(i, 6, id)) return false;
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string user(36, '-');
+    for (size_t b = 0, o = 0; b < 16; ++b, ++o) {
+      if (b == 4 || b == 6 || b == 8 || b == 10) ++o;
+      const auto byte = static_cast<unsigned char>(uuid[b]);
+      user[o] = kHex[byte >> 4];
+      user[++o] = kHex[byte & 15];
+    }
+    events.push_back(HistoryEvent{std::move(user), segment_id, std::string(r.Get(i, 2)),
+                                  domain::ParseOperation(r.Get(i, 3)).value_or(domain::Operation::kAdd),
+                                  domain::ParseReason(r.Get(i, 4)).value_or(Reason::kManual),
+                                  absl::FromUnixMicros(at + kPostgresEpochMicros), id});
+  }
+  return true;
+}
+
 // Reads the columns listed by SEGMENTS_HISTORY_COLUMNS.
 std::vector<HistoryEvent> HistoryEventsOf(const PgResult& r) {
   std::vector<HistoryEvent> events;
@@ -192,21 +232,73 @@ std::vector<HistoryEvent> HistoryEventsOf(const PgResult& r) {
 }
 
 // A report cursor inside a read-only transaction that it owns with its
-// connection; both end when it is destroyed.
+// connection; both end when it is destroyed. It reads ahead: the next batch
+// is asked for as soon as one arrives, so PostgreSQL reads it while the
+// caller formats and sends the current one.
 class PgHistoryCursor final : public domain::HistoryCursor {
  public:
   PgHistoryCursor(PgPool::Lease lease, PgTransaction tx) : lease_(std::move(lease)), tx_(std::move(tx)) {}
 
+  ~PgHistoryCursor() override {
+    // A batch asked for ahead must be taken before the transaction ends.
+    if (in_flight_) (void)lease_->TakeResult(kReportCursor);
+  }
+
   absl::StatusOr<std::vector<HistoryEvent>> Next(int max_rows) override {
-    const std::string fetch = "FETCH FORWARD " + std::to_string(max_rows) + " FROM " + kReportCursor;
-    auto r = lease_->ExecuteSimple(fetch.c_str());
-    if (!r.ok()) return r.status();
-    return HistoryEventsOf(*r);
+    std::vector<HistoryEvent> events;
+    while (static_cast<int>(events.size()) < max_rows) {
+      if (!batch_ || offset_ == batch_->Rows()) {
+        if (done_) break;
+        if (auto taken = Take(max_rows); !taken.ok()) return taken;
+        if (batch_->Rows() == 0) break;
+      }
+      const int end = std::min(batch_->Rows(), offset_ + max_rows - static_cast<int>(events.size()));
+      if (!AppendReportEvents(*batch_, offset_, end, events)) {
+        return absl::InternalError("unexpected binary value in the history report");
+      }
+      offset_ = end;
+    }
+    return events;
   }
 
  private:
+  // The batch asked for (now, if nothing is in flight) into batch_, and the
+  // next one asked for unless this one was the last.
+  absl::Status Take(int max_rows) {
+    if (!in_flight_) {
+      if (auto sent = Ask(max_rows); !sent.ok()) return sent;
+    }
+    in_flight_ = false;
+    auto r = lease_->TakeResult(kReportCursor);
+    if (!r.ok()) {
+      done_ = true;
+      return r.status();
+    }
+    batch_.emplace(std::move(*r));
+    offset_ = 0;
+    if (batch_->Rows() < asked_) {
+      done_ = true;  // a short batch is the last one
+      return absl::OkStatus();
+    }
+    return Ask(max_rows);
+  }
+
+  absl::Status Ask(int max_rows) {
+    const std::string fetch = "FETCH FORWARD " + std::to_string(max_rows) + " FROM " + kReportCursor;
+    absl::Status sent = lease_->Send(fetch.c_str());
+    in_flight_ = sent.ok();
+    asked_ = max_rows;
+    if (!sent.ok()) done_ = true;
+    return sent;
+  }
+
   PgPool::Lease lease_;
   PgTransaction tx_;  // declared after the lease: rolled back before it is returned
+  std::optional<PgResult> batch_;
+  int offset_ = 0;
+  int asked_ = 0;
+  bool in_flight_ = false;
+  bool done_ = false;
 };
 
 void BackOff(int attempt) {

@@ -108,16 +108,20 @@ inline constexpr Statement kEndExpiredMemberships{
 
 // A report's rows in the order of history_report_order_idx, read with FETCH
 // inside one transaction, so the whole report is one snapshot. The month is
-// [$1, $2) for everyone, or [$2, $3) for user $1.
+// [$1, $2) for everyone, or [$2, $3) for user $1. A BINARY cursor: the rows
+// come in PostgreSQL's binary format (no output functions there, no number
+// parsing here), columns as in SEGMENTS_REPORT_COLUMNS.
+#define SEGMENTS_REPORT_COLUMNS "user_id, segment_id, slug, operation, reason, at, id"
 inline constexpr const char* kReportCursor = "history_report";
 inline constexpr Statement kDeclareReportAllUsers{
     "declare_report_all_users",
-    "DECLARE history_report NO SCROLL CURSOR FOR SELECT " SEGMENTS_HISTORY_COLUMNS
+    "DECLARE history_report BINARY NO SCROLL CURSOR FOR SELECT " SEGMENTS_REPORT_COLUMNS
     " FROM history WHERE at >= $1 AND at < $2 ORDER BY at, user_id, slug, id"};
 inline constexpr Statement kDeclareReportOneUser{
     "declare_report_one_user",
-    "DECLARE history_report NO SCROLL CURSOR FOR SELECT " SEGMENTS_HISTORY_COLUMNS
+    "DECLARE history_report BINARY NO SCROLL CURSOR FOR SELECT " SEGMENTS_REPORT_COLUMNS
     " FROM history WHERE user_id = $1 AND at >= $2 AND at < $3 ORDER BY at, user_id, slug, id"};
+#undef SEGMENTS_REPORT_COLUMNS
 
 // A page of one user's history, newest first: $1 user, $2 slug or NULL,
 // $3 from or NULL, $4 to or NULL, $5 and $6 the (at, id) to continue below or
