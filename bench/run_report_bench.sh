@@ -357,8 +357,8 @@ explain_queries() {
   declare_all=${declare_all//\$1/$from} declare_all=${declare_all//\$2/$to}
   declare_user=${declare_user//\$1/\'$chosen_user\'} declare_user=${declare_user//\$2/$from}
   declare_user=${declare_user//\$3/$to}
-  select_all=${declare_all#DECLARE history_report NO SCROLL CURSOR FOR }
-  select_user=${declare_user#DECLARE history_report NO SCROLL CURSOR FOR }
+  select_all=${declare_all#DECLARE history_report * CURSOR FOR }
+  select_user=${declare_user#DECLARE history_report * CURSOR FOR }
   [[ $select_all == SELECT* && $select_user == SELECT* ]] || die "unexpected report SQL: $declare_all"
   month_rows=$(psql_db -tA -c "SELECT count(*) FROM history WHERE at >= $from AND at < $to")
   user_rows=$(psql_db -tA -c "SELECT count(*) FROM history WHERE user_id = '$chosen_user' AND at >= $from AND at < $to")
