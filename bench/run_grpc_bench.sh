@@ -21,6 +21,8 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
 sweep="" build=1
@@ -49,7 +51,6 @@ BENCH_STATE="$STATE/bench"
 SERVER_PID="$BENCH_STATE/server.pid"
 SERVER_LOG="$BENCH_STATE/server.log"
 RESULTS="$BENCH_STATE/results.csv"
-CLK_TCK="$(getconf CLK_TCK)"
 
 pg_started=0
 # shellcheck disable=SC2317  # invoked via trap
@@ -88,11 +89,6 @@ pg_ticks() {
 
 # "BUSY STEAL": CPU ticks of the whole machine (all cores) spent running
 # something, and stolen by the hypervisor for other guests.
-cpu_ticks() {
-  local _ user nice system irq softirq steal
-  read -r _ user nice system _ _ irq softirq steal _ </proc/stat  # cpu user nice system idle iowait irq softirq steal
-  echo "$((user + nice + system + irq + softirq)) $steal"
-}
 
 psql_bench() { "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
@@ -185,18 +181,7 @@ print_table() {
 }
 
 # ---------------------------------------------------------------------------
-echo "date:  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "host:  $(uname -srm), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
-echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at start"
-# The load average trails by minutes; what runs right now is a better hint.
-read -r b0 _ < <(cpu_ticks)
-sleep 1
-read -r b1 _ < <(cpu_ticks)
-busy_pct=$(((b1 - b0) * 100 / CLK_TCK / $(nproc)))
-echo "busy:  ${busy_pct}% of the CPUs over the last second"
-if ((busy_pct > 25)); then
-  warn "something else is using the CPUs: expect noisy results (see the 'other' column)"
-fi
+print_machine
 
 ((build)) && "$ROOT/scripts/build.sh" release
 [[ -x $SERVER_BIN && -x $LOADER_BIN ]] || die "missing $SERVER_BIN or $LOADER_BIN: run without --no-build"

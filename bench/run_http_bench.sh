@@ -89,7 +89,7 @@ http_get="$(BENCH_USERS=$users run_wrk /segments/get-for-user "$ROOT/bench/get_f
 
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 printf '\n%-14s %10s %10s %10s %10s %8s\n' mode rps p50_us p99_us max_us errors
-while IFS=, read -r mode calls errors rps p50 _p90 p99 max _rest; do
+while IFS=, read -r mode _calls errors rps p50 _p90 p99 max _rest; do
   [[ $mode == mode ]] && continue
   printf '%-14s %10.0f %10s %10s %10s %8s\n' "grpc $mode" "$rps" "$p50" "$p99" "$max" "$errors"
 done <"$OUT/grpc.csv"

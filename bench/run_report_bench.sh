@@ -45,6 +45,8 @@ set -euo pipefail
 export SEGMENTS_STATE_DIR
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $(realpath -m "$STATE") != "$(realpath -m "$ROOT/.state")" ]] ||
   die "SEGMENTS_STATE_DIR is the shared $ROOT/.state: give the report benchmark a directory of its own"
 
@@ -89,7 +91,6 @@ SERVER_BIN="${server_bin:-$BIN/server/segments-server}"
 GATEWAY_BIN="$BIN/gateway/segments-gateway"
 CLIENT_BIN="$BIN/bench/segments-report-client"
 RESULTS="$OUT/results.csv"
-CLK_TCK="$(getconf CLK_TCK)"
 mkdir -p "$OUT"
 
 pg_started=0
@@ -204,12 +205,6 @@ pg_ticks() {
     total=$((total + $(proc_ticks "$pid")))
   done
   echo "$total"
-}
-# "BUSY STEAL" ticks of the whole machine.
-cpu_ticks() {
-  local _ user nice system irq softirq steal
-  read -r _ user nice system _ _ irq softirq steal _ </proc/stat
-  echo "$((user + nice + system + irq + softirq)) $steal"
 }
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
@@ -424,15 +419,7 @@ PY
 }
 
 # ---------------------------------------------------------------------------
-echo "date:  $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "host:  $(uname -srm), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
-echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at start"
-read -r b0 _ < <(cpu_ticks)
-sleep 1
-read -r b1 _ < <(cpu_ticks)
-busy_pct=$(((b1 - b0) * 100 / CLK_TCK / $(nproc)))
-echo "busy:  ${busy_pct}% of the CPUs over the last second"
-((busy_pct <= 25)) || warn "something else is using the CPUs: expect noisy results (see the 'other' column)"
+print_machine
 echo "state: $STATE"
 
 ((build)) && build_binaries
