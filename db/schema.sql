@@ -81,5 +81,35 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (2, 'history indexes with total orders');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 3) THEN
+        -- The bucket of a user for a segment's salt, 0..9999: the first 8
+        -- bytes of SHA-256(salt ':' user id) as an unsigned big-endian
+        -- integer, mod 10000 (docs/bucketing.md; the same as
+        -- domain::Bucket). The 64 bits are read as two 32-bit halves so that
+        -- nothing overflows: (hi * 2^32 + lo) mod 10000 =
+        -- ((hi mod 10000) * 7296 + lo) mod 10000, as 2^32 mod 10000 = 7296.
+        -- segment_bucket_of_digest takes the digest, so that a statement over
+        -- many users computes each digest once and this stays inlinable.
+        CREATE FUNCTION segment_bucket_of_digest(digest bytea) RETURNS integer
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            RETURN ((((get_byte(digest, 0)::int8 << 24) | (get_byte(digest, 1) << 16) | (get_byte(digest, 2) << 8)
+                       | get_byte(digest, 3)) % 10000 * 7296
+                     + ((get_byte(digest, 4)::int8 << 24) | (get_byte(digest, 5) << 16) | (get_byte(digest, 6) << 8)
+                        | get_byte(digest, 7))) % 10000)::integer;
+        -- STABLE, as convert_to is: an IMMUTABLE wrapper would not be inlined.
+        CREATE FUNCTION segment_digest(salt text, user_id uuid) RETURNS bytea
+            LANGUAGE sql STABLE STRICT PARALLEL SAFE
+            RETURN sha256(convert_to(salt || ':' || user_id::text, 'UTF8'));
+        CREATE FUNCTION segment_bucket(salt text, user_id uuid) RETURNS integer
+            LANGUAGE sql STABLE STRICT PARALLEL SAFE
+            RETURN segment_bucket_of_digest(segment_digest(salt, user_id));
+
+        -- Whether the membership was made by automatic assignment (so that
+        -- lowering a percentage ends it) or by hand.
+        ALTER TABLE memberships ADD COLUMN auto boolean NOT NULL DEFAULT false;
+
+        INSERT INTO schema_migrations (version, description) VALUES (3, 'percentage bucketing');
+    END IF;
 END
 $migrations$;

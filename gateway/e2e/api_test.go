@@ -48,21 +48,35 @@ func TestCreateSegment(t *testing.T) {
 	}
 }
 
-// percentToFill > 0 is automatic assignment (contract §5). Until it ships
-// the server refuses it with UNIMPLEMENTED (proto comment): 501
-// not_implemented naming the field, and no segment is created.
+// percentToFill > 0 is automatic assignment (contract §5): the covered
+// active users are members, with history, when the 204 arrives.
 func TestCreateSegmentWithPercent(t *testing.T) {
 	reset(t)
-	r := call(t, http.MethodPost, "/segments/create", `{"slug":"AVITO_DISCOUNT_50","percentToFill":50}`)
-	if r.status == http.StatusNoContent {
-		if n := queryInt(t, `SELECT count(*) FROM segments WHERE slug = 'AVITO_DISCOUNT_50' AND deleted_at IS NULL`); n != 1 {
-			t.Fatalf("204 but %d live segments", n)
-		}
-		return
+	users := make([]string, 60)
+	for i := range users {
+		users[i] = newUUID()
+		createUser(t, users[i])
 	}
-	wantOneError(t, r, http.StatusNotImplemented, "not_implemented", "percentToFill: *")
-	if n := queryInt(t, `SELECT count(*) FROM segments`); n != 0 {
-		t.Fatalf("a refused segment was stored (%d rows)", n)
+	excluded := users[0]
+	if r := call(t, http.MethodPut, "/segments/update-user", `{"userID":"`+excluded+`","status":"excluded"}`); r.status != http.StatusNoContent {
+		t.Fatalf("update-user: %d %s", r.status, r.body)
+	}
+	r := call(t, http.MethodPost, "/segments/create", `{"slug":"AVITO_DISCOUNT_50","percentToFill":50}`)
+	if r.status != http.StatusNoContent {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	want := queryInt(t, `SELECT count(*) FROM users u, segments s WHERE s.slug = 'AVITO_DISCOUNT_50'
+		AND u.state = 'active' AND segment_bucket(s.salt, u.id) < 5000`)
+	got := queryInt(t, `SELECT count(*) FROM memberships m JOIN segments s ON s.id = m.segment_id
+		WHERE s.slug = 'AVITO_DISCOUNT_50' AND m.auto`)
+	if want == 0 || got != want {
+		t.Fatalf("%d automatic members, want %d (of 59 active users)", got, want)
+	}
+	if n := queryInt(t, `SELECT count(*) FROM history WHERE slug = 'AVITO_DISCOUNT_50' AND reason = 'auto_percent'`); n != want {
+		t.Fatalf("%d auto_percent events, want %d", n, want)
+	}
+	if n := queryInt(t, `SELECT count(*) FROM memberships WHERE user_id = $1`, excluded); n != 0 {
+		t.Fatalf("the excluded user got %d memberships", n)
 	}
 }
 

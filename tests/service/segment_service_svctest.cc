@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "domain/bucketing.h"
 #include "service/service_fixture.h"
 
 namespace segments::testing {
@@ -117,18 +118,43 @@ TEST_CASE_METHOD(ServiceFixture, "CreateSegment lists every problem of a request
   CHECK(CreateSegment(request).ok());
 }
 
-TEST_CASE_METHOD(ServiceFixture, "CreateSegment with percentToFill above 0 is UNIMPLEMENTED",
-                 "[service][create_segment]") {
+TEST_CASE_METHOD(ServiceFixture, "CreateSegment with percentToFill fills the segment before it returns",
+                 "[service][create_segment][percent]") {
+  // 2,000 users, one in ten excluded; the members must be exactly the active
+  // users whose bucket (computed here in C++) is covered.
+  Query(
+      "INSERT INTO users (id, state, created_at, updated_at) "
+      "SELECT format('00000000-0000-4000-8000-%s', lpad(g::text, 12, '0'))::uuid, "
+      "CASE WHEN g % 10 = 0 THEN 'excluded' ELSE 'active' END::user_state, now(), now() "
+      "FROM generate_series(1, 2000) AS g");
   const double percent = GENERATE(0.01, 30.0, 50.5, 100.0);
   INFO("percent " << percent);
   v1::CreateSegmentRequest request;
   request.set_slug("DISCOUNT_30");
   request.set_percent_to_fill(percent);
-  const grpc::Status status = CreateSegment(request);
+  v1::CreateSegmentResponse response;
+  const grpc::Status status = CreateSegment(request, &response);
   INFO(Describe(status));
-  CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
-  CHECK_THAT(ViolationFields(status), Equals(std::vector<std::string>{"percentToFill"}));
-  CHECK(Count("SELECT count(*) FROM segments") == 0);
+  REQUIRE(status.ok());
+  CHECK(response.segment().percent_to_fill() == Approx(percent));
+  const std::string salt = QueryValue("SELECT salt FROM segments WHERE slug = 'DISCOUNT_30'");
+  const auto threshold = static_cast<int32_t>(std::lround(percent * 100));
+  std::vector<std::string> expected;
+  for (const auto& row : Query("SELECT id::text FROM users WHERE state = 'active' ORDER BY id")) {
+    if (domain::Bucket(salt, row[0]) < threshold) expected.push_back(row[0]);
+  }
+  std::vector<std::string> members;
+  for (const auto& row : Query("SELECT user_id::text FROM memberships WHERE auto ORDER BY user_id")) {
+    members.push_back(row[0]);
+  }
+  CHECK(members == expected);
+  CHECK(Count("SELECT count(*) FROM memberships WHERE NOT auto") == 0);
+  CHECK(Count("SELECT count(*) FROM history WHERE operation = 'add' AND reason = 'auto_percent' "
+              "AND at = (SELECT created_at FROM segments WHERE slug = 'DISCOUNT_30')") ==
+        static_cast<int64_t>(expected.size()));
+  if (percent == 100.0) CHECK(expected.size() == 1800);
+  // The hot read sees them at once.
+  if (!expected.empty()) CHECK(SegmentsOf(expected.front()) == std::vector<std::string>{"DISCOUNT_30"});
 }
 
 TEST_CASE_METHOD(ServiceFixture, "CreateSegment of a taken slug is ALREADY_EXISTS and changes nothing",

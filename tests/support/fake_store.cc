@@ -1,5 +1,7 @@
 #include "support/fake_store.h"
 
+#include "domain/bucketing.h"
+
 #include <algorithm>
 #include <tuple>
 
@@ -58,6 +60,18 @@ class FakeTransaction final : public Transaction {
     }
     return out;
   }
+  absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, absl::Time now) override {
+    if (!failure_.ok()) return failure_;
+    int64_t added = 0;
+    for (const auto& [user, state] : s_.users) {
+      if (state != UserState::kActive || !InPercent(Bucket(segment.salt, user), segment.percent_hundredths)) continue;
+      s_.memberships[{user, segment.id}] = Membership{segment.id, segment.slug, now, std::nullopt};
+      s_.history.push_back({user, segment.id, segment.slug, Operation::kAdd, Reason::kAutoPercent, now});
+      ++added;
+    }
+    return added;
+  }
+
   absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) override {
     if (!failure_.ok()) return failure_;
     std::vector<Membership> out;

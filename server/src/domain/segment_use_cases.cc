@@ -103,17 +103,15 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     problems.push_back({"description", why});
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
-  if (*percent > 0) {
-    return FieldError(absl::StatusCode::kUnimplemented, "percentToFill",
-                      "automatic assignment is not available yet; create the segment without it");
-  }
-
   const NewSegment fresh{command.slug, *percent, command.description, NewSalt()};
   Segment created;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    auto inserted = tx.InsertSegment(fresh, Now());
+    const absl::Time now = Now();
+    auto inserted = tx.InsertSegment(fresh, now);
     if (!inserted.ok()) return inserted.status();
     created = *std::move(inserted);
+    // The members exist, with their history, when the call returns.
+    if (created.percent_hundredths > 0) return tx.AssignByPercent(created, now).status();
     return absl::OkStatus();
   });
   if (absl::IsAlreadyExists(status)) {

@@ -19,8 +19,9 @@ class SegmentUseCases {
   SegmentUseCases(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
 
   // INVALID_ARGUMENT for a bad slug, percent or description; ALREADY_EXISTS
-  // when a live segment has the slug; UNIMPLEMENTED for percent > 0 (the
-  // automatic assignment is not built yet).
+  // when a live segment has the slug. With a percentage above 0, every
+  // active user in a covered bucket (domain/bucketing.h) becomes a member in
+  // the same transaction, with history.
   absl::StatusOr<Segment> CreateSegment(const CreateSegmentCommand& command);
 
   // Ends every membership (reason segment_deleted) and marks the segment

@@ -41,6 +41,11 @@ class Transaction {
   // The live segments among `slugs` (any order), protected against
   // concurrent deletion until the transaction ends.
   virtual absl::StatusOr<std::vector<Segment>> LockLiveSegments(const std::vector<std::string>& slugs) = 0;
+  // Automatic assignment, set-based: every active user whose bucket for the
+  // segment's salt is below its percentage becomes an automatic member at
+  // `now`, each with an `add` event of reason auto_percent (domain/bucketing.h).
+  // Returns how many were added.
+  virtual absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, absl::Time now) = 0;
 
   // --- memberships and history
   // Every membership row of the user, expired ones included.

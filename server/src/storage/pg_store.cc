@@ -125,6 +125,16 @@ class PgTransactionOps final : public domain::Transaction {
     return out;
   }
 
+  absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, absl::Time now) override {
+    // A plan over every user is costly enough to be JIT-compiled, which costs
+    // more than it saves here.
+    if (auto off = conn_.ExecuteSimple("SET LOCAL jit = off"); !off.ok()) return off.status();
+    auto r = conn_.Execute(kAssignByPercent, {std::to_string(segment.id), segment.salt, segment.slug,
+                                              std::to_string(segment.percent_hundredths), TimeText(now)});
+    if (!r.ok()) return r.status();
+    return ToInt64(r->Get(0, 0));
+  }
+
   absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) override {
     auto r = conn_.Execute(kUserMemberships, {user});
     if (!r.ok()) return r.status();

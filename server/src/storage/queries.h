@@ -42,6 +42,19 @@ inline constexpr Statement kLockLiveSegments{
     "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments "
     "WHERE slug = ANY($1::text[]) AND deleted_at IS NULL FOR SHARE"};
 
+// Fills a new automatic segment: $1 segment id, $2 salt, $3 slug, $4 its
+// percentage in hundredths, $5 now. The fence (OFFSET 0) makes each user's
+// digest be computed once, however often segment_bucket_of_digest reads it.
+inline constexpr Statement kAssignByPercent{
+    "assign_by_percent",
+    "WITH picked AS (SELECT id FROM (SELECT id, segment_digest($2, id) AS digest FROM users "
+    "WHERE state = 'active' OFFSET 0) AS u WHERE segment_bucket_of_digest(digest) < $4), "
+    "m AS (INSERT INTO memberships (user_id, segment_id, added_at, auto) SELECT id, $1, $5, true FROM picked "
+    "RETURNING user_id), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT user_id, $1, $3, 'add', 'auto_percent', $5 FROM m RETURNING 1) "
+    "SELECT count(*) FROM h"};
+
 // --- memberships
 // Rows are locked so a concurrent expiry job skips them rather than racing.
 inline constexpr Statement kUserMemberships{

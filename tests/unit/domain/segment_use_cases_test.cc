@@ -1,7 +1,9 @@
 #include "domain/segment_use_cases.h"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 
+#include "domain/bucketing.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
 #include "support/fake_clock.h"
@@ -55,7 +57,7 @@ TEST_CASE_METHOD(Fixture, "creating a segment stores it with a salt and the cloc
   CHECK(store.state.segments.size() == 1);
 }
 
-TEST_CASE_METHOD(Fixture, "create rejects a taken slug, bad input, and percent above zero", "[segments]") {
+TEST_CASE_METHOD(Fixture, "create rejects a taken slug and bad input", "[segments]") {
   Create("A");
   auto dup = segments.CreateSegment({"A", std::nullopt, ""});
   CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
@@ -64,10 +66,36 @@ TEST_CASE_METHOD(Fixture, "create rejects a taken slug, bad input, and percent a
   auto bad = segments.CreateSegment({"_bad", 12.345, std::string(1001, 'x')});
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(Fields(bad.status()) == std::vector<std::string>{"slug", "percentToFill", "description"});
-
-  auto auto_fill = segments.CreateSegment({"B", 10.0, ""});
-  CHECK(auto_fill.status().code() == absl::StatusCode::kUnimplemented);
   CHECK(store.state.segments.size() == 1);
+}
+
+TEST_CASE_METHOD(Fixture, "create with a percentage makes the covered active users members, with history",
+                 "[segments][percent]") {
+  std::vector<std::string> users;
+  for (int i = 0; i < 400; ++i) {
+    char id[37];
+    std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
+    users.push_back(id);
+    store.state.users[id] = i % 10 == 0 ? UserState::kExcluded : UserState::kActive;
+  }
+  auto created = segments.CreateSegment({"AUTO_30", 30.0, ""});
+  REQUIRE(created.ok());
+  CHECK(created->percent_hundredths == 3000);
+  size_t expected = 0;
+  for (const auto& [user, state] : store.state.users) {  // the fixture's users too
+    const bool covered = Bucket(created->salt, user) < 3000;
+    const bool active = state == UserState::kActive;
+    INFO(user);
+    CHECK(store.state.memberships.count({user, created->id}) == (covered && active ? 1u : 0u));
+    expected += covered && active ? 1 : 0;
+  }
+  REQUIRE(expected > 0);
+  CHECK(store.state.history.size() == expected);
+  for (const HistoryEvent& e : store.state.history) {
+    CHECK(e.operation == Operation::kAdd);
+    CHECK(e.reason == Reason::kAutoPercent);
+    CHECK(e.at == clock.Now());
+  }
 }
 
 TEST_CASE_METHOD(Fixture, "a deleted slug can be created again as a new segment", "[segments]") {
