@@ -223,15 +223,15 @@ func (m *compactJSON) Marshal(v any) ([]byte, error) {
 }
 
 // noContentForMutations makes every successful mutation answer 204 with no
-// body, as the original API did; reads (Get*, List*) answer 200. The body
-// grpc-gateway writes next is discarded by net/http for a 204.
+// body, as the original API did; reads (Get*, List*, Download*) answer 200.
+// The body grpc-gateway writes next is discarded by net/http for a 204.
 func noContentForMutations(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
 	method, ok := runtime.RPCMethod(ctx)
 	if !ok {
 		return nil
 	}
 	name := method[strings.LastIndex(method, "/")+1:]
-	if strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "List") {
+	if strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Download") {
 		return nil
 	}
 	w.Header().Del("Content-Type")
