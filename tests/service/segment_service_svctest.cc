@@ -410,5 +410,43 @@ TEST_CASE_METHOD(ServiceFixture, "User ids are accepted in any case and stored c
   CHECK(QueryValue("SELECT user_id::text FROM memberships") == kUser1);
 }
 
+TEST_CASE_METHOD(ServiceFixture, "GetSegment returns the segment and its current member count",
+                 "[service][get_segment]") {
+  REQUIRE(CreateUser(kUser1).ok());
+  REQUIRE(CreateUser(kUser2).ok());
+  v1::CreateSegmentRequest create;
+  create.set_slug("AVITO_VOICE_MESSAGES");
+  create.set_description("voice");
+  REQUIRE(CreateSegment(create).ok());
+  v1::UpdateUserSegmentsRequest add;
+  add.set_user_id(kUser1);
+  add.add_segments_to_add()->set_segment_slug("AVITO_VOICE_MESSAGES");
+  REQUIRE(Update(add).ok());
+  add.set_user_id(kUser2);
+  add.mutable_segments_to_add(0)->set_seconds_to_be_in_segment(30);
+  REQUIRE(Update(add).ok());
+
+  auto get = [&](const std::string& slug, v1::GetSegmentResponse* response) {
+    v1::GetSegmentRequest request;
+    request.set_slug(slug);
+    return segments->GetSegment(NewContext().get(), request, response);
+  };
+  v1::GetSegmentResponse response;
+  REQUIRE(get("AVITO_VOICE_MESSAGES", &response).ok());
+  CHECK(response.segment().slug() == "AVITO_VOICE_MESSAGES");
+  CHECK(response.segment().description() == "voice");
+  CHECK(response.segment().created_at().seconds() == absl::ToUnixSeconds(Now()));
+  CHECK(response.member_count() == 2);
+
+  clock.Advance(absl::Seconds(30));  // kUser2's membership ends; no job has run
+  REQUIRE(get("AVITO_VOICE_MESSAGES", &response).ok());
+  CHECK(response.member_count() == 1);
+
+  const grpc::Status unknown = get("NOPE", &response);
+  CHECK(unknown.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK_THAT(ViolationFields(unknown), Equals(std::vector<std::string>{"slug"}));
+  CHECK(get("", &response).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 }  // namespace
 }  // namespace segments::testing

@@ -181,6 +181,18 @@ class FakeCursor final : public domain::HistoryCursor {
 
 }  // namespace
 
+absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FakeStore::FindSegment(const std::string& slug,
+                                                                                   absl::Time now) {
+  if (!failure.ok()) return failure;
+  for (const auto& [id, segment] : state.segments) {
+    if (segment.slug != slug || state.deleted_segments.count(id) > 0) continue;
+    int64_t members = 0;
+    for (const auto& [key, m] : state.memberships) members += key.second == id && m.ActiveAt(now) ? 1 : 0;
+    return std::make_pair(segment, members);
+  }
+  return std::nullopt;
+}
+
 std::vector<HistoryEvent> FakeStore::NumberedHistory() const {
   std::vector<HistoryEvent> events = state.history;
   for (size_t i = 0; i < events.size(); ++i) events[i].id = static_cast<int64_t>(i + 1);

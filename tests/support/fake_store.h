@@ -29,6 +29,8 @@ class FakeStore final : public domain::Store {
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+  absl::StatusOr<std::optional<std::pair<domain::Segment, int64_t>>> FindSegment(const std::string& slug,
+                                                                                 absl::Time now) override;
   absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> OpenHistory(const std::optional<domain::UserId>& user,
                                                                      absl::Time from, absl::Time to) override;
   absl::StatusOr<std::vector<domain::HistoryEvent>> UserHistory(const domain::UserHistoryQuery& query) override;

@@ -20,6 +20,13 @@ domain::UpdateUserSegmentsCommand ToCommand(const v1::UpdateUserSegmentsRequest&
   return command;
 }
 
+void SegmentToProto(const domain::Segment& segment, v1::Segment* out) {
+  out->set_slug(segment.slug);
+  out->set_percent_to_fill(segment.percent_hundredths / 100.0);
+  out->set_description(segment.description);
+  ToProto(segment.created_at, out->mutable_created_at());
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
@@ -30,11 +37,7 @@ grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerCont
     if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
     auto created = use_cases_.CreateSegment(command);
     if (!created.ok()) return created.status();
-    auto* segment = response->mutable_segment();
-    segment->set_slug(created->slug);
-    segment->set_percent_to_fill(created->percent_hundredths / 100.0);
-    segment->set_description(created->description);
-    ToProto(created->created_at, segment->mutable_created_at());
+    SegmentToProto(*created, response->mutable_segment());
     return absl::OkStatus();
   });
 }
@@ -55,6 +58,18 @@ grpc::ServerUnaryReactor* SegmentService::UpdateUserSegments(grpc::CallbackServe
                                                              v1::UpdateUserSegmentsResponse* /*response*/) {
   return RunOnWorkers(context, workers_,
                       [this, request]() { return use_cases_.UpdateUserSegments(ToCommand(*request)); });
+}
+
+grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext* context,
+                                                     const v1::GetSegmentRequest* request,
+                                                     v1::GetSegmentResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    auto found = use_cases_.GetSegment(request->slug());
+    if (!found.ok()) return found.status();
+    SegmentToProto(found->first, response->mutable_segment());
+    response->set_member_count(found->second);
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* SegmentService::GetUserSegments(grpc::CallbackServerContext* context,

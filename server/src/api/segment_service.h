@@ -21,6 +21,9 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
   grpc::ServerUnaryReactor* UpdateUserSegments(grpc::CallbackServerContext* context,
                                                const segmentation::v1::UpdateUserSegmentsRequest* request,
                                                segmentation::v1::UpdateUserSegmentsResponse* response) override;
+  grpc::ServerUnaryReactor* GetSegment(grpc::CallbackServerContext* context,
+                                       const segmentation::v1::GetSegmentRequest* request,
+                                       segmentation::v1::GetSegmentResponse* response) override;
   grpc::ServerUnaryReactor* GetUserSegments(grpc::CallbackServerContext* context,
                                             const segmentation::v1::GetUserSegmentsRequest* request,
                                             segmentation::v1::GetUserSegmentsResponse* response) override;

@@ -91,6 +91,16 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
 
 }  // namespace
 
+absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const std::string& slug) {
+  if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
+    return FieldError(absl::StatusCode::kInvalidArgument, "slug", why);
+  }
+  auto found = store_.FindSegment(slug, Now());
+  if (!found.ok()) return found.status();
+  if (!*found) return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", slug));
+  return **found;
+}
+
 absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentCommand& command) {
   std::vector<FieldViolation> problems;
   if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});

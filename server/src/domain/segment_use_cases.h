@@ -33,6 +33,10 @@ class SegmentUseCases {
   // (NOT_FOUND), conflicts with current memberships (FAILED_PRECONDITION).
   absl::Status UpdateUserSegments(const UpdateUserSegmentsCommand& command);
 
+  // The live segment with `slug` and its number of active members.
+  // INVALID_ARGUMENT for a malformed slug, NOT_FOUND for an unknown one.
+  absl::StatusOr<std::pair<Segment, int64_t>> GetSegment(const std::string& slug);
+
   // Sorted slugs of the user's unexpired memberships; empty for an unknown
   // user. INVALID_ARGUMENT if `user_id` is not a UUID.
   absl::StatusOr<std::vector<std::string>> GetUserSegments(const std::string& user_id);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "domain/model.h"
@@ -102,6 +103,11 @@ class Store {
   // The hot read: slugs of live segments the user is in at `now` (memberships
   // expiring after `now` or never), in any order.
   virtual absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) = 0;
+
+  // The live segment with `slug` and how many memberships it has that are
+  // active at `now`; nullopt if there is none.
+  virtual absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
+                                                                                 absl::Time now) = 0;
 
   // --- history
   // Events at [from, to), of `user` only if given, for a report.

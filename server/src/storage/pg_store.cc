@@ -375,6 +375,16 @@ absl::StatusOr<std::vector<std::string>> PgStore::ActiveSegmentSlugs(const UserI
   });
 }
 
+absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> PgStore::FindSegment(const std::string& slug,
+                                                                                 absl::Time now) {
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> {
+    auto r = conn->Execute(kFindSegment, {slug, TimeText(now)});
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return std::nullopt;
+    return std::make_pair(SegmentAt(*r, 0), ToInt64(r->Get(0, 6)));
+  });
+}
+
 absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> PgStore::OpenHistory(const std::optional<UserId>& user,
                                                                             absl::Time from, absl::Time to) {
   return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> {

@@ -36,6 +36,11 @@ inline constexpr Statement kInsertSegment{
 inline constexpr Statement kMarkSegmentDeleted{
     "mark_segment_deleted",
     "UPDATE segments SET deleted_at = $2 WHERE slug = $1 AND deleted_at IS NULL RETURNING " SEGMENTS_SEGMENT_COLUMNS};
+// $1 slug, $2 now: the live segment and its active memberships.
+inline constexpr Statement kFindSegment{
+    "find_segment",
+    "SELECT " SEGMENTS_SEGMENT_COLUMNS ", (SELECT count(*) FROM memberships m WHERE m.segment_id = s.id "
+    "AND (m.expires_at IS NULL OR m.expires_at > $2)) FROM segments s WHERE slug = $1 AND deleted_at IS NULL"};
 // FOR SHARE blocks a concurrent deletion until this transaction ends.
 inline constexpr Statement kLockLiveSegments{
     "lock_live_segments",

@@ -52,6 +52,10 @@ class CountingStore final : public Store {
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) override {
     return store_.ActiveSegmentSlugs(user, now);
   }
+  absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
+                                                                         absl::Time now) override {
+    return store_.FindSegment(slug, now);
+  }
   absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
                                                              absl::Time to) override {
     ++open_history_calls;

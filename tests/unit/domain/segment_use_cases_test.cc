@@ -277,3 +277,27 @@ TEST_CASE_METHOD(Fixture, "storage failures pass through unchanged", "[errors]")
   CHECK(segments.GetUserSegments(kUser).status().code() == absl::StatusCode::kUnavailable);
   CHECK(segments.CreateSegment({"B", std::nullopt, ""}).status().code() == absl::StatusCode::kUnavailable);
 }
+
+TEST_CASE_METHOD(Fixture, "GetSegment counts the members active now", "[segments][get_segment]") {
+  const std::string other = "1c8f0a6f-2d3e-4f40-9bac-1d2e3f405b6c";
+  store.state.users[other] = UserState::kActive;
+  Create("A");
+  REQUIRE(Change({{"A", 60, std::nullopt}}, {}).ok());
+  REQUIRE(Change({{"A", std::nullopt, std::nullopt}}, {}, other).ok());
+
+  auto got = segments.GetSegment("A");
+  REQUIRE(got.ok());
+  CHECK(got->first.slug == "A");
+  CHECK(got->second == 2);
+
+  clock.Advance(absl::Seconds(60));  // the TTL membership has ended, job or not
+  got = segments.GetSegment("A");
+  REQUIRE(got.ok());
+  CHECK(got->second == 1);
+
+  CHECK(segments.GetSegment("B").status().code() == absl::StatusCode::kNotFound);
+  CHECK(Fields(segments.GetSegment("B").status()) == std::vector<std::string>{"slug"});
+  CHECK(segments.GetSegment("_bad").status().code() == absl::StatusCode::kInvalidArgument);
+  REQUIRE(segments.DeleteSegment("A").ok());
+  CHECK(segments.GetSegment("A").status().code() == absl::StatusCode::kNotFound);
+}

@@ -41,6 +41,11 @@ class LockedStore final : public Store {
     absl::MutexLock lock(&mu_);
     return store_.ActiveSegmentSlugs(user, now);
   }
+  absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
+                                                                         absl::Time now) override {
+    absl::MutexLock lock(&mu_);
+    return store_.FindSegment(slug, now);
+  }
   absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
                                                              absl::Time to) override {
     absl::MutexLock lock(&mu_);
@@ -148,6 +153,10 @@ TEST_CASE("every batch of a pass uses one now, the clock's truncated to microsec
     }
     absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) override {
       return fake.ActiveSegmentSlugs(user, now);
+    }
+    absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
+                                                                           absl::Time now) override {
+      return fake.FindSegment(slug, now);
     }
     absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
                                                                absl::Time to) override {
