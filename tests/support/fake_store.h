@@ -20,7 +20,8 @@ struct FakeState {
   domain::SegmentId next_segment_id = 1;
 };
 
-class FakeStore final : public domain::Store {
+// Not final: a test double may derive to count or record some calls.
+class FakeStore : public domain::Store {
  public:
   FakeState state;
   // When set, every storage call fails with it (e.g. UNAVAILABLE).

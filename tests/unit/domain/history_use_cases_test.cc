@@ -39,43 +39,25 @@ ReportLinkSigner MakeSigner() {
 
 // The fake store, counting the reads the history makes, so a test can tell
 // that a rejected request never reached the store.
-class CountingStore final : public Store {
+class CountingStore final : public FakeStore {
  public:
-  explicit CountingStore(FakeStore& store) : store_(store) {}
-
   int open_history_calls = 0;
   int user_history_calls = 0;
 
-  absl::Status InTransaction(absl::FunctionRef<absl::Status(Transaction&)> work) override {
-    return store_.InTransaction(work);
-  }
-  absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) override {
-    return store_.ActiveSegmentSlugs(user, now);
-  }
-  absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
-                                                                         absl::Time now) override {
-    return store_.FindSegment(slug, now);
-  }
   absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
                                                              absl::Time to) override {
     ++open_history_calls;
-    return store_.OpenHistory(user, from, to);
+    return FakeStore::OpenHistory(user, from, to);
   }
   absl::StatusOr<std::vector<HistoryEvent>> UserHistory(const UserHistoryQuery& query) override {
     ++user_history_calls;
-    return store_.UserHistory(query);
+    return FakeStore::UserHistory(query);
   }
-  absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) override {
-    return store_.EndExpiredMemberships(now, limit);
-  }
-
- private:
-  FakeStore& store_;
 };
 
 struct Fixture {
-  FakeStore fake;
-  CountingStore store{fake};
+  CountingStore store;
+  FakeStore& fake = store;
   FakeClock clock;
   ReportLinkSigner signer = MakeSigner();
   HistoryUseCases history{store, clock, signer};

@@ -144,32 +144,15 @@ TEST_CASE_METHOD(Fixture, "a pass ends due memberships with ttl events stamped a
 TEST_CASE("every batch of a pass uses one now, the clock's truncated to microseconds, and the batch size",
           "[expiry]") {
   // Records what the job asks of the store.
-  struct RecordingStore final : Store {
-    FakeStore fake;
+  struct RecordingStore final : FakeStore {
+    FakeStore& fake = *this;
     std::vector<std::pair<absl::Time, int>> calls;
 
-    absl::Status InTransaction(absl::FunctionRef<absl::Status(Transaction&)> work) override {
-      return fake.InTransaction(work);
-    }
-    absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) override {
-      return fake.ActiveSegmentSlugs(user, now);
-    }
-    absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
-                                                                           absl::Time now) override {
-      return fake.FindSegment(slug, now);
-    }
-    absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
-                                                               absl::Time to) override {
-      return fake.OpenHistory(user, from, to);
-    }
-    absl::StatusOr<std::vector<HistoryEvent>> UserHistory(const UserHistoryQuery& query) override {
-      return fake.UserHistory(query);
-    }
     absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) override {
       calls.emplace_back(now, limit);
       // Time moves on during the pass; the pass must keep its own now.
       clock->Advance(absl::Seconds(1));
-      return fake.EndExpiredMemberships(now, limit);
+      return FakeStore::EndExpiredMemberships(now, limit);
     }
 
     FakeClock* clock = nullptr;
