@@ -111,5 +111,37 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (3, 'percentage bucketing');
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 4) THEN
+        -- Options of automatic assignment: users must be in every segment of
+        -- auto_include and in none of auto_exclude (live segments' ids, which
+        -- cannot be deleted while a live segment names them), and automatic
+        -- memberships last auto_ttl_seconds (NULL: permanent).
+        ALTER TABLE segments
+            ADD COLUMN auto_include     bigint[] NOT NULL DEFAULT '{}',
+            ADD COLUMN auto_exclude     bigint[] NOT NULL DEFAULT '{}',
+            ADD COLUMN auto_ttl_seconds bigint CHECK (auto_ttl_seconds > 0);
+
+        -- Users automatic assignment must never (re)add to a segment: those
+        -- removed from it by hand (reason manual), and those whose automatic
+        -- membership expired (reason ttl). Gone with the user.
+        CREATE TABLE auto_opt_outs (
+            segment_id bigint         NOT NULL,
+            user_id    uuid           NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            reason     history_reason NOT NULL,
+            at         timestamptz    NOT NULL,
+            PRIMARY KEY (segment_id, user_id)
+        );
+        CREATE INDEX auto_opt_outs_user_idx ON auto_opt_outs (user_id);
+
+        -- Members of a segment in user order, for keyset pages; replaces the
+        -- index on segment_id alone.
+        CREATE INDEX memberships_segment_user_idx ON memberships (segment_id, user_id);
+        DROP INDEX memberships_segment_idx;
+        -- Live segments in byte order of their slugs, whatever the
+        -- database's collation, for keyset pages.
+        CREATE INDEX segments_live_slug_bytes_idx ON segments (slug COLLATE "C") WHERE deleted_at IS NULL;
+
+        INSERT INTO schema_migrations (version, description) VALUES (4, 'automatic assignment options, opt-outs, member listing');
+    END IF;
 END
 $migrations$;

@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, segments, users RESTART IDENTITY"
+psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segments, users RESTART IDENTITY"
 
 grpc_port="$(free_port)"
 "$server_bin" --grpc-listen="127.0.0.1:$grpc_port" --database-url="$db_url" 2>"$work/server.log" &

@@ -12,7 +12,14 @@ using namespace segments::domain;
 
 class FakeTransaction final : public Transaction {
  public:
-  FakeTransaction(FakeState& s, const absl::Status& failure) : s_(s), failure_(failure) {}
+  FakeTransaction(FakeState& s, const absl::Status& failure, FakeStore& store)
+      : s_(s), failure_(failure), store_(store) {}
+
+  absl::Status LockAutoAssignment(AutoAssignmentLock mode) override {
+    if (!failure_.ok()) return failure_;
+    ++(mode == AutoAssignmentLock::kShared ? store_.shared_auto_locks : store_.exclusive_auto_locks);
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<std::optional<UserState>> LockUser(const UserId& user) override {
     if (!failure_.ok()) return failure_;
@@ -41,7 +48,10 @@ class FakeTransaction final : public Transaction {
   absl::StatusOr<Segment> InsertSegment(const NewSegment& fresh, absl::Time now) override {
     if (!failure_.ok()) return failure_;
     if (FindLive(fresh.slug)) return absl::AlreadyExistsError("slug taken");
-    Segment s{s_.next_segment_id++, fresh.slug, fresh.percent_hundredths, fresh.description, fresh.salt, now};
+    Segment s{s_.next_segment_id++, fresh.slug, fresh.percent_hundredths, fresh.description, fresh.salt, now,
+              fresh.auto_options};
+    s.include_slugs = SlugsOf(s.auto_options.include_ids);
+    s.exclude_slugs = SlugsOf(s.auto_options.exclude_ids);
     s_.segments[s.id] = s;
     return s;
   }
@@ -60,16 +70,119 @@ class FakeTransaction final : public Transaction {
     }
     return out;
   }
-  absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, absl::Time now) override {
+  absl::StatusOr<std::vector<std::string>> SegmentsReferring(SegmentId id) override {
+    if (!failure_.ok()) return failure_;
+    std::vector<std::string> out;
+    for (const auto& [other, s] : s_.segments) {
+      const auto& o = s.auto_options;
+      if (s_.deleted_segments.contains(other)) continue;
+      if (std::count(o.include_ids.begin(), o.include_ids.end(), id) + std::count(o.exclude_ids.begin(), o.exclude_ids.end(), id) > 0) {
+        out.push_back(s.slug);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  absl::StatusOr<std::vector<Segment>> AutoSegments() override {
+    if (!failure_.ok()) return failure_;
+    std::vector<Segment> out;
+    for (const auto& [id, s] : s_.segments) {
+      if (!s_.deleted_segments.contains(id) && s.percent_hundredths > 0) out.push_back(s);
+    }
+    return out;
+  }
+  absl::Status SetSegmentPercent(SegmentId id, int32_t percent) override {
+    if (!failure_.ok()) return failure_;
+    s_.segments.at(id).percent_hundredths = percent;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, int32_t from, absl::Time now) override {
     if (!failure_.ok()) return failure_;
     int64_t added = 0;
+    auto active_in = [&](const UserId& user, SegmentId id) {
+      auto it = s_.memberships.find({user, id});
+      return it != s_.memberships.end() && it->second.ActiveAt(now);
+    };
+    const AutoOptions& o = segment.auto_options;
     for (const auto& [user, state] : s_.users) {
-      if (state != UserState::kActive || !InPercent(Bucket(segment.salt, user), segment.percent_hundredths)) continue;
-      s_.memberships[{user, segment.id}] = Membership{segment.id, segment.slug, now, std::nullopt};
+      const int32_t bucket = Bucket(segment.salt, user);
+      if (state != UserState::kActive || bucket < from || !InPercent(bucket, segment.percent_hundredths)) continue;
+      if (s_.memberships.contains({user, segment.id}) || s_.opt_outs.contains({segment.id, user})) continue;
+      if (!std::all_of(o.include_ids.begin(), o.include_ids.end(), [&](SegmentId id) { return active_in(user, id); }) ||
+          std::any_of(o.exclude_ids.begin(), o.exclude_ids.end(), [&](SegmentId id) { return active_in(user, id); })) {
+        continue;
+      }
+      std::optional<absl::Time> expires_at;
+      if (o.ttl_seconds) expires_at = now + absl::Seconds(*o.ttl_seconds);
+      s_.memberships[{user, segment.id}] = Membership{segment.id, segment.slug, now, expires_at, true};
       s_.history.push_back({user, segment.id, segment.slug, Operation::kAdd, Reason::kAutoPercent, now});
       ++added;
     }
     return added;
+  }
+  absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from, absl::Time now) override {
+    return EndWhere(
+        [&](const UserId& user, SegmentId id) {
+          if (id != segment.id || !s_.memberships.at({user, id}).automatic) return false;
+          const int32_t bucket = Bucket(segment.salt, user);
+          return bucket >= segment.percent_hundredths && bucket < from;
+        },
+        Reason::kAutoPercent, now);
+  }
+  absl::StatusOr<std::vector<SegmentId>> OptedOutSegments(const UserId& user) override {
+    if (!failure_.ok()) return failure_;
+    std::vector<SegmentId> out;
+    for (const auto& [key, reason] : s_.opt_outs) {
+      if (key.second == user) out.push_back(key.first);
+    }
+    return out;
+  }
+  absl::Status RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments, Reason reason,
+                             absl::Time) override {
+    if (!failure_.ok()) return failure_;
+    for (SegmentId id : segments) s_.opt_outs.emplace(std::pair(id, user), reason);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<UserId>> UnknownUsers(const std::vector<UserId>& users) override {
+    if (!failure_.ok()) return failure_;
+    std::vector<UserId> out;
+    for (const UserId& user : users) {
+      if (!s_.users.contains(user)) out.push_back(user);
+    }
+    return out;
+  }
+  absl::StatusOr<int64_t> AddMembers(const Segment& segment, const std::vector<UserId>& users,
+                                     std::optional<absl::Time> expires_at, absl::Time now) override {
+    if (!failure_.ok()) return failure_;
+    const std::set<UserId> wanted(users.begin(), users.end());
+    auto ended = EndWhere(
+        [&](const UserId& user, SegmentId id) {
+          return id == segment.id && wanted.contains(user) && !s_.memberships.at({user, id}).ActiveAt(now);
+        },
+        Reason::kManual, now);
+    if (!ended.ok()) return ended.status();
+    int64_t added = 0;
+    for (const UserId& user : users) {
+      if (!s_.memberships.emplace(std::pair(user, segment.id), Membership{segment.id, segment.slug, now, expires_at})
+               .second) {
+        continue;
+      }
+      s_.history.push_back({user, segment.id, segment.slug, Operation::kAdd, Reason::kManual, now});
+      ++added;
+    }
+    return added;
+  }
+  absl::StatusOr<int64_t> RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
+                                        absl::Time now) override {
+    const std::set<UserId> wanted(users.begin(), users.end());
+    for (const UserId& user : users) {
+      auto it = s_.memberships.find({user, segment.id});
+      if (it != s_.memberships.end() && (it->second.ActiveAt(now) || it->second.automatic)) {
+        s_.opt_outs.emplace(std::pair(segment.id, user), it->second.ActiveAt(now) ? Reason::kManual : Reason::kTtl);
+      }
+    }
+    return EndWhere([&](const UserId& user, SegmentId id) { return id == segment.id && wanted.contains(user); },
+                    Reason::kManual, now);
   }
 
   absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) override {
@@ -85,8 +198,8 @@ class FakeTransaction final : public Transaction {
     if (!failure_.ok()) return failure_;
     for (const auto& m : fresh) {
       auto [it, inserted] =
-          s_.memberships.emplace(std::pair(user, m.segment_id),
-                                 Membership{m.segment_id, s_.segments.at(m.segment_id).slug, now, m.expires_at});
+          s_.memberships.emplace(std::pair(user, m.segment_id), Membership{m.segment_id, s_.segments.at(m.segment_id).slug,
+                                                                           now, m.expires_at, m.automatic});
       if (!inserted) return absl::AlreadyExistsError("membership exists");
     }
     return absl::OkStatus();
@@ -109,6 +222,13 @@ class FakeTransaction final : public Transaction {
   }
 
  private:
+  std::vector<std::string> SlugsOf(const std::vector<SegmentId>& ids) const {
+    std::vector<std::string> slugs;
+    for (SegmentId id : ids) slugs.push_back(s_.segments.at(id).slug);
+    std::sort(slugs.begin(), slugs.end());
+    return slugs;
+  }
+
   const Segment* FindLive(const std::string& slug) const {
     for (const auto& [id, s] : s_.segments) {
       if (s.slug == slug && !s_.deleted_segments.contains(id)) return &s;
@@ -128,6 +248,11 @@ class FakeTransaction final : public Transaction {
       }
       const Membership& m = it->second;
       const bool expired = !m.ActiveAt(now);
+      // An automatic membership ended by TTL is over for good, except when
+      // the whole user or segment goes.
+      if (expired && m.automatic && reason != Reason::kUserDeleted && reason != Reason::kSegmentDeleted) {
+        s_.opt_outs.emplace(std::pair(segment_id, user), Reason::kTtl);
+      }
       s_.history.push_back({user, segment_id, m.slug, Operation::kRemove, expired ? Reason::kTtl : reason,
                             expired ? *m.expires_at : now});
       it = s_.memberships.erase(it);
@@ -138,6 +263,7 @@ class FakeTransaction final : public Transaction {
 
   FakeState& s_;
   const absl::Status& failure_;
+  FakeStore& store_;
 };
 
 }  // namespace
@@ -145,7 +271,7 @@ class FakeTransaction final : public Transaction {
 absl::Status FakeStore::InTransaction(absl::FunctionRef<absl::Status(Transaction&)> work) {
   ++transactions;
   FakeState copy = state;
-  FakeTransaction tx(copy, failure);
+  FakeTransaction tx(copy, failure, *this);
   absl::Status status = work(tx);
   if (status.ok()) state = std::move(copy);
   return status;
@@ -193,6 +319,37 @@ absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FakeStore::FindSegmen
   return std::nullopt;
 }
 
+absl::StatusOr<std::optional<Segment>> FakeStore::LookupSegment(const std::string& slug) {
+  auto found = FindSegment(slug, absl::UnixEpoch());
+  if (!found.ok()) return found.status();
+  if (!*found) return std::nullopt;
+  return (*found)->first;
+}
+
+absl::StatusOr<std::vector<Segment>> FakeStore::ListSegments(const std::string& after_slug, int limit) {
+  if (!failure.ok()) return failure;
+  std::vector<Segment> out;
+  for (const auto& [id, segment] : state.segments) {
+    if (!state.deleted_segments.contains(id) && segment.slug > after_slug) out.push_back(segment);
+  }
+  std::sort(out.begin(), out.end(), [](const Segment& a, const Segment& b) { return a.slug < b.slug; });
+  if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
+  return out;
+}
+
+absl::StatusOr<std::vector<domain::SegmentMember>> FakeStore::SegmentMembers(SegmentId segment,
+                                                                             const UserId& after_user, int limit,
+                                                                             absl::Time now) {
+  if (!failure.ok()) return failure;
+  std::vector<domain::SegmentMember> out;  // the map is ordered by user id
+  for (const auto& [key, m] : state.memberships) {
+    if (key.second != segment || key.first <= after_user || !m.ActiveAt(now)) continue;
+    out.push_back({key.first, m.added_at, m.expires_at, m.automatic});
+    if (out.size() == static_cast<size_t>(limit)) break;
+  }
+  return out;
+}
+
 std::vector<HistoryEvent> FakeStore::NumberedHistory() const {
   std::vector<HistoryEvent> events = state.history;
   for (size_t i = 0; i < events.size(); ++i) events[i].id = static_cast<int64_t>(i + 1);
@@ -237,6 +394,7 @@ absl::StatusOr<int64_t> FakeStore::EndExpiredMemberships(absl::Time now, int lim
   std::sort(due.begin(), due.end());
   if (due.size() > static_cast<size_t>(limit)) due.resize(static_cast<size_t>(limit));
   for (const auto& [deadline, key] : due) {
+    if (state.memberships[key].automatic) state.opt_outs.emplace(std::pair(key.second, key.first), Reason::kTtl);
     state.history.push_back({key.first, key.second, state.memberships[key].slug, Operation::kRemove, Reason::kTtl,
                              deadline});
     state.memberships.erase(key);

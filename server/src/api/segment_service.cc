@@ -1,5 +1,6 @@
 #include "api/segment_service.h"
 
+#include "api/grpc_status.h"
 #include "api/proto_time.h"
 #include "api/unary_call.h"
 
@@ -11,9 +12,9 @@ namespace v1 = segmentation::v1;
 domain::UpdateUserSegmentsCommand ToCommand(const v1::UpdateUserSegmentsRequest& request) {
   domain::UpdateUserSegmentsCommand command{request.user_id(), {}, {}};
   for (const auto& add : request.segments_to_add()) {
-    domain::SegmentToAdd item{add.segment_slug(), std::nullopt, std::nullopt};
-    if (add.has_seconds_to_be_in_segment()) item.seconds_to_be_in_segment = add.seconds_to_be_in_segment();
-    if (add.has_deadline_for_staying_in_segment()) item.deadline = FromProto(add.deadline_for_staying_in_segment());
+    domain::SegmentToAdd item{add.segment_slug(), {}};
+    if (add.has_seconds_to_be_in_segment()) item.ttl.seconds = add.seconds_to_be_in_segment();
+    if (add.has_deadline_for_staying_in_segment()) item.ttl.deadline = FromProto(add.deadline_for_staying_in_segment());
     command.to_add.push_back(std::move(item));
   }
   for (const auto& remove : request.segments_to_remove()) command.to_remove.push_back(remove.segment_slug());
@@ -25,16 +26,104 @@ void SegmentToProto(const domain::Segment& segment, v1::Segment* out) {
   out->set_percent_to_fill(segment.percent_hundredths / 100.0);
   out->set_description(segment.description);
   ToProto(segment.created_at, out->mutable_created_at());
+  for (const std::string& slug : segment.include_slugs) out->add_include_segments(slug);
+  for (const std::string& slug : segment.exclude_slugs) out->add_exclude_segments(slug);
+  if (segment.auto_options.ttl_seconds) out->set_auto_seconds_to_be_in_segment(*segment.auto_options.ttl_seconds);
 }
 
+void MemberToProto(const domain::SegmentMember& member, v1::SegmentMember* out) {
+  out->set_user_id(member.user_id);
+  ToProto(member.added_at, out->mutable_added_at());
+  if (member.expires_at) ToProto(*member.expires_at, out->mutable_expires_at());
+  out->set_automatic(member.automatic);
+}
+
+template <typename Request>
+domain::SegmentUsersCommand SegmentUsersCommandOf(const Request& request) {
+  return {request.slug(), {request.user_ids().begin(), request.user_ids().end()}, {}};
+}
+
+// Members per message of StreamSegmentMembers.
+constexpr int32_t kStreamBatch = 1000;
+
 }  // namespace
+
+// Streams a segment's members as keyset pages: each is read on the worker
+// pool once the previous one was written, so a slow client slows the
+// reading instead of filling memory. Deletes itself when gRPC is done.
+class SegmentService::MemberStream final : public grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse> {
+ public:
+  MemberStream(SegmentService& service, grpc::CallbackServerContext* context, std::string slug)
+      : service_(service), context_(context), slug_(std::move(slug)) {}
+
+  void Begin() { ScheduleStep(); }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
+      return;
+    }
+    if (next_page_token_.empty()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ScheduleStep();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void ScheduleStep() {
+    if (!service_.workers_.TrySubmit([this] { Step(); })) {
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is overloaded or stopping; retry later"));
+    }
+  }
+
+  // Ends with exactly one StartWrite or Finish and touches nothing after it.
+  void Step() {
+    if (context_->IsCancelled()) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+      return;
+    }
+    auto page = service_.listing_.ListSegmentMembers({slug_, kStreamBatch, next_page_token_});
+    if (!page.ok()) {
+      Finish(ToGrpcStatus(page.status()));
+      return;
+    }
+    next_page_token_ = std::move(page->next_page_token);
+    if (page->members.empty() && !first_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    first_ = false;
+    response_.Clear();
+    for (const domain::SegmentMember& member : page->members) MemberToProto(member, response_.add_members());
+    StartWrite(&response_);  // an empty segment still gets one (empty) message
+  }
+
+  SegmentService& service_;
+  grpc::CallbackServerContext* context_;
+  const std::string slug_;
+  std::string next_page_token_;
+  bool first_ = true;
+  v1::StreamSegmentMembersResponse response_;
+};
+
 
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
                                                         const v1::CreateSegmentRequest* request,
                                                         v1::CreateSegmentResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    domain::CreateSegmentCommand command{request->slug(), std::nullopt, request->description()};
+    domain::CreateSegmentCommand command{request->slug(),
+                                         std::nullopt,
+                                         request->description(),
+                                         {request->include_segments().begin(), request->include_segments().end()},
+                                         {request->exclude_segments().begin(), request->exclude_segments().end()},
+                                         std::nullopt};
     if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
+    if (request->has_auto_seconds_to_be_in_segment()) {
+      command.auto_seconds_to_be_in_segment = request->auto_seconds_to_be_in_segment();
+    }
     auto created = use_cases_.CreateSegment(command);
     if (!created.ok()) return created.status();
     SegmentToProto(*created, response->mutable_segment());
@@ -79,6 +168,80 @@ grpc::ServerUnaryReactor* SegmentService::GetUserSegments(grpc::CallbackServerCo
     auto slugs = use_cases_.GetUserSegments(request->user_id());
     if (!slugs.ok()) return slugs.status();
     for (auto& slug : *slugs) response->add_segments(std::move(slug));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SegmentService::UpdateSegmentPercent(grpc::CallbackServerContext* context,
+                                                               const v1::UpdateSegmentPercentRequest* request,
+                                                               v1::UpdateSegmentPercentResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    domain::UpdateSegmentPercentCommand command{request->slug(), std::nullopt};
+    if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
+    auto change = use_cases_.UpdateSegmentPercent(command);
+    if (!change.ok()) return change.status();
+    response->set_members_added(change->added);
+    response->set_members_removed(change->removed);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerContext* context,
+                                                       const v1::ListSegmentsRequest* request,
+                                                       v1::ListSegmentsResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    auto page = listing_.ListSegments({request->page_size(), request->page_token()});
+    if (!page.ok()) return page.status();
+    for (const domain::Segment& segment : page->segments) SegmentToProto(segment, response->add_segments());
+    response->set_next_page_token(std::move(page->next_page_token));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SegmentService::ListSegmentMembers(grpc::CallbackServerContext* context,
+                                                             const v1::ListSegmentMembersRequest* request,
+                                                             v1::ListSegmentMembersResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    auto page = listing_.ListSegmentMembers({request->slug(), request->page_size(), request->page_token()});
+    if (!page.ok()) return page.status();
+    for (const domain::SegmentMember& member : page->members) MemberToProto(member, response->add_members());
+    response->set_next_page_token(std::move(page->next_page_token));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse>* SegmentService::StreamSegmentMembers(
+    grpc::CallbackServerContext* context, const v1::StreamSegmentMembersRequest* request) {
+  auto* stream = new MemberStream(*this, context, request->slug());
+  stream->Begin();
+  return stream;
+}
+
+grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServerContext* context,
+                                                            const v1::AddSegmentToUsersRequest* request,
+                                                            v1::AddSegmentToUsersResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    domain::SegmentUsersCommand command = SegmentUsersCommandOf(*request);
+    if (request->has_seconds_to_be_in_segment()) command.ttl.seconds = request->seconds_to_be_in_segment();
+    if (request->has_deadline_for_staying_in_segment()) {
+      command.ttl.deadline = FromProto(request->deadline_for_staying_in_segment());
+    }
+    auto result = bulk_.AddSegmentToUsers(command);
+    if (!result.ok()) return result.status();
+    response->set_added(result->added);
+    response->set_already_members(result->already_members);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackServerContext* context,
+                                                                 const v1::RemoveSegmentFromUsersRequest* request,
+                                                                 v1::RemoveSegmentFromUsersResponse* response) {
+  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+    auto result = bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request));
+    if (!result.ok()) return result.status();
+    response->set_removed(result->removed);
+    response->set_not_members(result->not_members);
     return absl::OkStatus();
   });
 }

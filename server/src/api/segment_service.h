@@ -2,6 +2,8 @@
 #pragma once
 
 #include "common/worker_pool.h"
+#include "domain/bulk_membership_use_cases.h"
+#include "domain/listing_use_cases.h"
 #include "domain/segment_use_cases.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
 
@@ -9,8 +11,9 @@ namespace segments::api {
 
 class SegmentService final : public segmentation::v1::SegmentService::CallbackService {
  public:
-  SegmentService(domain::SegmentUseCases& use_cases, WorkerPool& workers)
-      : use_cases_(use_cases), workers_(workers) {}
+  SegmentService(domain::SegmentUseCases& use_cases, domain::BulkMembershipUseCases& bulk,
+                 domain::ListingUseCases& listing, WorkerPool& workers)
+      : use_cases_(use_cases), bulk_(bulk), listing_(listing), workers_(workers) {}
 
   grpc::ServerUnaryReactor* CreateSegment(grpc::CallbackServerContext* context,
                                           const segmentation::v1::CreateSegmentRequest* request,
@@ -28,8 +31,30 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
                                             const segmentation::v1::GetUserSegmentsRequest* request,
                                             segmentation::v1::GetUserSegmentsResponse* response) override;
 
+  grpc::ServerUnaryReactor* UpdateSegmentPercent(grpc::CallbackServerContext* context,
+                                                 const segmentation::v1::UpdateSegmentPercentRequest* request,
+                                                 segmentation::v1::UpdateSegmentPercentResponse* response) override;
+  grpc::ServerUnaryReactor* ListSegments(grpc::CallbackServerContext* context,
+                                         const segmentation::v1::ListSegmentsRequest* request,
+                                         segmentation::v1::ListSegmentsResponse* response) override;
+  grpc::ServerUnaryReactor* ListSegmentMembers(grpc::CallbackServerContext* context,
+                                               const segmentation::v1::ListSegmentMembersRequest* request,
+                                               segmentation::v1::ListSegmentMembersResponse* response) override;
+  grpc::ServerWriteReactor<segmentation::v1::StreamSegmentMembersResponse>* StreamSegmentMembers(
+      grpc::CallbackServerContext* context, const segmentation::v1::StreamSegmentMembersRequest* request) override;
+  grpc::ServerUnaryReactor* AddSegmentToUsers(grpc::CallbackServerContext* context,
+                                              const segmentation::v1::AddSegmentToUsersRequest* request,
+                                              segmentation::v1::AddSegmentToUsersResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveSegmentFromUsers(grpc::CallbackServerContext* context,
+                                                   const segmentation::v1::RemoveSegmentFromUsersRequest* request,
+                                                   segmentation::v1::RemoveSegmentFromUsersResponse* response) override;
+
  private:
+  class MemberStream;
+
   domain::SegmentUseCases& use_cases_;
+  domain::BulkMembershipUseCases& bulk_;
+  domain::ListingUseCases& listing_;
   WorkerPool& workers_;
 };
 

@@ -25,19 +25,23 @@ absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config
   return domain::ReportLinkSigner::Create(std::move(keys), config.report_link_ttl);
 }
 
+constexpr int kMaxRequestBytes = 16 << 20;
+
 }  // namespace
 
 Application::Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer)
     : config_(config),
       pool_(storage::PgPoolOptions{config.database_url, config.db_pool_size, config.db_connect_timeout,
                                    config.db_statement_timeout, config.db_acquire_timeout}),
-      store_(pool_),
+      store_(pool_, config.db_set_statement_timeout),
       segment_use_cases_(store_, clock),
       user_use_cases_(store_, clock),
+      bulk_use_cases_(store_, clock),
+      listing_use_cases_(store_, clock),
       signer_(std::move(signer)),
       history_use_cases_(store_, clock, signer_),
       workers_(config.workers, static_cast<size_t>(config.max_queued_calls)),
-      segment_service_(segment_use_cases_, workers_),
+      segment_service_(segment_use_cases_, bulk_use_cases_, listing_use_cases_, workers_),
       user_admin_service_(user_use_cases_, workers_),
       history_service_(history_use_cases_, workers_,
                        api::HistoryServiceOptions{config.report_link_base_url, config.max_concurrent_reports}),
@@ -56,6 +60,8 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &app->port_);
+  // Bulk calls carry up to 100,000 user ids (about 4 MB), gRPC's default limit.
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&app->segment_service_);
   builder.RegisterService(&app->user_admin_service_);
   builder.RegisterService(&app->history_service_);

@@ -52,6 +52,8 @@ class Application {
   storage::PgStore store_;
   domain::SegmentUseCases segment_use_cases_;
   domain::UserUseCases user_use_cases_;
+  domain::BulkMembershipUseCases bulk_use_cases_;
+  domain::ListingUseCases listing_use_cases_;
   const domain::ReportLinkSigner signer_;
   domain::HistoryUseCases history_use_cases_;
   WorkerPool workers_;

@@ -22,6 +22,7 @@ struct Config {
   int max_queued_calls = 10000;
   absl::Duration db_connect_timeout = absl::Seconds(2);
   absl::Duration db_statement_timeout = absl::Seconds(30);
+  absl::Duration db_set_statement_timeout = absl::Minutes(10);
   absl::Duration db_acquire_timeout = absl::Seconds(2);
   absl::Duration health_check_period = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(10);

@@ -15,12 +15,43 @@ struct CreateSegmentCommand {
   std::string slug;
   std::optional<double> percent_to_fill;
   std::string description;
+  std::vector<std::string> include_segments;
+  std::vector<std::string> exclude_segments;
+  std::optional<int64_t> auto_seconds_to_be_in_segment;
+};
+
+struct UpdateSegmentPercentCommand {
+  std::string slug;
+  std::optional<double> percent_to_fill;
+};
+
+// A time to live as the API takes it: seconds from now or a deadline.
+struct TtlInput {
+  std::optional<int64_t> seconds;
+  std::optional<absl::Time> deadline;
+};
+
+// Bulk membership of one segment.
+struct SegmentUsersCommand {
+  std::string slug;
+  std::vector<std::string> user_ids;
+  TtlInput ttl;  // adding only
+};
+
+struct ListSegmentsCommand {
+  int32_t page_size = 0;  // 0: the default
+  std::string page_token;
+};
+
+struct ListSegmentMembersCommand {
+  std::string slug;
+  int32_t page_size = 0;  // 0: the default
+  std::string page_token;
 };
 
 struct SegmentToAdd {
   std::string slug;
-  std::optional<int64_t> seconds_to_be_in_segment;
-  std::optional<absl::Time> deadline;
+  TtlInput ttl;
 };
 
 struct UpdateUserSegmentsCommand {

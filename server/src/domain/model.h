@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace segments::domain {
 
@@ -27,6 +28,15 @@ enum class Reason { kManual, kTtl, kAutoPercent, kSegmentDeleted, kUserDeleted }
 std::string_view ToString(Reason reason);
 std::optional<Reason> ParseReason(std::string_view text);
 
+// Options of automatic assignment: which users it may take, and for how long.
+struct AutoOptions {
+  // Users must be in every one of these segments and in none of those.
+  std::vector<SegmentId> include_ids;
+  std::vector<SegmentId> exclude_ids;
+  // Time to live of automatic memberships; nullopt: permanent.
+  std::optional<int64_t> ttl_seconds;
+};
+
 struct Segment {
   SegmentId id = 0;
   std::string slug;
@@ -35,6 +45,10 @@ struct Segment {
   std::string description;
   std::string salt;
   absl::Time created_at;
+  AutoOptions auto_options;
+  // Slugs of auto_options' segments, sorted, for display.
+  std::vector<std::string> include_slugs;
+  std::vector<std::string> exclude_slugs;
 };
 
 struct NewSegment {
@@ -42,6 +56,7 @@ struct NewSegment {
   int32_t percent_hundredths = 0;
   std::string description;
   std::string salt;
+  AutoOptions auto_options;
 };
 
 struct Membership {
@@ -49,6 +64,7 @@ struct Membership {
   std::string slug;
   absl::Time added_at;
   std::optional<absl::Time> expires_at;
+  bool automatic = false;  // made by automatic assignment, not by hand
 
   bool ActiveAt(absl::Time now) const { return !expires_at || *expires_at > now; }
 };
@@ -56,6 +72,15 @@ struct Membership {
 struct NewMembership {
   SegmentId segment_id = 0;
   std::optional<absl::Time> expires_at;
+  bool automatic = false;
+};
+
+// A user in a segment, as listed.
+struct SegmentMember {
+  UserId user_id;
+  absl::Time added_at;
+  std::optional<absl::Time> expires_at;
+  bool automatic = false;
 };
 
 struct HistoryEvent {

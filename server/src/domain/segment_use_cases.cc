@@ -3,11 +3,13 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <absl/random/random.h>
+#include <absl/strings/str_join.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "domain/errors.h"
+#include "domain/membership_changes.h"
 #include "domain/validation.h"
 
 namespace segments::domain {
@@ -38,7 +40,6 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
   if (command.to_add.empty() && command.to_remove.empty()) {
     problems.push_back({"", "segmentsToAdd or segmentsToRemove must list at least one segment"});
   }
-  const absl::Time max_deadline = MaxDeadline(now);
   absl::flat_hash_map<std::string, size_t> added;  // slug -> first index
   for (size_t i = 0; i < command.to_add.size(); ++i) {
     const SegmentToAdd& item = command.to_add[i];
@@ -49,28 +50,7 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
       problems.push_back({AddPath(i, "segmentSlug"),
                           fmt::format("segment \"{}\" is already listed at segmentsToAdd[{}]", item.slug, it->second)});
     }
-    if (item.seconds_to_be_in_segment && item.deadline) {
-      problems.push_back({AddPath(i, "secondsToBeInSegment"),
-                          "give secondsToBeInSegment or deadlineForStayingInSegment, not both"});
-    } else if (item.seconds_to_be_in_segment) {
-      const int64_t seconds = *item.seconds_to_be_in_segment;
-      const absl::Duration max_ttl = max_deadline - now;
-      if (seconds < 1 || absl::Seconds(seconds) > max_ttl) {
-        problems.push_back({AddPath(i, "secondsToBeInSegment"),
-                            fmt::format("must be between 1 and {} (10 years)", absl::ToInt64Seconds(max_ttl))});
-      } else {
-        plan.expires_at = now + absl::Seconds(seconds);
-      }
-    } else if (item.deadline) {
-      const absl::Time deadline = TruncateToMicros(*item.deadline);
-      if (deadline <= now) {
-        problems.push_back({AddPath(i, "deadlineForStayingInSegment"), "must be in the future"});
-      } else if (deadline > max_deadline) {
-        problems.push_back({AddPath(i, "deadlineForStayingInSegment"), "must be at most 10 years ahead"});
-      } else {
-        plan.expires_at = deadline;
-      }
-    }
+    plan.expires_at = ResolveTtl(item.ttl.seconds, item.ttl.deadline, now, AddPath(i, ""), problems);
     adds.push_back(std::move(plan));
   }
   absl::flat_hash_map<std::string, size_t> removed;
@@ -89,6 +69,64 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
   return problems;
 }
 
+constexpr size_t kMaxFilterSegments = 20;
+
+void CheckFilterList(const std::vector<std::string>& slugs, std::string_view field,
+                     absl::flat_hash_map<std::string, std::string>& seen, std::vector<FieldViolation>& problems) {
+  if (slugs.size() > kMaxFilterSegments) {
+    problems.push_back({std::string(field), fmt::format("must list at most {} segments", kMaxFilterSegments)});
+    return;
+  }
+  for (size_t i = 0; i < slugs.size(); ++i) {
+    std::string path = fmt::format("{}[{}]", field, i);
+    if (std::string why = DescribeSlugProblem(slugs[i]); !why.empty()) {
+      problems.push_back({path, why});
+    } else if (auto [it, fresh] = seen.emplace(slugs[i], path); !fresh) {
+      problems.push_back({path, fmt::format("segment \"{}\" is already listed at {}", slugs[i], it->second)});
+    }
+  }
+}
+
+// Include and exclude lists: valid slugs, none twice across both.
+void CheckFilterSlugs(const CreateSegmentCommand& command, std::vector<FieldViolation>& problems) {
+  absl::flat_hash_map<std::string, std::string> seen;  // slug -> first path
+  CheckFilterList(command.include_segments, "includeSegments", seen, problems);
+  CheckFilterList(command.exclude_segments, "excludeSegments", seen, problems);
+}
+
+absl::Status UnknownSlug(std::string field, const std::string& slug) {
+  return FieldError(absl::StatusCode::kNotFound, std::move(field), fmt::format("segment \"{}\" does not exist", slug));
+}
+
+// The ids of the include and exclude segments, which must be live; they are
+// protected against deletion until the transaction ends.
+absl::Status ResolveFilters(Transaction& tx, const CreateSegmentCommand& command, AutoOptions& options) {
+  options.include_ids.clear();
+  options.exclude_ids.clear();
+  if (command.include_segments.empty() && command.exclude_segments.empty()) return absl::OkStatus();
+  std::vector<std::string> slugs = command.include_segments;
+  slugs.insert(slugs.end(), command.exclude_segments.begin(), command.exclude_segments.end());
+  auto live = tx.LockLiveSegments(slugs);
+  if (!live.ok()) return live.status();
+  absl::flat_hash_map<std::string, SegmentId> id_of;
+  for (const Segment& s : *live) id_of[s.slug] = s.id;
+  std::vector<FieldViolation> missing;
+  auto resolve = [&](const std::vector<std::string>& list, std::string_view field, std::vector<SegmentId>& ids) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      auto it = id_of.find(list[i]);
+      if (it == id_of.end()) {
+        missing.push_back({fmt::format("{}[{}]", field, i), fmt::format("segment \"{}\" does not exist", list[i])});
+      } else {
+        ids.push_back(it->second);
+      }
+    }
+  };
+  resolve(command.include_segments, "includeSegments", options.include_ids);
+  resolve(command.exclude_segments, "excludeSegments", options.exclude_ids);
+  if (!missing.empty()) return ErrorWithViolations(absl::StatusCode::kNotFound, missing);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const std::string& slug) {
@@ -97,11 +135,12 @@ absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const st
   }
   auto found = store_.FindSegment(slug, Now());
   if (!found.ok()) return found.status();
-  if (!*found) return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", slug));
+  if (!*found) return UnknownSlug("slug", slug);
   return **found;
 }
 
 absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentCommand& command) {
+  const absl::Time requested_at = Now();
   std::vector<FieldViolation> problems;
   if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});
   std::optional<int32_t> percent = 0;
@@ -112,16 +151,34 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   if (std::string why = DescribeDescriptionProblem(command.description); !why.empty()) {
     problems.push_back({"description", why});
   }
+  CheckFilterSlugs(command, problems);
+  std::optional<int64_t> auto_ttl_seconds;
+  if (command.auto_seconds_to_be_in_segment) {
+    const int64_t seconds = *command.auto_seconds_to_be_in_segment;
+    const int64_t max_seconds = absl::ToInt64Seconds(MaxDeadline(requested_at) - requested_at);
+    if (seconds < 1 || seconds > max_seconds) {
+      problems.push_back(
+          {"autoSecondsToBeInSegment", fmt::format("must be between 1 and {} (10 years)", max_seconds)});
+    }
+    auto_ttl_seconds = seconds;
+  }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
-  const NewSegment fresh{command.slug, *percent, command.description, NewSalt()};
+
+  NewSegment fresh{command.slug, *percent, command.description, NewSalt(), {{}, {}, auto_ttl_seconds}};
   Segment created;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    // Filling a segment must see every user committed before it, and no user
+    // may appear meanwhile without being evaluated against it.
+    if (fresh.percent_hundredths > 0) {
+      if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+    }
+    if (absl::Status st = ResolveFilters(tx, command, fresh.auto_options); !st.ok()) return st;
     const absl::Time now = Now();
     auto inserted = tx.InsertSegment(fresh, now);
     if (!inserted.ok()) return inserted.status();
     created = *std::move(inserted);
     // The members exist, with their history, when the call returns.
-    if (created.percent_hundredths > 0) return tx.AssignByPercent(created, now).status();
+    if (created.percent_hundredths > 0) return tx.AssignByPercent(created, 0, now).status();
     return absl::OkStatus();
   });
   if (absl::IsAlreadyExists(status)) {
@@ -130,6 +187,45 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   }
   if (!status.ok()) return status;
   return created;
+}
+
+absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const UpdateSegmentPercentCommand& command) {
+  std::vector<FieldViolation> problems;
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});
+  std::optional<int32_t> percent;
+  if (!command.percent_to_fill) {
+    problems.push_back({"percentToFill", "is required"});
+  } else if (percent = ParsePercent(*command.percent_to_fill); !percent) {
+    problems.push_back({"percentToFill", "must be between 0 and 100 with at most two decimals"});
+  }
+  if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
+
+  PercentChange change;
+  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    change = {};
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+    auto live = tx.LockLiveSegments({command.slug});
+    if (!live.ok()) return live.status();
+    if (live->empty()) return UnknownSlug("slug", command.slug);
+    Segment segment = live->front();
+    const int32_t before = segment.percent_hundredths;
+    if (*percent == before) return absl::OkStatus();
+    if (absl::Status st = tx.SetSegmentPercent(segment.id, *percent); !st.ok()) return st;
+    segment.percent_hundredths = *percent;
+    const absl::Time now = Now();
+    if (*percent > before) {
+      auto added = tx.AssignByPercent(segment, before, now);
+      if (!added.ok()) return added.status();
+      change.added = *added;
+    } else {
+      auto removed = tx.UnassignByPercent(segment, before, now);
+      if (!removed.ok()) return removed.status();
+      change.removed = *removed;
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return change;
 }
 
 absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) {
@@ -141,8 +237,18 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
     const absl::Time now = Now();
     auto segment = tx.MarkSegmentDeleted(slug, now);
     if (!segment.ok()) return segment.status();
-    if (!*segment) {
-      return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", slug));
+    if (!*segment) return UnknownSlug("slug", slug);
+    // Checked after the row is locked, so a segment created meanwhile that
+    // names this one is seen.
+    auto referring = tx.SegmentsReferring((*segment)->id);
+    if (!referring.ok()) return referring.status();
+    if (!referring->empty()) {
+      return FieldError(absl::StatusCode::kFailedPrecondition, "slug",
+                        fmt::format("segment \"{}\" is named in the automatic assignment options of {}; delete "
+                                    "those first",
+                                    slug, absl::StrJoin(*referring, ", ", [](std::string* out, const std::string& s) {
+                                      absl::StrAppend(out, "\"", s, "\"");
+                                    })));
     }
     auto count = tx.EndSegmentMemberships(**segment, Reason::kSegmentDeleted, now);
     if (!count.ok()) return count.status();
@@ -162,6 +268,8 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
   const UserId user = *ParseUserId(command.user_id);
 
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    // Hand removals record opt-outs, which a concurrent percentage change must see.
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     auto state = tx.LockUser(user);
     if (!state.ok()) return state.status();
     if (!*state) {
@@ -211,33 +319,11 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
     // Expired rows the expiry job has not reached yet end now, recorded at
     // their deadline; then the requested removals, then the additions.
-    std::vector<HistoryEvent> events;
-    std::vector<SegmentId> to_delete;
-    for (const Membership& m : *current) {
-      if (!m.ActiveAt(now)) {
-        to_delete.push_back(m.segment_id);
-        events.push_back({user, m.segment_id, m.slug, Operation::kRemove, Reason::kTtl, *m.expires_at});
-      }
-    }
-    std::sort(events.begin(), events.end(), [](const HistoryEvent& a, const HistoryEvent& b) { return a.at < b.at; });
-    for (const std::string& slug : command.to_remove) {
-      const Segment& s = *by_slug[slug];
-      to_delete.push_back(s.id);
-      events.push_back({user, s.id, s.slug, Operation::kRemove, Reason::kManual, now});
-    }
-    std::vector<NewMembership> to_insert;
-    for (const PlannedAdd& add : adds) {
-      const Segment& s = *by_slug[add.slug];
-      to_insert.push_back({s.id, add.expires_at});
-      events.push_back({user, s.id, s.slug, Operation::kAdd, Reason::kManual, now});
-    }
-    if (!to_delete.empty()) {
-      if (absl::Status st = tx.DeleteMemberships(user, to_delete); !st.ok()) return st;
-    }
-    if (!to_insert.empty()) {
-      if (absl::Status st = tx.InsertMemberships(user, to_insert, now); !st.ok()) return st;
-    }
-    return tx.AppendHistory(events);
+    MembershipChanges changes(user, now);
+    changes.EndExpired(*current);
+    for (const std::string& slug : command.to_remove) changes.RemoveByHand(*by_slug[slug]);
+    for (const PlannedAdd& add : adds) changes.Add(*by_slug[add.slug], add.expires_at, /*automatic=*/false);
+    return changes.Apply(tx);
   });
 }
 

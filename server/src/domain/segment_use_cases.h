@@ -14,18 +14,32 @@
 
 namespace segments::domain {
 
+// What a percentage change did.
+struct PercentChange {
+  int64_t added = 0;
+  int64_t removed = 0;
+};
+
 class SegmentUseCases {
  public:
   SegmentUseCases(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
 
-  // INVALID_ARGUMENT for a bad slug, percent or description; ALREADY_EXISTS
-  // when a live segment has the slug. With a percentage above 0, every
-  // active user in a covered bucket (domain/bucketing.h) becomes a member in
-  // the same transaction, with history.
+  // INVALID_ARGUMENT for a bad slug, percent, description or option;
+  // NOT_FOUND for include or exclude slugs with no live segment;
+  // ALREADY_EXISTS when a live segment has the slug. With a percentage above
+  // 0, every user automatic assignment takes (Transaction::AssignByPercent)
+  // becomes a member in the same transaction, with history.
   absl::StatusOr<Segment> CreateSegment(const CreateSegmentCommand& command);
 
+  // Sets a live segment's percentage: raising it adds the newly covered
+  // buckets' users, lowering it removes the automatic members of the
+  // uncovered buckets, with history. The same percentage is a no-op.
+  absl::StatusOr<PercentChange> UpdateSegmentPercent(const UpdateSegmentPercentCommand& command);
+
   // Ends every membership (reason segment_deleted) and marks the segment
-  // deleted. NOT_FOUND for an unknown slug. Returns the memberships ended.
+  // deleted. NOT_FOUND for an unknown slug; FAILED_PRECONDITION while a live
+  // segment names it in its include or exclude options. Returns the
+  // memberships ended.
   absl::StatusOr<int64_t> DeleteSegment(const std::string& slug);
 
   // All of the change or none of it. Problems are reported all at once per

@@ -19,10 +19,21 @@
 
 namespace segments::domain {
 
+// The automatic-assignment lock orders set-based assignment against changes
+// of single users. Statements that assign many users at once (a segment
+// created with a percentage, a percentage changed) hold it exclusively, so
+// they see every user committed before them; every transaction that creates,
+// reactivates or deletes a user, or changes memberships by hand, holds it
+// shared, so it waits for such a statement and then sees its segment. Taken
+// first in a transaction, before any other lock.
+enum class AutoAssignmentLock { kShared, kExclusive };
+
 // Everything done through one Transaction commits together or not at all.
 class Transaction {
  public:
   virtual ~Transaction() = default;
+
+  virtual absl::Status LockAutoAssignment(AutoAssignmentLock mode) = 0;
 
   // --- users
   // The user's state, locking the user against concurrent changes until the
@@ -42,11 +53,31 @@ class Transaction {
   // The live segments among `slugs` (any order), protected against
   // concurrent deletion until the transaction ends.
   virtual absl::StatusOr<std::vector<Segment>> LockLiveSegments(const std::vector<std::string>& slugs) = 0;
-  // Automatic assignment, set-based: every active user whose bucket for the
-  // segment's salt is below its percentage becomes an automatic member at
-  // `now`, each with an `add` event of reason auto_percent (domain/bucketing.h).
-  // Returns how many were added.
-  virtual absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, absl::Time now) = 0;
+  // Live segments naming `segment` in their include or exclude options.
+  virtual absl::StatusOr<std::vector<std::string>> SegmentsReferring(SegmentId segment) = 0;
+  // Live segments with a percentage above 0, in creation order.
+  virtual absl::StatusOr<std::vector<Segment>> AutoSegments() = 0;
+  virtual absl::Status SetSegmentPercent(SegmentId segment, int32_t percent_hundredths) = 0;
+
+  // Automatic assignment, set-based (domain/bucketing.h): every user whose
+  // bucket for the segment's salt is in [from_hundredths, its percentage),
+  // who is active, passes its include and exclude options at `now`, is not
+  // in it and has not opted out (RecordOptOuts), becomes an automatic member
+  // at `now` (expiring after the options' TTL), each with an `add` event of
+  // reason auto_percent. Returns how many were added.
+  virtual absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) = 0;
+  // The reverse, for a lowered percentage: every automatic member whose
+  // bucket is in [its percentage, from_hundredths) leaves, with a `remove`
+  // event of reason auto_percent (one already expired: ttl at its deadline).
+  // Returns how many left at `now`.
+  virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths,
+                                                    absl::Time now) = 0;
+
+  // --- opt-outs: users automatic assignment never (re)adds to a segment
+  virtual absl::StatusOr<std::vector<SegmentId>> OptedOutSegments(const UserId& user) = 0;
+  // `reason` is kManual (removed by hand) or kTtl (automatic membership expired).
+  virtual absl::Status RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments, Reason reason,
+                                     absl::Time now) = 0;
 
   // --- memberships and history
   // Every membership row of the user, expired ones included.
@@ -63,6 +94,20 @@ class Transaction {
   // Returns how many memberships ended at `now` (the expired ones not counted).
   virtual absl::StatusOr<int64_t> EndSegmentMemberships(const Segment& segment, Reason reason, absl::Time now) = 0;
   virtual absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) = 0;
+
+  // --- bulk membership of one segment
+  // Those of `users` that are not known users.
+  virtual absl::StatusOr<std::vector<UserId>> UnknownUsers(const std::vector<UserId>& users) = 0;
+  // Puts every one of `users` (all known) not yet in `segment` in it by hand,
+  // each with an `add` event of reason manual; expired rows in the way end
+  // first (ttl at their deadline). Returns how many were added.
+  virtual absl::StatusOr<int64_t> AddMembers(const Segment& segment, const std::vector<UserId>& users,
+                                             std::optional<absl::Time> expires_at, absl::Time now) = 0;
+  // Takes every one of `users` in `segment` out of it by hand: a `remove`
+  // event of reason manual and an opt-out each (a row already expired: ttl
+  // at its deadline). Returns how many left at `now`.
+  virtual absl::StatusOr<int64_t> RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
+                                                absl::Time now) = 0;
 };
 
 // Where a page of a user's history starts: events strictly older than this.
@@ -108,6 +153,16 @@ class Store {
   // active at `now`; nullopt if there is none.
   virtual absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
                                                                                  absl::Time now) = 0;
+
+  // The live segment with `slug`, without counting; nullopt if there is none.
+  virtual absl::StatusOr<std::optional<Segment>> LookupSegment(const std::string& slug) = 0;
+  // Live segments with slugs above `after_slug` (all if empty), in byte
+  // order of their slugs.
+  virtual absl::StatusOr<std::vector<Segment>> ListSegments(const std::string& after_slug, int limit) = 0;
+  // Members of `segment` active at `now` with user ids above `after_user`
+  // (all if empty), by user id.
+  virtual absl::StatusOr<std::vector<SegmentMember>> SegmentMembers(SegmentId segment, const UserId& after_user,
+                                                                    int limit, absl::Time now) = 0;
 
   // --- history
   // Events at [from, to), of `user` only if given, for a report.

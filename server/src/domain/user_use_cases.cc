@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "domain/auto_assignment.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
 
@@ -26,8 +27,12 @@ absl::Status UnknownUser(const UserId& user) {
 absl::Status UserUseCases::CreateUser(const std::string& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId user = *ParseUserId(user_id);
-  absl::Status status = store_.InTransaction(
-      [&](Transaction& tx) { return tx.InsertUser(user, UserState::kActive, Now()); });
+  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    const absl::Time now = Now();
+    if (absl::Status st = tx.InsertUser(user, UserState::kActive, now); !st.ok()) return st;
+    return AssignUserAutomatically(tx, user, now).status();
+  });
   if (absl::IsAlreadyExists(status)) {
     return FieldError(absl::StatusCode::kAlreadyExists, std::string(kUserIdField),
                       fmt::format("user \"{}\" already exists", user));
@@ -45,11 +50,16 @@ absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::str
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const UserId user = *ParseUserId(user_id);
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     auto current = tx.LockUser(user);
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
     if (**current == *state) return absl::OkStatus();
-    return tx.SetUserState(user, *state, Now());
+    const absl::Time now = Now();
+    if (absl::Status st = tx.SetUserState(user, *state, now); !st.ok()) return st;
+    // A returning user is evaluated like a new one; leaving keeps memberships.
+    if (*state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
+    return absl::OkStatus();
   });
 }
 
@@ -58,6 +68,7 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
   const UserId user = *ParseUserId(user_id);
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     auto current = tx.LockUser(user);
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);

@@ -16,11 +16,15 @@ class UserUseCases {
  public:
   UserUseCases(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
 
-  // Adds an active user. INVALID_ARGUMENT for a bad UUID, ALREADY_EXISTS if known.
+  // Adds an active user and puts them in the automatic segments that take
+  // them (domain/auto_assignment.h), in one transaction. INVALID_ARGUMENT for
+  // a bad UUID, ALREADY_EXISTS if known.
   absl::Status CreateUser(const std::string& user_id);
 
-  // Sets the user's state ("active" or "excluded"). NOT_FOUND if unknown;
-  // the same state again is a successful no-op.
+  // Sets the user's state ("active" or "excluded"). A user becoming active
+  // is evaluated against the automatic segments as a new one is; a user
+  // becoming excluded keeps their memberships. NOT_FOUND if unknown; the
+  // same state again is a successful no-op.
   absl::Status UpdateUser(const std::string& user_id, const std::string& status);
 
   // Deletes the user, ending every membership with reason user_deleted.

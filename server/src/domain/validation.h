@@ -6,7 +6,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "domain/errors.h"
 #include "domain/model.h"
 
 namespace segments::domain {
@@ -26,6 +28,14 @@ std::optional<int32_t> ParsePercent(double percent);
 
 // The latest deadline a TTL may reach when set at `now`: 10 calendar years.
 absl::Time MaxDeadline(absl::Time now);
+
+// The deadline of a TTL given as seconds from `now` or as an instant (at
+// most one of them, 1 s .. 10 years ahead); nullopt with no problem when
+// neither is given (permanent). Problems are appended, naming
+// `<prefix>secondsToBeInSegment` or `<prefix>deadlineForStayingInSegment`.
+std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
+                                     absl::Time now, std::string_view prefix,
+                                     std::vector<FieldViolation>& problems);
 
 // Why a user id is rejected, for error messages; empty if ParseUserId takes it.
 std::string DescribeUserIdProblem(std::string_view text);

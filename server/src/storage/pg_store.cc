@@ -2,6 +2,7 @@
 
 #include <absl/random/random.h>
 #include <absl/strings/numbers.h>
+#include <absl/strings/str_split.h>
 #include <absl/time/clock.h>
 
 #include <endian.h>
@@ -70,17 +71,72 @@ std::string ArrayOf(const std::vector<T>& items, Fn to_text) {
   return ArrayLiteral(texts);
 }
 
-// Reads the columns listed by SEGMENTS_SEGMENT_COLUMNS.
+std::vector<std::string> SplitCommas(std::string_view text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  for (absl::string_view part : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
+    out.emplace_back(part);
+  }
+  return out;
+}
+
+// Reads the columns listed by SEGMENTS_SEGMENT_COLUMNS (kSegmentColumns of them).
+constexpr int kSegmentColumns = 11;
 Segment SegmentAt(const PgResult& r, int row) {
-  return Segment{ToInt64(r.Get(row, 0)),       std::string(r.Get(row, 1)),
-                 static_cast<int32_t>(ToInt64(r.Get(row, 2))), std::string(r.Get(row, 3)),
-                 std::string(r.Get(row, 4)),   TimeFromMicros(r.Get(row, 5))};
+  Segment s;
+  s.id = ToInt64(r.Get(row, 0));
+  s.slug = r.Get(row, 1);
+  s.percent_hundredths = static_cast<int32_t>(ToInt64(r.Get(row, 2)));
+  s.description = r.Get(row, 3);
+  s.salt = r.Get(row, 4);
+  s.created_at = TimeFromMicros(r.Get(row, 5));
+  for (const std::string& id : SplitCommas(r.Get(row, 6))) s.auto_options.include_ids.push_back(ToInt64(id));
+  for (const std::string& id : SplitCommas(r.Get(row, 7))) s.auto_options.exclude_ids.push_back(ToInt64(id));
+  if (!r.IsNull(row, 8)) s.auto_options.ttl_seconds = ToInt64(r.Get(row, 8));
+  s.include_slugs = SplitCommas(r.Get(row, 9));
+  s.exclude_slugs = SplitCommas(r.Get(row, 10));
+  return s;
+}
+
+std::vector<Segment> SegmentsOf(const PgResult& r) {
+  std::vector<Segment> out;
+  out.reserve(static_cast<size_t>(r.Rows()));
+  for (int i = 0; i < r.Rows(); ++i) out.push_back(SegmentAt(r, i));
+  return out;
+}
+
+std::string IdArray(const std::vector<SegmentId>& ids) {
+  return ArrayOf(ids, [](SegmentId id) { return std::to_string(id); });
+}
+
+std::string UserArray(const std::vector<UserId>& users) {
+  // Canonical UUIDs need no quoting; built directly, as lists reach 100,000.
+  std::string out;
+  out.reserve(users.size() * 37 + 2);
+  out += '{';
+  for (size_t i = 0; i < users.size(); ++i) {
+    if (i > 0) out += ',';
+    out += users[i];
+  }
+  out += '}';
+  return out;
+}
+
+std::optional<std::string> OptionalTime(const std::optional<absl::Time>& t) {
+  if (!t) return std::nullopt;
+  return TimeText(*t);
 }
 
 // domain::Transaction over one open transaction of a connection.
 class PgTransactionOps final : public domain::Transaction {
  public:
-  explicit PgTransactionOps(PgConnection& conn) : conn_(conn) {}
+  PgTransactionOps(PgConnection& conn, absl::Duration set_statement_timeout)
+      : conn_(conn), set_statement_timeout_(set_statement_timeout) {}
+
+  absl::Status LockAutoAssignment(domain::AutoAssignmentLock mode) override {
+    return conn_.Execute(mode == domain::AutoAssignmentLock::kShared ? kLockAutoShared : kLockAutoExclusive, {})
+        .status();
+  }
 
   absl::StatusOr<std::optional<UserState>> LockUser(const UserId& user) override {
     auto r = conn_.Execute(kLockUser, {user});
@@ -103,8 +159,11 @@ class PgTransactionOps final : public domain::Transaction {
   absl::Status DeleteUser(const UserId& user) override { return conn_.Execute(kDeleteUser, {user}).status(); }
 
   absl::StatusOr<Segment> InsertSegment(const NewSegment& s, absl::Time now) override {
-    auto r = conn_.Execute(kInsertSegment,
-                           {s.slug, std::to_string(s.percent_hundredths), s.description, s.salt, TimeText(now)});
+    const domain::AutoOptions& options = s.auto_options;
+    auto r = conn_.Execute(kInsertSegment, {s.slug, std::to_string(s.percent_hundredths), s.description, s.salt,
+                                            TimeText(now), IdArray(options.include_ids), IdArray(options.exclude_ids),
+                                            options.ttl_seconds ? std::optional(std::to_string(*options.ttl_seconds))
+                                                                : std::nullopt});
     if (!r.ok()) return r.status();
     if (r->Rows() == 0) return absl::AlreadyExistsError("slug taken");
     return SegmentAt(*r, 0);
@@ -120,19 +179,82 @@ class PgTransactionOps final : public domain::Transaction {
   absl::StatusOr<std::vector<Segment>> LockLiveSegments(const std::vector<std::string>& slugs) override {
     auto r = conn_.Execute(kLockLiveSegments, {ArrayOf(slugs, [](const std::string& s) { return s; })});
     if (!r.ok()) return r.status();
-    std::vector<Segment> out;
-    for (int i = 0; i < r->Rows(); ++i) out.push_back(SegmentAt(*r, i));
-    return out;
+    return SegmentsOf(*r);
   }
 
-  absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, absl::Time now) override {
-    // A plan over every user is costly enough to be JIT-compiled, which costs
-    // more than it saves here.
-    if (auto off = conn_.ExecuteSimple("SET LOCAL jit = off"); !off.ok()) return off.status();
-    auto r = conn_.Execute(kAssignByPercent, {std::to_string(segment.id), segment.salt, segment.slug,
-                                              std::to_string(segment.percent_hundredths), TimeText(now)});
+  absl::StatusOr<std::vector<std::string>> SegmentsReferring(SegmentId segment) override {
+    auto r = conn_.Execute(kSegmentsReferring, {std::to_string(segment)});
     if (!r.ok()) return r.status();
-    return ToInt64(r->Get(0, 0));
+    std::vector<std::string> slugs;
+    for (int i = 0; i < r->Rows(); ++i) slugs.emplace_back(r->Get(i, 0));
+    return slugs;
+  }
+
+  absl::StatusOr<std::vector<Segment>> AutoSegments() override {
+    auto r = conn_.Execute(kAutoSegments, {});
+    if (!r.ok()) return r.status();
+    return SegmentsOf(*r);
+  }
+
+  absl::Status SetSegmentPercent(SegmentId segment, int32_t percent_hundredths) override {
+    return conn_.Execute(kSetSegmentPercent, {std::to_string(segment), std::to_string(percent_hundredths)}).status();
+  }
+
+  absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) override {
+    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    std::optional<absl::Time> expires_at;
+    if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
+    return CountOf(kAssignByPercent,
+                   {std::to_string(segment.id), segment.salt, segment.slug, std::to_string(from_hundredths),
+                    std::to_string(segment.percent_hundredths), TimeText(now),
+                    IdArray(segment.auto_options.include_ids), IdArray(segment.auto_options.exclude_ids),
+                    OptionalTime(expires_at)});
+  }
+
+  absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) override {
+    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    return CountOf(kUnassignByPercent, {std::to_string(segment.id), segment.salt, segment.slug,
+                                        std::to_string(segment.percent_hundredths), std::to_string(from_hundredths),
+                                        TimeText(now)});
+  }
+
+  absl::StatusOr<std::vector<SegmentId>> OptedOutSegments(const UserId& user) override {
+    auto r = conn_.Execute(kOptedOutSegments, {user});
+    if (!r.ok()) return r.status();
+    std::vector<SegmentId> ids;
+    for (int i = 0; i < r->Rows(); ++i) ids.push_back(ToInt64(r->Get(i, 0)));
+    return ids;
+  }
+
+  absl::Status RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments, Reason reason,
+                             absl::Time now) override {
+    return conn_
+        .Execute(kRecordOptOuts, {user, IdArray(segments), std::string(domain::ToString(reason)), TimeText(now)})
+        .status();
+  }
+
+  absl::StatusOr<std::vector<UserId>> UnknownUsers(const std::vector<UserId>& users) override {
+    auto r = conn_.Execute(kUnknownUsers, {UserArray(users)});
+    if (!r.ok()) return r.status();
+    std::vector<UserId> unknown;
+    for (int i = 0; i < r->Rows(); ++i) unknown.emplace_back(r->Get(i, 0));
+    return unknown;
+  }
+
+  absl::StatusOr<int64_t> AddMembers(const Segment& segment, const std::vector<UserId>& users,
+                                     std::optional<absl::Time> expires_at, absl::Time now) override {
+    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    const std::string ids = UserArray(users);
+    auto ended = CountOf(kEndExpiredMembersOf, {std::to_string(segment.id), ids, segment.slug, TimeText(now)});
+    if (!ended.ok()) return ended.status();
+    return CountOf(kAddMembers,
+                   {std::to_string(segment.id), ids, segment.slug, TimeText(now), OptionalTime(expires_at)});
+  }
+
+  absl::StatusOr<int64_t> RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
+                                        absl::Time now) override {
+    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    return CountOf(kRemoveMembers, {std::to_string(segment.id), UserArray(users), segment.slug, TimeText(now)});
   }
 
   absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) override {
@@ -140,7 +262,8 @@ class PgTransactionOps final : public domain::Transaction {
     if (!r.ok()) return r.status();
     std::vector<Membership> out;
     for (int i = 0; i < r->Rows(); ++i) {
-      Membership m{ToInt64(r->Get(i, 0)), std::string(r->Get(i, 1)), TimeFromMicros(r->Get(i, 2)), std::nullopt};
+      Membership m{ToInt64(r->Get(i, 0)), std::string(r->Get(i, 1)), TimeFromMicros(r->Get(i, 2)), std::nullopt,
+                   r->Get(i, 4) == "t"};
       if (!r->IsNull(i, 3)) m.expires_at = TimeFromMicros(r->Get(i, 3));
       out.push_back(std::move(m));
     }
@@ -152,10 +275,8 @@ class PgTransactionOps final : public domain::Transaction {
     return conn_
         .Execute(kInsertMemberships,
                  {user, ArrayOf(memberships, [](const NewMembership& m) { return std::to_string(m.segment_id); }),
-                  TimeText(now), ArrayOf(memberships, [](const NewMembership& m) -> std::optional<std::string> {
-                    if (!m.expires_at) return std::nullopt;
-                    return TimeText(*m.expires_at);
-                  })})
+                  TimeText(now), ArrayOf(memberships, [](const NewMembership& m) { return OptionalTime(m.expires_at); }),
+                  ArrayOf(memberships, [](const NewMembership& m) { return m.automatic ? "t" : "f"; })})
         .status();
   }
 
@@ -178,20 +299,38 @@ class PgTransactionOps final : public domain::Transaction {
   }
 
   absl::StatusOr<int64_t> EndSegmentMemberships(const Segment& segment, Reason reason, absl::Time now) override {
-    auto r = conn_.Execute(kEndSegmentMemberships, {std::to_string(segment.id), segment.slug,
-                                                    std::string(domain::ToString(reason)), TimeText(now)});
-    if (!r.ok()) return r.status();
-    return ToInt64(r->Get(0, 0));
+    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    return CountOf(kEndSegmentMemberships,
+                   {std::to_string(segment.id), segment.slug, std::string(domain::ToString(reason)), TimeText(now)});
   }
 
   absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) override {
-    auto r = conn_.Execute(kEndUserMemberships, {user, std::string(domain::ToString(reason)), TimeText(now)});
+    return CountOf(kEndUserMemberships, {user, std::string(domain::ToString(reason)), TimeText(now)});
+  }
+
+ private:
+  // Statements over whole segments or all users may outlast the statement
+  // timeout of point queries; and their plans are costly enough to be
+  // JIT-compiled, which costs more than it saves here. Once per transaction.
+  absl::Status PrepareSetBased() {
+    if (set_based_prepared_) return absl::OkStatus();
+    const std::string settings = "SET LOCAL jit = off; SET LOCAL statement_timeout = " +
+                                 std::to_string(absl::ToInt64Milliseconds(set_statement_timeout_));
+    if (auto st = conn_.ExecuteSimple(settings.c_str()); !st.ok()) return st.status();
+    set_based_prepared_ = true;
+    return absl::OkStatus();
+  }
+
+  // Runs a statement answering one row with one count.
+  absl::StatusOr<int64_t> CountOf(const Statement& statement, const PgParams& params) {
+    auto r = conn_.Execute(statement, params);
     if (!r.ok()) return r.status();
     return ToInt64(r->Get(0, 0));
   }
 
- private:
   PgConnection& conn_;
+  absl::Duration set_statement_timeout_;
+  bool set_based_prepared_ = false;
 };
 
 // Rows [begin, end) of a report cursor's binary columns (queries.h): uuid
@@ -335,7 +474,7 @@ absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Trans
       }
       return tx.status();
     }
-    PgTransactionOps ops(**lease);
+    PgTransactionOps ops(**lease, set_statement_timeout_);
     absl::Status status = work(ops);
     if (status.ok()) {
       status = tx->Commit();
@@ -381,7 +520,44 @@ absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> PgStore::FindSegment(
     auto r = conn->Execute(kFindSegment, {slug, TimeText(now)});
     if (!r.ok()) return r.status();
     if (r->Rows() == 0) return std::nullopt;
-    return std::make_pair(SegmentAt(*r, 0), ToInt64(r->Get(0, 6)));
+    return std::make_pair(SegmentAt(*r, 0), ToInt64(r->Get(0, kSegmentColumns)));
+  });
+}
+
+absl::StatusOr<std::optional<Segment>> PgStore::LookupSegment(const std::string& slug) {
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::optional<Segment>> {
+    auto r = conn->Execute(kLookupSegment, {slug});
+    if (!r.ok()) return r.status();
+    if (r->Rows() == 0) return std::nullopt;
+    return SegmentAt(*r, 0);
+  });
+}
+
+absl::StatusOr<std::vector<Segment>> PgStore::ListSegments(const std::string& after_slug, int limit) {
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<Segment>> {
+    auto r = conn->Execute(kListSegments, {after_slug, std::to_string(limit)});
+    if (!r.ok()) return r.status();
+    return SegmentsOf(*r);
+  });
+}
+
+absl::StatusOr<std::vector<domain::SegmentMember>> PgStore::SegmentMembers(SegmentId segment,
+                                                                           const UserId& after_user, int limit,
+                                                                           absl::Time now) {
+  PgParams params{std::to_string(segment), TimeText(now), std::to_string(limit)};
+  if (!after_user.empty()) params.push_back(after_user);
+  return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<domain::SegmentMember>> {
+    auto r = conn->Execute(after_user.empty() ? kFirstMembers : kNextMembers, params);
+    if (!r.ok()) return r.status();
+    std::vector<domain::SegmentMember> members;
+    members.reserve(static_cast<size_t>(r->Rows()));
+    for (int i = 0; i < r->Rows(); ++i) {
+      domain::SegmentMember m{std::string(r->Get(i, 0)), TimeFromMicros(r->Get(i, 1)), std::nullopt,
+                              r->Get(i, 3) == "t"};
+      if (!r->IsNull(i, 2)) m.expires_at = TimeFromMicros(r->Get(i, 2));
+      members.push_back(std::move(m));
+    }
+    return members;
   });
 }
 

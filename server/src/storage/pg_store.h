@@ -14,12 +14,21 @@ class PgStore final : public domain::Store {
   // serialization failure or a deadlock.
   static constexpr int kMaxAttempts = 8;
 
-  explicit PgStore(PgPool& pool) : pool_(pool) {}
+  // `set_statement_timeout` bounds the set-based statements (a segment
+  // filled, emptied or changed for many users at once), which may run far
+  // longer than the pool's statement timeout allows point queries.
+  explicit PgStore(PgPool& pool, absl::Duration set_statement_timeout = absl::Minutes(10))
+      : pool_(pool), set_statement_timeout_(set_statement_timeout) {}
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
   absl::StatusOr<std::optional<std::pair<domain::Segment, int64_t>>> FindSegment(const std::string& slug,
                                                                                  absl::Time now) override;
+  absl::StatusOr<std::optional<domain::Segment>> LookupSegment(const std::string& slug) override;
+  absl::StatusOr<std::vector<domain::Segment>> ListSegments(const std::string& after_slug, int limit) override;
+  absl::StatusOr<std::vector<domain::SegmentMember>> SegmentMembers(domain::SegmentId segment,
+                                                                    const domain::UserId& after_user, int limit,
+                                                                    absl::Time now) override;
   absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> OpenHistory(const std::optional<domain::UserId>& user,
                                                                      absl::Time from, absl::Time to) override;
   absl::StatusOr<std::vector<domain::HistoryEvent>> UserHistory(const domain::UserHistoryQuery& query) override;
@@ -35,6 +44,7 @@ class PgStore final : public domain::Store {
   auto WithConnection(Read read) -> decltype(read(std::declval<PgPool::Lease&>()));
 
   PgPool& pool_;
+  absl::Duration set_statement_timeout_;
 };
 
 }  // namespace segments::storage

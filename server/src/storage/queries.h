@@ -21,16 +21,32 @@ inline constexpr Statement kSetUserState{"set_user_state",
                                          "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1"};
 inline constexpr Statement kDeleteUser{"delete_user", "DELETE FROM users WHERE id = $1"};
 
+// --- the automatic-assignment lock (domain::AutoAssignmentLock)
+#define SEGMENTS_AUTO_LOCK_KEY "hashtext('segments.auto_assignment')"
+inline constexpr Statement kLockAutoShared{"lock_auto_shared",
+                                           "SELECT pg_advisory_xact_lock_shared(" SEGMENTS_AUTO_LOCK_KEY ")"};
+inline constexpr Statement kLockAutoExclusive{"lock_auto_exclusive",
+                                              "SELECT pg_advisory_xact_lock(" SEGMENTS_AUTO_LOCK_KEY ")"};
+#undef SEGMENTS_AUTO_LOCK_KEY
+
 // --- segments
-#define SEGMENTS_SEGMENT_COLUMNS \
-  "id, slug, coalesce(round(percent_to_fill * 100), 0)::int4, description, salt, " SEGMENTS_MICROS("created_at")
+// Read by SegmentAt: the options' ids as "1,2" and their slugs as "A,B"
+// (sorted; slugs cannot hold commas), the TTL NULL when permanent.
+#define SEGMENTS_OPTION_SLUGS(column)                                                           \
+  "(SELECT coalesce(string_agg(o.slug, ',' ORDER BY o.slug COLLATE \"C\"), '') FROM segments o " \
+  "WHERE o.id = ANY(segments." column "))"
+#define SEGMENTS_SEGMENT_COLUMNS                                                                                   \
+  "segments.id, segments.slug, coalesce(round(segments.percent_to_fill * 100), 0)::int4, segments.description, "  \
+  "segments.salt, " SEGMENTS_MICROS("segments.created_at") ", array_to_string(segments.auto_include, ','), "      \
+  "array_to_string(segments.auto_exclude, ','), segments.auto_ttl_seconds, " SEGMENTS_OPTION_SLUGS("auto_include") \
+  ", " SEGMENTS_OPTION_SLUGS("auto_exclude")
 
 // ON CONFLICT waits for a concurrent insert of the same slug and then yields
 // no row, so racing creators get ALREADY_EXISTS rather than an error.
 inline constexpr Statement kInsertSegment{
     "insert_segment",
-    "INSERT INTO segments (slug, percent_to_fill, description, salt, created_at) "
-    "VALUES ($1, nullif($2::int4, 0) / 100.0, $3, $4, $5) "
+    "INSERT INTO segments (slug, percent_to_fill, description, salt, created_at, auto_include, auto_exclude, "
+    "auto_ttl_seconds) VALUES ($1, nullif($2::int4, 0) / 100.0, $3, $4, $5, $6, $7, $8) "
     "ON CONFLICT (slug) WHERE deleted_at IS NULL DO NOTHING "
     "RETURNING " SEGMENTS_SEGMENT_COLUMNS};
 inline constexpr Statement kMarkSegmentDeleted{
@@ -39,37 +55,144 @@ inline constexpr Statement kMarkSegmentDeleted{
 // $1 slug, $2 now: the live segment and its active memberships.
 inline constexpr Statement kFindSegment{
     "find_segment",
-    "SELECT " SEGMENTS_SEGMENT_COLUMNS ", (SELECT count(*) FROM memberships m WHERE m.segment_id = s.id "
-    "AND (m.expires_at IS NULL OR m.expires_at > $2)) FROM segments s WHERE slug = $1 AND deleted_at IS NULL"};
+    "SELECT " SEGMENTS_SEGMENT_COLUMNS ", (SELECT count(*) FROM memberships m WHERE m.segment_id = segments.id "
+    "AND (m.expires_at IS NULL OR m.expires_at > $2)) FROM segments WHERE slug = $1 AND deleted_at IS NULL"};
+inline constexpr Statement kLookupSegment{
+    "lookup_segment", "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments WHERE slug = $1 AND deleted_at IS NULL"};
+// $1 the slug to continue after ('' for the first page), $2 limit.
+inline constexpr Statement kListSegments{
+    "list_segments",
+    "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments WHERE deleted_at IS NULL AND slug COLLATE \"C\" > $1 "
+    "ORDER BY slug COLLATE \"C\" LIMIT $2"};
+inline constexpr Statement kSegmentsReferring{
+    "segments_referring",
+    "SELECT slug FROM segments WHERE deleted_at IS NULL AND ($1 = ANY(auto_include) OR $1 = ANY(auto_exclude)) "
+    "ORDER BY slug COLLATE \"C\""};
+inline constexpr Statement kAutoSegments{
+    "auto_segments",
+    "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id"};
+inline constexpr Statement kSetSegmentPercent{
+    "set_segment_percent", "UPDATE segments SET percent_to_fill = nullif($2::int4, 0) / 100.0 WHERE id = $1"};
 // FOR SHARE blocks a concurrent deletion until this transaction ends.
 inline constexpr Statement kLockLiveSegments{
     "lock_live_segments",
     "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments "
     "WHERE slug = ANY($1::text[]) AND deleted_at IS NULL FOR SHARE"};
 
-// Fills a new automatic segment: $1 segment id, $2 salt, $3 slug, $4 its
-// percentage in hundredths, $5 now. The fence (OFFSET 0) makes each user's
-// digest be computed once, however often segment_bucket_of_digest reads it.
+// A membership already expired at $now ended at its deadline, by TTL.
+#define SEGMENTS_ENDED(reason, now)                                                             \
+  "'remove', CASE WHEN e.expires_at <= " now " THEN 'ttl' ELSE " reason "::history_reason END, " \
+  "CASE WHEN e.expires_at <= " now " THEN e.expires_at ELSE " now "::timestamptz END"
+
+// An automatic membership of segment `segment` ended by TTL (rows of CTE e
+// with user_id, expires_at and auto) opts its user out, as it is over for good.
+#define SEGMENTS_TTL_OPT_OUTS(segment, now)                                                                   \
+  "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT " segment ", e.user_id, 'ttl', " now \
+  " FROM e WHERE e.auto AND e.expires_at <= " now " ON CONFLICT DO NOTHING) "
+
+// Both assignment statements take $1 segment id, $2 salt, $3 slug, $4 and
+// $5 the buckets [from, to) to act on, $6 now. Each digest is computed once
+// (the OFFSET 0 fence keeps the planner from inlining it into every use).
+#define SEGMENTS_BUCKET_IN_RANGE "segment_bucket_of_digest(digest) >= $4 AND segment_bucket_of_digest(digest) < $5"
+
+// Adds the active users of the buckets who pass the options ($7 include
+// ids, $8 exclude ids, memberships active at $6) and have not opted out, as
+// automatic members expiring at $9 (NULL: never). Nobody else adds members
+// to the segment meanwhile: hand changes wait for the exclusive lock.
 inline constexpr Statement kAssignByPercent{
     "assign_by_percent",
     "WITH picked AS (SELECT id FROM (SELECT id, segment_digest($2, id) AS digest FROM users "
-    "WHERE state = 'active' OFFSET 0) AS u WHERE segment_bucket_of_digest(digest) < $4), "
-    "m AS (INSERT INTO memberships (user_id, segment_id, added_at, auto) SELECT id, $1, $5, true FROM picked "
+    "WHERE state = 'active' OFFSET 0) AS u WHERE " SEGMENTS_BUCKET_IN_RANGE "), "
+    "eligible AS (SELECT p.id FROM picked p "
+    "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1) "
+    "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
+    "AND (cardinality($7::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
+    "AND x.segment_id = ANY($7::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $6)) = cardinality($7::int8[])) "
+    "AND (cardinality($8::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
+    "AND x.segment_id = ANY($8::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $6)))), "
+    "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+    "SELECT id, $1, $6, $9, true FROM eligible RETURNING user_id), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT user_id, $1, $3, 'add', 'auto_percent', $6 FROM m RETURNING 1) "
+    "SELECT count(*) FROM h"};
+
+// Removes the automatic members of the buckets. Returns how many left at $6
+// (rows already expired end by TTL at their deadline, as everywhere).
+inline constexpr Statement kUnassignByPercent{
+    "unassign_by_percent",
+    "WITH gone AS (SELECT user_id FROM (SELECT user_id, segment_digest($2, user_id) AS digest FROM memberships "
+    "WHERE segment_id = $1 AND auto OFFSET 0) AS a WHERE " SEGMENTS_BUCKET_IN_RANGE "), "
+    "e AS (DELETE FROM memberships m USING gone WHERE m.segment_id = $1 AND m.user_id = gone.user_id "
+    "RETURNING m.user_id, m.expires_at, m.auto), " SEGMENTS_TTL_OPT_OUTS("$1", "$6") ", "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $3, " SEGMENTS_ENDED("'auto_percent'", "$6") " FROM e RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+#undef SEGMENTS_BUCKET_IN_RANGE
+
+// --- opt-outs
+inline constexpr Statement kOptedOutSegments{"opted_out_segments",
+                                             "SELECT segment_id FROM auto_opt_outs WHERE user_id = $1"};
+// $1 user, $2 segment ids, $3 reason, $4 now.
+inline constexpr Statement kRecordOptOuts{
+    "record_opt_outs",
+    "INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT unnest($2::int8[]), $1, $3, $4 "
+    "ON CONFLICT DO NOTHING"};
+
+// --- bulk membership of one segment: $1 segment id, $2 user ids, $3 slug,
+// $4 now.
+inline constexpr Statement kUnknownUsers{
+    "unknown_users",
+    "SELECT i.id FROM unnest($1::uuid[]) AS i(id) WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.id)"};
+// Expired rows of the users that no job has removed yet, which would stand
+// in the way of new ones.
+inline constexpr Statement kEndExpiredMembersOf{
+    "end_expired_members_of",
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::uuid[]) AND expires_at <= $4 "
+    "RETURNING user_id, expires_at, auto), " SEGMENTS_TTL_OPT_OUTS("$1", "$4") ", "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $3, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
+// $5 the deadline or NULL. ON CONFLICT: a user's own change may add the
+// same membership meanwhile; then it stays as that change made it.
+inline constexpr Statement kAddMembers{
+    "add_members",
+    "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
+    "SELECT id, $1, $4, $5 FROM unnest($2::uuid[]) AS i(id) ON CONFLICT (user_id, segment_id) DO NOTHING "
     "RETURNING user_id), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT user_id, $1, $3, 'add', 'auto_percent', $5 FROM m RETURNING 1) "
-    "SELECT count(*) FROM h"};
+    "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
+// A hand removal opts the user out; an automatic row that had expired
+// already is a TTL end and opts out as such.
+inline constexpr Statement kRemoveMembers{
+    "remove_members",
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::uuid[]) "
+    "RETURNING user_id, expires_at, auto), "
+    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) "
+    "SELECT $1, e.user_id, CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE 'manual' END::history_reason, $4 FROM e "
+    "WHERE e.auto OR e.expires_at IS NULL OR e.expires_at > $4 ON CONFLICT DO NOTHING), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $3, " SEGMENTS_ENDED("'manual'", "$4") " FROM e RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+
+// Members of segment $1 active at $2, by user id, at most $3; the next page
+// continues after user $4.
+#define SEGMENTS_MEMBER_PAGE(after)                                                                              \
+  "SELECT user_id, " SEGMENTS_MICROS("added_at") ", " SEGMENTS_MICROS("expires_at") ", auto FROM memberships " \
+  "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2)" after " ORDER BY user_id LIMIT $3"
+inline constexpr Statement kFirstMembers{"first_members", SEGMENTS_MEMBER_PAGE("")};
+inline constexpr Statement kNextMembers{"next_members", SEGMENTS_MEMBER_PAGE(" AND user_id > $4")};
+#undef SEGMENTS_MEMBER_PAGE
 
 // --- memberships
 // Rows are locked so a concurrent expiry job skips them rather than racing.
 inline constexpr Statement kUserMemberships{
     "user_memberships",
-    "SELECT m.segment_id, s.slug, " SEGMENTS_MICROS("m.added_at") ", " SEGMENTS_MICROS("m.expires_at")
+    "SELECT m.segment_id, s.slug, " SEGMENTS_MICROS("m.added_at") ", " SEGMENTS_MICROS("m.expires_at") ", m.auto"
     " FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1 FOR UPDATE OF m"};
 inline constexpr Statement kInsertMemberships{
     "insert_memberships",
-    "INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
-    "SELECT $1, segment_id, $3, expires_at FROM unnest($2::int8[], $4::timestamptz[]) AS t(segment_id, expires_at)"};
+    "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+    "SELECT $1, segment_id, $3, expires_at, auto "
+    "FROM unnest($2::int8[], $4::timestamptz[], $5::bool[]) AS t(segment_id, expires_at, auto)"};
 inline constexpr Statement kDeleteMemberships{
     "delete_memberships", "DELETE FROM memberships WHERE user_id = $1 AND segment_id = ANY($2::int8[])"};
 inline constexpr Statement kActiveSegmentSlugs{
@@ -83,11 +206,6 @@ inline constexpr Statement kAppendHistory{
     "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
     "SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::history_operation[], $5::history_reason[], "
     "$6::timestamptz[])"};
-
-// A membership already expired at $now ended at its deadline, by TTL.
-#define SEGMENTS_ENDED(reason, now)                                                             \
-  "'remove', CASE WHEN e.expires_at <= " now " THEN 'ttl' ELSE " reason "::history_reason END, " \
-  "CASE WHEN e.expires_at <= " now " THEN e.expires_at ELSE " now "::timestamptz END"
 
 // Both return one row: how many memberships ended now, leaving out those
 // that had already ended by TTL.
@@ -109,13 +227,14 @@ inline constexpr Statement kEndUserMemberships{
 
 // TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows that
 // another job or a user's update holds to them; that transaction ends them
-// or the next pass does. The event is stamped with the deadline.
+// or the next pass does. The event is stamped with the deadline; an
+// automatic membership opts its user out.
 inline constexpr Statement kEndExpiredMemberships{
     "end_expired_memberships",
     "WITH due AS (SELECT user_id, segment_id FROM memberships WHERE expires_at <= $1 "
     "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
     "e AS (DELETE FROM memberships m USING due WHERE m.user_id = due.user_id AND m.segment_id = due.segment_id "
-    "RETURNING m.user_id, m.segment_id, m.expires_at), "
+    "RETURNING m.user_id, m.segment_id, m.expires_at, m.auto), " SEGMENTS_TTL_OPT_OUTS("e.segment_id", "$1") ", "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
     "SELECT e.user_id, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at FROM e JOIN segments s ON s.id = e.segment_id "
     "RETURNING 1) SELECT count(*) FROM h"};
@@ -154,6 +273,8 @@ inline constexpr Statement kUserHistory{
 #undef SEGMENTS_HISTORY_COLUMNS
 #undef SEGMENTS_COUNT_ENDED_NOW
 #undef SEGMENTS_ENDED
+#undef SEGMENTS_TTL_OPT_OUTS
+#undef SEGMENTS_OPTION_SLUGS
 #undef SEGMENTS_SEGMENT_COLUMNS
 #undef SEGMENTS_MICROS
 

@@ -135,7 +135,7 @@ struct Fixture {
     Segment out;
     REQUIRE(store
                 .InTransaction([&](Transaction& tx) -> absl::Status {
-                  auto s = tx.InsertSegment({slug, 0, "", "salt"}, at);
+                  auto s = tx.InsertSegment({slug, 0, "", "salt", {}}, at);
                   if (!s.ok()) return s.status();
                   out = *s;
                   return absl::OkStatus();

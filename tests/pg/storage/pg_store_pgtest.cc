@@ -34,7 +34,7 @@ struct Fixture {
     Segment out;
     REQUIRE(store
                 .InTransaction([&](Transaction& tx) -> absl::Status {
-                  auto s = tx.InsertSegment({slug, 0, "d", "salt"}, kT0);
+                  auto s = tx.InsertSegment({slug, 0, "d", "salt", {}}, kT0);
                   if (!s.ok()) return s.status();
                   out = *s;
                   return absl::OkStatus();
@@ -68,7 +68,7 @@ TEST_CASE_METHOD(Fixture, "a slug is unique among live segments only", "[pg]") {
   const Segment first = NewSegmentNamed("A");
   CHECK(first.created_at == kT0);
   CHECK(first.description == "d");
-  auto taken = store.InTransaction([&](Transaction& tx) { return tx.InsertSegment({"A", 0, "", "s"}, kT0).status(); });
+  auto taken = store.InTransaction([&](Transaction& tx) { return tx.InsertSegment({"A", 0, "", "s", {}}, kT0).status(); });
   CHECK(taken.code() == absl::StatusCode::kAlreadyExists);
 
   REQUIRE(store

@@ -103,8 +103,8 @@ struct Fixture {
   void BuildMarchHistory() {
     for (const char* user : {kU1, kU2, kU3}) REQUIRE(users.CreateUser(user).ok());
     clock.Set(Utc(2024, 2, 29, 23, 59, 59) + absl::Microseconds(999999));
-    REQUIRE(segments.CreateSegment({kVoice, std::nullopt, ""}).ok());
-    REQUIRE(segments.CreateSegment({kDiscount, std::nullopt, ""}).ok());
+    REQUIRE(segments.CreateSegment({kVoice, std::nullopt, "", {}, {}, std::nullopt}).ok());
+    REQUIRE(segments.CreateSegment({kDiscount, std::nullopt, "", {}, {}, std::nullopt}).ok());
     AddAt(clock.Now(), kU1, {kVoice});  // the last microsecond of February
     AddAt(Utc(2024, 3, 1), kU2, {kVoice, kDiscount});  // the first of March
     // Two users at one instant, the later id first.
@@ -114,7 +114,7 @@ struct Fixture {
     clock.Set(Utc(2024, 3, 15, 12, 0, 0));
     REQUIRE(segments.DeleteSegment(kDiscount).ok());
     clock.Set(Utc(2024, 3, 15, 12, 0, 1));
-    REQUIRE(segments.CreateSegment({kDiscount, std::nullopt, ""}).ok());
+    REQUIRE(segments.CreateSegment({kDiscount, std::nullopt, "", {}, {}, std::nullopt}).ok());
     AddAt(clock.Now(), kU3, {kDiscount});
     // The user leaves; their history stays.
     clock.Set(Utc(2024, 3, 20));

@@ -24,7 +24,7 @@ struct Fixture {
 
   Fixture() { store.state.users[kUser] = UserState::kActive; }
 
-  void Create(const std::string& slug) { REQUIRE(segments.CreateSegment({slug, std::nullopt, ""}).ok()); }
+  void Create(const std::string& slug) { REQUIRE(segments.CreateSegment({slug, std::nullopt, "", {}, {}, std::nullopt}).ok()); }
 
   absl::Status Change(std::vector<SegmentToAdd> add, std::vector<std::string> remove, std::string user = kUser) {
     return segments.UpdateUserSegments({std::move(user), std::move(add), std::move(remove)});
@@ -43,12 +43,12 @@ struct Fixture {
   }
 };
 
-SegmentToAdd Add(std::string slug) { return {std::move(slug), std::nullopt, std::nullopt}; }
+SegmentToAdd Add(std::string slug) { return {std::move(slug), {}}; }
 
 }  // namespace
 
 TEST_CASE_METHOD(Fixture, "creating a segment stores it with a salt and the clock's time", "[segments]") {
-  auto created = segments.CreateSegment({"AVITO_VOICE_MESSAGES", 0.0, "voice in chat"});
+  auto created = segments.CreateSegment({"AVITO_VOICE_MESSAGES", 0.0, "voice in chat", {}, {}, std::nullopt});
   REQUIRE(created.ok());
   CHECK(created->slug == "AVITO_VOICE_MESSAGES");
   CHECK(created->description == "voice in chat");
@@ -59,11 +59,11 @@ TEST_CASE_METHOD(Fixture, "creating a segment stores it with a salt and the cloc
 
 TEST_CASE_METHOD(Fixture, "create rejects a taken slug and bad input", "[segments]") {
   Create("A");
-  auto dup = segments.CreateSegment({"A", std::nullopt, ""});
+  auto dup = segments.CreateSegment({"A", std::nullopt, "", {}, {}, std::nullopt});
   CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
   CHECK(Fields(dup.status()) == std::vector<std::string>{"slug"});
 
-  auto bad = segments.CreateSegment({"_bad", 12.345, std::string(1001, 'x')});
+  auto bad = segments.CreateSegment({"_bad", 12.345, std::string(1001, 'x'), {}, {}, std::nullopt});
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(Fields(bad.status()) == std::vector<std::string>{"slug", "percentToFill", "description"});
   CHECK(store.state.segments.size() == 1);
@@ -78,7 +78,7 @@ TEST_CASE_METHOD(Fixture, "create with a percentage makes the covered active use
     users.push_back(id);
     store.state.users[id] = i % 10 == 0 ? UserState::kExcluded : UserState::kActive;
   }
-  auto created = segments.CreateSegment({"AUTO_30", 30.0, ""});
+  auto created = segments.CreateSegment({"AUTO_30", 30.0, "", {}, {}, std::nullopt});
   REQUIRE(created.ok());
   CHECK(created->percent_hundredths == 3000);
   size_t expected = 0;
@@ -101,7 +101,7 @@ TEST_CASE_METHOD(Fixture, "create with a percentage makes the covered active use
 TEST_CASE_METHOD(Fixture, "a deleted slug can be created again as a new segment", "[segments]") {
   Create("A");
   REQUIRE(segments.DeleteSegment("A").ok());
-  auto again = segments.CreateSegment({"A", std::nullopt, ""});
+  auto again = segments.CreateSegment({"A", std::nullopt, "", {}, {}, std::nullopt});
   REQUIRE(again.ok());
   CHECK(again->id == 2);
 }
@@ -275,7 +275,7 @@ TEST_CASE_METHOD(Fixture, "storage failures pass through unchanged", "[errors]")
   store.failure = absl::UnavailableError("database is unavailable");
   CHECK(Change({Add("A")}, {}).code() == absl::StatusCode::kUnavailable);
   CHECK(segments.GetUserSegments(kUser).status().code() == absl::StatusCode::kUnavailable);
-  CHECK(segments.CreateSegment({"B", std::nullopt, ""}).status().code() == absl::StatusCode::kUnavailable);
+  CHECK(segments.CreateSegment({"B", std::nullopt, "", {}, {}, std::nullopt}).status().code() == absl::StatusCode::kUnavailable);
 }
 
 TEST_CASE_METHOD(Fixture, "GetSegment counts the members active now", "[segments][get_segment]") {
@@ -283,7 +283,7 @@ TEST_CASE_METHOD(Fixture, "GetSegment counts the members active now", "[segments
   store.state.users[other] = UserState::kActive;
   Create("A");
   REQUIRE(Change({{"A", 60, std::nullopt}}, {}).ok());
-  REQUIRE(Change({{"A", std::nullopt, std::nullopt}}, {}, other).ok());
+  REQUIRE(Change({{"A", {}}}, {}, other).ok());
 
   auto got = segments.GetSegment("A");
   REQUIRE(got.ok());

@@ -48,7 +48,7 @@ TEST_CASE_METHOD(Fixture, "update sets the state; unknown users and bad values a
 
 TEST_CASE_METHOD(Fixture, "delete ends memberships with user_deleted and keeps history", "[users]") {
   REQUIRE(users.CreateUser(kUser).ok());
-  REQUIRE(segments.CreateSegment({"A", std::nullopt, ""}).ok());
+  REQUIRE(segments.CreateSegment({"A", std::nullopt, "", {}, {}, std::nullopt}).ok());
   REQUIRE(segments.UpdateUserSegments({kUser, {{"A", std::nullopt, std::nullopt}}, {}}).ok());
   clock.Advance(absl::Seconds(1));
 

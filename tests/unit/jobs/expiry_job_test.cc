@@ -59,6 +59,19 @@ class LockedStore final : public Store {
     absl::MutexLock lock(&mu_);
     return store_.EndExpiredMemberships(now, limit);
   }
+  absl::StatusOr<std::optional<Segment>> LookupSegment(const std::string& slug) override {
+    absl::MutexLock lock(&mu_);
+    return store_.LookupSegment(slug);
+  }
+  absl::StatusOr<std::vector<Segment>> ListSegments(const std::string& after_slug, int limit) override {
+    absl::MutexLock lock(&mu_);
+    return store_.ListSegments(after_slug, limit);
+  }
+  absl::StatusOr<std::vector<SegmentMember>> SegmentMembers(SegmentId segment, const UserId& after_user, int limit,
+                                                            absl::Time now) override {
+    absl::MutexLock lock(&mu_);
+    return store_.SegmentMembers(segment, after_user, limit, now);
+  }
 
  private:
   absl::Mutex mu_;
@@ -76,7 +89,11 @@ bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::S
 }
 
 void AddSegment(FakeStore& store, SegmentId id, const std::string& slug) {
-  store.state.segments[id] = Segment{id, slug, 0, "", "salt", absl::UnixEpoch()};
+  Segment segment;
+  segment.id = id;
+  segment.slug = slug;
+  segment.salt = "salt";
+  store.state.segments[id] = segment;
 }
 
 void AddMembership(FakeStore& store, const std::string& user, SegmentId segment, std::optional<absl::Time> expires) {

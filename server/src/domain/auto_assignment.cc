@@ -1,0 +1,56 @@
+#include "domain/auto_assignment.h"
+
+#include <absl/container/flat_hash_set.h>
+
+#include "domain/bucketing.h"
+#include "domain/membership_changes.h"
+
+namespace segments::domain {
+
+absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now) {
+  auto segments = tx.AutoSegments();
+  if (!segments.ok()) return segments.status();
+  if (segments->empty()) return 0;
+  auto current = tx.UserMemberships(user);
+  if (!current.ok()) return current.status();
+  auto opted_out = tx.OptedOutSegments(user);
+  if (!opted_out.ok()) return opted_out.status();
+
+  absl::flat_hash_set<SegmentId> member_of;  // active memberships, growing below
+  absl::flat_hash_set<SegmentId> skip(opted_out->begin(), opted_out->end());
+  for (const Membership& m : *current) {
+    if (m.ActiveAt(now)) {
+      member_of.insert(m.segment_id);
+    } else if (m.automatic) {
+      skip.insert(m.segment_id);  // expired automatic membership: opted out below
+    }
+  }
+  auto passes_options = [&](const AutoOptions& options) {
+    for (SegmentId id : options.include_ids) {
+      if (!member_of.contains(id)) return false;
+    }
+    for (SegmentId id : options.exclude_ids) {
+      if (member_of.contains(id)) return false;
+    }
+    return true;
+  };
+
+  MembershipChanges changes(user, now);
+  changes.EndExpired(*current);  // an expired row would stand in the way of a new one
+  int added = 0;
+  for (const Segment& segment : *segments) {
+    if (member_of.contains(segment.id) || skip.contains(segment.id)) continue;
+    if (!InPercent(Bucket(segment.salt, user), segment.percent_hundredths)) continue;
+    if (!passes_options(segment.auto_options)) continue;
+    std::optional<absl::Time> expires_at;
+    if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
+    changes.Add(segment, expires_at, /*automatic=*/true);
+    member_of.insert(segment.id);
+    ++added;
+  }
+  if (changes.empty()) return 0;
+  if (absl::Status st = changes.Apply(tx); !st.ok()) return st;
+  return added;
+}
+
+}  // namespace segments::domain

@@ -1,0 +1,24 @@
+// Automatic assignment of one user: the rule of docs/bucketing.md applied to
+// a user who was just created or became active again. Set-based assignment
+// of a whole segment is Transaction::AssignByPercent; both follow the same
+// rule, and tests hold them to it.
+#pragma once
+
+#include <absl/status/statusor.h>
+#include <absl/time/time.h>
+
+#include "domain/model.h"
+#include "domain/store.h"
+
+namespace segments::domain {
+
+// Puts the active `user` in every automatic segment whose percentage covers
+// the user's bucket, whose include and exclude options the user passes, that
+// the user is not in yet and has not opted out of; each with an `add` event
+// of reason auto_percent, expiring after the segment's automatic TTL.
+// Segments are taken in creation order, so a segment may include one that
+// this same evaluation just filled. The caller holds the user's row and the
+// automatic-assignment lock (shared). Returns how many segments were added.
+absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now);
+
+}  // namespace segments::domain

@@ -1,0 +1,130 @@
+#include "domain/bulk_membership_use_cases.h"
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <fmt/format.h>
+
+#include "domain/errors.h"
+#include "domain/validation.h"
+
+namespace segments::domain {
+namespace {
+
+std::string UserPath(size_t i) { return fmt::format("userIDs[{}]", i); }
+
+// Collects violations, listing the first kMaxListedProblems and summing up
+// the rest, so that 100,000 bad ids give a readable error.
+class ProblemList {
+ public:
+  void Add(FieldViolation violation) {
+    if (listed_.size() < BulkMembershipUseCases::kMaxListedProblems) {
+      listed_.push_back(std::move(violation));
+    } else {
+      ++unlisted_;
+    }
+  }
+  void AddAll(const std::vector<FieldViolation>& violations) {
+    for (const auto& v : violations) Add(v);
+  }
+  bool empty() const { return listed_.empty(); }
+  absl::Status Error(absl::StatusCode code, std::string_view what) const {
+    std::vector<FieldViolation> out = listed_;
+    if (unlisted_ > 0) out.push_back({"userIDs", fmt::format("and {} more {}", unlisted_, what)});
+    return ErrorWithViolations(code, out);
+  }
+
+ private:
+  std::vector<FieldViolation> listed_;
+  size_t unlisted_ = 0;
+};
+
+// Slug and ids: shape only. Fills `users` with canonical ids.
+ProblemList CheckShape(const SegmentUsersCommand& command, std::vector<UserId>& users) {
+  ProblemList problems;
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.Add({"slug", why});
+  if (command.user_ids.empty()) {
+    problems.Add({"userIDs", "must list at least one user"});
+  } else if (command.user_ids.size() > BulkMembershipUseCases::kMaxUsers) {
+    problems.Add({"userIDs", fmt::format("must list at most {} users", BulkMembershipUseCases::kMaxUsers)});
+    return problems;
+  }
+  users.reserve(command.user_ids.size());
+  absl::flat_hash_map<UserId, size_t> first_index;
+  first_index.reserve(command.user_ids.size());
+  for (size_t i = 0; i < command.user_ids.size(); ++i) {
+    std::optional<UserId> user = ParseUserId(command.user_ids[i]);
+    if (!user) {
+      problems.Add({UserPath(i), DescribeUserIdProblem(command.user_ids[i])});
+      continue;
+    }
+    if (auto [it, fresh] = first_index.emplace(*user, i); !fresh) {
+      problems.Add({UserPath(i), fmt::format("user \"{}\" is already listed at {}", *user, UserPath(it->second))});
+      continue;
+    }
+    users.push_back(*std::move(user));
+  }
+  return problems;
+}
+
+}  // namespace
+
+absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
+    const SegmentUsersCommand& command, const std::vector<UserId>& users,
+    absl::FunctionRef<absl::StatusOr<int64_t>(Transaction&, const Segment&)> change) {
+  int64_t changed = 0;
+  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    auto live = tx.LockLiveSegments({command.slug});
+    if (!live.ok()) return live.status();
+    if (live->empty()) {
+      return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", command.slug));
+    }
+    auto unknown = tx.UnknownUsers(users);
+    if (!unknown.ok()) return unknown.status();
+    if (!unknown->empty()) {
+      const absl::flat_hash_set<UserId> is_unknown(unknown->begin(), unknown->end());
+      ProblemList problems;
+      for (size_t i = 0; i < command.user_ids.size(); ++i) {
+        // Shape was checked: every id parses, so ParseUserId cannot fail here.
+        const UserId user = ParseUserId(command.user_ids[i]).value_or("");
+        if (is_unknown.contains(user)) problems.Add({UserPath(i), fmt::format("user \"{}\" does not exist", user)});
+      }
+      return problems.Error(absl::StatusCode::kNotFound, "unknown users");
+    }
+    auto count = change(tx, live->front());
+    if (!count.ok()) return count.status();
+    changed = *count;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return changed;
+}
+
+absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const SegmentUsersCommand& command) {
+  const absl::Time now = Now();
+  std::vector<UserId> users;
+  ProblemList problems = CheckShape(command, users);
+  std::vector<FieldViolation> ttl_problems;
+  const std::optional<absl::Time> expires_at =
+      ResolveTtl(command.ttl.seconds, command.ttl.deadline, now, "", ttl_problems);
+  problems.AddAll(ttl_problems);
+  if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
+  auto added = Change(command, users, [&](Transaction& tx, const Segment& segment) {
+    return tx.AddMembers(segment, users, expires_at, Now());
+  });
+  if (!added.ok()) return added.status();
+  return BulkAddResult{*added, static_cast<int64_t>(users.size()) - *added};
+}
+
+absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(const SegmentUsersCommand& command) {
+  std::vector<UserId> users;
+  ProblemList problems = CheckShape(command, users);
+  if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
+  auto removed = Change(command, users, [&](Transaction& tx, const Segment& segment) {
+    return tx.RemoveMembers(segment, users, Now());
+  });
+  if (!removed.ok()) return removed.status();
+  return BulkRemoveResult{*removed, static_cast<int64_t>(users.size()) - *removed};
+}
+
+}  // namespace segments::domain

@@ -1,0 +1,114 @@
+#include "domain/listing_use_cases.h"
+
+#include <absl/strings/escaping.h>
+#include <absl/strings/match.h>
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
+#include <fmt/format.h>
+
+#include "domain/errors.h"
+#include "domain/validation.h"
+
+namespace segments::domain {
+namespace {
+
+// Tokens: base64url of "s1:<slug>" (segments) or "m1:<segment id>:<user id>"
+// (members). The version prefix lets the format change without misreading
+// old tokens.
+constexpr absl::string_view kSegmentTokenPrefix = "s1:";
+constexpr absl::string_view kMemberTokenPrefix = "m1:";
+constexpr char kBadToken[] = "is not a token this service issued for this list";
+
+std::optional<std::string> Unwrap(const std::string& token, absl::string_view prefix) {
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || !absl::StartsWith(raw, prefix)) return std::nullopt;
+  return raw.substr(prefix.size());
+}
+
+std::string Wrap(absl::string_view prefix, absl::string_view body) {
+  return absl::WebSafeBase64Escape(absl::StrCat(prefix, body));
+}
+
+struct MemberPosition {
+  SegmentId segment_id = 0;
+  UserId after_user;
+};
+
+std::optional<MemberPosition> DecodeMemberToken(const std::string& token) {
+  std::optional<std::string> body = Unwrap(token, kMemberTokenPrefix);
+  if (!body) return std::nullopt;
+  const size_t colon = body->find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  MemberPosition position;
+  if (!absl::SimpleAtoi(absl::string_view(*body).substr(0, colon), &position.segment_id)) return std::nullopt;
+  std::optional<UserId> user = ParseUserId(std::string_view(*body).substr(colon + 1));
+  if (!user || *user != body->substr(colon + 1)) return std::nullopt;
+  position.after_user = *std::move(user);
+  return position;
+}
+
+void CheckPageSize(int32_t size, int32_t max, int32_t fallback, std::vector<FieldViolation>& problems) {
+  if (size < 0 || size > max) problems.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", max, fallback)});
+}
+
+}  // namespace
+
+absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsCommand& command) {
+  std::vector<FieldViolation> problems;
+  CheckPageSize(command.page_size, kMaxSegmentPageSize, kDefaultSegmentPageSize, problems);
+  std::string after;
+  if (!command.page_token.empty()) {
+    std::optional<std::string> slug = Unwrap(command.page_token, kSegmentTokenPrefix);
+    if (!slug || !IsValidSlug(*slug)) {
+      problems.push_back({"pageToken", kBadToken});
+    } else {
+      after = *std::move(slug);
+    }
+  }
+  if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
+  const int32_t size = command.page_size == 0 ? kDefaultSegmentPageSize : command.page_size;
+  auto segments = store_.ListSegments(after, size + 1);  // one more tells whether another page follows
+  if (!segments.ok()) return segments.status();
+  SegmentPage page{*std::move(segments), ""};
+  if (page.segments.size() > static_cast<size_t>(size)) {
+    page.segments.resize(static_cast<size_t>(size));
+    page.next_page_token = Wrap(kSegmentTokenPrefix, page.segments.back().slug);
+  }
+  return page;
+}
+
+absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegmentMembersCommand& command) {
+  std::vector<FieldViolation> problems;
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});
+  CheckPageSize(command.page_size, kMaxMemberPageSize, kDefaultMemberPageSize, problems);
+  std::optional<MemberPosition> position;
+  if (!command.page_token.empty()) {
+    position = DecodeMemberToken(command.page_token);
+    if (!position) problems.push_back({"pageToken", kBadToken});
+  }
+  if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
+
+  auto found = store_.LookupSegment(command.slug);
+  if (!found.ok()) return found.status();
+  if (!*found) {
+    return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", command.slug));
+  }
+  const SegmentId segment = (*found)->id;
+  // A slug deleted and created again is another segment: its order of users
+  // is the same, but its members are not, so an old token is refused.
+  if (position && position->segment_id != segment) {
+    return FieldError(absl::StatusCode::kInvalidArgument, "pageToken",
+                      fmt::format("belongs to an earlier segment \"{}\", since deleted", command.slug));
+  }
+  const int32_t size = command.page_size == 0 ? kDefaultMemberPageSize : command.page_size;
+  auto members = store_.SegmentMembers(segment, position ? position->after_user : UserId(), size + 1, Now());
+  if (!members.ok()) return members.status();
+  MemberPage page{*std::move(members), ""};
+  if (page.members.size() > static_cast<size_t>(size)) {
+    page.members.resize(static_cast<size_t>(size));
+    page.next_page_token = Wrap(kMemberTokenPrefix, absl::StrCat(segment, ":", page.members.back().user_id));
+  }
+  return page;
+}
+
+}  // namespace segments::domain

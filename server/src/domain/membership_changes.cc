@@ -1,0 +1,47 @@
+#include "domain/membership_changes.h"
+
+#include <algorithm>
+
+namespace segments::domain {
+
+void MembershipChanges::EndExpired(const std::vector<Membership>& current) {
+  std::vector<HistoryEvent> ended;
+  for (const Membership& m : current) {
+    if (m.ActiveAt(now_)) continue;
+    deleted_.push_back(m.segment_id);
+    ended.push_back({user_, m.segment_id, m.slug, Operation::kRemove, Reason::kTtl, *m.expires_at});
+    if (m.automatic) opted_out_by_ttl_.push_back(m.segment_id);
+  }
+  std::sort(ended.begin(), ended.end(), [](const HistoryEvent& a, const HistoryEvent& b) { return a.at < b.at; });
+  events_.insert(events_.end(), ended.begin(), ended.end());
+}
+
+void MembershipChanges::RemoveByHand(const Segment& segment) {
+  deleted_.push_back(segment.id);
+  events_.push_back({user_, segment.id, segment.slug, Operation::kRemove, Reason::kManual, now_});
+  opted_out_by_hand_.push_back(segment.id);
+}
+
+void MembershipChanges::Add(const Segment& segment, std::optional<absl::Time> expires_at, bool automatic) {
+  inserted_.push_back({segment.id, expires_at, automatic});
+  events_.push_back(
+      {user_, segment.id, segment.slug, Operation::kAdd, automatic ? Reason::kAutoPercent : Reason::kManual, now_});
+}
+
+absl::Status MembershipChanges::Apply(Transaction& tx) {
+  if (!deleted_.empty()) {
+    if (absl::Status st = tx.DeleteMemberships(user_, deleted_); !st.ok()) return st;
+  }
+  if (!inserted_.empty()) {
+    if (absl::Status st = tx.InsertMemberships(user_, inserted_, now_); !st.ok()) return st;
+  }
+  if (!opted_out_by_hand_.empty()) {
+    if (absl::Status st = tx.RecordOptOuts(user_, opted_out_by_hand_, Reason::kManual, now_); !st.ok()) return st;
+  }
+  if (!opted_out_by_ttl_.empty()) {
+    if (absl::Status st = tx.RecordOptOuts(user_, opted_out_by_ttl_, Reason::kTtl, now_); !st.ok()) return st;
+  }
+  return tx.AppendHistory(events_);
+}
+
+}  // namespace segments::domain
