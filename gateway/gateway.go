@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -41,11 +43,17 @@ type Options struct {
 	// Upstream is the gRPC server's address, host:port. Required.
 	Upstream string
 	// UpstreamTimeout bounds each call to the upstream (default 10s), except
-	// report downloads.
+	// report downloads and the calls of LongUpstreamTimeout.
 	UpstreamTimeout time.Duration
+	// LongUpstreamTimeout bounds each call that works on whole sets of users
+	// (create with percentToFill, remove a segment, update-percent,
+	// bulk-add, bulk-remove) or streams a whole segment (stream-members);
+	// default 10m. See longRPCs.
+	LongUpstreamTimeout time.Duration
 	// ReportTimeout bounds one report download (default 30m).
 	ReportTimeout time.Duration
-	// MaxBodyBytes is the largest request body accepted (default 1 MiB).
+	// MaxBodyBytes is the largest request body accepted (default 8 MiB: a
+	// bulk call with 100,000 user ids is about 4 MB of JSON).
 	MaxBodyBytes int64
 	// ShutdownTimeout is how long in-flight requests get once ctx is
 	// cancelled (default 10s).
@@ -65,11 +73,14 @@ func (o *Options) applyDefaults() error {
 	if o.UpstreamTimeout <= 0 {
 		o.UpstreamTimeout = 10 * time.Second
 	}
+	if o.LongUpstreamTimeout <= 0 {
+		o.LongUpstreamTimeout = 10 * time.Minute
+	}
 	if o.ReportTimeout <= 0 {
 		o.ReportTimeout = 30 * time.Minute
 	}
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 1 << 20
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second
@@ -80,13 +91,44 @@ func (o *Options) applyDefaults() error {
 	return nil
 }
 
+// DefaultMaxBodyBytes is the default of Options.MaxBodyBytes.
+const DefaultMaxBodyBytes = 8 << 20
+
+// maxUpstreamMessageBytes bounds one gRPC message either way between the
+// gateway and the server. Requests are bounded by the body limit first (a
+// proto is no larger than its JSON but for pathological inputs; the server
+// accepts 16 MiB), and responses are pages and stream batches, a few MB at
+// most: a page of 1000 segments with long descriptions and filters can pass
+// grpc-go's default receive limit of 4 MB.
+const maxUpstreamMessageBytes = 64 << 20
+
+// DialOptions are the options of the gateway's connection to the server,
+// for request bodies of up to maxBodyBytes.
+//
+// The server lists every problem of a request in its status (message and
+// details), which travels in HTTP/2 trailers: a change-for-user body of
+// 8 MiB naming unknown slugs gets 20 MB of them (long slugs) to about 90 MB
+// (the shortest), past grpc-go's default limit of 16 MB, which would turn
+// the 404 into a 5xx. The limit allows 16 times the body.
+func DialOptions(maxBodyBytes int64) []grpc.DialOption {
+	headerBytes := max(16<<20, min(16*maxBodyBytes, 1<<30))
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallSendMsgSize(maxUpstreamMessageBytes),
+			grpc.MaxCallRecvMsgSize(maxUpstreamMessageBytes),
+		),
+		grpc.WithMaxHeaderListSize(uint32(headerBytes)),
+	}
+}
+
 // Run serves until ctx is cancelled, then stops accepting requests and lets
 // in-flight ones finish within ShutdownTimeout.
 func Run(ctx context.Context, opts Options) error {
 	if err := opts.applyDefaults(); err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(opts.Upstream, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(opts.Upstream, DialOptions(opts.MaxBodyBytes)...)
 	if err != nil {
 		return fmt.Errorf("gateway: upstream %q: %w", opts.Upstream, err)
 	}
@@ -127,8 +169,9 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // NewHandler builds the HTTP handler over an upstream connection: the API
-// routes (with the upstream deadline), report downloads, /healthz and
-// /swagger/, all behind access logs and the body limit.
+// routes (each with the upstream deadline of its route), report downloads,
+// /healthz and /swagger/, all behind access logs and the body limit. conn
+// should be made with DialOptions.
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
@@ -139,11 +182,13 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}}),
 		runtime.WithErrorHandler(httperr.ErrorHandler),
+		runtime.WithStreamErrorHandler(httperr.StreamErrorHandler),
 		runtime.WithRoutingErrorHandler(httperr.RoutingErrorHandler),
 		runtime.WithForwardResponseOption(noContentForMutations),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
 		// Pass no HTTP headers on as gRPC metadata but the standard ones.
 		runtime.WithIncomingHeaderMatcher(runtime.DefaultHeaderMatcher),
+		runtime.WithMiddlewares(upstreamDeadline(&opts)),
 	)
 	if err := segmentationv1.RegisterSegmentServiceHandler(ctx, mux, conn); err != nil {
 		return nil, err
@@ -161,7 +206,8 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 	// An exact path wins over "/": the generated handler of this route is
 	// never reached.
 	root.Handle(report.Path, report.Handler(segmentationv1.NewHistoryServiceClient(conn), opts.ReportTimeout, opts.Logger))
-	root.Handle("/", middleware.Deadline(opts.UpstreamTimeout)(mux))
+	// The upstream deadline is set inside mux, once the route is known.
+	root.Handle("/", mux)
 	return middleware.Chain(root,
 		middleware.AccessLog(opts.Logger),
 		middleware.LimitBody(opts.MaxBodyBytes),
@@ -210,7 +256,22 @@ func (m *compactJSON) NewEncoder(w io.Writer) runtime.Encoder {
 	})
 }
 
+// StreamContentType: a server stream is newline-delimited JSON, one
+// {"result": message} object per line.
+func (m *compactJSON) StreamContentType(any) string { return "application/x-ndjson" }
+
+// Marshal writes compact JSON. grpc-gateway's chunk for the error of a
+// server stream, {"error": google.rpc.Status}, becomes the contract's
+// envelope: the whole body when the stream failed before its first message
+// (with the status of httperr.StreamErrorHandler), or its last line.
 func (m *compactJSON) Marshal(v any) ([]byte, error) {
+	if chunk, ok := v.(map[string]proto.Message); ok && len(chunk) == 1 {
+		if st, ok := chunk["error"].(*spb.Status); ok {
+			_, entries := httperr.FromStatus(status.FromProto(st))
+			body, _ := httperr.Body(entries...)
+			return body, nil
+		}
+	}
 	raw, err := m.JSONPb.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -223,15 +284,15 @@ func (m *compactJSON) Marshal(v any) ([]byte, error) {
 }
 
 // noContentForMutations makes every successful mutation answer 204 with no
-// body, as the original API did; reads (Get*, List*, Download*) answer 200.
-// The body grpc-gateway writes next is discarded by net/http for a 204.
+// body, as the original API did; reads (isRead: Get*, List*, Download*,
+// Stream*) answer 200. The body grpc-gateway writes next is discarded by
+// net/http for a 204.
 func noContentForMutations(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
 	method, ok := runtime.RPCMethod(ctx)
 	if !ok {
 		return nil
 	}
-	name := method[strings.LastIndex(method, "/")+1:]
-	if strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Download") {
+	if isRead(method[strings.LastIndex(method, "/")+1:]) {
 		return nil
 	}
 	w.Header().Del("Content-Type")

@@ -42,7 +42,14 @@ type fakeBackend struct {
 	err       error           // returned by every call when set
 	segments  []string        // GetUserSegments answer
 	block     bool            // wait for the call's context to end
+	delay     time.Duration   // answer after this long (or the context's end)
 	deadlines []time.Duration // time left on each call's deadline, -1 if none
+
+	// StreamSegmentMembers sends these batches, then ends with streamErr.
+	batches   []*segmentationv1.StreamSegmentMembersResponse
+	streamErr error
+	// ListSegments answer
+	segmentPage *segmentationv1.ListSegmentsResponse
 }
 
 func (f *fakeBackend) record(ctx context.Context, req proto.Message) error {
@@ -53,11 +60,18 @@ func (f *fakeBackend) record(ctx context.Context, req proto.Message) error {
 		left = time.Until(dl)
 	}
 	f.deadlines = append(f.deadlines, left)
-	block, err := f.block, f.err
+	block, delay, err := f.block, f.delay, f.err
 	f.mu.Unlock()
 	if block {
 		<-ctx.Done()
 		return status.FromContextError(ctx.Err()).Err()
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
 	}
 	return err
 }
@@ -556,6 +570,14 @@ var contractRoutes = []struct{ method, path string }{
 	{http.MethodPost, "/segments/create-user"},
 	{http.MethodPut, "/segments/update-user"},
 	{http.MethodDelete, "/segments/remove-user"},
+	// Added with the contract's "more endpoints may be added".
+	{http.MethodGet, "/segments/get-segment"},
+	{http.MethodPut, "/segments/update-percent"},
+	{http.MethodGet, "/segments/list"},
+	{http.MethodGet, "/segments/list-members"},
+	{http.MethodGet, "/segments/stream-members"},
+	{http.MethodPost, "/segments/bulk-add"},
+	{http.MethodPost, "/segments/bulk-remove"},
 }
 
 func TestWrongMethodIs405(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"segments/gateway"
 )
 
 // junkCase is one request that must never produce a 5xx.
@@ -269,7 +271,7 @@ func TestJunkQueryInvalidUTF8NeverServerError(t *testing.T) {
 	}
 }
 
-// A request of about the default body limit (1 MiB) naming thousands of
+// A request of about the default body limit (8 MiB) naming thousands of
 // long unknown slugs: one not_found entry per slug, however large the
 // error gets, never a 5xx.
 func TestHugeErrorListAtDefaultLimit(t *testing.T) {
@@ -288,7 +290,7 @@ func TestHugeErrorListAtDefaultLimit(t *testing.T) {
 	}()
 	var items []string
 	size := 0
-	for i := 0; size < 1000<<10; i++ {
+	for i := 0; size < gateway.DefaultMaxBodyBytes-(64<<10); i++ {
 		item := fmt.Sprintf(`{"segmentSlug":"U%05d_%s"}`, i, strings.Repeat("x", 120))
 		items = append(items, item)
 		size += len(item) + 1

@@ -21,14 +21,15 @@ func main() {
 	addr := fs.String("http-listen", env("GATEWAY_HTTP_LISTEN", ":8080"), "HTTP listen address (env GATEWAY_HTTP_LISTEN)")
 	upstream := fs.String("upstream", env("GATEWAY_UPSTREAM", "127.0.0.1:50051"), "segments-server gRPC address (env GATEWAY_UPSTREAM)")
 	timeout := fs.Duration("upstream-timeout", envDuration("GATEWAY_UPSTREAM_TIMEOUT", 10*time.Second), "deadline of each upstream call (env GATEWAY_UPSTREAM_TIMEOUT)")
+	longTimeout := fs.Duration("long-upstream-timeout", envDuration("GATEWAY_LONG_UPSTREAM_TIMEOUT", 10*time.Minute), "deadline of each upstream call that works on whole sets of users: create, remove, update-percent, bulk-add, bulk-remove, stream-members (env GATEWAY_LONG_UPSTREAM_TIMEOUT)")
 	reportTimeout := fs.Duration("report-timeout", envDuration("GATEWAY_REPORT_TIMEOUT", 30*time.Minute), "longest a report download may take (env GATEWAY_REPORT_TIMEOUT)")
-	maxBody := fs.Int64("max-body-bytes", envInt("GATEWAY_MAX_BODY_BYTES", 1<<20), "largest request body accepted (env GATEWAY_MAX_BODY_BYTES)")
+	maxBody := fs.Int64("max-body-bytes", envInt("GATEWAY_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes), "largest request body accepted (env GATEWAY_MAX_BODY_BYTES)")
 	grace := fs.Duration("shutdown-grace", envDuration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second), "time in-flight requests get on SIGTERM (env GATEWAY_SHUTDOWN_GRACE)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
-	if *maxBody <= 0 || *timeout <= 0 || *reportTimeout <= 0 || *grace < 0 {
-		fmt.Fprintln(os.Stderr, "segments-gateway: --max-body-bytes, --upstream-timeout and --report-timeout must be positive, --shutdown-grace not negative")
+	if *maxBody <= 0 || *timeout <= 0 || *longTimeout <= 0 || *reportTimeout <= 0 || *grace < 0 {
+		fmt.Fprintln(os.Stderr, "segments-gateway: --max-body-bytes, --upstream-timeout, --long-upstream-timeout and --report-timeout must be positive, --shutdown-grace not negative")
 		os.Exit(2)
 	}
 
@@ -36,13 +37,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := gateway.Run(ctx, gateway.Options{
-		Addr:            *addr,
-		Upstream:        *upstream,
-		UpstreamTimeout: *timeout,
-		ReportTimeout:   *reportTimeout,
-		MaxBodyBytes:    *maxBody,
-		ShutdownTimeout: *grace,
-		Logger:          logger,
+		Addr:                *addr,
+		Upstream:            *upstream,
+		UpstreamTimeout:     *timeout,
+		LongUpstreamTimeout: *longTimeout,
+		ReportTimeout:       *reportTimeout,
+		MaxBodyBytes:        *maxBody,
+		ShutdownTimeout:     *grace,
+		Logger:              logger,
 	})
 	if err != nil {
 		logger.Error("gateway stopped", "error", err.Error())

@@ -36,6 +36,21 @@ type Entry = segmentationv1.RestErrorResponse_Error
 
 // Write answers with `code` and the envelope holding `entries`.
 func Write(w http.ResponseWriter, code int, entries ...*Entry) {
+	body, ok := Body(entries...)
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+// Body is the envelope holding `entries`, as bytes; ok is false (and the
+// body a generic internal_error) if they could not be encoded.
+func Body(entries ...*Entry) (body []byte, ok bool) {
 	// encoding/json rather than protojson: stable bytes, same shape.
 	type entry struct {
 		Type string `json:"type"`
@@ -49,15 +64,9 @@ func Write(w http.ResponseWriter, code int, entries ...*Entry) {
 	}
 	body, err := json.Marshal(envelope)
 	if err != nil { // cannot happen with plain strings; keep the envelope anyway
-		body = []byte(`{"errors":[{"type":"internal_error","info":"internal error"}]}`)
-		code = http.StatusInternalServerError
+		return []byte(`{"errors":[{"type":"internal_error","info":"internal error"}]}`), false
 	}
-	h := w.Header()
-	h.Del("Content-Length")
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(body)
+	return body, true
 }
 
 // One builds a single entry.
@@ -133,6 +142,21 @@ func fieldViolations(st *status.Status) []*errdetails.BadRequest_FieldViolation 
 func ErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
 	code, entries := FromStatus(status.Convert(err))
 	Write(w, code, entries...)
+}
+
+// StreamErrorHandler is the grpc-gateway hook for errors of server-streaming
+// calls. grpc-gateway answers the HTTP status of the code it returns (when
+// no message was sent yet) and writes the status as a chunk
+// {"error": status}, which the gateway's marshaler renders as the envelope of
+// FromStatus. The codes that grpc-gateway maps to another HTTP status than
+// FromStatus does become UNAVAILABLE, so both agree.
+func StreamErrorHandler(_ context.Context, err error) *status.Status {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled:
+		return status.New(codes.Unavailable, st.Message())
+	}
+	return st
 }
 
 // RoutingErrorHandler is the grpc-gateway hook for paths and methods that

@@ -418,3 +418,20 @@ func TestRoutingThroughServeMux(t *testing.T) {
 		}
 	}
 }
+
+// The status a stream error hands to grpc-gateway must give the same HTTP
+// status as FromStatus, whose envelope the gateway writes for it.
+func TestStreamErrorHandlerAgreesWithFromStatus(t *testing.T) {
+	for c := codes.Canceled; c <= codes.Unauthenticated; c++ {
+		in := status.New(c, "upstream words at 10.0.0.5:5432")
+		wantCode, wantEntries := FromStatus(in)
+		st := StreamErrorHandler(context.Background(), in.Err())
+		if got := runtime.HTTPStatusFromCode(st.Code()); got != wantCode {
+			t.Errorf("%v: grpc-gateway would answer %d, FromStatus %d", c, got, wantCode)
+		}
+		_, gotEntries := FromStatus(st)
+		if len(gotEntries) != len(wantEntries) || gotEntries[0].GetType() != wantEntries[0].GetType() {
+			t.Errorf("%v: entries %v, want %v", c, gotEntries, wantEntries)
+		}
+	}
+}

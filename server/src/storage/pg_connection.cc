@@ -84,6 +84,13 @@ absl::StatusOr<PgResult> PgConnection::Execute(const Statement& statement, const
 
 absl::StatusOr<PgResult> PgConnection::ExecuteSimple(const char* sql) { return Check(PQexec(conn_, sql), sql); }
 
+std::string PgConnection::Quote(std::string_view value) const {
+  std::unique_ptr<char, decltype(&PQfreemem)> quoted(PQescapeLiteral(conn_, value.data(), value.size()), &PQfreemem);
+  // NULL only for invalid encoding or no memory; a literal that matches
+  // nothing is then the safe outcome.
+  return quoted ? std::string(quoted.get()) : std::string("NULL");
+}
+
 absl::Status PgConnection::Send(const char* sql) {
   if (PQsendQuery(conn_, sql) == 1) return absl::OkStatus();
   log::Warning("database error sending {}: {}", sql, OneLine(PQerrorMessage(conn_)));

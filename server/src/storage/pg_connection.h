@@ -44,8 +44,11 @@ class PgConnection {
   PgConnection& operator=(const PgConnection&) = delete;
 
   absl::StatusOr<PgResult> Execute(const Statement& statement, const PgParams& params);
-  // For parameterless control statements (BEGIN, COMMIT, ROLLBACK, SET).
+  // For parameterless control statements (BEGIN, COMMIT, ROLLBACK, SET) and
+  // utility statements, which take no parameters (values go in with Quote).
   absl::StatusOr<PgResult> ExecuteSimple(const char* sql);
+  // `value` as an SQL string literal, quoted and escaped for this connection.
+  std::string Quote(std::string_view value) const;
 
   // Sends a parameterless statement and returns at once; TakeResult() waits
   // for its result. Nothing else may use the connection in between.

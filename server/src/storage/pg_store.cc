@@ -4,6 +4,7 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_split.h>
 #include <absl/time/clock.h>
+#include <fmt/format.h>
 
 #include <endian.h>
 
@@ -201,21 +202,22 @@ class PgTransactionOps final : public domain::Transaction {
   }
 
   absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) override {
-    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    if (absl::Status st = PickByBucket(segment, kActiveUsers, from_hundredths, segment.percent_hundredths); !st.ok()) {
+      return st;
+    }
     std::optional<absl::Time> expires_at;
     if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
-    return CountOf(kAssignByPercent,
-                   {std::to_string(segment.id), segment.salt, segment.slug, std::to_string(from_hundredths),
-                    std::to_string(segment.percent_hundredths), TimeText(now),
-                    IdArray(segment.auto_options.include_ids), IdArray(segment.auto_options.exclude_ids),
-                    OptionalTime(expires_at)});
+    return CountOf(kAssignPicked, {std::to_string(segment.id), segment.slug, TimeText(now),
+                                   IdArray(segment.auto_options.include_ids),
+                                   IdArray(segment.auto_options.exclude_ids), OptionalTime(expires_at)});
   }
 
   absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) override {
-    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
-    return CountOf(kUnassignByPercent, {std::to_string(segment.id), segment.salt, segment.slug,
-                                        std::to_string(segment.percent_hundredths), std::to_string(from_hundredths),
-                                        TimeText(now)});
+    const std::string members = fmt::format(kAutomaticMembersOf, fmt::arg("segment", segment.id));
+    if (absl::Status st = PickByBucket(segment, members, segment.percent_hundredths, from_hundredths); !st.ok()) {
+      return st;
+    }
+    return CountOf(kUnassignPicked, {std::to_string(segment.id), segment.slug, TimeText(now)});
   }
 
   absl::StatusOr<std::vector<SegmentId>> OptedOutSegments(const UserId& user) override {
@@ -309,6 +311,18 @@ class PgTransactionOps final : public domain::Transaction {
   }
 
  private:
+  // Fills auto_picked with the ids `source` yields whose bucket for the
+  // segment's salt is in [from, to) (queries.h).
+  absl::Status PickByBucket(const Segment& segment, std::string_view source, int32_t from, int32_t to) {
+    if (absl::Status st = PrepareSetBased(); !st.ok()) return st;
+    for (const char* sql : {kAllowParallelPick, kDropPicked}) {
+      if (auto done = conn_.ExecuteSimple(sql); !done.ok()) return done.status();
+    }
+    const std::string pick = fmt::format(kPickByBucket, fmt::arg("salt", conn_.Quote(segment.salt)),
+                                         fmt::arg("source", source), fmt::arg("from", from), fmt::arg("to", to));
+    return conn_.ExecuteSimple(pick.c_str()).status();
+  }
+
   // Statements over whole segments or all users may outlast the statement
   // timeout of point queries; and their plans are costly enough to be
   // JIT-compiled, which costs more than it saves here. Once per transaction.

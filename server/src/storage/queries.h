@@ -90,44 +90,55 @@ inline constexpr Statement kLockLiveSegments{
   "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT " segment ", e.user_id, 'ttl', " now \
   " FROM e WHERE e.auto AND e.expires_at <= " now " ON CONFLICT DO NOTHING) "
 
-// Both assignment statements take $1 segment id, $2 salt, $3 slug, $4 and
-// $5 the buckets [from, to) to act on, $6 now. Each digest is computed once
-// (the OFFSET 0 fence keeps the planner from inlining it into every use).
-#define SEGMENTS_BUCKET_IN_RANGE "segment_bucket_of_digest(digest) >= $4 AND segment_bucket_of_digest(digest) < $5"
+// Automatic assignment in two steps. First the users of buckets
+// [{from}, {to}) of salt {salt} go into the temporary table auto_picked,
+// sorted by id so that the inserts after it walk the indexes in order. Each
+// digest is computed once (the OFFSET 0 fence keeps the planner from
+// inlining it into every use), and CREATE TABLE AS may hash in parallel
+// where an INSERT may not; being a utility statement it takes no parameters,
+// so the values come as quoted literals (PgConnection::Quote). {source}
+// yields the candidates' ids as `id`.
+inline constexpr const char* kPickByBucket =
+    "CREATE TEMP TABLE auto_picked ON COMMIT DROP AS SELECT id FROM (SELECT id, segment_digest({salt}, id) AS digest "
+    "FROM ({source}) AS c OFFSET 0) AS u "
+    "WHERE segment_bucket_of_digest(digest) >= {from} AND segment_bucket_of_digest(digest) < {to} ORDER BY id";
+inline constexpr const char* kActiveUsers = "SELECT id FROM users WHERE state = 'active'";
+inline constexpr const char* kAutomaticMembersOf = "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto";
+// Hashing is worth two workers here (the default costs keep a plan serial
+// whose per-row work they do not see).
+inline constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
+inline constexpr const char* kDropPicked = "DROP TABLE IF EXISTS pg_temp.auto_picked";
 
-// Adds the active users of the buckets who pass the options ($7 include
-// ids, $8 exclude ids, memberships active at $6) and have not opted out, as
-// automatic members expiring at $9 (NULL: never). Nobody else adds members
-// to the segment meanwhile: hand changes wait for the exclusive lock.
-inline constexpr Statement kAssignByPercent{
-    "assign_by_percent",
-    "WITH picked AS (SELECT id FROM (SELECT id, segment_digest($2, id) AS digest FROM users "
-    "WHERE state = 'active' OFFSET 0) AS u WHERE " SEGMENTS_BUCKET_IN_RANGE "), "
-    "eligible AS (SELECT p.id FROM picked p "
+// Then the picked users who pass the options ($4 include ids, $5 exclude
+// ids, memberships active at $3) and have not opted out become automatic
+// members expiring at $6 (NULL: never): $1 segment id, $2 slug, $3 now.
+// Nobody else adds members to the segment meanwhile: hand changes wait for
+// the exclusive lock.
+inline constexpr Statement kAssignPicked{
+    "assign_picked",
+    "WITH eligible AS (SELECT p.id FROM auto_picked p "
     "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1) "
     "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
-    "AND (cardinality($7::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
-    "AND x.segment_id = ANY($7::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $6)) = cardinality($7::int8[])) "
-    "AND (cardinality($8::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
-    "AND x.segment_id = ANY($8::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $6)))), "
+    "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
+    "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = cardinality($4::int8[])) "
+    "AND (cardinality($5::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
+    "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3))) ORDER BY p.id), "
     "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-    "SELECT id, $1, $6, $9, true FROM eligible RETURNING user_id), "
+    "SELECT id, $1, $3, $6, true FROM eligible RETURNING user_id), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT user_id, $1, $3, 'add', 'auto_percent', $6 FROM m RETURNING 1) "
+    "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
     "SELECT count(*) FROM h"};
 
-// Removes the automatic members of the buckets. Returns how many left at $6
-// (rows already expired end by TTL at their deadline, as everywhere).
-inline constexpr Statement kUnassignByPercent{
-    "unassign_by_percent",
-    "WITH gone AS (SELECT user_id FROM (SELECT user_id, segment_digest($2, user_id) AS digest FROM memberships "
-    "WHERE segment_id = $1 AND auto OFFSET 0) AS a WHERE " SEGMENTS_BUCKET_IN_RANGE "), "
-    "e AS (DELETE FROM memberships m USING gone WHERE m.segment_id = $1 AND m.user_id = gone.user_id "
-    "RETURNING m.user_id, m.expires_at, m.auto), " SEGMENTS_TTL_OPT_OUTS("$1", "$6") ", "
+// Or the picked automatic members leave: $1 segment id, $2 slug, $3 now.
+// Returns how many left at $3 (rows already expired end by TTL at their
+// deadline, as everywhere).
+inline constexpr Statement kUnassignPicked{
+    "unassign_picked",
+    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id "
+    "RETURNING m.user_id, m.expires_at, m.auto), " SEGMENTS_TTL_OPT_OUTS("$1", "$3") ", "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT e.user_id, $1, $3, " SEGMENTS_ENDED("'auto_percent'", "$6") " FROM e RETURNING reason) "
+    "SELECT e.user_id, $1, $2, " SEGMENTS_ENDED("'auto_percent'", "$3") " FROM e RETURNING reason) "
     "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
-#undef SEGMENTS_BUCKET_IN_RANGE
 
 // --- opt-outs
 inline constexpr Statement kOptedOutSegments{"opted_out_segments",

@@ -1,0 +1,322 @@
+// Bulk membership (AddSegmentToUsers / RemoveSegmentFromUsers) and listing
+// (ListSegments, ListSegmentMembers, StreamSegmentMembers) through gRPC on the
+// real server and database.
+#include <absl/strings/escaping.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "service/auto_fixture.h"
+
+namespace segments::testing {
+namespace {
+
+using Rows = std::vector<std::vector<std::string>>;
+
+// --- bulk membership
+
+TEST_CASE_METHOD(AutoFixture, "AddSegmentToUsers with one unknown id adds nobody and writes no history",
+                 "[service][bulk]") {
+  auto users = InsertUsers(1000, "atomic");
+  REQUIRE(CreateSegment("S").ok());
+  const std::string unknown = "ffffffff-ffff-4fff-bfff-ffffffffffff";
+  users.insert(users.begin() + 500, unknown);
+  const auto before = Snapshot();
+
+  const grpc::Status add = BulkAdd("S", users);
+  CHECK(add.error_code() == grpc::StatusCode::NOT_FOUND);
+  const auto violations = FieldViolations(add);
+  REQUIRE(violations.size() == 1);
+  CHECK(violations[0].field() == "userIDs[500]");
+  CHECK(violations[0].description().find(unknown) != std::string::npos);
+  CHECK(Snapshot() == before);
+
+  const grpc::Status remove = BulkRemove("S", users);
+  CHECK(remove.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(ViolationFields(remove) == std::vector<std::string>{"userIDs[500]"});
+  CHECK(Snapshot() == before);
+  CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 0);
+}
+
+TEST_CASE_METHOD(AutoFixture, "Bulk calls list the first 100 unknown users and sum up the rest",
+                 "[service][bulk]") {
+  REQUIRE(CreateSegment("S").ok());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 250; ++i) ids.push_back(fmt::format("00000000-0000-4000-8000-{:012x}", i));
+  const grpc::Status status = BulkAdd("S", ids);
+  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
+  const auto violations = FieldViolations(status);
+  REQUIRE(violations.size() == 101);
+  CHECK(violations[99].field() == "userIDs[99]");
+  CHECK(violations[100].field() == "userIDs");
+  CHECK(violations[100].description() == "and 150 more unknown users");
+}
+
+TEST_CASE_METHOD(AutoFixture, "Bulk requests are checked: slug, list size, ids, duplicates, TTL", "[service][bulk]") {
+  const auto users = InsertUsers(3, "shape");
+  REQUIRE(CreateSegment("S").ok());
+  const grpc::Status empty = BulkAdd("S", {});
+  CHECK(empty.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(empty) == std::vector<std::string>{"userIDs"});
+
+  // 100,001 ids: refused as a whole, the request itself fits the message limit.
+  std::vector<std::string> too_many(100'001, users[0]);
+  const grpc::Status big = BulkRemove("S", too_many);
+  CHECK(big.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(big) == std::vector<std::string>{"userIDs"});
+
+  const grpc::Status bad = BulkAdd("bad slug", {users[0], "nope", users[1], users[0]});
+  CHECK(bad.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(bad) == std::vector<std::string>{"slug", "userIDs[1]", "userIDs[3]"});
+
+  CHECK(BulkAdd("NOPE", {users[0]}).error_code() == grpc::StatusCode::NOT_FOUND);
+
+  v1::AddSegmentToUsersRequest both;
+  both.set_slug("S");
+  both.add_user_ids(users[0]);
+  both.set_seconds_to_be_in_segment(10);
+  *both.mutable_deadline_for_staying_in_segment() = ToTimestamp(Now() + absl::Hours(1));
+  v1::AddSegmentToUsersResponse ignored;
+  const grpc::Status ttl = segments->AddSegmentToUsers(NewContext().get(), both, &ignored);
+  CHECK(ttl.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(ttl) == std::vector<std::string>{"secondsToBeInSegment"});
+  CHECK(Count("SELECT count(*) FROM memberships") == 0);
+}
+
+TEST_CASE_METHOD(AutoFixture, "AddSegmentToUsers: counts, TTL, canonical ids and manual history", "[service][bulk]") {
+  const auto users = InsertUsers(20, "counts");
+  REQUIRE(CreateSegment("S").ok());
+  REQUIRE(Update(Change(users[0], {{"S"}})).ok());
+  clock.Advance(absl::Seconds(3));
+  std::vector<std::string> ids(users.begin(), users.begin() + 10);
+  std::transform(ids[4].begin(), ids[4].end(), ids[4].begin(), [](char c) { return static_cast<char>(std::toupper(c)); });
+  v1::AddSegmentToUsersResponse response;
+  const grpc::Status status = BulkAdd("S", ids, &response, 600);
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+  CHECK(response.added() == 9);
+  CHECK(response.already_members() == 1);
+  CHECK(MembersOf("S") == UserSet(users.begin(), users.begin() + 10));
+  CHECK(Count("SELECT count(*) FROM memberships WHERE NOT auto AND expires_at = '" +
+              Rfc3339Of(Now() + absl::Minutes(10)) + "'") == 9);
+  CHECK(HistoryOf(users[4]) == Rows{Event("S", "add", "manual", Now())});
+  CHECK(SegmentsOf(users[4]) == std::vector<std::string>{"S"});
+
+  v1::RemoveSegmentFromUsersResponse removed;
+  REQUIRE(BulkRemove("S", std::vector<std::string>(users.begin() + 5, users.end()), &removed).ok());
+  CHECK(removed.removed() == 5);
+  CHECK(removed.not_members() == 10);
+  CHECK(MembersOf("S") == UserSet(users.begin(), users.begin() + 5));
+  CHECK(HistoryOf(users[7]).back() == Event("S", "remove", "manual", Now()));
+  CHECK(Count("SELECT count(*) FROM auto_opt_outs WHERE reason = 'manual'") == 5);
+}
+
+TEST_CASE_METHOD(AutoFixture, "100,000 users in one AddSegmentToUsers and one RemoveSegmentFromUsers",
+                 "[service][bulk][large]") {
+  const auto users = InsertUsers(100'000, "large");
+  REQUIRE(CreateSegment("BIG").ok());
+  v1::AddSegmentToUsersResponse added;
+  const grpc::Status add = BulkAdd("BIG", users, &added);
+  INFO(Describe(add));
+  REQUIRE(add.ok());
+  CHECK(added.added() == 100'000);
+  CHECK(MemberCount("BIG") == 100'000);
+  CHECK(Count("SELECT count(*) FROM history WHERE operation = 'add' AND reason = 'manual'") == 100'000);
+
+  v1::RemoveSegmentFromUsersResponse removed;
+  const grpc::Status remove = BulkRemove("BIG", users, &removed);
+  INFO(Describe(remove));
+  REQUIRE(remove.ok());
+  CHECK(removed.removed() == 100'000);
+  CHECK(MemberCount("BIG") == 0);
+  CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 100'000);
+}
+
+// --- listing
+
+grpc::Status ListMembers(AutoFixture& f, const std::string& slug, int32_t size, const std::string& token,
+                         v1::ListSegmentMembersResponse* response) {
+  v1::ListSegmentMembersRequest request;
+  request.set_slug(slug);
+  request.set_page_size(size);
+  request.set_page_token(token);
+  return f.segments->ListSegmentMembers(NewContext().get(), request, response);
+}
+
+TEST_CASE_METHOD(AutoFixture, "ListSegments pages through live segments in byte order with their options",
+                 "[service][listing]") {
+  for (const char* slug : {"b", "A", "a", "Z_1", "Z-1", "0", "GONE"}) REQUIRE(CreateSegment(slug).ok());
+  REQUIRE(DeleteSegment("GONE").ok());
+  REQUIRE(CreateAuto("OPT", 12.5, {"b", "A"}, {"0"}, 90).ok());
+  std::vector<std::string> slugs;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListSegmentsRequest request;
+    request.set_page_size(3);
+    request.set_page_token(token);
+    v1::ListSegmentsResponse response;
+    const grpc::Status status = segments->ListSegments(NewContext().get(), request, &response);
+    INFO(Describe(status));
+    REQUIRE(status.ok());
+    REQUIRE(++pages <= 3);
+    for (const auto& s : response.segments()) {
+      slugs.push_back(s.slug());
+      if (s.slug() == "OPT") {
+        CHECK(s.percent_to_fill() == 12.5);
+        CHECK(std::vector<std::string>(s.include_segments().begin(), s.include_segments().end()) ==
+              std::vector<std::string>{"A", "b"});
+        CHECK(std::vector<std::string>(s.exclude_segments().begin(), s.exclude_segments().end()) ==
+              std::vector<std::string>{"0"});
+        CHECK(s.auto_seconds_to_be_in_segment() == 90);
+      } else {
+        CHECK_FALSE(s.has_auto_seconds_to_be_in_segment());
+      }
+    }
+    token = response.next_page_token();
+  } while (!token.empty());
+  CHECK(slugs == std::vector<std::string>{"0", "A", "OPT", "Z-1", "Z_1", "a", "b"});
+
+  v1::ListSegmentsRequest bad;
+  bad.set_page_token("not a token");
+  bad.set_page_size(1001);
+  v1::ListSegmentsResponse ignored;
+  const grpc::Status status = segments->ListSegments(NewContext().get(), bad, &ignored);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(status) == std::vector<std::string>{"pageSize", "pageToken"});
+}
+
+TEST_CASE_METHOD(AutoFixture, "ListSegmentMembers returns every stable member once while others come and go",
+                 "[service][listing][concurrency]") {
+  const auto stable = InsertUsers(3000, "stable");
+  const auto churn = InsertUsers(1000, "churn");
+  REQUIRE(CreateSegment("S").ok());
+  REQUIRE(BulkAdd("S", stable).ok());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> changes{0};
+  std::thread writer([&] {
+    auto stub = v1::SegmentService::NewStub(NewChannel(app->port()));
+    for (size_t round = 0; !stop.load(); ++round) {
+      const size_t from = (round * 37) % (churn.size() - 50);
+      v1::AddSegmentToUsersRequest add;
+      add.set_slug("S");
+      for (size_t i = from; i < from + 50; ++i) add.add_user_ids(churn[i]);
+      v1::AddSegmentToUsersResponse added;
+      if (stub->AddSegmentToUsers(NewContext().get(), add, &added).ok()) changes.fetch_add(1);
+      v1::RemoveSegmentFromUsersRequest remove;
+      remove.set_slug("S");
+      for (size_t i = from; i < from + 50; i += 2) remove.add_user_ids(churn[i]);
+      v1::RemoveSegmentFromUsersResponse removed;
+      if (stub->RemoveSegmentFromUsers(NewContext().get(), remove, &removed).ok()) changes.fetch_add(1);
+    }
+  });
+
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListSegmentMembersResponse response;
+    const grpc::Status status = ListMembers(*this, "S", 100, token, &response);
+    INFO(Describe(status));
+    REQUIRE(status.ok());
+    ++pages;
+    for (const auto& m : response.members()) seen.push_back(m.user_id());
+    token = response.next_page_token();
+    absl::SleepFor(absl::Milliseconds(2));  // let the writer interleave
+  } while (!token.empty());
+  stop.store(true);
+  writer.join();
+  INFO("pages " << pages << ", writes " << changes.load());
+  CHECK(changes.load() > 0);
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+  CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());  // nobody twice
+  const UserSet got(seen.begin(), seen.end());
+  for (const auto& u : stable) {
+    if (!got.contains(u)) FAIL_CHECK("stable member missing: " << u);
+  }
+  const UserSet allowed = [&] {
+    UserSet out(stable.begin(), stable.end());
+    out.insert(churn.begin(), churn.end());
+    return out;
+  }();
+  CHECK(Minus(got, allowed).empty());
+}
+
+TEST_CASE_METHOD(AutoFixture, "ListSegmentMembers: fields, bad tokens and a re-created segment", "[service][listing]") {
+  const auto users = InsertUsers(5, "fields");
+  REQUIRE(CreateAuto("S", 100.0, {}, {}, 3600).ok());
+  v1::ListSegmentMembersResponse page;
+  REQUIRE(ListMembers(*this, "S", 2, "", &page).ok());
+  REQUIRE(page.members_size() == 2);
+  CHECK(page.members(0).automatic());
+  CHECK(page.members(0).added_at().seconds() == absl::ToUnixSeconds(Now()));
+  CHECK(page.members(0).expires_at().seconds() == absl::ToUnixSeconds(Now() + absl::Hours(1)));
+  const std::string token = page.next_page_token();
+  REQUIRE_FALSE(token.empty());
+
+  v1::ListSegmentMembersResponse ignored;
+  const grpc::Status garbage = ListMembers(*this, "S", 2, "###", &ignored);
+  CHECK(garbage.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(garbage) == std::vector<std::string>{"pageToken"});
+  CHECK(ListMembers(*this, "NOPE", 2, "", &ignored).error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(ViolationFields(ListMembers(*this, "S", 10001, "", &ignored)) == std::vector<std::string>{"pageSize"});
+
+  REQUIRE(DeleteSegment("S").ok());
+  REQUIRE(CreateAuto("S", 100.0).ok());
+  const grpc::Status stale = ListMembers(*this, "S", 2, token, &ignored);
+  CHECK(stale.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(ViolationFields(stale) == std::vector<std::string>{"pageToken"});
+}
+
+std::vector<v1::StreamSegmentMembersResponse> StreamAll(AutoFixture& f, const std::string& slug,
+                                                        grpc::Status* status) {
+  v1::StreamSegmentMembersRequest request;
+  request.set_slug(slug);
+  auto context = NewContext(std::chrono::seconds(30));
+  auto reader = f.segments->StreamSegmentMembers(context.get(), request);
+  std::vector<v1::StreamSegmentMembersResponse> out;
+  v1::StreamSegmentMembersResponse message;
+  while (reader->Read(&message)) out.push_back(message);
+  *status = reader->Finish();
+  return out;
+}
+
+TEST_CASE_METHOD(AutoFixture, "StreamSegmentMembers sends every member once, in order, in batches",
+                 "[service][listing][stream]") {
+  const auto users = InsertUsers(2500, "stream");
+  REQUIRE(CreateSegment("S").ok());
+  REQUIRE(BulkAdd("S", users).ok());
+  const auto others = InsertUsers(10, "not-members");
+  REQUIRE(CreateSegment("OTHER").ok());
+  REQUIRE(BulkAdd("OTHER", others).ok());
+
+  grpc::Status status;
+  const auto messages = StreamAll(*this, "S", &status);
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+  CHECK(messages.size() == 3);
+  std::vector<std::string> ids;
+  for (const auto& m : messages) {
+    CHECK(m.members_size() <= 1000);
+    for (const auto& member : m.members()) ids.push_back(member.user_id());
+  }
+  std::vector<std::string> expected = users;
+  std::sort(expected.begin(), expected.end());
+  CHECK(ids == expected);
+
+  REQUIRE(CreateSegment("EMPTY").ok());
+  const auto empty = StreamAll(*this, "EMPTY", &status);
+  CHECK(status.ok());
+  REQUIRE(empty.size() == 1);
+  CHECK(empty[0].members_size() == 0);
+
+  StreamAll(*this, "NOPE", &status);
+  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
+  StreamAll(*this, "bad slug", &status);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace segments::testing

@@ -1,0 +1,252 @@
+#include "domain/bulk_membership_use_cases.h"
+
+#include <absl/strings/ascii.h>
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "domain/errors.h"
+#include "domain/segment_use_cases.h"
+#include "domain/user_use_cases.h"
+#include "domain/validation.h"
+#include "support/fake_clock.h"
+#include "support/fake_store.h"
+
+using namespace segments::domain;
+using segments::testing::FakeClock;
+using segments::testing::FakeStore;
+
+namespace {
+
+std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
+
+std::vector<std::string> Fields(const absl::Status& status) {
+  std::vector<std::string> out;
+  for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
+  return out;
+}
+
+struct Fixture {
+  FakeStore store;
+  FakeClock clock;
+  SegmentUseCases segments{store, clock};
+  UserUseCases users{store, clock};
+  BulkMembershipUseCases bulk{store, clock};
+  SegmentId seg = 0;
+
+  Fixture() {
+    for (int i = 0; i < 300; ++i) store.state.users[UserNo(i)] = UserState::kActive;
+    auto created = segments.CreateSegment({"S", std::nullopt, "", {}, {}, std::nullopt});
+    REQUIRE(created.ok());
+    seg = created->id;
+  }
+
+  static std::vector<std::string> Range(int from, int to) {
+    std::vector<std::string> out;
+    for (int i = from; i < to; ++i) out.push_back(UserNo(i));
+    return out;
+  }
+
+  absl::StatusOr<BulkAddResult> AddAll(std::vector<std::string> ids, TtlInput ttl = {}, std::string slug = "S") {
+    return bulk.AddSegmentToUsers({std::move(slug), std::move(ids), ttl});
+  }
+  absl::StatusOr<BulkRemoveResult> RemoveAll(std::vector<std::string> ids, std::string slug = "S") {
+    return bulk.RemoveSegmentFromUsers({std::move(slug), std::move(ids), {}});
+  }
+
+  std::set<std::string> Members() {
+    std::set<std::string> out;
+    for (const auto& [key, m] : store.state.memberships) {
+      if (key.second == seg) out.insert(key.first);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+// --- shape
+
+TEST_CASE_METHOD(Fixture, "bulk: an empty list, a bad slug and a missing segment", "[bulk]") {
+  auto empty = AddAll({});
+  CHECK(empty.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(empty.status()) == std::vector<std::string>{"userIDs"});
+  CHECK(Fields(RemoveAll({}).status()) == std::vector<std::string>{"userIDs"});
+
+  auto bad_slug = AddAll({UserNo(1)}, {}, "no such slug");
+  CHECK(Fields(bad_slug.status()) == std::vector<std::string>{"slug"});
+  CHECK(store.transactions == 1);  // only the fixture's CreateSegment
+
+  auto missing = AddAll({UserNo(1)}, {}, "NOPE");
+  CHECK(missing.status().code() == absl::StatusCode::kNotFound);
+  CHECK(Fields(missing.status()) == std::vector<std::string>{"slug"});
+  CHECK(RemoveAll({UserNo(1)}, "NOPE").status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE_METHOD(Fixture, "bulk: at most 100,000 ids", "[bulk]") {
+  std::vector<std::string> ids(BulkMembershipUseCases::kMaxUsers + 1, "not even a uuid");
+  auto too_many = AddAll(ids);
+  CHECK(too_many.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(too_many.status()) == std::vector<std::string>{"userIDs"});  // no per-id noise
+  CHECK(Fields(RemoveAll(ids).status()) == std::vector<std::string>{"userIDs"});
+  CHECK(store.transactions == 1);
+}
+
+TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index, the first 100 only", "[bulk]") {
+  std::vector<std::string> ids = {UserNo(1), "nope", UserNo(2), absl::AsciiStrToUpper(UserNo(1)), "", UserNo(2)};
+  auto status = AddAll(ids).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(status) == std::vector<std::string>{"userIDs[1]", "userIDs[3]", "userIDs[4]", "userIDs[5]"});
+  const auto v = ViolationsOf(status);
+  CHECK(v[0].description == "must be a UUID");
+  CHECK(v[1].description.find("userIDs[0]") != std::string::npos);  // same user in another case
+  CHECK(v[2].description == "is required");
+  CHECK(v[3].description.find("userIDs[2]") != std::string::npos);
+
+  // 250 bad ids: 100 listed, the rest summed up in one more entry.
+  std::vector<std::string> many;
+  for (int i = 0; i < 250; ++i) many.push_back(i % 2 == 0 ? "bad-" + std::to_string(i) : UserNo(0));
+  many[1] = UserNo(5);  // good; UserNo(0) first at [3], repeated at every odd index from [5]
+  auto lots = RemoveAll(many).status();
+  CHECK(lots.code() == absl::StatusCode::kInvalidArgument);
+  const auto listed = ViolationsOf(lots);
+  REQUIRE(listed.size() == BulkMembershipUseCases::kMaxListedProblems + 1);
+  CHECK(listed[0].field == "userIDs[0]");
+  CHECK(listed[3].field == "userIDs[5]");
+  CHECK(listed[99].field == "userIDs[101]");
+  CHECK(listed[100].field == "userIDs");
+  // 125 malformed + 123 repeats of UserNo(0): 248, of which 100 listed
+  CHECK(listed[100].description == "and 148 more problems");
+  CHECK(Members().empty());
+}
+
+TEST_CASE_METHOD(Fixture, "bulk add: TTL as seconds or deadline, never both", "[bulk][ttl]") {
+  const absl::Time now = clock.Now();
+  auto both = AddAll({UserNo(1)}, {60, now + absl::Hours(1)});
+  CHECK(Fields(both.status()) == std::vector<std::string>{"secondsToBeInSegment"});
+  CHECK(Fields(AddAll({UserNo(1)}, {0, std::nullopt}).status()) == std::vector<std::string>{"secondsToBeInSegment"});
+  CHECK(Fields(AddAll({UserNo(1)}, {std::nullopt, now}).status()) ==
+        std::vector<std::string>{"deadlineForStayingInSegment"});
+  CHECK(Fields(AddAll({"x"}, {0, std::nullopt}).status()) ==
+        std::vector<std::string>{"userIDs[0]", "secondsToBeInSegment"});
+
+  REQUIRE(AddAll({UserNo(1), UserNo(2)}, {90, std::nullopt}).ok());
+  for (const auto& [key, m] : store.state.memberships) {
+    CHECK(m.expires_at == now + absl::Seconds(90));
+    CHECK_FALSE(m.automatic);
+  }
+}
+
+// --- unknown users: all or nothing
+
+TEST_CASE_METHOD(Fixture, "bulk: unknown users fail the whole call, first 100 listed by index", "[bulk]") {
+  REQUIRE(AddAll({UserNo(0)}).ok());
+  const auto history_before = store.state.history.size();
+  std::vector<std::string> ids = Range(0, 100);  // known
+  for (int i = 1000; i < 1250; ++i) ids.push_back(UserNo(i));  // 250 unknown at [100..349]
+  ids.push_back(UserNo(100));  // known, at the end
+
+  auto add = AddAll(ids);
+  CHECK(add.status().code() == absl::StatusCode::kNotFound);
+  const auto v = ViolationsOf(add.status());
+  REQUIRE(v.size() == 101);
+  CHECK(v[0].field == "userIDs[100]");
+  CHECK(v[0].description == fmt::format("user \"{}\" does not exist", UserNo(1000)));
+  CHECK(v[99].field == "userIDs[199]");
+  CHECK(v[100].field == "userIDs");
+  CHECK(v[100].description == "and 150 more unknown users");
+  CHECK(Members() == std::set<std::string>{UserNo(0)});
+  CHECK(store.state.history.size() == history_before);
+
+  auto remove = RemoveAll(ids);
+  CHECK(remove.status().code() == absl::StatusCode::kNotFound);
+  CHECK(Members() == std::set<std::string>{UserNo(0)});
+  CHECK(store.state.opt_outs.empty());
+
+  // One unknown id among many known ones: still nothing.
+  std::vector<std::string> one_bad = Range(1, 300);
+  one_bad.insert(one_bad.begin() + 17, UserNo(5000));
+  auto single = AddAll(one_bad);
+  CHECK(single.status().code() == absl::StatusCode::kNotFound);
+  CHECK(Fields(single.status()) == std::vector<std::string>{"userIDs[17]"});
+  CHECK(Members().size() == 1);
+}
+
+// --- effects
+
+TEST_CASE_METHOD(Fixture, "bulk add counts added and already-member users, with history", "[bulk]") {
+  REQUIRE(segments.UpdateUserSegments({UserNo(3), {{"S", {}}}, {}}).ok());
+  clock.Advance(absl::Seconds(1));
+  std::vector<std::string> ids = Range(0, 10);
+  ids[5] = absl::AsciiStrToUpper(ids[5]);  // any case, stored canonical
+  auto added = AddAll(ids);
+  REQUIRE(added.ok());
+  CHECK(added->added == 9);
+  CHECK(added->already_members == 1);
+  CHECK(Members().size() == 10);
+  CHECK(Members().count(UserNo(5)) == 1);
+  CHECK(store.state.history.size() == 10);
+  for (size_t i = 1; i < store.state.history.size(); ++i) {
+    CHECK(store.state.history[i].operation == Operation::kAdd);
+    CHECK(store.state.history[i].reason == Reason::kManual);
+    CHECK(store.state.history[i].at == clock.Now());
+  }
+  CHECK(store.shared_auto_locks >= 2);
+  CHECK(store.exclusive_auto_locks == 0);
+}
+
+TEST_CASE_METHOD(Fixture, "bulk add ends an expired row first, recording it at its deadline", "[bulk][ttl]") {
+  const absl::Time start = clock.Now();
+  REQUIRE(AddAll({UserNo(1)}, {60, std::nullopt}).ok());
+  clock.Advance(absl::Minutes(5));
+  auto added = AddAll({UserNo(1)});
+  REQUIRE(added.ok());
+  CHECK(added->added == 1);
+  const auto& h = store.state.history;
+  REQUIRE(h.size() == 3);
+  CHECK(h[1].operation == Operation::kRemove);
+  CHECK(h[1].reason == Reason::kTtl);
+  CHECK(h[1].at == start + absl::Seconds(60));
+  CHECK(h[2].operation == Operation::kAdd);
+  CHECK_FALSE(store.state.memberships.at({UserNo(1), seg}).expires_at.has_value());
+}
+
+TEST_CASE_METHOD(Fixture, "bulk remove counts, records manual history and opts users out", "[bulk]") {
+  REQUIRE(AddAll(Range(0, 5)).ok());
+  const int shared_before = store.shared_auto_locks;
+  clock.Advance(absl::Seconds(1));
+  auto removed = RemoveAll(Range(3, 8));
+  REQUIRE(removed.ok());
+  CHECK(removed->removed == 2);
+  CHECK(removed->not_members == 3);
+  CHECK(Members() == std::set<std::string>{UserNo(0), UserNo(1), UserNo(2)});
+  CHECK(store.shared_auto_locks == shared_before + 1);
+  std::set<std::string> opted;
+  for (const auto& [key, reason] : store.state.opt_outs) {
+    CHECK(key.first == seg);
+    CHECK(reason == Reason::kManual);
+    opted.insert(key.second);
+  }
+  CHECK(opted == std::set<std::string>{UserNo(3), UserNo(4)});  // not the non-members
+  const auto& last = store.state.history.back();
+  CHECK(last.operation == Operation::kRemove);
+  CHECK(last.reason == Reason::kManual);
+  CHECK(last.at == clock.Now());
+}
+
+TEST_CASE_METHOD(Fixture, "users removed in bulk are not put back by raising or by reactivation", "[bulk]") {
+  const auto at = [&] {
+    REQUIRE(segments.UpdateSegmentPercent({"S", 100.0}).ok());
+    return Members();
+  };
+  REQUIRE(at().size() == 300);
+  REQUIRE(RemoveAll(Range(0, 100)).ok());
+  REQUIRE(segments.UpdateSegmentPercent({"S", 0.0}).ok());
+  CHECK(Members().empty());
+  const std::vector<std::string> kept = Range(100, 300);
+  CHECK(at() == std::set<std::string>(kept.begin(), kept.end()));
+  REQUIRE(users.UpdateUser(UserNo(1), "excluded").ok());
+  REQUIRE(users.UpdateUser(UserNo(1), "active").ok());
+  CHECK(Members().count(UserNo(1)) == 0);
+}
