@@ -123,15 +123,27 @@ BEGIN
 
         -- Users automatic assignment must never (re)add to a segment: those
         -- removed from it by hand (reason manual), and those whose automatic
-        -- membership expired (reason ttl). Gone with the user.
+        -- membership expired (reason ttl). Deleted with the user.
         CREATE TABLE auto_opt_outs (
             segment_id bigint         NOT NULL,
-            user_id    uuid           NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            user_id    uuid           NOT NULL,
             reason     history_reason NOT NULL,
             at         timestamptz    NOT NULL,
             PRIMARY KEY (segment_id, user_id)
         );
         CREATE INDEX auto_opt_outs_user_idx ON auto_opt_outs (user_id);
+
+        -- No foreign keys on memberships: filling a segment inserts up to
+        -- millions of rows, and the two FK triggers (a row lock on the user
+        -- and one on the segment, per row) cost twice the inserts
+        -- themselves. Every writer holds the rows instead, set-based
+        -- (domain/store.h): a user is locked (FOR UPDATE, or FOR KEY SHARE by
+        -- bulk changes) or protected by the exclusive automatic-assignment
+        -- lock, which user deletion takes shared; a segment is locked FOR
+        -- SHARE, or protected by the same lock, which segment deletion takes
+        -- exclusively; segments are never deleted, only marked.
+        ALTER TABLE memberships DROP CONSTRAINT memberships_user_id_fkey,
+                                DROP CONSTRAINT memberships_segment_id_fkey;
 
         -- Members of a segment in user order, for keyset pages; replaces the
         -- index on segment_id alone.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Keeps the README's HTTP examples true: runs every "$ curl ..." line of the
-# README's "HTTP API" section, in order, against a fresh database through the
+# README's "HTTP API" and "Automatic assignment, bulk changes and listing"
+# sections, in order, against a fresh database through the
 # real server and the real gateway, and compares each output with the lines
 # printed under it in the README. In those lines a placeholder such as <time>
 # or <signature> (lowercase letters and dashes in angle brackets) stands for
@@ -39,7 +40,8 @@ done
 python3 - "$ROOT/README.md" "$work/cases" <<'PY'
 import json, sys
 text = open(sys.argv[1], encoding="utf-8").read()
-section = text.split("\n## HTTP API", 1)[1].split("\n## ", 1)[0]
+section = "\n".join(text.split("\n## " + title, 1)[1].split("\n## ", 1)[0]
+                    for title in ("HTTP API", "Automatic assignment, bulk changes and listing"))
 cases, current, in_block = [], None, False
 for line in section.splitlines():
     if line.startswith("```"):

@@ -43,6 +43,7 @@ class FakeTransaction final : public Transaction {
       if (key.first == user) return absl::FailedPreconditionError("memberships still refer to the user");
     }
     s_.users.erase(user);
+    std::erase_if(s_.opt_outs, [&](const auto& entry) { return entry.first.second == user; });
     return absl::OkStatus();
   }
   absl::StatusOr<Segment> InsertSegment(const NewSegment& fresh, absl::Time now) override {
@@ -104,6 +105,15 @@ class FakeTransaction final : public Transaction {
       return it != s_.memberships.end() && it->second.ActiveAt(now);
     };
     const AutoOptions& o = segment.auto_options;
+    // Expired rows in the way end first (an automatic one opts its user out).
+    auto ended = EndWhere(
+        [&](const UserId& user, SegmentId id) {
+          return id == segment.id && s_.users.at(user) == UserState::kActive &&
+                 !s_.memberships.at({user, id}).ActiveAt(now) && Bucket(segment.salt, user) >= from &&
+                 InPercent(Bucket(segment.salt, user), segment.percent_hundredths);
+        },
+        Reason::kAutoPercent, now);
+    if (!ended.ok()) return ended.status();
     for (const auto& [user, state] : s_.users) {
       const int32_t bucket = Bucket(segment.salt, user);
       if (state != UserState::kActive || bucket < from || !InPercent(bucket, segment.percent_hundredths)) continue;

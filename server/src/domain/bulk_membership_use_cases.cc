@@ -109,8 +109,10 @@ absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const Se
       ResolveTtl(command.ttl.seconds, command.ttl.deadline, now, "", ttl_problems);
   problems.AddAll(ttl_problems);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
+  // One instant for the whole call, as for a single user's change: the TTL
+  // counts from the time the members are recorded as added.
   auto added = Change(command, users, [&](Transaction& tx, const Segment& segment) {
-    return tx.AddMembers(segment, users, expires_at, Now());
+    return tx.AddMembers(segment, users, expires_at, now);
   });
   if (!added.ok()) return added.status();
   return BulkAddResult{*added, static_cast<int64_t>(users.size()) - *added};
@@ -120,8 +122,9 @@ absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(
   std::vector<UserId> users;
   ProblemList problems = CheckShape(command, users);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
+  const absl::Time now = Now();
   auto removed = Change(command, users, [&](Transaction& tx, const Segment& segment) {
-    return tx.RemoveMembers(segment, users, Now());
+    return tx.RemoveMembers(segment, users, now);
   });
   if (!removed.ok()) return removed.status();
   return BulkRemoveResult{*removed, static_cast<int64_t>(users.size()) - *removed};

@@ -234,6 +234,8 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
   }
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    // No user's evaluation may add to the segment while it is emptied.
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
     const absl::Time now = Now();
     auto segment = tx.MarkSegmentDeleted(slug, now);
     if (!segment.ok()) return segment.status();

@@ -24,8 +24,11 @@ namespace segments::domain {
 // created with a percentage, a percentage changed) hold it exclusively, so
 // they see every user committed before them; every transaction that creates,
 // reactivates or deletes a user, or changes memberships by hand, holds it
-// shared, so it waits for such a statement and then sees its segment. Taken
-// first in a transaction, before any other lock.
+// shared, so it waits for such a statement and then sees its segment.
+// Deleting a segment holds it exclusively too, so no user's evaluation adds
+// to a segment being deleted. Taken first in a transaction, before any other
+// lock. (Memberships have no foreign keys; this lock and the row locks below
+// keep them pointing at existing users and live segments: db/schema.sql.)
 enum class AutoAssignmentLock { kShared, kExclusive };
 
 // Everything done through one Transaction commits together or not at all.
@@ -42,7 +45,8 @@ class Transaction {
   // ALREADY_EXISTS if the user is known.
   virtual absl::Status InsertUser(const UserId& user, UserState state, absl::Time now) = 0;
   virtual absl::Status SetUserState(const UserId& user, UserState state, absl::Time now) = 0;
-  // Deletes the user row; its memberships must have been ended before.
+  // Deletes the user row and its opt-outs; its memberships must have been
+  // ended before.
   virtual absl::Status DeleteUser(const UserId& user) = 0;
 
   // --- segments
@@ -96,7 +100,8 @@ class Transaction {
   virtual absl::StatusOr<int64_t> EndUserMemberships(const UserId& user, Reason reason, absl::Time now) = 0;
 
   // --- bulk membership of one segment
-  // Those of `users` that are not known users.
+  // Those of `users` that are not known users; the known ones are locked
+  // against deletion until the transaction ends.
   virtual absl::StatusOr<std::vector<UserId>> UnknownUsers(const std::vector<UserId>& users) = 0;
   // Puts every one of `users` (all known) not yet in `segment` in it by hand,
   // each with an `add` event of reason manual; expired rows in the way end

@@ -205,6 +205,8 @@ class PgTransactionOps final : public domain::Transaction {
     if (absl::Status st = PickByBucket(segment, kActiveUsers, from_hundredths, segment.percent_hundredths); !st.ok()) {
       return st;
     }
+    auto ended = CountOf(kEndExpiredPicked, {std::to_string(segment.id), segment.slug, TimeText(now)});
+    if (!ended.ok()) return ended.status();
     std::optional<absl::Time> expires_at;
     if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
     return CountOf(kAssignPicked, {std::to_string(segment.id), segment.slug, TimeText(now),

@@ -19,7 +19,8 @@ inline constexpr Statement kInsertUser{
     "INSERT INTO users (id, state, created_at, updated_at) VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
 inline constexpr Statement kSetUserState{"set_user_state",
                                          "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1"};
-inline constexpr Statement kDeleteUser{"delete_user", "DELETE FROM users WHERE id = $1"};
+inline constexpr Statement kDeleteUser{
+    "delete_user", "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1) DELETE FROM users WHERE id = $1"};
 
 // --- the automatic-assignment lock (domain::AutoAssignmentLock)
 #define SEGMENTS_AUTO_LOCK_KEY "hashtext('segments.auto_assignment')"
@@ -109,7 +110,17 @@ inline constexpr const char* kAutomaticMembersOf = "SELECT user_id AS id FROM me
 inline constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
 inline constexpr const char* kDropPicked = "DROP TABLE IF EXISTS pg_temp.auto_picked";
 
-// Then the picked users who pass the options ($4 include ids, $5 exclude
+// Then expired rows of picked users that no job has removed yet end ($1
+// segment id, $2 slug, $3 now): they would stand in the way, and an expired
+// automatic one opts its user out before the assignment below looks.
+inline constexpr Statement kEndExpiredPicked{
+    "end_expired_picked",
+    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id "
+    "AND m.expires_at <= $3 RETURNING m.user_id, m.expires_at, m.auto), " SEGMENTS_TTL_OPT_OUTS("$1", "$3") ", "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $2, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
+
+// Last, the picked users who pass the options ($4 include ids, $5 exclude
 // ids, memberships active at $3) and have not opted out become automatic
 // members expiring at $6 (NULL: never): $1 segment id, $2 slug, $3 now.
 // Nobody else adds members to the segment meanwhile: hand changes wait for
@@ -151,9 +162,12 @@ inline constexpr Statement kRecordOptOuts{
 
 // --- bulk membership of one segment: $1 segment id, $2 user ids, $3 slug,
 // $4 now.
+// FOR KEY SHARE keeps the known users from being deleted until the
+// transaction ends (memberships have no foreign keys; schema.sql).
 inline constexpr Statement kUnknownUsers{
     "unknown_users",
-    "SELECT i.id FROM unnest($1::uuid[]) AS i(id) WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.id)"};
+    "WITH known AS (SELECT id FROM users WHERE id = ANY($1::uuid[]) FOR KEY SHARE) "
+    "SELECT i.id FROM unnest($1::uuid[]) AS i(id) WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.id = i.id)"};
 // Expired rows of the users that no job has removed yet, which would stand
 // in the way of new ones.
 inline constexpr Statement kEndExpiredMembersOf{
