@@ -330,7 +330,7 @@ class PgTransactionOps final : public domain::Transaction {
   // JIT-compiled, which costs more than it saves here. Once per transaction.
   absl::Status PrepareSetBased() {
     if (set_based_prepared_) return absl::OkStatus();
-    const std::string settings = "SET LOCAL jit = off; SET LOCAL statement_timeout = " +
+    const std::string settings = "SET LOCAL jit = off; SET LOCAL client_min_messages = warning; SET LOCAL statement_timeout = " +
                                  std::to_string(absl::ToInt64Milliseconds(set_statement_timeout_));
     if (auto st = conn_.ExecuteSimple(settings.c_str()); !st.ok()) return st.status();
     set_based_prepared_ = true;
