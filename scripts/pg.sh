@@ -71,7 +71,11 @@ listen_addresses = '127.0.0.1'
 port = $1
 unix_socket_directories = '$RUN_DIR'
 max_connections = 200
-shared_buffers = 256MB
+# Filling a segment writes millions of rows at once: room for the indexes it
+# walks, and checkpoints spaced out enough not to land in the middle of it.
+shared_buffers = 1GB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
 timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
