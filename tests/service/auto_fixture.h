@@ -108,6 +108,12 @@ class AutoFixture : public ServiceFixture {
     return response.member_count();
   }
 
+  // Sessions of the test database waiting for a lock (row or advisory).
+  static int64_t LockWaiters() {
+    return Count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'");
+  }
+
   std::string SaltOf(const std::string& slug) {
     return QueryValue("SELECT salt FROM segments WHERE deleted_at IS NULL AND slug = " + Literal(slug));
   }
@@ -124,11 +130,11 @@ class AutoFixture : public ServiceFixture {
     return out;
   }
 
-  // Of `users`, those whose bucket for the live segment `slug` is below `hundredths`.
-  UserSet Covered(const std::string& slug, const std::vector<std::string>& users, int32_t hundredths) {
+  // Of `people`, those whose bucket for the live segment `slug` is below `hundredths`.
+  UserSet Covered(const std::string& slug, const std::vector<std::string>& people, int32_t hundredths) {
     const std::string salt = SaltOf(slug);
     UserSet out;
-    for (const auto& u : users) {
+    for (const auto& u : people) {
       if (domain::Bucket(salt, u) < hundredths) out.insert(u);
     }
     return out;

@@ -5,9 +5,12 @@
 #include <absl/strings/str_join.h>
 #include <fmt/format.h>
 
+#include <absl/synchronization/notification.h>
+
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "domain/bucketing.h"
 #include "storage/pg_store.h"
@@ -554,18 +557,59 @@ TEST_CASE_METHOD(Fixture, "SegmentMembers: active members by user id, keyset pag
   CHECK(last->empty());
 }
 
-// BUG (reported to the lead): AssignByPercent treats an expired hand-made
-// row that no job has removed yet as a membership, so a raise skips that
-// user; AssignUserAutomatically (and the same raise after the expiry job)
-// takes them. Who is assigned must not depend on when the job last ran.
+// An expired hand-made row that no job has removed yet is no membership:
+// AssignByPercent ends it (ttl at its deadline, no opt-out, as it was made
+// by hand) and takes the user, as the expiry job followed by the same raise
+// would, and as AssignUserAutomatically does.
 TEST_CASE_METHOD(Fixture, "AssignByPercent takes a user whose hand-made membership has expired",
-                 "[pg][auto][ttl][bug]") {
+                 "[pg][auto][ttl]") {
   InsertUsers(1);
   Segment s = NewSegment("S", 0);
   Insert(UserNo(1), {{s.id, kT0 + absl::Minutes(1), false}});
   s.percent_hundredths = 10000;
   const absl::Time now = kT0 + absl::Hours(1);
-  Assign(s, 0, now);
+  CHECK(Assign(s, 0, now) == 1);
   CHECK(Members(s, "auto AND expires_at IS NULL") == Users{UserNo(1)});
   CHECK(store.ActiveSegmentSlugs(UserNo(1), now)->size() == 1);
+  CHECK(Query(fmt::format("SELECT operation::text, reason::text, {} FROM history ORDER BY at", MicrosOf("at"))) ==
+        Rows{{"remove", "ttl", Micros(kT0 + absl::Minutes(1))}, {"add", "auto_percent", Micros(now)}});
+  CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 0);
+}
+
+// Memberships have no foreign keys: the users a bulk change found must stay
+// until it commits (domain/store.h: UnknownUsers locks them).
+TEST_CASE_METHOD(Fixture, "UnknownUsers keeps the known users from being deleted until the transaction ends",
+                 "[pg][bulk]") {
+  InsertUsers(2);
+  absl::Notification locked, checked;
+  absl::Status bulk_status;
+  std::thread bulk([&] {
+    bulk_status = store.InTransaction([&](Transaction& tx) -> absl::Status {
+      auto unknown = tx.UnknownUsers({UserNo(1), UserNo(9)});
+      if (!unknown.ok()) return unknown.status();
+      if (!locked.HasBeenNotified()) locked.Notify();
+      checked.WaitForNotification();
+      return absl::OkStatus();
+    });
+    if (!locked.HasBeenNotified()) locked.Notify();
+  });
+  locked.WaitForNotification();
+  const std::string try_lock = "SET lock_timeout = '300ms'; SELECT 1 FROM users WHERE id = '";
+  CHECK_THROWS(Query(try_lock + UserNo(1) + "' FOR UPDATE"));
+  CHECK_NOTHROW(Query(try_lock + UserNo(2) + "' FOR UPDATE"));
+  checked.Notify();
+  bulk.join();
+  CHECK(bulk_status.ok());
+  CHECK_NOTHROW(Query(try_lock + UserNo(1) + "' FOR UPDATE"));
+}
+
+TEST_CASE_METHOD(Fixture, "DeleteUser deletes the user's opt-outs, and only theirs", "[pg][auto]") {
+  InsertUsers(2);
+  const Segment a = NewSegment("A", 0);
+  const Segment b = NewSegment("B", 0);
+  Tx([&](Transaction& tx) { return tx.RecordOptOuts(UserNo(1), {a.id, b.id}, Reason::kManual, kT0); });
+  Tx([&](Transaction& tx) { return tx.RecordOptOuts(UserNo(2), {a.id}, Reason::kTtl, kT0); });
+  Tx([&](Transaction& tx) { return tx.DeleteUser(UserNo(1)); });
+  CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs") == Rows{{UserNo(2), "ttl"}});
+  CHECK(Count("SELECT count(*) FROM users") == 1);
 }

@@ -253,3 +253,19 @@ TEST_CASE_METHOD(Fixture, "AssignUserAutomatically returns how many segments it 
               .ok());
   CHECK(added == 0);
 }
+
+TEST_CASE_METHOD(Fixture, "deleting a user forgets their opt-outs: the same id created again is evaluated afresh",
+                 "[auto_assignment]") {
+  const Segment s = Create("ALL", 100.0);
+  const std::string user = UserNo(1), other = UserNo(2);
+  REQUIRE(users.CreateUser(user).ok());
+  REQUIRE(users.CreateUser(other).ok());
+  Hand(user, {}, {"ALL"});
+  Hand(other, {}, {"ALL"});
+  REQUIRE(store.state.opt_outs.size() == 2);
+  REQUIRE(users.DeleteUser(user).ok());
+  CHECK(store.state.opt_outs.size() == 1);
+  CHECK(store.state.opt_outs.contains({s.id, other}));
+  REQUIRE(users.CreateUser(user).ok());
+  CHECK(RowsOf(user) == std::set<std::string>{"ALL"});
+}
