@@ -77,7 +77,8 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
     auto live = tx.LockLiveSegments({command.slug});
     if (!live.ok()) return live.status();
     if (live->empty()) {
-      return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", command.slug));
+      return FieldError(absl::StatusCode::kNotFound, "slug",
+                        fmt::format("segment \"{}\" does not exist", command.slug));
     }
     auto unknown = tx.UnknownUsers(users);
     if (!unknown.ok()) return unknown.status();

@@ -48,7 +48,9 @@ std::optional<MemberPosition> DecodeMemberToken(const std::string& token) {
 }
 
 void CheckPageSize(int32_t size, int32_t max, int32_t fallback, std::vector<FieldViolation>& problems) {
-  if (size < 0 || size > max) problems.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", max, fallback)});
+  if (size < 0 || size > max) {
+    problems.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", max, fallback)});
+  }
 }
 
 }  // namespace

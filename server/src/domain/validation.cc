@@ -78,7 +78,9 @@ absl::Time MaxDeadline(absl::Time now) {
 
 std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
                                      absl::Time now, std::string_view prefix, std::vector<FieldViolation>& problems) {
-  const auto field = [&](std::string_view leaf) { return absl::StrCat(absl::string_view(prefix.data(), prefix.size()), absl::string_view(leaf.data(), leaf.size())); };
+  const auto field = [&](std::string_view leaf) {
+    return absl::StrCat(absl::string_view(prefix.data(), prefix.size()), absl::string_view(leaf.data(), leaf.size()));
+  };
   const absl::Time max_deadline = MaxDeadline(now);
   if (seconds && deadline) {
     problems.push_back(

@@ -279,7 +279,8 @@ class PgTransactionOps final : public domain::Transaction {
     return conn_
         .Execute(kInsertMemberships,
                  {user, ArrayOf(memberships, [](const NewMembership& m) { return std::to_string(m.segment_id); }),
-                  TimeText(now), ArrayOf(memberships, [](const NewMembership& m) { return OptionalTime(m.expires_at); }),
+                  TimeText(now),
+                  ArrayOf(memberships, [](const NewMembership& m) { return OptionalTime(m.expires_at); }),
                   ArrayOf(memberships, [](const NewMembership& m) { return m.automatic ? "t" : "f"; })})
         .status();
   }
@@ -326,12 +327,16 @@ class PgTransactionOps final : public domain::Transaction {
   }
 
   // Statements over whole segments or all users may outlast the statement
-  // timeout of point queries; and their plans are costly enough to be
-  // JIT-compiled, which costs more than it saves here. Once per transaction.
+  // timeout of point queries; their plans are costly enough to be
+  // JIT-compiled, which costs more than it saves here; they sort up to
+  // millions of ids, which should not spill to disk; and the notices of
+  // their temporary table are of no interest. Once per transaction.
   absl::Status PrepareSetBased() {
     if (set_based_prepared_) return absl::OkStatus();
-    const std::string settings = "SET LOCAL jit = off; SET LOCAL client_min_messages = warning; SET LOCAL statement_timeout = " +
-                                 std::to_string(absl::ToInt64Milliseconds(set_statement_timeout_));
+    const std::string settings =
+        "SET LOCAL jit = off; SET LOCAL client_min_messages = warning; SET LOCAL work_mem = '64MB'; "
+        "SET LOCAL statement_timeout = " +
+        std::to_string(absl::ToInt64Milliseconds(set_statement_timeout_));
     if (auto st = conn_.ExecuteSimple(settings.c_str()); !st.ok()) return st.status();
     set_based_prepared_ = true;
     return absl::OkStatus();

@@ -104,10 +104,12 @@ inline constexpr const char* kPickByBucket =
     "FROM ({source}) AS c OFFSET 0) AS u "
     "WHERE segment_bucket_of_digest(digest) >= {from} AND segment_bucket_of_digest(digest) < {to} ORDER BY id";
 inline constexpr const char* kActiveUsers = "SELECT id FROM users WHERE state = 'active'";
-inline constexpr const char* kAutomaticMembersOf = "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto";
+inline constexpr const char* kAutomaticMembersOf =
+    "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto";
 // Hashing is worth two workers here (the default costs keep a plan serial
 // whose per-row work they do not see).
-inline constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
+inline constexpr const char* kAllowParallelPick =
+    "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
 inline constexpr const char* kDropPicked = "DROP TABLE IF EXISTS pg_temp.auto_picked";
 
 // Then expired rows of picked users that no job has removed yet end ($1
@@ -166,7 +168,7 @@ inline constexpr Statement kRecordOptOuts{
 // transaction ends (memberships have no foreign keys; schema.sql).
 inline constexpr Statement kUnknownUsers{
     "unknown_users",
-    "WITH known AS (SELECT id FROM users WHERE id = ANY($1::uuid[]) FOR KEY SHARE) "
+    "WITH known AS (SELECT u.id FROM unnest($1::uuid[]) AS i(id) JOIN users u ON u.id = i.id FOR KEY SHARE OF u) "
     "SELECT i.id FROM unnest($1::uuid[]) AS i(id) WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.id = i.id)"};
 // Expired rows of the users that no job has removed yet, which would stand
 // in the way of new ones.
@@ -181,7 +183,7 @@ inline constexpr Statement kEndExpiredMembersOf{
 inline constexpr Statement kAddMembers{
     "add_members",
     "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
-    "SELECT id, $1, $4, $5 FROM unnest($2::uuid[]) AS i(id) ON CONFLICT (user_id, segment_id) DO NOTHING "
+    "SELECT id, $1, $4, $5 FROM unnest($2::uuid[]) AS i(id) ORDER BY id ON CONFLICT (user_id, segment_id) DO NOTHING "
     "RETURNING user_id), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
     "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
