@@ -4,7 +4,8 @@
 # users (plus 2% excluded ones) seeded in SQL (bench/auto_seed.sql, once per
 # N, kept as a template database; not part of the results), then, on a fresh
 # copy of that database, through segments-server over gRPC
-# (bench/auto_client.cc), timed by the client, a CHECKPOINT before each:
+# (bench/auto_client.cc), timed by the client, each after VACUUM (ANALYZE) of
+# the written tables (but the first), no autovacuum running, a CHECKPOINT:
 #   create-10%   CreateSegment BENCH_AUTO with percentToFill 10 (members and
 #                their history written in the call)
 #   raise-20%    UpdateSegmentPercent BENCH_AUTO 10 -> 20
@@ -37,6 +38,9 @@
 #   --build-dir=DIR        default build/bench-auto (tree/, or src/ + rev/)
 #   --server-bin=PATH      this segments-server instead of the built one
 #   --workers=4 --db-pool-size=4   segments-server settings
+#   --waldump              after each timed call, pg_waldump --stats=record over
+#                          its WAL (top record types in the output, all in
+#                          $SEGMENTS_STATE_DIR/auto-bench/waldump_N_OP.txt)
 #   --wait-idle=SECONDS    before each timed call, wait up to SECONDS for the
 #                          machine to be idle (< 10% busy over half a second)
 # Env: SEGMENTS_STATE_DIR, default build/bench-auto/state: its own PostgreSQL
@@ -56,7 +60,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
   die "SEGMENTS_STATE_DIR is the shared $ROOT/.state: give the benchmark a directory of its own"
 
 sizes=1000000,10000000 excluded_pct=2 bulk=100000 explain="" reseed=0 keep=0 drop_seeds=0 build=1 rev=""
-build_dir="$ROOT/build/bench-auto" server_bin="" workers=4 pool=4 wait_idle=0
+build_dir="$ROOT/build/bench-auto" server_bin="" workers=4 pool=4 wait_idle=0 waldump=0
 while (($#)); do
   case $1 in
     --users=*) sizes=${1#*=} ;;
@@ -74,6 +78,7 @@ while (($#)); do
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
     --wait-idle=*) wait_idle=${1#*=} ;;
+    --waldump) waldump=1 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -118,13 +123,22 @@ build_binaries() {
     local sha
     sha="$(git -C "$ROOT" rev-parse --verify "$rev^{commit}")" || die "no such revision: $rev"
     log "exporting $rev ($sha) to $SRC, with bench/ from the working tree"
-    # git archive keeps the commit's time as every file's mtime and cp -a
-    # keeps the working tree's, so an unchanged export rebuilds nothing.
+    local stage="$build_dir/stage" f
+    rm -rf "$stage"
+    mkdir -p "$stage"
+    git -C "$ROOT" archive "$sha" | tar -x -C "$stage"
+    rm -rf "$stage/bench"
+    cp -a "$ROOT/bench" "$stage/bench"
+    # A file the same as in the last export keeps that export's mtime, any
+    # other gets the current time: the build directory then rebuilds exactly
+    # what differs from the last build, whichever revision that was (a
+    # commit's time as mtime would not, as objects built from an older
+    # commit can be newer than it).
+    while IFS= read -r -d '' f; do
+      if [[ -f $SRC/$f ]] && cmp -s "$stage/$f" "$SRC/$f"; then touch -r "$SRC/$f" "$stage/$f"; else touch "$stage/$f"; fi
+    done < <(cd "$stage" && find . -type f -print0)
     rm -rf "$SRC"
-    mkdir -p "$SRC"
-    git -C "$ROOT" archive "$sha" | tar -x -C "$SRC"
-    rm -rf "$SRC/bench"
-    cp -a "$ROOT/bench" "$SRC/bench"
+    mv "$stage" "$SRC"
     ln -s "$ROOT/.tools" "$SRC/.tools"
     if [[ -d $ROOT/gateway/internal/swagger/ui ]]; then
       cp -a "$ROOT/gateway/internal/swagger/ui" "$SRC/gateway/internal/swagger/ui"
@@ -229,7 +243,7 @@ timed() {
   local n=$1 db=$2 label=$3 field=$4 per_user=$5
   shift 5
   local lsn0 lsn1 s0 s1 p0 p1 b0 b1 st0 st1 line users
-  psql_in "$db" -c CHECKPOINT
+  settle "$db"
   ((wait_idle)) && wait_for_idle
   lsn0=$(sql1 "$db" "SELECT pg_current_wal_insert_lsn()")
   s0=$(proc_ticks "$SERVER") p0=$(pg_ticks)
@@ -250,9 +264,43 @@ timed() {
       printf "%d,%s,%.3f,%d,%d,%.0f,%.1f,%.2f,%.2f,%.2f,%.2f", n, op, s, u, rows, (s > 0 ? rows / s : 0),
         wal / 1048576, sv / hz, pg / hz, other, st / hz }')
   echo "$line" >>"$RESULTS"
+  ((waldump)) && wal_stats "$n" "$label" "$lsn0" "$lsn1"
   awk -F, '{ printf "  N=%-9d %-10s %8.3f s  %9d users  %9d rows  %9.0f rows/s  WAL %7.1f MB  cpu s: server %.2f pg %.2f other %.2f\n",
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' <<<"$line" >&2
 }
+# settle DB: before each timed call, the state a database reaches between
+# two such calls in production: tables vacuumed and analysed (after the
+# previous call's million inserts, autovacuum would otherwise run during the
+# next call, and its WAL and CPU count there), no autovacuum running, and a
+# CHECKPOINT, so that every call starts with clean buffers and pays its own
+# full-page writes. Not the VACUUM before the first call (settle_vacuum=0):
+# its tables are empty and never analysed, as in a database where nothing was
+# written yet (an empty table analysed as such makes the planner assume it
+# stays empty; see bench/README.md on the quadratic plan this gave).
+settle_vacuum=1
+settle() {
+  local t0 i
+  t0=$(now_ns)
+  ((settle_vacuum)) && psql_in "$1" -c "VACUUM (ANALYZE) memberships, history, auto_opt_outs, segments"
+  for ((i = 0; i < 600; i++)); do
+    [[ $(sql1 "$1" "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'") == 0 ]] && break
+    sleep 1
+  done
+  ((i < 600)) || warn "autovacuum still running after 600 s; measuring anyway"
+  psql_in "$1" -c CHECKPOINT
+  log "  settled in $(secs_since "$t0") s ($( ((settle_vacuum)) && echo 'VACUUM (ANALYZE), ')no autovacuum running, CHECKPOINT)"
+}
+# wal_stats N LABEL LSN0 LSN1: the call's WAL by record type (the CHECKPOINT
+# before it keeps the segments; the next one may recycle them).
+wal_stats() {
+  local wf="$OUT/waldump_$1_$2.txt"
+  as_pg_cmd /usr/lib/postgresql/15/bin/pg_waldump -p "$STATE/pg/data/pg_wal" -s "$3" -e "$4" --stats=record \
+    >"$wf" 2>&1 || { warn "pg_waldump failed ($wf)"; return 0; }
+  echo "  WAL of N=$1 $2 by record type, largest first (MB: records + full-page images = combined):" >&2
+  sed 's/([^)]*)//g' "$wf" | awk '$1 ~ /\// && NF >= 5 { printf "    %-28s %9d records %8.1f + %8.1f = %8.1f MB\n", $1, $2,
+    $3 / 1048576, $4 / 1048576, $5 / 1048576 }' | sort -k8 -g -r | head -n 6 >&2
+}
+as_pg_cmd() { if [[ $(id -un) == postgres ]]; then "$@"; elif ((EUID == 0)); then runuser -u postgres -- "$@"; else sudo -u postgres -- "$@"; fi; }
 field_of() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 member_count() {
   local line
@@ -305,7 +353,9 @@ run_size() {
 
   start_server "$db"
 
+  settle_vacuum=0
   timed "$n" "$db" create-10% get:BENCH_AUTO 2 --op=create --slug=BENCH_AUTO --percent=10
+  settle_vacuum=1
   m10=$(member_count BENCH_AUTO)
   check "N=$n members after create-10% (GetSegment)" "$m10" $((n / 10)) "$(tolerance "$n" 0.1)"
   h=$(history_count "$db" BENCH_AUTO add auto_percent)
@@ -416,7 +466,7 @@ explain_print() {
 }
 explain_digest() {
   echo "where the time goes, N=$1 (digest; full text above and in $OUT/explain_$1.txt):"
-  grep -E '^====|LOG:  duration|Query Text|^.?Trigger for|Execution Time|^ *-> *(Insert|Delete|Seq Scan|Gather)|^ *(Insert|Delete|Seq Scan)' \
+  grep -E '^====|LOG:  duration|Query Text|Trigger for|Execution Time|^[[:space:]]*(->[[:space:]]*)?(Insert on|Delete on|Seq Scan|Parallel Seq Scan|Subquery Scan on u|Gather|Sort  )' \
     "$OUT/explain_$1.txt" | cut -c1-200 | sed 's/^/  /'
 }
 in_list() { [[ ,$2, == *,$1,* ]]; }
