@@ -50,14 +50,11 @@
 # --drop-seeds (1M users: ~0.2 GB, 10M: ~1.5 GB).
 # Exit status: 0 every check passed, 1 something failed.
 set -euo pipefail
-: "${SEGMENTS_STATE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/bench-auto/state}"
-export SEGMENTS_STATE_DIR
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-[[ $(realpath -m "$STATE") != "$(realpath -m "$ROOT/.state")" ]] ||
-  die "SEGMENTS_STATE_DIR is the shared $ROOT/.state: give the benchmark a directory of its own"
+own_state build/bench-auto/state "the benchmark"
 
 sizes=1000000,10000000 excluded_pct=2 bulk=100000 explain="" reseed=0 keep=0 drop_seeds=0 build=1 rev=""
 build_dir="$ROOT/build/bench-auto" server_bin="" workers=4 pool=4 wait_idle=0 waldump=0
@@ -71,16 +68,12 @@ while (($#)); do
     --reseed) reseed=1 ;;
     --keep) keep=1 ;;
     --drop-seeds) drop_seeds=1 ;;
-    --no-build) build=0 ;;
-    --rev=*) rev=${1#*=} ;;
-    --build-dir=*) build_dir=${1#*=} ;;
-    --server-bin=*) server_bin=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
     --wait-idle=*) wait_idle=${1#*=} ;;
     --waldump) waldump=1 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
+    *) build_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
@@ -96,9 +89,7 @@ smallest=$(printf '%s\n' "${SIZES[@]}" | sort -n | head -n 1)
 
 PG="$ROOT/scripts/pg.sh"
 OUT="$STATE/auto-bench"
-if [[ -n $rev ]]; then SRC="$build_dir/src" BIN="$build_dir/rev"; else SRC="$ROOT" BIN="$build_dir/tree"; fi
-SERVER_BIN="${server_bin:-$BIN/server/segments-server}"
-[[ $SERVER_BIN == /* ]] || SERVER_BIN="$PWD/$SERVER_BIN"
+bench_paths "$rev" "$build_dir" "$server_bin"
 CLIENT_BIN="$BIN/bench/segments-auto-client"
 RESULTS="$OUT/results.csv"
 mkdir -p "$OUT"
@@ -114,46 +105,6 @@ trap 'exit 130' INT TERM
 
 psql_in() { local db=$1; shift; "$PG" psql "$db" -X -q -v ON_ERROR_STOP=1 "$@"; }
 sql1() { psql_in "$1" -tA -c "$2"; }  # one value
-now_ns() { date +%s%N; }
-secs_since() { awk -v ns=$(($(now_ns) - $1)) 'BEGIN { printf "%.1f", ns / 1e9 }'; }
-
-# --- build -----------------------------------------------------------------
-build_binaries() {
-  if [[ -n $rev ]]; then
-    local sha
-    sha="$(git -C "$ROOT" rev-parse --verify "$rev^{commit}")" || die "no such revision: $rev"
-    log "exporting $rev ($sha) to $SRC, with bench/ from the working tree"
-    local stage="$build_dir/stage" f
-    rm -rf "$stage"
-    mkdir -p "$stage"
-    git -C "$ROOT" archive "$sha" | tar -x -C "$stage"
-    rm -rf "$stage/bench"
-    cp -a "$ROOT/bench" "$stage/bench"
-    # A file the same as in the last export keeps that export's mtime, any
-    # other gets the current time: the build directory then rebuilds exactly
-    # what differs from the last build, whichever revision that was (a
-    # commit's time as mtime would not, as objects built from an older
-    # commit can be newer than it).
-    while IFS= read -r -d '' f; do
-      if [[ -f $SRC/$f ]] && cmp -s "$stage/$f" "$SRC/$f"; then touch -r "$SRC/$f" "$stage/$f"; else touch "$stage/$f"; fi
-    done < <(cd "$stage" && find . -type f -print0)
-    rm -rf "$SRC"
-    mv "$stage" "$SRC"
-    ln -s "$ROOT/.tools" "$SRC/.tools"
-    if [[ -d $ROOT/gateway/internal/swagger/ui ]]; then
-      cp -a "$ROOT/gateway/internal/swagger/ui" "$SRC/gateway/internal/swagger/ui"
-    fi
-    echo "$sha" >"$SRC/.bench-rev"
-  fi
-  local args=(-G Ninja -S "$SRC" -B "$BIN" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEGMENTS_WERROR=ON)
-  if command -v ccache >/dev/null; then
-    args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-  fi
-  log "building segments-server and segments-auto-client in $BIN (RelWithDebInfo)"
-  cmake "${args[@]}" >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "cmake failed"; }
-  cmake --build "$BIN" -j "$(nproc)" --target segments-server segments-auto-client \
-    >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "build failed (log: $OUT/build.log)"; }
-}
 
 # --- seeding ---------------------------------------------------------------
 SEED="$SRC/bench/auto_seed.sql"
@@ -203,38 +154,7 @@ clone() {
 }
 drop_db() { PGOPTIONS='-c client_min_messages=warning' psql_in postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"; }
 
-# --- probes ----------------------------------------------------------------
-proc_ticks() {
-  local stat f
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
-  stat=${stat##*) }
-  read -r -a f <<<"$stat"
-  echo $((f[11] + f[12]))
-}
-# CPU ticks of our cluster: postmaster, its children, and children that exited.
-pg_ticks() {
-  local total stat f pid postmaster
-  postmaster="$(head -n 1 "$STATE/pg/data/postmaster.pid" 2>/dev/null)" || { echo 0; return; }
-  stat="$(cat "/proc/$postmaster/stat" 2>/dev/null)" || { echo 0; return; }
-  stat=${stat##*) }
-  read -r -a f <<<"$stat"
-  total=$((f[11] + f[12] + f[13] + f[14]))
-  for pid in $(pgrep -P "$postmaster" || true); do
-    total=$((total + $(proc_ticks "$pid")))
-  done
-  echo "$total"
-}
-wait_for_idle() {
-  local deadline=$((SECONDS + wait_idle)) b0 b1
-  while ((SECONDS < deadline)); do
-    read -r b0 _ < <(cpu_ticks)
-    sleep 0.5
-    read -r b1 _ < <(cpu_ticks)
-    (((b1 - b0) * 200 < CLK_TCK * $(nproc) * 10)) && return 0
-  done
-  warn "the machine did not become idle within ${wait_idle}s; measuring anyway"
-}
-
+# --- timed calls -----------------------------------------------------------
 # timed N DB LABEL USERS ROWS_PER_USER CLIENT_ARGS...: one call, CHECKPOINT
 # first; appends to $RESULTS; leaves the client's line in CALL. USERS: the
 # field of the client's line that counts the users, or get:SLUG for the
@@ -244,7 +164,7 @@ timed() {
   shift 5
   local lsn0 lsn1 s0 s1 p0 p1 b0 b1 st0 st1 line users
   settle "$db"
-  ((wait_idle)) && wait_for_idle
+  ((wait_idle)) && wait_for_idle "$wait_idle"
   lsn0=$(sql1 "$db" "SELECT pg_current_wal_insert_lsn()")
   s0=$(proc_ticks "$SERVER") p0=$(pg_ticks)
   read -r b0 st0 < <(cpu_ticks)
@@ -442,19 +362,13 @@ explain_size() {
 # ---------------------------------------------------------------------------
 print_machine
 echo "state: $STATE"
-((build)) && build_binaries
+((build)) && build_binaries "$rev" segments-server segments-auto-client
 for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
   [[ -x $bin ]] || die "missing $bin: run without --no-build"
 done
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
-if [[ -n $rev ]]; then echo "code:  $(<"$SRC/.bench-rev") (--rev=$rev)"; else
-  echo "code:  working tree at $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- server db proto ||
-    echo " + uncommitted changes to server/ db/ proto/ (diff sha256 $(git -C "$ROOT" diff HEAD -- server db proto | sha256sum | cut -c1-12))")"
-fi
-if ! "$PG" status >/dev/null; then
-  pg_started=1
-  "$PG" start
-fi
+print_code "$rev" server db proto
+pg_ensure_started
 echo "pg:    $(sql1 postgres "SELECT split_part(version(), ' ', 2)"), $(sql1 postgres "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'work_mem', 'maintenance_work_mem', 'synchronous_commit', 'wal_compression', 'checkpoint_timeout')")"
 echo "disk:  $(df -h "$STATE" | awk 'NR == 2 { print $4 " free of " $2 " on " $6 }')"
 

@@ -61,18 +61,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# CPU ticks (user+system) of one process; 0 if it is gone.
-proc_ticks() {
-  local stat f
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
-  stat=${stat##*) }  # fields after "(comm) "; utime and stime are the 12th and 13th
-  read -r -a f <<<"$stat"
-  echo $((f[11] + f[12]))
-}
-
 # CPU ticks of our PostgreSQL cluster: the postmaster and its children
 # (backends, walwriter, checkpointer...). Falls back to every process of user
-# postgres when postmaster.pid is not readable.
+# postgres when postmaster.pid is not readable. Replaces bench/lib.sh's
+# pg_ticks, which has no fallback and also counts exited children.
 pg_ticks() {
   local total=0 pid pids postmaster=""
   postmaster="$(head -n 1 "$STATE/pg/data/postmaster.pid" 2>/dev/null)" || true

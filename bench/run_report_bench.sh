@@ -40,15 +40,11 @@
 # Exit status: 0 target met, 1 something failed (wrong row count, bad plan,
 # a process died), 2 target missed.
 set -euo pipefail
-# Our own cluster unless told otherwise: the test suite restarts the shared one.
-: "${SEGMENTS_STATE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build/bench-report/state}"
-export SEGMENTS_STATE_DIR
 # shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-[[ $(realpath -m "$STATE") != "$(realpath -m "$ROOT/.state")" ]] ||
-  die "SEGMENTS_STATE_DIR is the shared $ROOT/.state: give the report benchmark a directory of its own"
+own_state build/bench-report/state "the report benchmark"
 
 runs=3 year=2023 month=6 reload=0 events=10000000 users=1000000 build=1 rev="" workers=8 pool=8
 baselines=1 csv=0 perf=0 wait_idle=0 server_bin="" build_dir="$ROOT/build/bench-report"
@@ -61,10 +57,6 @@ while (($#)); do
     --reload) reload=1 ;;
     --events=*) events=${1#*=} ;;
     --users=*) users=${1#*=} ;;
-    --no-build) build=0 ;;
-    --rev=*) rev=${1#*=} ;;
-    --build-dir=*) build_dir=${1#*=} ;;
-    --server-bin=*) server_bin=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
     --no-baselines) baselines=0 ;;
@@ -72,7 +64,7 @@ while (($#)); do
     --perf) perf=1 ;;
     --wait-idle=*) wait_idle=${1#*=} ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
+    *) build_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
@@ -85,9 +77,7 @@ done
 PG="$ROOT/scripts/pg.sh"
 DB=segments_report_bench
 OUT="$STATE/report-bench"
-if [[ -n $rev ]]; then SRC="$build_dir/src" BIN="$build_dir/rev"; else SRC="$ROOT" BIN="$build_dir/tree"; fi
-SERVER_BIN="${server_bin:-$BIN/server/segments-server}"
-[[ $SERVER_BIN == /* ]] || SERVER_BIN="$PWD/$SERVER_BIN"
+bench_paths "$rev" "$build_dir" "$server_bin"
 GATEWAY_BIN="$BIN/gateway/segments-gateway"
 CLIENT_BIN="$BIN/bench/segments-report-client"
 RESULTS="$OUT/results.csv"
@@ -104,38 +94,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 psql_db() { "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 "$@"; }
-now_ns() { date +%s%N; }
-
-# --- build -----------------------------------------------------------------
-build_binaries() {
-  if [[ -n $rev ]]; then
-    local sha
-    sha="$(git -C "$ROOT" rev-parse --verify "$rev^{commit}")" || die "no such revision: $rev"
-    log "exporting $rev ($sha) to $SRC, with bench/ from the working tree"
-    # git archive keeps the commit's time as every file's mtime and cp -a
-    # keeps the working tree's, so an unchanged export rebuilds nothing.
-    rm -rf "$SRC"
-    mkdir -p "$SRC"
-    git -C "$ROOT" archive "$sha" | tar -x -C "$SRC"
-    rm -rf "$SRC/bench"
-    cp -a "$ROOT/bench" "$SRC/bench"
-    # Pinned code generators, and the ignored Swagger UI assets (otherwise
-    # generate.sh fetches them with npm).
-    ln -s "$ROOT/.tools" "$SRC/.tools"
-    if [[ -d $ROOT/gateway/internal/swagger/ui ]]; then
-      cp -a "$ROOT/gateway/internal/swagger/ui" "$SRC/gateway/internal/swagger/ui"
-    fi
-    echo "$sha" >"$SRC/.bench-rev"
-  fi
-  local args=(-G Ninja -S "$SRC" -B "$BIN" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEGMENTS_WERROR=ON)
-  if command -v ccache >/dev/null; then
-    args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-  fi
-  log "building segments-server, segments-gateway, segments-report-client in $BIN (release)"
-  cmake "${args[@]}" >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "cmake failed"; }
-  cmake --build "$BIN" -j "$(nproc)" --target segments-server segments-gateway segments-report-client \
-    >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "build failed (log: $OUT/build.log)"; }
-}
 
 # --- data ------------------------------------------------------------------
 SEED="$SRC/bench/history_seed.sql"
@@ -146,7 +104,7 @@ seed_vars=(-v events="$events" -v users="$users" -v year="$year" -v chosen_user=
 meta() { psql_db -tA -c "SELECT value FROM bench_report_meta WHERE key = '$1'" 2>/dev/null; }
 
 load_data() {
-  local fingerprint have="" t0 t1
+  local fingerprint have="" t0
   fingerprint="$(cat "$SCHEMA" "$SEED" | sha256sum | cut -c1-16) events=$events users=$users year=$year"
   fingerprint+=" chosen=$chosen_user/$chosen_per_month"
   if [[ -n $("$PG" psql postgres -XtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'") ]]; then
@@ -163,9 +121,8 @@ load_data() {
   PGOPTIONS='-c client_min_messages=warning' psql_db -f "$SCHEMA"
   t0=$(now_ns)
   psql_db "${seed_vars[@]}" -f "$SEED" 2>&1 | tee "$OUT/load.log" | sed 's/^/    /' >&2
-  t1=$(now_ns)
   local seconds
-  seconds=$(awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+  seconds=$(secs_since "$t0")
   log "loaded in $seconds s; counting users"
   psql_db -c "CREATE TABLE bench_report_meta (key text PRIMARY KEY, value text NOT NULL)" \
     -c "INSERT INTO bench_report_meta VALUES
@@ -184,46 +141,12 @@ load_data() {
 }
 
 # --- process probes --------------------------------------------------------
-# CPU ticks (user+system) of one process; 0 if it is gone.
-proc_ticks() {
-  local stat f
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
-  stat=${stat##*) }
-  read -r -a f <<<"$stat"
-  echo $((f[11] + f[12]))
-}
-# CPU ticks of our PostgreSQL cluster: the postmaster, its children, and its
-# children that exited meanwhile (psql's backends: the postmaster's cutime).
-pg_ticks() {
-  local total stat f pid postmaster
-  postmaster="$(head -n 1 "$STATE/pg/data/postmaster.pid" 2>/dev/null)" || { echo 0; return; }
-  stat="$(cat "/proc/$postmaster/stat" 2>/dev/null)" || { echo 0; return; }
-  stat=${stat##*) }
-  read -r -a f <<<"$stat"
-  total=$((f[11] + f[12] + f[13] + f[14]))
-  for pid in $(pgrep -P "$postmaster" || true); do
-    total=$((total + $(proc_ticks "$pid")))
-  done
-  echo "$total"
-}
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-
-# Waits up to --wait-idle seconds for a half second with the machine < 10% busy.
-wait_for_idle() {
-  local deadline=$((SECONDS + wait_idle)) b0 b1
-  while ((SECONDS < deadline)); do
-    read -r b0 _ < <(cpu_ticks)
-    sleep 0.5
-    read -r b1 _ < <(cpu_ticks)
-    (((b1 - b0) * 200 < CLK_TCK * $(nproc) * 10)) && return 0
-  done
-  warn "the machine did not become idle within ${wait_idle}s; measuring anyway"
-}
 
 # sample_begin / sample_end around one download: peak memory growth and CPU.
 sample_begin() {
   local p
-  ((wait_idle)) && wait_for_idle
+  ((wait_idle)) && wait_for_idle "$wait_idle"
   for p in "$SERVER" "$GATEWAY"; do
     pid_alive "$p" || die "process $p is gone (logs in $OUT)"
     echo 5 >"/proc/$p/clear_refs"  # VmHWM := VmRSS
@@ -422,19 +345,14 @@ PY
 print_machine
 echo "state: $STATE"
 
-((build)) && build_binaries
+((build)) && build_binaries "$rev" segments-server segments-gateway segments-report-client
 for bin in "$SERVER_BIN" "$GATEWAY_BIN" "$CLIENT_BIN"; do
   [[ -x $bin ]] || die "missing $bin: run without --no-build"
 done
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
-if [[ -n $rev ]]; then echo "code:  $(<"$SRC/.bench-rev") (--rev=$rev)"; else
-  echo "code:  working tree at $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- server gateway proto db || echo ' + uncommitted changes')"
-fi
+print_code "$rev" server gateway proto db
 
-if ! "$PG" status >/dev/null; then
-  pg_started=1
-  "$PG" start
-fi
+pg_ensure_started
 load_data
 explain_queries
 echo "data:  $(meta rows) events, $(meta distinct_users) users, loaded in $(meta load_seconds) s" \
