@@ -18,6 +18,7 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev # google/api + google/rpc .proto files
   grpc-proto # grpc/health/v1/health.proto, for reflection of the health service
   wrk curl ca-certificates jq
+  maven openjdk-17-jre-headless # scripts/kafka.sh: Kafka's jars via Maven, Java 17+
 )
 
 # --- apt packages -----------------------------------------------------------
