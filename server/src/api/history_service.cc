@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "api/grpc_status.h"
+#include "api/paced_stream.h"
 #include "api/proto_time.h"
 #include "api/unary_call.h"
 
@@ -36,38 +37,16 @@ std::string LinkQuery(const domain::ReportLink& link) {
 
 }  // namespace
 
-// Streams one report: each chunk is read on the worker pool once the previous
-// one was written, so a slow client slows the reading down instead of
-// filling memory. Deletes itself when gRPC is done with the call.
-class HistoryService::ReportStream final : public grpc::ServerWriteReactor<v1::DownloadHistoryReportResponse> {
+// Streams one report, a chunk at a time (api/paced_stream.h).
+class HistoryService::ReportStream final : public PacedStream<v1::DownloadHistoryReportResponse> {
  public:
   ReportStream(HistoryService& service, grpc::CallbackServerContext* context, domain::ReportLink link)
-      : service_(service), context_(context), link_(std::move(link)) {}
+      : PacedStream(service.workers_), service_(service), context_(context), link_(std::move(link)) {}
 
   ~ReportStream() override { service_.reports_streaming_.fetch_sub(1); }
 
-  void Begin() { ScheduleStep(); }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
-      return;
-    }
-    ScheduleStep();
-  }
-
-  void OnDone() override { delete this; }
-
  private:
-  void ScheduleStep() {
-    if (!service_.workers_.TrySubmit([this] { Step(); })) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is overloaded or stopping; retry later"));
-    }
-  }
-
-  // Ends with exactly one StartWrite or Finish and touches nothing after it:
-  // from then on gRPC may call back on another thread.
-  void Step() {
+  void Step() override {
     if (context_->IsCancelled()) {
       report_.reset();
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));

@@ -1,6 +1,7 @@
 #include "api/segment_service.h"
 
 #include "api/grpc_status.h"
+#include "api/paced_stream.h"
 #include "api/proto_time.h"
 #include "api/unary_call.h"
 
@@ -48,41 +49,20 @@ constexpr int32_t kStreamBatch = 1000;
 
 }  // namespace
 
-// Streams a segment's members as keyset pages: each is read on the worker
-// pool once the previous one was written, so a slow client slows the
-// reading instead of filling memory. Deletes itself when gRPC is done.
-class SegmentService::MemberStream final : public grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse> {
+// Streams a segment's members as keyset pages (api/paced_stream.h).
+class SegmentService::MemberStream final : public PacedStream<v1::StreamSegmentMembersResponse> {
  public:
   MemberStream(SegmentService& service, grpc::CallbackServerContext* context, std::string slug)
-      : service_(service), context_(context), slug_(std::move(slug)) {}
-
-  void Begin() { ScheduleStep(); }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading"));
-      return;
-    }
-    if (next_page_token_.empty()) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    ScheduleStep();
-  }
-
-  void OnDone() override { delete this; }
+      : PacedStream(service.workers_), service_(service), context_(context), slug_(std::move(slug)) {}
 
  private:
-  void ScheduleStep() {
-    if (!service_.workers_.TrySubmit([this] { Step(); })) {
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is overloaded or stopping; retry later"));
-    }
-  }
-
-  // Ends with exactly one StartWrite or Finish and touches nothing after it.
-  void Step() {
+  void Step() override {
     if (context_->IsCancelled()) {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
+      return;
+    }
+    if (done_) {
+      Finish(grpc::Status::OK);
       return;
     }
     auto page = service_.listing_.ListSegmentMembers({slug_, kStreamBatch, next_page_token_});
@@ -91,11 +71,12 @@ class SegmentService::MemberStream final : public grpc::ServerWriteReactor<v1::S
       return;
     }
     next_page_token_ = std::move(page->next_page_token);
-    if (page->members.empty() && !first_) {
+    done_ = next_page_token_.empty();
+    if (page->members.empty() && wrote_) {  // the rest left meanwhile
       Finish(grpc::Status::OK);
       return;
     }
-    first_ = false;
+    wrote_ = true;
     response_.Clear();
     for (const domain::SegmentMember& member : page->members) MemberToProto(member, response_.add_members());
     StartWrite(&response_);  // an empty segment still gets one (empty) message
@@ -105,7 +86,8 @@ class SegmentService::MemberStream final : public grpc::ServerWriteReactor<v1::S
   grpc::CallbackServerContext* context_;
   const std::string slug_;
   std::string next_page_token_;
-  bool first_ = true;
+  bool done_ = false;   // the last page was written
+  bool wrote_ = false;  // a message was written
   v1::StreamSegmentMembersResponse response_;
 };
 

@@ -11,15 +11,15 @@
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "support/fake_clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::UserNo;
 
 namespace {
-
-std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
 
 struct Fixture {
   FakeStore store;

@@ -11,21 +11,16 @@
 #include "domain/user_use_cases.h"
 #include "domain/validation.h"
 #include "support/fake_clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::UserNo;
+using segments::testing::ViolationFields;
 
 namespace {
-
-std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
-
-std::vector<std::string> Fields(const absl::Status& status) {
-  std::vector<std::string> out;
-  for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
-  return out;
-}
 
 struct Fixture {
   FakeStore store;
@@ -71,16 +66,16 @@ struct Fixture {
 TEST_CASE_METHOD(Fixture, "bulk: an empty list, a bad slug and a missing segment", "[bulk]") {
   auto empty = AddAll({});
   CHECK(empty.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(empty.status()) == std::vector<std::string>{"userIDs"});
-  CHECK(Fields(RemoveAll({}).status()) == std::vector<std::string>{"userIDs"});
+  CHECK(ViolationFields(empty.status()) == std::vector<std::string>{"userIDs"});
+  CHECK(ViolationFields(RemoveAll({}).status()) == std::vector<std::string>{"userIDs"});
 
   auto bad_slug = AddAll({UserNo(1)}, {}, "no such slug");
-  CHECK(Fields(bad_slug.status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(bad_slug.status()) == std::vector<std::string>{"slug"});
   CHECK(store.transactions == 1);  // only the fixture's CreateSegment
 
   auto missing = AddAll({UserNo(1)}, {}, "NOPE");
   CHECK(missing.status().code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(missing.status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(missing.status()) == std::vector<std::string>{"slug"});
   CHECK(RemoveAll({UserNo(1)}, "NOPE").status().code() == absl::StatusCode::kNotFound);
 }
 
@@ -88,8 +83,8 @@ TEST_CASE_METHOD(Fixture, "bulk: at most 100,000 ids", "[bulk]") {
   std::vector<std::string> ids(BulkMembershipUseCases::kMaxUsers + 1, "not even a uuid");
   auto too_many = AddAll(ids);
   CHECK(too_many.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(too_many.status()) == std::vector<std::string>{"userIDs"});  // no per-id noise
-  CHECK(Fields(RemoveAll(ids).status()) == std::vector<std::string>{"userIDs"});
+  CHECK(ViolationFields(too_many.status()) == std::vector<std::string>{"userIDs"});  // no per-id noise
+  CHECK(ViolationFields(RemoveAll(ids).status()) == std::vector<std::string>{"userIDs"});
   CHECK(store.transactions == 1);
 }
 
@@ -97,7 +92,7 @@ TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index,
   std::vector<std::string> ids = {UserNo(1), "nope", UserNo(2), absl::AsciiStrToUpper(UserNo(1)), "", UserNo(2)};
   auto status = AddAll(ids).status();
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(status) == std::vector<std::string>{"userIDs[1]", "userIDs[3]", "userIDs[4]", "userIDs[5]"});
+  CHECK(ViolationFields(status) == std::vector<std::string>{"userIDs[1]", "userIDs[3]", "userIDs[4]", "userIDs[5]"});
   const auto v = ViolationsOf(status);
   CHECK(v[0].description == "must be a UUID");
   CHECK(v[1].description.find("userIDs[0]") != std::string::npos);  // same user in another case
@@ -124,11 +119,11 @@ TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index,
 TEST_CASE_METHOD(Fixture, "bulk add: TTL as seconds or deadline, never both", "[bulk][ttl]") {
   const absl::Time now = clock.Now();
   auto both = AddAll({UserNo(1)}, {60, now + absl::Hours(1)});
-  CHECK(Fields(both.status()) == std::vector<std::string>{"secondsToBeInSegment"});
-  CHECK(Fields(AddAll({UserNo(1)}, {0, std::nullopt}).status()) == std::vector<std::string>{"secondsToBeInSegment"});
-  CHECK(Fields(AddAll({UserNo(1)}, {std::nullopt, now}).status()) ==
+  CHECK(ViolationFields(both.status()) == std::vector<std::string>{"secondsToBeInSegment"});
+  CHECK(ViolationFields(AddAll({UserNo(1)}, {0, std::nullopt}).status()) == std::vector<std::string>{"secondsToBeInSegment"});
+  CHECK(ViolationFields(AddAll({UserNo(1)}, {std::nullopt, now}).status()) ==
         std::vector<std::string>{"deadlineForStayingInSegment"});
-  CHECK(Fields(AddAll({"x"}, {0, std::nullopt}).status()) ==
+  CHECK(ViolationFields(AddAll({"x"}, {0, std::nullopt}).status()) ==
         std::vector<std::string>{"userIDs[0]", "secondsToBeInSegment"});
 
   REQUIRE(AddAll({UserNo(1), UserNo(2)}, {90, std::nullopt}).ok());
@@ -169,7 +164,7 @@ TEST_CASE_METHOD(Fixture, "bulk: unknown users fail the whole call, first 20 lis
   one_bad.insert(one_bad.begin() + 17, UserNo(5000));
   auto single = AddAll(one_bad);
   CHECK(single.status().code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(single.status()) == std::vector<std::string>{"userIDs[17]"});
+  CHECK(ViolationFields(single.status()) == std::vector<std::string>{"userIDs[17]"});
   CHECK(Members().size() == 1);
 }
 

@@ -11,11 +11,13 @@
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "support/fake_clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::ViolationFields;
 
 namespace {
 
@@ -63,12 +65,6 @@ struct Fixture {
   HistoryUseCases history{store, clock, signer};
   SegmentUseCases segments{fake, clock};
   UserUseCases users{fake, clock};
-
-  std::vector<std::string> Fields(const absl::Status& status) {
-    std::vector<std::string> out;
-    for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
-    return out;
-  }
 
   ReportLink Link(std::string user, int32_t year, int32_t month) {
     auto link = history.CreateReportLink({std::move(user), month, year});
@@ -158,7 +154,7 @@ TEST_CASE_METHOD(Fixture, "report link requests are checked field by field", "[h
     INFO("user \"" << command.user_id << "\", month " << command.month << ", year " << command.year);
     auto link = history.CreateReportLink(command);
     CHECK(link.status().code() == absl::StatusCode::kInvalidArgument);
-    CHECK(Fields(link.status()) == fields);
+    CHECK(ViolationFields(link.status()) == fields);
   };
   check({"", 0, 2024}, {"month"});
   check({"", 13, 2024}, {"month"});
@@ -274,10 +270,10 @@ TEST_CASE_METHOD(Fixture, "a link signed with bad fields is refused before the s
   const absl::Time now = clock.Now();
   auto month = history.OpenReport(signer.Sign({std::nullopt, 2024, 13}, now));
   CHECK(month.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(month.status()) == std::vector<std::string>{"month"});
+  CHECK(ViolationFields(month.status()) == std::vector<std::string>{"month"});
   auto all = history.OpenReport(signer.Sign({"not-a-uuid", 1969, 0}, now));
   CHECK(all.status().code() == absl::StatusCode::kInvalidArgument);
-  const std::vector<std::string> fields = Fields(all.status());
+  const std::vector<std::string> fields = ViolationFields(all.status());
   CHECK(std::set<std::string>(fields.begin(), fields.end()) == std::set<std::string>{"userID", "month", "year"});
   CHECK(store.open_history_calls == 0);
 }
@@ -415,7 +411,7 @@ TEST_CASE_METHOD(Fixture, "page size 0 means 100, and 1000 is the most", "[histo
     INFO("page size " << bad);
     auto page = history.ListUserHistory({kU1, "", std::nullopt, std::nullopt, bad, ""});
     CHECK(page.status().code() == absl::StatusCode::kInvalidArgument);
-    CHECK(Fields(page.status()) == std::vector<std::string>{"pageSize"});
+    CHECK(ViolationFields(page.status()) == std::vector<std::string>{"pageSize"});
   }
 }
 
@@ -426,7 +422,7 @@ TEST_CASE_METHOD(Fixture, "history requests are checked field by field, all at o
                     << "\"");
     auto page = history.ListUserHistory(command);
     CHECK(page.status().code() == absl::StatusCode::kInvalidArgument);
-    CHECK(Fields(page.status()) == fields);
+    CHECK(ViolationFields(page.status()) == fields);
   };
   check({"", "", std::nullopt, std::nullopt, 0, ""}, {"userID"});
   check({"nope", "", std::nullopt, std::nullopt, 0, ""}, {"userID"});

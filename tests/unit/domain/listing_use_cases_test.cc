@@ -9,21 +9,16 @@
 #include "domain/errors.h"
 #include "domain/segment_use_cases.h"
 #include "support/fake_clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::UserNo;
+using segments::testing::ViolationFields;
 
 namespace {
-
-std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
-
-std::vector<std::string> Fields(const absl::Status& status) {
-  std::vector<std::string> out;
-  for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
-  return out;
-}
 
 struct Fixture {
   FakeStore store;
@@ -106,8 +101,8 @@ TEST_CASE_METHOD(Fixture, "ListSegments: empty, and bad sizes or tokens", "[list
   CHECK(empty->segments.empty());
   CHECK(empty->next_page_token.empty());
 
-  CHECK(Fields(listing.ListSegments({-1, ""}).status()) == std::vector<std::string>{"pageSize"});
-  CHECK(Fields(listing.ListSegments({1001, ""}).status()) == std::vector<std::string>{"pageSize"});
+  CHECK(ViolationFields(listing.ListSegments({-1, ""}).status()) == std::vector<std::string>{"pageSize"});
+  CHECK(ViolationFields(listing.ListSegments({1001, ""}).status()) == std::vector<std::string>{"pageSize"});
   CHECK(listing.ListSegments({1000, ""}).ok());
   for (const std::string& token :
        {std::string("garbage!"), absl::WebSafeBase64Escape("x1:A"), absl::WebSafeBase64Escape("s1:bad slug"),
@@ -115,9 +110,9 @@ TEST_CASE_METHOD(Fixture, "ListSegments: empty, and bad sizes or tokens", "[list
     INFO(token);
     auto bad = listing.ListSegments({10, token});
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
-    CHECK(Fields(bad.status()) == std::vector<std::string>{"pageToken"});
+    CHECK(ViolationFields(bad.status()) == std::vector<std::string>{"pageToken"});
   }
-  CHECK(Fields(listing.ListSegments({5000, "??"}).status()) == std::vector<std::string>{"pageSize", "pageToken"});
+  CHECK(ViolationFields(listing.ListSegments({5000, "??"}).status()) == std::vector<std::string>{"pageSize", "pageToken"});
 }
 
 TEST_CASE_METHOD(Fixture, "ListSegmentMembers: active members by user id, each once across pages", "[listing]") {
@@ -167,13 +162,13 @@ TEST_CASE_METHOD(Fixture, "ListSegmentMembers: bad requests and tokens", "[listi
   Create("T");
   AddMembers("S", 0, 5);
   AddMembers("T", 0, 5);
-  CHECK(Fields(listing.ListSegmentMembers({"", 0, ""}).status()) == std::vector<std::string>{"slug"});
-  CHECK(Fields(listing.ListSegmentMembers({"S", 10001, ""}).status()) == std::vector<std::string>{"pageSize"});
-  CHECK(Fields(listing.ListSegmentMembers({"S", -5, ""}).status()) == std::vector<std::string>{"pageSize"});
+  CHECK(ViolationFields(listing.ListSegmentMembers({"", 0, ""}).status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(listing.ListSegmentMembers({"S", 10001, ""}).status()) == std::vector<std::string>{"pageSize"});
+  CHECK(ViolationFields(listing.ListSegmentMembers({"S", -5, ""}).status()) == std::vector<std::string>{"pageSize"});
   CHECK(listing.ListSegmentMembers({"S", 10000, ""}).ok());
   auto unknown = listing.ListSegmentMembers({"NOPE", 0, ""});
   CHECK(unknown.status().code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(unknown.status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(unknown.status()) == std::vector<std::string>{"slug"});
 
   auto s_page = listing.ListSegmentMembers({"S", 2, ""});
   REQUIRE(s_page.ok());
@@ -192,12 +187,12 @@ TEST_CASE_METHOD(Fixture, "ListSegmentMembers: bad requests and tokens", "[listi
     INFO(token);
     auto bad = listing.ListSegmentMembers({"S", 2, token});
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
-    CHECK(Fields(bad.status()) == std::vector<std::string>{"pageToken"});
+    CHECK(ViolationFields(bad.status()) == std::vector<std::string>{"pageToken"});
   }
   // A token of another live segment is refused too.
   auto other = listing.ListSegmentMembers({"T", 2, s_token});
   CHECK(other.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(other.status()) == std::vector<std::string>{"pageToken"});
+  CHECK(ViolationFields(other.status()) == std::vector<std::string>{"pageToken"});
 }
 
 TEST_CASE_METHOD(Fixture, "ListSegmentMembers: a token of a deleted and re-created segment is refused", "[listing]") {
@@ -210,7 +205,7 @@ TEST_CASE_METHOD(Fixture, "ListSegmentMembers: a token of a deleted and re-creat
   AddMembers("S", 5, 10);
   auto stale = listing.ListSegmentMembers({"S", 2, page->next_page_token});
   CHECK(stale.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(stale.status()) == std::vector<std::string>{"pageToken"});
+  CHECK(ViolationFields(stale.status()) == std::vector<std::string>{"pageToken"});
   // Deleted and not re-created: the slug is unknown.
   REQUIRE(segments.DeleteSegment("S").ok());
   CHECK(listing.ListSegmentMembers({"S", 2, page->next_page_token}).status().code() == absl::StatusCode::kNotFound);

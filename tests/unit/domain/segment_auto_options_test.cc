@@ -13,21 +13,16 @@
 #include "domain/user_use_cases.h"
 #include "domain/validation.h"
 #include "support/fake_clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::UserNo;
+using segments::testing::ViolationFields;
 
 namespace {
-
-std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
-
-std::vector<std::string> Fields(const absl::Status& status) {
-  std::vector<std::string> out;
-  for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
-  return out;
-}
 
 CreateSegmentCommand Auto(std::string slug, std::optional<double> percent, std::vector<std::string> include = {},
                           std::vector<std::string> exclude = {}, std::optional<int64_t> ttl = std::nullopt) {
@@ -83,7 +78,7 @@ TEST_CASE_METHOD(Fixture, "include/exclude slugs: malformed, repeated within or 
                  "[segments][auto_options]") {
   auto status = segments.CreateSegment(Auto("S", 10.0, {"A", "bad slug", "A", "B"}, {"C", "B", "", "C"})).status();
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(status) == std::vector<std::string>{"includeSegments[1]", "includeSegments[2]", "excludeSegments[1]",
+  CHECK(ViolationFields(status) == std::vector<std::string>{"includeSegments[1]", "includeSegments[2]", "excludeSegments[1]",
                                                     "excludeSegments[2]", "excludeSegments[3]"});
   const auto violations = ViolationsOf(status);
   CHECK(violations[1].description.find("includeSegments[0]") != std::string::npos);
@@ -102,9 +97,9 @@ TEST_CASE_METHOD(Fixture, "include/exclude lists hold at most 20 slugs each", "[
   }
   auto too_many = segments.CreateSegment(Auto("X", 10.0, twenty_one, {})).status();
   CHECK(too_many.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(too_many) == std::vector<std::string>{"includeSegments"});
+  CHECK(ViolationFields(too_many) == std::vector<std::string>{"includeSegments"});
   auto too_many_excluded = segments.CreateSegment(Auto("X", 10.0, {}, twenty_one)).status();
-  CHECK(Fields(too_many_excluded) == std::vector<std::string>{"excludeSegments"});
+  CHECK(ViolationFields(too_many_excluded) == std::vector<std::string>{"excludeSegments"});
 
   const Segment ok = Create(Auto("X", 10.0, twenty, {"S20"}));
   CHECK(ok.auto_options.include_ids.size() == 20);
@@ -118,7 +113,7 @@ TEST_CASE_METHOD(Fixture, "include/exclude slugs of no live segment are NOT_FOUN
   REQUIRE(segments.DeleteSegment("GONE").ok());
   auto status = segments.CreateSegment(Auto("S", 10.0, {"A", "NOPE"}, {"GONE"})).status();
   CHECK(status.code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(status) == std::vector<std::string>{"includeSegments[1]", "excludeSegments[0]"});
+  CHECK(ViolationFields(status) == std::vector<std::string>{"includeSegments[1]", "excludeSegments[0]"});
   CHECK(store.state.segments.size() == 2);  // nothing created
 }
 
@@ -140,7 +135,7 @@ TEST_CASE_METHOD(Fixture, "autoSecondsToBeInSegment: 1 second up to 10 years", "
     INFO(bad);
     auto status = segments.CreateSegment(Auto("S", 10.0, {}, {}, bad)).status();
     CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-    CHECK(Fields(status) == std::vector<std::string>{"autoSecondsToBeInSegment"});
+    CHECK(ViolationFields(status) == std::vector<std::string>{"autoSecondsToBeInSegment"});
   }
   CHECK(Create(Auto("ONE", 10.0, {}, {}, 1)).auto_options.ttl_seconds == 1);
   CHECK(Create(Auto("TEN_YEARS", 10.0, {}, {}, ten_years)).auto_options.ttl_seconds == ten_years);
@@ -149,7 +144,7 @@ TEST_CASE_METHOD(Fixture, "autoSecondsToBeInSegment: 1 second up to 10 years", "
 
 TEST_CASE_METHOD(Fixture, "every problem of a create request is listed at once", "[segments][auto_options]") {
   auto status = segments.CreateSegment({"", 101.0, "", {"x y"}, {"x y"}, 0}).status();
-  CHECK(Fields(status) == std::vector<std::string>{"slug", "percentToFill", "includeSegments[0]",
+  CHECK(ViolationFields(status) == std::vector<std::string>{"slug", "percentToFill", "includeSegments[0]",
                                                     "excludeSegments[0]", "autoSecondsToBeInSegment"});
 }
 
@@ -204,20 +199,20 @@ TEST_CASE_METHOD(Fixture, "update percent: percentToFill is required, slug and p
   const int before = store.transactions;
   auto missing = SetPercent("S", std::nullopt);
   CHECK(missing.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(missing.status()) == std::vector<std::string>{"percentToFill"});
+  CHECK(ViolationFields(missing.status()) == std::vector<std::string>{"percentToFill"});
   CHECK(ViolationsOf(missing.status())[0].description == "is required");
 
   for (double bad : {-0.01, 100.01, 12.345, std::numeric_limits<double>::quiet_NaN()}) {
     INFO(bad);
-    CHECK(Fields(SetPercent("S", bad).status()) == std::vector<std::string>{"percentToFill"});
+    CHECK(ViolationFields(SetPercent("S", bad).status()) == std::vector<std::string>{"percentToFill"});
   }
   auto both = SetPercent("bad slug", std::nullopt);
-  CHECK(Fields(both.status()) == std::vector<std::string>{"slug", "percentToFill"});
+  CHECK(ViolationFields(both.status()) == std::vector<std::string>{"slug", "percentToFill"});
   CHECK(store.transactions == before);
 
   auto unknown = SetPercent("NOPE", 20.0);
   CHECK(unknown.status().code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(unknown.status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(unknown.status()) == std::vector<std::string>{"slug"});
 }
 
 TEST_CASE_METHOD(Fixture, "update percent raises and lowers monotonically, by bucket, with history",
@@ -314,7 +309,7 @@ TEST_CASE_METHOD(Fixture, "delete is refused while a live segment names the segm
   Create(Auto("EXC", 10.0, {"OTHER"}, {"BASE"}));
   auto refused = segments.DeleteSegment("BASE");
   CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(Fields(refused.status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(refused.status()) == std::vector<std::string>{"slug"});
   const std::string message(refused.status().message());
   CHECK(message.find("\"EXC\"") != std::string::npos);
   CHECK(message.find("\"INC\"") != std::string::npos);

@@ -7,11 +7,13 @@
 #include "domain/errors.h"
 #include "domain/validation.h"
 #include "support/fake_clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::ViolationFields;
 
 namespace {
 
@@ -36,11 +38,6 @@ struct Fixture {
     return *got;
   }
 
-  std::vector<std::string> Fields(const absl::Status& status) {
-    std::vector<std::string> out;
-    for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
-    return out;
-  }
 };
 
 SegmentToAdd Add(std::string slug) { return {std::move(slug), {}}; }
@@ -61,11 +58,11 @@ TEST_CASE_METHOD(Fixture, "create rejects a taken slug and bad input", "[segment
   Create("A");
   auto dup = segments.CreateSegment({"A", std::nullopt, "", {}, {}, std::nullopt});
   CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
-  CHECK(Fields(dup.status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(dup.status()) == std::vector<std::string>{"slug"});
 
   auto bad = segments.CreateSegment({"_bad", 12.345, std::string(1001, 'x'), {}, {}, std::nullopt});
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(bad.status()) == std::vector<std::string>{"slug", "percentToFill", "description"});
+  CHECK(ViolationFields(bad.status()) == std::vector<std::string>{"slug", "percentToFill", "description"});
   CHECK(store.state.segments.size() == 1);
 }
 
@@ -133,7 +130,7 @@ TEST_CASE_METHOD(Fixture, "every shape problem is listed at once with its path",
                                               Add("bad slug")},
                                              {"B", "F", "F"}});
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(status) == std::vector<std::string>{
+  CHECK(ViolationFields(status) == std::vector<std::string>{
                               "userID",
                               "segmentsToAdd[1].segmentSlug",
                               "segmentsToAdd[2].secondsToBeInSegment",
@@ -150,18 +147,18 @@ TEST_CASE_METHOD(Fixture, "every shape problem is listed at once with its path",
 TEST_CASE_METHOD(Fixture, "an empty change is rejected", "[memberships]") {
   auto status = Change({}, {});
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(status) == std::vector<std::string>{""});
+  CHECK(ViolationFields(status) == std::vector<std::string>{""});
 }
 
 TEST_CASE_METHOD(Fixture, "unknown user and unknown slugs are not found, each slug listed", "[memberships]") {
   Create("A");
   auto no_user = Change({Add("A")}, {}, "11111111-1111-1111-1111-111111111111");
   CHECK(no_user.code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(no_user) == std::vector<std::string>{"userID"});
+  CHECK(ViolationFields(no_user) == std::vector<std::string>{"userID"});
 
   auto missing = Change({Add("X"), Add("A"), Add("Y")}, {"Z"});
   CHECK(missing.code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(missing) == std::vector<std::string>{"segmentsToAdd[0].segmentSlug", "segmentsToAdd[2].segmentSlug",
+  CHECK(ViolationFields(missing) == std::vector<std::string>{"segmentsToAdd[0].segmentSlug", "segmentsToAdd[2].segmentSlug",
                                                      "segmentsToRemove[0].segmentSlug"});
   CHECK(Get().empty());  // "A" was not added: all or nothing
   CHECK(store.state.history.empty());
@@ -174,7 +171,7 @@ TEST_CASE_METHOD(Fixture, "adding a held segment or removing a missing one chang
   REQUIRE(Change({Add("A")}, {}).ok());
   auto status = Change({Add("C"), Add("A")}, {"B"});
   CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(Fields(status) == std::vector<std::string>{"segmentsToAdd[1].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+  CHECK(ViolationFields(status) == std::vector<std::string>{"segmentsToAdd[1].segmentSlug", "segmentsToRemove[0].segmentSlug"});
   CHECK(Get() == std::vector<std::string>{"A"});
   CHECK(store.state.history.size() == 1);
 }
@@ -296,7 +293,7 @@ TEST_CASE_METHOD(Fixture, "GetSegment counts the members active now", "[segments
   CHECK(got->second == 1);
 
   CHECK(segments.GetSegment("B").status().code() == absl::StatusCode::kNotFound);
-  CHECK(Fields(segments.GetSegment("B").status()) == std::vector<std::string>{"slug"});
+  CHECK(ViolationFields(segments.GetSegment("B").status()) == std::vector<std::string>{"slug"});
   CHECK(segments.GetSegment("_bad").status().code() == absl::StatusCode::kInvalidArgument);
   REQUIRE(segments.DeleteSegment("A").ok());
   CHECK(segments.GetSegment("A").status().code() == absl::StatusCode::kNotFound);
