@@ -73,8 +73,32 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   app->server_->GetHealthCheckService()->SetServingStatus(false);
   app->health_watcher_ = std::thread([raw = app.get()] { raw->WatchDatabase(); });
   app->expiry_job_.Start();
+  if (!config.kafka_brokers.empty()) {
+    if (absl::Status st = app->StartUserEvents(); !st.ok()) return st;
+  }
   log::Info("serving gRPC on port {}", app->port_);
   return app;
+}
+
+absl::Status Application::StartUserEvents() {
+  grpc::ChannelArguments args;
+  // Reconnect quickly once the user service is back.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  user_directory_ = std::make_unique<ingest::UserServiceClient>(
+      grpc::CreateCustomChannel(config_.user_service, grpc::InsecureChannelCredentials(), args),
+      ingest::UserServiceClientOptions{.call_timeout = config_.user_service_timeout,
+                                       .max_wait = config_.user_service_max_wait});
+  ingest::UserEventConsumerOptions options;
+  options.brokers = config_.kafka_brokers;
+  options.topic = config_.user_events_topic;
+  options.group = config_.user_events_group;
+  options.dead_letter_topic = config_.user_events_dlq_topic;
+  options.kafka_settings = config_.kafka_settings;
+  options.max_batch = config_.user_events_batch;
+  auto consumer = ingest::UserEventConsumer::Start(std::move(options), *user_directory_, user_use_cases_);
+  if (!consumer.ok()) return consumer.status();
+  user_events_ = std::move(*consumer);
+  return absl::OkStatus();
 }
 
 void Application::WatchDatabase() {
@@ -103,6 +127,7 @@ void Application::Shutdown(absl::Duration grace) {
   }
   if (health_watcher_.joinable()) health_watcher_.join();
   expiry_job_.Stop();
+  if (user_events_) user_events_->Stop();
   log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

@@ -1,5 +1,6 @@
 // The whole server wired from a Config: database pool, store, use cases,
-// worker pool, gRPC services, health and reflection. main() and the service
+// worker pool, gRPC services, health and reflection, the TTL expiry job and
+// (when Kafka is configured) the user-event consumer. main() and the service
 // tests both start it this way.
 #pragma once
 
@@ -20,6 +21,8 @@
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "storage/pg_pool.h"
+#include "ingest/user_directory.h"
+#include "ingest/user_event_consumer.h"
 #include "jobs/expiry_job.h"
 #include "storage/pg_store.h"
 
@@ -38,6 +41,9 @@ class Application {
   // The bound port (useful with port 0).
   int port() const { return port_; }
 
+  // The user-event consumer; nullptr when Kafka is not configured.
+  const ingest::UserEventConsumer* user_events() const { return user_events_.get(); }
+
   // Stops accepting calls, lets in-flight ones finish for up to `grace`
   // (then cancels them), stops the workers and closes the database pool.
   // Idempotent.
@@ -46,6 +52,7 @@ class Application {
  private:
   Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer);
   void WatchDatabase();
+  absl::Status StartUserEvents();
 
   const config::Config config_;
   storage::PgPool pool_;
@@ -61,6 +68,8 @@ class Application {
   api::UserAdminService user_admin_service_;
   api::HistoryService history_service_;
   jobs::ExpiryJob expiry_job_;
+  std::unique_ptr<ingest::UserDirectory> user_directory_;
+  std::unique_ptr<ingest::UserEventConsumer> user_events_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 

@@ -2,6 +2,9 @@
 
 #include <absl/strings/match.h>
 #include <absl/strings/numbers.h>
+#include <absl/strings/str_split.h>
+#include <absl/strings/strip.h>
+#include <absl/strings/ascii.h>
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -131,6 +134,48 @@ const std::vector<Setting>& Settings() {
       {"expiry-batch-size", "SEGMENTS_EXPIRY_BATCH_SIZE", "memberships the expiry job ends per transaction",
        IntIn(&Config::expiry_batch_size, 1, 100'000),
        [](const Config& c) { return std::to_string(c.expiry_batch_size); }},
+      {"kafka-brokers", "SEGMENTS_KAFKA_BROKERS",
+       "Kafka bootstrap servers host:port[,host:port...] for user events (empty: the consumer is off)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.kafka_brokers = v;
+         return "";
+       },
+       [](const Config& c) { return c.kafka_brokers.empty() ? std::string("off") : c.kafka_brokers; }},
+      {"user-events-topic", "SEGMENTS_USER_EVENTS_TOPIC", "topic of the user service's events",
+       NonEmpty(&Config::user_events_topic), [](const Config& c) { return c.user_events_topic; }},
+      {"user-events-group", "SEGMENTS_USER_EVENTS_GROUP", "consumer group of the user events",
+       NonEmpty(&Config::user_events_group), [](const Config& c) { return c.user_events_group; }},
+      {"user-events-dlq-topic", "SEGMENTS_USER_EVENTS_DLQ_TOPIC", "topic that malformed user events are copied to",
+       NonEmpty(&Config::user_events_dlq_topic), [](const Config& c) { return c.user_events_dlq_topic; }},
+      {"user-events-batch", "SEGMENTS_USER_EVENTS_BATCH", "most user events applied in one transaction",
+       IntIn(&Config::user_events_batch, 1, 10'000),
+       [](const Config& c) { return std::to_string(c.user_events_batch); }},
+      {"kafka-settings", "SEGMENTS_KAFKA_SETTINGS",
+       "further librdkafka settings, name=value[,name=value...] (e.g. security.protocol=SASL_SSL)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.kafka_settings.clear();
+         for (absl::string_view item : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           const auto eq = item.find('=');
+           if (eq == absl::string_view::npos || eq == 0) return "each item must be name=value";
+           c.kafka_settings.emplace_back(std::string(absl::StripAsciiWhitespace(item.substr(0, eq))),
+                                         std::string(absl::StripAsciiWhitespace(item.substr(eq + 1))));
+         }
+         return "";
+       },
+       [](const Config& c) { return c.kafka_settings.empty() ? std::string("none") : std::string("(set)"); }},
+      {"user-service", "SEGMENTS_USER_SERVICE", "user service gRPC address host:port (required with --kafka-brokers)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.user_service = v;
+         return "";
+       },
+       [](const Config& c) { return c.user_service; }},
+      {"user-service-timeout", "SEGMENTS_USER_SERVICE_TIMEOUT", "deadline of one call to the user service",
+       DurationIn(&Config::user_service_timeout, absl::Milliseconds(10), absl::Minutes(1)),
+       [](const Config& c) { return absl::FormatDuration(c.user_service_timeout); }},
+      {"user-service-max-wait", "SEGMENTS_USER_SERVICE_MAX_WAIT",
+       "longest a lookup retries the user service before the batch backs off and tries again",
+       DurationIn(&Config::user_service_max_wait, absl::Milliseconds(10), absl::Minutes(10)),
+       [](const Config& c) { return absl::FormatDuration(c.user_service_max_wait); }},
   };
   return settings;
 }
@@ -183,6 +228,10 @@ absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const En
     if (std::string problem = s->apply(config, value); !problem.empty()) {
       return absl::InvalidArgumentError(fmt::format("--{}='{}': {}", s->flag, value, problem));
     }
+  }
+  if (!config.kafka_brokers.empty() && config.user_service.empty()) {
+    return absl::InvalidArgumentError(
+        "--user-service (SEGMENTS_USER_SERVICE) is required when --kafka-brokers is set: events are looked up there");
   }
   return config;
 }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace segments::config {
@@ -39,6 +40,21 @@ struct Config {
   // TTL expiry job.
   absl::Duration expiry_period = absl::Seconds(10);
   int expiry_batch_size = 1000;
+
+  // Users from Kafka (contract §6). No brokers: the consumer is off, and the
+  // replica changes only through UserAdminService.
+  std::string kafka_brokers;
+  std::string user_events_topic = "UserAction";
+  std::string user_events_group = "segments";
+  std::string user_events_dlq_topic = "UserAction.dlq";
+  int user_events_batch = 1000;
+  // Further librdkafka settings, e.g. security.protocol=SASL_SSL.
+  std::vector<std::pair<std::string, std::string>> kafka_settings;
+  // The user service (userservice.v1) that events are looked up in;
+  // required with kafka_brokers.
+  std::string user_service;
+  absl::Duration user_service_timeout = absl::Seconds(1);
+  absl::Duration user_service_max_wait = absl::Seconds(5);
 };
 
 // Reads the environment, e.g. std::getenv; injectable for tests.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "domain/auto_assignment.h"
@@ -22,6 +23,28 @@ absl::Status UnknownUser(const UserId& user) {
                     fmt::format("user \"{}\" does not exist", user));
 }
 
+// The steps of each change, inside a transaction that holds the
+// automatic-assignment lock (shared) and, for an existing user, their row.
+absl::Status CreateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
+  if (absl::Status st = tx.InsertUser(user, state, now); !st.ok()) return st;
+  if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
+  return absl::OkStatus();
+}
+
+absl::Status ChangeStateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
+  if (absl::Status st = tx.SetUserState(user, state, now); !st.ok()) return st;
+  // A returning user is evaluated like a new one; leaving keeps memberships.
+  if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> DeleteIn(Transaction& tx, const UserId& user, absl::Time now) {
+  auto ended = tx.EndUserMemberships(user, Reason::kUserDeleted, now);
+  if (!ended.ok()) return ended.status();
+  if (absl::Status st = tx.DeleteUser(user); !st.ok()) return st;
+  return *ended;
+}
+
 }  // namespace
 
 absl::Status UserUseCases::CreateUser(const std::string& user_id) {
@@ -29,9 +52,7 @@ absl::Status UserUseCases::CreateUser(const std::string& user_id) {
   const UserId user = *ParseUserId(user_id);
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    const absl::Time now = Now();
-    if (absl::Status st = tx.InsertUser(user, UserState::kActive, now); !st.ok()) return st;
-    return AssignUserAutomatically(tx, user, now).status();
+    return CreateIn(tx, user, UserState::kActive, Now());
   });
   if (absl::IsAlreadyExists(status)) {
     return FieldError(absl::StatusCode::kAlreadyExists, std::string(kUserIdField),
@@ -55,11 +76,7 @@ absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::str
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
     if (**current == *state) return absl::OkStatus();
-    const absl::Time now = Now();
-    if (absl::Status st = tx.SetUserState(user, *state, now); !st.ok()) return st;
-    // A returning user is evaluated like a new one; leaving keeps memberships.
-    if (*state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
-    return absl::OkStatus();
+    return ChangeStateIn(tx, user, *state, Now());
   });
 }
 
@@ -72,13 +89,49 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
     auto current = tx.LockUser(user);
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
-    auto count = tx.EndUserMemberships(user, Reason::kUserDeleted, Now());
+    auto count = DeleteIn(tx, user, Now());
     if (!count.ok()) return count.status();
     ended = *count;
-    return tx.DeleteUser(user);
+    return absl::OkStatus();
   });
   if (!status.ok()) return status;
   return ended;
+}
+
+absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<ObservedUser>& users) {
+  // Rows are locked in id order, so concurrent syncs cannot deadlock.
+  std::vector<const ObservedUser*> ordered;
+  ordered.reserve(users.size());
+  for (const ObservedUser& u : users) ordered.push_back(&u);
+  std::sort(ordered.begin(), ordered.end(), [](const ObservedUser* a, const ObservedUser* b) { return a->id < b->id; });
+
+  UserSyncResult result;
+  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    result = UserSyncResult{};  // a retried transaction starts over
+    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    const absl::Time now = Now();
+    for (const ObservedUser* observed : ordered) {
+      auto current = tx.LockUser(observed->id);
+      if (!current.ok()) return current.status();
+      if (*current == observed->state) {
+        ++result.unchanged;
+      } else if (!observed->state) {
+        auto ended = DeleteIn(tx, observed->id, now);
+        if (!ended.ok()) return ended.status();
+        ++result.deleted;
+        result.memberships_ended += *ended;
+      } else if (!*current) {
+        if (absl::Status st = CreateIn(tx, observed->id, *observed->state, now); !st.ok()) return st;
+        ++result.created;
+      } else {
+        if (absl::Status st = ChangeStateIn(tx, observed->id, *observed->state, now); !st.ok()) return st;
+        ++result.state_changed;
+      }
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return result;
 }
 
 }  // namespace segments::domain

@@ -1,16 +1,34 @@
-// Use cases of the user replica. The Kafka consumer (ingest) will call the
-// same ones as UserAdminService.
+// Use cases of the user replica: UserAdminService calls the single-user ones,
+// the user-event consumer (ingest/) calls SyncUsers; both run the same steps.
 #pragma once
 
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "domain/clock.h"
 #include "domain/store.h"
 
 namespace segments::domain {
+
+// A user as the user service reports it: `state` is nullopt when the user
+// service does not know the id (deleted, or never created).
+struct ObservedUser {
+  UserId id;
+  std::optional<UserState> state;
+};
+
+// What SyncUsers changed.
+struct UserSyncResult {
+  int created = 0;
+  int state_changed = 0;
+  int deleted = 0;
+  int unchanged = 0;
+  int64_t memberships_ended = 0;  // by deletions
+};
 
 class UserUseCases {
  public:
@@ -30,6 +48,14 @@ class UserUseCases {
   // Deletes the user, ending every membership with reason user_deleted.
   // NOT_FOUND if unknown. Returns the memberships ended.
   absl::StatusOr<int64_t> DeleteUser(const std::string& user_id);
+
+  // Makes the replica agree with the user service about these users, in one
+  // transaction: an unknown user who exists there is created in their state
+  // (an active one with automatic assignment), a known one gets its state (a
+  // returning user is evaluated), a known one it does not know is deleted. Users already in agreement are
+  // left alone, so applying the same observation twice changes nothing. Ids
+  // must be canonical (ParseUserId) and distinct.
+  absl::StatusOr<UserSyncResult> SyncUsers(const std::vector<ObservedUser>& users);
 
  private:
   absl::Time Now() const { return TruncateToMicros(clock_.Now()); }

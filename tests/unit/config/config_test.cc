@@ -63,3 +63,30 @@ TEST_CASE("usage lists every flag with its environment variable", "[config]") {
   CHECK_THAT(usage, Catch::Contains("--database-url") && Catch::Contains("SEGMENTS_DATABASE_URL"));
   CHECK_THAT(usage, Catch::Contains("--shutdown-grace") && Catch::Contains("SEGMENTS_SHUTDOWN_GRACE"));
 }
+
+TEST_CASE("the user-event consumer is off by default and needs the user service when on", "[config]") {
+  auto off = LoadConfig({}, Env({}));
+  REQUIRE(off.ok());
+  CHECK(off->kafka_brokers.empty());
+  CHECK(off->user_events_topic == "UserAction");
+  CHECK(off->user_events_group == "segments");
+  CHECK(off->user_events_dlq_topic == "UserAction.dlq");
+
+  auto missing = LoadConfig({"--kafka-brokers=k:9092"}, Env({}));
+  CHECK(missing.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(missing.status().message()), Catch::Matchers::Contains("--user-service"));
+
+  auto on = LoadConfig({"--kafka-brokers=k1:9092,k2:9092", "--user-events-topic=Users"},
+                       Env({{"SEGMENTS_USER_SERVICE", "users:50061"},
+                            {"SEGMENTS_KAFKA_SETTINGS", "security.protocol=SASL_SSL, sasl.mechanism=PLAIN"},
+                            {"SEGMENTS_USER_SERVICE_TIMEOUT", "250ms"}}));
+  REQUIRE(on.ok());
+  CHECK(on->kafka_brokers == "k1:9092,k2:9092");
+  CHECK(on->user_events_topic == "Users");
+  CHECK(on->user_service == "users:50061");
+  CHECK(on->user_service_timeout == absl::Milliseconds(250));
+  CHECK(on->kafka_settings == std::vector<std::pair<std::string, std::string>>{
+                                  {"security.protocol", "SASL_SSL"}, {"sasl.mechanism", "PLAIN"}});
+  CHECK_FALSE(LoadConfig({"--kafka-settings=novalue"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--user-events-topic="}, Env({})).ok());
+}

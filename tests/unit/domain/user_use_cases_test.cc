@@ -61,3 +61,58 @@ TEST_CASE_METHOD(Fixture, "delete ends memberships with user_deleted and keeps h
   CHECK(store.state.history[1].at == clock.Now());
   CHECK(users.DeleteUser(kUser).status().code() == absl::StatusCode::kNotFound);
 }
+
+TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what the user service says", "[users][sync]") {
+  CreateSegmentCommand all;
+  all.slug = "ALL";
+  all.percent_to_fill = 100.0;
+  REQUIRE(segments.CreateSegment(all).ok());
+  const UserId kept = "11111111-1111-4111-8111-111111111111";
+  const UserId leaving = "22222222-2222-4222-8222-222222222222";
+  const UserId deleted = "33333333-3333-4333-8333-333333333333";
+  const UserId new_active = "44444444-4444-4444-8444-444444444444";
+  const UserId new_excluded = "55555555-5555-4555-8555-555555555555";
+  const UserId never_seen = "66666666-6666-4666-8666-666666666666";
+  for (const UserId& u : {kept, leaving, deleted}) REQUIRE(users.CreateUser(u).ok());
+  const size_t history_before = store.state.history.size();
+
+  const std::vector<ObservedUser> observed = {{new_excluded, UserState::kExcluded}, {kept, UserState::kActive},
+                                              {deleted, std::nullopt},               {leaving, UserState::kExcluded},
+                                              {never_seen, std::nullopt},            {new_active, UserState::kActive}};
+  auto result = users.SyncUsers(observed);
+  REQUIRE(result.ok());
+  CHECK(result->created == 2);
+  CHECK(result->state_changed == 1);
+  CHECK(result->deleted == 1);
+  CHECK(result->unchanged == 2);  // kept, never_seen
+  CHECK(result->memberships_ended == 1);
+  CHECK(store.state.users.at(kept) == UserState::kActive);
+  CHECK(store.state.users.at(leaving) == UserState::kExcluded);
+  CHECK(store.state.users.at(new_excluded) == UserState::kExcluded);
+  CHECK(store.state.users.at(new_active) == UserState::kActive);
+  CHECK_FALSE(store.state.users.contains(deleted));
+  CHECK_FALSE(store.state.users.contains(never_seen));
+  // The new active user entered ALL; the excluded one did not; the deleted
+  // one left it with history.
+  CHECK(store.state.memberships.contains({new_active, 1}));
+  CHECK_FALSE(store.state.memberships.contains({new_excluded, 1}));
+  CHECK(store.state.history.size() == history_before + 2);
+  const HistoryEvent& removal = store.state.history[history_before];  // users are applied in id order
+  CHECK(removal.user_id == deleted);
+  CHECK(removal.reason == Reason::kUserDeleted);
+
+  // The same observation again changes nothing.
+  auto again = users.SyncUsers(observed);
+  REQUIRE(again.ok());
+  CHECK(again->unchanged == 6);
+  CHECK(again->created + again->state_changed + again->deleted == 0);
+  CHECK(store.state.history.size() == history_before + 2);
+}
+
+TEST_CASE_METHOD(Fixture, "sync is one transaction: a failure applies nothing", "[users][sync]") {
+  store.failure = absl::UnavailableError("database is down");
+  auto result = users.SyncUsers({{kUser, UserState::kActive}});
+  CHECK(result.status().code() == absl::StatusCode::kUnavailable);
+  store.failure = absl::OkStatus();
+  CHECK(store.state.users.empty());
+}

@@ -1,0 +1,379 @@
+#include "ingest/user_event_consumer.h"
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafkacpp.h>
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace segments::ingest {
+namespace {
+
+constexpr int kIdlePollMs = 200;
+constexpr int kDeadLetterFlushMs = 10000;
+
+EventRecord ToRecord(const RdKafka::Message& message) {
+  EventRecord record;
+  record.partition = message.partition();
+  record.offset = message.offset();
+  if (const std::string* key = message.key()) record.key = *key;
+  if (message.payload() != nullptr) record.value.assign(static_cast<const char*>(message.payload()), message.len());
+  return record;
+}
+
+std::vector<int32_t> PartitionsOf(const std::vector<RdKafka::TopicPartition*>& partitions) {
+  std::vector<int32_t> ids;
+  for (const RdKafka::TopicPartition* p : partitions) ids.push_back(p->partition());
+  return ids;
+}
+
+// Sets every option on `conf`; INVALID_ARGUMENT naming the first refused one.
+absl::Status Configure(RdKafka::Conf& conf, const std::vector<std::pair<std::string, std::string>>& settings) {
+  std::string error;
+  for (const auto& [name, value] : settings) {
+    if (conf.set(name, value, error) != RdKafka::Conf::CONF_OK) {
+      return absl::InvalidArgumentError(fmt::format("kafka setting {}={}: {}", name, value, error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// librdkafka's callbacks. Rebalances arrive on the consumer thread, inside
+// consume() or close(); events and delivery reports inside consume(),
+// flush() and poll().
+class UserEventConsumer::Callbacks final : public RdKafka::RebalanceCb,
+                                           public RdKafka::EventCb,
+                                           public RdKafka::DeliveryReportCb {
+ public:
+  explicit Callbacks(UserEventConsumer& owner) : owner_(owner) {}
+
+  void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
+                    std::vector<RdKafka::TopicPartition*>& partitions) override {
+    const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
+    if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
+      if (cooperative) {
+        delete consumer->incremental_assign(partitions);
+      } else {
+        consumer->assign(partitions);
+      }
+      owner_.OnAssigned(PartitionsOf(partitions));
+      if (owner_.paused_) consumer->pause(partitions);
+      return;
+    }
+    if (err != RdKafka::ERR__REVOKE_PARTITIONS) {
+      log::Error("user events: rebalance failed: {}", RdKafka::err2str(err));
+    }
+    owner_.OnRevoked(PartitionsOf(partitions));
+    if (cooperative) {
+      delete consumer->incremental_unassign(partitions);
+    } else {
+      consumer->unassign();
+    }
+  }
+
+  void event_cb(RdKafka::Event& event) override {
+    switch (event.type()) {
+      case RdKafka::Event::EVENT_ERROR:
+        if (event.fatal()) {
+          log::Error("user events: kafka fatal error: {}", event.str());
+        } else {
+          log::Warning("user events: kafka: {} ({})", event.str(), RdKafka::err2str(event.err()));
+        }
+        break;
+      case RdKafka::Event::EVENT_LOG:
+        // The shared --kafka-settings may hold consumer-only ones, which the
+        // dead-letter producer ignores, as it should.
+        if (event.fac() == "CONFWARN" && event.str().find("consumer property") != std::string::npos) break;
+        if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_ERROR) {
+          log::Error("user events: kafka {}: {}", event.fac(), event.str());
+        } else if (event.severity() <= RdKafka::Event::EVENT_SEVERITY_WARNING) {
+          log::Warning("user events: kafka {}: {}", event.fac(), event.str());
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  void dr_cb(RdKafka::Message& message) override {
+    if (message.err() != RdKafka::ERR_NO_ERROR) {
+      ++failed_deliveries;
+      log::Warning("user events: dead letter not delivered: {}", message.errstr());
+    }
+  }
+
+  int failed_deliveries = 0;  // on the consumer thread, via flush()
+
+ private:
+  UserEventConsumer& owner_;
+};
+
+UserEventConsumer::UserEventConsumer(UserEventConsumerOptions options, UserDirectory& directory,
+                                     domain::UserUseCases& users)
+    : options_(std::move(options)), directory_(directory), users_(users), callbacks_(new Callbacks(*this)) {}
+
+absl::StatusOr<std::unique_ptr<UserEventConsumer>> UserEventConsumer::Start(UserEventConsumerOptions options,
+                                                                           UserDirectory& directory,
+                                                                           domain::UserUseCases& users) {
+  std::unique_ptr<UserEventConsumer> consumer(new UserEventConsumer(std::move(options), directory, users));
+  if (absl::Status st = consumer->Connect(); !st.ok()) return st;
+  consumer->thread_ = std::thread([raw = consumer.get()] { raw->Run(); });
+  log::Info("user events: consuming {} as group {} from {}", consumer->options_.topic, consumer->options_.group,
+            consumer->options_.brokers);
+  return consumer;
+}
+
+absl::Status UserEventConsumer::Connect() {
+  std::string error;
+  std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  if (absl::Status st = Configure(*conf, {{"bootstrap.servers", options_.brokers},
+                                          {"client.id", "segments-server"},
+                                          {"group.id", options_.group},
+                                          // Offsets are committed by hand, after the database commit.
+                                          {"enable.auto.commit", "false"},
+                                          {"enable.auto.offset.store", "false"},
+                                          // A new group starts from the oldest event: replaying is harmless.
+                                          {"auto.offset.reset", "earliest"}});
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = Configure(*conf, options_.kafka_settings); !st.ok()) return st;
+  conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(callbacks_.get()), error);
+  conf->set("event_cb", static_cast<RdKafka::EventCb*>(callbacks_.get()), error);
+  consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
+  if (!consumer_) return absl::InvalidArgumentError("kafka consumer: " + error);
+
+  // The dead-letter producer shares the extra settings (librdkafka ignores
+  // consumer-only ones there, with a warning).
+  std::unique_ptr<RdKafka::Conf> dead_letter_conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
+  if (absl::Status st = Configure(*dead_letter_conf, {{"bootstrap.servers", options_.brokers},
+                                                      {"client.id", "segments-server-dlq"},
+                                                      {"enable.idempotence", "true"},
+                                                      {"acks", "all"},
+                                                      {"linger.ms", "5"}});
+      !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = Configure(*dead_letter_conf, options_.kafka_settings); !st.ok()) return st;
+  dead_letter_conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(callbacks_.get()), error);
+  dead_letter_conf->set("event_cb", static_cast<RdKafka::EventCb*>(callbacks_.get()), error);
+  producer_.reset(RdKafka::Producer::create(dead_letter_conf.get(), error));
+  if (!producer_) return absl::InvalidArgumentError("kafka dead-letter producer: " + error);
+
+  if (RdKafka::ErrorCode err = consumer_->subscribe({options_.topic}); err != RdKafka::ERR_NO_ERROR) {
+    return absl::InvalidArgumentError(fmt::format("kafka subscribe {}: {}", options_.topic, RdKafka::err2str(err)));
+  }
+  return absl::OkStatus();
+}
+
+UserEventConsumer::~UserEventConsumer() { Stop(); }
+
+void UserEventConsumer::Stop() {
+  stopping_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+UserEventStats UserEventConsumer::Stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void UserEventConsumer::Run() {
+  while (!stopping()) {
+    CollectBatch();
+    if (pending_.empty()) continue;
+    if (!ProcessBatch()) break;
+  }
+  // Leaves the group; the revocation this causes drops any unfinished batch.
+  // Nothing is committed here: finished batches were committed already.
+  consumer_->close();
+  producer_->flush(kDeadLetterFlushMs);
+  log::Info("user events: stopped");
+}
+
+void UserEventConsumer::CollectBatch() {
+  pending_ = std::move(overflow_);
+  overflow_.clear();
+  absl::Time linger_until = absl::Now() + options_.batch_linger;
+  while (!stopping() && pending_.size() < static_cast<size_t>(options_.max_batch)) {
+    int timeout_ms = kIdlePollMs;
+    if (!pending_.empty()) {
+      const absl::Duration left = linger_until - absl::Now();
+      if (left <= absl::ZeroDuration()) return;
+      timeout_ms = static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(left)));
+    }
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(timeout_ms));
+    switch (message->err()) {
+      case RdKafka::ERR_NO_ERROR:
+        if (pending_.empty()) linger_until = absl::Now() + options_.batch_linger;
+        pending_.push_back(ToRecord(*message));
+        break;
+      case RdKafka::ERR__TIMED_OUT:
+      case RdKafka::ERR__PARTITION_EOF:
+        if (!pending_.empty()) return;
+        break;
+      default:
+        log::Warning("user events: consume: {}", message->errstr());
+        if (!pending_.empty()) return;
+        break;
+    }
+  }
+}
+
+bool UserEventConsumer::ProcessBatch() {
+  Step step = Step::kApply;
+  domain::UserSyncResult applied;
+  absl::Duration backoff = options_.retry_backoff_min;
+  for (;;) {
+    // Planned again after every wait: a rebalance may have taken partitions.
+    const EventBatch batch = PlanBatch(pending_);
+    if (batch.events == 0) break;
+    absl::Status status;
+    switch (step) {
+      case Step::kApply:
+        status = Apply(batch, applied);
+        if (status.ok()) {
+          step = Step::kDeadLetter;
+          if (options_.crash_after_apply && options_.crash_after_apply()) {
+            crashed_.store(true);
+            stopping_.store(true);
+            return false;
+          }
+          continue;
+        }
+        break;
+      case Step::kDeadLetter:
+        status = PublishDeadLetters(batch);
+        if (status.ok()) {
+          step = Step::kCommit;
+          continue;
+        }
+        break;
+      case Step::kCommit:
+        status = Commit(batch);
+        if (status.ok()) {
+          absl::MutexLock lock(&mu_);
+          stats_.events += static_cast<int64_t>(batch.events);
+          stats_.batches += 1;
+          stats_.dead_lettered += static_cast<int64_t>(batch.dead_letters.size());
+          stats_.created += applied.created;
+          stats_.state_changed += applied.state_changed;
+          stats_.deleted += applied.deleted;
+          stats_.unchanged += applied.unchanged;
+        }
+        break;
+    }
+    if (status.ok()) break;
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.retries;
+    }
+    log::Warning("user events: {} events from {} partition(s) not done, retrying in {}: {}", batch.events,
+                 batch.commit_offsets.size(), absl::FormatDuration(backoff), std::string(status.message()));
+    WaitPolling(backoff);
+    if (stopping()) return false;
+    backoff = std::min(backoff * 2, options_.retry_backoff_max);
+  }
+  pending_.clear();
+  SetPaused(false);
+  return true;
+}
+
+absl::Status UserEventConsumer::Apply(const EventBatch& batch, domain::UserSyncResult& result) {
+  if (batch.users.empty()) return absl::OkStatus();
+  auto observed = directory_.Lookup(batch.users);
+  if (!observed.ok()) return observed.status();
+  auto synced = users_.SyncUsers(*observed);
+  if (!synced.ok()) return synced.status();
+  result = *synced;
+  return absl::OkStatus();
+}
+
+absl::Status UserEventConsumer::PublishDeadLetters(const EventBatch& batch) {
+  if (batch.dead_letters.empty()) return absl::OkStatus();
+  callbacks_->failed_deliveries = 0;
+  for (const DeadLetter& letter : batch.dead_letters) {
+    log::Warning("user events: partition {} offset {} is not a user event, dead-lettered to {}: {}",
+                 letter.record.partition, letter.record.offset, options_.dead_letter_topic, letter.error);
+    RdKafka::Headers* headers = RdKafka::Headers::create();
+    headers->add("segments-error", letter.error);
+    headers->add("segments-source-topic", options_.topic);
+    headers->add("segments-source-partition", std::to_string(letter.record.partition));
+    headers->add("segments-source-offset", std::to_string(letter.record.offset));
+    const std::string& key = letter.record.key;
+    RdKafka::ErrorCode err = producer_->produce(
+        options_.dead_letter_topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+        const_cast<char*>(letter.record.value.data()), letter.record.value.size(), key.empty() ? nullptr : key.data(),
+        key.size(), 0, headers, nullptr);
+    if (err != RdKafka::ERR_NO_ERROR) {
+      delete headers;  // owned by librdkafka only on success
+      return absl::UnavailableError(fmt::format("dead-letter produce: {}", RdKafka::err2str(err)));
+    }
+  }
+  producer_->flush(kDeadLetterFlushMs);
+  if (producer_->outq_len() > 0 || callbacks_->failed_deliveries > 0) {
+    return absl::UnavailableError(
+        fmt::format("{} dead letter(s) not delivered to {}", batch.dead_letters.size(), options_.dead_letter_topic));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UserEventConsumer::Commit(const EventBatch& batch) {
+  std::vector<RdKafka::TopicPartition*> offsets;
+  for (const auto& [partition, next] : batch.commit_offsets) {
+    if (assigned_.contains(partition)) offsets.push_back(RdKafka::TopicPartition::create(options_.topic, partition, next));
+  }
+  if (offsets.empty()) return absl::OkStatus();
+  RdKafka::ErrorCode err = consumer_->commitSync(offsets);
+  for (const RdKafka::TopicPartition* p : offsets) {
+    if (err == RdKafka::ERR_NO_ERROR && p->err() != RdKafka::ERR_NO_ERROR) err = p->err();
+  }
+  RdKafka::TopicPartition::destroy(offsets);
+  if (err != RdKafka::ERR_NO_ERROR) return absl::UnavailableError("offset commit: " + RdKafka::err2str(err));
+  return absl::OkStatus();
+}
+
+void UserEventConsumer::WaitPolling(absl::Duration delay) {
+  SetPaused(true);
+  const absl::Time until = absl::Now() + delay;
+  for (absl::Duration left = delay; !stopping() && left > absl::ZeroDuration(); left = until - absl::Now()) {
+    const int timeout_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 1, kIdlePollMs));
+    std::unique_ptr<RdKafka::Message> message(consumer_->consume(timeout_ms));
+    // Fetched before the pause took effect: kept, in order, for the next batch.
+    if (message->err() == RdKafka::ERR_NO_ERROR) overflow_.push_back(ToRecord(*message));
+  }
+}
+
+void UserEventConsumer::SetPaused(bool paused) {
+  if (paused == paused_) return;
+  paused_ = paused;
+  std::vector<RdKafka::TopicPartition*> partitions;
+  consumer_->assignment(partitions);
+  if (paused) {
+    consumer_->pause(partitions);
+  } else {
+    consumer_->resume(partitions);
+  }
+  RdKafka::TopicPartition::destroy(partitions);
+}
+
+void UserEventConsumer::OnAssigned(const std::vector<int32_t>& partitions) {
+  assigned_.insert(partitions.begin(), partitions.end());
+  log::Info("user events: assigned partitions [{}] of {}", fmt::join(partitions, ","), options_.topic);
+}
+
+void UserEventConsumer::OnRevoked(const std::vector<int32_t>& partitions) {
+  const std::set<int32_t> revoked(partitions.begin(), partitions.end());
+  for (int32_t p : revoked) assigned_.erase(p);
+  // Unfinished work of those partitions is left to their next owner, which
+  // starts from the last committed offset.
+  auto of_revoked = [&](const EventRecord& r) { return revoked.contains(r.partition); };
+  pending_.erase(std::remove_if(pending_.begin(), pending_.end(), of_revoked), pending_.end());
+  overflow_.erase(std::remove_if(overflow_.begin(), overflow_.end(), of_revoked), overflow_.end());
+  log::Info("user events: revoked partitions [{}] of {}", fmt::join(partitions, ","), options_.topic);
+}
+
+}  // namespace segments::ingest
