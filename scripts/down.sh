@@ -4,7 +4,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Mirror of COMPONENTS in up.sh, in stop order.
-COMPONENTS=(gateway server db)
+COMPONENTS=(gateway server usermock kafka db)
 
 stop_gateway() {
   bg_stop gateway "$STATE/gateway.pid" "$ROOT/build/release/gateway/segments-gateway" 15
@@ -12,6 +12,14 @@ stop_gateway() {
 
 stop_server() {
   bg_stop server "$STATE/server.pid" "$ROOT/build/release/server/segments-server" 15
+}
+
+stop_usermock() {
+  bg_stop usermock "$STATE/usermock.pid" "$ROOT/build/release/usermock/segments-usermock" 15
+}
+
+stop_kafka() {
+  "$ROOT/scripts/kafka.sh" stop
 }
 
 stop_db() {

@@ -19,6 +19,7 @@ PACKAGES=(
   grpc-proto # grpc/health/v1/health.proto, for reflection of the health service
   wrk curl ca-certificates jq
   maven openjdk-17-jre-headless # scripts/kafka.sh: Kafka's jars via Maven, Java 17+
+  docker-compose # compose/check.sh validates compose/compose.yaml (no engine needed)
 )
 
 # --- apt packages -----------------------------------------------------------

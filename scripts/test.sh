@@ -41,9 +41,10 @@ run_ctest() {
   return "$rc"
 }
 
-pg_started=0
+pg_started=0 kafka_started=0
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
+  if ((kafka_started)); then "$ROOT/scripts/kafka.sh" stop || true; fi
   if ((pg_started)); then "$ROOT/scripts/pg.sh" stop || true; fi
 }
 trap cleanup EXIT
@@ -62,6 +63,16 @@ if ((release_built)); then
   SEGMENTS_TEST_DATABASE_URL="$("$ROOT/scripts/pg.sh" url segments_test)"
   SEGMENTS_TEST_PG_SCRIPT="$ROOT/scripts/pg.sh"
   export SEGMENTS_TEST_DATABASE_URL SEGMENTS_TEST_PG_SCRIPT
+  # A real Kafka broker for the tests labelled kafka; each test makes topics
+  # of its own, so a broker already running (scripts/up.sh) is shared.
+  if ((!fast)); then
+    if ! "$ROOT/scripts/kafka.sh" status >/dev/null; then
+      kafka_started=1
+      "$ROOT/scripts/kafka.sh" start >/dev/null
+    fi
+    SEGMENTS_TEST_KAFKA_BROKERS="$("$ROOT/scripts/kafka.sh" bootstrap)"
+    export SEGMENTS_TEST_KAFKA_BROKERS
+  fi
 
   rc=0; run_ctest release || rc=$?
   record "release tests" "$rc"
@@ -81,8 +92,8 @@ elif ((asan)); then
   fi
 fi
 
-cleanup # stop PostgreSQL now so the summary stays the last output
-pg_started=0
+cleanup # stop PostgreSQL and Kafka now so the summary stays the last output
+pg_started=0 kafka_started=0
 status=OK
 ((failed)) && status=FAILED
 printf -v stages '%s; ' "${results[@]}"

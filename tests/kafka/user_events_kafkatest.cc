@@ -343,3 +343,4 @@ TEST_CASE("While the database is down, events wait uncommitted and are applied o
   REQUIRE(h.AllCommitted(2));
   CHECK(ReplicaState(User(51)) == "active");
 }
+

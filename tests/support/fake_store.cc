@@ -37,6 +37,26 @@ class FakeTransaction final : public Transaction {
     s_.users[user] = state;
     return absl::OkStatus();
   }
+  absl::StatusOr<absl::flat_hash_map<UserId, UserState>> LockUsers(const std::vector<UserId>& users) override {
+    if (!failure_.ok()) return failure_;
+    absl::flat_hash_map<UserId, UserState> known;
+    for (const UserId& user : users) {
+      if (auto it = s_.users.find(user); it != s_.users.end()) known.emplace(user, it->second);
+    }
+    return known;
+  }
+  absl::Status InsertUsers(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) override {
+    for (const auto& [user, state] : users) {
+      if (absl::Status st = InsertUser(user, state, now); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+  absl::Status SetUserStates(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) override {
+    for (const auto& [user, state] : users) {
+      if (absl::Status st = SetUserState(user, state, now); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
   absl::Status DeleteUser(const UserId& user) override {
     if (!failure_.ok()) return failure_;
     for (const auto& [key, m] : s_.memberships) {
@@ -203,13 +223,13 @@ class FakeTransaction final : public Transaction {
     }
     return out;
   }
-  absl::Status InsertMemberships(const UserId& user, const std::vector<NewMembership>& fresh,
-                                 absl::Time now) override {
+  absl::Status InsertMembershipsOfUsers(const std::vector<std::pair<UserId, NewMembership>>& rows,
+                                        absl::Time now) override {
     if (!failure_.ok()) return failure_;
-    for (const auto& m : fresh) {
-      auto [it, inserted] =
-          s_.memberships.emplace(std::pair(user, m.segment_id), Membership{m.segment_id, s_.segments.at(m.segment_id).slug,
-                                                                           now, m.expires_at, m.automatic});
+    for (const auto& [user, m] : rows) {
+      auto [it, inserted] = s_.memberships.emplace(
+          std::pair(user, m.segment_id),
+          Membership{m.segment_id, s_.segments.at(m.segment_id).slug, now, m.expires_at, m.automatic});
       if (!inserted) return absl::AlreadyExistsError("membership exists");
     }
     return absl::OkStatus();

@@ -7,18 +7,16 @@
 
 namespace segments::domain {
 
-absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now) {
-  auto segments = tx.AutoSegments();
-  if (!segments.ok()) return segments.status();
-  if (segments->empty()) return 0;
-  auto current = tx.UserMemberships(user);
-  if (!current.ok()) return current.status();
-  auto opted_out = tx.OptedOutSegments(user);
-  if (!opted_out.ok()) return opted_out.status();
+namespace {
 
+// Collects into `changes` the automatic memberships `segments` (in creation
+// order) give a user with these memberships and opt-outs. Returns how many.
+int PlanAssignment(const std::vector<Segment>& segments, const std::vector<Membership>& current,
+                   const std::vector<SegmentId>& opted_out, const UserId& user, absl::Time now,
+                   MembershipChanges& changes) {
   absl::flat_hash_set<SegmentId> member_of;  // active memberships, growing below
-  absl::flat_hash_set<SegmentId> skip(opted_out->begin(), opted_out->end());
-  for (const Membership& m : *current) {
+  absl::flat_hash_set<SegmentId> skip(opted_out.begin(), opted_out.end());
+  for (const Membership& m : current) {
     if (m.ActiveAt(now)) {
       member_of.insert(m.segment_id);
     } else if (m.automatic) {
@@ -35,10 +33,9 @@ absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user,
     return true;
   };
 
-  MembershipChanges changes(user, now);
-  changes.EndExpired(*current);  // an expired row would stand in the way of a new one
+  changes.EndExpired(current);  // an expired row would stand in the way of a new one
   int added = 0;
-  for (const Segment& segment : *segments) {
+  for (const Segment& segment : segments) {
     if (member_of.contains(segment.id) || skip.contains(segment.id)) continue;
     if (!InPercent(Bucket(segment.salt, user), segment.percent_hundredths)) continue;
     if (!passes_options(segment.auto_options)) continue;
@@ -48,8 +45,40 @@ absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user,
     member_of.insert(segment.id);
     ++added;
   }
+  return added;
+}
+
+}  // namespace
+
+absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now) {
+  auto segments = tx.AutoSegments();
+  if (!segments.ok()) return segments.status();
+  if (segments->empty()) return 0;
+  auto current = tx.UserMemberships(user);
+  if (!current.ok()) return current.status();
+  auto opted_out = tx.OptedOutSegments(user);
+  if (!opted_out.ok()) return opted_out.status();
+
+  MembershipChanges changes(user, now);
+  const int added = PlanAssignment(*segments, *current, *opted_out, user, now, changes);
   if (changes.empty()) return 0;
   if (absl::Status st = changes.Apply(tx); !st.ok()) return st;
+  return added;
+}
+
+absl::StatusOr<int> AssignNewUsersAutomatically(Transaction& tx, const std::vector<UserId>& users, absl::Time now) {
+  if (users.empty()) return 0;
+  auto segments = tx.AutoSegments();
+  if (!segments.ok()) return segments.status();
+  if (segments->empty()) return 0;
+  std::vector<MembershipChanges> changes;
+  int added = 0;
+  for (const UserId& user : users) {
+    MembershipChanges& mine = changes.emplace_back(user, now);
+    added += PlanAssignment(*segments, {}, {}, user, now, mine);
+  }
+  if (added == 0) return 0;
+  if (absl::Status st = MembershipChanges::ApplyAll(tx, changes); !st.ok()) return st;
   return added;
 }
 

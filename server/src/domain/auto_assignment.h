@@ -21,4 +21,10 @@ namespace segments::domain {
 // automatic-assignment lock (shared). Returns how many segments were added.
 absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now);
 
+// The same for users created in this transaction (so without memberships or
+// opt-outs yet), all active: the automatic segments are read once and every
+// membership is written with one insert, for batches of user events.
+// Returns how many memberships were added.
+absl::StatusOr<int> AssignNewUsersAutomatically(Transaction& tx, const std::vector<UserId>& users, absl::Time now);
+
 }  // namespace segments::domain

@@ -28,20 +28,31 @@ void MembershipChanges::Add(const Segment& segment, std::optional<absl::Time> ex
       {user_, segment.id, segment.slug, Operation::kAdd, automatic ? Reason::kAutoPercent : Reason::kManual, now_});
 }
 
-absl::Status MembershipChanges::Apply(Transaction& tx) {
-  if (!deleted_.empty()) {
-    if (absl::Status st = tx.DeleteMemberships(user_, deleted_); !st.ok()) return st;
+absl::Status MembershipChanges::Apply(Transaction& tx) { return ApplyAll(tx, {*this}); }
+
+absl::Status MembershipChanges::ApplyAll(Transaction& tx, const std::vector<MembershipChanges>& changes) {
+  std::vector<std::pair<UserId, NewMembership>> inserted;
+  std::vector<HistoryEvent> events;
+  for (const MembershipChanges& c : changes) {
+    if (!c.deleted_.empty()) {
+      if (absl::Status st = tx.DeleteMemberships(c.user_, c.deleted_); !st.ok()) return st;
+    }
+    if (!c.opted_out_by_hand_.empty()) {
+      if (absl::Status st = tx.RecordOptOuts(c.user_, c.opted_out_by_hand_, Reason::kManual, c.now_); !st.ok()) {
+        return st;
+      }
+    }
+    if (!c.opted_out_by_ttl_.empty()) {
+      if (absl::Status st = tx.RecordOptOuts(c.user_, c.opted_out_by_ttl_, Reason::kTtl, c.now_); !st.ok()) return st;
+    }
+    for (const NewMembership& m : c.inserted_) inserted.emplace_back(c.user_, m);
+    events.insert(events.end(), c.events_.begin(), c.events_.end());
   }
-  if (!inserted_.empty()) {
-    if (absl::Status st = tx.InsertMemberships(user_, inserted_, now_); !st.ok()) return st;
+  if (!inserted.empty()) {
+    // All changes of one batch share `now`: the callers make them together.
+    if (absl::Status st = tx.InsertMembershipsOfUsers(inserted, changes.front().now_); !st.ok()) return st;
   }
-  if (!opted_out_by_hand_.empty()) {
-    if (absl::Status st = tx.RecordOptOuts(user_, opted_out_by_hand_, Reason::kManual, now_); !st.ok()) return st;
-  }
-  if (!opted_out_by_ttl_.empty()) {
-    if (absl::Status st = tx.RecordOptOuts(user_, opted_out_by_ttl_, Reason::kTtl, now_); !st.ok()) return st;
-  }
-  return tx.AppendHistory(events_);
+  return tx.AppendHistory(events);
 }
 
 }  // namespace segments::domain

@@ -30,6 +30,8 @@ class MembershipChanges {
 
   bool empty() const { return deleted_.empty() && inserted_.empty(); }
   absl::Status Apply(Transaction& tx);
+  // Applies the changes of many users with one insert and one history append.
+  static absl::Status ApplyAll(Transaction& tx, const std::vector<MembershipChanges>& changes);
 
  private:
   UserId user_;

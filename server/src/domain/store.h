@@ -4,6 +4,7 @@
 // retries those itself), INTERNAL (anything else).
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/functional/function_ref.h>
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
@@ -48,6 +49,13 @@ class Transaction {
   // Deletes the user row and its opt-outs; its memberships must have been
   // ended before.
   virtual absl::Status DeleteUser(const UserId& user) = 0;
+  // Many users at once, for batches of user events: the known ones among
+  // `users` with their states, locked as LockUser does (in id order);
+  // inserting users that must all be new (ALREADY_EXISTS otherwise); and
+  // setting the states of known users.
+  virtual absl::StatusOr<absl::flat_hash_map<UserId, UserState>> LockUsers(const std::vector<UserId>& users) = 0;
+  virtual absl::Status InsertUsers(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) = 0;
+  virtual absl::Status SetUserStates(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) = 0;
 
   // --- segments
   // ALREADY_EXISTS if a live segment has the slug.
@@ -86,8 +94,13 @@ class Transaction {
   // --- memberships and history
   // Every membership row of the user, expired ones included.
   virtual absl::StatusOr<std::vector<Membership>> UserMemberships(const UserId& user) = 0;
-  virtual absl::Status InsertMemberships(const UserId& user, const std::vector<NewMembership>& memberships,
-                                         absl::Time now) = 0;
+  virtual absl::Status InsertMembershipsOfUsers(const std::vector<std::pair<UserId, NewMembership>>& rows,
+                                                absl::Time now) = 0;
+  absl::Status InsertMemberships(const UserId& user, const std::vector<NewMembership>& memberships, absl::Time now) {
+    std::vector<std::pair<UserId, NewMembership>> rows;
+    for (const NewMembership& m : memberships) rows.emplace_back(user, m);
+    return InsertMembershipsOfUsers(rows, now);
+  }
   virtual absl::Status DeleteMemberships(const UserId& user, const std::vector<SegmentId>& segments) = 0;
   virtual absl::Status AppendHistory(const std::vector<HistoryEvent>& events) = 0;
 

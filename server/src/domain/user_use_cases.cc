@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "domain/auto_assignment.h"
@@ -99,35 +98,53 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
 }
 
 absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<ObservedUser>& users) {
-  // Rows are locked in id order, so concurrent syncs cannot deadlock.
-  std::vector<const ObservedUser*> ordered;
-  ordered.reserve(users.size());
-  for (const ObservedUser& u : users) ordered.push_back(&u);
-  std::sort(ordered.begin(), ordered.end(), [](const ObservedUser* a, const ObservedUser* b) { return a->id < b->id; });
+  std::vector<UserId> ids;
+  ids.reserve(users.size());
+  for (const ObservedUser& u : users) ids.push_back(u.id);
 
   UserSyncResult result;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     result = UserSyncResult{};  // a retried transaction starts over
     if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    // Locked in id order, so concurrent batches cannot deadlock.
+    auto known = tx.LockUsers(ids);
+    if (!known.ok()) return known.status();
     const absl::Time now = Now();
-    for (const ObservedUser* observed : ordered) {
-      auto current = tx.LockUser(observed->id);
-      if (!current.ok()) return current.status();
-      if (*current == observed->state) {
+
+    std::vector<std::pair<UserId, UserState>> created, changed;
+    std::vector<UserId> new_active, returning, deleted;
+    for (const ObservedUser& observed : users) {
+      auto it = known->find(observed.id);
+      const std::optional<UserState> current =
+          it == known->end() ? std::nullopt : std::optional<UserState>(it->second);
+      if (current == observed.state) {
         ++result.unchanged;
-      } else if (!observed->state) {
-        auto ended = DeleteIn(tx, observed->id, now);
-        if (!ended.ok()) return ended.status();
-        ++result.deleted;
-        result.memberships_ended += *ended;
-      } else if (!*current) {
-        if (absl::Status st = CreateIn(tx, observed->id, *observed->state, now); !st.ok()) return st;
-        ++result.created;
+      } else if (!observed.state) {
+        deleted.push_back(observed.id);
+      } else if (!current) {
+        created.emplace_back(observed.id, *observed.state);
+        if (*observed.state == UserState::kActive) new_active.push_back(observed.id);
       } else {
-        if (absl::Status st = ChangeStateIn(tx, observed->id, *observed->state, now); !st.ok()) return st;
-        ++result.state_changed;
+        changed.emplace_back(observed.id, *observed.state);
+        if (*observed.state == UserState::kActive) returning.push_back(observed.id);
       }
     }
+    for (const UserId& user : deleted) {
+      auto ended = DeleteIn(tx, user, now);
+      if (!ended.ok()) return ended.status();
+      result.memberships_ended += *ended;
+    }
+    if (absl::Status st = tx.InsertUsers(created, now); !st.ok()) return st;
+    if (absl::Status st = tx.SetUserStates(changed, now); !st.ok()) return st;
+    // The same rule as CreateIn and ChangeStateIn: new and returning active
+    // users are evaluated; new ones in bulk, as they have nothing yet.
+    if (absl::Status st = AssignNewUsersAutomatically(tx, new_active, now).status(); !st.ok()) return st;
+    for (const UserId& user : returning) {
+      if (absl::Status st = AssignUserAutomatically(tx, user, now).status(); !st.ok()) return st;
+    }
+    result.created = static_cast<int>(created.size());
+    result.state_changed = static_cast<int>(changed.size());
+    result.deleted = static_cast<int>(deleted.size());
     return absl::OkStatus();
   });
   if (!status.ok()) return status;

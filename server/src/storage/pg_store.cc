@@ -159,6 +159,34 @@ class PgTransactionOps final : public domain::Transaction {
 
   absl::Status DeleteUser(const UserId& user) override { return conn_.Execute(kDeleteUser, {user}).status(); }
 
+  absl::StatusOr<absl::flat_hash_map<UserId, UserState>> LockUsers(const std::vector<UserId>& users) override {
+    absl::flat_hash_map<UserId, UserState> known;
+    if (users.empty()) return known;
+    auto r = conn_.Execute(kLockUsers, {ArrayOf(users, [](const UserId& u) { return u; })});
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->Rows(); ++i) known.emplace(r->Get(i, 0), *domain::ParseUserState(r->Get(i, 1)));
+    return known;
+  }
+
+  absl::Status InsertUsers(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) override {
+    if (users.empty()) return absl::OkStatus();
+    auto r = conn_.Execute(kInsertUsers, {ArrayOf(users, [](const auto& u) { return u.first; }),
+                                          ArrayOf(users, [](const auto& u) { return std::string(domain::ToString(u.second)); }),
+                                          TimeText(now)});
+    if (!r.ok()) return r.status();
+    if (r->AffectedRows() != static_cast<int64_t>(users.size())) return absl::AlreadyExistsError("a user exists");
+    return absl::OkStatus();
+  }
+
+  absl::Status SetUserStates(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) override {
+    if (users.empty()) return absl::OkStatus();
+    return conn_
+        .Execute(kSetUserStates, {ArrayOf(users, [](const auto& u) { return u.first; }),
+                                  ArrayOf(users, [](const auto& u) { return std::string(domain::ToString(u.second)); }),
+                                  TimeText(now)})
+        .status();
+  }
+
   absl::StatusOr<Segment> InsertSegment(const NewSegment& s, absl::Time now) override {
     const domain::AutoOptions& options = s.auto_options;
     auto r = conn_.Execute(kInsertSegment, {s.slug, std::to_string(s.percent_hundredths), s.description, s.salt,
@@ -274,14 +302,15 @@ class PgTransactionOps final : public domain::Transaction {
     return out;
   }
 
-  absl::Status InsertMemberships(const UserId& user, const std::vector<NewMembership>& memberships,
-                                 absl::Time now) override {
+  absl::Status InsertMembershipsOfUsers(const std::vector<std::pair<UserId, NewMembership>>& rows,
+                                        absl::Time now) override {
+    if (rows.empty()) return absl::OkStatus();
     return conn_
-        .Execute(kInsertMemberships,
-                 {user, ArrayOf(memberships, [](const NewMembership& m) { return std::to_string(m.segment_id); }),
-                  TimeText(now),
-                  ArrayOf(memberships, [](const NewMembership& m) { return OptionalTime(m.expires_at); }),
-                  ArrayOf(memberships, [](const NewMembership& m) { return m.automatic ? "t" : "f"; })})
+        .Execute(kInsertMembershipsOfUsers,
+                 {ArrayOf(rows, [](const auto& r) { return r.first; }),
+                  ArrayOf(rows, [](const auto& r) { return std::to_string(r.second.segment_id); }), TimeText(now),
+                  ArrayOf(rows, [](const auto& r) { return OptionalTime(r.second.expires_at); }),
+                  ArrayOf(rows, [](const auto& r) { return r.second.automatic ? "t" : "f"; })})
         .status();
   }
 

@@ -19,6 +19,18 @@ inline constexpr Statement kInsertUser{
     "INSERT INTO users (id, state, created_at, updated_at) VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
 inline constexpr Statement kSetUserState{"set_user_state",
                                          "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1"};
+// Many users at once (user events). Parallel arrays: ids and states.
+inline constexpr Statement kLockUsers{
+    "lock_users", "SELECT id, state FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"};
+inline constexpr Statement kInsertUsers{
+    "insert_users",
+    "INSERT INTO users (id, state, created_at, updated_at) "
+    "SELECT id, state, $3, $3 FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) ORDER BY id "
+    "ON CONFLICT (id) DO NOTHING"};
+inline constexpr Statement kSetUserStates{
+    "set_user_states",
+    "UPDATE users u SET state = t.state, updated_at = $3 "
+    "FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id"};
 inline constexpr Statement kDeleteUser{
     "delete_user", "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1) DELETE FROM users WHERE id = $1"};
 
@@ -215,11 +227,11 @@ inline constexpr Statement kUserMemberships{
     "user_memberships",
     "SELECT m.segment_id, s.slug, " SEGMENTS_MICROS("m.added_at") ", " SEGMENTS_MICROS("m.expires_at") ", m.auto"
     " FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1 FOR UPDATE OF m"};
-inline constexpr Statement kInsertMemberships{
-    "insert_memberships",
+inline constexpr Statement kInsertMembershipsOfUsers{
+    "insert_memberships_of_users",
     "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-    "SELECT $1, segment_id, $3, expires_at, auto "
-    "FROM unnest($2::int8[], $4::timestamptz[], $5::bool[]) AS t(segment_id, expires_at, auto)"};
+    "SELECT user_id, segment_id, $3, expires_at, auto "
+    "FROM unnest($1::uuid[], $2::int8[], $4::timestamptz[], $5::bool[]) AS t(user_id, segment_id, expires_at, auto)"};
 inline constexpr Statement kDeleteMemberships{
     "delete_memberships", "DELETE FROM memberships WHERE user_id = $1 AND segment_id = ANY($2::int8[])"};
 inline constexpr Statement kActiveSegmentSlugs{
