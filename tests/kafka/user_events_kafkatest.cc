@@ -18,6 +18,7 @@ namespace {
 using segments::domain::CreateSegmentCommand;
 using segments::ingest::UserEventConsumer;
 using segments::ingest::UserEventConsumerOptions;
+using segments::ingest::UserEventStats;
 using segments::testing::CommittedTotal;
 using segments::testing::FakeUserService;
 using segments::testing::Query;
@@ -286,10 +287,58 @@ TEST_CASE("While the user service is down, events wait uncommitted and are all a
   CHECK(QueryValue("SELECT count(*) FROM users") == "0");
   CHECK(h.Committed() == 0);
 
+  // Shutting down in the middle commits nothing: the batch was not applied.
+  h.StopConsumer();
+  CHECK(h.Committed() == 0);
+
+  h.StartConsumer();
   h.user_service.SetOutage(false);
   REQUIRE(h.AllCommitted(10));
   CHECK(QueryValue("SELECT count(*) FROM users WHERE state = 'active'") == "10");
   CHECK(h.consumer->Stats().events == 10);
+}
+
+TEST_CASE("Consumers joining and leaving the group share the work and lose nothing", "[kafka]") {
+  Harness h;
+  auto second_directory = std::make_unique<segments::ingest::UserServiceClient>(
+      grpc::CreateChannel(h.user_service.address(), grpc::InsecureChannelCredentials()),
+      segments::ingest::UserServiceClientOptions{});
+  auto start_second = [&] {
+    UserEventConsumerOptions options;
+    options.brokers = segments::testing::KafkaBrokers();
+    options.topic = h.topic;
+    options.group = h.group;
+    options.dead_letter_topic = h.dead_letter_topic;
+    auto started = UserEventConsumer::Start(std::move(options), *second_directory, h.users);
+    REQUIRE(started.ok());
+    return std::move(*started);
+  };
+  int sent = 0;
+  auto send_users = [&](int from, int to) {
+    for (int n = from; n < to; ++n) {
+      h.user_service.Set(User(n), USER_STATE_ACTIVE);
+      h.producer.SendEvent(h.topic, User(n));
+      ++sent;
+    }
+    h.producer.Flush();
+  };
+
+  h.StartConsumer();
+  send_users(1000, 1200);
+  auto second = start_second();  // a rebalance while events flow
+  send_users(1200, 1400);
+  REQUIRE(h.AllCommitted(sent));
+  send_users(1400, 1600);
+  second->Stop();  // leaves: its partitions go back to the first
+  send_users(1600, 1800);
+  REQUIRE(h.AllCommitted(sent));
+  CHECK(QueryValue("SELECT count(*) FROM users") == "800");
+  // Each consumer committed only what it applied: together, every event at
+  // least once, and the replica has each user once.
+  const UserEventStats first_stats = h.consumer->Stats();
+  const UserEventStats second_stats = second->Stats();
+  CHECK(first_stats.created + second_stats.created == 800);
+  CHECK(first_stats.events + second_stats.events >= sent);
 }
 
 TEST_CASE("A poison message goes to the dead-letter topic and the next message is processed", "[kafka]") {

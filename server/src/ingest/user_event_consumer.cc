@@ -191,7 +191,11 @@ void UserEventConsumer::Run() {
   // Nothing is committed here: finished batches were committed already.
   consumer_->close();
   producer_->flush(kDeadLetterFlushMs);
-  log::Info("user events: stopped");
+  const UserEventStats totals = Stats();
+  log::Info("user events: stopped after {} events in {} batches: {} users created, {} changed state, {} deleted, "
+            "{} unchanged; {} dead-lettered; {} retries",
+            totals.events, totals.batches, totals.created, totals.state_changed, totals.deleted, totals.unchanged,
+            totals.dead_lettered, totals.retries);
 }
 
 void UserEventConsumer::CollectBatch() {
