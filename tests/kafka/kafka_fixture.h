@@ -1,7 +1,7 @@
 // Shared pieces of the Kafka tests (*_kafkatest.cc): the real broker from
 // SEGMENTS_TEST_KAFKA_BROKERS (scripts/test.sh starts one; a missing address
 // fails the test), topics of their own per test, a producer, a reader, the
-// committed offsets of a group, and an in-process fake of the user service.
+// committed offsets of a group (the fake user service is in support/).
 // Header-only because the build compiles only *_kafkatest.cc files here.
 #pragma once
 
@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "userservice/v1/user_service.grpc.pb.h"
+#include "support/fake_user_service.h"
 
 namespace segments::testing {
 
@@ -182,76 +182,5 @@ inline int64_t CommittedTotal(const std::string& group, const std::string& topic
   for (const auto& [partition, offset] : CommittedOffsets(group, topic, partitions)) total += offset < 0 ? 0 : offset;
   return total;
 }
-
-// The user service, in-process: users are set by the test, and an outage
-// makes every call UNAVAILABLE.
-class FakeUserService final : public userservice::v1::UserService::Service {
- public:
-  FakeUserService() {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-    if (!server_) throw std::runtime_error("fake user service did not start");
-  }
-  ~FakeUserService() override { server_->Shutdown(std::chrono::system_clock::now()); }
-
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  void Set(const std::string& user, userservice::v1::UserState state) {
-    absl::MutexLock lock(&mu_);
-    users_[user] = state;
-  }
-  void Remove(const std::string& user) {
-    absl::MutexLock lock(&mu_);
-    users_.erase(user);
-  }
-  void SetOutage(bool down) {
-    absl::MutexLock lock(&mu_);
-    down_ = down;
-  }
-  int calls() const {
-    absl::MutexLock lock(&mu_);
-    return calls_;
-  }
-
-  grpc::Status GetUser(grpc::ServerContext*, const userservice::v1::GetUserRequest* request,
-                       userservice::v1::User* user) override {
-    absl::MutexLock lock(&mu_);
-    ++calls_;
-    if (down_) return {grpc::StatusCode::UNAVAILABLE, "outage"};
-    auto it = users_.find(request->user_id());
-    if (it == users_.end()) return {grpc::StatusCode::NOT_FOUND, "no such user"};
-    user->set_user_id(it->first);
-    user->set_state(it->second);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status BatchGetUsers(grpc::ServerContext*, const userservice::v1::BatchGetUsersRequest* request,
-                             userservice::v1::BatchGetUsersResponse* response) override {
-    absl::MutexLock lock(&mu_);
-    ++calls_;
-    if (down_) return {grpc::StatusCode::UNAVAILABLE, "outage"};
-    for (const std::string& id : request->user_ids()) {
-      auto it = users_.find(id);
-      if (it == users_.end()) {
-        response->add_missing_user_ids(id);
-      } else {
-        auto* user = response->add_users();
-        user->set_user_id(it->first);
-        user->set_state(it->second);
-      }
-    }
-    return grpc::Status::OK;
-  }
-
- private:
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, userservice::v1::UserState> users_ ABSL_GUARDED_BY(mu_);
-  bool down_ ABSL_GUARDED_BY(mu_) = false;
-  int calls_ ABSL_GUARDED_BY(mu_) = 0;
-};
 
 }  // namespace segments::testing
