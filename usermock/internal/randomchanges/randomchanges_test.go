@@ -9,32 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"segments/usermock/internal/publisher/publishertest"
 	"segments/usermock/internal/store"
 )
-
-// fakePublisher records the published ids and answers each with ackErr,
-// right away, or never when hold is set.
-type fakePublisher struct {
-	mu     sync.Mutex
-	ids    []string
-	ackErr error
-	hold   bool
-}
-
-func (p *fakePublisher) Publish(id string, done func(error)) {
-	p.mu.Lock()
-	p.ids = append(p.ids, id)
-	p.mu.Unlock()
-	if !p.hold {
-		go done(p.ackErr)
-	}
-}
-
-func (p *fakePublisher) published() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.ids)
-}
 
 func memStore(t *testing.T) *store.Store {
 	t.Helper()
@@ -164,7 +141,7 @@ func TestChangeMixAndValidity(t *testing.T) {
 
 func TestRunPublishesEveryChangeInOrder(t *testing.T) {
 	s := memStore(t)
-	pub := &fakePublisher{}
+	pub := &publishertest.Fake{}
 	var changed []string
 	counts, err := Run(context.Background(), s, pub, NewGenerator(5), Options{
 		Count: 3000, Window: 16,
@@ -176,25 +153,25 @@ func TestRunPublishesEveryChangeInOrder(t *testing.T) {
 	if counts.Total() != 3000 {
 		t.Fatalf("counts %+v", counts)
 	}
-	if got := pub.published(); !slices.Equal(got, changed) {
+	if got := pub.Published(); !slices.Equal(got, changed) {
 		t.Fatalf("published %d ids, changed %d, or in another order", len(got), len(changed))
 	}
 	if int64(s.Len()) != counts.Created-counts.Deleted {
 		t.Fatalf("store has %d users, counts %+v", s.Len(), counts)
 	}
 	// The same seed from the same (empty) start publishes the same ids.
-	pub2 := &fakePublisher{}
+	pub2 := &publishertest.Fake{}
 	if _, err := Run(context.Background(), memStore(t), pub2, NewGenerator(5), Options{Count: 3000}); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(pub2.published(), changed) {
+	if !slices.Equal(pub2.Published(), changed) {
 		t.Fatal("a second run with the same seed published other ids")
 	}
 }
 
 func TestRunRate(t *testing.T) {
 	start := time.Now()
-	counts, err := Run(context.Background(), memStore(t), &fakePublisher{}, NewGenerator(1), Options{Count: 21, RatePerSecond: 100})
+	counts, err := Run(context.Background(), memStore(t), &publishertest.Fake{}, NewGenerator(1), Options{Count: 21, RatePerSecond: 100})
 	if err != nil || counts.Total() != 21 {
 		t.Fatalf("%+v %v", counts, err)
 	}
@@ -207,7 +184,7 @@ func TestRunRate(t *testing.T) {
 func TestRunFailsOnEventError(t *testing.T) {
 	boom := errors.New("boom")
 	s := memStore(t)
-	counts, err := Run(context.Background(), s, &fakePublisher{ackErr: boom}, NewGenerator(1), Options{Count: 1000, Window: 1})
+	counts, err := Run(context.Background(), s, &publishertest.Fake{AckErr: boom}, NewGenerator(1), Options{Count: 1000, Window: 1})
 	if !errors.Is(err, boom) {
 		t.Fatalf("err %v, want boom", err)
 	}
@@ -221,7 +198,7 @@ func TestRunFailsOnEventError(t *testing.T) {
 	// KeepGoing reports every failure and makes every change.
 	var mu sync.Mutex
 	failures := 0
-	counts, err = Run(context.Background(), memStore(t), &fakePublisher{ackErr: boom}, NewGenerator(1), Options{
+	counts, err = Run(context.Background(), memStore(t), &publishertest.Fake{AckErr: boom}, NewGenerator(1), Options{
 		Count: 100, KeepGoing: true,
 		OnEventError: func(error) { mu.Lock(); failures++; mu.Unlock() },
 	})
@@ -233,7 +210,7 @@ func TestRunFailsOnEventError(t *testing.T) {
 func TestRunStallsWithoutAcks(t *testing.T) {
 	s := memStore(t)
 	start := time.Now()
-	counts, err := Run(context.Background(), s, &fakePublisher{hold: true}, NewGenerator(1), Options{
+	counts, err := Run(context.Background(), s, &publishertest.Fake{Hold: true}, NewGenerator(1), Options{
 		Count: 1000, Window: 10, Stall: 100 * time.Millisecond,
 	})
 	if !errors.Is(err, ErrStalled) {
@@ -248,14 +225,14 @@ func TestRunStallsWithoutAcks(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err = Run(ctx, memStore(t), &fakePublisher{hold: true}, NewGenerator(1), Options{Count: 1000, Window: 10})
+	_, err = Run(ctx, memStore(t), &publishertest.Fake{Hold: true}, NewGenerator(1), Options{Count: 1000, Window: 10})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want the context's", err)
 	}
 }
 
 func TestRunRejectsBadRate(t *testing.T) {
-	if _, err := Run(context.Background(), memStore(t), &fakePublisher{}, NewGenerator(1), Options{Count: 1, RatePerSecond: -1}); err == nil {
+	if _, err := Run(context.Background(), memStore(t), &publishertest.Fake{}, NewGenerator(1), Options{Count: 1, RatePerSecond: -1}); err == nil {
 		t.Fatal("negative rate accepted")
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,43 +20,20 @@ import (
 
 	usermockv1 "segments/usermock/gen/usermock/v1"
 	userservicev1 "segments/usermock/gen/userservice/v1"
+	"segments/usermock/internal/publisher/publishertest"
 	"segments/usermock/internal/store"
 )
-
-// fakePublisher records published ids; it acks with ackErr, or never while
-// hold is set.
-type fakePublisher struct {
-	mu     sync.Mutex
-	ids    []string
-	ackErr error
-	hold   bool
-}
-
-func (p *fakePublisher) Publish(id string, done func(error)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ids = append(p.ids, id)
-	if !p.hold {
-		go done(p.ackErr)
-	}
-}
-
-func (p *fakePublisher) published() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.ids)
-}
 
 type fixture struct {
 	users  userservicev1.UserServiceClient
 	admin  usermockv1.UserMockAdminClient
 	health healthpb.HealthClient
 	store  *store.Store
-	pub    *fakePublisher
+	pub    *publishertest.Fake
 	srv    *Server
 }
 
-func newFixture(t *testing.T, pub *fakePublisher) *fixture {
+func newFixture(t *testing.T, pub *publishertest.Fake) *fixture {
 	t.Helper()
 	st, err := store.Open("", nil)
 	if err != nil {
@@ -102,7 +78,7 @@ const (
 var ctx = context.Background()
 
 func TestGetUser(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	if _, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: upperID}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +103,7 @@ func TestGetUser(t *testing.T) {
 }
 
 func TestBatchGetUsers(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	for _, id := range []string{lowerID, otherID} {
 		if _, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: id}); err != nil {
 			t.Fatal(err)
@@ -173,7 +149,7 @@ func TestBatchGetUsers(t *testing.T) {
 }
 
 func TestOutage(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	if _, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: lowerID}); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +195,7 @@ func TestOutage(t *testing.T) {
 }
 
 func TestAdminChangesPublishOneEventEach(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	u, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -251,24 +227,24 @@ func TestAdminChangesPublishOneEventEach(t *testing.T) {
 			t.Fatalf("step %d: %v", i, err)
 		}
 	}
-	if got, want := f.pub.published(), []string{random, lowerID, lowerID, lowerID, lowerID}; !slices.Equal(got, want) {
+	if got, want := f.pub.Published(), []string{random, lowerID, lowerID, lowerID, lowerID}; !slices.Equal(got, want) {
 		t.Fatalf("published %v, want %v", got, want)
 	}
 	// Failed changes publish nothing.
-	before := len(f.pub.published())
+	before := len(f.pub.Published())
 	_, err = f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: random})
 	wantCode(t, err, codes.AlreadyExists, "CreateUser of an existing user")
 	_, err = f.admin.UpdateUser(ctx, &usermockv1.UpdateUserRequest{UserId: lowerID, State: userservicev1.UserState_USER_STATE_ACTIVE})
 	wantCode(t, err, codes.NotFound, "UpdateUser of a deleted user")
 	_, err = f.admin.DeleteUser(ctx, &usermockv1.DeleteUserRequest{UserId: lowerID})
 	wantCode(t, err, codes.NotFound, "DeleteUser of a deleted user")
-	if n := len(f.pub.published()); n != before {
+	if n := len(f.pub.Published()); n != before {
 		t.Fatalf("failed changes published %d events", n-before)
 	}
 }
 
 func TestAdminValidation(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: lowerID})
 	for name, call := range map[string]func() error{
 		"CreateUser bad id": func() error {
@@ -322,7 +298,7 @@ func TestAdminValidation(t *testing.T) {
 	} {
 		wantCode(t, call(), codes.InvalidArgument, name)
 	}
-	if n := len(f.pub.published()); n != 1 {
+	if n := len(f.pub.Published()); n != 1 {
 		t.Fatalf("invalid calls published events: %d in all", n)
 	}
 	if f.store.Len() != 1 {
@@ -331,7 +307,7 @@ func TestAdminValidation(t *testing.T) {
 }
 
 func TestListUsersPages(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	if _, err := f.admin.MakeRandomChanges(ctx, &usermockv1.MakeRandomChangesRequest{Count: 500, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +342,7 @@ func TestListUsersPages(t *testing.T) {
 }
 
 func TestMakeRandomChanges(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	r, err := f.admin.MakeRandomChanges(ctx, &usermockv1.MakeRandomChangesRequest{Count: 1000, Seed: 99})
 	if err != nil {
 		t.Fatal(err)
@@ -374,7 +350,7 @@ func TestMakeRandomChanges(t *testing.T) {
 	if r.GetCreated()+r.GetUpdated()+r.GetDeleted() != 1000 || r.GetSeed() != 99 {
 		t.Fatalf("response %v", r)
 	}
-	if n := len(f.pub.published()); n != 1000 {
+	if n := len(f.pub.Published()); n != 1000 {
 		t.Fatalf("published %d events, want 1000", n)
 	}
 	if int64(f.store.Len()) != r.GetCreated()-r.GetDeleted() {
@@ -388,7 +364,7 @@ func TestMakeRandomChanges(t *testing.T) {
 }
 
 func TestUnacknowledgedChangeIsKept(t *testing.T) {
-	f := newFixture(t, &fakePublisher{hold: true})
+	f := newFixture(t, &publishertest.Fake{Hold: true})
 	start := time.Now()
 	_, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: lowerID})
 	wantCode(t, err, codes.Unavailable, "CreateUser without an ack")
@@ -401,7 +377,7 @@ func TestUnacknowledgedChangeIsKept(t *testing.T) {
 	_, err = f.admin.MakeRandomChanges(ctx, &usermockv1.MakeRandomChangesRequest{Count: 100000, Seed: 1})
 	wantCode(t, err, codes.Unavailable, "MakeRandomChanges without acks")
 
-	f2 := newFixture(t, &fakePublisher{ackErr: errors.New("topic gone")})
+	f2 := newFixture(t, &publishertest.Fake{AckErr: errors.New("topic gone")})
 	_, err = f2.admin.DeleteUser(ctx, &usermockv1.DeleteUserRequest{UserId: lowerID})
 	wantCode(t, err, codes.NotFound, "DeleteUser of an unknown user")
 	_, err = f2.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: lowerID})
@@ -412,7 +388,7 @@ func TestUnacknowledgedChangeIsKept(t *testing.T) {
 }
 
 func TestStopRandomChanges(t *testing.T) {
-	f := newFixture(t, &fakePublisher{})
+	f := newFixture(t, &publishertest.Fake{})
 	done := make(chan error, 1)
 	go func() {
 		_, err := f.admin.MakeRandomChanges(ctx, &usermockv1.MakeRandomChangesRequest{Count: 1000, RatePerSecond: 100, Seed: 1})
