@@ -70,6 +70,13 @@ start_server() {
     --grpc-listen="$GRPC_ADDR" --database-url="$DATABASE_URL" \
     --kafka-brokers="$KAFKA_BROKERS" --user-events-topic="$USER_EVENTS_TOPIC" --user-service="$USERMOCK_ADDR"
   wait_serving segments-server "$GRPC_ADDR" "$SERVER_LOG" "$SERVER_PID" "$SERVER_BIN"
+  # On a fresh broker the first group join also creates the offsets topic:
+  # wait until the consumer owns partitions, so events are applied from now on.
+  local deadline=$((SECONDS + 60))
+  until grep -q "user events: assigned partitions" "$SERVER_LOG"; do
+    ((SECONDS < deadline)) || die "the server's Kafka consumer got no partitions in 60 s (log: $SERVER_LOG)"
+    sleep 0.2
+  done
 }
 
 # wait_serving NAME ADDR LOG PIDFILE BIN [SERVICE]: wait up to 30 s for the
