@@ -95,6 +95,20 @@ struct Harness {
     consumer = std::move(*started);
   }
 
+  // One more member of the same group, with default settings.
+  std::unique_ptr<UserEventConsumer> StartAnotherConsumer() {
+    UserEventConsumerOptions options;
+    options.brokers = segments::testing::KafkaBrokers();
+    options.topic = topic;
+    options.group = group;
+    options.dead_letter_topic = dead_letter_topic;
+    options.retry_backoff_min = absl::Milliseconds(50);
+    options.retry_backoff_max = absl::Milliseconds(400);
+    auto started = UserEventConsumer::Start(std::move(options), directory, users);
+    REQUIRE(started.ok());
+    return std::move(*started);
+  }
+
   void CreateSegment(const std::string& slug, std::optional<double> percent) {
     CreateSegmentCommand command;
     command.slug = slug;
@@ -300,19 +314,6 @@ TEST_CASE("While the user service is down, events wait uncommitted and are all a
 
 TEST_CASE("Consumers joining and leaving the group share the work and lose nothing", "[kafka]") {
   Harness h;
-  auto second_directory = std::make_unique<segments::ingest::UserServiceClient>(
-      grpc::CreateChannel(h.user_service.address(), grpc::InsecureChannelCredentials()),
-      segments::ingest::UserServiceClientOptions{});
-  auto start_second = [&] {
-    UserEventConsumerOptions options;
-    options.brokers = segments::testing::KafkaBrokers();
-    options.topic = h.topic;
-    options.group = h.group;
-    options.dead_letter_topic = h.dead_letter_topic;
-    auto started = UserEventConsumer::Start(std::move(options), *second_directory, h.users);
-    REQUIRE(started.ok());
-    return std::move(*started);
-  };
   int sent = 0;
   auto send_users = [&](int from, int to) {
     for (int n = from; n < to; ++n) {
@@ -325,7 +326,7 @@ TEST_CASE("Consumers joining and leaving the group share the work and lose nothi
 
   h.StartConsumer();
   send_users(1000, 1200);
-  auto second = start_second();  // a rebalance while events flow
+  auto second = h.StartAnotherConsumer();  // a rebalance while events flow
   send_users(1200, 1400);
   REQUIRE(h.AllCommitted(sent));
   send_users(1400, 1600);
@@ -393,3 +394,29 @@ TEST_CASE("While the database is down, events wait uncommitted and are applied o
   CHECK(ReplicaState(User(51)) == "active");
 }
 
+
+TEST_CASE("A partition paused during an outage fetches again when it comes back after a rebalance", "[kafka]") {
+  Harness h;
+  int sent = 0, next_user = 2000;
+  auto send_to_every_partition = [&] {
+    for (int partition = 0; partition < kPartitions; ++partition) {
+      const std::string user = User(next_user++);
+      h.user_service.Set(user, USER_STATE_ACTIVE);
+      h.producer.Send(h.topic, user, TestProducer::EventValue(user), partition);
+      ++sent;
+    }
+    h.producer.Flush();
+  };
+  h.StartConsumer();
+  h.user_service.SetOutage(true);
+  send_to_every_partition();
+  REQUIRE(Eventually([&] { return h.consumer->Stats().retries >= 1; }));  // every partition paused
+  auto second = h.StartAnotherConsumer();  // takes half of them
+  REQUIRE(Eventually([&] { return second->Stats().retries >= 1; }));
+  h.user_service.SetOutage(false);
+  REQUIRE(h.AllCommitted(sent));
+  second->Stop();  // its partitions come back to the first consumer
+  send_to_every_partition();
+  REQUIRE(h.AllCommitted(sent));
+  CHECK(QueryValue("SELECT count(*) FROM users") == std::to_string(sent));
+}

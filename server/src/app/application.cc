@@ -127,10 +127,11 @@ void Application::Shutdown(absl::Duration grace) {
   }
   if (health_watcher_.joinable()) health_watcher_.join();
   expiry_job_.Stop();
-  if (user_events_) user_events_->Stop();
   log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  // After the drain: the consumer may finish its batch meanwhile.
+  if (user_events_) user_events_->Stop();
   workers_.Stop();
   pool_.Close();
   log::Info("stopped");

@@ -157,8 +157,12 @@ const std::vector<Setting>& Settings() {
          for (absl::string_view item : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
            const auto eq = item.find('=');
            if (eq == absl::string_view::npos || eq == 0) return "each item must be name=value";
-           c.kafka_settings.emplace_back(std::string(absl::StripAsciiWhitespace(item.substr(0, eq))),
-                                         std::string(absl::StripAsciiWhitespace(item.substr(eq + 1))));
+           std::string name(absl::StripAsciiWhitespace(item.substr(0, eq)));
+           // These carry the delivery guarantee or have flags of their own.
+           for (const char* owned : {"bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"}) {
+             if (name == owned) return fmt::format("{} is set by the server itself and cannot be changed here", name);
+           }
+           c.kafka_settings.emplace_back(std::move(name), std::string(absl::StripAsciiWhitespace(item.substr(eq + 1))));
          }
          return "";
        },
@@ -174,7 +178,9 @@ const std::vector<Setting>& Settings() {
        [](const Config& c) { return absl::FormatDuration(c.user_service_timeout); }},
       {"user-service-max-wait", "SEGMENTS_USER_SERVICE_MAX_WAIT",
        "longest a lookup retries the user service before the batch backs off and tries again",
-       DurationIn(&Config::user_service_max_wait, absl::Milliseconds(10), absl::Minutes(10)),
+       // Well below librdkafka's max.poll.interval.ms (5 min): a batch that
+       // takes longer loses its partitions mid-way.
+       DurationIn(&Config::user_service_max_wait, absl::Milliseconds(10), absl::Minutes(1)),
        [](const Config& c) { return absl::FormatDuration(c.user_service_max_wait); }},
   };
   return settings;

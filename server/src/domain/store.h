@@ -114,7 +114,7 @@ class Transaction {
 
   // --- bulk membership of one segment
   // Those of `users` that are not known users; the known ones are locked
-  // against deletion until the transaction ends.
+  // against deletion, in id order, until the transaction ends.
   virtual absl::StatusOr<std::vector<UserId>> UnknownUsers(const std::vector<UserId>& users) = 0;
   // Puts every one of `users` (all known) not yet in `segment` in it by hand,
   // each with an `add` event of reason manual; expired rows in the way end

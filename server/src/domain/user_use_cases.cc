@@ -1,5 +1,6 @@
 #include "domain/user_use_cases.h"
 
+#include <absl/container/flat_hash_set.h>
 #include <fmt/format.h>
 
 #include <vector>
@@ -100,7 +101,11 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
 absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<ObservedUser>& users) {
   std::vector<UserId> ids;
   ids.reserve(users.size());
-  for (const ObservedUser& u : users) ids.push_back(u.id);
+  absl::flat_hash_set<UserId> distinct;
+  for (const ObservedUser& u : users) {
+    if (!distinct.insert(u.id).second) return absl::InvalidArgumentError(fmt::format("user \"{}\" twice", u.id));
+    ids.push_back(u.id);
+  }
 
   UserSyncResult result;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {

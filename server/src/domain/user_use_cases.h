@@ -52,9 +52,10 @@ class UserUseCases {
   // Makes the replica agree with the user service about these users, in one
   // transaction: an unknown user who exists there is created in their state
   // (an active one with automatic assignment), a known one gets its state (a
-  // returning user is evaluated), a known one it does not know is deleted. Users already in agreement are
-  // left alone, so applying the same observation twice changes nothing. Ids
-  // must be canonical (ParseUserId) and distinct.
+  // returning user is evaluated), a known one it does not know is deleted.
+  // Users already in agreement are left alone, so applying the same
+  // observation twice changes nothing. Ids must be canonical (ParseUserId)
+  // and distinct (INVALID_ARGUMENT otherwise).
   absl::StatusOr<UserSyncResult> SyncUsers(const std::vector<ObservedUser>& users);
 
  private:

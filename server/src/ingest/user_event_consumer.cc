@@ -41,9 +41,9 @@ absl::Status Configure(RdKafka::Conf& conf, const std::vector<std::pair<std::str
 
 }  // namespace
 
-// librdkafka's callbacks. Rebalances arrive on the consumer thread, inside
-// consume() or close(); events and delivery reports inside consume(),
-// flush() and poll().
+// librdkafka's callbacks. Rebalances and delivery reports arrive on the
+// consumer thread (inside consume(), close() and flush()); log events may
+// come from librdkafka's own threads, so event_cb keeps no state.
 class UserEventConsumer::Callbacks final : public RdKafka::RebalanceCb,
                                            public RdKafka::EventCb,
                                            public RdKafka::DeliveryReportCb {
@@ -60,14 +60,22 @@ class UserEventConsumer::Callbacks final : public RdKafka::RebalanceCb,
         consumer->assign(partitions);
       }
       owner_.OnAssigned(PartitionsOf(partitions));
-      if (owner_.paused_) consumer->pause(partitions);
+      // librdkafka keeps a partition's pause flag across unassign and assign:
+      // one paused during an earlier ownership would never fetch again.
+      if (owner_.paused_) {
+        consumer->pause(partitions);
+      } else {
+        consumer->resume(partitions);
+      }
       return;
     }
-    if (err != RdKafka::ERR__REVOKE_PARTITIONS) {
+    if (err == RdKafka::ERR__REVOKE_PARTITIONS) {
+      owner_.OnRevoked(PartitionsOf(partitions));
+    } else {
       log::Error("user events: rebalance failed: {}", RdKafka::err2str(err));
+      owner_.OnRevoked(std::vector<int32_t>(owner_.assigned_.begin(), owner_.assigned_.end()));
     }
-    owner_.OnRevoked(PartitionsOf(partitions));
-    if (cooperative) {
+    if (cooperative && err == RdKafka::ERR__REVOKE_PARTITIONS) {
       delete consumer->incremental_unassign(partitions);
     } else {
       consumer->unassign();
@@ -192,10 +200,10 @@ void UserEventConsumer::Run() {
   consumer_->close();
   producer_->flush(kDeadLetterFlushMs);
   const UserEventStats totals = Stats();
-  log::Info("user events: stopped after {} events in {} batches: {} users created, {} changed state, {} deleted, "
-            "{} unchanged; {} dead-lettered; {} retries",
-            totals.events, totals.batches, totals.created, totals.state_changed, totals.deleted, totals.unchanged,
-            totals.dead_lettered, totals.retries);
+  log::Info("user events: stopped after {} events in {} batches: {} users created, {} changed state, {} deleted "
+            "({} memberships ended), {} unchanged; {} dead-lettered; {} retries",
+            totals.events, totals.batches, totals.created, totals.state_changed, totals.deleted,
+            totals.memberships_ended, totals.unchanged, totals.dead_lettered, totals.retries);
 }
 
 void UserEventConsumer::CollectBatch() {
@@ -267,6 +275,7 @@ bool UserEventConsumer::ProcessBatch() {
           stats_.state_changed += applied.state_changed;
           stats_.deleted += applied.deleted;
           stats_.unchanged += applied.unchanged;
+          stats_.memberships_ended += applied.memberships_ended;
         }
         break;
     }
@@ -275,8 +284,13 @@ bool UserEventConsumer::ProcessBatch() {
       absl::MutexLock lock(&mu_);
       ++stats_.retries;
     }
-    log::Warning("user events: {} events from {} partition(s) not done, retrying in {}: {}", batch.events,
-                 batch.commit_offsets.size(), absl::FormatDuration(backoff), std::string(status.message()));
+    // Retried whatever the error: skipping would lose events. An error that
+    // waiting cannot fix needs an operator, so it is logged as an error.
+    const bool transient = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+                           absl::IsAborted(status) || absl::IsResourceExhausted(status);
+    log::Write(transient ? log::Level::kWarning : log::Level::kError,
+               fmt::format("user events: {} events from {} partition(s) not done, retrying in {}: {}", batch.events,
+                           batch.commit_offsets.size(), absl::FormatDuration(backoff), std::string(status.message())));
     WaitPolling(backoff);
     if (stopping()) return false;
     backoff = std::min(backoff * 2, options_.retry_backoff_max);
@@ -346,7 +360,8 @@ void UserEventConsumer::WaitPolling(absl::Duration delay) {
   for (absl::Duration left = delay; !stopping() && left > absl::ZeroDuration(); left = until - absl::Now()) {
     const int timeout_ms = static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(left), 1, kIdlePollMs));
     std::unique_ptr<RdKafka::Message> message(consumer_->consume(timeout_ms));
-    // Fetched before the pause took effect: kept, in order, for the next batch.
+    // Paused partitions return nothing; a partition assigned meanwhile is
+    // paused in the rebalance callback. Kept, in order, just in case.
     if (message->err() == RdKafka::ERR_NO_ERROR) overflow_.push_back(ToRecord(*message));
   }
 }

@@ -71,6 +71,7 @@ struct UserEventStats {
   int64_t state_changed = 0;
   int64_t deleted = 0;
   int64_t unchanged = 0;
+  int64_t memberships_ended = 0;  // by deletions
 };
 
 class UserEventConsumer {

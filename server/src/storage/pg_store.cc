@@ -1,5 +1,6 @@
 #include "storage/pg_store.h"
 
+#include <absl/container/flat_hash_set.h>
 #include <absl/random/random.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_split.h>
@@ -162,9 +163,13 @@ class PgTransactionOps final : public domain::Transaction {
   absl::StatusOr<absl::flat_hash_map<UserId, UserState>> LockUsers(const std::vector<UserId>& users) override {
     absl::flat_hash_map<UserId, UserState> known;
     if (users.empty()) return known;
-    auto r = conn_.Execute(kLockUsers, {ArrayOf(users, [](const UserId& u) { return u; })});
+    auto r = conn_.Execute(kLockUsers, {UserArray(users)});
     if (!r.ok()) return r.status();
-    for (int i = 0; i < r->Rows(); ++i) known.emplace(r->Get(i, 0), *domain::ParseUserState(r->Get(i, 1)));
+    for (int i = 0; i < r->Rows(); ++i) {
+      auto state = domain::ParseUserState(r->Get(i, 1));
+      if (!state) return absl::InternalError("users.state holds an unknown value: " + std::string(r->Get(i, 1)));
+      known.emplace(r->Get(i, 0), *state);
+    }
     return known;
   }
 
@@ -266,10 +271,14 @@ class PgTransactionOps final : public domain::Transaction {
   }
 
   absl::StatusOr<std::vector<UserId>> UnknownUsers(const std::vector<UserId>& users) override {
-    auto r = conn_.Execute(kUnknownUsers, {UserArray(users)});
+    auto r = conn_.Execute(kKeyShareUsers, {UserArray(users)});
     if (!r.ok()) return r.status();
+    absl::flat_hash_set<UserId> known;
+    for (int i = 0; i < r->Rows(); ++i) known.insert(std::string(r->Get(i, 0)));
     std::vector<UserId> unknown;
-    for (int i = 0; i < r->Rows(); ++i) unknown.emplace_back(r->Get(i, 0));
+    for (const UserId& user : users) {
+      if (!known.contains(user)) unknown.push_back(user);
+    }
     return unknown;
   }
 

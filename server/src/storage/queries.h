@@ -178,10 +178,10 @@ inline constexpr Statement kRecordOptOuts{
 // $4 now.
 // FOR KEY SHARE keeps the known users from being deleted until the
 // transaction ends (memberships have no foreign keys; schema.sql).
-inline constexpr Statement kUnknownUsers{
-    "unknown_users",
-    "WITH known AS (SELECT u.id FROM unnest($1::uuid[]) AS i(id) JOIN users u ON u.id = i.id FOR KEY SHARE OF u) "
-    "SELECT i.id FROM unnest($1::uuid[]) AS i(id) WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.id = i.id)"};
+// The known ones among many users, locked against deletion in id order (the
+// order every multi-user lock takes, so they cannot deadlock).
+inline constexpr Statement kKeyShareUsers{
+    "key_share_users", "SELECT id FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE"};
 // Expired rows of the users that no job has removed yet, which would stand
 // in the way of new ones.
 inline constexpr Statement kEndExpiredMembersOf{

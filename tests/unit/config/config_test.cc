@@ -88,5 +88,9 @@ TEST_CASE("the user-event consumer is off by default and needs the user service 
   CHECK(on->kafka_settings == std::vector<std::pair<std::string, std::string>>{
                                   {"security.protocol", "SASL_SSL"}, {"sasl.mechanism", "PLAIN"}});
   CHECK_FALSE(LoadConfig({"--kafka-settings=novalue"}, Env({})).ok());
+  // The delivery guarantee cannot be switched off from outside.
+  auto auto_commit = LoadConfig({"--kafka-settings=enable.auto.commit=true"}, Env({}));
+  CHECK_THAT(std::string(auto_commit.status().message()), Catch::Matchers::Contains("enable.auto.commit"));
+  CHECK_FALSE(LoadConfig({"--kafka-settings=group.id=other"}, Env({})).ok());
   CHECK_FALSE(LoadConfig({"--user-events-topic="}, Env({})).ok());
 }

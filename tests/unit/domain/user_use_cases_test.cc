@@ -116,3 +116,9 @@ TEST_CASE_METHOD(Fixture, "sync is one transaction: a failure applies nothing", 
   store.failure = absl::OkStatus();
   CHECK(store.state.users.empty());
 }
+
+TEST_CASE_METHOD(Fixture, "sync refuses a user named twice", "[users][sync]") {
+  auto result = users.SyncUsers({{kUser, UserState::kActive}, {kUser, std::nullopt}});
+  CHECK(result.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(store.state.users.empty());
+}
