@@ -8,6 +8,11 @@ namespace segments::storage {
 struct Statement {
   const char* name;
   const char* sql;
+  // Planned with the actual values on every call instead of prepared once.
+  // For statements over arrays of ids: a prepared one switches to a generic
+  // plan after five calls, and one made while `users` was small (a replica
+  // filling from a backlog) scans the whole table for good.
+  bool plan_per_call = false;
 };
 
 #define SEGMENTS_MICROS(column) "(extract(epoch FROM " column ") * 1000000)::int8"
@@ -21,7 +26,7 @@ inline constexpr Statement kSetUserState{"set_user_state",
                                          "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1"};
 // Many users at once (user events). Parallel arrays: ids and states.
 inline constexpr Statement kLockUsers{
-    "lock_users", "SELECT id, state FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE"};
+    "lock_users", "SELECT id, state FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", true};
 inline constexpr Statement kInsertUsers{
     "insert_users",
     "INSERT INTO users (id, state, created_at, updated_at) "
@@ -30,7 +35,8 @@ inline constexpr Statement kInsertUsers{
 inline constexpr Statement kSetUserStates{
     "set_user_states",
     "UPDATE users u SET state = t.state, updated_at = $3 "
-    "FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id"};
+    "FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id",
+    true};
 inline constexpr Statement kDeleteUser{
     "delete_user", "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1) DELETE FROM users WHERE id = $1"};
 
@@ -181,7 +187,7 @@ inline constexpr Statement kRecordOptOuts{
 // The known ones among many users, locked against deletion in id order (the
 // order every multi-user lock takes, so they cannot deadlock).
 inline constexpr Statement kKeyShareUsers{
-    "key_share_users", "SELECT id FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE"};
+    "key_share_users", "SELECT id FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE", true};
 // Expired rows of the users that no job has removed yet, which would stand
 // in the way of new ones.
 inline constexpr Statement kEndExpiredMembersOf{
