@@ -66,6 +66,7 @@ GRPC_PORT="$(free_port)"
 SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" "$SERVER" --grpc-listen="127.0.0.1:$GRPC_PORT" \
   --kafka-brokers="$BROKERS" --user-events-topic="$TOPIC" --user-events-dlq-topic="$TOPIC.dlq" \
   --user-events-group="segments-stack-$$" --user-service="$MOCK_ADDR" --user-service-max-wait=300ms \
+  --user-events-stall-after=500ms --health-check-period=100ms \
   >"$WORK/server.log" 2>&1 </dev/null &
 PIDS+=($!)
 HTTP_PORT="$(free_port)"
@@ -97,6 +98,14 @@ mock UpdateUser "{\"userID\":\"$A\",\"state\":\"USER_STATE_EXCLUDED\"}"
 is_state() { [[ $(state_of "$1") == "$2" ]]; }
 eventually 5000 is_state "$A" excluded || die "state change not applied: '$(state_of "$A")'"
 
+# user_events_health: SERVING or NOT_SERVING, the consumer's health status.
+user_events_health() {
+  "$GRPCURL" -plaintext -max-time 2 -d '{"service":"segmentation.v1.UserEvents"}' "127.0.0.1:$GRPC_PORT" \
+    grpc.health.v1.Health/Check | sed -n 's/.*"status": "\(.*\)".*/\1/p'
+}
+health_is() { [[ $(user_events_health) == "$1" ]]; }
+eventually 5000 health_is SERVING || die "user events health: '$(user_events_health)', expected SERVING"
+
 # --- the user service down: first an outage, then the process killed
 B=00000000-0000-4000-8000-00000000000b
 mock SetOutage '{"down":true}'
@@ -108,8 +117,10 @@ wait "$MOCK_PID" 2>/dev/null || true
 sleep 1
 [[ -z $(state_of "$B") ]] || die "user $B applied while the user service was gone"
 grep -q "retrying in" "$WORK/server.log" || die "the server did not report retries: $(tail -n 20 "$WORK/server.log")"
+health_is NOT_SERVING || die "user events health during the outage: '$(user_events_health)', expected NOT_SERVING"
 start_mock  # same store: the user is there, and the outage is over
 eventually 15000 has_everyone "$B" || die "user $B not applied after the user service came back"
+eventually 5000 health_is SERVING || die "user events health after the outage: '$(user_events_health)'"
 note "events waited through the outage and the restart of the user service"
 
 # --- a deletion ends the memberships, with history

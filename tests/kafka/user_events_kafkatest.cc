@@ -89,6 +89,7 @@ struct Harness {
     options.kafka_settings = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
     options.retry_backoff_min = absl::Milliseconds(50);
     options.retry_backoff_max = absl::Milliseconds(400);
+    options.stall_after = absl::Milliseconds(300);
     options.crash_after_apply = std::move(crash_after_apply);
     auto started = UserEventConsumer::Start(std::move(options), directory, users);
     REQUIRE(started.ok());
@@ -297,6 +298,7 @@ TEST_CASE("While the user service is down, events wait uncommitted and are all a
   h.producer.Flush();
   // The consumer keeps trying: calls arrive, nothing is applied or committed.
   REQUIRE(Eventually([&] { return h.consumer->Stats().retries >= 3; }));
+  CHECK(Eventually([&] { return h.consumer->Stalled(); }));  // what health reports
   CHECK(h.user_service.calls() >= 3);
   CHECK(QueryValue("SELECT count(*) FROM users") == "0");
   CHECK(h.Committed() == 0);
@@ -306,10 +308,12 @@ TEST_CASE("While the user service is down, events wait uncommitted and are all a
   CHECK(h.Committed() == 0);
 
   h.StartConsumer();
+  CHECK_FALSE(h.consumer->Stalled());
   h.user_service.SetOutage(false);
   REQUIRE(h.AllCommitted(10));
   CHECK(QueryValue("SELECT count(*) FROM users WHERE state = 'active'") == "10");
   CHECK(h.consumer->Stats().events == 10);
+  CHECK_FALSE(h.consumer->Stalled());
 }
 
 TEST_CASE("Consumers joining and leaving the group share the work and lose nothing", "[kafka]") {

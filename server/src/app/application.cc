@@ -26,6 +26,8 @@ absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config
 }
 
 constexpr int kMaxRequestBytes = 16 << 20;
+// The health service name of the user-event consumer (contract §6).
+constexpr std::string_view kUserEventsHealth = "segmentation.v1.UserEvents";
 
 }  // namespace
 
@@ -69,13 +71,13 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   if (!app->server_ || app->port_ == 0) {
     return absl::UnavailableError("cannot listen on " + config.grpc_listen);
   }
+  if (!config.kafka_brokers.empty()) {
+    if (absl::Status st = app->StartUserEvents(); !st.ok()) return st;
+  }
   // Health follows the database: NOT_SERVING until the first ping succeeds.
   app->server_->GetHealthCheckService()->SetServingStatus(false);
   app->health_watcher_ = std::thread([raw = app.get()] { raw->WatchDatabase(); });
   app->expiry_job_.Start();
-  if (!config.kafka_brokers.empty()) {
-    if (absl::Status st = app->StartUserEvents(); !st.ok()) return st;
-  }
   log::Info("serving gRPC on port {}", app->port_);
   return app;
 }
@@ -95,6 +97,7 @@ absl::Status Application::StartUserEvents() {
   options.dead_letter_topic = config_.user_events_dlq_topic;
   options.kafka_settings = config_.kafka_settings;
   options.max_batch = config_.user_events_batch;
+  options.stall_after = config_.user_events_stall_after;
   auto consumer = ingest::UserEventConsumer::Start(std::move(options), *user_directory_, user_use_cases_);
   if (!consumer.ok()) return consumer.status();
   user_events_ = std::move(*consumer);
@@ -103,6 +106,7 @@ absl::Status Application::StartUserEvents() {
 
 void Application::WatchDatabase() {
   bool serving = false;
+  bool events_flowing = true;
   for (;;) {
     const bool up = store_.Ping().ok();
     if (up != serving) {
@@ -112,6 +116,19 @@ void Application::WatchDatabase() {
         log::Info("database is reachable: health SERVING");
       } else {
         log::Warning("database is unreachable: health NOT_SERVING");
+      }
+    }
+    // Set on every round: the server-wide status above overwrites it.
+    if (user_events_) {
+      const bool flowing = !user_events_->Stalled();
+      server_->GetHealthCheckService()->SetServingStatus(std::string(kUserEventsHealth), flowing);
+      if (flowing != events_flowing) {
+        events_flowing = flowing;
+        if (flowing) {
+          log::Info("user events are applied again: health of {} SERVING", kUserEventsHealth);
+        } else {
+          log::Error("user events are stalled: health of {} NOT_SERVING", kUserEventsHealth);
+        }
       }
     }
     absl::MutexLock lock(&mu_);

@@ -150,6 +150,10 @@ const std::vector<Setting>& Settings() {
       {"user-events-batch", "SEGMENTS_USER_EVENTS_BATCH", "most user events applied in one transaction",
        IntIn(&Config::user_events_batch, 1, 10'000),
        [](const Config& c) { return std::to_string(c.user_events_batch); }},
+      {"user-events-stall-after", "SEGMENTS_USER_EVENTS_STALL_AFTER",
+       "a batch failing this long turns the health of segmentation.v1.UserEvents to NOT_SERVING",
+       DurationIn(&Config::user_events_stall_after, absl::Milliseconds(100), absl::Hours(1)),
+       [](const Config& c) { return absl::FormatDuration(c.user_events_stall_after); }},
       {"kafka-settings", "SEGMENTS_KAFKA_SETTINGS",
        "further librdkafka settings, name=value[,name=value...] (e.g. security.protocol=SASL_SSL)",
        [](Config& c, const std::string& v) -> std::string {

@@ -48,6 +48,9 @@ struct Config {
   std::string user_events_group = "segments";
   std::string user_events_dlq_topic = "UserAction.dlq";
   int user_events_batch = 1000;
+  // A batch failing this long turns the health of segmentation.v1.UserEvents
+  // to NOT_SERVING.
+  absl::Duration user_events_stall_after = absl::Seconds(30);
   // Further librdkafka settings, e.g. security.protocol=SASL_SSL.
   std::vector<std::pair<std::string, std::string>> kafka_settings;
   // The user service (userservice.v1) that events are looked up in;

@@ -284,6 +284,8 @@ bool UserEventConsumer::ProcessBatch() {
       absl::MutexLock lock(&mu_);
       ++stats_.retries;
     }
+    int64_t not_failing = 0;
+    failing_since_unix_ns_.compare_exchange_strong(not_failing, absl::ToUnixNanos(absl::Now()));
     // Retried whatever the error: skipping would lose events. An error that
     // waiting cannot fix needs an operator, so it is logged as an error.
     const bool transient = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
@@ -297,7 +299,13 @@ bool UserEventConsumer::ProcessBatch() {
   }
   pending_.clear();
   SetPaused(false);
+  failing_since_unix_ns_.store(0);
   return true;
+}
+
+bool UserEventConsumer::Stalled() const {
+  const int64_t since = failing_since_unix_ns_.load();
+  return since != 0 && absl::Now() - absl::FromUnixNanos(since) > options_.stall_after;
 }
 
 absl::Status UserEventConsumer::Apply(const EventBatch& batch, domain::UserSyncResult& result) {

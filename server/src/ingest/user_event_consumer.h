@@ -55,6 +55,8 @@ struct UserEventConsumerOptions {
   // Backoff between attempts of a failing batch.
   absl::Duration retry_backoff_min = absl::Milliseconds(100);
   absl::Duration retry_backoff_max = absl::Seconds(5);
+  // A batch failing for longer than this makes the consumer Stalled().
+  absl::Duration stall_after = absl::Seconds(30);
   // Tests only: called after a batch's transaction committed and before its
   // offsets are; returning true makes the consumer stop right there, as a
   // crash would, committing nothing.
@@ -89,6 +91,10 @@ class UserEventConsumer {
   void Stop();
 
   UserEventStats Stats() const;
+
+  // True while a batch has been failing for longer than stall_after: events
+  // wait (none is skipped) until what fails comes back. Health reports it.
+  bool Stalled() const;
 
   // True once the consumer stopped because crash_after_apply asked it to.
   bool crashed() const { return crashed_.load(); }
@@ -132,6 +138,7 @@ class UserEventConsumer {
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> crashed_{false};
+  std::atomic<int64_t> failing_since_unix_ns_{0};  // 0: the current batch has not failed
   std::thread thread_;
   mutable absl::Mutex mu_;
   UserEventStats stats_ ABSL_GUARDED_BY(mu_);
