@@ -41,9 +41,6 @@ class Application {
   // The bound port (useful with port 0).
   int port() const { return port_; }
 
-  // The user-event consumer; nullptr when Kafka is not configured.
-  const ingest::UserEventConsumer* user_events() const { return user_events_.get(); }
-
   // Stops accepting calls, lets in-flight ones finish for up to `grace`
   // (then cancels them), stops the workers and closes the database pool.
   // Idempotent.
