@@ -73,23 +73,10 @@ std::string_view ModeName(Mode m) {
 
 std::string_view CodeName(int code) {
   static constexpr std::array<std::string_view, kStatusCodes> kNames = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED",
+      "OK",        "CANCELLED",       "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS",  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",    "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED",
   };
   return code >= 0 && code < kStatusCodes ? kNames[static_cast<size_t>(code)] : "?";
 }
@@ -158,12 +145,8 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
     const std::string value = arg.substr(eq + 1);
     const absl::string_view v(value);
     bool ok = true;
-    auto positive_int = [&](int& out) {
-      ok = absl::SimpleAtoi(v, &out) && out > 0;
-    };
-    auto duration = [&](absl::Duration& out) {
-      ok = absl::ParseDuration(v, &out) && out >= absl::ZeroDuration();
-    };
+    auto positive_int = [&](int& out) { ok = absl::SimpleAtoi(v, &out) && out > 0; };
+    auto duration = [&](absl::Duration& out) { ok = absl::ParseDuration(v, &out) && out >= absl::ZeroDuration(); };
     if (name == "target") {
       o.target = value;
     } else if (name == "mode") {
@@ -347,8 +330,7 @@ class ModeRun {
     Result result;
     for (auto& slot : slots_) result.stats.Merge(slot->stats());
     result.measured_seconds = absl::ToDoubleSeconds(options_.duration);
-    result.client_cpu =
-        (CpuSeconds() - cpu_before) / std::chrono::duration<double>(end - begin).count();
+    result.client_cpu = (CpuSeconds() - cpu_before) / std::chrono::duration<double>(end - begin).count();
     return result;
   }
 

@@ -95,8 +95,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   int year = 0, month = 0;
-  if (flags["target"].empty() || !absl::SimpleAtoi(flags["year"], &year) ||
-      !absl::SimpleAtoi(flags["month"], &month)) {
+  if (flags["target"].empty() || !absl::SimpleAtoi(flags["year"], &year) || !absl::SimpleAtoi(flags["month"], &month)) {
     std::fputs(kUsage, stderr);
     return 2;
   }

@@ -95,9 +95,9 @@ class TestProducer {
 
   // Sends without waiting; `partition` -1 lets the key choose.
   void Send(const std::string& topic, const std::string& key, const std::string& value, int32_t partition = -1) {
-    RdKafka::ErrorCode err = producer_->produce(
-        topic, partition < 0 ? RdKafka::Topic::PARTITION_UA : partition, RdKafka::Producer::RK_MSG_COPY,
-        const_cast<char*>(value.data()), value.size(), key.data(), key.size(), 0, nullptr);
+    RdKafka::ErrorCode err = producer_->produce(topic, partition < 0 ? RdKafka::Topic::PARTITION_UA : partition,
+                                                RdKafka::Producer::RK_MSG_COPY, const_cast<char*>(value.data()),
+                                                value.size(), key.data(), key.size(), 0, nullptr);
     if (err != RdKafka::ERR_NO_ERROR) throw std::runtime_error("produce: " + RdKafka::err2str(err));
   }
 
@@ -150,7 +150,8 @@ inline std::vector<ReadMessage> ReadTopic(const std::string& topic, int partitio
     if (m->key()) r.key = *m->key();
     r.value.assign(static_cast<const char*>(m->payload()), m->len());
     if (RdKafka::Headers* headers = m->headers()) {
-      for (const auto& h : headers->get_all()) r.headers[h.key()] = std::string(static_cast<const char*>(h.value()), h.value_size());
+      for (const auto& h : headers->get_all())
+        r.headers[h.key()] = std::string(static_cast<const char*>(h.value()), h.value_size());
     }
     out.push_back(std::move(r));
   }

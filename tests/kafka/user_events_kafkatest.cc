@@ -52,8 +52,8 @@ std::string ReplicaState(const std::string& user) {
 // The user's history, oldest first: "add SLUG reason" / "remove SLUG reason".
 std::vector<std::string> HistoryOf(const std::string& user) {
   std::vector<std::string> out;
-  for (const auto& row : Query("SELECT operation, slug, reason FROM history WHERE user_id = '" + user +
-                               "' ORDER BY id")) {
+  for (const auto& row :
+       Query("SELECT operation, slug, reason FROM history WHERE user_id = '" + user + "' ORDER BY id")) {
     out.push_back(row[0] + " " + row[1] + " " + row[2]);
   }
   return out;
@@ -62,7 +62,8 @@ std::vector<std::string> HistoryOf(const std::string& user) {
 std::vector<std::string> SegmentsOf(const std::string& user) {
   std::vector<std::string> out;
   for (const auto& row : Query("SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id "
-                               "WHERE m.user_id = '" + user + "' ORDER BY s.slug")) {
+                               "WHERE m.user_id = '" +
+                               user + "' ORDER BY s.slug")) {
     out.push_back(row[0]);
   }
   return out;
@@ -398,7 +399,6 @@ TEST_CASE("While the database is down, events wait uncommitted and are applied o
   CHECK(ReplicaState(User(51)) == "active");
 }
 
-
 TEST_CASE("A partition paused during an outage fetches again when it comes back after a rebalance", "[kafka]") {
   Harness h;
   int sent = 0, next_user = 2000;
@@ -415,7 +415,7 @@ TEST_CASE("A partition paused during an outage fetches again when it comes back 
   h.user_service.SetOutage(true);
   send_to_every_partition();
   REQUIRE(Eventually([&] { return h.consumer->Stats().retries >= 1; }));  // every partition paused
-  auto second = h.StartAnotherConsumer();  // takes half of them
+  auto second = h.StartAnotherConsumer();                                 // takes half of them
   REQUIRE(Eventually([&] { return second->Stats().retries >= 1; }));
   h.user_service.SetOutage(false);
   REQUIRE(h.AllCommitted(sent));

@@ -138,7 +138,8 @@ TEST_CASE_METHOD(AutoFixture, "CreateUser puts a new user in exactly the automat
   }
   CHECK(in20 > 5);
   CHECK(Count("SELECT count(*) FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE s.slug = 'P50_TTL' "
-              "AND m.expires_at <> '" + Rfc3339Of(Now() + absl::Hours(1)) + "'") == 0);
+              "AND m.expires_at <> '" +
+              Rfc3339Of(Now() + absl::Hours(1)) + "'") == 0);
   CHECK(Count("SELECT count(*) FROM memberships WHERE NOT auto") == 0);
 }
 
@@ -293,8 +294,8 @@ TEST_CASE_METHOD(AutoExpiryFixture, "An automatic TTL ends memberships; the expi
   const absl::Time t0 = Now();
   REQUIRE(CreateAuto("TTL", 100.0, {}, {}, 60).ok());
   CHECK(MemberCount("TTL") == 50);
-  CHECK(Count("SELECT count(*) FROM memberships WHERE auto AND expires_at = '" +
-              Rfc3339Of(t0 + absl::Seconds(60)) + "'") == 50);
+  CHECK(Count("SELECT count(*) FROM memberships WHERE auto AND expires_at = '" + Rfc3339Of(t0 + absl::Seconds(60)) +
+              "'") == 50);
 
   clock.Set(t0 + absl::Minutes(2));
   CHECK(SegmentsOf(people[0]).empty());  // at once, job or not

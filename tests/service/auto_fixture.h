@@ -77,7 +77,8 @@ class AutoFixture : public ServiceFixture {
   }
 
   grpc::Status BulkAdd(const std::string& slug, const std::vector<std::string>& ids,
-                       v1::AddSegmentToUsersResponse* response = nullptr, std::optional<int64_t> seconds = std::nullopt) {
+                       v1::AddSegmentToUsersResponse* response = nullptr,
+                       std::optional<int64_t> seconds = std::nullopt) {
     v1::AddSegmentToUsersRequest request;
     request.set_slug(slug);
     for (const auto& id : ids) request.add_user_ids(id);
@@ -110,8 +111,9 @@ class AutoFixture : public ServiceFixture {
 
   // Sessions of the test database waiting for a lock (row or advisory).
   static int64_t LockWaiters() {
-    return Count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                 "AND wait_event_type = 'Lock'");
+    return Count(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'");
   }
 
   std::string SaltOf(const std::string& slug) {

@@ -104,7 +104,8 @@ TEST_CASE_METHOD(AutoFixture, "AddSegmentToUsers: counts, TTL, canonical ids and
   REQUIRE(Update(Change(people[0], {{"S"}})).ok());
   clock.Advance(absl::Seconds(3));
   std::vector<std::string> ids(people.begin(), people.begin() + 10);
-  std::transform(ids[4].begin(), ids[4].end(), ids[4].begin(), [](char c) { return static_cast<char>(std::toupper(c)); });
+  std::transform(ids[4].begin(), ids[4].end(), ids[4].begin(),
+                 [](char c) { return static_cast<char>(std::toupper(c)); });
   v1::AddSegmentToUsersResponse response;
   const grpc::Status status = BulkAdd("S", ids, &response, 600);
   INFO(Describe(status));
@@ -165,8 +166,9 @@ TEST_CASE_METHOD(AutoFixture, "A user deleted while a bulk add is under way keep
   REQUIRE(Eventually([] { return LockWaiters() >= 1; }, absl::Seconds(5)));
   auto removal = std::async(std::launch::async, [&] { return DeleteUser(victim); });
   // Either the deletion goes through at once (no lock kept it off) or it waits for the bulk add.
-  Eventually([&] { return removal.wait_for(std::chrono::seconds(0)) == std::future_status::ready || LockWaiters() >= 2; },
-             absl::Seconds(3));
+  Eventually(
+      [&] { return removal.wait_for(std::chrono::seconds(0)) == std::future_status::ready || LockWaiters() >= 2; },
+      absl::Seconds(3));
   holder.Exec("ROLLBACK");
   const grpc::Status added = add.get();
   const grpc::Status removed = removal.get();
@@ -326,8 +328,7 @@ TEST_CASE_METHOD(AutoFixture, "ListSegmentMembers: fields, bad tokens and a re-c
   CHECK(ViolationFields(stale) == std::vector<std::string>{"pageToken"});
 }
 
-std::vector<v1::StreamSegmentMembersResponse> StreamAll(AutoFixture& f, const std::string& slug,
-                                                        grpc::Status* status) {
+std::vector<v1::StreamSegmentMembersResponse> StreamAll(AutoFixture& f, const std::string& slug, grpc::Status* status) {
   v1::StreamSegmentMembersRequest request;
   request.set_slug(slug);
   auto context = NewContext(std::chrono::seconds(30));

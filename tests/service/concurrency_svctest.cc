@@ -38,8 +38,8 @@ std::map<grpc::StatusCode, int> Race(const std::function<grpc::Status()>& call) 
 TEST_CASE_METHOD(ServiceFixture, "Concurrent CreateSegment of one slug: one wins and the rest get ALREADY_EXISTS",
                  "[service][concurrency]") {
   const auto counts = Race([this] { return CreateSegment("RACE"); });
-  CHECK(counts == std::map<grpc::StatusCode, int>{{grpc::StatusCode::OK, 1},
-                                                  {grpc::StatusCode::ALREADY_EXISTS, kRacers - 1}});
+  CHECK(counts ==
+        std::map<grpc::StatusCode, int>{{grpc::StatusCode::OK, 1}, {grpc::StatusCode::ALREADY_EXISTS, kRacers - 1}});
   CHECK(Count("SELECT count(*) FROM segments WHERE slug = 'RACE'") == 1);
 }
 
@@ -57,8 +57,8 @@ TEST_CASE_METHOD(ServiceFixture, "Concurrent UpdateUserSegments adding one segme
 
 TEST_CASE_METHOD(ServiceFixture, "Concurrent CreateUser of one id: one wins", "[service][concurrency]") {
   const auto counts = Race([this] { return CreateUser(kUser1); });
-  CHECK(counts == std::map<grpc::StatusCode, int>{{grpc::StatusCode::OK, 1},
-                                                  {grpc::StatusCode::ALREADY_EXISTS, kRacers - 1}});
+  CHECK(counts ==
+        std::map<grpc::StatusCode, int>{{grpc::StatusCode::OK, 1}, {grpc::StatusCode::ALREADY_EXISTS, kRacers - 1}});
   CHECK(Count("SELECT count(*) FROM users") == 1);
 }
 
@@ -83,8 +83,8 @@ TEST_CASE_METHOD(ServiceFixture, "Concurrent DeleteSegment of one slug: one wins
   REQUIRE(CreateSegment("RACE").ok());
   REQUIRE(Update(Change(kUser1, {{"RACE"}})).ok());
   const auto counts = Race([this] { return DeleteSegment("RACE"); });
-  CHECK(counts == std::map<grpc::StatusCode, int>{{grpc::StatusCode::OK, 1},
-                                                  {grpc::StatusCode::NOT_FOUND, kRacers - 1}});
+  CHECK(counts ==
+        std::map<grpc::StatusCode, int>{{grpc::StatusCode::OK, 1}, {grpc::StatusCode::NOT_FOUND, kRacers - 1}});
   CHECK(Count("SELECT count(*) FROM history WHERE reason = 'segment_deleted'") == 1);
 }
 

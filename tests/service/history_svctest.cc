@@ -378,11 +378,12 @@ TEST_CASE_METHOD(HistoryFixture, "DownloadHistoryReport streams a large report i
   constexpr int kEvents = 2500;
   Query("INSERT INTO history (user_id, segment_id, slug, operation, reason, at) SELECT " + Literal(kUser1) +
         "::uuid, 1, 'BULK', 'add', 'manual', '2024-03-05T00:00:00Z'::timestamptz + g * interval '1.000001 second' "
-        "FROM generate_series(0, " + std::to_string(kEvents - 1) + ") AS g");
+        "FROM generate_series(0, " +
+        std::to_string(kEvents - 1) + ") AS g");
   std::string expected = kHeader;
   for (int g = 0; g < kEvents; ++g) {
-    expected += kUser1 + ";BULK;add;" +
-                Rfc3339(Utc(2024, 3, 5, 0, 0, 0) + absl::Seconds(g) + absl::Microseconds(g)) + "\n";
+    expected +=
+        kUser1 + ";BULK;add;" + Rfc3339(Utc(2024, 3, 5, 0, 0, 0) + absl::Seconds(g) + absl::Microseconds(g)) + "\n";
   }
   const Downloaded report = Download(LinkFor("", 3, 2024).Request());
   INFO(Describe(report.status));
@@ -505,8 +506,8 @@ TEST_CASE_METHOD(HistoryFixture, "A report link works on every instance that hol
     CHECK(here.status.error_code() == grpc::StatusCode::NOT_FOUND);
     CHECK(here.chunks.empty());
   }
-  for (const std::string keys : {"other:0123456789abcdef0123456789abcdef",
-                                 "test-key:0123456789abcdef0123456789abcdeF"}) {
+  for (const std::string keys :
+       {"other:0123456789abcdef0123456789abcdef", "test-key:0123456789abcdef0123456789abcdeF"}) {
     INFO("keys " << keys);
     Instance elsewhere(with_keys(keys), clock);
     const Downloaded report = testing::Download(*elsewhere.history, link.Request());
@@ -542,8 +543,9 @@ TEST_CASE_METHOD(OneReportFixture, "max_concurrent_reports: a download beyond th
   auto first = history->DownloadHistoryReport(first_context.get(), request);
   const bool waiting = Eventually(
       [] {
-        return Count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                     "AND wait_event_type = 'Lock' AND query LIKE 'DECLARE history_report%'") == 1;
+        return Count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock' AND query LIKE 'DECLARE history_report%'") == 1;
       },
       absl::Seconds(30));
   if (!waiting) {
@@ -744,8 +746,18 @@ TEST_CASE_METHOD(HistoryFixture, "ListUserHistory rejects bad requests, listing 
   add("no user", [](R& r) { r.clear_user_id(); }, {"userID"});
   add("bad user", [](R& r) { r.set_user_id("user-1"); }, {"userID"});
   add("bad slug", [](R& r) { r.set_segment("no spaces"); }, {"segment"});
-  add("empty range", [&](R& r) { *r.mutable_from() = at(5); *r.mutable_to() = at(5); }, {"to"});
-  add("backwards range", [&](R& r) { *r.mutable_from() = at(6); *r.mutable_to() = at(5); }, {"to"});
+  add("empty range",
+      [&](R& r) {
+        *r.mutable_from() = at(5);
+        *r.mutable_to() = at(5);
+      },
+      {"to"});
+  add("backwards range",
+      [&](R& r) {
+        *r.mutable_from() = at(6);
+        *r.mutable_to() = at(5);
+      },
+      {"to"});
   add("negative page", [](R& r) { r.set_page_size(-1); }, {"pageSize"});
   add("huge page", [](R& r) { r.set_page_size(1001); }, {"pageSize"});
   add("garbage token", [](R& r) { r.set_page_token("not a token!"); }, {"pageToken"});

@@ -41,8 +41,7 @@ class DatabaseStopGuard {
 // One UpdateUserSegments call in flight on the callback API.
 class AsyncUpdate {
  public:
-  AsyncUpdate(v1::SegmentService::Stub& stub, v1::UpdateUserSegmentsRequest request,
-              std::chrono::milliseconds timeout)
+  AsyncUpdate(v1::SegmentService::Stub& stub, v1::UpdateUserSegmentsRequest request, std::chrono::milliseconds timeout)
       : request_(std::move(request)) {
     auto promise = std::make_shared<std::promise<grpc::Status>>();
     result = promise->get_future().share();
@@ -80,8 +79,7 @@ TEST_CASE_METHOD(ServiceFixture, "Health is SERVING while the database is up", "
   CHECK(CheckHealth(NewChannel(app->port())) == Health::kServing);
 }
 
-TEST_CASE("A server whose database is unreachable answers UNAVAILABLE and is NOT_SERVING",
-          "[service][health]") {
+TEST_CASE("A server whose database is unreachable answers UNAVAILABLE and is NOT_SERVING", "[service][health]") {
   config::Config config = TestConfig();
   config.database_url = "postgresql://postgres@127.0.0.1:1/segments_test";
   ServiceFixture fixture(config);
@@ -167,8 +165,7 @@ TEST_CASE_METHOD(ServiceFixture, "A database restart: fast UNAVAILABLE while dow
   CHECK(Eventually([&] { return HealthNow() == Health::kServing; }, absl::Seconds(10)));
 }
 
-TEST_CASE_METHOD(ServiceFixture, "Shutdown lets an in-flight call finish and refuses new ones",
-                 "[service][shutdown]") {
+TEST_CASE_METHOD(ServiceFixture, "Shutdown lets an in-flight call finish and refuses new ones", "[service][shutdown]") {
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateSegment("DRAIN").ok());
 
@@ -185,9 +182,10 @@ TEST_CASE_METHOD(ServiceFixture, "Shutdown lets an in-flight call finish and ref
   // The call is inside the database, waiting for the row lock.
   REQUIRE(Eventually(
       [&] {
-        return Count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                     "AND wait_event_type = 'Lock' AND pid <> " +
-                     locker_pid) == 1;
+        return Count(
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND wait_event_type = 'Lock' AND pid <> " +
+                   locker_pid) == 1;
       },
       absl::Seconds(5)));
 

@@ -13,9 +13,8 @@ using Catch::Matchers::Equals;
 
 std::string SegmentRows() {
   std::string out;
-  const std::string sql = "SELECT slug, coalesce(percent_to_fill, 0)::text, description, " +
-                          MicrosOf("created_at") + ", coalesce(" + MicrosOf("deleted_at") +
-                          ", 0) FROM segments ORDER BY id";
+  const std::string sql = "SELECT slug, coalesce(percent_to_fill, 0)::text, description, " + MicrosOf("created_at") +
+                          ", coalesce(" + MicrosOf("deleted_at") + ", 0) FROM segments ORDER BY id";
   for (const auto& row : Query(sql)) {
     for (const auto& value : row) out += value + "|";
     out += "\n";
@@ -378,10 +377,9 @@ TEST_CASE_METHOD(ServiceFixture, "GetUserSegments of an unknown user is an empty
 }
 
 TEST_CASE_METHOD(ServiceFixture, "GetUserSegments rejects a malformed user id", "[service][get_user_segments]") {
-  const std::string user = GENERATE(std::string(""), std::string("not-a-uuid"),
-                                    std::string("0b7f9f5e1c2d4e3f8a9b0c1d2e3f4a5b"),
-                                    std::string("{0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"),
-                                    std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5g"));
+  const std::string user = GENERATE(
+      std::string(""), std::string("not-a-uuid"), std::string("0b7f9f5e1c2d4e3f8a9b0c1d2e3f4a5b"),
+      std::string("{0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"), std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5g"));
   INFO("user '" << user << "'");
   v1::GetUserSegmentsResponse response;
   const grpc::Status status = GetUserSegments(user, &response);

@@ -97,8 +97,8 @@ TEST_CASE_METHOD(TtlFixture, "A membership still running can be removed before i
   REQUIRE(Update(Change(kUser1, {{"TTL", 60}})).ok());
   clock.Advance(absl::Seconds(30));
   REQUIRE(Update(Change(kUser1, {}, {"TTL"})).ok());
-  CHECK(HistoryOf(kUser1) == Rows{Event("TTL", "add", "manual", t0),
-                                  Event("TTL", "remove", "manual", t0 + absl::Seconds(30))});
+  CHECK(HistoryOf(kUser1) ==
+        Rows{Event("TTL", "add", "manual", t0), Event("TTL", "remove", "manual", t0 + absl::Seconds(30))});
   // No TTL event later: the membership ended by hand.
   clock.Advance(absl::Seconds(60));
   REQUIRE(Update(Change(kUser1, {{"PERMANENT"}})).ok());
@@ -111,8 +111,8 @@ TEST_CASE_METHOD(TtlFixture, "Deleting a segment records an already expired memb
   REQUIRE(Update(Change(kUser1, {{"TTL", 60}})).ok());
   clock.Advance(absl::Seconds(600));
   REQUIRE(DeleteSegment("TTL").ok());
-  CHECK(HistoryOf(kUser1) == Rows{Event("TTL", "add", "manual", t0),
-                                  Event("TTL", "remove", "ttl", t0 + absl::Seconds(60))});
+  CHECK(HistoryOf(kUser1) ==
+        Rows{Event("TTL", "add", "manual", t0), Event("TTL", "remove", "ttl", t0 + absl::Seconds(60))});
   CHECK(MembershipRows() == 0);
 }
 

@@ -56,11 +56,10 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments adds permanent and TTL membe
   INFO(Describe(status));
   REQUIRE(status.ok());
 
-  CHECK(MembershipsOf(kUser1) == Rows{{"A", At(t0), At(t0 + absl::Seconds(60))},
-                                      {"B", At(t0), ""},
-                                      {"C", At(t0), At(deadline)}});
-  CHECK(HistoryOf(kUser1) == Rows{Event("A", "add", "manual", t0), Event("B", "add", "manual", t0),
-                                  Event("C", "add", "manual", t0)});
+  CHECK(MembershipsOf(kUser1) ==
+        Rows{{"A", At(t0), At(t0 + absl::Seconds(60))}, {"B", At(t0), ""}, {"C", At(t0), At(deadline)}});
+  CHECK(HistoryOf(kUser1) ==
+        Rows{Event("A", "add", "manual", t0), Event("B", "add", "manual", t0), Event("C", "add", "manual", t0)});
   CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"A", "B", "C"});
 }
 
@@ -94,9 +93,8 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments accepts TTLs up to exactly 1
   const grpc::Status status = Update(Change(kUser1, {{"A", max_seconds}, {"B", std::nullopt, limit}, {"C", 1}}));
   INFO(Describe(status));
   REQUIRE(status.ok());
-  CHECK(MembershipsOf(kUser1) == Rows{{"A", At(Now()), At(limit)},
-                                      {"B", At(Now()), At(limit)},
-                                      {"C", At(Now()), At(Now() + absl::Seconds(1))}});
+  CHECK(MembershipsOf(kUser1) ==
+        Rows{{"A", At(Now()), At(limit)}, {"B", At(Now()), At(limit)}, {"C", At(Now()), At(Now() + absl::Seconds(1))}});
 }
 
 TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments does not affect other users", "[service][update_user_segments]") {
@@ -111,9 +109,9 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments does not affect other users"
 // --- INVALID_ARGUMENT
 
 TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects a malformed user id", "[service][update_user_segments]") {
-  const std::string user = GENERATE(std::string(""), std::string("user-1"),
-                                    std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5"),
-                                    std::string("0b7f9f5e-1c2d-4e3f-8a9b_0c1d2e3f4a5b"));
+  const std::string user =
+      GENERATE(std::string(""), std::string("user-1"), std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5"),
+               std::string("0b7f9f5e-1c2d-4e3f-8a9b_0c1d2e3f4a5b"));
   INFO("user '" << user << "'");
   ExpectRefused(Change(user, {{"A"}}), grpc::StatusCode::INVALID_ARGUMENT, {"userID"});
 }

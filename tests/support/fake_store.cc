@@ -69,8 +69,8 @@ class FakeTransaction final : public Transaction {
   absl::StatusOr<Segment> InsertSegment(const NewSegment& fresh, absl::Time now) override {
     if (!failure_.ok()) return failure_;
     if (FindLive(fresh.slug)) return absl::AlreadyExistsError("slug taken");
-    Segment s{s_.next_segment_id++, fresh.slug, fresh.percent_hundredths, fresh.description, fresh.salt, now,
-              fresh.auto_options};
+    Segment s{s_.next_segment_id++, fresh.slug, fresh.percent_hundredths, fresh.description,
+              fresh.salt,           now,        fresh.auto_options};
     s.include_slugs = SlugsOf(s.auto_options.include_ids);
     s.exclude_slugs = SlugsOf(s.auto_options.exclude_ids);
     s_.segments[s.id] = s;
@@ -97,7 +97,9 @@ class FakeTransaction final : public Transaction {
     for (const auto& [other, s] : s_.segments) {
       const auto& o = s.auto_options;
       if (s_.deleted_segments.contains(other)) continue;
-      if (std::count(o.include_ids.begin(), o.include_ids.end(), id) + std::count(o.exclude_ids.begin(), o.exclude_ids.end(), id) > 0) {
+      if (std::count(o.include_ids.begin(), o.include_ids.end(), id) +
+              std::count(o.exclude_ids.begin(), o.exclude_ids.end(), id) >
+          0) {
         out.push_back(s.slug);
       }
     }
@@ -338,7 +340,7 @@ class FakeCursor final : public domain::HistoryCursor {
 }  // namespace
 
 absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FakeStore::FindSegment(const std::string& slug,
-                                                                                   absl::Time now) {
+                                                                                  absl::Time now) {
   if (!failure.ok()) return failure;
   for (const auto& [id, segment] : state.segments) {
     if (segment.slug != slug || state.deleted_segments.count(id) > 0) continue;
@@ -387,7 +389,7 @@ std::vector<HistoryEvent> FakeStore::NumberedHistory() const {
 }
 
 absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> FakeStore::OpenHistory(const std::optional<UserId>& user,
-                                                                             absl::Time from, absl::Time to) {
+                                                                              absl::Time from, absl::Time to) {
   if (!failure.ok()) return failure;
   std::vector<HistoryEvent> events;
   for (const HistoryEvent& e : NumberedHistory()) {
@@ -425,8 +427,8 @@ absl::StatusOr<int64_t> FakeStore::EndExpiredMemberships(absl::Time now, int lim
   if (due.size() > static_cast<size_t>(limit)) due.resize(static_cast<size_t>(limit));
   for (const auto& [deadline, key] : due) {
     if (state.memberships[key].automatic) state.opt_outs.emplace(std::pair(key.second, key.first), Reason::kTtl);
-    state.history.push_back({key.first, key.second, state.memberships[key].slug, Operation::kRemove, Reason::kTtl,
-                             deadline});
+    state.history.push_back(
+        {key.first, key.second, state.memberships[key].slug, Operation::kRemove, Reason::kTtl, deadline});
     state.memberships.erase(key);
   }
   return static_cast<int64_t>(due.size());

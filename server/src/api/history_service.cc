@@ -30,8 +30,7 @@ std::string LinkQuery(const domain::ReportLink& link) {
   std::string query;
   if (link.query.user) absl::StrAppend(&query, "userID=", *link.query.user, "&");
   absl::StrAppend(&query, "year=", link.query.year, "&month=", link.query.month,
-                  "&expires=", absl::ToUnixSeconds(link.expires), "&key=", link.key_id,
-                  "&signature=", link.signature);
+                  "&expires=", absl::ToUnixSeconds(link.expires), "&key=", link.key_id, "&signature=", link.signature);
   return query;
 }
 
@@ -115,8 +114,8 @@ grpc::ServerWriteReactor<v1::DownloadHistoryReportResponse>* HistoryService::Dow
   link.signature = request->signature();
   auto* stream = new ReportStream(*this, context, std::move(link));
   if (reports_streaming_.fetch_add(1) >= options_.max_concurrent_reports) {
-    stream->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                "too many reports are being downloaded at once; retry later"));
+    stream->Finish(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "too many reports are being downloaded at once; retry later"));
   } else {
     stream->Begin();
   }
@@ -127,8 +126,8 @@ grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerCo
                                                           const v1::ListUserHistoryRequest* request,
                                                           v1::ListUserHistoryResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    domain::UserHistoryCommand command{request->user_id(), request->segment(), std::nullopt, std::nullopt,
-                                       request->page_size(), request->page_token()};
+    domain::UserHistoryCommand command{request->user_id(), request->segment(),   std::nullopt,
+                                       std::nullopt,       request->page_size(), request->page_token()};
     if (request->has_from()) command.from = FromProto(request->from());
     if (request->has_to()) command.to = FromProto(request->to());
     auto page = use_cases_.ListUserHistory(command);

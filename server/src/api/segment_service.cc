@@ -91,7 +91,6 @@ class SegmentService::MemberStream final : public PacedStream<v1::StreamSegmentM
   v1::StreamSegmentMembersResponse response_;
 };
 
-
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
                                                         const v1::CreateSegmentRequest* request,
                                                         v1::CreateSegmentResponse* response) {

@@ -14,8 +14,9 @@ namespace {
 absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config) {
   std::vector<domain::SigningKey> keys;
   if (config.report_link_keys.empty()) {
-    log::Warning("no report link keys configured (SEGMENTS_REPORT_LINK_KEYS): links signed with a random key "
-                 "work only on this instance, until it restarts");
+    log::Warning(
+        "no report link keys configured (SEGMENTS_REPORT_LINK_KEYS): links signed with a random key "
+        "work only on this instance, until it restarts");
     keys.push_back({"local", crypto::RandomBytes(domain::ReportLinkSigner::kMinSecretLength)});
   } else {
     auto parsed = domain::ParseSigningKeys(config.report_link_keys);
@@ -50,7 +51,7 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}) {}
 
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
-                                                               const domain::Clock& clock) {
+                                                                const domain::Clock& clock) {
   auto signer = MakeSigner(config);
   if (!signer.ok()) return signer.status();
   std::unique_ptr<Application> app(new Application(config, clock, std::move(*signer)));

@@ -20,10 +20,10 @@
 #include "domain/report_link.h"
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
-#include "storage/pg_pool.h"
 #include "ingest/user_directory.h"
 #include "ingest/user_event_consumer.h"
 #include "jobs/expiry_job.h"
+#include "storage/pg_pool.h"
 #include "storage/pg_store.h"
 
 namespace segments::app {
@@ -34,8 +34,7 @@ class Application {
   // application. Fails if the address cannot be bound or the report link
   // keys are malformed; a database that is down is not an error at
   // start: calls get UNAVAILABLE and health says NOT_SERVING until it is up.
-  static absl::StatusOr<std::unique_ptr<Application>> Start(const config::Config& config,
-                                                           const domain::Clock& clock);
+  static absl::StatusOr<std::unique_ptr<Application>> Start(const config::Config& config, const domain::Clock& clock);
   ~Application();
 
   // The bound port (useful with port 0).

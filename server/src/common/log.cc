@@ -12,10 +12,14 @@ std::atomic<Level> min_level{Level::kInfo};
 
 std::string_view Name(Level level) {
   switch (level) {
-    case Level::kDebug: return "DEBUG";
-    case Level::kInfo: return "INFO";
-    case Level::kWarning: return "WARN";
-    case Level::kError: return "ERROR";
+    case Level::kDebug:
+      return "DEBUG";
+    case Level::kInfo:
+      return "INFO";
+    case Level::kWarning:
+      return "WARN";
+    case Level::kError:
+      return "ERROR";
   }
   return "?";
 }
@@ -25,9 +29,8 @@ void SetMinLevel(Level level) { min_level.store(level); }
 bool Enabled(Level level) { return level >= min_level.load(std::memory_order_relaxed); }
 
 void Write(Level level, std::string_view message) {
-  std::string line = fmt::format("{} {} {}\n",
-                                 absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
-                                 Name(level), message);
+  std::string line = fmt::format(
+      "{} {} {}\n", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), Name(level), message);
   std::fwrite(line.data(), 1, line.size(), stderr);  // one write per line keeps lines whole
 }
 

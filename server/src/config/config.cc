@@ -1,10 +1,10 @@
 #include "config/config.h"
 
+#include <absl/strings/ascii.h>
 #include <absl/strings/match.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_split.h>
 #include <absl/strings/strip.h>
-#include <absl/strings/ascii.h>
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -69,10 +69,10 @@ const std::vector<Setting>& Settings() {
        [](const Config& c) { return c.grpc_listen; }},
       {"database-url", "SEGMENTS_DATABASE_URL", "PostgreSQL connection string (libpq URI or key=value)",
        NonEmpty(&Config::database_url), [](const Config& c) { return c.database_url; }},
-      {"db-pool-size", "SEGMENTS_DB_POOL_SIZE", "database connections at most",
-       IntIn(&Config::db_pool_size, 1, 1000), [](const Config& c) { return std::to_string(c.db_pool_size); }},
-      {"workers", "SEGMENTS_WORKERS", "threads that run database work for calls",
-       IntIn(&Config::workers, 1, 1000), [](const Config& c) { return std::to_string(c.workers); }},
+      {"db-pool-size", "SEGMENTS_DB_POOL_SIZE", "database connections at most", IntIn(&Config::db_pool_size, 1, 1000),
+       [](const Config& c) { return std::to_string(c.db_pool_size); }},
+      {"workers", "SEGMENTS_WORKERS", "threads that run database work for calls", IntIn(&Config::workers, 1, 1000),
+       [](const Config& c) { return std::to_string(c.workers); }},
       {"max-queued-calls", "SEGMENTS_MAX_QUEUED_CALLS", "calls waiting for a worker before new ones get UNAVAILABLE",
        IntIn(&Config::max_queued_calls, 1, 10'000'000),
        [](const Config& c) { return std::to_string(c.max_queued_calls); }},
@@ -163,7 +163,8 @@ const std::vector<Setting>& Settings() {
            if (eq == absl::string_view::npos || eq == 0) return "each item must be name=value";
            std::string name(absl::StripAsciiWhitespace(item.substr(0, eq)));
            // These carry the delivery guarantee or have flags of their own.
-           for (const char* owned : {"bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"}) {
+           for (const char* owned :
+                {"bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"}) {
              if (name == owned) return fmt::format("{} is set by the server itself and cannot be changed here", name);
            }
            c.kafka_settings.emplace_back(std::move(name), std::string(absl::StripAsciiWhitespace(item.substr(eq + 1))));
@@ -248,7 +249,9 @@ absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const En
 
 std::string Usage() {
   const Config defaults;
-  std::string out = "Usage: segments-server [--flag=value ...]\n\nEvery flag falls back to its environment variable, then to its default.\n\n";
+  std::string out =
+      "Usage: segments-server [--flag=value ...]\n\nEvery flag falls back to its environment variable, then to its "
+      "default.\n\n";
   for (const Setting& s : Settings()) {
     out += fmt::format("  --{:<24} {:<34} {} (default: {})\n", s.flag, s.env, s.help, s.show(defaults));
   }

@@ -124,9 +124,8 @@ absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(
   ProblemList problems = CheckShape(command, users);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
   const absl::Time now = Now();
-  auto removed = Change(command, users, [&](Transaction& tx, const Segment& segment) {
-    return tx.RemoveMembers(segment, users, now);
-  });
+  auto removed = Change(command, users,
+                        [&](Transaction& tx, const Segment& segment) { return tx.RemoveMembers(segment, users, now); });
   if (!removed.ok()) return removed.status();
   return BulkRemoveResult{*removed, static_cast<int64_t>(users.size()) - *removed};
 }

@@ -21,16 +21,15 @@ absl::Time CeilToMicros(absl::Time t) {
 void CheckReportMonth(int32_t month, int32_t year, std::vector<FieldViolation>& violations) {
   if (month < 1 || month > 12) violations.push_back({"month", "must be 1..12"});
   if (year < HistoryUseCases::kMinReportYear || year > HistoryUseCases::kMaxReportYear) {
-    violations.push_back({"year", fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear,
-                                              HistoryUseCases::kMaxReportYear)});
+    violations.push_back(
+        {"year", fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear, HistoryUseCases::kMaxReportYear)});
   }
 }
 
 }  // namespace
 
 std::string EncodePageToken(const HistoryPosition& position) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(kPageTokenPrefix, absl::ToUnixMicros(position.at), ":", position.id));
+  return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, absl::ToUnixMicros(position.at), ":", position.id));
 }
 
 std::optional<HistoryPosition> DecodePageToken(std::string_view token) {
@@ -66,7 +65,8 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
   // able to crash the server either.
   std::vector<FieldViolation> violations;
   CheckReportMonth(link.query.month, link.query.year, violations);
-  if (link.query.user && !ParseUserId(*link.query.user)) violations.push_back({std::string(kUserIdField), "must be a UUID"});
+  if (link.query.user && !ParseUserId(*link.query.user))
+    violations.push_back({std::string(kUserIdField), "must be a UUID"});
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 
   auto cursor = store_.OpenHistory(link.query.user, link.query.From(), link.query.To());

@@ -2,9 +2,7 @@
 
 namespace segments::domain {
 
-std::string_view ToString(UserState state) {
-  return state == UserState::kActive ? "active" : "excluded";
-}
+std::string_view ToString(UserState state) { return state == UserState::kActive ? "active" : "excluded"; }
 
 std::optional<UserState> ParseUserState(std::string_view text) {
   if (text == "active") return UserState::kActive;
@@ -12,17 +10,20 @@ std::optional<UserState> ParseUserState(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view ToString(Operation operation) {
-  return operation == Operation::kAdd ? "add" : "remove";
-}
+std::string_view ToString(Operation operation) { return operation == Operation::kAdd ? "add" : "remove"; }
 
 std::string_view ToString(Reason reason) {
   switch (reason) {
-    case Reason::kManual: return "manual";
-    case Reason::kTtl: return "ttl";
-    case Reason::kAutoPercent: return "auto_percent";
-    case Reason::kSegmentDeleted: return "segment_deleted";
-    case Reason::kUserDeleted: return "user_deleted";
+    case Reason::kManual:
+      return "manual";
+    case Reason::kTtl:
+      return "ttl";
+    case Reason::kAutoPercent:
+      return "auto_percent";
+    case Reason::kSegmentDeleted:
+      return "segment_deleted";
+    case Reason::kUserDeleted:
+      return "user_deleted";
   }
   return "manual";
 }
@@ -34,8 +35,8 @@ std::optional<Operation> ParseOperation(std::string_view text) {
 }
 
 std::optional<Reason> ParseReason(std::string_view text) {
-  for (Reason reason : {Reason::kManual, Reason::kTtl, Reason::kAutoPercent, Reason::kSegmentDeleted,
-                        Reason::kUserDeleted}) {
+  for (Reason reason :
+       {Reason::kManual, Reason::kTtl, Reason::kAutoPercent, Reason::kSegmentDeleted, Reason::kUserDeleted}) {
     if (ToString(reason) == text) return reason;
   }
   return std::nullopt;

@@ -10,13 +10,9 @@
 
 namespace segments::domain {
 
-absl::Time ReportQuery::From() const {
-  return absl::FromCivil(absl::CivilMonth(year, month), absl::UTCTimeZone());
-}
+absl::Time ReportQuery::From() const { return absl::FromCivil(absl::CivilMonth(year, month), absl::UTCTimeZone()); }
 
-absl::Time ReportQuery::To() const {
-  return absl::FromCivil(absl::CivilMonth(year, month) + 1, absl::UTCTimeZone());
-}
+absl::Time ReportQuery::To() const { return absl::FromCivil(absl::CivilMonth(year, month) + 1, absl::UTCTimeZone()); }
 
 absl::StatusOr<ReportLinkSigner> ReportLinkSigner::Create(std::vector<SigningKey> keys, absl::Duration ttl) {
   if (keys.empty()) return absl::InvalidArgumentError("report link keys: at least one key is needed");

@@ -62,8 +62,8 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
       problems.push_back(
           {RemovePath(i), fmt::format("segment \"{}\" is already listed at segmentsToRemove[{}]", slug, it->second)});
     } else if (auto in_add = added.find(slug); in_add != added.end()) {
-      problems.push_back({RemovePath(i), fmt::format("segment \"{}\" is also listed at segmentsToAdd[{}]", slug,
-                                                     in_add->second)});
+      problems.push_back(
+          {RemovePath(i), fmt::format("segment \"{}\" is also listed at segmentsToAdd[{}]", slug, in_add->second)});
     }
   }
   return problems;
@@ -157,8 +157,7 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     const int64_t seconds = *command.auto_seconds_to_be_in_segment;
     const int64_t max_seconds = absl::ToInt64Seconds(MaxDeadline(requested_at) - requested_at);
     if (seconds < 1 || seconds > max_seconds) {
-      problems.push_back(
-          {"autoSecondsToBeInSegment", fmt::format("must be between 1 and {} (10 years)", max_seconds)});
+      problems.push_back({"autoSecondsToBeInSegment", fmt::format("must be between 1 and {} (10 years)", max_seconds)});
     }
     auto_ttl_seconds = seconds;
   }

@@ -184,8 +184,8 @@ class Store {
 
   // --- history
   // Events at [from, to), of `user` only if given, for a report.
-  virtual absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user,
-                                                                     absl::Time from, absl::Time to) = 0;
+  virtual absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
+                                                                     absl::Time to) = 0;
   virtual absl::StatusOr<std::vector<HistoryEvent>> UserHistory(const UserHistoryQuery& query) = 0;
 
   // --- TTL expiry

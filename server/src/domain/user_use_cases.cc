@@ -120,8 +120,7 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
     std::vector<UserId> new_active, returning, deleted;
     for (const ObservedUser& observed : users) {
       auto it = known->find(observed.id);
-      const std::optional<UserState> current =
-          it == known->end() ? std::nullopt : std::optional<UserState>(it->second);
+      const std::optional<UserState> current = it == known->end() ? std::nullopt : std::optional<UserState>(it->second);
       if (current == observed.state) {
         ++result.unchanged;
       } else if (!observed.state) {

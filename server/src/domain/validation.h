@@ -34,8 +34,7 @@ absl::Time MaxDeadline(absl::Time now);
 // neither is given (permanent). Problems are appended, naming
 // `<prefix>secondsToBeInSegment` or `<prefix>deadlineForStayingInSegment`.
 std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
-                                     absl::Time now, std::string_view prefix,
-                                     std::vector<FieldViolation>& problems);
+                                     absl::Time now, std::string_view prefix, std::vector<FieldViolation>& problems);
 
 // Why a user id is rejected, for error messages; empty if ParseUserId takes it.
 std::string DescribeUserIdProblem(std::string_view text);

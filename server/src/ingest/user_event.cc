@@ -27,8 +27,7 @@ absl::StatusOr<domain::UserId> ParseUserEvent(std::string_view value) {
   if (event.user_id().empty()) return absl::InvalidArgumentError("userID: is required");
   auto user = domain::ParseUserId(event.user_id());
   if (!user) {
-    return absl::InvalidArgumentError(
-        fmt::format("userID: {}", domain::DescribeUserIdProblem(event.user_id())));
+    return absl::InvalidArgumentError(fmt::format("userID: {}", domain::DescribeUserIdProblem(event.user_id())));
   }
   return *user;
 }

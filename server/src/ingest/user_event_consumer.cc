@@ -124,8 +124,8 @@ UserEventConsumer::UserEventConsumer(UserEventConsumerOptions options, UserDirec
     : options_(std::move(options)), directory_(directory), users_(users), callbacks_(new Callbacks(*this)) {}
 
 absl::StatusOr<std::unique_ptr<UserEventConsumer>> UserEventConsumer::Start(UserEventConsumerOptions options,
-                                                                           UserDirectory& directory,
-                                                                           domain::UserUseCases& users) {
+                                                                            UserDirectory& directory,
+                                                                            domain::UserUseCases& users) {
   std::unique_ptr<UserEventConsumer> consumer(new UserEventConsumer(std::move(options), directory, users));
   if (absl::Status st = consumer->Connect(); !st.ok()) return st;
   consumer->thread_ = std::thread([raw = consumer.get()] { raw->Run(); });
@@ -200,10 +200,11 @@ void UserEventConsumer::Run() {
   consumer_->close();
   producer_->flush(kDeadLetterFlushMs);
   const UserEventStats totals = Stats();
-  log::Info("user events: stopped after {} events in {} batches: {} users created, {} changed state, {} deleted "
-            "({} memberships ended), {} unchanged; {} dead-lettered; {} retries",
-            totals.events, totals.batches, totals.created, totals.state_changed, totals.deleted,
-            totals.memberships_ended, totals.unchanged, totals.dead_lettered, totals.retries);
+  log::Info(
+      "user events: stopped after {} events in {} batches: {} users created, {} changed state, {} deleted "
+      "({} memberships ended), {} unchanged; {} dead-lettered; {} retries",
+      totals.events, totals.batches, totals.created, totals.state_changed, totals.deleted, totals.memberships_ended,
+      totals.unchanged, totals.dead_lettered, totals.retries);
 }
 
 void UserEventConsumer::CollectBatch() {
@@ -288,8 +289,8 @@ bool UserEventConsumer::ProcessBatch() {
     failing_since_unix_ns_.compare_exchange_strong(not_failing, absl::ToUnixNanos(absl::Now()));
     // Retried whatever the error: skipping would lose events. An error that
     // waiting cannot fix needs an operator, so it is logged as an error.
-    const bool transient = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
-                           absl::IsAborted(status) || absl::IsResourceExhausted(status);
+    const bool transient = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) || absl::IsAborted(status) ||
+                           absl::IsResourceExhausted(status);
     log::Write(transient ? log::Level::kWarning : log::Level::kError,
                fmt::format("user events: {} events from {} partition(s) not done, retrying in {}: {}", batch.events,
                            batch.commit_offsets.size(), absl::FormatDuration(backoff), std::string(status.message())));
@@ -330,10 +331,10 @@ absl::Status UserEventConsumer::PublishDeadLetters(const EventBatch& batch) {
     headers->add("segments-source-partition", std::to_string(letter.record.partition));
     headers->add("segments-source-offset", std::to_string(letter.record.offset));
     const std::string& key = letter.record.key;
-    RdKafka::ErrorCode err = producer_->produce(
-        options_.dead_letter_topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
-        const_cast<char*>(letter.record.value.data()), letter.record.value.size(), key.empty() ? nullptr : key.data(),
-        key.size(), 0, headers, nullptr);
+    RdKafka::ErrorCode err =
+        producer_->produce(options_.dead_letter_topic, RdKafka::Topic::PARTITION_UA, RdKafka::Producer::RK_MSG_COPY,
+                           const_cast<char*>(letter.record.value.data()), letter.record.value.size(),
+                           key.empty() ? nullptr : key.data(), key.size(), 0, headers, nullptr);
     if (err != RdKafka::ERR_NO_ERROR) {
       delete headers;  // owned by librdkafka only on success
       return absl::UnavailableError(fmt::format("dead-letter produce: {}", RdKafka::err2str(err)));
@@ -350,7 +351,8 @@ absl::Status UserEventConsumer::PublishDeadLetters(const EventBatch& batch) {
 absl::Status UserEventConsumer::Commit(const EventBatch& batch) {
   std::vector<RdKafka::TopicPartition*> offsets;
   for (const auto& [partition, next] : batch.commit_offsets) {
-    if (assigned_.contains(partition)) offsets.push_back(RdKafka::TopicPartition::create(options_.topic, partition, next));
+    if (assigned_.contains(partition))
+      offsets.push_back(RdKafka::TopicPartition::create(options_.topic, partition, next));
   }
   if (offsets.empty()) return absl::OkStatus();
   RdKafka::ErrorCode err = consumer_->commitSync(offsets);

@@ -82,8 +82,8 @@ class UserEventConsumer {
   // subscribes and starts consuming on its own thread. INVALID_ARGUMENT for
   // a setting librdkafka refuses.
   static absl::StatusOr<std::unique_ptr<UserEventConsumer>> Start(UserEventConsumerOptions options,
-                                                                UserDirectory& directory,
-                                                                domain::UserUseCases& users);
+                                                                  UserDirectory& directory,
+                                                                  domain::UserUseCases& users);
   ~UserEventConsumer();
 
   // Finishes the step under way, commits what was applied and nothing more,

@@ -82,8 +82,8 @@ absl::Status UserServiceClient::LookupChunk(const std::vector<domain::UserId>& c
       }
       return absl::OkStatus();
     }
-    const std::string why = fmt::format("user service lookup failed after {} attempt(s): {} (gRPC code {})",
-                                        attempt, status.error_message(), static_cast<int>(status.error_code()));
+    const std::string why = fmt::format("user service lookup failed after {} attempt(s): {} (gRPC code {})", attempt,
+                                        status.error_message(), static_cast<int>(status.error_code()));
     // gRPC and absl status codes have the same numbers.
     if (!IsTransient(status.error_code())) return absl::Status(static_cast<absl::StatusCode>(status.error_code()), why);
     if (absl::Now() + backoff > give_up) return absl::UnavailableError(why);

@@ -74,7 +74,8 @@ absl::StatusOr<PgResult> PgConnection::Execute(const Statement& statement, const
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   const int count = static_cast<int>(values.size());
   if (statement.plan_per_call) {
-    return Check(PQexecParams(conn_, statement.sql, count, nullptr, values.data(), nullptr, nullptr, 0), statement.name);
+    return Check(PQexecParams(conn_, statement.sql, count, nullptr, values.data(), nullptr, nullptr, 0),
+                 statement.name);
   }
   if (!prepared_.contains(statement.name)) {
     auto prepared = Check(PQprepare(conn_, statement.name, statement.sql, 0, nullptr), statement.name);

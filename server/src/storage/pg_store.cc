@@ -30,9 +30,7 @@ using domain::SegmentId;
 using domain::UserId;
 using domain::UserState;
 
-std::string TimeText(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
-}
+std::string TimeText(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()); }
 
 absl::Time TimeFromMicros(std::string_view text) {
   int64_t micros = 0;
@@ -175,9 +173,10 @@ class PgTransactionOps final : public domain::Transaction {
 
   absl::Status InsertUsers(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) override {
     if (users.empty()) return absl::OkStatus();
-    auto r = conn_.Execute(kInsertUsers, {ArrayOf(users, [](const auto& u) { return u.first; }),
-                                          ArrayOf(users, [](const auto& u) { return std::string(domain::ToString(u.second)); }),
-                                          TimeText(now)});
+    auto r = conn_.Execute(
+        kInsertUsers,
+        {ArrayOf(users, [](const auto& u) { return u.first; }),
+         ArrayOf(users, [](const auto& u) { return std::string(domain::ToString(u.second)); }), TimeText(now)});
     if (!r.ok()) return r.status();
     if (r->AffectedRows() != static_cast<int64_t>(users.size())) return absl::AlreadyExistsError("a user exists");
     return absl::OkStatus();
@@ -186,18 +185,18 @@ class PgTransactionOps final : public domain::Transaction {
   absl::Status SetUserStates(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) override {
     if (users.empty()) return absl::OkStatus();
     return conn_
-        .Execute(kSetUserStates, {ArrayOf(users, [](const auto& u) { return u.first; }),
-                                  ArrayOf(users, [](const auto& u) { return std::string(domain::ToString(u.second)); }),
-                                  TimeText(now)})
+        .Execute(kSetUserStates,
+                 {ArrayOf(users, [](const auto& u) { return u.first; }),
+                  ArrayOf(users, [](const auto& u) { return std::string(domain::ToString(u.second)); }), TimeText(now)})
         .status();
   }
 
   absl::StatusOr<Segment> InsertSegment(const NewSegment& s, absl::Time now) override {
     const domain::AutoOptions& options = s.auto_options;
-    auto r = conn_.Execute(kInsertSegment, {s.slug, std::to_string(s.percent_hundredths), s.description, s.salt,
-                                            TimeText(now), IdArray(options.include_ids), IdArray(options.exclude_ids),
-                                            options.ttl_seconds ? std::optional(std::to_string(*options.ttl_seconds))
-                                                                : std::nullopt});
+    auto r = conn_.Execute(kInsertSegment,
+                           {s.slug, std::to_string(s.percent_hundredths), s.description, s.salt, TimeText(now),
+                            IdArray(options.include_ids), IdArray(options.exclude_ids),
+                            options.ttl_seconds ? std::optional(std::to_string(*options.ttl_seconds)) : std::nullopt});
     if (!r.ok()) return r.status();
     if (r->Rows() == 0) return absl::AlreadyExistsError("slug taken");
     return SegmentAt(*r, 0);
@@ -242,9 +241,9 @@ class PgTransactionOps final : public domain::Transaction {
     if (!ended.ok()) return ended.status();
     std::optional<absl::Time> expires_at;
     if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
-    return CountOf(kAssignPicked, {std::to_string(segment.id), segment.slug, TimeText(now),
-                                   IdArray(segment.auto_options.include_ids),
-                                   IdArray(segment.auto_options.exclude_ids), OptionalTime(expires_at)});
+    return CountOf(kAssignPicked,
+                   {std::to_string(segment.id), segment.slug, TimeText(now), IdArray(segment.auto_options.include_ids),
+                    IdArray(segment.auto_options.exclude_ids), OptionalTime(expires_at)});
   }
 
   absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) override {
@@ -574,7 +573,7 @@ absl::StatusOr<std::vector<std::string>> PgStore::ActiveSegmentSlugs(const UserI
 }
 
 absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> PgStore::FindSegment(const std::string& slug,
-                                                                                 absl::Time now) {
+                                                                                absl::Time now) {
   return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> {
     auto r = conn->Execute(kFindSegment, {slug, TimeText(now)});
     if (!r.ok()) return r.status();
@@ -600,9 +599,8 @@ absl::StatusOr<std::vector<Segment>> PgStore::ListSegments(const std::string& af
   });
 }
 
-absl::StatusOr<std::vector<domain::SegmentMember>> PgStore::SegmentMembers(SegmentId segment,
-                                                                           const UserId& after_user, int limit,
-                                                                           absl::Time now) {
+absl::StatusOr<std::vector<domain::SegmentMember>> PgStore::SegmentMembers(SegmentId segment, const UserId& after_user,
+                                                                           int limit, absl::Time now) {
   PgParams params{std::to_string(segment), TimeText(now), std::to_string(limit)};
   if (!after_user.empty()) params.push_back(after_user);
   return WithConnection([&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<domain::SegmentMember>> {

@@ -32,11 +32,10 @@ inline constexpr Statement kInsertUsers{
     "INSERT INTO users (id, state, created_at, updated_at) "
     "SELECT id, state, $3, $3 FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) ORDER BY id "
     "ON CONFLICT (id) DO NOTHING"};
-inline constexpr Statement kSetUserStates{
-    "set_user_states",
-    "UPDATE users u SET state = t.state, updated_at = $3 "
-    "FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id",
-    true};
+inline constexpr Statement kSetUserStates{"set_user_states",
+                                          "UPDATE users u SET state = t.state, updated_at = $3 "
+                                          "FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id",
+                                          true};
 inline constexpr Statement kDeleteUser{
     "delete_user", "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1) DELETE FROM users WHERE id = $1"};
 
@@ -51,10 +50,10 @@ inline constexpr Statement kLockAutoExclusive{"lock_auto_exclusive",
 // --- segments
 // Read by SegmentAt: the options' ids as "1,2" and their slugs as "A,B"
 // (sorted; slugs cannot hold commas), the TTL NULL when permanent.
-#define SEGMENTS_OPTION_SLUGS(column)                                                           \
+#define SEGMENTS_OPTION_SLUGS(column)                                                            \
   "(SELECT coalesce(string_agg(o.slug, ',' ORDER BY o.slug COLLATE \"C\"), '') FROM segments o " \
   "WHERE o.id = ANY(segments." column "))"
-#define SEGMENTS_SEGMENT_COLUMNS                                                                                   \
+#define SEGMENTS_SEGMENT_COLUMNS \
   "segments.id, segments.slug, coalesce(round(segments.percent_to_fill * 100), 0)::int4, segments.description, "  \
   "segments.salt, " SEGMENTS_MICROS("segments.created_at") ", array_to_string(segments.auto_include, ','), "      \
   "array_to_string(segments.auto_exclude, ','), segments.auto_ttl_seconds, " SEGMENTS_OPTION_SLUGS("auto_include") \
@@ -74,38 +73,40 @@ inline constexpr Statement kMarkSegmentDeleted{
 // $1 slug, $2 now: the live segment and its active memberships.
 inline constexpr Statement kFindSegment{
     "find_segment",
-    "SELECT " SEGMENTS_SEGMENT_COLUMNS ", (SELECT count(*) FROM memberships m WHERE m.segment_id = segments.id "
+    "SELECT " SEGMENTS_SEGMENT_COLUMNS
+    ", (SELECT count(*) FROM memberships m WHERE m.segment_id = segments.id "
     "AND (m.expires_at IS NULL OR m.expires_at > $2)) FROM segments WHERE slug = $1 AND deleted_at IS NULL"};
 inline constexpr Statement kLookupSegment{
     "lookup_segment", "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments WHERE slug = $1 AND deleted_at IS NULL"};
 // $1 the slug to continue after ('' for the first page), $2 limit.
-inline constexpr Statement kListSegments{
-    "list_segments",
-    "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments WHERE deleted_at IS NULL AND slug COLLATE \"C\" > $1 "
-    "ORDER BY slug COLLATE \"C\" LIMIT $2"};
+inline constexpr Statement kListSegments{"list_segments",
+                                         "SELECT " SEGMENTS_SEGMENT_COLUMNS
+                                         " FROM segments WHERE deleted_at IS NULL AND slug COLLATE \"C\" > $1 "
+                                         "ORDER BY slug COLLATE \"C\" LIMIT $2"};
 inline constexpr Statement kSegmentsReferring{
     "segments_referring",
     "SELECT slug FROM segments WHERE deleted_at IS NULL AND ($1 = ANY(auto_include) OR $1 = ANY(auto_exclude)) "
     "ORDER BY slug COLLATE \"C\""};
-inline constexpr Statement kAutoSegments{
-    "auto_segments",
-    "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id"};
+inline constexpr Statement kAutoSegments{"auto_segments",
+                                         "SELECT " SEGMENTS_SEGMENT_COLUMNS
+                                         " FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id"};
 inline constexpr Statement kSetSegmentPercent{
     "set_segment_percent", "UPDATE segments SET percent_to_fill = nullif($2::int4, 0) / 100.0 WHERE id = $1"};
 // FOR SHARE blocks a concurrent deletion until this transaction ends.
-inline constexpr Statement kLockLiveSegments{
-    "lock_live_segments",
-    "SELECT " SEGMENTS_SEGMENT_COLUMNS " FROM segments "
-    "WHERE slug = ANY($1::text[]) AND deleted_at IS NULL FOR SHARE"};
+inline constexpr Statement kLockLiveSegments{"lock_live_segments",
+                                             "SELECT " SEGMENTS_SEGMENT_COLUMNS
+                                             " FROM segments "
+                                             "WHERE slug = ANY($1::text[]) AND deleted_at IS NULL FOR SHARE"};
 
 // A membership already expired at $now ended at its deadline, by TTL.
-#define SEGMENTS_ENDED(reason, now)                                                             \
-  "'remove', CASE WHEN e.expires_at <= " now " THEN 'ttl' ELSE " reason "::history_reason END, " \
+#define SEGMENTS_ENDED(reason, now)                                     \
+  "'remove', CASE WHEN e.expires_at <= " now " THEN 'ttl' ELSE " reason \
+  "::history_reason END, "                                              \
   "CASE WHEN e.expires_at <= " now " THEN e.expires_at ELSE " now "::timestamptz END"
 
 // An automatic membership of segment `segment` ended by TTL (rows of CTE e
 // with user_id, expires_at and auto) opts its user out, as it is over for good.
-#define SEGMENTS_TTL_OPT_OUTS(segment, now)                                                                   \
+#define SEGMENTS_TTL_OPT_OUTS(segment, now)                                                                      \
   "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT " segment ", e.user_id, 'ttl', " now \
   " FROM e WHERE e.auto AND e.expires_at <= " now " ON CONFLICT DO NOTHING) "
 
@@ -220,7 +221,7 @@ inline constexpr Statement kRemoveMembers{
 
 // Members of segment $1 active at $2, by user id, at most $3; the next page
 // continues after user $4.
-#define SEGMENTS_MEMBER_PAGE(after)                                                                              \
+#define SEGMENTS_MEMBER_PAGE(after) \
   "SELECT user_id, " SEGMENTS_MICROS("added_at") ", " SEGMENTS_MICROS("expires_at") ", auto FROM memberships " \
   "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2)" after " ORDER BY user_id LIMIT $3"
 inline constexpr Statement kFirstMembers{"first_members", SEGMENTS_MEMBER_PAGE("")};
@@ -267,8 +268,8 @@ inline constexpr Statement kEndUserMemberships{
     "end_user_memberships",
     "WITH e AS (DELETE FROM memberships WHERE user_id = $1 RETURNING segment_id, expires_at), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT $1, e.segment_id, s.slug, " SEGMENTS_ENDED("$2", "$3") " FROM e JOIN segments s ON s.id = e.segment_id"
-    SEGMENTS_COUNT_ENDED_NOW};
+    "SELECT $1, e.segment_id, s.slug, " SEGMENTS_ENDED(
+        "$2", "$3") " FROM e JOIN segments s ON s.id = e.segment_id" SEGMENTS_COUNT_ENDED_NOW};
 
 // TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows that
 // another job or a user's update holds to them; that transaction ends them
@@ -285,8 +286,7 @@ inline constexpr Statement kEndExpiredMemberships{
     "RETURNING 1) SELECT count(*) FROM h"};
 
 // --- history reads
-#define SEGMENTS_HISTORY_COLUMNS \
-  "user_id, segment_id, slug, operation, reason, " SEGMENTS_MICROS("at") ", id"
+#define SEGMENTS_HISTORY_COLUMNS "user_id, segment_id, slug, operation, reason, " SEGMENTS_MICROS("at") ", id"
 
 // A report's rows in the order of history_report_order_idx, read with FETCH
 // inside one transaction, so the whole report is one snapshot. The month is
@@ -296,9 +296,8 @@ inline constexpr Statement kEndExpiredMemberships{
 #define SEGMENTS_REPORT_COLUMNS "user_id, segment_id, slug, operation, reason, at, id"
 inline constexpr const char* kReportCursor = "history_report";
 inline constexpr Statement kDeclareReportAllUsers{
-    "declare_report_all_users",
-    "DECLARE history_report BINARY NO SCROLL CURSOR FOR SELECT " SEGMENTS_REPORT_COLUMNS
-    " FROM history WHERE at >= $1 AND at < $2 ORDER BY at, user_id, slug, id"};
+    "declare_report_all_users", "DECLARE history_report BINARY NO SCROLL CURSOR FOR SELECT " SEGMENTS_REPORT_COLUMNS
+                                " FROM history WHERE at >= $1 AND at < $2 ORDER BY at, user_id, slug, id"};
 inline constexpr Statement kDeclareReportOneUser{
     "declare_report_one_user",
     "DECLARE history_report BINARY NO SCROLL CURSOR FOR SELECT " SEGMENTS_REPORT_COLUMNS
@@ -310,7 +309,8 @@ inline constexpr Statement kDeclareReportOneUser{
 // NULL, $7 limit.
 inline constexpr Statement kUserHistory{
     "user_history",
-    "SELECT " SEGMENTS_HISTORY_COLUMNS " FROM history WHERE user_id = $1 "
+    "SELECT " SEGMENTS_HISTORY_COLUMNS
+    " FROM history WHERE user_id = $1 "
     "AND ($2::text IS NULL OR slug = $2) AND ($3::timestamptz IS NULL OR at >= $3) "
     "AND ($4::timestamptz IS NULL OR at < $4) AND ($5::timestamptz IS NULL OR (at, id) < ($5, $6::int8)) "
     "ORDER BY at DESC, id DESC LIMIT $7"};

@@ -1,7 +1,5 @@
 #include "storage/sqlstate.h"
 
-
-
 namespace segments::storage {
 
 absl::StatusCode CodeForSqlState(std::string_view sqlstate) {

@@ -53,9 +53,7 @@ struct Fixture {
   }
 };
 
-CreateSegmentCommand Auto(const std::string& slug, double percent) {
-  return {slug, percent, "", {}, {}, std::nullopt};
-}
+CreateSegmentCommand Auto(const std::string& slug, double percent) { return {slug, percent, "", {}, {}, std::nullopt}; }
 
 }  // namespace
 
@@ -111,8 +109,8 @@ TEST_CASE_METHOD(Fixture, "user deletions racing fills, bulk adds and hand adds 
         0);
   // The survivors are in every filled segment at 100%.
   CHECK(Count("SELECT count(*) FROM memberships m JOIN segments s ON s.id = m.segment_id "
-              "WHERE s.slug LIKE 'FILL_%'") == Count("SELECT count(*) FROM segments WHERE slug LIKE 'FILL_%'") *
-                                                    (kUsers / 2));
+              "WHERE s.slug LIKE 'FILL_%'") ==
+        Count("SELECT count(*) FROM segments WHERE slug LIKE 'FILL_%'") * (kUsers / 2));
 }
 
 TEST_CASE_METHOD(Fixture, "segment deletions racing new users' evaluation leave no members in deleted segments",

@@ -52,12 +52,12 @@ struct Fixture {
 
   // Users 1..n; every `excluded_every`-th one excluded (0: none).
   void InsertUsers(int n, int excluded_every = 0) {
-    Query(fmt::format(
-        "INSERT INTO users (id, state, created_at, updated_at) "
-        "SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid, "
-        "CASE WHEN {0} > 0 AND g % greatest({0}, 1) = 0 THEN 'excluded' ELSE 'active' END::user_state, "
-        "'2024-01-01Z', '2024-01-01Z' FROM generate_series(1, {1}) AS g",
-        excluded_every, n));
+    Query(
+        fmt::format("INSERT INTO users (id, state, created_at, updated_at) "
+                    "SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid, "
+                    "CASE WHEN {0} > 0 AND g % greatest({0}, 1) = 0 THEN 'excluded' ELSE 'active' END::user_state, "
+                    "'2024-01-01Z', '2024-01-01Z' FROM generate_series(1, {1}) AS g",
+                    excluded_every, n));
   }
 
   Users ActiveUsers() { return Set(Query("SELECT id::text FROM users WHERE state = 'active'")); }
@@ -112,16 +112,16 @@ struct Fixture {
   // holds, expiring at `expires` (SQL over g; NULL: never).
   void InsertRows(const Segment& s, int from, int to, const std::string& where, const std::string& expires,
                   bool automatic) {
-    Query(fmt::format(
-        "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-        "SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid, {}, '{}', {}, {} "
-        "FROM generate_series({}, {}) AS g WHERE {}",
-        s.id, Rfc3339(kT0), expires, automatic, from, to, where));
+    Query(
+        fmt::format("INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+                    "SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid, {}, '{}', {}, {} "
+                    "FROM generate_series({}, {}) AS g WHERE {}",
+                    s.id, Rfc3339(kT0), expires, automatic, from, to, where));
   }
 
   Users Members(const Segment& s, const std::string& condition = "true") {
-    return Set(Query(fmt::format("SELECT user_id::text FROM memberships WHERE segment_id = {} AND {}", s.id,
-                                 condition)));
+    return Set(
+        Query(fmt::format("SELECT user_id::text FROM memberships WHERE segment_id = {} AND {}", s.id, condition)));
   }
 
   // Of `users`, those whose bucket for `s` is in [from, to).
@@ -136,8 +136,8 @@ struct Fixture {
 
   int64_t Events(const Segment& s, const std::string& operation, const std::string& reason, absl::Time at) {
     return Count(fmt::format(
-        "SELECT count(*) FROM history WHERE segment_id = {} AND operation = '{}' AND reason = '{}' AND at = '{}'",
-        s.id, operation, reason, Rfc3339(at)));
+        "SELECT count(*) FROM history WHERE segment_id = {} AND operation = '{}' AND reason = '{}' AND at = '{}'", s.id,
+        operation, reason, Rfc3339(at)));
   }
 };
 
@@ -169,8 +169,7 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent adds exactly the active users domain:
   CHECK(Assign(s, 0, now + absl::Seconds(1)) == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "raising acts on [from, to) only; 10 -> 30 -> 10 -> 30 gives the same sets",
-                 "[pg][auto]") {
+TEST_CASE_METHOD(Fixture, "raising acts on [from, to) only; 10 -> 30 -> 10 -> 30 gives the same sets", "[pg][auto]") {
   InsertUsers(3000);
   Segment s = NewSegment("S", 1000);
   const Users all = ActiveUsers();
@@ -192,16 +191,15 @@ TEST_CASE_METHOD(Fixture, "raising acts on [from, to) only; 10 -> 30 -> 10 -> 30
   expected.erase(gone);
   CHECK(Members(s) == expected);
   CHECK(Events(s, "add", "auto_percent", t2) == static_cast<int64_t>(at30.size() - at10.size()));
-  Query(fmt::format("INSERT INTO memberships (user_id, segment_id, added_at, auto) VALUES ('{}', {}, '{}', true)",
-                    gone, s.id, Rfc3339(t1)));
+  Query(fmt::format("INSERT INTO memberships (user_id, segment_id, added_at, auto) VALUES ('{}', {}, '{}', true)", gone,
+                    s.id, Rfc3339(t1)));
 
   s.percent_hundredths = 1000;
   const absl::Time t3 = kT0 + absl::Minutes(3);
   CHECK(Unassign(s, 3000, t3) == static_cast<int64_t>(at30.size() - at10.size()));
   CHECK(Members(s) == at10);
   CHECK(Events(s, "remove", "auto_percent", t3) == static_cast<int64_t>(at30.size() - at10.size()));
-  CHECK(Set(Query(fmt::format("SELECT user_id::text FROM history WHERE at = '{}'", Rfc3339(t3)))) ==
-        Minus(at30, at10));
+  CHECK(Set(Query(fmt::format("SELECT user_id::text FROM history WHERE at = '{}'", Rfc3339(t3)))) == Minus(at30, at10));
   CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 0);  // lowering is no opt-out
 
   s.percent_hundredths = 3000;
@@ -219,9 +217,8 @@ TEST_CASE_METHOD(Fixture, "hand members are neither duplicated by raising nor re
   Segment s = NewSegment("S", 0);
   const Users all = ActiveUsers();
   // Every 3rd user in by hand, half of them with a TTL still running.
-  InsertRows(s, 1, 2000, "g % 3 = 1", fmt::format("CASE WHEN g % 2 = 0 THEN '{}'::timestamptz END",
-                                                  Rfc3339(kT0 + absl::Hours(10))),
-             false);
+  InsertRows(s, 1, 2000, "g % 3 = 1",
+             fmt::format("CASE WHEN g % 2 = 0 THEN '{}'::timestamptz END", Rfc3339(kT0 + absl::Hours(10))), false);
   const Users hand = Members(s);
   REQUIRE(hand.size() == 667);
   s.percent_hundredths = 5000;
@@ -267,8 +264,7 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
         Rows{{std::to_string(s.id), "manual"}, {std::to_string(other.id), "ttl"}});
 }
 
-TEST_CASE_METHOD(Fixture, "include and exclude count the memberships active at the assignment's now",
-                 "[pg][auto]") {
+TEST_CASE_METHOD(Fixture, "include and exclude count the memberships active at the assignment's now", "[pg][auto]") {
   InsertUsers(1600);
   const Segment inc = NewSegment("INC", 0);
   const Segment inc2 = NewSegment("INC2", 0);
@@ -375,8 +371,7 @@ TEST_CASE_METHOD(Fixture, "EndExpiredMemberships opts out users of expired autom
   CHECK(Count("SELECT count(*) FROM memberships") == 50);
   CHECK(Events(s, "remove", "ttl", kT0 + absl::Seconds(60)) == 400);
   CHECK(Events(hand, "remove", "ttl", kT0 + absl::Seconds(30)) == 100);
-  CHECK(Count(fmt::format("SELECT count(*) FROM auto_opt_outs WHERE segment_id = {} AND reason = 'ttl'", s.id)) ==
-        400);
+  CHECK(Count(fmt::format("SELECT count(*) FROM auto_opt_outs WHERE segment_id = {} AND reason = 'ttl'", s.id)) == 400);
   CHECK(Count(fmt::format("SELECT count(*) FROM auto_opt_outs WHERE segment_id = {}", hand.id)) == 0);
   // And they stay out of the segment.
   CHECK(Assign(s, 0, kT0 + absl::Hours(2)) == 0);
@@ -424,13 +419,12 @@ TEST_CASE_METHOD(Fixture, "AddMembers ends expired rows first, keeps existing on
              {opted, "false", Micros(now), Micros(until)},
              {expired_hand, "false", Micros(now), Micros(until)}});
   CHECK(Query(fmt::format("SELECT user_id::text, operation::text, reason::text, {} FROM history ORDER BY at, user_id",
-                          MicrosOf("at"))) ==
-        Rows{{expired_auto, "remove", "ttl", Micros(kT0 + absl::Seconds(10))},
-             {expired_hand, "remove", "ttl", Micros(kT0 + absl::Seconds(20))},
-             {expired_auto, "add", "manual", Micros(now)},
-             {fresh, "add", "manual", Micros(now)},
-             {opted, "add", "manual", Micros(now)},
-             {expired_hand, "add", "manual", Micros(now)}});
+                          MicrosOf("at"))) == Rows{{expired_auto, "remove", "ttl", Micros(kT0 + absl::Seconds(10))},
+                                                   {expired_hand, "remove", "ttl", Micros(kT0 + absl::Seconds(20))},
+                                                   {expired_auto, "add", "manual", Micros(now)},
+                                                   {fresh, "add", "manual", Micros(now)},
+                                                   {opted, "add", "manual", Micros(now)},
+                                                   {expired_hand, "add", "manual", Micros(now)}});
   // The automatic row that ran out opts its user out; the hand one does not.
   CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs ORDER BY user_id") ==
         Rows{{expired_auto, "ttl"}, {opted, "manual"}});
@@ -561,8 +555,7 @@ TEST_CASE_METHOD(Fixture, "SegmentMembers: active members by user id, keyset pag
 // AssignByPercent ends it (ttl at its deadline, no opt-out, as it was made
 // by hand) and takes the user, as the expiry job followed by the same raise
 // would, and as AssignUserAutomatically does.
-TEST_CASE_METHOD(Fixture, "AssignByPercent takes a user whose hand-made membership has expired",
-                 "[pg][auto][ttl]") {
+TEST_CASE_METHOD(Fixture, "AssignByPercent takes a user whose hand-made membership has expired", "[pg][auto][ttl]") {
   InsertUsers(1);
   Segment s = NewSegment("S", 0);
   Insert(UserNo(1), {{s.id, kT0 + absl::Minutes(1), false}});

@@ -33,10 +33,10 @@ TEST_CASE("segment_bucket agrees with domain::Bucket on many users and salts", "
   // 3,000 users, so both halves' high bits and the unsigned reading are
   // exercised.
   for (const std::string salt : {"5f2c9a1be3d04718", "ffffffffffffffff", "x"}) {
-    const auto rows = Query(
-        "SELECT u::text, segment_bucket(" + Quote(salt) +
-        ", u) FROM (SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid AS u "
-        "FROM generate_series(1, 3000) AS g) AS users");
+    const auto rows =
+        Query("SELECT u::text, segment_bucket(" + Quote(salt) +
+              ", u) FROM (SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid AS u "
+              "FROM generate_series(1, 3000) AS g) AS users");
     REQUIRE(rows.size() == 3000);
     for (const auto& row : rows) {
       INFO(salt << " " << row[0]);

@@ -170,7 +170,7 @@ void InsertKnownHistory() {
       // and local times that look like March but are not, in UTC.
       {kUa, 1, "ALPHA", "add", "manual", "2024-02-29T23:59:59.999999Z"},
       {kUb, 1, "ALPHA", "remove", "manual", "2024-04-01T00:00:00Z"},
-      {kUb, 2, "BETA", "add", "manual", "2024-03-01 02:00:00+03"},   // 2024-02-29T23:00:00Z
+      {kUb, 2, "BETA", "add", "manual", "2024-03-01 02:00:00+03"},     // 2024-02-29T23:00:00Z
       {kUb, 2, "BETA", "remove", "manual", "2024-03-31 23:30:00-02"},  // 2024-04-01T01:30:00Z
       // Inside, latest first so that ids disagree with the report order.
       {kUa, 1, "ALPHA", "remove", "manual", "2024-03-31T23:59:59.999999Z"},
@@ -228,19 +228,19 @@ TEST_CASE_METHOD(Fixture, "the report of a month is its events in order, byte fo
 
   // The neighbouring months get exactly the events just outside March.
   CHECK(Report({std::nullopt, 2024, 2}) == kHeader + Line(kUb, "BETA", "add", Utc(2024, 2, 29, 23, 0, 0)) +
-                                              Line(kUa, "ALPHA", "add", Utc(2024, 2, 29, 23, 59, 59, 999999)));
+                                               Line(kUa, "ALPHA", "add", Utc(2024, 2, 29, 23, 59, 59, 999999)));
   CHECK(Report({std::nullopt, 2024, 4}) == kHeader + Line(kUb, "ALPHA", "remove", Utc(2024, 4, 1, 0, 0, 0)) +
-                                              Line(kUb, "BETA", "remove", Utc(2024, 4, 1, 1, 30, 0)));
+                                               Line(kUb, "BETA", "remove", Utc(2024, 4, 1, 1, 30, 0)));
 }
 
 TEST_CASE_METHOD(Fixture, "the report of one user has only that user's lines, in the same order",
                  "[pg][history][report]") {
   InsertKnownHistory();
-  CHECK(Report({kUa, 2024, 3}) ==
-        kHeader + Line(kUa, "GAMMA", "add", Utc(2024, 3, 2, 10, 0, 0)) + Line(kUa, "ALPHA", "add", kTie) +
-            Line(kUa, "BETA", "add", kTie) + Line(kUa, "GAMMA", "remove", kGammaTie) +
-            Line(kUa, "GAMMA", "add", kGammaTie) + Line(kUa, "GAMMA", "remove", Utc(2024, 3, 21, 8, 0, 0)) +
-            Line(kUa, "ALPHA", "remove", Utc(2024, 3, 31, 23, 59, 59, 999999)));
+  CHECK(Report({kUa, 2024, 3}) == kHeader + Line(kUa, "GAMMA", "add", Utc(2024, 3, 2, 10, 0, 0)) +
+                                      Line(kUa, "ALPHA", "add", kTie) + Line(kUa, "BETA", "add", kTie) +
+                                      Line(kUa, "GAMMA", "remove", kGammaTie) + Line(kUa, "GAMMA", "add", kGammaTie) +
+                                      Line(kUa, "GAMMA", "remove", Utc(2024, 3, 21, 8, 0, 0)) +
+                                      Line(kUa, "ALPHA", "remove", Utc(2024, 3, 31, 23, 59, 59, 999999)));
   CHECK(Report({kUb, 2024, 3}) == kHeader + Line(kUb, "ALPHA", "add", Utc(2024, 3, 1, 0, 0, 0)) +
                                       Line(kUb, "BETA", "add", kTie) + Line(kUb, "GAMMA", "add", kGammaTie) +
                                       Line(kUb, "GAMMA", "remove", kGammaTie));
@@ -463,16 +463,16 @@ TEST_CASE_METHOD(Fixture, "UserHistory: newest first, limits, continuation throu
   const absl::Time t4 = Utc(2024, 4, 1, 0, 0, 0);
   // ALPHA was deleted and created again (segment 1, then 6): one slug.
   InsertHistory({
-      {kUa, 1, "ALPHA", "add", "manual", Rfc3339(t1)},             // id 1
-      {kUb, 1, "ALPHA", "add", "manual", Rfc3339(t2)},             // id 2, another user
-      {kUa, 2, "BETA", "add", "manual", Rfc3339(t2)},              // id 3
+      {kUa, 1, "ALPHA", "add", "manual", Rfc3339(t1)},              // id 1
+      {kUb, 1, "ALPHA", "add", "manual", Rfc3339(t2)},              // id 2, another user
+      {kUa, 2, "BETA", "add", "manual", Rfc3339(t2)},               // id 3
       {kUa, 1, "ALPHA", "remove", "segment_deleted", Rfc3339(t3)},  // id 4
-      {kUa, 2, "BETA", "remove", "ttl", Rfc3339(t3)},              // id 5
-      {kUa, 3, "GAMMA", "add", "manual", Rfc3339(t3)},             // id 6
-      {kUa, 4, "DELTA", "add", "manual", Rfc3339(t3)},             // id 7
-      {kUa, 5, "EPSILON", "add", "manual", Rfc3339(t3)},           // id 8
-      {kUb, 2, "BETA", "add", "manual", Rfc3339(t3)},              // id 9, another user
-      {kUa, 6, "ALPHA", "add", "manual", Rfc3339(t4)},             // id 10
+      {kUa, 2, "BETA", "remove", "ttl", Rfc3339(t3)},               // id 5
+      {kUa, 3, "GAMMA", "add", "manual", Rfc3339(t3)},              // id 6
+      {kUa, 4, "DELTA", "add", "manual", Rfc3339(t3)},              // id 7
+      {kUa, 5, "EPSILON", "add", "manual", Rfc3339(t3)},            // id 8
+      {kUb, 2, "BETA", "add", "manual", Rfc3339(t3)},               // id 9, another user
+      {kUa, 6, "ALPHA", "add", "manual", Rfc3339(t4)},              // id 10
   });
   auto ids = [](const std::vector<HistoryEvent>& events) {
     std::vector<int64_t> out;
@@ -590,8 +590,8 @@ TEST_CASE_METHOD(Fixture, "EndExpiredMemberships ends due memberships with ttl e
   CHECK(EndExpired(now, 100) == 0);
   CHECK(QueryValue("SELECT count(*) FROM history") == "3");
   CHECK(EndExpired(now + absl::Microseconds(1), 100) == 1);
-  CHECK(QueryValue("SELECT " + MicrosOf("at") + " FROM history WHERE segment_id = " +
-                   std::to_string(c.id)) == Micros(now + absl::Microseconds(1)));
+  CHECK(QueryValue("SELECT " + MicrosOf("at") + " FROM history WHERE segment_id = " + std::to_string(c.id)) ==
+        Micros(now + absl::Microseconds(1)));
   CHECK(QueryValue("SELECT count(*) FROM memberships") == "2");
 }
 
@@ -603,10 +603,16 @@ TEST_CASE_METHOD(Fixture, "EndExpiredMemberships ends at most `limit`, earliest 
   std::vector<Segment> segments;
   for (const char* slug : {"S1", "S2", "S3"}) segments.push_back(NewSegment(slug, t0));
   // Deadlines interleaved across users and segments: 1..6 minutes.
-  AddMemberships(kUa, {{segments[0].id, t0 + absl::Minutes(5)}, {segments[1].id, t0 + absl::Minutes(1)},
-                       {segments[2].id, t0 + absl::Minutes(4)}}, t0);
-  AddMemberships(kUb, {{segments[0].id, t0 + absl::Minutes(2)}, {segments[1].id, t0 + absl::Minutes(6)},
-                       {segments[2].id, t0 + absl::Minutes(3)}}, t0);
+  AddMemberships(kUa,
+                 {{segments[0].id, t0 + absl::Minutes(5)},
+                  {segments[1].id, t0 + absl::Minutes(1)},
+                  {segments[2].id, t0 + absl::Minutes(4)}},
+                 t0);
+  AddMemberships(kUb,
+                 {{segments[0].id, t0 + absl::Minutes(2)},
+                  {segments[1].id, t0 + absl::Minutes(6)},
+                  {segments[2].id, t0 + absl::Minutes(3)}},
+                 t0);
   const absl::Time now = t0 + absl::Hours(1);
   auto remaining = [] {
     std::vector<std::string> out;
@@ -677,9 +683,10 @@ TEST_CASE_METHOD(Fixture, "racing expiry jobs end every due membership exactly o
   constexpr int kRacers = 4;
   const absl::Time base = Utc(2024, 3, 1, 12, 0, 0);
   const absl::Time now = base + absl::Hours(1);
-  Query("INSERT INTO users (id, state, created_at, updated_at) SELECT ('00000000-0000-4000-8000-' || "
-        "lpad(to_hex(u), 12, '0'))::uuid, 'active', now(), now() FROM generate_series(0, " +
-        std::to_string(kUsers - 1) + ") AS u");
+  Query(
+      "INSERT INTO users (id, state, created_at, updated_at) SELECT ('00000000-0000-4000-8000-' || "
+      "lpad(to_hex(u), 12, '0'))::uuid, 'active', now(), now() FROM generate_series(0, " +
+      std::to_string(kUsers - 1) + ") AS u");
   Query("INSERT INTO segments (slug, salt, created_at) SELECT 'S' || s, 'salt', now() FROM generate_series(0, " +
         std::to_string(kSegments) + ") AS s");
   // Segments 1..10: due, every deadline different; segment 11 ('S10'): due

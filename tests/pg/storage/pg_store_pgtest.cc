@@ -68,7 +68,9 @@ TEST_CASE_METHOD(Fixture, "a slug is unique among live segments only", "[pg]") {
   const Segment first = NewSegmentNamed("A");
   CHECK(first.created_at == kT0);
   CHECK(first.description == "d");
-  auto taken = store.InTransaction([&](Transaction& tx) { return tx.InsertSegment({"A", 0, "", "s", {}}, kT0).status(); });
+  auto taken = store.InTransaction([&](Transaction& tx) {
+    return tx.InsertSegment({"A", 0, "", "s", {}}, kT0).status();
+  });
   CHECK(taken.code() == absl::StatusCode::kAlreadyExists);
 
   REQUIRE(store
@@ -131,10 +133,10 @@ TEST_CASE_METHOD(Fixture, "history rows keep every field", "[pg]") {
       "SELECT user_id, segment_id, slug, operation, reason, to_char(at AT TIME ZONE 'UTC', "
       "'YYYY-MM-DD\"T\"HH24:MI:SS.US') FROM history ORDER BY id");
   REQUIRE(rows.size() == 2);
-  CHECK(rows[0] == std::vector<std::string>{kAlice, std::to_string(a.id), "A", "add", "manual",
-                                             "2024-03-01T12:00:00.000000"});
-  CHECK(rows[1] == std::vector<std::string>{kAlice, std::to_string(a.id), "A", "remove", "ttl",
-                                             "2024-03-01T12:00:00.000001"});
+  CHECK(rows[0] ==
+        std::vector<std::string>{kAlice, std::to_string(a.id), "A", "add", "manual", "2024-03-01T12:00:00.000000"});
+  CHECK(rows[1] ==
+        std::vector<std::string>{kAlice, std::to_string(a.id), "A", "remove", "ttl", "2024-03-01T12:00:00.000001"});
 }
 
 TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their deadline", "[pg]") {

@@ -36,8 +36,9 @@ TEST_CASE("the database itself refuses rows the domain would never write", "[pg]
   // A membership ending before it began. (Memberships have no foreign keys
   // since migration 4: the store's locks keep them pointing at existing
   // users and live segments; tests/pg/domain/membership_integrity_pgtest.cc.)
-  CHECK_THROWS(Query("INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
-                     "VALUES ('11111111-1111-1111-1111-111111111111', 1, now(), now())"));
+  CHECK_THROWS(
+      Query("INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
+            "VALUES ('11111111-1111-1111-1111-111111111111', 1, now(), now())"));
 }
 
 TEST_CASE("the per-user read and the per-month scan use indexes", "[pg][schema]") {

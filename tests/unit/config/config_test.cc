@@ -26,9 +26,9 @@ TEST_CASE("defaults apply when nothing is set", "[config]") {
 }
 
 TEST_CASE("flags win over the environment, which wins over defaults", "[config]") {
-  auto config = LoadConfig({"--db-pool-size=4", "--grpc-listen", "127.0.0.1:0"},
-                           Env({{"SEGMENTS_DB_POOL_SIZE", "9"}, {"SEGMENTS_WORKERS", "3"},
-                                {"SEGMENTS_DB_STATEMENT_TIMEOUT", "1500ms"}}));
+  auto config = LoadConfig(
+      {"--db-pool-size=4", "--grpc-listen", "127.0.0.1:0"},
+      Env({{"SEGMENTS_DB_POOL_SIZE", "9"}, {"SEGMENTS_WORKERS", "3"}, {"SEGMENTS_DB_STATEMENT_TIMEOUT", "1500ms"}}));
   REQUIRE(config.ok());
   CHECK(config->db_pool_size == 4);
   CHECK(config->workers == 3);
@@ -85,8 +85,8 @@ TEST_CASE("the user-event consumer is off by default and needs the user service 
   CHECK(on->user_events_topic == "Users");
   CHECK(on->user_service == "users:50061");
   CHECK(on->user_service_timeout == absl::Milliseconds(250));
-  CHECK(on->kafka_settings == std::vector<std::pair<std::string, std::string>>{
-                                  {"security.protocol", "SASL_SSL"}, {"sasl.mechanism", "PLAIN"}});
+  CHECK(on->kafka_settings == std::vector<std::pair<std::string, std::string>>{{"security.protocol", "SASL_SSL"},
+                                                                               {"sasl.mechanism", "PLAIN"}});
   CHECK_FALSE(LoadConfig({"--kafka-settings=novalue"}, Env({})).ok());
   // The delivery guarantee cannot be switched off from outside.
   auto auto_commit = LoadConfig({"--kafka-settings=enable.auto.commit=true"}, Env({}));

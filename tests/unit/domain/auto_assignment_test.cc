@@ -10,8 +10,8 @@
 #include "domain/bucketing.h"
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
-#include "support/fake_clock.h"
 #include "support/domain_testing.h"
+#include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;

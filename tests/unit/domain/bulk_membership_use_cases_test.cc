@@ -10,8 +10,8 @@
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "domain/validation.h"
-#include "support/fake_clock.h"
 #include "support/domain_testing.h"
+#include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
@@ -120,7 +120,8 @@ TEST_CASE_METHOD(Fixture, "bulk add: TTL as seconds or deadline, never both", "[
   const absl::Time now = clock.Now();
   auto both = AddAll({UserNo(1)}, {60, now + absl::Hours(1)});
   CHECK(ViolationFields(both.status()) == std::vector<std::string>{"secondsToBeInSegment"});
-  CHECK(ViolationFields(AddAll({UserNo(1)}, {0, std::nullopt}).status()) == std::vector<std::string>{"secondsToBeInSegment"});
+  CHECK(ViolationFields(AddAll({UserNo(1)}, {0, std::nullopt}).status()) ==
+        std::vector<std::string>{"secondsToBeInSegment"});
   CHECK(ViolationFields(AddAll({UserNo(1)}, {std::nullopt, now}).status()) ==
         std::vector<std::string>{"deadlineForStayingInSegment"});
   CHECK(ViolationFields(AddAll({"x"}, {0, std::nullopt}).status()) ==
@@ -138,9 +139,9 @@ TEST_CASE_METHOD(Fixture, "bulk add: TTL as seconds or deadline, never both", "[
 TEST_CASE_METHOD(Fixture, "bulk: unknown users fail the whole call, first 20 listed by index", "[bulk]") {
   REQUIRE(AddAll({UserNo(0)}).ok());
   const auto history_before = store.state.history.size();
-  std::vector<std::string> ids = Range(0, 100);  // known
+  std::vector<std::string> ids = Range(0, 100);                // known
   for (int i = 1000; i < 1250; ++i) ids.push_back(UserNo(i));  // 250 unknown at [100..349]
-  ids.push_back(UserNo(100));  // known, at the end
+  ids.push_back(UserNo(100));                                  // known, at the end
 
   auto add = AddAll(ids);
   CHECK(add.status().code() == absl::StatusCode::kNotFound);

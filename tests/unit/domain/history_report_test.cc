@@ -146,8 +146,8 @@ TEST_CASE("a report comes in chunks of kRowsPerChunk lines, header first, in cur
   const absl::Time start = Utc(2024, 3, 1);
   std::string expected(kCsvHeader);
   for (int i = 0; i < kEvents; ++i) {
-    HistoryEvent e = Event(absl::StrCat("S", i), i % 2 == 0 ? Operation::kAdd : Operation::kRemove,
-                           start + absl::Seconds(i));
+    HistoryEvent e =
+        Event(absl::StrCat("S", i), i % 2 == 0 ? Operation::kAdd : Operation::kRemove, start + absl::Seconds(i));
     store.state.history.push_back(e);
     AppendCsvLine(expected, e);
   }
@@ -197,11 +197,11 @@ TEST_CASE("a report of exactly one chunk ends with an empty chunk", "[csv]") {
 TEST_CASE("the report asks the cursor for kRowsPerChunk rows at a time", "[csv]") {
   std::vector<int> asked;
   int alive = 0;
-  CsvReport report(std::make_unique<ScriptedCursor>(
-                       std::vector<absl::StatusOr<std::vector<HistoryEvent>>>{
-                           std::vector<HistoryEvent>{Event("A", Operation::kAdd, Utc(2024, 3, 1))}},
-                       asked, alive),
-                   "r.csv");
+  CsvReport report(
+      std::make_unique<ScriptedCursor>(std::vector<absl::StatusOr<std::vector<HistoryEvent>>>{std::vector<HistoryEvent>{
+                                           Event("A", Operation::kAdd, Utc(2024, 3, 1))}},
+                                       asked, alive),
+      "r.csv");
   REQUIRE(alive == 1);
   auto first = report.NextChunk();
   REQUIRE(first.ok());
@@ -224,10 +224,10 @@ TEST_CASE("an error of the cursor reaches the caller", "[csv]") {
   int alive = 0;
 
   SECTION("on the first chunk") {
-    CsvReport report(std::make_unique<ScriptedCursor>(
-                         std::vector<absl::StatusOr<std::vector<HistoryEvent>>>{absl::UnavailableError("db gone")},
-                         asked, alive),
-                     "r.csv");
+    CsvReport report(
+        std::make_unique<ScriptedCursor>(
+            std::vector<absl::StatusOr<std::vector<HistoryEvent>>>{absl::UnavailableError("db gone")}, asked, alive),
+        "r.csv");
     auto first = report.NextChunk();
     CHECK(first.status().code() == absl::StatusCode::kUnavailable);
     CHECK(first.status().message() == "db gone");
@@ -235,10 +235,11 @@ TEST_CASE("an error of the cursor reaches the caller", "[csv]") {
   SECTION("after some lines") {
     // A full first batch, so the report has to ask again.
     const std::vector<HistoryEvent> full(CsvReport::kRowsPerChunk, Event("A", Operation::kAdd, Utc(2024, 3, 1)));
-    CsvReport report(std::make_unique<ScriptedCursor>(
-                         std::vector<absl::StatusOr<std::vector<HistoryEvent>>>{full, absl::InternalError("broken row")},
-                         asked, alive),
-                     "r.csv");
+    CsvReport report(
+        std::make_unique<ScriptedCursor>(
+            std::vector<absl::StatusOr<std::vector<HistoryEvent>>>{full, absl::InternalError("broken row")}, asked,
+            alive),
+        "r.csv");
     auto first = report.NextChunk();
     REQUIRE(first.ok());
     CHECK(Lines(*first) == 1 + CsvReport::kRowsPerChunk);

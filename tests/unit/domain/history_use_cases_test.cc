@@ -10,8 +10,8 @@
 #include "domain/errors.h"
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
-#include "support/fake_clock.h"
 #include "support/domain_testing.h"
+#include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
@@ -101,7 +101,7 @@ struct Fixture {
     clock.Set(Utc(2024, 2, 29, 23, 59, 59) + absl::Microseconds(999999));
     REQUIRE(segments.CreateSegment({kVoice, std::nullopt, "", {}, {}, std::nullopt}).ok());
     REQUIRE(segments.CreateSegment({kDiscount, std::nullopt, "", {}, {}, std::nullopt}).ok());
-    AddAt(clock.Now(), kU1, {kVoice});  // the last microsecond of February
+    AddAt(clock.Now(), kU1, {kVoice});                 // the last microsecond of February
     AddAt(Utc(2024, 3, 1), kU2, {kVoice, kDiscount});  // the first of March
     // Two users at one instant, the later id first.
     AddAt(Utc(2024, 3, 10, 8, 30, 0) + absl::Microseconds(123), kU3, {kDiscount});
@@ -358,8 +358,7 @@ TEST_CASE_METHOD(PagesFixture, "a user's history comes newest first, with every 
   CHECK(none.next_page_token.empty());
 }
 
-TEST_CASE_METHOD(PagesFixture, "pages give every event exactly once, also across equal timestamps",
-                 "[history-pages]") {
+TEST_CASE_METHOD(PagesFixture, "pages give every event exactly once, also across equal timestamps", "[history-pages]") {
   const std::vector<int64_t> expected = {8, 7, 6, 4, 3, 2, 1};
   for (int32_t size = 1; size <= 8; ++size) {
     INFO("page size " << size);
@@ -419,7 +418,7 @@ TEST_CASE_METHOD(Fixture, "history requests are checked field by field, all at o
   const absl::Time t = Utc(2024, 3, 1);
   auto check = [&](UserHistoryCommand command, std::vector<std::string> fields) {
     INFO("user \"" << command.user_id << "\", segment \"" << command.segment << "\", token \"" << command.page_token
-                    << "\"");
+                   << "\"");
     auto page = history.ListUserHistory(command);
     CHECK(page.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(ViolationFields(page.status()) == fields);

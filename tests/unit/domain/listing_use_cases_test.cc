@@ -8,8 +8,8 @@
 
 #include "domain/errors.h"
 #include "domain/segment_use_cases.h"
-#include "support/fake_clock.h"
 #include "support/domain_testing.h"
+#include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
@@ -112,7 +112,8 @@ TEST_CASE_METHOD(Fixture, "ListSegments: empty, and bad sizes or tokens", "[list
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
     CHECK(ViolationFields(bad.status()) == std::vector<std::string>{"pageToken"});
   }
-  CHECK(ViolationFields(listing.ListSegments({5000, "??"}).status()) == std::vector<std::string>{"pageSize", "pageToken"});
+  CHECK(ViolationFields(listing.ListSegments({5000, "??"}).status()) ==
+        std::vector<std::string>{"pageSize", "pageToken"});
 }
 
 TEST_CASE_METHOD(Fixture, "ListSegmentMembers: active members by user id, each once across pages", "[listing]") {

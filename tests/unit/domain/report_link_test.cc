@@ -157,7 +157,10 @@ TEST_CASE("changing any field of a link makes it invalid", "[report-link]") {
       {"year - 1", [](ReportLink& l) { l.query.year -= 1; }},
       {"month + 1", [](ReportLink& l) { l.query.month += 1; }},
       {"month - 1", [](ReportLink& l) { l.query.month -= 1; }},
-      {"digits moved from year to month", [](ReportLink& l) { l.query = {l.query.user, 202, 42}; }},
+      {"digits moved from year to month",
+       [](ReportLink& l) {
+         l.query = {l.query.user, 202, 42};
+       }},
       {"expires one second later", [](ReportLink& l) { l.expires += absl::Seconds(1); }},
       {"expires one second earlier", [](ReportLink& l) { l.expires -= absl::Seconds(1); }},
       {"expires a day later", [](ReportLink& l) { l.expires += absl::Hours(24); }},
@@ -251,6 +254,5 @@ TEST_CASE("signing keys without a colon are rejected; bad ids or secrets are lef
   CHECK(ReportLinkSigner::Create(*empty_id, absl::Hours(1)).status().code() == absl::StatusCode::kInvalidArgument);
   auto short_secret = ParseSigningKeys("k1:short");
   REQUIRE(short_secret.ok());
-  CHECK(ReportLinkSigner::Create(*short_secret, absl::Hours(1)).status().code() ==
-        absl::StatusCode::kInvalidArgument);
+  CHECK(ReportLinkSigner::Create(*short_secret, absl::Hours(1)).status().code() == absl::StatusCode::kInvalidArgument);
 }

@@ -12,8 +12,8 @@
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "domain/validation.h"
-#include "support/fake_clock.h"
 #include "support/domain_testing.h"
+#include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
@@ -78,8 +78,9 @@ TEST_CASE_METHOD(Fixture, "include/exclude slugs: malformed, repeated within or 
                  "[segments][auto_options]") {
   auto status = segments.CreateSegment(Auto("S", 10.0, {"A", "bad slug", "A", "B"}, {"C", "B", "", "C"})).status();
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(ViolationFields(status) == std::vector<std::string>{"includeSegments[1]", "includeSegments[2]", "excludeSegments[1]",
-                                                    "excludeSegments[2]", "excludeSegments[3]"});
+  CHECK(ViolationFields(status) == std::vector<std::string>{"includeSegments[1]", "includeSegments[2]",
+                                                            "excludeSegments[1]", "excludeSegments[2]",
+                                                            "excludeSegments[3]"});
   const auto violations = ViolationsOf(status);
   CHECK(violations[1].description.find("includeSegments[0]") != std::string::npos);
   CHECK(violations[2].description.find("includeSegments[3]") != std::string::npos);  // B across lists
@@ -145,7 +146,7 @@ TEST_CASE_METHOD(Fixture, "autoSecondsToBeInSegment: 1 second up to 10 years", "
 TEST_CASE_METHOD(Fixture, "every problem of a create request is listed at once", "[segments][auto_options]") {
   auto status = segments.CreateSegment({"", 101.0, "", {"x y"}, {"x y"}, 0}).status();
   CHECK(ViolationFields(status) == std::vector<std::string>{"slug", "percentToFill", "includeSegments[0]",
-                                                    "excludeSegments[0]", "autoSecondsToBeInSegment"});
+                                                            "excludeSegments[0]", "autoSecondsToBeInSegment"});
 }
 
 // --- CreateSegment with options: who is assigned
@@ -324,8 +325,7 @@ TEST_CASE_METHOD(Fixture, "delete is refused while a live segment names the segm
 
 // --- locks
 
-TEST_CASE_METHOD(Fixture, "set-based assignment takes the automatic-assignment lock exclusively",
-                 "[segments][locks]") {
+TEST_CASE_METHOD(Fixture, "set-based assignment takes the automatic-assignment lock exclusively", "[segments][locks]") {
   Create(Auto("MANUAL", std::nullopt));
   CHECK(store.shared_auto_locks == 0);
 

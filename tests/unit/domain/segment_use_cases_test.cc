@@ -6,8 +6,8 @@
 #include "domain/bucketing.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
-#include "support/fake_clock.h"
 #include "support/domain_testing.h"
+#include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
@@ -26,7 +26,9 @@ struct Fixture {
 
   Fixture() { store.state.users[kUser] = UserState::kActive; }
 
-  void Create(const std::string& slug) { REQUIRE(segments.CreateSegment({slug, std::nullopt, "", {}, {}, std::nullopt}).ok()); }
+  void Create(const std::string& slug) {
+    REQUIRE(segments.CreateSegment({slug, std::nullopt, "", {}, {}, std::nullopt}).ok());
+  }
 
   absl::Status Change(std::vector<SegmentToAdd> add, std::vector<std::string> remove, std::string user = kUser) {
     return segments.UpdateUserSegments({std::move(user), std::move(add), std::move(remove)});
@@ -37,7 +39,6 @@ struct Fixture {
     REQUIRE(got.ok());
     return *got;
   }
-
 };
 
 SegmentToAdd Add(std::string slug) { return {std::move(slug), {}}; }
@@ -125,22 +126,26 @@ TEST_CASE_METHOD(Fixture, "adding and removing records history only for real cha
 TEST_CASE_METHOD(Fixture, "every shape problem is listed at once with its path", "[memberships]") {
   const absl::Time now = clock.Now();
   auto status = segments.UpdateUserSegments({"not-a-uuid",
-                                             {Add("A"), Add("A"), {"B", 10, now + absl::Hours(1)}, {"C", 0, std::nullopt},
-                                              {"D", std::nullopt, now}, {"E", std::nullopt, now + absl::Hours(24 * 3660)},
+                                             {Add("A"),
+                                              Add("A"),
+                                              {"B", 10, now + absl::Hours(1)},
+                                              {"C", 0, std::nullopt},
+                                              {"D", std::nullopt, now},
+                                              {"E", std::nullopt, now + absl::Hours(24 * 3660)},
                                               Add("bad slug")},
                                              {"B", "F", "F"}});
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
   CHECK(ViolationFields(status) == std::vector<std::string>{
-                              "userID",
-                              "segmentsToAdd[1].segmentSlug",
-                              "segmentsToAdd[2].secondsToBeInSegment",
-                              "segmentsToAdd[3].secondsToBeInSegment",
-                              "segmentsToAdd[4].deadlineForStayingInSegment",
-                              "segmentsToAdd[5].deadlineForStayingInSegment",
-                              "segmentsToAdd[6].segmentSlug",
-                              "segmentsToRemove[0].segmentSlug",
-                              "segmentsToRemove[2].segmentSlug",
-                          });
+                                       "userID",
+                                       "segmentsToAdd[1].segmentSlug",
+                                       "segmentsToAdd[2].secondsToBeInSegment",
+                                       "segmentsToAdd[3].secondsToBeInSegment",
+                                       "segmentsToAdd[4].deadlineForStayingInSegment",
+                                       "segmentsToAdd[5].deadlineForStayingInSegment",
+                                       "segmentsToAdd[6].segmentSlug",
+                                       "segmentsToRemove[0].segmentSlug",
+                                       "segmentsToRemove[2].segmentSlug",
+                                   });
   CHECK(store.transactions == 0);
 }
 
@@ -158,8 +163,9 @@ TEST_CASE_METHOD(Fixture, "unknown user and unknown slugs are not found, each sl
 
   auto missing = Change({Add("X"), Add("A"), Add("Y")}, {"Z"});
   CHECK(missing.code() == absl::StatusCode::kNotFound);
-  CHECK(ViolationFields(missing) == std::vector<std::string>{"segmentsToAdd[0].segmentSlug", "segmentsToAdd[2].segmentSlug",
-                                                     "segmentsToRemove[0].segmentSlug"});
+  CHECK(ViolationFields(missing) == std::vector<std::string>{"segmentsToAdd[0].segmentSlug",
+                                                             "segmentsToAdd[2].segmentSlug",
+                                                             "segmentsToRemove[0].segmentSlug"});
   CHECK(Get().empty());  // "A" was not added: all or nothing
   CHECK(store.state.history.empty());
 }
@@ -171,7 +177,8 @@ TEST_CASE_METHOD(Fixture, "adding a held segment or removing a missing one chang
   REQUIRE(Change({Add("A")}, {}).ok());
   auto status = Change({Add("C"), Add("A")}, {"B"});
   CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(ViolationFields(status) == std::vector<std::string>{"segmentsToAdd[1].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+  CHECK(ViolationFields(status) ==
+        std::vector<std::string>{"segmentsToAdd[1].segmentSlug", "segmentsToRemove[0].segmentSlug"});
   CHECK(Get() == std::vector<std::string>{"A"});
   CHECK(store.state.history.size() == 1);
 }
@@ -272,7 +279,8 @@ TEST_CASE_METHOD(Fixture, "storage failures pass through unchanged", "[errors]")
   store.failure = absl::UnavailableError("database is unavailable");
   CHECK(Change({Add("A")}, {}).code() == absl::StatusCode::kUnavailable);
   CHECK(segments.GetUserSegments(kUser).status().code() == absl::StatusCode::kUnavailable);
-  CHECK(segments.CreateSegment({"B", std::nullopt, "", {}, {}, std::nullopt}).status().code() == absl::StatusCode::kUnavailable);
+  CHECK(segments.CreateSegment({"B", std::nullopt, "", {}, {}, std::nullopt}).status().code() ==
+        absl::StatusCode::kUnavailable);
 }
 
 TEST_CASE_METHOD(Fixture, "GetSegment counts the members active now", "[segments][get_segment]") {

@@ -62,7 +62,8 @@ TEST_CASE_METHOD(Fixture, "delete ends memberships with user_deleted and keeps h
   CHECK(users.DeleteUser(kUser).status().code() == absl::StatusCode::kNotFound);
 }
 
-TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what the user service says", "[users][sync]") {
+TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what the user service says",
+                 "[users][sync]") {
   CreateSegmentCommand all;
   all.slug = "ALL";
   all.percent_to_fill = 100.0;
@@ -76,9 +77,9 @@ TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what
   for (const UserId& u : {kept, leaving, deleted}) REQUIRE(users.CreateUser(u).ok());
   const size_t history_before = store.state.history.size();
 
-  const std::vector<ObservedUser> observed = {{new_excluded, UserState::kExcluded}, {kept, UserState::kActive},
-                                              {deleted, std::nullopt},               {leaving, UserState::kExcluded},
-                                              {never_seen, std::nullopt},            {new_active, UserState::kActive}};
+  const std::vector<ObservedUser> observed = {
+      {new_excluded, UserState::kExcluded}, {kept, UserState::kActive}, {deleted, std::nullopt},
+      {leaving, UserState::kExcluded},      {never_seen, std::nullopt}, {new_active, UserState::kActive}};
   auto result = users.SyncUsers(observed);
   REQUIRE(result.ok());
   CHECK(result->created == 2);

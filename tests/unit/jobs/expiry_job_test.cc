@@ -117,10 +117,10 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE_METHOD(Fixture, "a pass ends due memberships with ttl events stamped at their deadlines", "[expiry]") {
-  AddMembership(store, kU1, 1, now - absl::Hours(1));        // long due
-  AddMembership(store, kU2, 2, now);                         // due right now
+  AddMembership(store, kU1, 1, now - absl::Hours(1));         // long due
+  AddMembership(store, kU2, 2, now);                          // due right now
   AddMembership(store, kU1, 3, now + absl::Microseconds(1));  // not yet
-  AddMembership(store, kU2, 4, std::nullopt);                // permanent
+  AddMembership(store, kU2, 4, std::nullopt);                 // permanent
   ExpiryJob job(store, clock, {});
 
   auto ended = job.RunOnce();
@@ -158,8 +158,7 @@ TEST_CASE_METHOD(Fixture, "a pass ends due memberships with ttl events stamped a
   CHECK(store.state.memberships.contains({kU2, 4}));
 }
 
-TEST_CASE("every batch of a pass uses one now, the clock's truncated to microseconds, and the batch size",
-          "[expiry]") {
+TEST_CASE("every batch of a pass uses one now, the clock's truncated to microseconds, and the batch size", "[expiry]") {
   // Records what the job asks of the store.
   struct RecordingStore final : FakeStore {
     FakeStore& fake = *this;
