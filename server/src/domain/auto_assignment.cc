@@ -51,12 +51,12 @@ int PlanAssignment(const std::vector<Segment>& segments, const std::vector<Membe
 }  // namespace
 
 absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now) {
-  auto segments = tx.AutoSegments();
+  auto segments = tx.segments().Automatic();
   if (!segments.ok()) return segments.status();
   if (segments->empty()) return 0;
-  auto current = tx.UserMemberships(user);
+  auto current = tx.memberships().OfUser(user);
   if (!current.ok()) return current.status();
-  auto opted_out = tx.OptedOutSegments(user);
+  auto opted_out = tx.memberships().OptedOutSegments(user);
   if (!opted_out.ok()) return opted_out.status();
 
   MembershipChanges changes(user, now);
@@ -68,7 +68,7 @@ absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user,
 
 absl::StatusOr<int> AssignNewUsersAutomatically(Transaction& tx, const std::vector<UserId>& users, absl::Time now) {
   if (users.empty()) return 0;
-  auto segments = tx.AutoSegments();
+  auto segments = tx.segments().Automatic();
   if (!segments.ok()) return segments.status();
   if (segments->empty()) return 0;
   std::vector<MembershipChanges> changes;

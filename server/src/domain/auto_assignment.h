@@ -8,7 +8,7 @@
 #include <absl/time/time.h>
 
 #include "domain/model.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::domain {
 

@@ -73,14 +73,14 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
     absl::FunctionRef<absl::StatusOr<int64_t>(Transaction&, const Segment&)> change) {
   int64_t changed = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto live = tx.LockLiveSegments({command.slug});
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    auto live = tx.segments().LockLive({command.slug});
     if (!live.ok()) return live.status();
     if (live->empty()) {
       return FieldError(absl::StatusCode::kNotFound, "slug",
                         fmt::format("segment \"{}\" does not exist", command.slug));
     }
-    auto unknown = tx.UnknownUsers(users);
+    auto unknown = tx.users().Unknown(users);
     if (!unknown.ok()) return unknown.status();
     if (!unknown->empty()) {
       const absl::flat_hash_set<UserId> is_unknown(unknown->begin(), unknown->end());
@@ -113,7 +113,7 @@ absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const Se
   // One instant for the whole call, as for a single user's change: the TTL
   // counts from the time the members are recorded as added.
   auto added = Change(command, users, [&](Transaction& tx, const Segment& segment) {
-    return tx.AddMembers(segment, users, expires_at, now);
+    return tx.memberships().AddMembers(segment, users, expires_at, now);
   });
   if (!added.ok()) return added.status();
   return BulkAddResult{*added, static_cast<int64_t>(users.size()) - *added};
@@ -124,8 +124,9 @@ absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(
   ProblemList problems = CheckShape(command, users);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
   const absl::Time now = Now();
-  auto removed = Change(command, users,
-                        [&](Transaction& tx, const Segment& segment) { return tx.RemoveMembers(segment, users, now); });
+  auto removed = Change(command, users, [&](Transaction& tx, const Segment& segment) {
+    return tx.memberships().RemoveMembers(segment, users, now);
+  });
   if (!removed.ok()) return removed.status();
   return BulkRemoveResult{*removed, static_cast<int64_t>(users.size()) - *removed};
 }

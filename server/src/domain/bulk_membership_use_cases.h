@@ -7,7 +7,7 @@
 
 #include "domain/clock.h"
 #include "domain/commands.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::domain {
 

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "domain/report_link.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::domain {
 

@@ -69,7 +69,7 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
     violations.push_back({std::string(kUserIdField), "must be a UUID"});
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 
-  auto cursor = store_.OpenHistory(link.query.user, link.query.From(), link.query.To());
+  auto cursor = store_.history().OpenReport(link.query.user, link.query.From(), link.query.To());
   if (!cursor.ok()) return cursor.status();
   return std::make_unique<CsvReport>(std::move(*cursor), ReportFileName(link.query));
 }
@@ -107,7 +107,7 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
 
   const int32_t page_size = command.page_size == 0 ? kDefaultPageSize : command.page_size;
   query.limit = page_size + 1;  // one more tells whether another page follows
-  auto events = store_.UserHistory(query);
+  auto events = store_.history().OfUser(query);
   if (!events.ok()) return events.status();
   HistoryPage page;
   page.events = std::move(*events);

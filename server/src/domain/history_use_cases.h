@@ -12,7 +12,7 @@
 #include "domain/commands.h"
 #include "domain/history_report.h"
 #include "domain/report_link.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::domain {
 

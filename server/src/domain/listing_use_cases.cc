@@ -69,7 +69,7 @@ absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsComm
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const int32_t size = command.page_size == 0 ? kDefaultSegmentPageSize : command.page_size;
-  auto segments = store_.ListSegments(after, size + 1);  // one more tells whether another page follows
+  auto segments = store_.segments().List(after, size + 1);  // one more tells whether another page follows
   if (!segments.ok()) return segments.status();
   SegmentPage page{*std::move(segments), ""};
   if (page.segments.size() > static_cast<size_t>(size)) {
@@ -90,7 +90,7 @@ absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegment
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
-  auto found = store_.LookupSegment(command.slug);
+  auto found = store_.segments().Find(command.slug);
   if (!found.ok()) return found.status();
   if (!*found) {
     return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", command.slug));
@@ -103,7 +103,8 @@ absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegment
                       fmt::format("belongs to an earlier segment \"{}\", since deleted", command.slug));
   }
   const int32_t size = command.page_size == 0 ? kDefaultMemberPageSize : command.page_size;
-  auto members = store_.SegmentMembers(segment, position ? position->after_user : UserId(), size + 1, Now());
+  auto members = store_.memberships().Members(segment, position ? std::optional(position->after_user) : std::nullopt,
+                                              size + 1, Now());
   if (!members.ok()) return members.status();
   MemberPage page{*std::move(members), ""};
   if (page.members.size() > static_cast<size_t>(size)) {

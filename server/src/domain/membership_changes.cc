@@ -35,24 +35,27 @@ absl::Status MembershipChanges::ApplyAll(Transaction& tx, const std::vector<Memb
   std::vector<HistoryEvent> events;
   for (const MembershipChanges& c : changes) {
     if (!c.deleted_.empty()) {
-      if (absl::Status st = tx.DeleteMemberships(c.user_, c.deleted_); !st.ok()) return st;
+      if (absl::Status st = tx.memberships().Delete(c.user_, c.deleted_); !st.ok()) return st;
     }
     if (!c.opted_out_by_hand_.empty()) {
-      if (absl::Status st = tx.RecordOptOuts(c.user_, c.opted_out_by_hand_, Reason::kManual, c.now_); !st.ok()) {
+      if (absl::Status st = tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_hand_, Reason::kManual, c.now_);
+          !st.ok()) {
         return st;
       }
     }
     if (!c.opted_out_by_ttl_.empty()) {
-      if (absl::Status st = tx.RecordOptOuts(c.user_, c.opted_out_by_ttl_, Reason::kTtl, c.now_); !st.ok()) return st;
+      if (absl::Status st = tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_ttl_, Reason::kTtl, c.now_);
+          !st.ok())
+        return st;
     }
     for (const NewMembership& m : c.inserted_) inserted.emplace_back(c.user_, m);
     events.insert(events.end(), c.events_.begin(), c.events_.end());
   }
   if (!inserted.empty()) {
     // All changes of one batch share `now`: the callers make them together.
-    if (absl::Status st = tx.InsertMembershipsOfUsers(inserted, changes.front().now_); !st.ok()) return st;
+    if (absl::Status st = tx.memberships().Insert(inserted, changes.front().now_); !st.ok()) return st;
   }
-  return tx.AppendHistory(events);
+  return tx.history().Append(events);
 }
 
 }  // namespace segments::domain

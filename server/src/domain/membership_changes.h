@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "domain/model.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::domain {
 

@@ -106,7 +106,7 @@ absl::Status ResolveFilters(Transaction& tx, const CreateSegmentCommand& command
   if (command.include_segments.empty() && command.exclude_segments.empty()) return absl::OkStatus();
   std::vector<std::string> slugs = command.include_segments;
   slugs.insert(slugs.end(), command.exclude_segments.begin(), command.exclude_segments.end());
-  auto live = tx.LockLiveSegments(slugs);
+  auto live = tx.segments().LockLive(slugs);
   if (!live.ok()) return live.status();
   absl::flat_hash_map<std::string, SegmentId> id_of;
   for (const Segment& s : *live) id_of[s.slug] = s.id;
@@ -133,7 +133,7 @@ absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const st
   if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
     return FieldError(absl::StatusCode::kInvalidArgument, "slug", why);
   }
-  auto found = store_.FindSegment(slug, Now());
+  auto found = store_.segments().FindWithMemberCount(slug, Now());
   if (!found.ok()) return found.status();
   if (!*found) return UnknownSlug("slug", slug);
   return **found;
@@ -169,15 +169,15 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     // Filling a segment must see every user committed before it, and no user
     // may appear meanwhile without being evaluated against it.
     if (fresh.percent_hundredths > 0) {
-      if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+      if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
     }
     if (absl::Status st = ResolveFilters(tx, command, fresh.auto_options); !st.ok()) return st;
     const absl::Time now = Now();
-    auto inserted = tx.InsertSegment(fresh, now);
+    auto inserted = tx.segments().Insert(fresh, now);
     if (!inserted.ok()) return inserted.status();
     created = *std::move(inserted);
     // The members exist, with their history, when the call returns.
-    if (created.percent_hundredths > 0) return tx.AssignByPercent(created, 0, now).status();
+    if (created.percent_hundredths > 0) return tx.memberships().AssignByPercent(created, 0, now).status();
     return absl::OkStatus();
   });
   if (absl::IsAlreadyExists(status)) {
@@ -202,22 +202,22 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
   PercentChange change;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     change = {};
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
-    auto live = tx.LockLiveSegments({command.slug});
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+    auto live = tx.segments().LockLive({command.slug});
     if (!live.ok()) return live.status();
     if (live->empty()) return UnknownSlug("slug", command.slug);
     Segment segment = live->front();
     const int32_t before = segment.percent_hundredths;
     if (*percent == before) return absl::OkStatus();
-    if (absl::Status st = tx.SetSegmentPercent(segment.id, *percent); !st.ok()) return st;
+    if (absl::Status st = tx.segments().SetPercent(segment.id, *percent); !st.ok()) return st;
     segment.percent_hundredths = *percent;
     const absl::Time now = Now();
     if (*percent > before) {
-      auto added = tx.AssignByPercent(segment, before, now);
+      auto added = tx.memberships().AssignByPercent(segment, before, now);
       if (!added.ok()) return added.status();
       change.added = *added;
     } else {
-      auto removed = tx.UnassignByPercent(segment, before, now);
+      auto removed = tx.memberships().UnassignByPercent(segment, before, now);
       if (!removed.ok()) return removed.status();
       change.removed = *removed;
     }
@@ -234,14 +234,14 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     // No user's evaluation may add to the segment while it is emptied.
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
     const absl::Time now = Now();
-    auto segment = tx.MarkSegmentDeleted(slug, now);
+    auto segment = tx.segments().MarkDeleted(slug, now);
     if (!segment.ok()) return segment.status();
     if (!*segment) return UnknownSlug("slug", slug);
     // Checked after the row is locked, so a segment created meanwhile that
     // names this one is seen.
-    auto referring = tx.SegmentsReferring((*segment)->id);
+    auto referring = tx.segments().Referring((*segment)->id);
     if (!referring.ok()) return referring.status();
     if (!referring->empty()) {
       return FieldError(absl::StatusCode::kFailedPrecondition, "slug",
@@ -251,7 +251,7 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
                                       absl::StrAppend(out, "\"", s, "\"");
                                     })));
     }
-    auto count = tx.EndSegmentMemberships(**segment, Reason::kSegmentDeleted, now);
+    auto count = tx.memberships().EndAllOfSegment(**segment, Reason::kSegmentDeleted, now);
     if (!count.ok()) return count.status();
     ended = *count;
     return absl::OkStatus();
@@ -270,8 +270,8 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
     // Hand removals record opt-outs, which a concurrent percentage change must see.
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto state = tx.LockUser(user);
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    auto state = tx.users().Lock(user);
     if (!state.ok()) return state.status();
     if (!*state) {
       return FieldError(absl::StatusCode::kNotFound, std::string(kUserIdField),
@@ -281,12 +281,12 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
     std::vector<std::string> slugs;
     for (const auto& add : adds) slugs.push_back(add.slug);
     slugs.insert(slugs.end(), command.to_remove.begin(), command.to_remove.end());
-    auto live = tx.LockLiveSegments(slugs);
+    auto live = tx.segments().LockLive(slugs);
     if (!live.ok()) return live.status();
     absl::flat_hash_map<std::string, const Segment*> by_slug;
     for (const Segment& s : *live) by_slug[s.slug] = &s;
 
-    auto current = tx.UserMemberships(user);
+    auto current = tx.memberships().OfUser(user);
     if (!current.ok()) return current.status();
     absl::flat_hash_map<SegmentId, const Membership*> member_of;
     for (const Membership& m : *current) member_of[m.segment_id] = &m;
@@ -333,7 +333,7 @@ absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const 
   if (!user) {
     return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), DescribeUserIdProblem(user_id));
   }
-  auto slugs = store_.ActiveSegmentSlugs(*user, Now());
+  auto slugs = store_.memberships().ActiveSegmentSlugs(*user, Now());
   if (!slugs.ok()) return slugs.status();
   std::sort(slugs->begin(), slugs->end());
   return slugs;

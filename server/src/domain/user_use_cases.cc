@@ -26,22 +26,22 @@ absl::Status UnknownUser(const UserId& user) {
 // The steps of each change, inside a transaction that holds the
 // automatic-assignment lock (shared) and, for an existing user, their row.
 absl::Status CreateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
-  if (absl::Status st = tx.InsertUser(user, state, now); !st.ok()) return st;
+  if (absl::Status st = tx.users().Insert(user, state, now); !st.ok()) return st;
   if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
   return absl::OkStatus();
 }
 
 absl::Status ChangeStateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
-  if (absl::Status st = tx.SetUserState(user, state, now); !st.ok()) return st;
+  if (absl::Status st = tx.users().SetState(user, state, now); !st.ok()) return st;
   // A returning user is evaluated like a new one; leaving keeps memberships.
   if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
   return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> DeleteIn(Transaction& tx, const UserId& user, absl::Time now) {
-  auto ended = tx.EndUserMemberships(user, Reason::kUserDeleted, now);
+  auto ended = tx.memberships().EndAllOfUser(user, Reason::kUserDeleted, now);
   if (!ended.ok()) return ended.status();
-  if (absl::Status st = tx.DeleteUser(user); !st.ok()) return st;
+  if (absl::Status st = tx.users().Delete(user); !st.ok()) return st;
   return *ended;
 }
 
@@ -51,7 +51,7 @@ absl::Status UserUseCases::CreateUser(const std::string& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId user = *ParseUserId(user_id);
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     return CreateIn(tx, user, UserState::kActive, Now());
   });
   if (absl::IsAlreadyExists(status)) {
@@ -71,8 +71,8 @@ absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::str
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const UserId user = *ParseUserId(user_id);
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto current = tx.LockUser(user);
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    auto current = tx.users().Lock(user);
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
     if (**current == *state) return absl::OkStatus();
@@ -85,8 +85,8 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
   const UserId user = *ParseUserId(user_id);
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto current = tx.LockUser(user);
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    auto current = tx.users().Lock(user);
     if (!current.ok()) return current.status();
     if (!*current) return UnknownUser(user);
     auto count = DeleteIn(tx, user, Now());
@@ -110,9 +110,9 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
   UserSyncResult result;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     result = UserSyncResult{};  // a retried transaction starts over
-    if (absl::Status st = tx.LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     // Locked in id order, so concurrent batches cannot deadlock.
-    auto known = tx.LockUsers(ids);
+    auto known = tx.users().LockMany(ids);
     if (!known.ok()) return known.status();
     const absl::Time now = Now();
 
@@ -138,8 +138,8 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
       if (!ended.ok()) return ended.status();
       result.memberships_ended += *ended;
     }
-    if (absl::Status st = tx.InsertUsers(created, now); !st.ok()) return st;
-    if (absl::Status st = tx.SetUserStates(changed, now); !st.ok()) return st;
+    if (absl::Status st = tx.users().InsertMany(created, now); !st.ok()) return st;
+    if (absl::Status st = tx.users().SetStates(changed, now); !st.ok()) return st;
     // The same rule as CreateIn and ChangeStateIn: new and returning active
     // users are evaluated; new ones in bulk, as they have nothing yet.
     if (absl::Status st = AssignNewUsersAutomatically(tx, new_active, now).status(); !st.ok()) return st;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "domain/clock.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::domain {
 

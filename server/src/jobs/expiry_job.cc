@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace segments::jobs {
 
@@ -24,10 +25,13 @@ absl::StatusOr<int64_t> ExpiryJob::RunOnce() {
   const absl::Time now = domain::TruncateToMicros(clock_.Now());
   int64_t total = 0;
   for (;;) {
-    auto ended = store_.EndExpiredMemberships(now, options_.batch_size);
-    if (!ended.ok()) return ended.status();
-    total += *ended;
-    if (*ended < options_.batch_size) return total;
+    int64_t ended = 0;
+    RETURN_IF_ERROR(store_.InTransaction([&](domain::Transaction& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(ended, tx.memberships().EndExpired(now, options_.batch_size));
+      return absl::OkStatus();
+    }));
+    total += ended;
+    if (ended < options_.batch_size) return total;
     absl::MutexLock lock(&mu_);
     if (stopping_) return total;
   }

@@ -1,6 +1,6 @@
 // The TTL expiry job: every `period`, ends the memberships whose deadline has
 // passed, in batches, each with a `remove` event of reason ttl stamped at its
-// deadline (Store::EndExpiredMemberships). Reads never need it (they filter
+// deadline (MembershipRepository::EndExpired). Reads never need it (they filter
 // on the deadline); it makes the history and the tables catch up.
 //
 // Several instances may run it at once: rows are claimed with SKIP LOCKED.
@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "domain/clock.h"
-#include "domain/store.h"
+#include "domain/repositories/unit_of_work.h"
 
 namespace segments::jobs {
 

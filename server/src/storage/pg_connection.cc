@@ -69,20 +69,19 @@ absl::StatusOr<PgResult> PgConnection::Check(PGresult* raw, const char* what) {
 }
 
 absl::StatusOr<PgResult> PgConnection::Execute(const Statement& statement, const PgParams& params) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  const int count = static_cast<int>(values.size());
+  const std::vector<const char*> values = params.Values();
+  const char* name = statement.name.c_str();
   if (statement.plan_per_call) {
-    return Check(PQexecParams(conn_, statement.sql, count, nullptr, values.data(), nullptr, nullptr, 0),
-                 statement.name);
+    return Check(PQexecParams(conn_, statement.sql.c_str(), params.size(), nullptr, values.data(), params.Lengths(),
+                              params.Formats(), 0),
+                 name);
   }
   if (!prepared_.contains(statement.name)) {
-    auto prepared = Check(PQprepare(conn_, statement.name, statement.sql, 0, nullptr), statement.name);
+    auto prepared = Check(PQprepare(conn_, name, statement.sql.c_str(), 0, nullptr), name);
     if (!prepared.ok()) return prepared.status();
     prepared_.insert(statement.name);
   }
-  return Check(PQexecPrepared(conn_, statement.name, count, values.data(), nullptr, nullptr, 0), statement.name);
+  return Check(PQexecPrepared(conn_, name, params.size(), values.data(), params.Lengths(), params.Formats(), 0), name);
 }
 
 absl::StatusOr<PgResult> PgConnection::ExecuteSimple(const char* sql) { return Check(PQexec(conn_, sql), sql); }

@@ -11,9 +11,21 @@
 #include <string>
 #include <vector>
 
-#include "storage/queries.h"
+#include "storage/pg_params.h"
 
 namespace segments::storage {
+
+// A named SQL statement, prepared once per connection under its name.
+// Statements live beside the rows they read, in their repository.
+struct Statement {
+  std::string name;
+  std::string sql;
+  // Planned with the actual values on every call instead of prepared once.
+  // For statements over arrays of ids: a prepared one switches to a generic
+  // plan after five calls, and one made while `users` was small (a replica
+  // filling from a backlog) scans the whole table for good.
+  bool plan_per_call = false;
+};
 
 // Owns a PGresult.
 class PgResult {
@@ -25,13 +37,14 @@ class PgResult {
     return {PQgetvalue(result_.get(), row, column), static_cast<size_t>(PQgetlength(result_.get(), row, column))};
   }
   int64_t AffectedRows() const;
+  std::string_view ColumnName(int column) const {
+    const char* name = PQfname(result_.get(), column);
+    return name == nullptr ? "?" : name;
+  }
 
  private:
   std::unique_ptr<PGresult, decltype(&PQclear)> result_;
 };
-
-// Parameters in text form; nullopt is SQL NULL.
-using PgParams = std::vector<std::optional<std::string>>;
 
 class PgConnection {
  public:
@@ -43,7 +56,7 @@ class PgConnection {
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
 
-  absl::StatusOr<PgResult> Execute(const Statement& statement, const PgParams& params);
+  absl::StatusOr<PgResult> Execute(const Statement& statement, const PgParams& params = {});
   // For parameterless control statements (BEGIN, COMMIT, ROLLBACK, SET) and
   // utility statements, which take no parameters (values go in with Quote).
   absl::StatusOr<PgResult> ExecuteSimple(const char* sql);

@@ -10,8 +10,10 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "storage/pg_connection.h"
 
 namespace segments::storage {
@@ -70,5 +72,22 @@ class PgPool {
   int leased_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// Runs `read(lease)` on a pooled connection, once more on a fresh one if the
+// pooled connection turns out to have gone stale (a database restart).
+// `read` returns an absl::Status or StatusOr.
+template <typename Read>
+auto WithPooledConnection(PgPool& pool, Read read) -> decltype(read(std::declval<PgPool::Lease&>())) {
+  for (bool stale_retry_left = true;; stale_retry_left = false) {
+    auto lease = pool.Acquire();
+    if (!lease.ok()) return lease.status();
+    auto result = read(*lease);
+    if (!result.ok() && absl::IsUnavailable(status_internal::StatusOf(result)) && lease->reused() && stale_retry_left) {
+      pool.DiscardIdle();
+      continue;
+    }
+    return result;
+  }
+}
 
 }  // namespace segments::storage

@@ -1,5 +1,10 @@
 #include "storage/pg_transaction.h"
 
+#include <absl/strings/str_cat.h>
+
+#include "common/status_macros.h"
+#include "storage/pg_row.h"
+
 namespace segments::storage {
 
 absl::StatusOr<PgTransaction> PgTransaction::Begin(PgConnection& conn, Mode mode) {
@@ -19,6 +24,23 @@ void PgTransaction::Rollback() {
   PgConnection* conn = conn_;
   conn_ = nullptr;
   if (!conn->Broken()) conn->ExecuteSimple("ROLLBACK").IgnoreError();
+}
+
+absl::Status PgTransactionContext::PrepareSetBased() {
+  if (set_based_prepared_) return absl::OkStatus();
+  const std::string settings = absl::StrCat(
+      "SET LOCAL jit = off; SET LOCAL client_min_messages = warning; SET LOCAL work_mem = '64MB'; "
+      "SET LOCAL statement_timeout = ",
+      absl::ToInt64Milliseconds(set_statement_timeout_));
+  RETURN_IF_ERROR(conn_.ExecuteSimple(settings.c_str()));
+  set_based_prepared_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> PgTransactionContext::CountOf(const Statement& statement, const PgParams& params) {
+  ASSIGN_OR_RETURN(PgResult result, conn_.Execute(statement, params));
+  if (result.Rows() != 1) return absl::InternalError(absl::StrCat(statement.name, ": expected one row with a count"));
+  return PgRow(result, 0).Int64(0);
 }
 
 }  // namespace segments::storage

@@ -4,6 +4,10 @@
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 
+#include <absl/time/time.h>
+
+#include <cstdint>
+
 #include "storage/pg_connection.h"
 
 namespace segments::storage {
@@ -23,6 +27,31 @@ class PgTransaction {
  private:
   explicit PgTransaction(PgConnection& conn) : conn_(&conn) {}
   PgConnection* conn_;  // null once finished
+};
+
+// What the repositories of one open transaction share: its connection, and
+// the settings of set-based statements, applied at most once.
+class PgTransactionContext {
+ public:
+  PgTransactionContext(PgConnection& conn, absl::Duration set_statement_timeout)
+      : conn_(conn), set_statement_timeout_(set_statement_timeout) {}
+
+  PgConnection& conn() { return conn_; }
+
+  // Statements over whole segments or all users may outlast the statement
+  // timeout of point queries; their plans are costly enough to be
+  // JIT-compiled, which costs more than it saves here; they sort up to
+  // millions of ids, which should not spill to disk; and the notices of
+  // their temporary tables are of no interest. Once per transaction.
+  absl::Status PrepareSetBased();
+
+  // Runs a statement whose one row holds one count.
+  absl::StatusOr<int64_t> CountOf(const Statement& statement, const PgParams& params);
+
+ private:
+  PgConnection& conn_;
+  const absl::Duration set_statement_timeout_;
+  bool set_based_prepared_ = false;
 };
 
 }  // namespace segments::storage

@@ -14,6 +14,7 @@
 
 #include "domain/bucketing.h"
 #include "storage/pg_store.h"
+#include "support/store_testing.h"
 #include "support/test_database.h"
 
 using namespace segments::domain;
@@ -72,7 +73,7 @@ struct Fixture {
   Segment NewSegment(const std::string& slug, int32_t percent, AutoOptions options = {}) {
     Segment out;
     Tx([&](Transaction& tx) -> absl::Status {
-      auto s = tx.InsertSegment({slug, percent, "", "salt-" + slug, options}, kT0);
+      auto s = tx.segments().Insert({slug, percent, "", "salt-" + slug, options}, kT0);
       if (!s.ok()) return s.status();
       out = *s;
       return absl::OkStatus();
@@ -83,8 +84,8 @@ struct Fixture {
   int64_t Assign(const Segment& s, int32_t from, absl::Time now) {
     int64_t n = -1;
     Tx([&](Transaction& tx) -> absl::Status {
-      if (auto st = tx.SetSegmentPercent(s.id, s.percent_hundredths); !st.ok()) return st;
-      auto r = tx.AssignByPercent(s, from, now);
+      if (auto st = tx.segments().SetPercent(s.id, s.percent_hundredths); !st.ok()) return st;
+      auto r = tx.memberships().AssignByPercent(s, from, now);
       if (!r.ok()) return r.status();
       n = *r;
       return absl::OkStatus();
@@ -95,8 +96,8 @@ struct Fixture {
   int64_t Unassign(const Segment& s, int32_t from, absl::Time now) {
     int64_t n = -1;
     Tx([&](Transaction& tx) -> absl::Status {
-      if (auto st = tx.SetSegmentPercent(s.id, s.percent_hundredths); !st.ok()) return st;
-      auto r = tx.UnassignByPercent(s, from, now);
+      if (auto st = tx.segments().SetPercent(s.id, s.percent_hundredths); !st.ok()) return st;
+      auto r = tx.memberships().UnassignByPercent(s, from, now);
       if (!r.ok()) return r.status();
       n = *r;
       return absl::OkStatus();
@@ -105,7 +106,7 @@ struct Fixture {
   }
 
   void Insert(const std::string& user, std::vector<NewMembership> memberships, absl::Time now = kT0) {
-    Tx([&](Transaction& tx) { return tx.InsertMemberships(user, memberships, now); });
+    Tx([&](Transaction& tx) { return tx.memberships().InsertForUser(user, memberships, now); });
   }
 
   // Rows of `s` for the users g in [from, to] where `where` (SQL over g)
@@ -244,7 +245,7 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
   for (const auto& u : active) {
     if (i++ % 9 != 0) continue;
     opted.insert(u);
-    Tx([&](Transaction& tx) { return tx.RecordOptOuts(u, {s.id}, Reason::kManual, kT0); });
+    Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(u, {s.id}, Reason::kManual, kT0); });
   }
   CHECK(Assign(s, 0, kT0) == static_cast<int64_t>(active.size() - opted.size()));
   CHECK(Members(s) == Minus(active, opted));
@@ -254,8 +255,9 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
   // The store reports and keeps the first reason of an opt-out.
   const std::string u = *opted.begin();
   Tx([&](Transaction& tx) -> absl::Status {
-    if (auto st = tx.RecordOptOuts(u, {s.id, other.id}, Reason::kTtl, kT0 + absl::Hours(1)); !st.ok()) return st;
-    auto ids = tx.OptedOutSegments(u);
+    if (auto st = tx.memberships().RecordOptOuts(u, {s.id, other.id}, Reason::kTtl, kT0 + absl::Hours(1)); !st.ok())
+      return st;
+    auto ids = tx.memberships().OptedOutSegments(u);
     if (!ids.ok()) return ids.status();
     CHECK(std::set<SegmentId>(ids->begin(), ids->end()) == std::set<SegmentId>{s.id, other.id});
     return absl::OkStatus();
@@ -312,14 +314,14 @@ TEST_CASE_METHOD(Fixture, "segment options round-trip: ids, sorted slugs and the
   CHECK(s.auto_options.ttl_seconds == 3600);
   CHECK(s.include_slugs == std::vector<std::string>{"A", "b"});
   CHECK(s.exclude_slugs == std::vector<std::string>{"C"});
-  auto looked = store.LookupSegment("S");
+  auto looked = store.segments().Find("S");
   REQUIRE(looked.ok());
   REQUIRE(looked->has_value());
   CHECK((*looked)->auto_options.include_ids == s.auto_options.include_ids);
   CHECK((*looked)->include_slugs == s.include_slugs);
   CHECK((*looked)->auto_options.ttl_seconds == 3600);
   CHECK_FALSE(a.auto_options.ttl_seconds.has_value());
-  CHECK(store.LookupSegment("nope")->has_value() == false);
+  CHECK(store.segments().Find("nope")->has_value() == false);
 }
 
 TEST_CASE_METHOD(Fixture, "an automatic TTL gives every automatic row its deadline", "[pg][auto][ttl]") {
@@ -365,7 +367,7 @@ TEST_CASE_METHOD(Fixture, "EndExpiredMemberships opts out users of expired autom
   InsertRows(hand, 1, 100, "true", "'" + Rfc3339(kT0 + absl::Seconds(30)) + "'", false);
   InsertRows(hand, 101, 150, "true", "NULL", false);
 
-  auto ended = store.EndExpiredMemberships(kT0 + absl::Hours(1), 100000);
+  auto ended = segments::testing::EndExpiredMemberships(store, kT0 + absl::Hours(1), 100000);
   REQUIRE(ended.ok());
   CHECK(*ended == 500);
   CHECK(Count("SELECT count(*) FROM memberships") == 50);
@@ -380,10 +382,10 @@ TEST_CASE_METHOD(Fixture, "EndExpiredMemberships opts out users of expired autom
 TEST_CASE_METHOD(Fixture, "UnknownUsers names exactly the ids with no user row", "[pg][bulk]") {
   InsertUsers(10);
   Tx([&](Transaction& tx) -> absl::Status {
-    auto none = tx.UnknownUsers({UserNo(1), UserNo(10)});
+    auto none = tx.users().Unknown({UserNo(1), UserNo(10)});
     if (!none.ok()) return none.status();
     CHECK(none->empty());
-    auto some = tx.UnknownUsers({UserNo(11), UserNo(3), UserNo(500), UserNo(10)});
+    auto some = tx.users().Unknown({UserNo(11), UserNo(3), UserNo(500), UserNo(10)});
     if (!some.ok()) return some.status();
     CHECK(std::set<std::string>(some->begin(), some->end()) == Users{UserNo(11), UserNo(500)});
     return absl::OkStatus();
@@ -399,13 +401,13 @@ TEST_CASE_METHOD(Fixture, "AddMembers ends expired rows first, keeps existing on
   Insert(expired_auto, {{s.id, kT0 + absl::Seconds(10), true}});
   Insert(running, {{s.id, kT0 + absl::Hours(2), false}});
   Insert(expired_hand, {{s.id, kT0 + absl::Seconds(20), false}});
-  Tx([&](Transaction& tx) { return tx.RecordOptOuts(opted, {s.id}, Reason::kManual, kT0); });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(opted, {s.id}, Reason::kManual, kT0); });
 
   const absl::Time now = kT0 + absl::Hours(1);
   const absl::Time until = now + absl::Minutes(30);
   int64_t added = -1;
   Tx([&](Transaction& tx) -> absl::Status {
-    auto n = tx.AddMembers(s, {expired_auto, running, fresh, opted, expired_hand}, until, now);
+    auto n = tx.memberships().AddMembers(s, {expired_auto, running, fresh, opted, expired_hand}, until, now);
     if (!n.ok()) return n.status();
     added = *n;
     return absl::OkStatus();
@@ -445,7 +447,7 @@ TEST_CASE_METHOD(Fixture, "RemoveMembers records history and opt-outs per kind o
   const absl::Time now = kT0 + absl::Hours(1);
   int64_t removed = -1;
   Tx([&](Transaction& tx) -> absl::Status {
-    auto n = tx.RemoveMembers(s, {hand, automatic, expired_auto, expired_hand, outsider, elsewhere}, now);
+    auto n = tx.memberships().RemoveMembers(s, {hand, automatic, expired_auto, expired_hand, outsider, elsewhere}, now);
     if (!n.ok()) return n.status();
     removed = *n;
     return absl::OkStatus();
@@ -467,19 +469,19 @@ TEST_CASE_METHOD(Fixture, "RemoveMembers records history and opt-outs per kind o
 
 TEST_CASE_METHOD(Fixture, "ListSegments pages live segments in byte order of their slugs", "[pg][listing]") {
   for (const char* slug : {"b", "A", "a", "Z_1", "Z-1", "Z.1", "0", "B", "GONE"}) NewSegment(slug, 0);
-  Tx([&](Transaction& tx) { return tx.MarkSegmentDeleted("GONE", kT0).status(); });
+  Tx([&](Transaction& tx) { return tx.segments().MarkDeleted("GONE", kT0).status(); });
   std::vector<std::string> all;
   std::string after;
   for (int pages = 0;; ++pages) {
     REQUIRE(pages < 10);
-    auto page = store.ListSegments(after, 3);
+    auto page = store.segments().List(after, 3);
     REQUIRE(page.ok());
     if (page->empty()) break;
     for (const auto& s : *page) all.push_back(s.slug);
     after = page->back().slug;
   }
   CHECK(all == std::vector<std::string>{"0", "A", "B", "Z-1", "Z.1", "Z_1", "a", "b"});
-  auto tail = store.ListSegments("Z.1", 100);
+  auto tail = store.segments().List("Z.1", 100);
   REQUIRE(tail.ok());
   REQUIRE(tail->size() == 3);
   CHECK(tail->front().slug == "Z_1");
@@ -492,17 +494,17 @@ TEST_CASE_METHOD(Fixture, "AutoSegments: live ones above 0 % in creation order; 
   NewSegment("M", 1, AutoOptions{{}, {base.id}, std::nullopt});
   NewSegment("C", 10000, AutoOptions{{z.id}, {}, std::nullopt});
   NewSegment("X", 0, AutoOptions{{base.id}, {base.id}, std::nullopt});
-  Tx([&](Transaction& tx) { return tx.MarkSegmentDeleted("C", kT0).status(); });
+  Tx([&](Transaction& tx) { return tx.segments().MarkDeleted("C", kT0).status(); });
   Tx([&](Transaction& tx) -> absl::Status {
-    auto autos = tx.AutoSegments();
+    auto autos = tx.segments().Automatic();
     if (!autos.ok()) return autos.status();
     std::vector<std::string> slugs;
     for (const auto& s : *autos) slugs.push_back(s.slug);
     CHECK(slugs == std::vector<std::string>{"Z", "A", "M"});
-    auto referring = tx.SegmentsReferring(base.id);
+    auto referring = tx.segments().Referring(base.id);
     if (!referring.ok()) return referring.status();
     CHECK(*referring == std::vector<std::string>{"A", "M", "X"});
-    auto none = tx.SegmentsReferring(z.id);  // only the deleted C named it
+    auto none = tx.segments().Referring(z.id);  // only the deleted C named it
     if (!none.ok()) return none.status();
     CHECK(none->empty());
     return absl::OkStatus();
@@ -526,7 +528,7 @@ TEST_CASE_METHOD(Fixture, "SegmentMembers: active members by user id, keyset pag
   Insert("0a000000-0000-4000-8000-000000000000", {{s.id, now, false}});  // ends exactly at now
   Insert("00000000-0000-4000-8000-0000000000ff", {{other.id, std::nullopt, false}});
 
-  auto all = store.SegmentMembers(s.id, "", 10, now);
+  auto all = store.memberships().Members(s.id, std::nullopt, 10, now);
   REQUIRE(all.ok());
   std::vector<std::string> ids;
   for (const auto& m : *all) ids.push_back(m.user_id);
@@ -539,14 +541,14 @@ TEST_CASE_METHOD(Fixture, "SegmentMembers: active members by user id, keyset pag
   CHECK((*all)[2].added_at == kT0);
   CHECK_FALSE((*all)[2].expires_at.has_value());
 
-  auto first = store.SegmentMembers(s.id, "", 1, now);
+  auto first = store.memberships().Members(s.id, std::nullopt, 1, now);
   REQUIRE(first.ok());
   REQUIRE(first->size() == 1);
-  auto next = store.SegmentMembers(s.id, first->front().user_id, 1, now);
+  auto next = store.memberships().Members(s.id, first->front().user_id, 1, now);
   REQUIRE(next.ok());
   REQUIRE(next->size() == 1);
   CHECK(next->front().user_id == "a0000000-0000-4000-8000-000000000000");
-  auto last = store.SegmentMembers(s.id, "f0000000-0000-4000-8000-000000000000", 5, now);
+  auto last = store.memberships().Members(s.id, "f0000000-0000-4000-8000-000000000000", 5, now);
   REQUIRE(last.ok());
   CHECK(last->empty());
 }
@@ -563,7 +565,7 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent takes a user whose hand-made membersh
   const absl::Time now = kT0 + absl::Hours(1);
   CHECK(Assign(s, 0, now) == 1);
   CHECK(Members(s, "auto AND expires_at IS NULL") == Users{UserNo(1)});
-  CHECK(store.ActiveSegmentSlugs(UserNo(1), now)->size() == 1);
+  CHECK(store.memberships().ActiveSegmentSlugs(UserNo(1), now)->size() == 1);
   CHECK(Query(fmt::format("SELECT operation::text, reason::text, {} FROM history ORDER BY at", MicrosOf("at"))) ==
         Rows{{"remove", "ttl", Micros(kT0 + absl::Minutes(1))}, {"add", "auto_percent", Micros(now)}});
   CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 0);
@@ -578,7 +580,7 @@ TEST_CASE_METHOD(Fixture, "UnknownUsers keeps the known users from being deleted
   absl::Status bulk_status;
   std::thread bulk([&] {
     bulk_status = store.InTransaction([&](Transaction& tx) -> absl::Status {
-      auto unknown = tx.UnknownUsers({UserNo(1), UserNo(9)});
+      auto unknown = tx.users().Unknown({UserNo(1), UserNo(9)});
       if (!unknown.ok()) return unknown.status();
       if (!locked.HasBeenNotified()) locked.Notify();
       checked.WaitForNotification();
@@ -600,9 +602,9 @@ TEST_CASE_METHOD(Fixture, "DeleteUser deletes the user's opt-outs, and only thei
   InsertUsers(2);
   const Segment a = NewSegment("A", 0);
   const Segment b = NewSegment("B", 0);
-  Tx([&](Transaction& tx) { return tx.RecordOptOuts(UserNo(1), {a.id, b.id}, Reason::kManual, kT0); });
-  Tx([&](Transaction& tx) { return tx.RecordOptOuts(UserNo(2), {a.id}, Reason::kTtl, kT0); });
-  Tx([&](Transaction& tx) { return tx.DeleteUser(UserNo(1)); });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(UserNo(1), {a.id, b.id}, Reason::kManual, kT0); });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(UserNo(2), {a.id}, Reason::kTtl, kT0); });
+  Tx([&](Transaction& tx) { return tx.users().Delete(UserNo(1)); });
   CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs") == Rows{{UserNo(2), "ttl"}});
   CHECK(Count("SELECT count(*) FROM users") == 1);
 }

@@ -28,9 +28,10 @@
 
 #include "domain/history_report.h"
 #include "domain/segment_use_cases.h"
+#include "storage/pg_history_repository.h"
 #include "storage/pg_store.h"
-#include "storage/queries.h"
 #include "support/fake_clock.h"
+#include "support/store_testing.h"
 #include "support/test_database.h"
 
 using namespace segments::domain;
@@ -100,7 +101,7 @@ struct Fixture {
 
   // Every chunk of the report of `query`, read to the end through CsvReport.
   std::vector<std::string> ReportChunks(const ReportQuery& query) {
-    auto cursor = store.OpenHistory(query.user, query.From(), query.To());
+    auto cursor = store.history().OpenReport(query.user, query.From(), query.To());
     INFO(cursor.status().ToString());
     REQUIRE(cursor.ok());
     CsvReport report(std::move(*cursor), ReportFileName(query));
@@ -125,7 +126,7 @@ struct Fixture {
   }
 
   std::vector<HistoryEvent> History(UserHistoryQuery query) {
-    auto events = store.UserHistory(query);
+    auto events = store.history().OfUser(query);
     INFO(events.status().ToString());
     REQUIRE(events.ok());
     return *events;
@@ -135,7 +136,7 @@ struct Fixture {
     Segment out;
     REQUIRE(store
                 .InTransaction([&](Transaction& tx) -> absl::Status {
-                  auto s = tx.InsertSegment({slug, 0, "", "salt", {}}, at);
+                  auto s = tx.segments().Insert({slug, 0, "", "salt", {}}, at);
                   if (!s.ok()) return s.status();
                   out = *s;
                   return absl::OkStatus();
@@ -145,15 +146,16 @@ struct Fixture {
   }
 
   void NewUser(const std::string& id, absl::Time at) {
-    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.InsertUser(id, UserState::kActive, at); }).ok());
+    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.users().Insert(id, UserState::kActive, at); }).ok());
   }
 
   void AddMemberships(const std::string& user, const std::vector<NewMembership>& memberships, absl::Time at) {
-    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.InsertMemberships(user, memberships, at); }).ok());
+    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.memberships().InsertForUser(user, memberships, at); })
+                .ok());
   }
 
   int64_t EndExpired(absl::Time now, int limit) {
-    auto ended = store.EndExpiredMemberships(now, limit);
+    auto ended = segments::testing::EndExpiredMemberships(store, now, limit);
     INFO(ended.status().ToString());
     REQUIRE(ended.ok());
     return *ended;
@@ -327,7 +329,7 @@ TEST_CASE_METHOD(Fixture, "a report gives its connection back, finished or aband
 
   for (int round = 0; round < 3; ++round) {
     INFO("round " << round);
-    auto cursor = single.OpenHistory(std::nullopt, march.From(), march.To());
+    auto cursor = single.history().OpenReport(std::nullopt, march.From(), march.To());
     REQUIRE(cursor.ok());
     CsvReport report(std::move(*cursor), "r.csv");
     auto first = report.NextChunk();
@@ -336,7 +338,7 @@ TEST_CASE_METHOD(Fixture, "a report gives its connection back, finished or aband
     // `report` is dropped here with 500 rows unread.
   }
   {
-    auto cursor = single.OpenHistory(kUa, march.From(), march.To());
+    auto cursor = single.history().OpenReport(kUa, march.From(), march.To());
     REQUIRE(cursor.ok());
     CsvReport report(std::move(*cursor), "r.csv");
     size_t lines = 0;
@@ -351,13 +353,13 @@ TEST_CASE_METHOD(Fixture, "a report gives its connection back, finished or aband
     UserHistoryQuery query;
     query.user = kUa;
     query.limit = 1;
-    auto newest = single.UserHistory(query);
+    auto newest = single.history().OfUser(query);
     INFO(newest.status().ToString());
     REQUIRE(newest.ok());
     CHECK(newest->size() == 1);
   }
   // Nothing of the read-only transactions is left open.
-  auto ended = single.EndExpiredMemberships(Utc(2024, 3, 1, 0, 0, 0), 10);
+  auto ended = segments::testing::EndExpiredMemberships(single, Utc(2024, 3, 1, 0, 0, 0), 10);
   INFO(ended.status().ToString());
   CHECK(ended.ok());
 }
@@ -431,15 +433,15 @@ TEST_CASE_METHOD(Fixture, "the report cursors read the month in index order", "[
   const std::string from = Rfc3339(june.From());
   const std::string to = Rfc3339(june.To());
 
-  const std::string all = Explain(segments::storage::kDeclareReportAllUsers.sql, {from, to});
+  const std::string all = Explain(segments::storage::ReportCursorSqlForTest(/*one_user=*/false).c_str(), {from, to});
   INFO(all);
   CHECK_THAT(all, Catch::Contains("Index Scan using history_report_order_idx"));
   CHECK_THAT(all, !Catch::Contains("Seq Scan"));
   CHECK_THAT(all, !Catch::Contains("Bitmap"));
   CHECK_THAT(all, !Catch::Contains("Sort"));
 
-  const std::string one =
-      Explain(segments::storage::kDeclareReportOneUser.sql, {"00000000-0000-4000-8000-000000000007", from, to});
+  const std::string one = Explain(segments::storage::ReportCursorSqlForTest(/*one_user=*/true).c_str(),
+                                  {"00000000-0000-4000-8000-000000000007", from, to});
   INFO(one);
   CHECK_THAT(one, Catch::Contains("Index Scan using history_user_order_idx"));
   CHECK_THAT(one, !Catch::Contains("Seq Scan"));
@@ -666,7 +668,7 @@ struct ExpiryRacer {
 
   void Run(absl::Time now, int batch) {
     for (; calls < 100000; ++calls) {
-      auto n = store.EndExpiredMemberships(now, batch);
+      auto n = segments::testing::EndExpiredMemberships(store, now, batch);
       if (!n.ok()) {
         error = n.status();
         return;

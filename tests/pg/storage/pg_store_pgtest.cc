@@ -34,7 +34,7 @@ struct Fixture {
     Segment out;
     REQUIRE(store
                 .InTransaction([&](Transaction& tx) -> absl::Status {
-                  auto s = tx.InsertSegment({slug, 0, "d", "salt", {}}, kT0);
+                  auto s = tx.segments().Insert({slug, 0, "d", "salt", {}}, kT0);
                   if (!s.ok()) return s.status();
                   out = *s;
                   return absl::OkStatus();
@@ -44,7 +44,7 @@ struct Fixture {
   }
 
   void NewUser(const std::string& id) {
-    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.InsertUser(id, UserState::kActive, kT0); }).ok());
+    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.users().Insert(id, UserState::kActive, kT0); }).ok());
   }
 };
 
@@ -52,7 +52,7 @@ struct Fixture {
 
 TEST_CASE_METHOD(Fixture, "a transaction commits all of its work or none of it", "[pg]") {
   absl::Status failed = store.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (auto st = tx.InsertUser(kAlice, UserState::kActive, kT0); !st.ok()) return st;
+    if (auto st = tx.users().Insert(kAlice, UserState::kActive, kT0); !st.ok()) return st;
     return absl::FailedPreconditionError("changed my mind");
   });
   CHECK(failed.code() == absl::StatusCode::kFailedPrecondition);
@@ -60,7 +60,7 @@ TEST_CASE_METHOD(Fixture, "a transaction commits all of its work or none of it",
 
   NewUser(kAlice);
   CHECK(QueryValue("SELECT state FROM users") == "active");
-  auto again = store.InTransaction([&](Transaction& tx) { return tx.InsertUser(kAlice, UserState::kActive, kT0); });
+  auto again = store.InTransaction([&](Transaction& tx) { return tx.users().Insert(kAlice, UserState::kActive, kT0); });
   CHECK(again.code() == absl::StatusCode::kAlreadyExists);
 }
 
@@ -69,13 +69,13 @@ TEST_CASE_METHOD(Fixture, "a slug is unique among live segments only", "[pg]") {
   CHECK(first.created_at == kT0);
   CHECK(first.description == "d");
   auto taken = store.InTransaction([&](Transaction& tx) {
-    return tx.InsertSegment({"A", 0, "", "s", {}}, kT0).status();
+    return tx.segments().Insert({"A", 0, "", "s", {}}, kT0).status();
   });
   CHECK(taken.code() == absl::StatusCode::kAlreadyExists);
 
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto deleted = tx.MarkSegmentDeleted("A", kT0);
+                auto deleted = tx.segments().MarkDeleted("A", kT0);
                 if (!deleted.ok()) return deleted.status();
                 CHECK(deleted->has_value());
                 return absl::OkStatus();
@@ -93,20 +93,20 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
   const absl::Time deadline = kT0 + absl::Seconds(60) + absl::Microseconds(123456);
   REQUIRE(store
               .InTransaction([&](Transaction& tx) {
-                return tx.InsertMemberships(kAlice, {{a.id, deadline}, {b.id, std::nullopt}}, kT0);
+                return tx.memberships().InsertForUser(kAlice, {{a.id, deadline}, {b.id, std::nullopt}}, kT0);
               })
               .ok());
 
-  auto before = store.ActiveSegmentSlugs(kAlice, deadline - absl::Microseconds(1));
+  auto before = store.memberships().ActiveSegmentSlugs(kAlice, deadline - absl::Microseconds(1));
   REQUIRE(before.ok());
   CHECK(before->size() == 2);
-  auto at = store.ActiveSegmentSlugs(kAlice, deadline);
+  auto at = store.memberships().ActiveSegmentSlugs(kAlice, deadline);
   REQUIRE(at.ok());
   CHECK(*at == std::vector<std::string>{"B"});
 
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto rows = tx.UserMemberships(kAlice);
+                auto rows = tx.memberships().OfUser(kAlice);
                 if (!rows.ok()) return rows.status();
                 REQUIRE(rows->size() == 2);
                 for (const auto& m : *rows) {
@@ -117,7 +117,7 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
                 return absl::OkStatus();
               })
               .ok());
-  CHECK(store.ActiveSegmentSlugs(kBob, kT0)->empty());
+  CHECK(store.memberships().ActiveSegmentSlugs(kBob, kT0)->empty());
 }
 
 TEST_CASE_METHOD(Fixture, "history rows keep every field", "[pg]") {
@@ -125,8 +125,8 @@ TEST_CASE_METHOD(Fixture, "history rows keep every field", "[pg]") {
   const absl::Time at = kT0 + absl::Microseconds(1);
   REQUIRE(store
               .InTransaction([&](Transaction& tx) {
-                return tx.AppendHistory({{kAlice, a.id, "A", Operation::kAdd, Reason::kManual, kT0},
-                                         {kAlice, a.id, "A", Operation::kRemove, Reason::kTtl, at}});
+                return tx.history().Append({{kAlice, a.id, "A", Operation::kAdd, Reason::kManual, kT0},
+                                            {kAlice, a.id, "A", Operation::kRemove, Reason::kTtl, at}});
               })
               .ok());
   const auto rows = Query(
@@ -147,18 +147,19 @@ TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their dea
   const absl::Time now = kT0 + absl::Hours(1);
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                if (auto st = tx.InsertMemberships(kAlice, {{a.id, kT0 + absl::Minutes(5)}, {b.id, std::nullopt}}, kT0);
+                if (auto st = tx.memberships().InsertForUser(
+                        kAlice, {{a.id, kT0 + absl::Minutes(5)}, {b.id, std::nullopt}}, kT0);
                     !st.ok()) {
                   return st;
                 }
-                return tx.InsertMemberships(kBob, {{a.id, std::nullopt}}, kT0);
+                return tx.memberships().InsertForUser(kBob, {{a.id, std::nullopt}}, kT0);
               })
               .ok());
 
   int64_t ended = 0;
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto n = tx.EndSegmentMemberships(a, Reason::kSegmentDeleted, now);
+                auto n = tx.memberships().EndAllOfSegment(a, Reason::kSegmentDeleted, now);
                 if (!n.ok()) return n.status();
                 ended = *n;
                 return absl::OkStatus();
@@ -170,10 +171,10 @@ TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their dea
 
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto n = tx.EndUserMemberships(kAlice, Reason::kUserDeleted, now);
+                auto n = tx.memberships().EndAllOfUser(kAlice, Reason::kUserDeleted, now);
                 if (!n.ok()) return n.status();
                 CHECK(*n == 1);
-                return tx.DeleteUser(kAlice);
+                return tx.users().Delete(kAlice);
               })
               .ok());
   CHECK(QueryValue("SELECT slug || ':' || reason FROM history WHERE reason = 'user_deleted'") == "B:user_deleted");
@@ -189,12 +190,12 @@ TEST_CASE_METHOD(Fixture, "a deadlock is retried inside the store until both tra
     bool first_attempt = true;
     return store.InTransaction([&](Transaction& tx) -> absl::Status {
       attempts.fetch_add(1);
-      if (auto st = tx.LockUser(first).status(); !st.ok()) return st;
+      if (auto st = tx.users().Lock(first).status(); !st.ok()) return st;
       if (first_attempt) {
         first_attempt = false;
         if (both_locked_first->Block()) delete both_locked_first;
       }
-      return tx.LockUser(second).status();
+      return tx.users().Lock(second).status();
     });
   };
   absl::Status left, right;
@@ -211,7 +212,7 @@ TEST_CASE("an unreachable database fails fast with UNAVAILABLE", "[pg]") {
   PgPool pool{PgPoolOptions{"postgresql://postgres@127.0.0.1:1/segments", 2}};
   PgStore store{pool};
   const absl::Time start = absl::Now();
-  auto slugs = store.ActiveSegmentSlugs(kAlice, kT0);
+  auto slugs = store.memberships().ActiveSegmentSlugs(kAlice, kT0);
   CHECK(slugs.status().code() == absl::StatusCode::kUnavailable);
   CHECK(store.InTransaction([](Transaction&) { return absl::OkStatus(); }).code() == absl::StatusCode::kUnavailable);
   CHECK(absl::Now() - start < absl::Seconds(1));

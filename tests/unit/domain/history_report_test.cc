@@ -56,7 +56,7 @@ class ScriptedCursor final : public HistoryCursor {
 };
 
 std::unique_ptr<CsvReport> OpenAll(FakeStore& store) {
-  auto cursor = store.OpenHistory(std::nullopt, absl::InfinitePast(), absl::InfiniteFuture());
+  auto cursor = store.history().OpenReport(std::nullopt, absl::InfinitePast(), absl::InfiniteFuture());
   REQUIRE(cursor.ok());
   return std::make_unique<CsvReport>(std::move(*cursor), "report.csv");
 }

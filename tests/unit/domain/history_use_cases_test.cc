@@ -39,26 +39,8 @@ ReportLinkSigner MakeSigner() {
   return *std::move(signer);
 }
 
-// The fake store, counting the reads the history makes, so a test can tell
-// that a rejected request never reached the store.
-class CountingStore final : public FakeStore {
- public:
-  int open_history_calls = 0;
-  int user_history_calls = 0;
-
-  absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
-                                                             absl::Time to) override {
-    ++open_history_calls;
-    return FakeStore::OpenHistory(user, from, to);
-  }
-  absl::StatusOr<std::vector<HistoryEvent>> UserHistory(const UserHistoryQuery& query) override {
-    ++user_history_calls;
-    return FakeStore::UserHistory(query);
-  }
-};
-
 struct Fixture {
-  CountingStore store;
+  FakeStore store;
   FakeStore& fake = store;
   FakeClock clock;
   ReportLinkSigner signer = MakeSigner();

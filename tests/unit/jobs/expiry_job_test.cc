@@ -37,41 +37,10 @@ class LockedStore final : public Store {
     absl::MutexLock lock(&mu_);
     return store_.InTransaction(work);
   }
-  absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) override {
-    absl::MutexLock lock(&mu_);
-    return store_.ActiveSegmentSlugs(user, now);
-  }
-  absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FindSegment(const std::string& slug,
-                                                                         absl::Time now) override {
-    absl::MutexLock lock(&mu_);
-    return store_.FindSegment(slug, now);
-  }
-  absl::StatusOr<std::unique_ptr<HistoryCursor>> OpenHistory(const std::optional<UserId>& user, absl::Time from,
-                                                             absl::Time to) override {
-    absl::MutexLock lock(&mu_);
-    return store_.OpenHistory(user, from, to);
-  }
-  absl::StatusOr<std::vector<HistoryEvent>> UserHistory(const UserHistoryQuery& query) override {
-    absl::MutexLock lock(&mu_);
-    return store_.UserHistory(query);
-  }
-  absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) override {
-    absl::MutexLock lock(&mu_);
-    return store_.EndExpiredMemberships(now, limit);
-  }
-  absl::StatusOr<std::optional<Segment>> LookupSegment(const std::string& slug) override {
-    absl::MutexLock lock(&mu_);
-    return store_.LookupSegment(slug);
-  }
-  absl::StatusOr<std::vector<Segment>> ListSegments(const std::string& after_slug, int limit) override {
-    absl::MutexLock lock(&mu_);
-    return store_.ListSegments(after_slug, limit);
-  }
-  absl::StatusOr<std::vector<SegmentMember>> SegmentMembers(SegmentId segment, const UserId& after_user, int limit,
-                                                            absl::Time now) override {
-    absl::MutexLock lock(&mu_);
-    return store_.SegmentMembers(segment, after_user, limit, now);
-  }
+  // The job reads nothing outside a transaction.
+  SegmentQueries& segments() override { return store_.segments(); }
+  MembershipQueries& memberships() override { return store_.memberships(); }
+  HistoryQueries& history() override { return store_.history(); }
 
  private:
   absl::Mutex mu_;
@@ -163,15 +132,15 @@ TEST_CASE("every batch of a pass uses one now, the clock's truncated to microsec
   struct RecordingStore final : FakeStore {
     FakeStore& fake = *this;
     std::vector<std::pair<absl::Time, int>> calls;
-
-    absl::StatusOr<int64_t> EndExpiredMemberships(absl::Time now, int limit) override {
-      calls.emplace_back(now, limit);
-      // Time moves on during the pass; the pass must keep its own now.
-      clock->Advance(absl::Seconds(1));
-      return FakeStore::EndExpiredMemberships(now, limit);
-    }
-
     FakeClock* clock = nullptr;
+
+    RecordingStore() {
+      on_end_expired = [this](absl::Time now, int limit) {
+        calls.emplace_back(now, limit);
+        // Time moves on during the pass; the pass must keep its own now.
+        clock->Advance(absl::Seconds(1));
+      };
+    }
   };
 
   FakeClock clock;

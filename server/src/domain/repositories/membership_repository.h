@@ -1,0 +1,111 @@
+// Memberships of users in segments, with the opt-outs of automatic
+// assignment and automatic assignment itself: changes inside a transaction
+// (MembershipRepository) and reads on their own (MembershipQueries).
+#pragma once
+
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+#include <absl/time/time.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "domain/model.h"
+
+namespace segments::domain {
+
+// The automatic-assignment lock orders set-based assignment against changes
+// of single users. Statements that assign many users at once (a segment
+// created with a percentage, a percentage changed) hold it exclusively, so
+// they see every user committed before them; every transaction that creates,
+// reactivates or deletes a user, or changes memberships by hand, holds it
+// shared, so it waits for such a statement and then sees its segment.
+// Deleting a segment holds it exclusively too, so no user's evaluation adds
+// to a segment being deleted. Taken first in a transaction, before any other
+// lock. (Memberships have no foreign keys; this lock and the row locks of
+// the repositories keep them pointing at existing users and live segments:
+// db/schema.sql.)
+enum class AutoAssignmentLock { kShared, kExclusive };
+
+class MembershipRepository {
+ public:
+  virtual ~MembershipRepository() = default;
+
+  virtual absl::Status LockAutoAssignment(AutoAssignmentLock mode) = 0;
+
+  // --- one user
+  // Every membership row of the user, expired ones included, locked so that
+  // the expiry job skips them until the transaction ends.
+  virtual absl::StatusOr<std::vector<Membership>> OfUser(const UserId& user) = 0;
+  virtual absl::Status Insert(const std::vector<std::pair<UserId, NewMembership>>& rows, absl::Time now) = 0;
+  absl::Status InsertForUser(const UserId& user, const std::vector<NewMembership>& memberships, absl::Time now) {
+    std::vector<std::pair<UserId, NewMembership>> rows;
+    rows.reserve(memberships.size());
+    for (const NewMembership& m : memberships) rows.emplace_back(user, m);
+    return Insert(rows, now);
+  }
+  virtual absl::Status Delete(const UserId& user, const std::vector<SegmentId>& segments) = 0;
+
+  // --- opt-outs: users automatic assignment never (re)adds to a segment
+  virtual absl::StatusOr<std::vector<SegmentId>> OptedOutSegments(const UserId& user) = 0;
+  // `reason` is kManual (removed by hand) or kTtl (automatic membership expired).
+  virtual absl::Status RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments, Reason reason,
+                                     absl::Time now) = 0;
+
+  // --- set-based changes, for sizes the client should not load. Each writes
+  // its own history in the same statement. A row already expired at `now`
+  // ends as reason kTtl at its deadline (it ended then); counts leave those
+  // out.
+
+  // Ends every membership of the segment (or of the user) with `reason` at
+  // `now`. Returns how many ended at `now`.
+  virtual absl::StatusOr<int64_t> EndAllOfSegment(const Segment& segment, Reason reason, absl::Time now) = 0;
+  virtual absl::StatusOr<int64_t> EndAllOfUser(const UserId& user, Reason reason, absl::Time now) = 0;
+  // Puts every one of `users` (all known) not yet in `segment` in it by hand,
+  // each with an `add` event of reason manual; expired rows in the way end
+  // first. Returns how many were added.
+  virtual absl::StatusOr<int64_t> AddMembers(const Segment& segment, const std::vector<UserId>& users,
+                                             std::optional<absl::Time> expires_at, absl::Time now) = 0;
+  // Takes every one of `users` in `segment` out of it by hand: a `remove`
+  // event of reason manual and an opt-out each. Returns how many left at `now`.
+  virtual absl::StatusOr<int64_t> RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
+                                                absl::Time now) = 0;
+  // Automatic assignment (domain/bucketing.h): every user whose bucket for
+  // the segment's salt is in [from_hundredths, its percentage), who is
+  // active, passes its include and exclude options at `now`, is not in it
+  // and has not opted out, becomes an automatic member at `now` (expiring
+  // after the options' TTL), each with an `add` event of reason
+  // auto_percent. Returns how many were added.
+  virtual absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) = 0;
+  // The reverse, for a lowered percentage: every automatic member whose
+  // bucket is in [its percentage, from_hundredths) leaves, with a `remove`
+  // event of reason auto_percent. Returns how many left at `now`.
+  virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths,
+                                                    absl::Time now) = 0;
+  // TTL expiry: ends up to `limit` memberships whose deadline is at or
+  // before `now`, each with a `remove` event of reason ttl stamped at its
+  // deadline (an automatic one opts its user out). Rows another transaction
+  // holds are skipped, not waited for, so any number of instances can run
+  // this at once without writing an event twice. Returns how many ended.
+  virtual absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) = 0;
+};
+
+// The reads of memberships outside a transaction: the hot read of the
+// service and member listing. The seam for a read model kept in memory.
+class MembershipQueries {
+ public:
+  virtual ~MembershipQueries() = default;
+
+  // Slugs of live segments the user is in at `now` (memberships expiring
+  // after `now` or never), in any order.
+  virtual absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) = 0;
+  // Members of `segment` active at `now` with user ids above `after_user`
+  // (from the first if nullopt), by user id.
+  virtual absl::StatusOr<std::vector<SegmentMember>> Members(SegmentId segment, const std::optional<UserId>& after_user,
+                                                             int limit, absl::Time now) = 0;
+};
+
+}  // namespace segments::domain

@@ -1,0 +1,36 @@
+// domain::HistoryRepository on one open transaction, and
+// domain::HistoryQueries on pooled connections.
+#pragma once
+
+#include "domain/repositories/history_repository.h"
+#include "storage/pg_pool.h"
+#include "storage/pg_transaction.h"
+
+namespace segments::storage {
+
+class PgHistoryRepository final : public domain::HistoryRepository {
+ public:
+  explicit PgHistoryRepository(PgTransactionContext& tx) : tx_(tx) {}
+
+  absl::Status Append(const std::vector<domain::HistoryEvent>& events) override;
+
+ private:
+  PgTransactionContext& tx_;
+};
+
+class PgHistoryQueries final : public domain::HistoryQueries {
+ public:
+  explicit PgHistoryQueries(PgPool& pool) : pool_(pool) {}
+
+  absl::StatusOr<std::unique_ptr<domain::HistoryCursor>> OpenReport(const std::optional<domain::UserId>& user,
+                                                                    absl::Time from, absl::Time to) override;
+  absl::StatusOr<std::vector<domain::HistoryEvent>> OfUser(const domain::UserHistoryQuery& query) override;
+
+ private:
+  PgPool& pool_;
+};
+
+// The SQL declaring the report cursor, for tests that check its plan.
+const std::string& ReportCursorSqlForTest(bool one_user);
+
+}  // namespace segments::storage

@@ -1,0 +1,366 @@
+#include "storage/pg_membership_repository.h"
+
+#include <fmt/format.h>
+
+#include "common/status_macros.h"
+#include "storage/pg_row.h"
+
+namespace segments::storage {
+namespace {
+
+using domain::Membership;
+using domain::NewMembership;
+using domain::Reason;
+using domain::Segment;
+using domain::SegmentId;
+using domain::UserId;
+
+// Conventions of the statements below. A membership already expired at
+// `now` ended at its deadline, by TTL: its history event says so (reason
+// ttl, stamped with the deadline), counts of memberships ended "now" leave
+// it out, and an automatic one ended by TTL opts its user out for good.
+
+const Statement kLockAutoShared{"lock_auto_shared",
+                                "SELECT pg_advisory_xact_lock_shared(hashtext('segments.auto_assignment'))"};
+const Statement kLockAutoExclusive{"lock_auto_exclusive",
+                                   "SELECT pg_advisory_xact_lock(hashtext('segments.auto_assignment'))"};
+
+// --- one user
+// Rows are locked so a concurrent expiry job skips them rather than racing.
+const Statement kUserMemberships{
+    "user_memberships",
+    "SELECT m.segment_id, s.slug, (extract(epoch FROM m.added_at) * 1000000)::int8 AS added_at, "
+    "(extract(epoch FROM m.expires_at) * 1000000)::int8 AS expires_at, m.auto "
+    "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1::uuid FOR UPDATE OF m"};
+// $1 users, $2 segments, $3 now, $4 deadlines, $5 automatic (parallel arrays).
+const Statement kInsertMemberships{
+    "insert_memberships",
+    "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+    "SELECT user_id, segment_id, $3, expires_at, auto "
+    "FROM unnest($1::uuid[], $2::int8[], $4::timestamptz[], $5::bool[]) AS t(user_id, segment_id, expires_at, auto)"};
+const Statement kDeleteMemberships{"delete_memberships",
+                                   "DELETE FROM memberships WHERE user_id = $1::uuid AND segment_id = ANY($2::int8[])"};
+
+// --- opt-outs
+const Statement kOptedOutSegments{"opted_out_segments",
+                                  "SELECT segment_id FROM auto_opt_outs WHERE user_id = $1::uuid"};
+// $1 user, $2 segment ids, $3 reason, $4 now.
+const Statement kRecordOptOuts{"record_opt_outs",
+                               "INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) "
+                               "SELECT unnest($2::int8[]), $1::uuid, $3, $4 ON CONFLICT DO NOTHING"};
+
+// --- set-based ends
+// $1 segment id, $2 slug, $3 reason, $4 now.
+const Statement kEndSegmentMemberships{
+    "end_segment_memberships",
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 RETURNING user_id, expires_at), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE $3::history_reason END, "
+    "CASE WHEN e.expires_at <= $4 THEN e.expires_at ELSE $4::timestamptz END FROM e RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+// $1 user, $2 reason, $3 now.
+const Statement kEndUserMemberships{
+    "end_user_memberships",
+    "WITH e AS (DELETE FROM memberships WHERE user_id = $1::uuid RETURNING segment_id, expires_at), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT $1::uuid, e.segment_id, s.slug, 'remove', "
+    "CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE $2::history_reason END, "
+    "CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END "
+    "FROM e JOIN segments s ON s.id = e.segment_id RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+
+// --- bulk membership of one segment: $1 segment id, $2 user ids, $3 slug, $4 now.
+// Expired rows of the users that no job has removed yet, which would stand
+// in the way of new ones.
+const Statement kEndExpiredMembersOf{
+    "end_expired_members_of",
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::uuid[]) AND expires_at <= $4 "
+    "RETURNING user_id, expires_at, auto), "
+    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $4 FROM e "
+    "WHERE e.auto AND e.expires_at <= $4 ON CONFLICT DO NOTHING), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $3, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
+// $5 the deadline or NULL. ON CONFLICT: a user's own change may add the
+// same membership meanwhile; then it stays as that change made it.
+const Statement kAddMembers{
+    "add_members",
+    "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
+    "SELECT id, $1, $4, $5 FROM unnest($2::uuid[]) AS i(id) ORDER BY id ON CONFLICT (user_id, segment_id) DO NOTHING "
+    "RETURNING user_id), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
+// A hand removal opts the user out; an automatic row that had expired
+// already is a TTL end and opts out as such.
+const Statement kRemoveMembers{
+    "remove_members",
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::uuid[]) "
+    "RETURNING user_id, expires_at, auto), "
+    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) "
+    "SELECT $1, e.user_id, CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE 'manual' END::history_reason, $4 FROM e "
+    "WHERE e.auto OR e.expires_at IS NULL OR e.expires_at > $4 ON CONFLICT DO NOTHING), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $3, 'remove', CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE 'manual'::history_reason END, "
+    "CASE WHEN e.expires_at <= $4 THEN e.expires_at ELSE $4::timestamptz END FROM e RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+
+// --- automatic assignment, in two steps. First the users of buckets
+// [{from}, {to}) of salt {salt} go into the temporary table auto_picked,
+// sorted by id so that the inserts after it walk the indexes in order. Each
+// digest is computed once (the OFFSET 0 fence keeps the planner from
+// inlining it into every use), and CREATE TABLE AS may hash in parallel
+// where an INSERT may not; being a utility statement it takes no
+// parameters, so the values come as quoted literals (PgConnection::Quote).
+// {source} yields the candidates' ids as `id`.
+constexpr const char* kPickByBucket =
+    "CREATE TEMP TABLE auto_picked ON COMMIT DROP AS SELECT id FROM (SELECT id, segment_digest({salt}, id) AS digest "
+    "FROM ({source}) AS c OFFSET 0) AS u "
+    "WHERE segment_bucket_of_digest(digest) >= {from} AND segment_bucket_of_digest(digest) < {to} ORDER BY id";
+constexpr const char* kActiveUsers = "SELECT id FROM users WHERE state = 'active'";
+constexpr const char* kAutomaticMembersOf =
+    "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto";
+// Hashing is worth two workers here (the default costs keep a plan serial
+// whose per-row work they do not see).
+constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
+constexpr const char* kDropPicked = "DROP TABLE IF EXISTS pg_temp.auto_picked";
+
+// Then expired rows of picked users that no job has removed yet end ($1
+// segment id, $2 slug, $3 now): they would stand in the way, and an expired
+// automatic one opts its user out before the assignment below looks.
+const Statement kEndExpiredPicked{
+    "end_expired_picked",
+    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id "
+    "AND m.expires_at <= $3 RETURNING m.user_id, m.expires_at, m.auto), "
+    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
+    "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $2, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
+// Last, the picked users who pass the options ($4 include ids, $5 exclude
+// ids, memberships active at $3) and have not opted out become automatic
+// members expiring at $6 (NULL: never): $1 segment id, $2 slug, $3 now.
+// Nobody else adds members to the segment meanwhile: hand changes wait for
+// the exclusive lock.
+const Statement kAssignPicked{
+    "assign_picked",
+    "WITH eligible AS (SELECT p.id FROM auto_picked p "
+    "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1) "
+    "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
+    "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
+    "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = cardinality($4::int8[])) "
+    "AND (cardinality($5::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
+    "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3))) ORDER BY p.id), "
+    "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+    "SELECT id, $1, $3, $6, true FROM eligible RETURNING user_id), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
+    "SELECT count(*) FROM h"};
+// Or the picked automatic members leave: $1 segment id, $2 slug, $3 now.
+const Statement kUnassignPicked{
+    "unassign_picked",
+    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id "
+    "RETURNING m.user_id, m.expires_at, m.auto), "
+    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
+    "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE 'auto_percent'::history_reason "
+    "END, CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END FROM e RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+
+// --- TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows
+// that another job or a user's update holds to them; that transaction ends
+// them or the next pass does.
+const Statement kEndExpiredMemberships{
+    "end_expired_memberships",
+    "WITH due AS (SELECT user_id, segment_id FROM memberships WHERE expires_at <= $1 "
+    "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "e AS (DELETE FROM memberships m USING due WHERE m.user_id = due.user_id AND m.segment_id = due.segment_id "
+    "RETURNING m.user_id, m.segment_id, m.expires_at, m.auto), "
+    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT e.segment_id, e.user_id, 'ttl', $1 "
+    "FROM e WHERE e.auto AND e.expires_at <= $1 ON CONFLICT DO NOTHING), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at FROM e "
+    "JOIN segments s ON s.id = e.segment_id RETURNING 1) SELECT count(*) FROM h"};
+
+// --- reads
+const Statement kActiveSegmentSlugs{"active_segment_slugs",
+                                    "SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id "
+                                    "WHERE m.user_id = $1::uuid AND (m.expires_at IS NULL OR m.expires_at > $2)"};
+// Members of segment $1 active at $2, by user id, at most $3; the next page
+// continues after user $4.
+const Statement kFirstMembers{"first_members",
+                              "SELECT user_id, (extract(epoch FROM added_at) * 1000000)::int8 AS added_at, "
+                              "(extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, auto FROM memberships "
+                              "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
+                              "ORDER BY user_id LIMIT $3"};
+const Statement kNextMembers{"next_members",
+                             "SELECT user_id, (extract(epoch FROM added_at) * 1000000)::int8 AS added_at, "
+                             "(extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, auto FROM memberships "
+                             "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
+                             "AND user_id > $4::uuid ORDER BY user_id LIMIT $3"};
+
+// The first parameters of the bulk statements: $1 segment id, $2 users, $3 slug, $4 now.
+PgParams BulkParams(const Segment& segment, const std::vector<UserId>& users, absl::Time now) {
+  PgParams params;
+  params.Int(segment.id).Users(users).Text(segment.slug).Time(now);
+  return params;
+}
+
+}  // namespace
+
+absl::Status PgMembershipRepository::LockAutoAssignment(domain::AutoAssignmentLock mode) {
+  return tx_.conn()
+      .Execute(mode == domain::AutoAssignmentLock::kShared ? kLockAutoShared : kLockAutoExclusive)
+      .status();
+}
+
+absl::StatusOr<std::vector<Membership>> PgMembershipRepository::OfUser(const UserId& user) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kUserMemberships, PgParams().User(user)));
+  std::vector<Membership> out;
+  out.reserve(static_cast<size_t>(r.Rows()));
+  for (int i = 0; i < r.Rows(); ++i) {
+    const PgRow row(r, i);
+    Membership m;
+    ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
+    ASSIGN_OR_RETURN(m.slug, row.Text(1));
+    ASSIGN_OR_RETURN(m.added_at, row.Micros(2));
+    ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(3));
+    ASSIGN_OR_RETURN(m.automatic, row.Bool(4));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+absl::Status PgMembershipRepository::Insert(const std::vector<std::pair<UserId, NewMembership>>& rows, absl::Time now) {
+  if (rows.empty()) return absl::OkStatus();
+  std::vector<UserId> users;
+  std::vector<int64_t> segments;
+  std::vector<std::optional<absl::Time>> deadlines;
+  std::vector<bool> automatic;
+  for (const auto& [user, m] : rows) {
+    users.push_back(user);
+    segments.push_back(m.segment_id);
+    deadlines.push_back(m.expires_at);
+    automatic.push_back(m.automatic);
+  }
+  PgParams params;
+  params.Users(users).IntArray(segments).Time(now).OptionalTimeArray(deadlines).BoolArray(automatic);
+  return tx_.conn().Execute(kInsertMemberships, params).status();
+}
+
+absl::Status PgMembershipRepository::Delete(const UserId& user, const std::vector<SegmentId>& segments) {
+  return tx_.conn().Execute(kDeleteMemberships, PgParams().User(user).IntArray(segments)).status();
+}
+
+absl::StatusOr<std::vector<SegmentId>> PgMembershipRepository::OptedOutSegments(const UserId& user) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kOptedOutSegments, PgParams().User(user)));
+  std::vector<SegmentId> ids;
+  for (int i = 0; i < r.Rows(); ++i) {
+    ASSIGN_OR_RETURN(SegmentId id, PgRow(r, i).Int64(0));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::Status PgMembershipRepository::RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments,
+                                                   Reason reason, absl::Time now) {
+  PgParams params;
+  params.User(user).IntArray(segments).Text(domain::ToString(reason)).Time(now);
+  return tx_.conn().Execute(kRecordOptOuts, params).status();
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& segment, Reason reason, absl::Time now) {
+  RETURN_IF_ERROR(tx_.PrepareSetBased());
+  PgParams params;
+  params.Int(segment.id).Text(segment.slug).Text(domain::ToString(reason)).Time(now);
+  return tx_.CountOf(kEndSegmentMemberships, params);
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfUser(const UserId& user, Reason reason, absl::Time now) {
+  return tx_.CountOf(kEndUserMemberships, PgParams().User(user).Text(domain::ToString(reason)).Time(now));
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::AddMembers(const Segment& segment, const std::vector<UserId>& users,
+                                                           std::optional<absl::Time> expires_at, absl::Time now) {
+  RETURN_IF_ERROR(tx_.PrepareSetBased());
+  RETURN_IF_ERROR(tx_.CountOf(kEndExpiredMembersOf, BulkParams(segment, users, now)));
+  return tx_.CountOf(kAddMembers, BulkParams(segment, users, now).OptionalTime(expires_at));
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
+                                                              absl::Time now) {
+  RETURN_IF_ERROR(tx_.PrepareSetBased());
+  return tx_.CountOf(kRemoveMembers, BulkParams(segment, users, now));
+}
+
+absl::Status PgMembershipRepository::PickByBucket(const Segment& segment, std::string_view source, int32_t from,
+                                                  int32_t to) {
+  RETURN_IF_ERROR(tx_.PrepareSetBased());
+  for (const char* sql : {kAllowParallelPick, kDropPicked}) RETURN_IF_ERROR(tx_.conn().ExecuteSimple(sql));
+  const std::string pick = fmt::format(fmt::runtime(kPickByBucket), fmt::arg("salt", tx_.conn().Quote(segment.salt)),
+                                       fmt::arg("source", source), fmt::arg("from", from), fmt::arg("to", to));
+  return tx_.conn().ExecuteSimple(pick.c_str()).status();
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& segment, int32_t from_hundredths,
+                                                                absl::Time now) {
+  RETURN_IF_ERROR(PickByBucket(segment, kActiveUsers, from_hundredths, segment.percent_hundredths));
+  RETURN_IF_ERROR(tx_.CountOf(kEndExpiredPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now)));
+  std::optional<absl::Time> expires_at;
+  if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
+  PgParams params;
+  params.Int(segment.id)
+      .Text(segment.slug)
+      .Time(now)
+      .IntArray(segment.auto_options.include_ids)
+      .IntArray(segment.auto_options.exclude_ids)
+      .OptionalTime(expires_at);
+  return tx_.CountOf(kAssignPicked, params);
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::UnassignByPercent(const Segment& segment, int32_t from_hundredths,
+                                                                  absl::Time now) {
+  const std::string members = fmt::format(fmt::runtime(kAutomaticMembersOf), fmt::arg("segment", segment.id));
+  RETURN_IF_ERROR(PickByBucket(segment, members, segment.percent_hundredths, from_hundredths));
+  return tx_.CountOf(kUnassignPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now));
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::EndExpired(absl::Time now, int limit) {
+  return tx_.CountOf(kEndExpiredMemberships, PgParams().Time(now).Int(limit));
+}
+
+absl::StatusOr<std::vector<std::string>> PgMembershipQueries::ActiveSegmentSlugs(const UserId& user, absl::Time now) {
+  return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<std::string>> {
+    ASSIGN_OR_RETURN(PgResult r, conn->Execute(kActiveSegmentSlugs, PgParams().User(user).Time(now)));
+    std::vector<std::string> slugs;
+    slugs.reserve(static_cast<size_t>(r.Rows()));
+    for (int i = 0; i < r.Rows(); ++i) {
+      ASSIGN_OR_RETURN(std::string slug, PgRow(r, i).Text(0));
+      slugs.push_back(std::move(slug));
+    }
+    return slugs;
+  });
+}
+
+absl::StatusOr<std::vector<domain::SegmentMember>> PgMembershipQueries::Members(SegmentId segment,
+                                                                                const std::optional<UserId>& after_user,
+                                                                                int limit, absl::Time now) {
+  PgParams params;
+  params.Int(segment).Time(now).Int(limit);
+  if (after_user) params.User(*after_user);
+  return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<domain::SegmentMember>> {
+    ASSIGN_OR_RETURN(PgResult r, conn->Execute(after_user ? kNextMembers : kFirstMembers, params));
+    std::vector<domain::SegmentMember> members;
+    members.reserve(static_cast<size_t>(r.Rows()));
+    for (int i = 0; i < r.Rows(); ++i) {
+      const PgRow row(r, i);
+      domain::SegmentMember m;
+      ASSIGN_OR_RETURN(m.user_id, row.User(0));
+      ASSIGN_OR_RETURN(m.added_at, row.Micros(1));
+      ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(2));
+      ASSIGN_OR_RETURN(m.automatic, row.Bool(3));
+      members.push_back(std::move(m));
+    }
+    return members;
+  });
+}
+
+}  // namespace segments::storage

@@ -1,0 +1,57 @@
+// domain::MembershipRepository on one open transaction, and
+// domain::MembershipQueries on pooled connections.
+#pragma once
+
+#include "domain/repositories/membership_repository.h"
+#include "storage/pg_pool.h"
+#include "storage/pg_transaction.h"
+
+namespace segments::storage {
+
+class PgMembershipRepository final : public domain::MembershipRepository {
+ public:
+  explicit PgMembershipRepository(PgTransactionContext& tx) : tx_(tx) {}
+
+  absl::Status LockAutoAssignment(domain::AutoAssignmentLock mode) override;
+  absl::StatusOr<std::vector<domain::Membership>> OfUser(const domain::UserId& user) override;
+  absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
+                      absl::Time now) override;
+  absl::Status Delete(const domain::UserId& user, const std::vector<domain::SegmentId>& segments) override;
+  absl::StatusOr<std::vector<domain::SegmentId>> OptedOutSegments(const domain::UserId& user) override;
+  absl::Status RecordOptOuts(const domain::UserId& user, const std::vector<domain::SegmentId>& segments,
+                             domain::Reason reason, absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, domain::Reason reason,
+                                          absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfUser(const domain::UserId& user, domain::Reason reason, absl::Time now) override;
+  absl::StatusOr<int64_t> AddMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
+                                     std::optional<absl::Time> expires_at, absl::Time now) override;
+  absl::StatusOr<int64_t> RemoveMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
+                                        absl::Time now) override;
+  absl::StatusOr<int64_t> AssignByPercent(const domain::Segment& segment, int32_t from_hundredths,
+                                          absl::Time now) override;
+  absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, int32_t from_hundredths,
+                                            absl::Time now) override;
+  absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) override;
+
+ private:
+  // Fills the temporary table auto_picked with the ids `source` yields whose
+  // bucket for the segment's salt is in [from, to).
+  absl::Status PickByBucket(const domain::Segment& segment, std::string_view source, int32_t from, int32_t to);
+
+  PgTransactionContext& tx_;
+};
+
+class PgMembershipQueries final : public domain::MembershipQueries {
+ public:
+  explicit PgMembershipQueries(PgPool& pool) : pool_(pool) {}
+
+  absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+  absl::StatusOr<std::vector<domain::SegmentMember>> Members(domain::SegmentId segment,
+                                                             const std::optional<domain::UserId>& after_user, int limit,
+                                                             absl::Time now) override;
+
+ private:
+  PgPool& pool_;
+};
+
+}  // namespace segments::storage

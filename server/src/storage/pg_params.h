@@ -1,0 +1,51 @@
+// The parameters of one statement, in text form.
+#pragma once
+
+#include <absl/time/time.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/model.h"
+
+namespace segments::storage {
+
+class PgParams {
+ public:
+  PgParams& Text(std::string_view value);
+  PgParams& OptionalText(const std::optional<std::string>& value);
+  PgParams& Int(int64_t value);
+  PgParams& Time(absl::Time value);
+  PgParams& OptionalTime(const std::optional<absl::Time>& value);
+  PgParams& User(const domain::UserId& user);
+  PgParams& Users(const std::vector<domain::UserId>& users);
+
+  // Arrays in text form ("{...}"): ids, strings and times; a nullopt item
+  // in an optional array is NULL.
+  PgParams& IntArray(const std::vector<int64_t>& values);
+  PgParams& TextArray(const std::vector<std::string>& values);
+  PgParams& OptionalTimeArray(const std::vector<std::optional<absl::Time>>& values);
+  PgParams& BoolArray(const std::vector<bool>& values);
+
+  // For libpq: parallel arrays of values (nullptr: NULL), lengths and
+  // formats (0 text, 1 binary).
+  int size() const { return static_cast<int>(values_.size()); }
+  std::vector<const char*> Values() const;
+  const int* Lengths() const { return lengths_.data(); }
+  const int* Formats() const { return formats_.data(); }
+
+ private:
+  PgParams& Add(std::optional<std::string> value, bool binary);
+
+  std::vector<std::optional<std::string>> values_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+};
+
+// A time as PostgreSQL reads timestamptz text: RFC 3339 in UTC, microseconds.
+std::string TimeText(absl::Time t);
+
+}  // namespace segments::storage

@@ -1,0 +1,58 @@
+// domain::MembershipRepository and domain::MembershipQueries over a FakeState.
+#pragma once
+
+#include "domain/repositories/membership_repository.h"
+#include "support/fake_state.h"
+
+namespace segments::testing {
+
+class FakeMembershipRepository final : public domain::MembershipRepository {
+ public:
+  FakeMembershipRepository(FakeState& state, FakeControls& controls) : s_(state), controls_(controls) {}
+
+  absl::Status LockAutoAssignment(domain::AutoAssignmentLock mode) override;
+  absl::StatusOr<std::vector<domain::Membership>> OfUser(const domain::UserId& user) override;
+  absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
+                      absl::Time now) override;
+  absl::Status Delete(const domain::UserId& user, const std::vector<domain::SegmentId>& segments) override;
+  absl::StatusOr<std::vector<domain::SegmentId>> OptedOutSegments(const domain::UserId& user) override;
+  absl::Status RecordOptOuts(const domain::UserId& user, const std::vector<domain::SegmentId>& segments,
+                             domain::Reason reason, absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, domain::Reason reason,
+                                          absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfUser(const domain::UserId& user, domain::Reason reason, absl::Time now) override;
+  absl::StatusOr<int64_t> AddMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
+                                     std::optional<absl::Time> expires_at, absl::Time now) override;
+  absl::StatusOr<int64_t> RemoveMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
+                                        absl::Time now) override;
+  absl::StatusOr<int64_t> AssignByPercent(const domain::Segment& segment, int32_t from_hundredths,
+                                          absl::Time now) override;
+  absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, int32_t from_hundredths,
+                                            absl::Time now) override;
+  absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) override;
+
+ private:
+  // Ends the memberships (user, segment) for which `matches` holds, as the
+  // set-based statements do: expired ones by TTL at their deadline.
+  absl::StatusOr<int64_t> EndWhere(const std::function<bool(const domain::UserId&, domain::SegmentId)>& matches,
+                                   domain::Reason reason, absl::Time now);
+
+  FakeState& s_;
+  FakeControls& controls_;
+};
+
+class FakeMembershipQueries final : public domain::MembershipQueries {
+ public:
+  FakeMembershipQueries(FakeState& state, FakeControls& controls) : s_(state), controls_(controls) {}
+
+  absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+  absl::StatusOr<std::vector<domain::SegmentMember>> Members(domain::SegmentId segment,
+                                                             const std::optional<domain::UserId>& after_user, int limit,
+                                                             absl::Time now) override;
+
+ private:
+  FakeState& s_;
+  FakeControls& controls_;
+};
+
+}  // namespace segments::testing

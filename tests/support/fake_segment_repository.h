@@ -1,0 +1,39 @@
+// domain::SegmentRepository and domain::SegmentQueries over a FakeState.
+#pragma once
+
+#include "domain/repositories/segment_repository.h"
+#include "support/fake_state.h"
+
+namespace segments::testing {
+
+class FakeSegmentRepository final : public domain::SegmentRepository {
+ public:
+  FakeSegmentRepository(FakeState& state, FakeControls& controls) : s_(state), controls_(controls) {}
+
+  absl::StatusOr<domain::Segment> Insert(const domain::NewSegment& segment, absl::Time now) override;
+  absl::StatusOr<std::optional<domain::Segment>> MarkDeleted(const std::string& slug, absl::Time now) override;
+  absl::StatusOr<std::vector<domain::Segment>> LockLive(const std::vector<std::string>& slugs) override;
+  absl::StatusOr<std::vector<std::string>> Referring(domain::SegmentId segment) override;
+  absl::StatusOr<std::vector<domain::Segment>> Automatic() override;
+  absl::Status SetPercent(domain::SegmentId segment, int32_t percent_hundredths) override;
+
+ private:
+  FakeState& s_;
+  FakeControls& controls_;
+};
+
+class FakeSegmentQueries final : public domain::SegmentQueries {
+ public:
+  FakeSegmentQueries(FakeState& state, FakeControls& controls) : s_(state), controls_(controls) {}
+
+  absl::StatusOr<std::optional<std::pair<domain::Segment, int64_t>>> FindWithMemberCount(const std::string& slug,
+                                                                                         absl::Time now) override;
+  absl::StatusOr<std::optional<domain::Segment>> Find(const std::string& slug) override;
+  absl::StatusOr<std::vector<domain::Segment>> List(const std::string& after_slug, int limit) override;
+
+ private:
+  FakeState& s_;
+  FakeControls& controls_;
+};
+
+}  // namespace segments::testing

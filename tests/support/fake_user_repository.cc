@@ -1,0 +1,67 @@
+#include "support/fake_user_repository.h"
+
+#include "common/status_macros.h"
+
+namespace segments::testing {
+
+using domain::UserId;
+using domain::UserState;
+
+absl::StatusOr<std::optional<UserState>> FakeUserRepository::Lock(const UserId& user) {
+  RETURN_IF_ERROR(controls_.failure);
+  auto it = s_.users.find(user);
+  if (it == s_.users.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status FakeUserRepository::Insert(const UserId& user, UserState state, absl::Time) {
+  RETURN_IF_ERROR(controls_.failure);
+  if (!s_.users.emplace(user, state).second) return absl::AlreadyExistsError("user exists");
+  return absl::OkStatus();
+}
+
+absl::Status FakeUserRepository::SetState(const UserId& user, UserState state, absl::Time) {
+  RETURN_IF_ERROR(controls_.failure);
+  s_.users[user] = state;
+  return absl::OkStatus();
+}
+
+absl::Status FakeUserRepository::Delete(const UserId& user) {
+  RETURN_IF_ERROR(controls_.failure);
+  for (const auto& [key, m] : s_.memberships) {
+    if (key.first == user) return absl::FailedPreconditionError("memberships still refer to the user");
+  }
+  s_.users.erase(user);
+  std::erase_if(s_.opt_outs, [&](const auto& entry) { return entry.first.second == user; });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<absl::flat_hash_map<UserId, UserState>> FakeUserRepository::LockMany(const std::vector<UserId>& users) {
+  RETURN_IF_ERROR(controls_.failure);
+  absl::flat_hash_map<UserId, UserState> known;
+  for (const UserId& user : users) {
+    if (auto it = s_.users.find(user); it != s_.users.end()) known.emplace(user, it->second);
+  }
+  return known;
+}
+
+absl::Status FakeUserRepository::InsertMany(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) {
+  for (const auto& [user, state] : users) RETURN_IF_ERROR(Insert(user, state, now));
+  return absl::OkStatus();
+}
+
+absl::Status FakeUserRepository::SetStates(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) {
+  for (const auto& [user, state] : users) RETURN_IF_ERROR(SetState(user, state, now));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<UserId>> FakeUserRepository::Unknown(const std::vector<UserId>& users) {
+  RETURN_IF_ERROR(controls_.failure);
+  std::vector<UserId> out;
+  for (const UserId& user : users) {
+    if (!s_.users.contains(user)) out.push_back(user);
+  }
+  return out;
+}
+
+}  // namespace segments::testing

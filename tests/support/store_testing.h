@@ -1,0 +1,20 @@
+// Store calls that tests make as the service's jobs make them.
+#pragma once
+
+#include "common/status_macros.h"
+#include "domain/repositories/unit_of_work.h"
+
+namespace segments::testing {
+
+// One batch of TTL expiry in a transaction of its own, as the expiry job
+// runs it (MembershipRepository::EndExpired).
+inline absl::StatusOr<int64_t> EndExpiredMemberships(domain::Store& store, absl::Time now, int limit) {
+  int64_t ended = 0;
+  RETURN_IF_ERROR(store.InTransaction([&](domain::Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(ended, tx.memberships().EndExpired(now, limit));
+    return absl::OkStatus();
+  }));
+  return ended;
+}
+
+}  // namespace segments::testing
