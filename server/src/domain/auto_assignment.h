@@ -1,6 +1,6 @@
 // Automatic assignment of one user: the rule of docs/bucketing.md applied to
 // a user who was just created or became active again. Set-based assignment
-// of a whole segment is Transaction::AssignByPercent; both follow the same
+// of a whole segment is MembershipRepository::AssignByPercent; both follow the same
 // rule, and tests hold them to it.
 #pragma once
 

@@ -27,7 +27,7 @@ class SegmentUseCases {
   // INVALID_ARGUMENT for a bad slug, percent, description or option;
   // NOT_FOUND for include or exclude slugs with no live segment;
   // ALREADY_EXISTS when a live segment has the slug. With a percentage above
-  // 0, every user automatic assignment takes (Transaction::AssignByPercent)
+  // 0, every user automatic assignment takes (MembershipRepository::AssignByPercent)
   // becomes a member in the same transaction, with history.
   absl::StatusOr<Segment> CreateSegment(const CreateSegmentCommand& command);
 
