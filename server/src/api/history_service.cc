@@ -134,7 +134,7 @@ grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerCo
     if (!page.ok()) return page.status();
     for (const domain::HistoryEvent& event : page->events) {
       v1::HistoryEvent* out = response->add_events();
-      out->set_user_id(event.user_id);
+      out->set_user_id(event.user_id.ToString());
       out->set_segment(event.slug);
       out->set_operation(std::string(domain::ToString(event.operation)));
       out->set_reason(std::string(domain::ToString(event.reason)));

@@ -33,7 +33,7 @@ void SegmentToProto(const domain::Segment& segment, v1::Segment* out) {
 }
 
 void MemberToProto(const domain::SegmentMember& member, v1::SegmentMember* out) {
-  out->set_user_id(member.user_id);
+  out->set_user_id(member.user_id.ToString());
   ToProto(member.added_at, out->mutable_added_at());
   if (member.expires_at) ToProto(*member.expires_at, out->mutable_expires_at());
   out->set_automatic(member.automatic);

@@ -5,6 +5,8 @@
 // (segment_bucket), and tests check both against those vectors.
 #pragma once
 
+#include "domain/user_id.h"
+
 #include <cstdint>
 #include <string_view>
 
@@ -15,6 +17,7 @@ inline constexpr int32_t kBuckets = 10000;
 // The first 8 bytes of SHA-256(salt ":" user_id) as a big-endian unsigned
 // integer, modulo 10000. `user_id` is the canonical lowercase UUID text.
 int32_t Bucket(std::string_view salt, std::string_view user_id);
+inline int32_t Bucket(std::string_view salt, const UserId& user) { return Bucket(salt, user.ToString()); }
 
 // Whether a user in `bucket` belongs to a segment filled to
 // `percent_hundredths` (0..10000).

@@ -52,16 +52,17 @@ ProblemList CheckShape(const SegmentUsersCommand& command, std::vector<UserId>& 
   absl::flat_hash_map<UserId, size_t> first_index;
   first_index.reserve(command.user_ids.size());
   for (size_t i = 0; i < command.user_ids.size(); ++i) {
-    std::optional<UserId> user = ParseUserId(command.user_ids[i]);
-    if (!user) {
-      problems.Add({UserPath(i), DescribeUserIdProblem(command.user_ids[i])});
+    const UserIdInput& input = command.user_ids[i];
+    if (!input.ok()) {
+      problems.Add({UserPath(i), input.problem()});
       continue;
     }
-    if (auto [it, fresh] = first_index.emplace(*user, i); !fresh) {
-      problems.Add({UserPath(i), fmt::format("user \"{}\" is already listed at {}", *user, UserPath(it->second))});
+    const UserId& user = input.value();
+    if (auto [it, fresh] = first_index.emplace(user, i); !fresh) {
+      problems.Add({UserPath(i), fmt::format("user \"{}\" is already listed at {}", user, UserPath(it->second))});
       continue;
     }
-    users.push_back(*std::move(user));
+    users.push_back(user);
   }
   return problems;
 }
@@ -86,8 +87,7 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
       const absl::flat_hash_set<UserId> is_unknown(unknown->begin(), unknown->end());
       ProblemList problems;
       for (size_t i = 0; i < command.user_ids.size(); ++i) {
-        // Shape was checked: every id parses, so ParseUserId cannot fail here.
-        const UserId user = ParseUserId(command.user_ids[i]).value_or("");
+        const UserId& user = command.user_ids[i].value();  // the shape was checked
         if (is_unknown.contains(user)) problems.Add({UserPath(i), fmt::format("user \"{}\" does not exist", user)});
       }
       return problems.Error(absl::StatusCode::kNotFound, "unknown users");

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "domain/user_id.h"
+
 namespace segments::domain {
 
 struct CreateSegmentCommand {
@@ -34,7 +36,7 @@ struct TtlInput {
 // Bulk membership of one segment.
 struct SegmentUsersCommand {
   std::string slug;
-  std::vector<std::string> user_ids;
+  std::vector<UserIdInput> user_ids;
   TtlInput ttl;  // adding only
 };
 
@@ -55,19 +57,19 @@ struct SegmentToAdd {
 };
 
 struct UpdateUserSegmentsCommand {
-  std::string user_id;
+  UserIdInput user_id;
   std::vector<SegmentToAdd> to_add;
   std::vector<std::string> to_remove;
 };
 
 struct ReportLinkCommand {
-  std::string user_id;  // empty: all users
+  UserIdInput user_id;  // empty: all users
   int32_t month = 0;
   int32_t year = 0;
 };
 
 struct UserHistoryCommand {
-  std::string user_id;
+  UserIdInput user_id;
   std::string segment;  // empty: every segment
   std::optional<absl::Time> from;
   std::optional<absl::Time> to;

@@ -40,7 +40,7 @@ void AppendUtcMicros(std::string& out, absl::Time t) {
 void AppendCsvLine(std::string& out, const HistoryEvent& event) {
   // Neither UUIDs nor slugs can hold ';', '"' or a line break, so no field
   // needs quoting.
-  out += event.user_id;
+  event.user_id.AppendTo(out);
   out += ';';
   out += event.slug;
   out += ';';

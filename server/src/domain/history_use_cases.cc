@@ -51,8 +51,11 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
   std::vector<FieldViolation> violations;
   ReportQuery query{std::nullopt, command.year, command.month};
   if (!command.user_id.empty()) {
-    query.user = ParseUserId(command.user_id);
-    if (!query.user) violations.push_back({std::string(kUserIdField), "must be a UUID"});
+    if (command.user_id.ok()) {
+      query.user = command.user_id.value().ToString();
+    } else {
+      violations.push_back({std::string(kUserIdField), "must be a UUID"});
+    }
   }
   CheckReportMonth(command.month, command.year, violations);
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
@@ -65,34 +68,38 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
   // able to crash the server either.
   std::vector<FieldViolation> violations;
   CheckReportMonth(link.query.month, link.query.year, violations);
-  if (link.query.user && !ParseUserId(*link.query.user))
-    violations.push_back({std::string(kUserIdField), "must be a UUID"});
+  std::optional<UserId> user;
+  if (link.query.user) {
+    if (auto parsed = UserId::Parse(*link.query.user); parsed.ok()) {
+      user = *parsed;
+    } else {
+      violations.push_back({std::string(kUserIdField), "must be a UUID"});
+    }
+  }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 
-  auto cursor = store_.history().OpenReport(link.query.user, link.query.From(), link.query.To());
+  auto cursor = store_.history().OpenReport(user, link.query.From(), link.query.To());
   if (!cursor.ok()) return cursor.status();
   return std::make_unique<CsvReport>(std::move(*cursor), ReportFileName(link.query));
 }
 
 absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCommand& command) const {
   std::vector<FieldViolation> violations;
-  UserHistoryQuery query;
-  if (auto user = ParseUserId(command.user_id)) {
-    query.user = *user;
-  } else {
-    violations.push_back({std::string(kUserIdField), DescribeUserIdProblem(command.user_id)});
-  }
+  std::optional<std::string> slug;
+  std::optional<absl::Time> from, to;
+  std::optional<HistoryPosition> after;
+  if (!command.user_id.ok()) violations.push_back({std::string(kUserIdField), command.user_id.problem()});
   if (!command.segment.empty()) {
     if (std::string problem = DescribeSlugProblem(command.segment); !problem.empty()) {
       violations.push_back({"segment", problem});
     }
-    query.slug = command.segment;
+    slug = command.segment;
   }
   // Stored times have microseconds, requests may have nanoseconds: an event
   // is at or after `from` (before `to`) iff it is at or after (before) that
   // instant rounded up to a microsecond.
-  if (command.from) query.from = CeilToMicros(*command.from);
-  if (command.to) query.to = CeilToMicros(*command.to);
+  if (command.from) from = CeilToMicros(*command.from);
+  if (command.to) to = CeilToMicros(*command.to);
   if (command.from && command.to && *command.from >= *command.to) {
     violations.push_back({"to", "must be later than from"});
   }
@@ -100,19 +107,20 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
     violations.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", kMaxPageSize, kDefaultPageSize)});
   }
   if (!command.page_token.empty()) {
-    query.after = DecodePageToken(command.page_token);
-    if (!query.after) violations.push_back({"pageToken", "is not a token this service issued"});
+    after = DecodePageToken(command.page_token);
+    if (!after) violations.push_back({"pageToken", "is not a token this service issued"});
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 
   const int32_t page_size = command.page_size == 0 ? kDefaultPageSize : command.page_size;
-  query.limit = page_size + 1;  // one more tells whether another page follows
+  // One more tells whether another page follows.
+  const UserHistoryQuery query{command.user_id.value(), slug, from, to, after, page_size + 1};
   auto events = store_.history().OfUser(query);
   if (!events.ok()) return events.status();
   HistoryPage page;
   page.events = std::move(*events);
   if (page.events.size() > static_cast<size_t>(page_size)) {
-    page.events.resize(static_cast<size_t>(page_size));
+    page.events.erase(page.events.begin() + page_size, page.events.end());
     page.next_page_token = EncodePageToken({page.events.back().at, page.events.back().id});
   }
   return page;

@@ -30,7 +30,7 @@ std::string Wrap(absl::string_view prefix, absl::string_view body) {
 }
 
 struct MemberPosition {
-  SegmentId segment_id = 0;
+  SegmentId segment_id;
   UserId after_user;
 };
 
@@ -39,12 +39,12 @@ std::optional<MemberPosition> DecodeMemberToken(const std::string& token) {
   if (!body) return std::nullopt;
   const size_t colon = body->find(':');
   if (colon == std::string::npos) return std::nullopt;
-  MemberPosition position;
-  if (!absl::SimpleAtoi(absl::string_view(*body).substr(0, colon), &position.segment_id)) return std::nullopt;
-  std::optional<UserId> user = ParseUserId(std::string_view(*body).substr(colon + 1));
-  if (!user || *user != body->substr(colon + 1)) return std::nullopt;
-  position.after_user = *std::move(user);
-  return position;
+  SegmentId segment_id = 0;
+  if (!absl::SimpleAtoi(absl::string_view(*body).substr(0, colon), &segment_id)) return std::nullopt;
+  // Only the canonical text this service writes.
+  absl::StatusOr<UserId> user = UserId::Parse(std::string_view(*body).substr(colon + 1));
+  if (!user.ok() || user->ToString() != body->substr(colon + 1)) return std::nullopt;
+  return MemberPosition{segment_id, *user};
 }
 
 void CheckPageSize(int32_t size, int32_t max, int32_t fallback, std::vector<FieldViolation>& problems) {
@@ -108,8 +108,8 @@ absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegment
   if (!members.ok()) return members.status();
   MemberPage page{*std::move(members), ""};
   if (page.members.size() > static_cast<size_t>(size)) {
-    page.members.resize(static_cast<size_t>(size));
-    page.next_page_token = Wrap(kMemberTokenPrefix, absl::StrCat(segment, ":", page.members.back().user_id));
+    page.members.erase(page.members.begin() + size, page.members.end());
+    page.next_page_token = Wrap(kMemberTokenPrefix, absl::StrCat(segment, ":", page.members.back().user_id.ToString()));
   }
   return page;
 }

@@ -9,10 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "domain/user_id.h"
+
 namespace segments::domain {
 
-// Canonical lowercase UUID text, e.g. "0b7f9f5e-...". Build with ParseUserId.
-using UserId = std::string;
 using SegmentId = int64_t;
 
 enum class UserState { kActive, kExcluded };
@@ -78,18 +78,18 @@ struct NewMembership {
 // A user in a segment, as listed.
 struct SegmentMember {
   UserId user_id;
-  absl::Time added_at;
-  std::optional<absl::Time> expires_at;
+  absl::Time added_at = absl::UnixEpoch();
+  std::optional<absl::Time> expires_at = std::nullopt;
   bool automatic = false;
 };
 
 struct HistoryEvent {
   UserId user_id;
   SegmentId segment_id = 0;
-  std::string slug;
+  std::string slug = "";
   Operation operation = Operation::kAdd;
   Reason reason = Reason::kManual;
-  absl::Time at;
+  absl::Time at = absl::UnixEpoch();
   int64_t id = 0;  // assigned by the store; orders events of the same instant
 };
 

@@ -17,7 +17,7 @@ namespace segments::domain {
 
 // One month of history (UTC), for one user or for all of them.
 struct ReportQuery {
-  std::optional<UserId> user;  // nullopt: all users
+  std::optional<std::string> user;  // the canonical id as signed; nullopt: all users
   int year = 0;
   int month = 0;
 

@@ -34,9 +34,7 @@ struct PlannedAdd {
 std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& command, absl::Time now,
                                           std::vector<PlannedAdd>& adds) {
   std::vector<FieldViolation> problems;
-  if (std::string why = DescribeUserIdProblem(command.user_id); !why.empty()) {
-    problems.push_back({std::string(kUserIdField), why});
-  }
+  if (!command.user_id.ok()) problems.push_back({std::string(kUserIdField), command.user_id.problem()});
   if (command.to_add.empty() && command.to_remove.empty()) {
     problems.push_back({"", "segmentsToAdd or segmentsToRemove must list at least one segment"});
   }
@@ -266,7 +264,7 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
   if (auto problems = ValidateShape(command, now, adds); !problems.empty()) {
     return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   }
-  const UserId user = *ParseUserId(command.user_id);
+  const UserId& user = command.user_id.value();
 
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
     // Hand removals record opt-outs, which a concurrent percentage change must see.
@@ -328,12 +326,9 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
   });
 }
 
-absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const std::string& user_id) {
-  auto user = ParseUserId(user_id);
-  if (!user) {
-    return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), DescribeUserIdProblem(user_id));
-  }
-  auto slugs = store_.memberships().ActiveSegmentSlugs(*user, Now());
+absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const UserIdInput& user) {
+  if (!user.ok()) return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), user.problem());
+  auto slugs = store_.memberships().ActiveSegmentSlugs(user.value(), Now());
   if (!slugs.ok()) return slugs.status();
   std::sort(slugs->begin(), slugs->end());
   return slugs;

@@ -53,7 +53,7 @@ class SegmentUseCases {
 
   // Sorted slugs of the user's unexpired memberships; empty for an unknown
   // user. INVALID_ARGUMENT if `user_id` is not a UUID.
-  absl::StatusOr<std::vector<std::string>> GetUserSegments(const std::string& user_id);
+  absl::StatusOr<std::vector<std::string>> GetUserSegments(const UserIdInput& user);
 
  private:
   absl::Time Now() const { return TruncateToMicros(clock_.Now()); }

@@ -12,10 +12,9 @@
 namespace segments::domain {
 namespace {
 
-std::optional<FieldViolation> CheckUserId(const std::string& user_id) {
-  std::string why = DescribeUserIdProblem(user_id);
-  if (why.empty()) return std::nullopt;
-  return FieldViolation{std::string(kUserIdField), std::move(why)};
+std::optional<FieldViolation> CheckUserId(const UserIdInput& user) {
+  if (user.ok()) return std::nullopt;
+  return FieldViolation{std::string(kUserIdField), user.problem()};
 }
 
 absl::Status UnknownUser(const UserId& user) {
@@ -47,9 +46,9 @@ absl::StatusOr<int64_t> DeleteIn(Transaction& tx, const UserId& user, absl::Time
 
 }  // namespace
 
-absl::Status UserUseCases::CreateUser(const std::string& user_id) {
+absl::Status UserUseCases::CreateUser(const UserIdInput& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
-  const UserId user = *ParseUserId(user_id);
+  const UserId& user = user_id.value();
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     return CreateIn(tx, user, UserState::kActive, Now());
@@ -61,7 +60,7 @@ absl::Status UserUseCases::CreateUser(const std::string& user_id) {
   return status;
 }
 
-absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::string& status) {
+absl::Status UserUseCases::UpdateUser(const UserIdInput& user_id, const std::string& status) {
   std::vector<FieldViolation> problems;
   if (auto problem = CheckUserId(user_id)) problems.push_back(*problem);
   const std::optional<UserState> state = ParseUserState(status);
@@ -69,7 +68,7 @@ absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::str
     problems.push_back({"status", status.empty() ? "is required" : "must be \"active\" or \"excluded\""});
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
-  const UserId user = *ParseUserId(user_id);
+  const UserId& user = user_id.value();
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
     if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
     auto current = tx.users().Lock(user);
@@ -80,9 +79,9 @@ absl::Status UserUseCases::UpdateUser(const std::string& user_id, const std::str
   });
 }
 
-absl::StatusOr<int64_t> UserUseCases::DeleteUser(const std::string& user_id) {
+absl::StatusOr<int64_t> UserUseCases::DeleteUser(const UserIdInput& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
-  const UserId user = *ParseUserId(user_id);
+  const UserId& user = user_id.value();
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;

@@ -37,25 +37,25 @@ class UserUseCases {
   // Adds an active user and puts them in the automatic segments that take
   // them (domain/auto_assignment.h), in one transaction. INVALID_ARGUMENT for
   // a bad UUID, ALREADY_EXISTS if known.
-  absl::Status CreateUser(const std::string& user_id);
+  absl::Status CreateUser(const UserIdInput& user_id);
 
   // Sets the user's state ("active" or "excluded"). A user becoming active
   // is evaluated against the automatic segments as a new one is; a user
   // becoming excluded keeps their memberships. NOT_FOUND if unknown; the
   // same state again is a successful no-op.
-  absl::Status UpdateUser(const std::string& user_id, const std::string& status);
+  absl::Status UpdateUser(const UserIdInput& user_id, const std::string& status);
 
   // Deletes the user, ending every membership with reason user_deleted.
   // NOT_FOUND if unknown. Returns the memberships ended.
-  absl::StatusOr<int64_t> DeleteUser(const std::string& user_id);
+  absl::StatusOr<int64_t> DeleteUser(const UserIdInput& user_id);
 
   // Makes the replica agree with the user service about these users, in one
   // transaction: an unknown user who exists there is created in their state
   // (an active one with automatic assignment), a known one gets its state (a
   // returning user is evaluated), a known one it does not know is deleted.
   // Users already in agreement are left alone, so applying the same
-  // observation twice changes nothing. Ids must be canonical (ParseUserId)
-  // and distinct (INVALID_ARGUMENT otherwise).
+  // observation twice changes nothing. Ids must be distinct
+  // (INVALID_ARGUMENT otherwise).
   absl::StatusOr<UserSyncResult> SyncUsers(const std::vector<ObservedUser>& users);
 
  private:

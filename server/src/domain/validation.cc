@@ -38,27 +38,6 @@ std::string DescribeDescriptionProblem(std::string_view description) {
   return "";
 }
 
-std::string DescribeUserIdProblem(std::string_view text) {
-  if (text.empty()) return "is required";
-  if (!ParseUserId(text)) return "must be a UUID";
-  return "";
-}
-
-std::optional<UserId> ParseUserId(std::string_view text) {
-  if (text.size() != 36) return std::nullopt;
-  std::string out(text);
-  for (size_t i = 0; i < out.size(); ++i) {
-    const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash_position) {
-      if (out[i] != '-') return std::nullopt;
-    } else if (!absl::ascii_isxdigit(static_cast<unsigned char>(out[i]))) {
-      return std::nullopt;
-    }
-    out[i] = absl::ascii_tolower(static_cast<unsigned char>(out[i]));
-  }
-  return out;
-}
-
 std::optional<int32_t> ParsePercent(double percent) {
   if (!std::isfinite(percent) || percent < 0 || percent > 100) return std::nullopt;
   const double hundredths = percent * 100;

@@ -20,9 +20,6 @@ inline constexpr size_t kMaxDescriptionLength = 1000;
 // 1..128 chars of [A-Za-z0-9_.-], first one a letter or a digit.
 bool IsValidSlug(std::string_view slug);
 
-// A UUID in 8-4-4-4-12 hex form, any case → canonical lowercase; else nullopt.
-std::optional<UserId> ParseUserId(std::string_view text);
-
 // A percentage 0..100 with at most two decimals → hundredths (0..10000).
 std::optional<int32_t> ParsePercent(double percent);
 
@@ -35,9 +32,6 @@ absl::Time MaxDeadline(absl::Time now);
 // `<prefix>secondsToBeInSegment` or `<prefix>deadlineForStayingInSegment`.
 std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
                                      absl::Time now, std::string_view prefix, std::vector<FieldViolation>& problems);
-
-// Why a user id is rejected, for error messages; empty if ParseUserId takes it.
-std::string DescribeUserIdProblem(std::string_view text);
 
 // Why a slug is rejected, for error messages; empty if it is valid.
 std::string DescribeSlugProblem(std::string_view slug);

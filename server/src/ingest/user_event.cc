@@ -1,6 +1,7 @@
 #include "ingest/user_event.h"
 
 #include <absl/container/flat_hash_set.h>
+#include <absl/strings/str_cat.h>
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -24,11 +25,8 @@ absl::StatusOr<domain::UserId> ParseUserEvent(std::string_view value) {
     why.resize(std::min(why.find('\n'), why.size()));
     return absl::InvalidArgumentError(fmt::format("value is not a JSON user event: {}", why));
   }
-  if (event.user_id().empty()) return absl::InvalidArgumentError("userID: is required");
-  auto user = domain::ParseUserId(event.user_id());
-  if (!user) {
-    return absl::InvalidArgumentError(fmt::format("userID: {}", domain::DescribeUserIdProblem(event.user_id())));
-  }
+  auto user = domain::UserId::Parse(event.user_id());
+  if (!user.ok()) return absl::InvalidArgumentError(absl::StrCat("userID: ", user.status().message()));
   return *user;
 }
 

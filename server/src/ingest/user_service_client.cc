@@ -49,7 +49,7 @@ absl::StatusOr<std::vector<domain::ObservedUser>> UserServiceClient::Lookup(cons
 absl::Status UserServiceClient::LookupChunk(const std::vector<domain::UserId>& chunk,
                                             std::vector<domain::ObservedUser>& out) {
   userservice::v1::BatchGetUsersRequest request;
-  for (const domain::UserId& id : chunk) request.add_user_ids(id);
+  for (const domain::UserId& id : chunk) request.add_user_ids(id.ToString());
 
   const absl::Time give_up = absl::Now() + options_.max_wait;
   absl::Duration backoff = options_.backoff_min;
@@ -62,16 +62,16 @@ absl::Status UserServiceClient::LookupChunk(const std::vector<domain::UserId>& c
     if (status.ok()) {
       absl::flat_hash_map<domain::UserId, std::optional<domain::UserState>> answers;
       for (const auto& user : response.users()) {
-        auto id = domain::ParseUserId(user.user_id());
+        auto id = domain::UserId::Parse(user.user_id());
         auto state = StateOf(user.state());
-        if (!id || !state) {
+        if (!id.ok() || !state) {
           return absl::InternalError(fmt::format("user service answered a malformed user (id \"{}\", state {})",
                                                  user.user_id(), static_cast<int>(user.state())));
         }
         answers[*id] = state;
       }
       for (const auto& missing : response.missing_user_ids()) {
-        if (auto id = domain::ParseUserId(missing)) answers.try_emplace(*id, std::nullopt);
+        if (auto id = domain::UserId::Parse(missing); id.ok()) answers.try_emplace(*id, std::nullopt);
       }
       for (const domain::UserId& id : chunk) {
         auto it = answers.find(id);

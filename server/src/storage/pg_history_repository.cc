@@ -51,8 +51,8 @@ const Statement kDeclareReportOneUser{"declare_report_one_user",
 
 absl::StatusOr<HistoryEvent> HistoryEventAt(const PgResult& r, int i) {
   const PgRow row(r, i);
-  HistoryEvent e;
-  ASSIGN_OR_RETURN(e.user_id, row.User(0));
+  ASSIGN_OR_RETURN(domain::UserId user, row.User(0));
+  HistoryEvent e{user};
   ASSIGN_OR_RETURN(e.segment_id, row.Int64(1));
   ASSIGN_OR_RETURN(e.slug, row.Text(2));
   ASSIGN_OR_RETURN(e.operation, row.Enum(3, &domain::ParseOperation));
@@ -60,19 +60,6 @@ absl::StatusOr<HistoryEvent> HistoryEventAt(const PgResult& r, int i) {
   ASSIGN_OR_RETURN(e.at, row.Micros(5));
   ASSIGN_OR_RETURN(e.id, row.Int64(6));
   return e;
-}
-
-// The canonical text of a binary uuid (16 bytes).
-std::string UuidText(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string text(36, '-');
-  for (size_t b = 0, o = 0; b < 16; ++b, ++o) {
-    if (b == 4 || b == 6 || b == 8 || b == 10) ++o;
-    const auto byte = static_cast<unsigned char>(bytes[b]);
-    text[o] = kHex[byte >> 4];
-    text[++o] = kHex[byte & 15];
-  }
-  return text;
 }
 
 // A binary int8 or timestamptz: big-endian, 8 bytes.
@@ -93,10 +80,9 @@ absl::Status AppendReportEvents(const PgResult& r, int begin, int end, std::vect
   constexpr int64_t kPostgresEpochMicros = int64_t{946'684'800} * 1'000'000;
   events.reserve(events.size() + static_cast<size_t>(end - begin));
   for (int i = begin; i < end; ++i) {
-    const std::string_view uuid = r.Get(i, 0);
-    if (uuid.size() != 16) return absl::InternalError("history report: column \"user_id\" is not a binary uuid");
-    HistoryEvent e;
-    e.user_id = UuidText(uuid);
+    absl::StatusOr<domain::UserId> user = domain::UserId::FromUuidBytes(r.Get(i, 0));
+    if (!user.ok()) return absl::InternalError("history report: column \"user_id\" is not a binary uuid");
+    HistoryEvent e{*user};
     ASSIGN_OR_RETURN(e.segment_id, BinaryInt64(r, i, 1));
     e.slug = std::string(r.Get(i, 2));
     ASSIGN_OR_RETURN(e.operation, PgRow(r, i).Enum(3, &domain::ParseOperation));

@@ -352,8 +352,8 @@ absl::StatusOr<std::vector<domain::SegmentMember>> PgMembershipQueries::Members(
     members.reserve(static_cast<size_t>(r.Rows()));
     for (int i = 0; i < r.Rows(); ++i) {
       const PgRow row(r, i);
-      domain::SegmentMember m;
-      ASSIGN_OR_RETURN(m.user_id, row.User(0));
+      ASSIGN_OR_RETURN(UserId user, row.User(0));
+      domain::SegmentMember m{user};
       ASSIGN_OR_RETURN(m.added_at, row.Micros(1));
       ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(2));
       ASSIGN_OR_RETURN(m.automatic, row.Bool(3));

@@ -1,4 +1,6 @@
-// The parameters of one statement, in text form.
+// The parameters of one statement. Values travel in text form, except user
+// ids, which go in PostgreSQL's binary form (uuid: 16 bytes; uuid[]: the
+// binary array format), so they are never printed and parsed again.
 #pragma once
 
 #include <absl/time/time.h>

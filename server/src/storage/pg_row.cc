@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
-#include "domain/validation.h"
 
 namespace segments::storage {
 namespace {
@@ -70,9 +69,9 @@ absl::StatusOr<std::optional<absl::Time>> PgRow::OptionalMicros(int column) cons
 
 absl::StatusOr<domain::UserId> PgRow::User(int column) const {
   ASSIGN_OR_RETURN(std::string_view text, NotNull(column));
-  std::optional<domain::UserId> user = domain::ParseUserId(text);
-  if (!user) return Malformed(column, text);
-  return *std::move(user);
+  absl::StatusOr<domain::UserId> user = domain::UserId::Parse(text);
+  if (!user.ok()) return Malformed(column, text);
+  return *user;
 }
 
 absl::StatusOr<std::vector<int64_t>> PgRow::Int64List(int column) const {
