@@ -19,10 +19,10 @@ absl::Time CeilToMicros(absl::Time t) {
 }
 
 void CheckReportMonth(int32_t month, int32_t year, std::vector<FieldViolation>& violations) {
-  if (month < 1 || month > 12) violations.push_back({"month", "must be 1..12"});
+  if (month < 1 || month > 12) violations.push_back({Field::kMonth, "must be 1..12"});
   if (year < HistoryUseCases::kMinReportYear || year > HistoryUseCases::kMaxReportYear) {
-    violations.push_back(
-        {"year", fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear, HistoryUseCases::kMaxReportYear)});
+    violations.push_back({Field::kYear, fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear,
+                                                    HistoryUseCases::kMaxReportYear)});
   }
 }
 
@@ -52,7 +52,7 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
   ReportQuery query{std::nullopt, command.year, command.month};
   if (!command.user_id.empty()) {
     query.user = ParseUserId(command.user_id);
-    if (!query.user) violations.push_back({std::string(kUserIdField), "must be a UUID"});
+    if (!query.user) violations.push_back({Field::kUserId, "must be a UUID"});
   }
   CheckReportMonth(command.month, command.year, violations);
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
@@ -65,8 +65,7 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
   // able to crash the server either.
   std::vector<FieldViolation> violations;
   CheckReportMonth(link.query.month, link.query.year, violations);
-  if (link.query.user && !ParseUserId(*link.query.user))
-    violations.push_back({std::string(kUserIdField), "must be a UUID"});
+  if (link.query.user && !ParseUserId(*link.query.user)) violations.push_back({Field::kUserId, "must be a UUID"});
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 
   auto cursor = store_.OpenHistory(link.query.user, link.query.From(), link.query.To());
@@ -80,11 +79,11 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
   if (auto user = ParseUserId(command.user_id)) {
     query.user = *user;
   } else {
-    violations.push_back({std::string(kUserIdField), DescribeUserIdProblem(command.user_id)});
+    violations.push_back({Field::kUserId, DescribeUserIdProblem(command.user_id)});
   }
   if (!command.segment.empty()) {
     if (std::string problem = DescribeSlugProblem(command.segment); !problem.empty()) {
-      violations.push_back({"segment", problem});
+      violations.push_back({Field::kSegment, problem});
     }
     query.slug = command.segment;
   }
@@ -94,14 +93,14 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
   if (command.from) query.from = CeilToMicros(*command.from);
   if (command.to) query.to = CeilToMicros(*command.to);
   if (command.from && command.to && *command.from >= *command.to) {
-    violations.push_back({"to", "must be later than from"});
+    violations.push_back({Field::kTo, Description::Of("must be later than ", Field::kFrom)});
   }
   if (command.page_size < 0 || command.page_size > kMaxPageSize) {
-    violations.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", kMaxPageSize, kDefaultPageSize)});
+    violations.push_back({Field::kPageSize, fmt::format("must be 1..{}, or 0 for {}", kMaxPageSize, kDefaultPageSize)});
   }
   if (!command.page_token.empty()) {
     query.after = DecodePageToken(command.page_token);
-    if (!query.after) violations.push_back({"pageToken", "is not a token this service issued"});
+    if (!query.after) violations.push_back({Field::kPageToken, "is not a token this service issued"});
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 

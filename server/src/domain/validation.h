@@ -13,7 +13,6 @@
 
 namespace segments::domain {
 
-inline constexpr std::string_view kUserIdField = "userID";
 inline constexpr size_t kMaxSlugLength = 128;
 inline constexpr size_t kMaxDescriptionLength = 1000;
 
@@ -31,10 +30,11 @@ absl::Time MaxDeadline(absl::Time now);
 
 // The deadline of a TTL given as seconds from `now` or as an instant (at
 // most one of them, 1 s .. 10 years ahead); nullopt with no problem when
-// neither is given (permanent). Problems are appended, naming
-// `<prefix>secondsToBeInSegment` or `<prefix>deadlineForStayingInSegment`.
+// neither is given (permanent). Problems are appended, naming the
+// Field::kTtlSeconds or Field::kTtlDeadline member of `item` (the whole
+// request or an item of a list).
 std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
-                                     absl::Time now, std::string_view prefix, std::vector<FieldViolation>& problems);
+                                     absl::Time now, const FieldPath& item, std::vector<FieldViolation>& problems);
 
 // Why a user id is rejected, for error messages; empty if ParseUserId takes it.
 std::string DescribeUserIdProblem(std::string_view text);
