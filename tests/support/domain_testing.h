@@ -7,18 +7,27 @@
 #include <string>
 #include <vector>
 
-#include "domain/errors.h"
+#include "api/field_paths.h"
 
 namespace segments::testing {
 
 // A valid, distinct user id for each i, in the order of i.
 inline std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
 
+// The violations `status` carries, with the paths and descriptions clients
+// see (api/field_paths.h).
+inline std::vector<api::ClientViolation> ViolationsOf(const absl::Status& status) {
+  return api::ClientViolations(status);
+}
+
 // The JSON paths of the violations `status` carries, in order.
 inline std::vector<std::string> ViolationFields(const absl::Status& status) {
   std::vector<std::string> out;
-  for (const auto& v : domain::ViolationsOf(status)) out.push_back(v.field);
+  for (const auto& v : ViolationsOf(status)) out.push_back(v.field);
   return out;
 }
+
+// The message clients see for `status`, which carries violations.
+inline std::string ClientMessage(const absl::Status& status) { return api::ClientMessage(ViolationsOf(status)); }
 
 }  // namespace segments::testing

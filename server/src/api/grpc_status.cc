@@ -1,6 +1,6 @@
 #include "api/grpc_status.h"
 
-#include "domain/errors.h"
+#include "api/field_paths.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
@@ -9,11 +9,11 @@ namespace segments::api {
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
-  std::string message(status.message());
+  const std::vector<ClientViolation> violations = ClientViolations(status);
+  std::string message = violations.empty() ? std::string(status.message()) : ClientMessage(violations);
   if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown) {
     message = "internal error";
   }
-  const auto violations = domain::ViolationsOf(status);
   if (violations.empty()) return grpc::Status(code, message);
 
   google::rpc::BadRequest bad_request;

@@ -6,9 +6,10 @@
 
 namespace segments::api {
 
-// Same code and message. Field violations travel as a google.rpc.Status with
-// one google.rpc.BadRequest detail, in the standard `grpc-status-details-bin`
-// trailer. INTERNAL and UNKNOWN messages are replaced by a generic text, so
+// Same code and message; with field violations, the message names the fields
+// as the contract does (api/field_paths.h). Field violations travel as a
+// google.rpc.Status with one google.rpc.BadRequest detail, in the standard
+// `grpc-status-details-bin` trailer. INTERNAL and UNKNOWN messages are replaced by a generic text, so
 // clients never see storage details.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 

@@ -10,7 +10,7 @@
 namespace segments::domain {
 namespace {
 
-std::string UserPath(size_t i) { return fmt::format("userIDs[{}]", i); }
+FieldPath UserPath(size_t i) { return FieldPath(Field::kUserIds, i); }
 
 // Collects violations, listing the first kMaxListedProblems and summing up
 // the rest, so that 100,000 bad ids give a readable error.
@@ -29,7 +29,7 @@ class ProblemList {
   bool empty() const { return listed_.empty(); }
   absl::Status Error(absl::StatusCode code, std::string_view what) const {
     std::vector<FieldViolation> out = listed_;
-    if (unlisted_ > 0) out.push_back({"userIDs", fmt::format("and {} more {}", unlisted_, what)});
+    if (unlisted_ > 0) out.push_back({Field::kUserIds, fmt::format("and {} more {}", unlisted_, what)});
     return ErrorWithViolations(code, out);
   }
 
@@ -41,11 +41,11 @@ class ProblemList {
 // Slug and ids: shape only. Fills `users` with canonical ids.
 ProblemList CheckShape(const SegmentUsersCommand& command, std::vector<UserId>& users) {
   ProblemList problems;
-  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.Add({"slug", why});
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.Add({Field::kSlug, why});
   if (command.user_ids.empty()) {
-    problems.Add({"userIDs", "must list at least one user"});
+    problems.Add({Field::kUserIds, "must list at least one user"});
   } else if (command.user_ids.size() > BulkMembershipUseCases::kMaxUsers) {
-    problems.Add({"userIDs", fmt::format("must list at most {} users", BulkMembershipUseCases::kMaxUsers)});
+    problems.Add({Field::kUserIds, fmt::format("must list at most {} users", BulkMembershipUseCases::kMaxUsers)});
     return problems;
   }
   users.reserve(command.user_ids.size());
@@ -59,7 +59,8 @@ ProblemList CheckShape(const SegmentUsersCommand& command, std::vector<UserId>& 
     }
     const UserId& user = input.value();
     if (auto [it, fresh] = first_index.emplace(user, i); !fresh) {
-      problems.Add({UserPath(i), fmt::format("user \"{}\" is already listed at {}", user, UserPath(it->second))});
+      problems.Add(
+          {UserPath(i), Description::Of(fmt::format("user \"{}\" is already listed at ", user), UserPath(it->second))});
       continue;
     }
     users.push_back(user);
@@ -78,7 +79,7 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
     auto live = tx.segments().LockLive({command.slug});
     if (!live.ok()) return live.status();
     if (live->empty()) {
-      return FieldError(absl::StatusCode::kNotFound, "slug",
+      return FieldError(absl::StatusCode::kNotFound, Field::kSlug,
                         fmt::format("segment \"{}\" does not exist", command.slug));
     }
     auto unknown = tx.users().Unknown(users);
@@ -107,7 +108,7 @@ absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const Se
   ProblemList problems = CheckShape(command, users);
   std::vector<FieldViolation> ttl_problems;
   const std::optional<absl::Time> expires_at =
-      ResolveTtl(command.ttl.seconds, command.ttl.deadline, now, "", ttl_problems);
+      ResolveTtl(command.ttl.seconds, command.ttl.deadline, now, FieldPath(), ttl_problems);
   problems.AddAll(ttl_problems);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
   // One instant for the whole call, as for a single user's change: the TTL

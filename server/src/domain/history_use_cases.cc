@@ -19,10 +19,10 @@ absl::Time CeilToMicros(absl::Time t) {
 }
 
 void CheckReportMonth(int32_t month, int32_t year, std::vector<FieldViolation>& violations) {
-  if (month < 1 || month > 12) violations.push_back({"month", "must be 1..12"});
+  if (month < 1 || month > 12) violations.push_back({Field::kMonth, "must be 1..12"});
   if (year < HistoryUseCases::kMinReportYear || year > HistoryUseCases::kMaxReportYear) {
-    violations.push_back(
-        {"year", fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear, HistoryUseCases::kMaxReportYear)});
+    violations.push_back({Field::kYear, fmt::format("must be {}..{}", HistoryUseCases::kMinReportYear,
+                                                    HistoryUseCases::kMaxReportYear)});
   }
 }
 
@@ -54,7 +54,7 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
     if (command.user_id.ok()) {
       query.user = command.user_id.value().ToString();
     } else {
-      violations.push_back({std::string(kUserIdField), "must be a UUID"});
+      violations.push_back({Field::kUserId, "must be a UUID"});
     }
   }
   CheckReportMonth(command.month, command.year, violations);
@@ -73,7 +73,7 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
     if (auto parsed = UserId::Parse(*link.query.user); parsed.ok()) {
       user = *parsed;
     } else {
-      violations.push_back({std::string(kUserIdField), "must be a UUID"});
+      violations.push_back({Field::kUserId, "must be a UUID"});
     }
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
@@ -88,10 +88,10 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
   std::optional<std::string> slug;
   std::optional<absl::Time> from, to;
   std::optional<HistoryPosition> after;
-  if (!command.user_id.ok()) violations.push_back({std::string(kUserIdField), command.user_id.problem()});
+  if (!command.user_id.ok()) violations.push_back({Field::kUserId, command.user_id.problem()});
   if (!command.segment.empty()) {
     if (std::string problem = DescribeSlugProblem(command.segment); !problem.empty()) {
-      violations.push_back({"segment", problem});
+      violations.push_back({Field::kSegment, problem});
     }
     slug = command.segment;
   }
@@ -101,14 +101,14 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
   if (command.from) from = CeilToMicros(*command.from);
   if (command.to) to = CeilToMicros(*command.to);
   if (command.from && command.to && *command.from >= *command.to) {
-    violations.push_back({"to", "must be later than from"});
+    violations.push_back({Field::kTo, Description::Of("must be later than ", Field::kFrom)});
   }
   if (command.page_size < 0 || command.page_size > kMaxPageSize) {
-    violations.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", kMaxPageSize, kDefaultPageSize)});
+    violations.push_back({Field::kPageSize, fmt::format("must be 1..{}, or 0 for {}", kMaxPageSize, kDefaultPageSize)});
   }
   if (!command.page_token.empty()) {
     after = DecodePageToken(command.page_token);
-    if (!after) violations.push_back({"pageToken", "is not a token this service issued"});
+    if (!after) violations.push_back({Field::kPageToken, "is not a token this service issued"});
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 

@@ -49,7 +49,7 @@ std::optional<MemberPosition> DecodeMemberToken(const std::string& token) {
 
 void CheckPageSize(int32_t size, int32_t max, int32_t fallback, std::vector<FieldViolation>& problems) {
   if (size < 0 || size > max) {
-    problems.push_back({"pageSize", fmt::format("must be 1..{}, or 0 for {}", max, fallback)});
+    problems.push_back({Field::kPageSize, fmt::format("must be 1..{}, or 0 for {}", max, fallback)});
   }
 }
 
@@ -62,7 +62,7 @@ absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsComm
   if (!command.page_token.empty()) {
     std::optional<std::string> slug = Unwrap(command.page_token, kSegmentTokenPrefix);
     if (!slug || !IsValidSlug(*slug)) {
-      problems.push_back({"pageToken", kBadToken});
+      problems.push_back({Field::kPageToken, kBadToken});
     } else {
       after = *std::move(slug);
     }
@@ -81,25 +81,26 @@ absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsComm
 
 absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegmentMembersCommand& command) {
   std::vector<FieldViolation> problems;
-  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({Field::kSlug, why});
   CheckPageSize(command.page_size, kMaxMemberPageSize, kDefaultMemberPageSize, problems);
   std::optional<MemberPosition> position;
   if (!command.page_token.empty()) {
     position = DecodeMemberToken(command.page_token);
-    if (!position) problems.push_back({"pageToken", kBadToken});
+    if (!position) problems.push_back({Field::kPageToken, kBadToken});
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
   auto found = store_.segments().Find(command.slug);
   if (!found.ok()) return found.status();
   if (!*found) {
-    return FieldError(absl::StatusCode::kNotFound, "slug", fmt::format("segment \"{}\" does not exist", command.slug));
+    return FieldError(absl::StatusCode::kNotFound, Field::kSlug,
+                      fmt::format("segment \"{}\" does not exist", command.slug));
   }
   const SegmentId segment = (*found)->id;
   // A slug deleted and created again is another segment: its order of users
   // is the same, but its members are not, so an old token is refused.
   if (position && position->segment_id != segment) {
-    return FieldError(absl::StatusCode::kInvalidArgument, "pageToken",
+    return FieldError(absl::StatusCode::kInvalidArgument, Field::kPageToken,
                       fmt::format("belongs to an earlier segment \"{}\", since deleted", command.slug));
   }
   const int32_t size = command.page_size == 0 ? kDefaultMemberPageSize : command.page_size;

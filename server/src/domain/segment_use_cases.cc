@@ -21,8 +21,8 @@ std::string NewSalt() {
   return fmt::format("{:016x}", absl::Uniform<uint64_t>(gen));
 }
 
-std::string AddPath(size_t i, std::string_view leaf) { return fmt::format("segmentsToAdd[{}].{}", i, leaf); }
-std::string RemovePath(size_t i) { return fmt::format("segmentsToRemove[{}].segmentSlug", i); }
+FieldPath AddPath(size_t i, Field member) { return FieldPath(Field::kSegmentsToAdd, i, member); }
+FieldPath RemovePath(size_t i) { return FieldPath(Field::kSegmentsToRemove, i, Field::kSegmentSlug); }
 
 // An add item after validation.
 struct PlannedAdd {
@@ -34,21 +34,24 @@ struct PlannedAdd {
 std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& command, absl::Time now,
                                           std::vector<PlannedAdd>& adds) {
   std::vector<FieldViolation> problems;
-  if (!command.user_id.ok()) problems.push_back({std::string(kUserIdField), command.user_id.problem()});
+  if (!command.user_id.ok()) problems.push_back({Field::kUserId, command.user_id.problem()});
   if (command.to_add.empty() && command.to_remove.empty()) {
-    problems.push_back({"", "segmentsToAdd or segmentsToRemove must list at least one segment"});
+    problems.push_back({FieldPath(), Description::Of(Field::kSegmentsToAdd, " or ", Field::kSegmentsToRemove,
+                                                     " must list at least one segment")});
   }
   absl::flat_hash_map<std::string, size_t> added;  // slug -> first index
   for (size_t i = 0; i < command.to_add.size(); ++i) {
     const SegmentToAdd& item = command.to_add[i];
     PlannedAdd plan{item.slug, std::nullopt};
     if (std::string why = DescribeSlugProblem(item.slug); !why.empty()) {
-      problems.push_back({AddPath(i, "segmentSlug"), why});
+      problems.push_back({AddPath(i, Field::kSegmentSlug), why});
     } else if (auto [it, fresh] = added.emplace(item.slug, i); !fresh) {
-      problems.push_back({AddPath(i, "segmentSlug"),
-                          fmt::format("segment \"{}\" is already listed at segmentsToAdd[{}]", item.slug, it->second)});
+      problems.push_back({AddPath(i, Field::kSegmentSlug),
+                          Description::Of(fmt::format("segment \"{}\" is already listed at ", item.slug),
+                                          FieldPath(Field::kSegmentsToAdd, it->second))});
     }
-    plan.expires_at = ResolveTtl(item.ttl.seconds, item.ttl.deadline, now, AddPath(i, ""), problems);
+    plan.expires_at =
+        ResolveTtl(item.ttl.seconds, item.ttl.deadline, now, FieldPath(Field::kSegmentsToAdd, i), problems);
     adds.push_back(std::move(plan));
   }
   absl::flat_hash_map<std::string, size_t> removed;
@@ -57,11 +60,11 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
     if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
       problems.push_back({RemovePath(i), why});
     } else if (auto [it, fresh] = removed.emplace(slug, i); !fresh) {
-      problems.push_back(
-          {RemovePath(i), fmt::format("segment \"{}\" is already listed at segmentsToRemove[{}]", slug, it->second)});
+      problems.push_back({RemovePath(i), Description::Of(fmt::format("segment \"{}\" is already listed at ", slug),
+                                                         FieldPath(Field::kSegmentsToRemove, it->second))});
     } else if (auto in_add = added.find(slug); in_add != added.end()) {
-      problems.push_back(
-          {RemovePath(i), fmt::format("segment \"{}\" is also listed at segmentsToAdd[{}]", slug, in_add->second)});
+      problems.push_back({RemovePath(i), Description::Of(fmt::format("segment \"{}\" is also listed at ", slug),
+                                                         FieldPath(Field::kSegmentsToAdd, in_add->second))});
     }
   }
   return problems;
@@ -69,30 +72,31 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
 
 constexpr size_t kMaxFilterSegments = 20;
 
-void CheckFilterList(const std::vector<std::string>& slugs, std::string_view field,
-                     absl::flat_hash_map<std::string, std::string>& seen, std::vector<FieldViolation>& problems) {
+void CheckFilterList(const std::vector<std::string>& slugs, Field field,
+                     absl::flat_hash_map<std::string, FieldPath>& seen, std::vector<FieldViolation>& problems) {
   if (slugs.size() > kMaxFilterSegments) {
-    problems.push_back({std::string(field), fmt::format("must list at most {} segments", kMaxFilterSegments)});
+    problems.push_back({field, fmt::format("must list at most {} segments", kMaxFilterSegments)});
     return;
   }
   for (size_t i = 0; i < slugs.size(); ++i) {
-    std::string path = fmt::format("{}[{}]", field, i);
+    FieldPath path(field, i);
     if (std::string why = DescribeSlugProblem(slugs[i]); !why.empty()) {
       problems.push_back({path, why});
     } else if (auto [it, fresh] = seen.emplace(slugs[i], path); !fresh) {
-      problems.push_back({path, fmt::format("segment \"{}\" is already listed at {}", slugs[i], it->second)});
+      problems.push_back(
+          {path, Description::Of(fmt::format("segment \"{}\" is already listed at ", slugs[i]), it->second)});
     }
   }
 }
 
 // Include and exclude lists: valid slugs, none twice across both.
 void CheckFilterSlugs(const CreateSegmentCommand& command, std::vector<FieldViolation>& problems) {
-  absl::flat_hash_map<std::string, std::string> seen;  // slug -> first path
-  CheckFilterList(command.include_segments, "includeSegments", seen, problems);
-  CheckFilterList(command.exclude_segments, "excludeSegments", seen, problems);
+  absl::flat_hash_map<std::string, FieldPath> seen;  // slug -> first path
+  CheckFilterList(command.include_segments, Field::kIncludeSegments, seen, problems);
+  CheckFilterList(command.exclude_segments, Field::kExcludeSegments, seen, problems);
 }
 
-absl::Status UnknownSlug(std::string field, const std::string& slug) {
+absl::Status UnknownSlug(FieldPath field, const std::string& slug) {
   return FieldError(absl::StatusCode::kNotFound, std::move(field), fmt::format("segment \"{}\" does not exist", slug));
 }
 
@@ -109,18 +113,18 @@ absl::Status ResolveFilters(Transaction& tx, const CreateSegmentCommand& command
   absl::flat_hash_map<std::string, SegmentId> id_of;
   for (const Segment& s : *live) id_of[s.slug] = s.id;
   std::vector<FieldViolation> missing;
-  auto resolve = [&](const std::vector<std::string>& list, std::string_view field, std::vector<SegmentId>& ids) {
+  auto resolve = [&](const std::vector<std::string>& list, Field field, std::vector<SegmentId>& ids) {
     for (size_t i = 0; i < list.size(); ++i) {
       auto it = id_of.find(list[i]);
       if (it == id_of.end()) {
-        missing.push_back({fmt::format("{}[{}]", field, i), fmt::format("segment \"{}\" does not exist", list[i])});
+        missing.push_back({FieldPath(field, i), fmt::format("segment \"{}\" does not exist", list[i])});
       } else {
         ids.push_back(it->second);
       }
     }
   };
-  resolve(command.include_segments, "includeSegments", options.include_ids);
-  resolve(command.exclude_segments, "excludeSegments", options.exclude_ids);
+  resolve(command.include_segments, Field::kIncludeSegments, options.include_ids);
+  resolve(command.exclude_segments, Field::kExcludeSegments, options.exclude_ids);
   if (!missing.empty()) return ErrorWithViolations(absl::StatusCode::kNotFound, missing);
   return absl::OkStatus();
 }
@@ -129,25 +133,25 @@ absl::Status ResolveFilters(Transaction& tx, const CreateSegmentCommand& command
 
 absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const std::string& slug) {
   if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
-    return FieldError(absl::StatusCode::kInvalidArgument, "slug", why);
+    return FieldError(absl::StatusCode::kInvalidArgument, Field::kSlug, why);
   }
   auto found = store_.segments().FindWithMemberCount(slug, Now());
   if (!found.ok()) return found.status();
-  if (!*found) return UnknownSlug("slug", slug);
+  if (!*found) return UnknownSlug(Field::kSlug, slug);
   return **found;
 }
 
 absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentCommand& command) {
   const absl::Time requested_at = Now();
   std::vector<FieldViolation> problems;
-  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({Field::kSlug, why});
   std::optional<int32_t> percent = 0;
   if (command.percent_to_fill) {
     percent = ParsePercent(*command.percent_to_fill);
-    if (!percent) problems.push_back({"percentToFill", "must be between 0 and 100 with at most two decimals"});
+    if (!percent) problems.push_back({Field::kPercentToFill, "must be between 0 and 100 with at most two decimals"});
   }
   if (std::string why = DescribeDescriptionProblem(command.description); !why.empty()) {
-    problems.push_back({"description", why});
+    problems.push_back({Field::kDescription, why});
   }
   CheckFilterSlugs(command, problems);
   std::optional<int64_t> auto_ttl_seconds;
@@ -155,7 +159,7 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     const int64_t seconds = *command.auto_seconds_to_be_in_segment;
     const int64_t max_seconds = absl::ToInt64Seconds(MaxDeadline(requested_at) - requested_at);
     if (seconds < 1 || seconds > max_seconds) {
-      problems.push_back({"autoSecondsToBeInSegment", fmt::format("must be between 1 and {} (10 years)", max_seconds)});
+      problems.push_back({Field::kAutoTtlSeconds, fmt::format("must be between 1 and {} (10 years)", max_seconds)});
     }
     auto_ttl_seconds = seconds;
   }
@@ -179,7 +183,7 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     return absl::OkStatus();
   });
   if (absl::IsAlreadyExists(status)) {
-    return FieldError(absl::StatusCode::kAlreadyExists, "slug",
+    return FieldError(absl::StatusCode::kAlreadyExists, Field::kSlug,
                       fmt::format("segment \"{}\" already exists", command.slug));
   }
   if (!status.ok()) return status;
@@ -188,12 +192,12 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
 
 absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const UpdateSegmentPercentCommand& command) {
   std::vector<FieldViolation> problems;
-  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({"slug", why});
+  if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({Field::kSlug, why});
   std::optional<int32_t> percent;
   if (!command.percent_to_fill) {
-    problems.push_back({"percentToFill", "is required"});
+    problems.push_back({Field::kPercentToFill, "is required"});
   } else if (percent = ParsePercent(*command.percent_to_fill); !percent) {
-    problems.push_back({"percentToFill", "must be between 0 and 100 with at most two decimals"});
+    problems.push_back({Field::kPercentToFill, "must be between 0 and 100 with at most two decimals"});
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
@@ -203,7 +207,7 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
     if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
     auto live = tx.segments().LockLive({command.slug});
     if (!live.ok()) return live.status();
-    if (live->empty()) return UnknownSlug("slug", command.slug);
+    if (live->empty()) return UnknownSlug(Field::kSlug, command.slug);
     Segment segment = live->front();
     const int32_t before = segment.percent_hundredths;
     if (*percent == before) return absl::OkStatus();
@@ -227,7 +231,7 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
 
 absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) {
   if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
-    return FieldError(absl::StatusCode::kInvalidArgument, "slug", why);
+    return FieldError(absl::StatusCode::kInvalidArgument, Field::kSlug, why);
   }
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
@@ -236,13 +240,13 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
     const absl::Time now = Now();
     auto segment = tx.segments().MarkDeleted(slug, now);
     if (!segment.ok()) return segment.status();
-    if (!*segment) return UnknownSlug("slug", slug);
+    if (!*segment) return UnknownSlug(Field::kSlug, slug);
     // Checked after the row is locked, so a segment created meanwhile that
     // names this one is seen.
     auto referring = tx.segments().Referring((*segment)->id);
     if (!referring.ok()) return referring.status();
     if (!referring->empty()) {
-      return FieldError(absl::StatusCode::kFailedPrecondition, "slug",
+      return FieldError(absl::StatusCode::kFailedPrecondition, Field::kSlug,
                         fmt::format("segment \"{}\" is named in the automatic assignment options of {}; delete "
                                     "those first",
                                     slug, absl::StrJoin(*referring, ", ", [](std::string* out, const std::string& s) {
@@ -272,8 +276,7 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
     auto state = tx.users().Lock(user);
     if (!state.ok()) return state.status();
     if (!*state) {
-      return FieldError(absl::StatusCode::kNotFound, std::string(kUserIdField),
-                        fmt::format("user \"{}\" does not exist", user));
+      return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
     }
 
     std::vector<std::string> slugs;
@@ -298,10 +301,11 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
     for (size_t i = 0; i < adds.size(); ++i) {
       auto it = by_slug.find(adds[i].slug);
       if (it == by_slug.end()) {
-        missing.push_back({AddPath(i, "segmentSlug"), fmt::format("segment \"{}\" does not exist", adds[i].slug)});
+        missing.push_back(
+            {AddPath(i, Field::kSegmentSlug), fmt::format("segment \"{}\" does not exist", adds[i].slug)});
       } else if (active_in(*it->second)) {
         conflicts.push_back(
-            {AddPath(i, "segmentSlug"), fmt::format("user is already in segment \"{}\"", adds[i].slug)});
+            {AddPath(i, Field::kSegmentSlug), fmt::format("user is already in segment \"{}\"", adds[i].slug)});
       }
     }
     for (size_t i = 0; i < command.to_remove.size(); ++i) {
@@ -327,7 +331,7 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 }
 
 absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const UserIdInput& user) {
-  if (!user.ok()) return FieldError(absl::StatusCode::kInvalidArgument, std::string(kUserIdField), user.problem());
+  if (!user.ok()) return FieldError(absl::StatusCode::kInvalidArgument, Field::kUserId, user.problem());
   auto slugs = store_.memberships().ActiveSegmentSlugs(user.value(), Now());
   if (!slugs.ok()) return slugs.status();
   std::sort(slugs->begin(), slugs->end());

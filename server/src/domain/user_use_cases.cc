@@ -14,12 +14,11 @@ namespace {
 
 std::optional<FieldViolation> CheckUserId(const UserIdInput& user) {
   if (user.ok()) return std::nullopt;
-  return FieldViolation{std::string(kUserIdField), user.problem()};
+  return FieldViolation{Field::kUserId, user.problem()};
 }
 
 absl::Status UnknownUser(const UserId& user) {
-  return FieldError(absl::StatusCode::kNotFound, std::string(kUserIdField),
-                    fmt::format("user \"{}\" does not exist", user));
+  return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
 }
 
 // The steps of each change, inside a transaction that holds the
@@ -54,7 +53,7 @@ absl::Status UserUseCases::CreateUser(const UserIdInput& user_id) {
     return CreateIn(tx, user, UserState::kActive, Now());
   });
   if (absl::IsAlreadyExists(status)) {
-    return FieldError(absl::StatusCode::kAlreadyExists, std::string(kUserIdField),
+    return FieldError(absl::StatusCode::kAlreadyExists, Field::kUserId,
                       fmt::format("user \"{}\" already exists", user));
   }
   return status;
@@ -65,7 +64,7 @@ absl::Status UserUseCases::UpdateUser(const UserIdInput& user_id, const std::str
   if (auto problem = CheckUserId(user_id)) problems.push_back(*problem);
   const std::optional<UserState> state = ParseUserState(status);
   if (!state) {
-    problems.push_back({"status", status.empty() ? "is required" : "must be \"active\" or \"excluded\""});
+    problems.push_back({Field::kStatus, status.empty() ? "is required" : "must be \"active\" or \"excluded\""});
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const UserId& user = user_id.value();

@@ -1,7 +1,6 @@
 #include "domain/validation.h"
 
 #include <absl/strings/ascii.h>
-#include <absl/strings/str_cat.h>
 #include <absl/time/civil_time.h>
 #include <fmt/format.h>
 
@@ -56,25 +55,22 @@ absl::Time MaxDeadline(absl::Time now) {
 }
 
 std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
-                                     absl::Time now, std::string_view prefix, std::vector<FieldViolation>& problems) {
-  const auto field = [&](std::string_view leaf) {
-    return absl::StrCat(absl::string_view(prefix.data(), prefix.size()), absl::string_view(leaf.data(), leaf.size()));
-  };
+                                     absl::Time now, const FieldPath& item, std::vector<FieldViolation>& problems) {
   const absl::Time max_deadline = MaxDeadline(now);
   if (seconds && deadline) {
-    problems.push_back(
-        {field("secondsToBeInSegment"), "give secondsToBeInSegment or deadlineForStayingInSegment, not both"});
+    problems.push_back({item.Member(Field::kTtlSeconds),
+                        Description::Of("give ", Field::kTtlSeconds, " or ", Field::kTtlDeadline, ", not both")});
   } else if (seconds) {
     const absl::Duration max_ttl = max_deadline - now;
     if (*seconds >= 1 && absl::Seconds(*seconds) <= max_ttl) return now + absl::Seconds(*seconds);
-    problems.push_back({field("secondsToBeInSegment"),
+    problems.push_back({item.Member(Field::kTtlSeconds),
                         fmt::format("must be between 1 and {} (10 years)", absl::ToInt64Seconds(max_ttl))});
   } else if (deadline) {
     const absl::Time at = TruncateToMicros(*deadline);
     if (at <= now) {
-      problems.push_back({field("deadlineForStayingInSegment"), "must be in the future"});
+      problems.push_back({item.Member(Field::kTtlDeadline), "must be in the future"});
     } else if (at > max_deadline) {
-      problems.push_back({field("deadlineForStayingInSegment"), "must be at most 10 years ahead"});
+      problems.push_back({item.Member(Field::kTtlDeadline), "must be at most 10 years ahead"});
     } else {
       return at;
     }

@@ -13,7 +13,6 @@
 
 namespace segments::domain {
 
-inline constexpr std::string_view kUserIdField = "userID";
 inline constexpr size_t kMaxSlugLength = 128;
 inline constexpr size_t kMaxDescriptionLength = 1000;
 
@@ -28,10 +27,11 @@ absl::Time MaxDeadline(absl::Time now);
 
 // The deadline of a TTL given as seconds from `now` or as an instant (at
 // most one of them, 1 s .. 10 years ahead); nullopt with no problem when
-// neither is given (permanent). Problems are appended, naming
-// `<prefix>secondsToBeInSegment` or `<prefix>deadlineForStayingInSegment`.
+// neither is given (permanent). Problems are appended, naming the
+// Field::kTtlSeconds or Field::kTtlDeadline member of `item` (the whole
+// request or an item of a list).
 std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, const std::optional<absl::Time>& deadline,
-                                     absl::Time now, std::string_view prefix, std::vector<FieldViolation>& problems);
+                                     absl::Time now, const FieldPath& item, std::vector<FieldViolation>& problems);
 
 // Why a slug is rejected, for error messages; empty if it is valid.
 std::string DescribeSlugProblem(std::string_view slug);

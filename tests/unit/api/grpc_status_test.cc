@@ -9,11 +9,17 @@
 using segments::api::ToGrpcStatus;
 
 TEST_CASE("violations become one google.rpc.BadRequest detail", "[api]") {
+  using segments::domain::Field;
+  using segments::domain::FieldPath;
   const absl::Status status = segments::domain::ErrorWithViolations(
-      absl::StatusCode::kNotFound, {{"segmentsToAdd[0].segmentSlug", "segment \"X\" does not exist"},
-                                    {"segmentsToAdd[1].segmentSlug", "segment \"Y\" does not exist"}});
+      absl::StatusCode::kNotFound,
+      {{FieldPath(Field::kSegmentsToAdd, 0, Field::kSegmentSlug), "segment \"X\" does not exist"},
+       {FieldPath(Field::kSegmentsToAdd, 1, Field::kSegmentSlug), "segment \"Y\" does not exist"}});
   const grpc::Status out = ToGrpcStatus(status);
   CHECK(out.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(out.error_message() ==
+        "segmentsToAdd[0].segmentSlug: segment \"X\" does not exist; "
+        "segmentsToAdd[1].segmentSlug: segment \"Y\" does not exist");
 
   google::rpc::Status rich;
   REQUIRE(rich.ParseFromString(out.error_details()));
@@ -24,6 +30,7 @@ TEST_CASE("violations become one google.rpc.BadRequest detail", "[api]") {
   REQUIRE(bad_request.field_violations_size() == 2);
   CHECK(bad_request.field_violations(1).field() == "segmentsToAdd[1].segmentSlug");
   CHECK(bad_request.field_violations(1).description() == "segment \"Y\" does not exist");
+  CHECK(rich.message() == out.error_message());
 }
 
 TEST_CASE("codes pass through; internal details never reach the client", "[api]") {

@@ -19,6 +19,7 @@ using segments::testing::FakeClock;
 using segments::testing::FakeStore;
 using segments::testing::UserNo;
 using segments::testing::ViolationFields;
+using segments::testing::ViolationsOf;
 
 namespace {
 

@@ -18,6 +18,7 @@ using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
 using segments::testing::ViolationFields;
+using segments::testing::ViolationsOf;
 
 namespace {
 

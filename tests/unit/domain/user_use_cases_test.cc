@@ -4,12 +4,14 @@
 
 #include "domain/errors.h"
 #include "domain/segment_use_cases.h"
+#include "support/domain_testing.h"
 #include "support/fake_clock.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::ViolationsOf;
 
 namespace {
 constexpr const char* kUser = "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b";
