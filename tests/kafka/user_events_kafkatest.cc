@@ -11,6 +11,7 @@
 #include "kafka/kafka_fixture.h"
 #include "storage/pg_pool.h"
 #include "storage/pg_store.h"
+#include "support/domain_testing.h"
 #include "support/test_database.h"
 
 namespace {
@@ -203,8 +204,7 @@ TEST_CASE("A deletion ends every membership with history", "[kafka]") {
   h.producer.SendEvent(h.topic, User(3));
   h.producer.Flush();
   REQUIRE(h.AllCommitted(1));
-  segments::domain::UpdateUserSegmentsCommand add_manual;
-  add_manual.user_id = User(3);
+  segments::domain::UpdateUserSegmentsCommand add_manual{User(3), {}, {}};
   add_manual.to_add.emplace_back().slug = "MANUAL";
   REQUIRE(h.segment_cases.UpdateUserSegments(add_manual).ok());
   REQUIRE(SegmentsOf(User(3)) == std::vector<std::string>{"AUTO", "MANUAL"});

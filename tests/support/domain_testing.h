@@ -8,11 +8,23 @@
 #include <vector>
 
 #include "api/field_paths.h"
+#include "domain/user_id.h"
 
 namespace segments::testing {
 
-// A valid, distinct user id for each i, in the order of i.
-inline std::string UserNo(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
+// A valid, distinct user id for each i, in the order of i, as text and as
+// the id.
+inline std::string UserText(int i) { return fmt::format("00000000-0000-4000-8000-{:012x}", i); }
+inline domain::UserId UserNo(int i) { return domain::UserId::Parse(UserText(i)).value(); }
+
+// The id of a valid UUID text.
+inline domain::UserId Id(std::string_view text) { return domain::UserId::Parse(text).value(); }
+inline std::vector<domain::UserId> Ids(const std::vector<std::string>& texts) {
+  std::vector<domain::UserId> ids;
+  ids.reserve(texts.size());
+  for (const std::string& text : texts) ids.push_back(Id(text));
+  return ids;
+}
 
 // The violations `status` carries, with the paths and descriptions clients
 // see (api/field_paths.h).

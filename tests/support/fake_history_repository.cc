@@ -67,7 +67,7 @@ absl::StatusOr<std::vector<HistoryEvent>> FakeHistoryQueries::OfUser(const domai
   }
   std::sort(events.begin(), events.end(),
             [](const HistoryEvent& a, const HistoryEvent& b) { return std::tie(a.at, a.id) > std::tie(b.at, b.id); });
-  if (events.size() > static_cast<size_t>(query.limit)) events.resize(static_cast<size_t>(query.limit));
+  if (events.size() > static_cast<size_t>(query.limit)) events.erase(events.begin() + query.limit, events.end());
   return events;
 }
 

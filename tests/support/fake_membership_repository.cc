@@ -155,10 +155,11 @@ absl::StatusOr<int64_t> FakeMembershipRepository::EndExpired(absl::Time now, int
     if (m.expires_at && *m.expires_at <= now) due.push_back({*m.expires_at, key});
   }
   std::sort(due.begin(), due.end());
-  if (due.size() > static_cast<size_t>(limit)) due.resize(static_cast<size_t>(limit));
+  if (due.size() > static_cast<size_t>(limit)) due.erase(due.begin() + limit, due.end());
   for (const auto& [deadline, key] : due) {
-    if (s_.memberships[key].automatic) s_.opt_outs.emplace(std::pair(key.second, key.first), Reason::kTtl);
-    s_.history.push_back({key.first, key.second, s_.memberships[key].slug, Operation::kRemove, Reason::kTtl, deadline});
+    if (s_.memberships.at(key).automatic) s_.opt_outs.emplace(std::pair(key.second, key.first), Reason::kTtl);
+    s_.history.push_back(
+        {key.first, key.second, s_.memberships.at(key).slug, Operation::kRemove, Reason::kTtl, deadline});
     s_.memberships.erase(key);
   }
   return static_cast<int64_t>(due.size());

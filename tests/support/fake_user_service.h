@@ -2,6 +2,8 @@
 // set by the test; an outage or injected failures make calls fail.
 #pragma once
 
+#include "domain/user_id.h"
+
 #include <absl/container/flat_hash_map.h>
 #include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
@@ -29,6 +31,8 @@ class FakeUserService final : public userservice::v1::UserService::Service {
 
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
+  void Set(const domain::UserId& user, userservice::v1::UserState state) { Set(user.ToString(), state); }
+  void Remove(const domain::UserId& user) { Remove(user.ToString()); }
   void Set(const std::string& user, userservice::v1::UserState state) {
     absl::MutexLock lock(&mu_);
     users_[user] = state;

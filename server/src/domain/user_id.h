@@ -9,6 +9,7 @@
 #include <array>
 #include <compare>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -48,6 +49,8 @@ class UserId {
   Bytes bytes_;
 };
 
+inline std::ostream& operator<<(std::ostream& out, const UserId& id) { return out << id.ToString(); }
+
 // A user id as a request gives it: parsed once, where the request enters
 // the service (implicitly, from its text), keeping the reason when it is not
 // an id, so that the domain reports it beside the request's other problems.
@@ -57,7 +60,7 @@ class UserIdInput {
   UserIdInput(std::string_view text) : parsed_(UserId::Parse(text)), empty_(text.empty()) {}
   UserIdInput(const std::string& text) : UserIdInput(std::string_view(text)) {}  // NOLINT
   UserIdInput(const char* text) : UserIdInput(std::string_view(text)) {}         // NOLINT
-  UserIdInput(const UserId& id) : parsed_(id), empty_(false) {}                    // NOLINT
+  UserIdInput(const UserId& id) : parsed_(id), empty_(false) {}                  // NOLINT
 
   // No text was given.
   bool empty() const { return empty_; }
@@ -71,6 +74,12 @@ class UserIdInput {
   absl::StatusOr<UserId> parsed_;
   bool empty_;
 };
+
+// For logs and test messages: the id, or why there is none.
+inline std::ostream& operator<<(std::ostream& out, const UserIdInput& input) {
+  if (input.ok()) return out << input.value();
+  return out << "(not a user id: " << input.problem() << ")";
+}
 
 }  // namespace segments::domain
 

@@ -15,12 +15,14 @@
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "storage/pg_store.h"
+#include "support/domain_testing.h"
 #include "support/test_database.h"
 
 using namespace segments::domain;
 using segments::storage::PgPool;
 using segments::storage::PgPoolOptions;
 using segments::storage::PgStore;
+using segments::testing::Id;
 using segments::testing::QueryValue;
 
 namespace {
@@ -88,8 +90,8 @@ TEST_CASE_METHOD(Fixture, "user deletions racing fills, bulk adds and hand adds 
       std::vector<std::string> doomed;
       for (int g = next_deleted; g < std::min(kUsers, next_deleted + 8); g += 2) doomed.push_back(UserNo(g));
       if (doomed.empty()) continue;
-      (void)bulk.AddSegmentToUsers({"MANUAL", doomed, {}});
-      (void)bulk.RemoveSegmentFromUsers({"MANUAL", doomed, {}});
+      (void)bulk.AddSegmentToUsers({"MANUAL", {doomed.begin(), doomed.end()}, {}});
+      (void)bulk.RemoveSegmentFromUsers({"MANUAL", {doomed.begin(), doomed.end()}, {}});
     }
   });
   std::thread hand_adder([&] {

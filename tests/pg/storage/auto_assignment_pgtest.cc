@@ -14,6 +14,7 @@
 
 #include "domain/bucketing.h"
 #include "storage/pg_store.h"
+#include "support/domain_testing.h"
 #include "support/store_testing.h"
 #include "support/test_database.h"
 
@@ -21,6 +22,8 @@ using namespace segments::domain;
 using segments::storage::PgPool;
 using segments::storage::PgPoolOptions;
 using segments::storage::PgStore;
+using segments::testing::Id;
+using segments::testing::Ids;
 using segments::testing::Query;
 using segments::testing::QueryValue;
 using Rows = std::vector<std::vector<std::string>>;
@@ -106,7 +109,7 @@ struct Fixture {
   }
 
   void Insert(const std::string& user, std::vector<NewMembership> memberships, absl::Time now = kT0) {
-    Tx([&](Transaction& tx) { return tx.memberships().InsertForUser(user, memberships, now); });
+    Tx([&](Transaction& tx) { return tx.memberships().InsertForUser(Id(user), memberships, now); });
   }
 
   // Rows of `s` for the users g in [from, to] where `where` (SQL over g)
@@ -245,7 +248,7 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
   for (const auto& u : active) {
     if (i++ % 9 != 0) continue;
     opted.insert(u);
-    Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(u, {s.id}, Reason::kManual, kT0); });
+    Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(Id(u), {s.id}, Reason::kManual, kT0); });
   }
   CHECK(Assign(s, 0, kT0) == static_cast<int64_t>(active.size() - opted.size()));
   CHECK(Members(s) == Minus(active, opted));
@@ -255,9 +258,9 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
   // The store reports and keeps the first reason of an opt-out.
   const std::string u = *opted.begin();
   Tx([&](Transaction& tx) -> absl::Status {
-    if (auto st = tx.memberships().RecordOptOuts(u, {s.id, other.id}, Reason::kTtl, kT0 + absl::Hours(1)); !st.ok())
+    if (auto st = tx.memberships().RecordOptOuts(Id(u), {s.id, other.id}, Reason::kTtl, kT0 + absl::Hours(1)); !st.ok())
       return st;
-    auto ids = tx.memberships().OptedOutSegments(u);
+    auto ids = tx.memberships().OptedOutSegments(Id(u));
     if (!ids.ok()) return ids.status();
     CHECK(std::set<SegmentId>(ids->begin(), ids->end()) == std::set<SegmentId>{s.id, other.id});
     return absl::OkStatus();
@@ -382,12 +385,12 @@ TEST_CASE_METHOD(Fixture, "EndExpiredMemberships opts out users of expired autom
 TEST_CASE_METHOD(Fixture, "UnknownUsers names exactly the ids with no user row", "[pg][bulk]") {
   InsertUsers(10);
   Tx([&](Transaction& tx) -> absl::Status {
-    auto none = tx.users().Unknown({UserNo(1), UserNo(10)});
+    auto none = tx.users().Unknown(Ids({UserNo(1), UserNo(10)}));
     if (!none.ok()) return none.status();
     CHECK(none->empty());
-    auto some = tx.users().Unknown({UserNo(11), UserNo(3), UserNo(500), UserNo(10)});
+    auto some = tx.users().Unknown(Ids({UserNo(11), UserNo(3), UserNo(500), UserNo(10)}));
     if (!some.ok()) return some.status();
-    CHECK(std::set<std::string>(some->begin(), some->end()) == Users{UserNo(11), UserNo(500)});
+    CHECK(std::set<UserId>(some->begin(), some->end()) == std::set<UserId>{Id(UserNo(11)), Id(UserNo(500))});
     return absl::OkStatus();
   });
 }
@@ -401,13 +404,13 @@ TEST_CASE_METHOD(Fixture, "AddMembers ends expired rows first, keeps existing on
   Insert(expired_auto, {{s.id, kT0 + absl::Seconds(10), true}});
   Insert(running, {{s.id, kT0 + absl::Hours(2), false}});
   Insert(expired_hand, {{s.id, kT0 + absl::Seconds(20), false}});
-  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(opted, {s.id}, Reason::kManual, kT0); });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(Id(opted), {s.id}, Reason::kManual, kT0); });
 
   const absl::Time now = kT0 + absl::Hours(1);
   const absl::Time until = now + absl::Minutes(30);
   int64_t added = -1;
   Tx([&](Transaction& tx) -> absl::Status {
-    auto n = tx.memberships().AddMembers(s, {expired_auto, running, fresh, opted, expired_hand}, until, now);
+    auto n = tx.memberships().AddMembers(s, Ids({expired_auto, running, fresh, opted, expired_hand}), until, now);
     if (!n.ok()) return n.status();
     added = *n;
     return absl::OkStatus();
@@ -447,7 +450,8 @@ TEST_CASE_METHOD(Fixture, "RemoveMembers records history and opt-outs per kind o
   const absl::Time now = kT0 + absl::Hours(1);
   int64_t removed = -1;
   Tx([&](Transaction& tx) -> absl::Status {
-    auto n = tx.memberships().RemoveMembers(s, {hand, automatic, expired_auto, expired_hand, outsider, elsewhere}, now);
+    auto n =
+        tx.memberships().RemoveMembers(s, Ids({hand, automatic, expired_auto, expired_hand, outsider, elsewhere}), now);
     if (!n.ok()) return n.status();
     removed = *n;
     return absl::OkStatus();
@@ -531,7 +535,7 @@ TEST_CASE_METHOD(Fixture, "SegmentMembers: active members by user id, keyset pag
   auto all = store.memberships().Members(s.id, std::nullopt, 10, now);
   REQUIRE(all.ok());
   std::vector<std::string> ids;
-  for (const auto& m : *all) ids.push_back(m.user_id);
+  for (const auto& m : *all) ids.push_back(m.user_id.ToString());
   CHECK(ids == std::vector<std::string>{"0f000000-0000-4000-8000-000000000000", "a0000000-0000-4000-8000-000000000000",
                                         "f0000000-0000-4000-8000-000000000000"});
   REQUIRE(all->size() == 3);
@@ -547,8 +551,8 @@ TEST_CASE_METHOD(Fixture, "SegmentMembers: active members by user id, keyset pag
   auto next = store.memberships().Members(s.id, first->front().user_id, 1, now);
   REQUIRE(next.ok());
   REQUIRE(next->size() == 1);
-  CHECK(next->front().user_id == "a0000000-0000-4000-8000-000000000000");
-  auto last = store.memberships().Members(s.id, "f0000000-0000-4000-8000-000000000000", 5, now);
+  CHECK(next->front().user_id.ToString() == "a0000000-0000-4000-8000-000000000000");
+  auto last = store.memberships().Members(s.id, Id("f0000000-0000-4000-8000-000000000000"), 5, now);
   REQUIRE(last.ok());
   CHECK(last->empty());
 }
@@ -565,7 +569,7 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent takes a user whose hand-made membersh
   const absl::Time now = kT0 + absl::Hours(1);
   CHECK(Assign(s, 0, now) == 1);
   CHECK(Members(s, "auto AND expires_at IS NULL") == Users{UserNo(1)});
-  CHECK(store.memberships().ActiveSegmentSlugs(UserNo(1), now)->size() == 1);
+  CHECK(store.memberships().ActiveSegmentSlugs(Id(UserNo(1)), now)->size() == 1);
   CHECK(Query(fmt::format("SELECT operation::text, reason::text, {} FROM history ORDER BY at", MicrosOf("at"))) ==
         Rows{{"remove", "ttl", Micros(kT0 + absl::Minutes(1))}, {"add", "auto_percent", Micros(now)}});
   CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 0);
@@ -580,7 +584,7 @@ TEST_CASE_METHOD(Fixture, "UnknownUsers keeps the known users from being deleted
   absl::Status bulk_status;
   std::thread bulk([&] {
     bulk_status = store.InTransaction([&](Transaction& tx) -> absl::Status {
-      auto unknown = tx.users().Unknown({UserNo(1), UserNo(9)});
+      auto unknown = tx.users().Unknown(Ids({UserNo(1), UserNo(9)}));
       if (!unknown.ok()) return unknown.status();
       if (!locked.HasBeenNotified()) locked.Notify();
       checked.WaitForNotification();
@@ -602,9 +606,11 @@ TEST_CASE_METHOD(Fixture, "DeleteUser deletes the user's opt-outs, and only thei
   InsertUsers(2);
   const Segment a = NewSegment("A", 0);
   const Segment b = NewSegment("B", 0);
-  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(UserNo(1), {a.id, b.id}, Reason::kManual, kT0); });
-  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(UserNo(2), {a.id}, Reason::kTtl, kT0); });
-  Tx([&](Transaction& tx) { return tx.users().Delete(UserNo(1)); });
+  Tx([&](Transaction& tx) {
+    return tx.memberships().RecordOptOuts(Id(UserNo(1)), {a.id, b.id}, Reason::kManual, kT0);
+  });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(Id(UserNo(2)), {a.id}, Reason::kTtl, kT0); });
+  Tx([&](Transaction& tx) { return tx.users().Delete(Id(UserNo(1))); });
   CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs") == Rows{{UserNo(2), "ttl"}});
   CHECK(Count("SELECT count(*) FROM users") == 1);
 }

@@ -30,6 +30,7 @@
 #include "domain/segment_use_cases.h"
 #include "storage/pg_history_repository.h"
 #include "storage/pg_store.h"
+#include "support/domain_testing.h"
 #include "support/fake_clock.h"
 #include "support/store_testing.h"
 #include "support/test_database.h"
@@ -38,6 +39,7 @@ using namespace segments::domain;
 using segments::storage::PgPool;
 using segments::storage::PgPoolOptions;
 using segments::storage::PgStore;
+using segments::testing::Id;
 using segments::testing::Query;
 using segments::testing::QueryValue;
 using Rows = std::vector<std::vector<std::string>>;
@@ -101,7 +103,8 @@ struct Fixture {
 
   // Every chunk of the report of `query`, read to the end through CsvReport.
   std::vector<std::string> ReportChunks(const ReportQuery& query) {
-    auto cursor = store.history().OpenReport(query.user, query.From(), query.To());
+    auto cursor = store.history().OpenReport(query.user ? std::optional(Id(*query.user)) : std::nullopt, query.From(),
+                                             query.To());
     INFO(cursor.status().ToString());
     REQUIRE(cursor.ok());
     CsvReport report(std::move(*cursor), ReportFileName(query));
@@ -146,12 +149,14 @@ struct Fixture {
   }
 
   void NewUser(const std::string& id, absl::Time at) {
-    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.users().Insert(id, UserState::kActive, at); }).ok());
+    REQUIRE(
+        store.InTransaction([&](Transaction& tx) { return tx.users().Insert(Id(id), UserState::kActive, at); }).ok());
   }
 
   void AddMemberships(const std::string& user, const std::vector<NewMembership>& memberships, absl::Time at) {
-    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.memberships().InsertForUser(user, memberships, at); })
-                .ok());
+    REQUIRE(
+        store.InTransaction([&](Transaction& tx) { return tx.memberships().InsertForUser(Id(user), memberships, at); })
+            .ok());
   }
 
   int64_t EndExpired(absl::Time now, int limit) {
@@ -338,7 +343,7 @@ TEST_CASE_METHOD(Fixture, "a report gives its connection back, finished or aband
     // `report` is dropped here with 500 rows unread.
   }
   {
-    auto cursor = single.history().OpenReport(kUa, march.From(), march.To());
+    auto cursor = single.history().OpenReport(Id(kUa), march.From(), march.To());
     REQUIRE(cursor.ok());
     CsvReport report(std::move(*cursor), "r.csv");
     size_t lines = 0;
@@ -350,8 +355,7 @@ TEST_CASE_METHOD(Fixture, "a report gives its connection back, finished or aband
     }
     CHECK(lines == 1 + 1500);
     // Finished: the connection is back although `report` still exists.
-    UserHistoryQuery query;
-    query.user = kUa;
+    UserHistoryQuery query{Id(kUa)};
     query.limit = 1;
     auto newest = single.history().OfUser(query);
     INFO(newest.status().ToString());
@@ -481,14 +485,13 @@ TEST_CASE_METHOD(Fixture, "UserHistory: newest first, limits, continuation throu
     for (const HistoryEvent& e : events) out.push_back(e.id);
     return out;
   };
-  UserHistoryQuery query;
-  query.user = kUa;
+  UserHistoryQuery query{Id(kUa)};
 
   const auto all = History(query);
   CHECK(ids(all) == std::vector<int64_t>{10, 8, 7, 6, 5, 4, 3, 1});
   REQUIRE(all.size() == 8);
   // Every field, as stored.
-  CHECK(all[0].user_id == kUa);
+  CHECK(all[0].user_id == Id(kUa));
   CHECK(all[0].segment_id == 6);
   CHECK(all[0].slug == "ALPHA");
   CHECK(all[0].operation == Operation::kAdd);
@@ -513,16 +516,14 @@ TEST_CASE_METHOD(Fixture, "UserHistory: newest first, limits, continuation throu
   }
   CHECK(pages == std::vector<std::vector<int64_t>>{{10, 8, 7}, {6, 5, 4}, {3, 1}});
 
-  query = UserHistoryQuery{};
-  query.user = kUa;
+  query = UserHistoryQuery{Id(kUa)};
   query.after = HistoryPosition{t3, 7};  // strictly below: same instant, smaller id, or older
   CHECK(ids(History(query)) == std::vector<int64_t>{6, 5, 4, 3, 1});
   query.after = HistoryPosition{t3 + absl::Microseconds(1), 0};
   CHECK(ids(History(query)) == std::vector<int64_t>{8, 7, 6, 5, 4, 3, 1});
 
   // Slug filter, with the deleted and the re-created ALPHA.
-  query = UserHistoryQuery{};
-  query.user = kUa;
+  query = UserHistoryQuery{Id(kUa)};
   query.slug = "ALPHA";
   CHECK(ids(History(query)) == std::vector<int64_t>{10, 4, 1});
   query.after = HistoryPosition{t4, 10};
@@ -533,8 +534,7 @@ TEST_CASE_METHOD(Fixture, "UserHistory: newest first, limits, continuation throu
   CHECK(History(query).empty());
 
   // `from` is inclusive, `to` exclusive.
-  query = UserHistoryQuery{};
-  query.user = kUa;
+  query = UserHistoryQuery{Id(kUa)};
   query.from = t2;
   CHECK(ids(History(query)) == std::vector<int64_t>{10, 8, 7, 6, 5, 4, 3});
   query.from = t2 + absl::Microseconds(1);
@@ -550,10 +550,9 @@ TEST_CASE_METHOD(Fixture, "UserHistory: newest first, limits, continuation throu
   CHECK(ids(History(query)) == std::vector<int64_t>{5, 3});
 
   // Another user's page; an unknown user's.
-  query = UserHistoryQuery{};
-  query.user = kUb;
+  query = UserHistoryQuery{Id(kUb)};
   CHECK(ids(History(query)) == std::vector<int64_t>{9, 2});
-  query.user = kUd;
+  query.user = Id(kUd);
   CHECK(History(query).empty());
 }
 
@@ -786,7 +785,7 @@ TEST_CASE_METHOD(Fixture, "expiry jobs racing users' updates end each membership
     threads.emplace_back([&, start] {
       if (start->Block()) delete start;
       if (absl::Status st = use_cases.UpdateUserSegments(command); !st.ok()) {
-        failures.push_back({command.user_id, st});
+        failures.push_back({command.user_id.value().ToString(), st});
       }
     });
     for (auto& t : threads) t.join();

@@ -8,12 +8,14 @@
 #include <atomic>
 #include <thread>
 
+#include "support/domain_testing.h"
 #include "support/test_database.h"
 
 using namespace segments::domain;
 using segments::storage::PgPool;
 using segments::storage::PgPoolOptions;
 using segments::storage::PgStore;
+using segments::testing::Id;
 using segments::testing::Query;
 using segments::testing::QueryValue;
 
@@ -44,7 +46,8 @@ struct Fixture {
   }
 
   void NewUser(const std::string& id) {
-    REQUIRE(store.InTransaction([&](Transaction& tx) { return tx.users().Insert(id, UserState::kActive, kT0); }).ok());
+    REQUIRE(
+        store.InTransaction([&](Transaction& tx) { return tx.users().Insert(Id(id), UserState::kActive, kT0); }).ok());
   }
 };
 
@@ -52,7 +55,7 @@ struct Fixture {
 
 TEST_CASE_METHOD(Fixture, "a transaction commits all of its work or none of it", "[pg]") {
   absl::Status failed = store.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (auto st = tx.users().Insert(kAlice, UserState::kActive, kT0); !st.ok()) return st;
+    if (auto st = tx.users().Insert(Id(kAlice), UserState::kActive, kT0); !st.ok()) return st;
     return absl::FailedPreconditionError("changed my mind");
   });
   CHECK(failed.code() == absl::StatusCode::kFailedPrecondition);
@@ -60,7 +63,8 @@ TEST_CASE_METHOD(Fixture, "a transaction commits all of its work or none of it",
 
   NewUser(kAlice);
   CHECK(QueryValue("SELECT state FROM users") == "active");
-  auto again = store.InTransaction([&](Transaction& tx) { return tx.users().Insert(kAlice, UserState::kActive, kT0); });
+  auto again =
+      store.InTransaction([&](Transaction& tx) { return tx.users().Insert(Id(kAlice), UserState::kActive, kT0); });
   CHECK(again.code() == absl::StatusCode::kAlreadyExists);
 }
 
@@ -93,20 +97,20 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
   const absl::Time deadline = kT0 + absl::Seconds(60) + absl::Microseconds(123456);
   REQUIRE(store
               .InTransaction([&](Transaction& tx) {
-                return tx.memberships().InsertForUser(kAlice, {{a.id, deadline}, {b.id, std::nullopt}}, kT0);
+                return tx.memberships().InsertForUser(Id(kAlice), {{a.id, deadline}, {b.id, std::nullopt}}, kT0);
               })
               .ok());
 
-  auto before = store.memberships().ActiveSegmentSlugs(kAlice, deadline - absl::Microseconds(1));
+  auto before = store.memberships().ActiveSegmentSlugs(Id(kAlice), deadline - absl::Microseconds(1));
   REQUIRE(before.ok());
   CHECK(before->size() == 2);
-  auto at = store.memberships().ActiveSegmentSlugs(kAlice, deadline);
+  auto at = store.memberships().ActiveSegmentSlugs(Id(kAlice), deadline);
   REQUIRE(at.ok());
   CHECK(*at == std::vector<std::string>{"B"});
 
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto rows = tx.memberships().OfUser(kAlice);
+                auto rows = tx.memberships().OfUser(Id(kAlice));
                 if (!rows.ok()) return rows.status();
                 REQUIRE(rows->size() == 2);
                 for (const auto& m : *rows) {
@@ -117,7 +121,7 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
                 return absl::OkStatus();
               })
               .ok());
-  CHECK(store.memberships().ActiveSegmentSlugs(kBob, kT0)->empty());
+  CHECK(store.memberships().ActiveSegmentSlugs(Id(kBob), kT0)->empty());
 }
 
 TEST_CASE_METHOD(Fixture, "history rows keep every field", "[pg]") {
@@ -125,8 +129,8 @@ TEST_CASE_METHOD(Fixture, "history rows keep every field", "[pg]") {
   const absl::Time at = kT0 + absl::Microseconds(1);
   REQUIRE(store
               .InTransaction([&](Transaction& tx) {
-                return tx.history().Append({{kAlice, a.id, "A", Operation::kAdd, Reason::kManual, kT0},
-                                            {kAlice, a.id, "A", Operation::kRemove, Reason::kTtl, at}});
+                return tx.history().Append({{Id(kAlice), a.id, "A", Operation::kAdd, Reason::kManual, kT0},
+                                            {Id(kAlice), a.id, "A", Operation::kRemove, Reason::kTtl, at}});
               })
               .ok());
   const auto rows = Query(
@@ -148,11 +152,11 @@ TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their dea
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
                 if (auto st = tx.memberships().InsertForUser(
-                        kAlice, {{a.id, kT0 + absl::Minutes(5)}, {b.id, std::nullopt}}, kT0);
+                        Id(kAlice), {{a.id, kT0 + absl::Minutes(5)}, {b.id, std::nullopt}}, kT0);
                     !st.ok()) {
                   return st;
                 }
-                return tx.memberships().InsertForUser(kBob, {{a.id, std::nullopt}}, kT0);
+                return tx.memberships().InsertForUser(Id(kBob), {{a.id, std::nullopt}}, kT0);
               })
               .ok());
 
@@ -171,10 +175,10 @@ TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their dea
 
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto n = tx.memberships().EndAllOfUser(kAlice, Reason::kUserDeleted, now);
+                auto n = tx.memberships().EndAllOfUser(Id(kAlice), Reason::kUserDeleted, now);
                 if (!n.ok()) return n.status();
                 CHECK(*n == 1);
-                return tx.users().Delete(kAlice);
+                return tx.users().Delete(Id(kAlice));
               })
               .ok());
   CHECK(QueryValue("SELECT slug || ':' || reason FROM history WHERE reason = 'user_deleted'") == "B:user_deleted");
@@ -190,12 +194,12 @@ TEST_CASE_METHOD(Fixture, "a deadlock is retried inside the store until both tra
     bool first_attempt = true;
     return store.InTransaction([&](Transaction& tx) -> absl::Status {
       attempts.fetch_add(1);
-      if (auto st = tx.users().Lock(first).status(); !st.ok()) return st;
+      if (auto st = tx.users().Lock(Id(first)).status(); !st.ok()) return st;
       if (first_attempt) {
         first_attempt = false;
         if (both_locked_first->Block()) delete both_locked_first;
       }
-      return tx.users().Lock(second).status();
+      return tx.users().Lock(Id(second)).status();
     });
   };
   absl::Status left, right;
@@ -212,7 +216,7 @@ TEST_CASE("an unreachable database fails fast with UNAVAILABLE", "[pg]") {
   PgPool pool{PgPoolOptions{"postgresql://postgres@127.0.0.1:1/segments", 2}};
   PgStore store{pool};
   const absl::Time start = absl::Now();
-  auto slugs = store.memberships().ActiveSegmentSlugs(kAlice, kT0);
+  auto slugs = store.memberships().ActiveSegmentSlugs(Id(kAlice), kT0);
   CHECK(slugs.status().code() == absl::StatusCode::kUnavailable);
   CHECK(store.InTransaction([](Transaction&) { return absl::OkStatus(); }).code() == absl::StatusCode::kUnavailable);
   CHECK(absl::Now() - start < absl::Seconds(1));

@@ -36,7 +36,7 @@ struct Fixture {
   }
 
   // Slugs of the user's rows (expired ones included), sorted.
-  std::set<std::string> RowsOf(const std::string& user) {
+  std::set<std::string> RowsOf(const UserId& user) {
     std::set<std::string> out;
     for (const auto& [key, m] : store.state.memberships) {
       if (key.first == user) out.insert(m.slug);
@@ -44,7 +44,7 @@ struct Fixture {
     return out;
   }
 
-  std::vector<HistoryEvent> EventsOf(const std::string& user) {
+  std::vector<HistoryEvent> EventsOf(const UserId& user) {
     std::vector<HistoryEvent> out;
     for (const auto& e : store.state.history) {
       if (e.user_id == user) out.push_back(e);
@@ -52,7 +52,7 @@ struct Fixture {
     return out;
   }
 
-  void Hand(const std::string& user, std::vector<SegmentToAdd> add, std::vector<std::string> remove = {}) {
+  void Hand(const UserId& user, std::vector<SegmentToAdd> add, std::vector<std::string> remove = {}) {
     auto status = segments.UpdateUserSegments({user, std::move(add), std::move(remove)});
     INFO(status);
     REQUIRE(status.ok());
@@ -76,7 +76,7 @@ TEST_CASE_METHOD(Fixture, "a new user joins exactly the automatic segments whose
 
   size_t in_p50 = 0;
   for (int i = 0; i < 300; ++i) {
-    const std::string user = UserNo(i);
+    const UserId user = UserNo(i);
     REQUIRE(users.CreateUser(user).ok());
     std::set<std::string> expected;
     for (const Segment& s : autos) {
@@ -103,7 +103,7 @@ TEST_CASE_METHOD(Fixture, "a new user joins exactly the automatic segments whose
 
 TEST_CASE_METHOD(Fixture, "a user excluded when the segment was filled joins it on becoming active",
                  "[auto_assignment]") {
-  const std::string user = UserNo(7);
+  const UserId user = UserNo(7);
   store.state.users[user] = UserState::kExcluded;
   const Segment s = Create("ALL", 100.0, {}, {}, 600);
   CHECK(RowsOf(user).empty());
@@ -128,19 +128,19 @@ TEST_CASE_METHOD(Fixture, "evaluation honours include and exclude against the us
   Create("INC", 100.0, {"BASE"}, {});
   Create("EXC", 100.0, {}, {"BASE"});
 
-  const std::string outsider = UserNo(1);
+  const UserId outsider = UserNo(1);
   REQUIRE(users.CreateUser(outsider).ok());
   CHECK(RowsOf(outsider) == std::set<std::string>{"EXC"});
 
   // In BASE by hand while excluded, then active: INC, not EXC.
-  const std::string insider = UserNo(2);
+  const UserId insider = UserNo(2);
   store.state.users[insider] = UserState::kExcluded;
   Hand(insider, {Add("BASE")});
   REQUIRE(users.UpdateUser(insider, "active").ok());
   CHECK(RowsOf(insider) == std::set<std::string>{"BASE", "INC"});
 
   // A BASE membership that has expired counts as not in BASE.
-  const std::string lapsed = UserNo(3);
+  const UserId lapsed = UserNo(3);
   store.state.users[lapsed] = UserState::kExcluded;
   Hand(lapsed, {Add("BASE", 30)});
   clock.Advance(absl::Minutes(1));
@@ -163,14 +163,14 @@ TEST_CASE_METHOD(Fixture, "segments are evaluated in creation order, so a later 
   Create("SECOND", 100.0, {"FIRST"}, {});
   Create("THIRD", 100.0, {}, {"SECOND"});
   Create("FOURTH", 100.0, {"FIRST", "SECOND"}, {});
-  const std::string user = UserNo(1);
+  const UserId user = UserNo(1);
   REQUIRE(users.CreateUser(user).ok());
   CHECK(RowsOf(user) == std::set<std::string>{"FIRST", "FOURTH", "SECOND"});
 }
 
 TEST_CASE_METHOD(Fixture, "a user removed by hand is never put back by evaluation", "[auto_assignment]") {
   const Segment s = Create("ALL", 100.0);
-  const std::string user = UserNo(1);
+  const UserId user = UserNo(1);
   REQUIRE(users.CreateUser(user).ok());
   REQUIRE(RowsOf(user) == std::set<std::string>{"ALL"});
   Hand(user, {}, {"ALL"});
@@ -192,7 +192,7 @@ TEST_CASE_METHOD(Fixture, "a user removed by hand is never put back by evaluatio
 TEST_CASE_METHOD(Fixture, "an opt-out recorded in the store is skipped by evaluation", "[auto_assignment]") {
   const Segment a = Create("A", 100.0);
   Create("B", 100.0);
-  const std::string user = UserNo(1);
+  const UserId user = UserNo(1);
   store.state.users[user] = UserState::kExcluded;
   store.state.opt_outs[{a.id, user}] = Reason::kTtl;
   REQUIRE(users.UpdateUser(user, "active").ok());
@@ -202,7 +202,7 @@ TEST_CASE_METHOD(Fixture, "an opt-out recorded in the store is skipped by evalua
 TEST_CASE_METHOD(Fixture, "an expired automatic membership is not renewed, and opts the user out",
                  "[auto_assignment][ttl]") {
   const Segment s = Create("TTL", 100.0, {}, {}, 60);
-  const std::string user = UserNo(1);
+  const UserId user = UserNo(1);
   const absl::Time start = clock.Now();
   REQUIRE(users.CreateUser(user).ok());
   REQUIRE(store.state.memberships.at({user, s.id}).expires_at == start + absl::Seconds(60));
@@ -229,7 +229,7 @@ TEST_CASE_METHOD(Fixture, "AssignUserAutomatically returns how many segments it 
   Create("A", 100.0);
   Create("B", 100.0, {}, {"A"});
   Create("C", 100.0, {"A"}, {});
-  const std::string user = UserNo(1);
+  const UserId user = UserNo(1);
   store.state.users[user] = UserState::kActive;
   int added = -1;
   REQUIRE(store
@@ -257,7 +257,7 @@ TEST_CASE_METHOD(Fixture, "AssignUserAutomatically returns how many segments it 
 TEST_CASE_METHOD(Fixture, "deleting a user forgets their opt-outs: the same id created again is evaluated afresh",
                  "[auto_assignment]") {
   const Segment s = Create("ALL", 100.0);
-  const std::string user = UserNo(1), other = UserNo(2);
+  const UserId user = UserNo(1), other = UserNo(2);
   REQUIRE(users.CreateUser(user).ok());
   REQUIRE(users.CreateUser(other).ok());
   Hand(user, {}, {"ALL"});

@@ -18,6 +18,7 @@ using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
 using segments::testing::UserNo;
+using segments::testing::UserText;
 using segments::testing::ViolationFields;
 using segments::testing::ViolationsOf;
 
@@ -40,21 +41,21 @@ struct Fixture {
 
   static std::vector<std::string> Range(int from, int to) {
     std::vector<std::string> out;
-    for (int i = from; i < to; ++i) out.push_back(UserNo(i));
+    for (int i = from; i < to; ++i) out.push_back(UserText(i));
     return out;
   }
 
   absl::StatusOr<BulkAddResult> AddAll(std::vector<std::string> ids, TtlInput ttl = {}, std::string slug = "S") {
-    return bulk.AddSegmentToUsers({std::move(slug), std::move(ids), ttl});
+    return bulk.AddSegmentToUsers({std::move(slug), {ids.begin(), ids.end()}, ttl});
   }
   absl::StatusOr<BulkRemoveResult> RemoveAll(std::vector<std::string> ids, std::string slug = "S") {
-    return bulk.RemoveSegmentFromUsers({std::move(slug), std::move(ids), {}});
+    return bulk.RemoveSegmentFromUsers({std::move(slug), {ids.begin(), ids.end()}, {}});
   }
 
   std::set<std::string> Members() {
     std::set<std::string> out;
     for (const auto& [key, m] : store.state.memberships) {
-      if (key.second == seg) out.insert(key.first);
+      if (key.second == seg) out.insert(key.first.ToString());
     }
     return out;
   }
@@ -70,14 +71,14 @@ TEST_CASE_METHOD(Fixture, "bulk: an empty list, a bad slug and a missing segment
   CHECK(ViolationFields(empty.status()) == std::vector<std::string>{"userIDs"});
   CHECK(ViolationFields(RemoveAll({}).status()) == std::vector<std::string>{"userIDs"});
 
-  auto bad_slug = AddAll({UserNo(1)}, {}, "no such slug");
+  auto bad_slug = AddAll({UserText(1)}, {}, "no such slug");
   CHECK(ViolationFields(bad_slug.status()) == std::vector<std::string>{"slug"});
   CHECK(store.transactions == 1);  // only the fixture's CreateSegment
 
-  auto missing = AddAll({UserNo(1)}, {}, "NOPE");
+  auto missing = AddAll({UserText(1)}, {}, "NOPE");
   CHECK(missing.status().code() == absl::StatusCode::kNotFound);
   CHECK(ViolationFields(missing.status()) == std::vector<std::string>{"slug"});
-  CHECK(RemoveAll({UserNo(1)}, "NOPE").status().code() == absl::StatusCode::kNotFound);
+  CHECK(RemoveAll({UserText(1)}, "NOPE").status().code() == absl::StatusCode::kNotFound);
 }
 
 TEST_CASE_METHOD(Fixture, "bulk: at most 100,000 ids", "[bulk]") {
@@ -90,7 +91,8 @@ TEST_CASE_METHOD(Fixture, "bulk: at most 100,000 ids", "[bulk]") {
 }
 
 TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index, the first 20 only", "[bulk]") {
-  std::vector<std::string> ids = {UserNo(1), "nope", UserNo(2), absl::AsciiStrToUpper(UserNo(1)), "", UserNo(2)};
+  std::vector<std::string> ids = {UserText(1), "nope",     UserText(2), absl::AsciiStrToUpper(UserText(1)),
+                                  "",          UserText(2)};
   auto status = AddAll(ids).status();
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
   CHECK(ViolationFields(status) == std::vector<std::string>{"userIDs[1]", "userIDs[3]", "userIDs[4]", "userIDs[5]"});
@@ -102,8 +104,8 @@ TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index,
 
   // 250 bad ids: 20 listed, the rest summed up in one more entry.
   std::vector<std::string> many;
-  for (int i = 0; i < 250; ++i) many.push_back(i % 2 == 0 ? "bad-" + std::to_string(i) : UserNo(0));
-  many[1] = UserNo(5);  // good; UserNo(0) first at [3], repeated at every odd index from [5]
+  for (int i = 0; i < 250; ++i) many.push_back(i % 2 == 0 ? "bad-" + std::to_string(i) : UserText(0));
+  many[1] = UserText(5);  // good; UserText(0) first at [3], repeated at every odd index from [5]
   auto lots = RemoveAll(many).status();
   CHECK(lots.code() == absl::StatusCode::kInvalidArgument);
   const auto listed = ViolationsOf(lots);
@@ -112,23 +114,23 @@ TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index,
   CHECK(listed[3].field == "userIDs[5]");
   CHECK(listed[19].field == "userIDs[21]");
   CHECK(listed[20].field == "userIDs");
-  // 125 malformed + 123 repeats of UserNo(0): 248, of which 20 listed
+  // 125 malformed + 123 repeats of UserText(0): 248, of which 20 listed
   CHECK(listed[20].description == "and 228 more problems");
   CHECK(Members().empty());
 }
 
 TEST_CASE_METHOD(Fixture, "bulk add: TTL as seconds or deadline, never both", "[bulk][ttl]") {
   const absl::Time now = clock.Now();
-  auto both = AddAll({UserNo(1)}, {60, now + absl::Hours(1)});
+  auto both = AddAll({UserText(1)}, {60, now + absl::Hours(1)});
   CHECK(ViolationFields(both.status()) == std::vector<std::string>{"secondsToBeInSegment"});
-  CHECK(ViolationFields(AddAll({UserNo(1)}, {0, std::nullopt}).status()) ==
+  CHECK(ViolationFields(AddAll({UserText(1)}, {0, std::nullopt}).status()) ==
         std::vector<std::string>{"secondsToBeInSegment"});
-  CHECK(ViolationFields(AddAll({UserNo(1)}, {std::nullopt, now}).status()) ==
+  CHECK(ViolationFields(AddAll({UserText(1)}, {std::nullopt, now}).status()) ==
         std::vector<std::string>{"deadlineForStayingInSegment"});
   CHECK(ViolationFields(AddAll({"x"}, {0, std::nullopt}).status()) ==
         std::vector<std::string>{"userIDs[0]", "secondsToBeInSegment"});
 
-  REQUIRE(AddAll({UserNo(1), UserNo(2)}, {90, std::nullopt}).ok());
+  REQUIRE(AddAll({UserText(1), UserText(2)}, {90, std::nullopt}).ok());
   for (const auto& [key, m] : store.state.memberships) {
     CHECK(m.expires_at == now + absl::Seconds(90));
     CHECK_FALSE(m.automatic);
@@ -138,32 +140,32 @@ TEST_CASE_METHOD(Fixture, "bulk add: TTL as seconds or deadline, never both", "[
 // --- unknown users: all or nothing
 
 TEST_CASE_METHOD(Fixture, "bulk: unknown users fail the whole call, first 20 listed by index", "[bulk]") {
-  REQUIRE(AddAll({UserNo(0)}).ok());
+  REQUIRE(AddAll({UserText(0)}).ok());
   const auto history_before = store.state.history.size();
-  std::vector<std::string> ids = Range(0, 100);                // known
-  for (int i = 1000; i < 1250; ++i) ids.push_back(UserNo(i));  // 250 unknown at [100..349]
-  ids.push_back(UserNo(100));                                  // known, at the end
+  std::vector<std::string> ids = Range(0, 100);                  // known
+  for (int i = 1000; i < 1250; ++i) ids.push_back(UserText(i));  // 250 unknown at [100..349]
+  ids.push_back(UserText(100));                                  // known, at the end
 
   auto add = AddAll(ids);
   CHECK(add.status().code() == absl::StatusCode::kNotFound);
   const auto v = ViolationsOf(add.status());
   REQUIRE(v.size() == 21);
   CHECK(v[0].field == "userIDs[100]");
-  CHECK(v[0].description == fmt::format("user \"{}\" does not exist", UserNo(1000)));
+  CHECK(v[0].description == fmt::format("user \"{}\" does not exist", UserText(1000)));
   CHECK(v[19].field == "userIDs[119]");
   CHECK(v[20].field == "userIDs");
   CHECK(v[20].description == "and 230 more unknown users");
-  CHECK(Members() == std::set<std::string>{UserNo(0)});
+  CHECK(Members() == std::set<std::string>{UserText(0)});
   CHECK(store.state.history.size() == history_before);
 
   auto remove = RemoveAll(ids);
   CHECK(remove.status().code() == absl::StatusCode::kNotFound);
-  CHECK(Members() == std::set<std::string>{UserNo(0)});
+  CHECK(Members() == std::set<std::string>{UserText(0)});
   CHECK(store.state.opt_outs.empty());
 
   // One unknown id among many known ones: still nothing.
   std::vector<std::string> one_bad = Range(1, 300);
-  one_bad.insert(one_bad.begin() + 17, UserNo(5000));
+  one_bad.insert(one_bad.begin() + 17, UserText(5000));
   auto single = AddAll(one_bad);
   CHECK(single.status().code() == absl::StatusCode::kNotFound);
   CHECK(ViolationFields(single.status()) == std::vector<std::string>{"userIDs[17]"});
@@ -173,7 +175,7 @@ TEST_CASE_METHOD(Fixture, "bulk: unknown users fail the whole call, first 20 lis
 // --- effects
 
 TEST_CASE_METHOD(Fixture, "bulk add counts added and already-member users, with history", "[bulk]") {
-  REQUIRE(segments.UpdateUserSegments({UserNo(3), {{"S", {}}}, {}}).ok());
+  REQUIRE(segments.UpdateUserSegments({UserText(3), {{"S", {}}}, {}}).ok());
   clock.Advance(absl::Seconds(1));
   std::vector<std::string> ids = Range(0, 10);
   ids[5] = absl::AsciiStrToUpper(ids[5]);  // any case, stored canonical
@@ -182,7 +184,7 @@ TEST_CASE_METHOD(Fixture, "bulk add counts added and already-member users, with 
   CHECK(added->added == 9);
   CHECK(added->already_members == 1);
   CHECK(Members().size() == 10);
-  CHECK(Members().count(UserNo(5)) == 1);
+  CHECK(Members().count(UserText(5)) == 1);
   CHECK(store.state.history.size() == 10);
   for (size_t i = 1; i < store.state.history.size(); ++i) {
     CHECK(store.state.history[i].operation == Operation::kAdd);
@@ -195,9 +197,9 @@ TEST_CASE_METHOD(Fixture, "bulk add counts added and already-member users, with 
 
 TEST_CASE_METHOD(Fixture, "bulk add ends an expired row first, recording it at its deadline", "[bulk][ttl]") {
   const absl::Time start = clock.Now();
-  REQUIRE(AddAll({UserNo(1)}, {60, std::nullopt}).ok());
+  REQUIRE(AddAll({UserText(1)}, {60, std::nullopt}).ok());
   clock.Advance(absl::Minutes(5));
-  auto added = AddAll({UserNo(1)});
+  auto added = AddAll({UserText(1)});
   REQUIRE(added.ok());
   CHECK(added->added == 1);
   const auto& h = store.state.history;
@@ -217,15 +219,15 @@ TEST_CASE_METHOD(Fixture, "bulk remove counts, records manual history and opts u
   REQUIRE(removed.ok());
   CHECK(removed->removed == 2);
   CHECK(removed->not_members == 3);
-  CHECK(Members() == std::set<std::string>{UserNo(0), UserNo(1), UserNo(2)});
+  CHECK(Members() == std::set<std::string>{UserText(0), UserText(1), UserText(2)});
   CHECK(store.shared_auto_locks == shared_before + 1);
   std::set<std::string> opted;
   for (const auto& [key, reason] : store.state.opt_outs) {
     CHECK(key.first == seg);
     CHECK(reason == Reason::kManual);
-    opted.insert(key.second);
+    opted.insert(key.second.ToString());
   }
-  CHECK(opted == std::set<std::string>{UserNo(3), UserNo(4)});  // not the non-members
+  CHECK(opted == std::set<std::string>{UserText(3), UserText(4)});  // not the non-members
   const auto& last = store.state.history.back();
   CHECK(last.operation == Operation::kRemove);
   CHECK(last.reason == Reason::kManual);
@@ -243,7 +245,7 @@ TEST_CASE_METHOD(Fixture, "users removed in bulk are not put back by raising or 
   CHECK(Members().empty());
   const std::vector<std::string> kept = Range(100, 300);
   CHECK(at() == std::set<std::string>(kept.begin(), kept.end()));
-  REQUIRE(users.UpdateUser(UserNo(1), "excluded").ok());
-  REQUIRE(users.UpdateUser(UserNo(1), "active").ok());
-  CHECK(Members().count(UserNo(1)) == 0);
+  REQUIRE(users.UpdateUser(UserText(1), "excluded").ok());
+  REQUIRE(users.UpdateUser(UserText(1), "active").ok());
+  CHECK(Members().count(UserText(1)) == 0);
 }

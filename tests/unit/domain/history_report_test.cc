@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "domain/clock.h"
+#include "support/domain_testing.h"
 #include "support/fake_store.h"
 
 using namespace segments::domain;
@@ -27,7 +28,7 @@ std::string Micros(absl::Time t) {
 }
 
 HistoryEvent Event(std::string slug, Operation operation, absl::Time at, std::string user = kUser) {
-  return {std::move(user), 1, std::move(slug), operation, Reason::kManual, at};
+  return {segments::testing::Id(user), 1, std::move(slug), operation, Reason::kManual, at};
 }
 
 int Lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
@@ -108,8 +109,8 @@ TEST_CASE("times and lines are appended, not overwritten", "[csv]") {
 
   std::string csv(kCsvHeader);
   AppendCsvLine(csv, Event("AVITO_VOICE_MESSAGES", Operation::kAdd, Utc(2023, 8, 29, 10, 13, 42)));
-  AppendCsvLine(csv, {"5d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d", 2, "AVITO_DISCOUNT_30", Operation::kRemove, Reason::kTtl,
-                      Utc(2023, 8, 30) + absl::Microseconds(1), 77});
+  AppendCsvLine(csv, {segments::testing::Id("5d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d"), 2, "AVITO_DISCOUNT_30",
+                      Operation::kRemove, Reason::kTtl, Utc(2023, 8, 30) + absl::Microseconds(1), 77});
   CHECK(csv ==
         "user_id;segment;operation;datetime\n"
         "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b;AVITO_VOICE_MESSAGES;add;2023-08-29T10:13:42.000000Z\n"

@@ -17,6 +17,7 @@
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::Id;
 using segments::testing::ViolationFields;
 using segments::testing::ViolationsOf;
 
@@ -182,7 +183,7 @@ TEST_CASE_METHOD(Fixture, "months are half-open: the first instant belongs, the 
 
 TEST_CASE_METHOD(Fixture, "a deleted user's report keeps their events, and only theirs", "[history-report]") {
   BuildMarchHistory();
-  REQUIRE_FALSE(fake.state.users.contains(kU3));
+  REQUIRE_FALSE(fake.state.users.contains(Id(kU3)));
   std::string file_name;
   CHECK(Download(Link(kU3Upper, 2024, 3), &file_name) ==
         "user_id;segment;operation;datetime\n"
@@ -291,7 +292,7 @@ struct PagesFixture : Fixture {
   }
 
   void Put(const std::string& user, const std::string& slug, Operation op, absl::Time at) {
-    fake.state.history.push_back({user, 1, slug, op, op == Operation::kAdd ? Reason::kManual : Reason::kTtl, at});
+    fake.state.history.push_back({Id(user), 1, slug, op, op == Operation::kAdd ? Reason::kManual : Reason::kTtl, at});
   }
 
   HistoryPage Page(UserHistoryCommand command) {
@@ -325,7 +326,7 @@ TEST_CASE_METHOD(PagesFixture, "a user's history comes newest first, with every 
   CHECK(ids == std::vector<int64_t>{8, 7, 6, 4, 3, 2, 1});
   CHECK(page.next_page_token.empty());
   REQUIRE(page.events.size() == 7);
-  CHECK(page.events[0].user_id == kU1);
+  CHECK(page.events[0].user_id == Id(kU1));
   CHECK(page.events[0].slug == "A");
   CHECK(page.events[0].operation == Operation::kAdd);
   CHECK(page.events[0].at == t13);
@@ -374,7 +375,8 @@ TEST_CASE_METHOD(PagesFixture, "history can be narrowed to a segment and a time 
 
 TEST_CASE_METHOD(Fixture, "page size 0 means 100, and 1000 is the most", "[history-pages]") {
   for (int i = 0; i < 1005; ++i) {
-    fake.state.history.push_back({kU1, 1, "A", Operation::kAdd, Reason::kManual, Utc(2024, 1, 1) + absl::Seconds(i)});
+    fake.state.history.push_back(
+        {Id(kU1), 1, "A", Operation::kAdd, Reason::kManual, Utc(2024, 1, 1) + absl::Seconds(i)});
   }
   HistoryPage first = history.ListUserHistory({kU1, "", std::nullopt, std::nullopt, 0, ""}).value();
   CHECK(first.events.size() == static_cast<size_t>(HistoryUseCases::kDefaultPageSize));

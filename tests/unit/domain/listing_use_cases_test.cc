@@ -15,7 +15,9 @@
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::Id;
 using segments::testing::UserNo;
+using segments::testing::UserText;
 using segments::testing::ViolationFields;
 
 namespace {
@@ -54,7 +56,7 @@ struct Fixture {
       auto page = listing.ListSegmentMembers({slug, size, token});
       INFO(page.status());
       REQUIRE(page.ok());
-      for (const auto& m : page->members) out.push_back(m.user_id);
+      for (const auto& m : page->members) out.push_back(m.user_id.ToString());
       token = page->next_page_token;
     } while (!token.empty());
     return out;
@@ -106,7 +108,7 @@ TEST_CASE_METHOD(Fixture, "ListSegments: empty, and bad sizes or tokens", "[list
   CHECK(listing.ListSegments({1000, ""}).ok());
   for (const std::string& token :
        {std::string("garbage!"), absl::WebSafeBase64Escape("x1:A"), absl::WebSafeBase64Escape("s1:bad slug"),
-        absl::WebSafeBase64Escape("m1:1:" + UserNo(1))}) {
+        absl::WebSafeBase64Escape("m1:1:" + UserText(1))}) {
     INFO(token);
     auto bad = listing.ListSegments({10, token});
     CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
@@ -123,7 +125,7 @@ TEST_CASE_METHOD(Fixture, "ListSegmentMembers: active members by user id, each o
   AddMembers("S", 25, 30, 60);  // expire later
   AddMembers("OTHER", 30, 40);
   std::vector<std::string> expected;
-  for (int i = 0; i < 30; ++i) expected.push_back(UserNo(i));
+  for (int i = 0; i < 30; ++i) expected.push_back(UserText(i));
   CHECK(AllMembers("S", 7) == expected);
   CHECK(AllMembers("S", 30) == expected);
   CHECK(AllMembers("S", 0) == expected);
@@ -154,8 +156,8 @@ TEST_CASE_METHOD(Fixture, "ListSegmentMembers: a page token continues after its 
   auto next = listing.ListSegmentMembers({"S", 4, first->next_page_token});
   REQUIRE(next.ok());
   std::vector<std::string> ids;
-  for (const auto& m : next->members) ids.push_back(m.user_id);
-  CHECK(ids == std::vector<std::string>{UserNo(4), UserNo(6), UserNo(7), UserNo(8)});
+  for (const auto& m : next->members) ids.push_back(m.user_id.ToString());
+  CHECK(ids == std::vector<std::string>{UserText(4), UserText(6), UserText(7), UserText(8)});
 }
 
 TEST_CASE_METHOD(Fixture, "ListSegmentMembers: bad requests and tokens", "[listing]") {
@@ -181,7 +183,7 @@ TEST_CASE_METHOD(Fixture, "ListSegmentMembers: bad requests and tokens", "[listi
   std::string raw;
   REQUIRE(absl::WebSafeBase64Unescape(s_token, &raw));
   for (const std::string& token :
-       {std::string("%%%"), segments_page->next_page_token, absl::WebSafeBase64Escape("m1:x:" + UserNo(1)),
+       {std::string("%%%"), segments_page->next_page_token, absl::WebSafeBase64Escape("m1:x:" + UserText(1)),
         absl::WebSafeBase64Escape("m1:1"), absl::WebSafeBase64Escape("m1:1:not-a-uuid"),
         absl::WebSafeBase64Escape("m1:1:0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B"),  // not canonical
         absl::WebSafeBase64Escape("m2" + raw.substr(2))}) {

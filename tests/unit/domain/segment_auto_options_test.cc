@@ -52,7 +52,7 @@ struct Fixture {
   std::set<std::string> Members(SegmentId id, bool automatic_only = false) {
     std::set<std::string> out;
     for (const auto& [key, m] : store.state.memberships) {
-      if (key.second == id && (!automatic_only || m.automatic)) out.insert(key.first);
+      if (key.second == id && (!automatic_only || m.automatic)) out.insert(key.first.ToString());
     }
     return out;
   }
@@ -61,7 +61,7 @@ struct Fixture {
   std::set<std::string> Covered(const std::string& salt, int32_t percent) {
     std::set<std::string> out;
     for (const auto& [user, state] : store.state.users) {
-      if (state == UserState::kActive && Bucket(salt, user) < percent) out.insert(user);
+      if (state == UserState::kActive && Bucket(salt, user) < percent) out.insert(user.ToString());
     }
     return out;
   }
@@ -174,7 +174,7 @@ TEST_CASE_METHOD(Fixture, "create with include/exclude assigns only users passin
   for (int i = 0; i < 300; ++i) {
     const bool in_inc = i < 150 && i % 5 != 0;
     const bool in_exc = i >= 100 && i < 200 && i % 7 != 0;
-    if (in_inc && !in_exc && Bucket(s.salt, UserNo(i)) < 5000) expected.insert(UserNo(i));
+    if (in_inc && !in_exc && Bucket(s.salt, UserNo(i)) < 5000) expected.insert(UserNo(i).ToString());
   }
   REQUIRE(expected.size() > 20);
   CHECK(Members(s.id) == expected);
@@ -249,8 +249,8 @@ TEST_CASE_METHOD(Fixture, "update percent raises and lowers monotonically, by bu
     CHECK(e.operation == Operation::kRemove);
     CHECK(e.reason == Reason::kAutoPercent);
     CHECK(e.at == lowered_at);
-    CHECK(at30.count(e.user_id) == 1);
-    CHECK(at10.count(e.user_id) == 0);
+    CHECK(at30.count(e.user_id.ToString()) == 1);
+    CHECK(at10.count(e.user_id.ToString()) == 0);
   }
   CHECK(store.state.opt_outs.empty());  // lowering is not an opt-out
 
@@ -295,7 +295,7 @@ TEST_CASE_METHOD(Fixture, "raising skips opted-out and excluded users and honour
   REQUIRE(SetPercent("S", 60.0).ok());
   std::set<std::string> expected;
   for (int i = 0; i < 300; ++i) {
-    if (i % 4 != 0 && i % 10 != 1 && Bucket(s.salt, UserNo(i)) < 6000) expected.insert(UserNo(i));
+    if (i % 4 != 0 && i % 10 != 1 && Bucket(s.salt, UserNo(i)) < 6000) expected.insert(UserNo(i).ToString());
   }
   REQUIRE(expected.size() > 50);
   CHECK(Members(s.id) == expected);
@@ -343,7 +343,7 @@ TEST_CASE_METHOD(Fixture, "set-based assignment takes the automatic-assignment l
 
 TEST_CASE_METHOD(Fixture, "user and hand-made changes take the automatic-assignment lock shared", "[segments][locks]") {
   Create(Auto("A", std::nullopt));
-  const std::string user = UserNo(1);
+  const UserId user = UserNo(1);
   int shared = 0;
   REQUIRE(users.CreateUser(user).ok());
   CHECK(store.shared_auto_locks == ++shared);

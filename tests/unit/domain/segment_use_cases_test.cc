@@ -13,6 +13,7 @@
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::Id;
 using segments::testing::ViolationFields;
 
 namespace {
@@ -24,7 +25,7 @@ struct Fixture {
   FakeClock clock;
   SegmentUseCases segments{store, clock};
 
-  Fixture() { store.state.users[kUser] = UserState::kActive; }
+  Fixture() { store.state.users[Id(kUser)] = UserState::kActive; }
 
   void Create(const std::string& slug) {
     REQUIRE(segments.CreateSegment({slug, std::nullopt, "", {}, {}, std::nullopt}).ok());
@@ -74,7 +75,7 @@ TEST_CASE_METHOD(Fixture, "create with a percentage makes the covered active use
     char id[37];
     std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", i);
     users.push_back(id);
-    store.state.users[id] = i % 10 == 0 ? UserState::kExcluded : UserState::kActive;
+    store.state.users[Id(id)] = i % 10 == 0 ? UserState::kExcluded : UserState::kActive;
   }
   auto created = segments.CreateSegment({"AUTO_30", 30.0, "", {}, {}, std::nullopt});
   REQUIRE(created.ok());
@@ -232,7 +233,7 @@ TEST_CASE_METHOD(Fixture, "re-adding after expiry records the TTL exit at the de
 TEST_CASE_METHOD(Fixture, "deleting a segment ends its memberships with the right reasons", "[segments]") {
   Create("A");
   const std::string other = "22222222-2222-2222-2222-222222222222";
-  store.state.users[other] = UserState::kActive;
+  store.state.users[Id(other)] = UserState::kActive;
   const absl::Time start = clock.Now();
   REQUIRE(Change({{"A", 30, std::nullopt}}, {}).ok());
   REQUIRE(Change({Add("A")}, {}, other).ok());
@@ -285,7 +286,7 @@ TEST_CASE_METHOD(Fixture, "storage failures pass through unchanged", "[errors]")
 
 TEST_CASE_METHOD(Fixture, "GetSegment counts the members active now", "[segments][get_segment]") {
   const std::string other = "1c8f0a6f-2d3e-4f40-9bac-1d2e3f405b6c";
-  store.state.users[other] = UserState::kActive;
+  store.state.users[Id(other)] = UserState::kActive;
   Create("A");
   REQUIRE(Change({{"A", 60, std::nullopt}}, {}).ok());
   REQUIRE(Change({{"A", {}}}, {}, other).ok());

@@ -11,6 +11,7 @@
 using namespace segments::domain;
 using segments::testing::FakeClock;
 using segments::testing::FakeStore;
+using segments::testing::Id;
 using segments::testing::ViolationsOf;
 
 namespace {
@@ -26,7 +27,7 @@ struct Fixture {
 
 TEST_CASE_METHOD(Fixture, "create stores an active user under the canonical id", "[users]") {
   REQUIRE(users.CreateUser("0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B").ok());
-  CHECK(store.state.users.at(kUser) == UserState::kActive);
+  CHECK(store.state.users.at(Id(kUser)) == UserState::kActive);
   auto again = users.CreateUser(kUser);
   CHECK(again.code() == absl::StatusCode::kAlreadyExists);
   CHECK(ViolationsOf(again).at(0).field == "userID");
@@ -37,7 +38,7 @@ TEST_CASE_METHOD(Fixture, "create stores an active user under the canonical id",
 TEST_CASE_METHOD(Fixture, "update sets the state; unknown users and bad values are reported", "[users]") {
   REQUIRE(users.CreateUser(kUser).ok());
   REQUIRE(users.UpdateUser(kUser, "excluded").ok());
-  CHECK(store.state.users.at(kUser) == UserState::kExcluded);
+  CHECK(store.state.users.at(Id(kUser)) == UserState::kExcluded);
   CHECK(users.UpdateUser(kUser, "excluded").ok());  // same state: no-op
   CHECK(users.UpdateUser("44444444-4444-4444-4444-444444444444", "active").code() == absl::StatusCode::kNotFound);
 
@@ -70,12 +71,12 @@ TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what
   all.slug = "ALL";
   all.percent_to_fill = 100.0;
   REQUIRE(segments.CreateSegment(all).ok());
-  const UserId kept = "11111111-1111-4111-8111-111111111111";
-  const UserId leaving = "22222222-2222-4222-8222-222222222222";
-  const UserId deleted = "33333333-3333-4333-8333-333333333333";
-  const UserId new_active = "44444444-4444-4444-8444-444444444444";
-  const UserId new_excluded = "55555555-5555-4555-8555-555555555555";
-  const UserId never_seen = "66666666-6666-4666-8666-666666666666";
+  const UserId kept = Id("11111111-1111-4111-8111-111111111111");
+  const UserId leaving = Id("22222222-2222-4222-8222-222222222222");
+  const UserId deleted = Id("33333333-3333-4333-8333-333333333333");
+  const UserId new_active = Id("44444444-4444-4444-8444-444444444444");
+  const UserId new_excluded = Id("55555555-5555-4555-8555-555555555555");
+  const UserId never_seen = Id("66666666-6666-4666-8666-666666666666");
   for (const UserId& u : {kept, leaving, deleted}) REQUIRE(users.CreateUser(u).ok());
   const size_t history_before = store.state.history.size();
 
@@ -114,14 +115,14 @@ TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what
 
 TEST_CASE_METHOD(Fixture, "sync is one transaction: a failure applies nothing", "[users][sync]") {
   store.failure = absl::UnavailableError("database is down");
-  auto result = users.SyncUsers({{kUser, UserState::kActive}});
+  auto result = users.SyncUsers({{Id(kUser), UserState::kActive}});
   CHECK(result.status().code() == absl::StatusCode::kUnavailable);
   store.failure = absl::OkStatus();
   CHECK(store.state.users.empty());
 }
 
 TEST_CASE_METHOD(Fixture, "sync refuses a user named twice", "[users][sync]") {
-  auto result = users.SyncUsers({{kUser, UserState::kActive}, {kUser, std::nullopt}});
+  auto result = users.SyncUsers({{Id(kUser), UserState::kActive}, {Id(kUser), std::nullopt}});
   CHECK(result.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(store.state.users.empty());
 }

@@ -24,16 +24,6 @@ TEST_CASE("slugs follow the contract's alphabet and length", "[validation]") {
   CHECK(DescribeSlugProblem(std::string(129, 'A')) == "must be at most 128 characters");
 }
 
-TEST_CASE("user ids are UUIDs in any case, stored lowercase", "[validation]") {
-  CHECK(ParseUserId("0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B") == "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b");
-  CHECK(ParseUserId("00000000-0000-0000-0000-000000000000").has_value());
-  CHECK_FALSE(ParseUserId(""));
-  CHECK_FALSE(ParseUserId("0b7f9f5e1c2d4e3f8a9b0c1d2e3f4a5b"));        // no dashes
-  CHECK_FALSE(ParseUserId("{0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"));  // braces
-  CHECK_FALSE(ParseUserId("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5g"));    // not hex
-  CHECK_FALSE(ParseUserId("0b7f9f5e-1c2d-4e3f-8a9b_0c1d2e3f4a5b"));    // wrong separator
-}
-
 TEST_CASE("percent has at most two decimals within 0..100", "[validation]") {
   CHECK(ParsePercent(0) == 0);
   CHECK(ParsePercent(100) == 10000);

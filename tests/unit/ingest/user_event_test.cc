@@ -2,9 +2,12 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/domain_testing.h"
+
 using segments::ingest::EventRecord;
 using segments::ingest::ParseUserEvent;
 using segments::ingest::PlanBatch;
+using segments::testing::Id;
 
 namespace {
 constexpr const char* kUser = "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b";
@@ -17,8 +20,9 @@ std::string Event(const std::string& user) { return R"({"userID":")" + user + R"
 }  // namespace
 
 TEST_CASE("a user event names one user, in canonical form", "[ingest]") {
-  CHECK(*ParseUserEvent(Event(kUser)) == kUser);
-  CHECK(*ParseUserEvent(R"({"userID": "0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B", "extra": [1, {"x": 2}]})") == kUser);
+  CHECK(ParseUserEvent(Event(kUser))->ToString() == kUser);
+  CHECK(ParseUserEvent(R"({"userID": "0B7F9F5E-1C2D-4E3F-8A9B-0C1D2E3F4A5B", "extra": [1, {"x": 2}]})")->ToString() ==
+        kUser);
 }
 
 TEST_CASE("anything else is refused with a reason", "[ingest]") {
@@ -41,7 +45,7 @@ TEST_CASE("a batch looks each user up once and commits past its last record per 
   };
   auto batch = PlanBatch(records);
   CHECK(batch.events == 5);
-  CHECK(batch.users == std::vector<std::string>{kUser, kOther});
+  CHECK(batch.users == std::vector<segments::domain::UserId>{Id(kUser), Id(kOther)});
   REQUIRE(batch.dead_letters.size() == 1);
   CHECK(batch.dead_letters[0].record.offset == 11);
   CHECK(batch.commit_offsets == std::map<int32_t, int64_t>{{0, 13}, {1, 7}});

@@ -15,7 +15,9 @@ using segments::ingest::UserServiceClientOptions;
 using segments::testing::FakeUserService;
 
 namespace {
-std::string User(int n) { return absl::StrFormat("00000000-0000-4000-8000-%012d", n); }
+segments::domain::UserId User(int n) {
+  return segments::domain::UserId::Parse(absl::StrFormat("00000000-0000-4000-8000-%012d", n)).value();
+}
 
 UserServiceClientOptions Fast() {
   UserServiceClientOptions options;
@@ -52,7 +54,7 @@ TEST_CASE("big lookups are split into calls of the batch size", "[ingest][client
   UserServiceClientOptions options = Fast();
   options.batch_size = 100;
   Fixture f(options);
-  std::vector<std::string> ids;
+  std::vector<segments::domain::UserId> ids;
   for (int n = 0; n < 250; ++n) ids.push_back(User(n));
   auto found = f.client.Lookup(ids);
   REQUIRE(found.ok());

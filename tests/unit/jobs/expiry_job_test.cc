@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 
+#include "support/domain_testing.h"
 #include "support/fake_clock.h"
 #include "support/fake_store.h"
 
@@ -19,8 +20,8 @@ using segments::testing::FakeStore;
 
 namespace {
 
-constexpr const char* kU1 = "0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b";
-constexpr const char* kU2 = "5d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
+const segments::domain::UserId kU1 = segments::testing::Id("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b");
+const segments::domain::UserId kU2 = segments::testing::Id("5d0c1b2a-3e4f-4a5b-8c6d-7e8f9a0b1c2d");
 
 // The fake store behind a mutex, for the job's own thread: the test reads
 // and changes the fake only through Locked().
@@ -65,7 +66,7 @@ void AddSegment(FakeStore& store, SegmentId id, const std::string& slug) {
   store.state.segments[id] = segment;
 }
 
-void AddMembership(FakeStore& store, const std::string& user, SegmentId segment, std::optional<absl::Time> expires) {
+void AddMembership(FakeStore& store, const UserId& user, SegmentId segment, std::optional<absl::Time> expires) {
   store.state.users[user] = UserState::kActive;
   store.state.memberships[{user, segment}] =
       Membership{segment, store.state.segments.at(segment).slug, absl::UnixEpoch(), expires};

@@ -32,10 +32,10 @@ struct HistoryPosition {
 // A user's events, newest first (by time, then id).
 struct UserHistoryQuery {
   UserId user;
-  std::optional<std::string> slug;
-  std::optional<absl::Time> from;  // inclusive
-  std::optional<absl::Time> to;    // exclusive
-  std::optional<HistoryPosition> after;
+  std::optional<std::string> slug = std::nullopt;
+  std::optional<absl::Time> from = std::nullopt;  // inclusive
+  std::optional<absl::Time> to = std::nullopt;    // exclusive
+  std::optional<HistoryPosition> after = std::nullopt;
   int limit = 100;
 };
 
