@@ -1,5 +1,8 @@
 # shellcheck shell=bash
-# Shared by the benchmark runners (source after scripts/lib.sh).
+# Helpers of the benchmark runners only, on top of scripts/lib.sh (sourced
+# here; what tests and scripts share lives there, not here).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -162,14 +165,4 @@ wait_for_idle() {
     (((b1 - b0) * 200 < CLK_TCK * $(nproc) * 10)) && return 0
   done
   warn "the machine did not become idle within $1s; measuring anyway"
-}
-
-# pg_ensure_started: starts the cluster of $STATE unless it runs; sets
-# pg_started=1 if it started it (for the caller's cleanup to stop it).
-pg_ensure_started() {
-  if ! "$ROOT/scripts/pg.sh" status >/dev/null; then
-    # shellcheck disable=SC2034  # read by the runner's cleanup
-    pg_started=1
-    "$ROOT/scripts/pg.sh" start
-  fi
 }
