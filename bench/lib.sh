@@ -56,6 +56,19 @@ build_flag() {
   esac
 }
 
+# load_flag ARG: the load flags of run_grpc_bench.sh and run_http_bench.sh
+# (--duration=DUR, --warmup=DUR, --concurrency=N): sets duration, warmup or
+# concurrency; false if ARG is none of them.
+# shellcheck disable=SC2034  # read by the runners
+load_flag() {
+  case $1 in
+    --duration=*) duration=${1#*=} ;;
+    --warmup=*) warmup=${1#*=} ;;
+    --concurrency=*) concurrency=${1#*=} ;;
+    *) return 1 ;;
+  esac
+}
+
 now_ns() { date +%s%N; }
 # secs_since T0_NS: seconds since T0_NS (from now_ns), one decimal.
 secs_since() { awk -v ns=$(($(now_ns) - $1)) 'BEGIN { printf "%.1f", ns / 1e9 }'; }
@@ -117,6 +130,14 @@ build_binaries() {
   cmake "${args[@]}" >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "cmake failed"; }
   cmake --build "$BIN" -j "$(nproc)" --target "$@" \
     >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "build failed (log: $OUT/build.log)"; }
+}
+
+# need_binaries BIN...: die unless every BIN is there (built, or --no-build).
+need_binaries() {
+  local bin
+  for bin in "$@"; do
+    [[ -x $bin ]] || die "missing $bin: run without --no-build"
+  done
 }
 
 # print_code REV PATH...: which code runs: the exported commit (REV), or the

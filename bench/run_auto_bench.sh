@@ -348,9 +348,7 @@ explain_size() {
 print_machine
 echo "state: $STATE"
 ((build)) && build_binaries "$rev" segments-server segments-auto-client
-for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
-  [[ -x $bin ]] || die "missing $bin: run without --no-build"
-done
+need_binaries "$SERVER_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server db proto
 pg_ensure_started

@@ -26,9 +26,6 @@ duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
 sweep="" build=1
 while (($#)); do
   case $1 in
-    --duration=*) duration=${1#*=} ;;
-    --warmup=*) warmup=${1#*=} ;;
-    --concurrency=*) concurrency=${1#*=} ;;
     --channels=*) channels=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
@@ -36,7 +33,7 @@ while (($#)); do
     --sweep=*) sweep=${1#*=} ;;
     --no-build) build=0 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
+    *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done

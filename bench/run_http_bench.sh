@@ -10,17 +10,14 @@
 #
 # Usage: bench/run_http_bench.sh [--duration=10s] [--warmup=2s] [--concurrency=64] [--no-build]
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 build=1 users=100000
 while (($#)); do
   case $1 in
-    --duration=*) duration=${1#*=} ;;
-    --warmup=*) warmup=${1#*=} ;;
-    --concurrency=*) concurrency=${1#*=} ;;
     --no-build) build=0 ;;
-    *) die "unknown argument: $1" ;;
+    *) load_flag "$1" || die "unknown argument: $1" ;;
   esac
   shift
 done

@@ -334,9 +334,7 @@ print_machine
 echo "state: $STATE"
 
 ((build)) && build_binaries "$rev" segments-server segments-gateway segments-report-client
-for bin in "$SERVER_BIN" "$GATEWAY_BIN" "$CLIENT_BIN"; do
-  [[ -x $bin ]] || die "missing $bin: run without --no-build"
-done
+need_binaries "$SERVER_BIN" "$GATEWAY_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server gateway proto db
 

@@ -339,9 +339,7 @@ verify() {
 print_machine
 echo "state: $STATE"
 ((build)) && build_binaries "$rev" segments-server segments-usermock segments-auto-client segments-events-probe
-for bin in "$SERVER_BIN" "$MOCK_BIN" "$PROBE_BIN" "$CLIENT_BIN"; do
-  [[ -x $bin ]] || die "missing $bin: run without --no-build"
-done
+need_binaries "$SERVER_BIN" "$MOCK_BIN" "$PROBE_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server usermock db proto
 pg_ensure_started
