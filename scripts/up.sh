@@ -101,7 +101,23 @@ INFO
 }
 
 "$ROOT/scripts/install-deps.sh"
-"$ROOT/scripts/build.sh" release segments-server segments-gateway segments-usermock
+# While the programs build (CPU), PostgreSQL starts and Kafka is installed
+# (Maven downloads; on a fresh state also the class data archive): on a fresh
+# machine this overlaps minutes. Their output is shown once they are done.
+mkdir -p "$STATE"
+"$ROOT/scripts/pg.sh" start >"$STATE/up-pg.log" 2>&1 &
+pg_job=$!
+"$ROOT/scripts/kafka.sh" install >"$STATE/up-kafka.log" 2>&1 &
+kafka_job=$!
+build_rc=0
+"$ROOT/scripts/build.sh" release segments-server segments-gateway segments-usermock || build_rc=$?
+for job in "$pg_job pg" "$kafka_job kafka"; do
+  rc=0
+  wait "${job% *}" || rc=$?
+  cat "$STATE/up-${job#* }.log" >&2
+  ((rc == 0)) || die "scripts/${job#* }.sh failed (above)"
+done
+((build_rc == 0)) || die "the build failed (above)"
 for c in "${COMPONENTS[@]}"; do
   "up_$c"
 done
