@@ -24,7 +24,6 @@
 // any revision of the server.
 #include <grpcpp/grpcpp.h>
 
-#include <absl/strings/numbers.h>
 #include <absl/synchronization/mutex.h>
 #include <absl/time/clock.h>
 #include <absl/time/time.h>
@@ -33,10 +32,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <string>
-#include <string_view>
 
+#include "flags.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
 
 namespace {
@@ -64,43 +62,21 @@ int Fail(const char* what, const grpc::Status& status) {
 
 int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::map<std::string, std::string> flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    const auto eq = arg.find('=');
-    if (arg.substr(0, 2) != "--" || eq == std::string_view::npos) {
-      std::fprintf(stderr, "segments-auto-client: expected --flag=value, got '%s'\n%s", argv[i], kUsage);
-      return 2;
-    }
-    flags[std::string(arg.substr(2, eq - 2))] = std::string(arg.substr(eq + 1));
-  }
-  for (const auto& [name, value] : flags) {
-    if (name != "target" && name != "op" && name != "slug" && name != "percent" && name != "ids-file" &&
-        name != "deadline") {
-      std::fprintf(stderr, "segments-auto-client: unknown flag --%s\n", name.c_str());
-      return 2;
-    }
-  }
-  const std::string op = flags["op"];
-  const std::string slug = flags["slug"];
+  std::string target, op, slug, ids_file;
   absl::Duration deadline = absl::Minutes(30);
-  if (flags.count("deadline") && !absl::ParseDuration(flags["deadline"], &deadline)) {
-    std::fputs("segments-auto-client: bad --deadline (e.g. 30m)\n", stderr);
-    return 2;
-  }
   double percent = 0;
-  const bool has_percent = flags.count("percent") > 0;
-  if (has_percent && !absl::SimpleAtod(flags["percent"], &percent)) {
-    std::fputs("segments-auto-client: bad --percent\n", stderr);
-    return 2;
-  }
-  if (flags["target"].empty() || slug.empty() ||
+  segments::bench::Flags flags("segments-auto-client", kUsage);
+  flags.String("target", &target)
+      .String("op", &op)
+      .String("slug", &slug)
+      .Double("percent", &percent)
+      .String("ids-file", &ids_file)
+      .Duration("deadline", &deadline);
+  if (!flags.Parse(argc, argv)) return 2;
+  const bool has_percent = flags.Has("percent");
+  if (target.empty() || slug.empty() ||
       (op != "create" && op != "update-percent" && op != "bulk-add" && op != "get" && op != "wait") ||
-      (op == "update-percent" && !has_percent) || (op == "bulk-add" && flags["ids-file"].empty())) {
+      (op == "update-percent" && !has_percent) || (op == "bulk-add" && ids_file.empty())) {
     std::fputs(kUsage, stderr);
     return 2;
   }
@@ -108,9 +84,9 @@ int main(int argc, char** argv) {
   // The request first (reading 100,000 ids is not part of the call).
   v1::AddSegmentToUsersRequest bulk;
   if (op == "bulk-add") {
-    std::ifstream in(flags["ids-file"]);
+    std::ifstream in(ids_file);
     if (!in) {
-      std::fprintf(stderr, "segments-auto-client: cannot read %s\n", flags["ids-file"].c_str());
+      std::fprintf(stderr, "segments-auto-client: cannot read %s\n", ids_file.c_str());
       return 2;
     }
     bulk.set_slug(slug);
@@ -122,9 +98,9 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(flags["target"], grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
-    std::fprintf(stderr, "segments-auto-client: cannot connect to %s\n", flags["target"].c_str());
+    std::fprintf(stderr, "segments-auto-client: cannot connect to %s\n", target.c_str());
     return 1;
   }
   auto stub = v1::SegmentService::NewStub(channel);

@@ -24,7 +24,6 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 
-#include <absl/strings/numbers.h>
 #include <absl/strings/str_split.h>
 #include <absl/synchronization/mutex.h>
 #include <absl/time/time.h>
@@ -47,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "flags.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
 
 namespace {
@@ -130,67 +130,27 @@ Exit status: 0 ok, 1 too many errors (or no call measured), 2 bad usage or serve
 std::optional<Options> ParseOptions(int argc, char** argv) {
   Options o;
   std::string modes = "health,get,update";
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
-    }
-    const auto eq = arg.find('=');
-    if (arg.rfind("--", 0) != 0 || eq == std::string::npos) {
-      std::fprintf(stderr, "segments-grpc-load: expected --flag=value, got '%s'\n", arg.c_str());
-      return std::nullopt;
-    }
-    const std::string name = arg.substr(2, eq - 2);
-    const std::string value = arg.substr(eq + 1);
-    const absl::string_view v(value);
-    bool ok = true;
-    auto positive_int = [&](int& out) { ok = absl::SimpleAtoi(v, &out) && out > 0; };
-    auto duration = [&](absl::Duration& out) { ok = absl::ParseDuration(v, &out) && out >= absl::ZeroDuration(); };
-    if (name == "target") {
-      o.target = value;
-    } else if (name == "mode") {
-      modes = value;
-    } else if (name == "concurrency") {
-      positive_int(o.concurrency);
-    } else if (name == "channels") {
-      positive_int(o.channels);
-    } else if (name == "duration") {
-      duration(o.duration);
-      ok = ok && o.duration > absl::ZeroDuration();
-    } else if (name == "warmup") {
-      duration(o.warmup);
-    } else if (name == "timeout") {
-      duration(o.timeout);
-      ok = ok && o.timeout > absl::ZeroDuration();
-    } else if (name == "wait-serving") {
-      duration(o.wait_serving);
-    } else if (name == "users") {
-      ok = absl::SimpleAtoi(v, &o.users) && o.users > 0 && o.users <= (uint64_t{1} << 48);
-    } else if (name == "update-stripe") {
-      ok = absl::SimpleAtoi(v, &o.update_stripe);
-    } else if (name == "expect-segments") {
-      ok = absl::SimpleAtoi(v, &o.expect_segments) && o.expect_segments >= 0;
-    } else if (name == "toggle-slug") {
-      o.toggle_slug = value;
-      ok = !value.empty();
-    } else if (name == "toggle-ttl") {
-      ok = absl::SimpleAtoi(v, &o.toggle_ttl_seconds) && o.toggle_ttl_seconds > 0;
-    } else if (name == "max-error-rate") {
-      ok = absl::SimpleAtod(v, &o.max_error_rate) && o.max_error_rate >= 0;
-    } else if (name == "csv") {
-      o.csv = value;
-    } else if (name == "seed") {
-      ok = absl::SimpleAtoi(v, &o.seed);
-    } else {
-      std::fprintf(stderr, "segments-grpc-load: unknown flag --%s (see --help)\n", name.c_str());
-      return std::nullopt;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "segments-grpc-load: bad value for --%s: '%s'\n", name.c_str(), value.c_str());
-      return std::nullopt;
-    }
-  }
+  auto positive = [](int v) { return v > 0; };
+  auto not_negative = [](absl::Duration d) { return d >= absl::ZeroDuration(); };
+  auto above_zero = [](absl::Duration d) { return d > absl::ZeroDuration(); };
+  segments::bench::Flags flags("segments-grpc-load", kUsage);
+  flags.String("target", &o.target)
+      .String("mode", &modes)
+      .Int("concurrency", &o.concurrency, positive)
+      .Int("channels", &o.channels, positive)
+      .Duration("duration", &o.duration, above_zero)
+      .Duration("warmup", &o.warmup, not_negative)
+      .Duration("timeout", &o.timeout, above_zero)
+      .Duration("wait-serving", &o.wait_serving, not_negative)
+      .Int("users", &o.users, [](uint64_t v) { return v > 0 && v <= (uint64_t{1} << 48); })
+      .Int("update-stripe", &o.update_stripe)
+      .Int("expect-segments", &o.expect_segments, [](int v) { return v >= 0; })
+      .String("toggle-slug", &o.toggle_slug, [](const std::string& v) { return !v.empty(); })
+      .Int("toggle-ttl", &o.toggle_ttl_seconds, [](int64_t v) { return v > 0; })
+      .Double("max-error-rate", &o.max_error_rate, [](double v) { return v >= 0; })
+      .String("csv", &o.csv)
+      .Int("seed", &o.seed);
+  if (!flags.Parse(argc, argv)) return std::nullopt;
   for (absl::string_view m : absl::StrSplit(modes, ',', absl::SkipEmpty())) {
     if (m == "health") {
       o.modes.push_back(Mode::kHealth);

@@ -1,5 +1,8 @@
 # shellcheck shell=bash
-# Shared by the benchmark runners (source after scripts/lib.sh).
+# Helpers of the benchmark runners only, on top of scripts/lib.sh (sourced
+# here; what tests and scripts share lives there, not here).
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -49,6 +52,19 @@ build_flag() {
     --rev=*) rev=${1#*=} ;;
     --build-dir=*) build_dir=${1#*=} ;;
     --server-bin=*) server_bin=${1#*=} ;;
+    *) return 1 ;;
+  esac
+}
+
+# load_flag ARG: the load flags of run_grpc_bench.sh and run_http_bench.sh
+# (--duration=DUR, --warmup=DUR, --concurrency=N): sets duration, warmup or
+# concurrency; false if ARG is none of them.
+# shellcheck disable=SC2034  # read by the runners
+load_flag() {
+  case $1 in
+    --duration=*) duration=${1#*=} ;;
+    --warmup=*) warmup=${1#*=} ;;
+    --concurrency=*) concurrency=${1#*=} ;;
     *) return 1 ;;
   esac
 }
@@ -116,6 +132,14 @@ build_binaries() {
     >>"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "build failed (log: $OUT/build.log)"; }
 }
 
+# need_binaries BIN...: die unless every BIN is there (built, or --no-build).
+need_binaries() {
+  local bin
+  for bin in "$@"; do
+    [[ -x $bin ]] || die "missing $bin: run without --no-build"
+  done
+}
+
 # print_code REV PATH...: which code runs: the exported commit (REV), or the
 # working tree's HEAD and whether PATHs have uncommitted changes.
 print_code() {
@@ -162,14 +186,4 @@ wait_for_idle() {
     (((b1 - b0) * 200 < CLK_TCK * $(nproc) * 10)) && return 0
   done
   warn "the machine did not become idle within $1s; measuring anyway"
-}
-
-# pg_ensure_started: starts the cluster of $STATE unless it runs; sets
-# pg_started=1 if it started it (for the caller's cleanup to stop it).
-pg_ensure_started() {
-  if ! "$ROOT/scripts/pg.sh" status >/dev/null; then
-    # shellcheck disable=SC2034  # read by the runner's cleanup
-    pg_started=1
-    "$ROOT/scripts/pg.sh" start
-  fi
 }

@@ -26,10 +26,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <string>
-#include <string_view>
 
+#include "flags.h"
 #include "segmentation/v1/history_service.grpc.pb.h"
 #include "storage/queries.h"
 
@@ -65,48 +64,36 @@ int Fail(const char* what, const grpc::Status& status) {
 
 int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::map<std::string, std::string> flags;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    const auto eq = arg.find('=');
-    if (arg.substr(0, 2) != "--" || eq == std::string_view::npos) {
-      std::fprintf(stderr, "segments-report-client: expected --flag=value, got '%s'\n%s", argv[i], kUsage);
-      return 2;
-    }
-    flags[std::string(arg.substr(2, eq - 2))] = std::string(arg.substr(eq + 1));
-  }
-  for (const auto& [name, value] : flags) {
-    if (name != "target" && name != "year" && name != "month" && name != "user" && name != "print-sql") {
-      std::fprintf(stderr, "segments-report-client: unknown flag --%s\n", name.c_str());
-      return 2;
-    }
-  }
-  if (auto sql = flags.find("print-sql"); sql != flags.end()) {
-    if (sql->second != "all" && sql->second != "user") {
+  std::string target, user, print_sql;
+  int year = 0, month = 0;
+  segments::bench::Flags flags("segments-report-client", kUsage);
+  flags.String("target", &target)
+      .Int("year", &year)
+      .Int("month", &month)
+      .String("user", &user)
+      .String("print-sql", &print_sql);
+  if (!flags.Parse(argc, argv)) return 2;
+  if (flags.Has("print-sql")) {
+    if (print_sql != "all" && print_sql != "user") {
       std::fputs("segments-report-client: --print-sql wants all or user\n", stderr);
       return 2;
     }
-    std::puts(sql->second == "all" ? segments::storage::kDeclareReportAllUsers.sql
-                                   : segments::storage::kDeclareReportOneUser.sql);
+    std::puts(print_sql == "all" ? segments::storage::kDeclareReportAllUsers.sql
+                                 : segments::storage::kDeclareReportOneUser.sql);
     return 0;
   }
-  int year = 0, month = 0;
-  if (flags["target"].empty() || !absl::SimpleAtoi(flags["year"], &year) || !absl::SimpleAtoi(flags["month"], &month)) {
+  if (target.empty() || !flags.Has("year") || !flags.Has("month")) {
     std::fputs(kUsage, stderr);
     return 2;
   }
 
-  auto channel = grpc::CreateChannel(flags["target"], grpc::InsecureChannelCredentials());
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
   auto stub = v1::HistoryService::NewStub(channel);
 
   // The link: its query carries the fields of DownloadHistoryReportRequest.
   const auto t_link = Clock::now();
   v1::GetHistoryReportLinkRequest link_request;
-  link_request.set_user_id(flags["user"]);
+  link_request.set_user_id(user);
   link_request.set_year(year);
   link_request.set_month(month);
   v1::GetHistoryReportLinkResponse link;

@@ -50,8 +50,6 @@
 # --drop-seeds (1M users: ~0.2 GB, 10M: ~1.5 GB).
 # Exit status: 0 every check passed, 1 something failed.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 own_state build/bench-auto/state "the benchmark"
@@ -93,15 +91,6 @@ bench_paths "$rev" "$build_dir" "$server_bin"
 CLIENT_BIN="$BIN/bench/segments-auto-client"
 RESULTS="$OUT/results.csv"
 mkdir -p "$OUT"
-
-pg_started=0
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-  bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN" || true
-  if ((pg_started)); then "$PG" stop || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 psql_in() { local db=$1; shift; "$PG" psql "$db" -X -q -v ON_ERROR_STOP=1 "$@"; }
 sql1() { psql_in "$1" -tA -c "$2"; }  # one value
@@ -244,17 +233,13 @@ history_count() {  # history rows of segment $2 with operation $3, reason $4
              WHERE s.slug = '$2' AND s.deleted_at IS NULL AND h.operation = '$3' AND h.reason = '$4'"
 }
 
-# start_server DB: segments-server on a free port against DB, answering.
-start_server() {
+# run_server DB: segments-server on a free port against DB, once SERVING.
+run_server() {
   grpc_port="$(free_port)"
-  log "starting segments-server on 127.0.0.1:$grpc_port against $1" \
-    "(--workers=$workers --db-pool-size=$pool --db-set-statement-timeout=30m)"
-  bg_start "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" --grpc-listen="127.0.0.1:$grpc_port" \
-    --database-url="$("$PG" url "$1")" --workers="$workers" --db-pool-size="$pool" \
-    --db-set-statement-timeout=30m
-  "$CLIENT_BIN" --target="127.0.0.1:$grpc_port" --op=wait --slug=BENCH_AUTO --deadline=30s ||
-    die "segments-server did not answer (log: $OUT/server.log)"
-  SERVER="$(bg_pid "$OUT/server.pid" "$SERVER_BIN")" || die "segments-server is not running"
+  log "segments-server against $1 (--workers=$workers --db-pool-size=$pool --db-set-statement-timeout=30m)"
+  start_server "127.0.0.1:$grpc_port" "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" \
+    --database-url="$("$PG" url "$1")" --workers="$workers" --db-pool-size="$pool" --db-set-statement-timeout=30m
+  SERVER=$BG_PID
 }
 stop_server() { bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"; }
 
@@ -271,7 +256,7 @@ run_size() {
   sql1 "$db" "SELECT md5('auto-bench-user-' || i)::uuid FROM generate_series(0, $n - 1, $((n / b))) AS i LIMIT $b" \
     >"$OUT/bulk_ids.txt"
 
-  start_server "$db"
+  run_server "$db"
 
   settle_vacuum=0
   timed "$n" "$db" create-10% get:BENCH_AUTO 2 --op=create --slug=BENCH_AUTO --percent=10
@@ -332,7 +317,7 @@ explain_size() {
       -c "ALTER DATABASE $db SET auto_explain.log_triggers = on" \
       -c "ALTER DATABASE $db SET auto_explain.log_nested_statements = on" \
       -c "ALTER DATABASE $db SET auto_explain.log_timing = $timing"
-    start_server "$db"
+    run_server "$db"
     psql_in "$db" -c CHECKPOINT
     offset=$(stat -c %s "$PG_LOG")
     line=$("$CLIENT_BIN" --target="127.0.0.1:$grpc_port" --deadline=30m --op=create --slug=BENCH_AUTO --percent=10) ||
@@ -363,12 +348,11 @@ explain_size() {
 print_machine
 echo "state: $STATE"
 ((build)) && build_binaries "$rev" segments-server segments-auto-client
-for bin in "$SERVER_BIN" "$CLIENT_BIN"; do
-  [[ -x $bin ]] || die "missing $bin: run without --no-build"
-done
+need_binaries "$SERVER_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server db proto
 pg_ensure_started
+on_exit bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
 echo "pg:    $(sql1 postgres "SELECT split_part(version(), ' ', 2)"), $(sql1 postgres "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'work_mem', 'maintenance_work_mem', 'synchronous_commit', 'wal_compression', 'checkpoint_timeout')")"
 echo "disk:  $(df -h "$STATE" | awk 'NR == 2 { print $4 " free of " $2 " on " $6 }')"
 

@@ -19,8 +19,6 @@
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # mode had more than 0.1% errors or anything failed.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -28,9 +26,6 @@ duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
 sweep="" build=1
 while (($#)); do
   case $1 in
-    --duration=*) duration=${1#*=} ;;
-    --warmup=*) warmup=${1#*=} ;;
-    --concurrency=*) concurrency=${1#*=} ;;
     --channels=*) channels=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
@@ -38,7 +33,7 @@ while (($#)); do
     --sweep=*) sweep=${1#*=} ;;
     --no-build) build=0 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
-    *) die "unknown argument: $1 (see --help)" ;;
+    *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
@@ -51,15 +46,6 @@ BENCH_STATE="$STATE/bench"
 SERVER_PID="$BENCH_STATE/server.pid"
 SERVER_LOG="$BENCH_STATE/server.log"
 RESULTS="$BENCH_STATE/results.csv"
-
-pg_started=0
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-  bg_stop segments-server "$SERVER_PID" "$SERVER_BIN" || true
-  if ((pg_started)); then "$PG" stop || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # CPU ticks of our PostgreSQL cluster: the postmaster and its children
 # (backends, walwriter, checkpointer...). Falls back to every process of user
@@ -102,24 +88,15 @@ reset_toggle() {
     -c "VACUUM (ANALYZE) memberships"
 }
 
-start_server() {
-  local w=$1 p=$2
+# restart_server W P: segments-server (again) on a free port against $DB with
+# --workers=W --db-pool-size=P, once SERVING; SERVER is its pid.
+restart_server() {
   bg_stop segments-server "$SERVER_PID" "$SERVER_BIN"
-  SERVER="" PORT="$(free_port)"
-  log "starting segments-server on 127.0.0.1:$PORT (--workers=$w --db-pool-size=$p)"
-  bg_start "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" --grpc-listen="127.0.0.1:$PORT" \
-    --database-url="$("$PG" url "$DB")" --workers="$w" --db-pool-size="$p"
-  # bg_start returns before setsid and nohup have exec'd the server.
-  local i
-  for ((i = 0; i < 50; i++)); do
-    SERVER="$(bg_pid "$SERVER_PID" "$SERVER_BIN")" && break
-    sleep 0.1
-  done
-  [[ -n ${SERVER:-} ]] || { cat "$SERVER_LOG" >&2; die "segments-server did not start"; }
-  # --mode with no duration to speak of: only the SERVING wait matters here.
-  "$LOADER_BIN" --target="127.0.0.1:$PORT" --wait-serving=30s --mode=health --warmup=0s --duration=100ms \
-    --concurrency=1 --channels=1 >/dev/null ||
-    { tail -n 30 "$SERVER_LOG" >&2; die "segments-server not SERVING"; }
+  PORT="$(free_port)"
+  log "segments-server --workers=$1 --db-pool-size=$2"
+  start_server "127.0.0.1:$PORT" "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" --database-url="$("$PG" url "$DB")" \
+    --workers="$1" --db-pool-size="$2"
+  SERVER=$BG_PID
 }
 
 # run_mode MODE: one loader run; appends
@@ -175,14 +152,12 @@ print_table() {
 # ---------------------------------------------------------------------------
 print_machine
 
-((build)) && "$ROOT/scripts/build.sh" release
+((build)) && "$ROOT/scripts/build.sh" release segments-server segments-grpc-load
 [[ -x $SERVER_BIN && -x $LOADER_BIN ]] || die "missing $SERVER_BIN or $LOADER_BIN: run without --no-build"
 
-if ! "$PG" status >/dev/null; then
-  pg_started=1
-  "$PG" start
-fi
+pg_ensure_started
 mkdir -p "$BENCH_STATE"
+on_exit bg_stop segments-server "$SERVER_PID" "$SERVER_BIN"
 seed
 
 failed=0
@@ -192,7 +167,7 @@ if [[ -n $sweep ]]; then
   for pair in ${sweep//,/ }; do
     [[ $pair =~ ^([0-9]+):([0-9]+)$ ]] || die "--sweep wants workers:pool pairs, got '$pair'"
     w=${BASH_REMATCH[1]} p=${BASH_REMATCH[2]}
-    start_server "$w" "$p"
+    restart_server "$w" "$p"
     reset_toggle
     : >"$RESULTS"
     for mode in get update; do run_mode "$mode" || failed=1; done
@@ -206,7 +181,7 @@ if [[ -n $sweep ]]; then
                $5, $13, $14, $11, $15, $16 }' \
     "$sweep_csv"
 else
-  start_server "$workers" "$pool"
+  restart_server "$workers" "$pool"
   : >"$RESULTS"
   for mode in health get update; do run_mode "$mode" || failed=1; done
   echo

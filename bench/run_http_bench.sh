@@ -10,17 +10,14 @@
 #
 # Usage: bench/run_http_bench.sh [--duration=10s] [--warmup=2s] [--concurrency=64] [--no-build]
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 build=1 users=100000
 while (($#)); do
   case $1 in
-    --duration=*) duration=${1#*=} ;;
-    --warmup=*) warmup=${1#*=} ;;
-    --concurrency=*) concurrency=${1#*=} ;;
     --no-build) build=0 ;;
-    *) die "unknown argument: $1" ;;
+    *) load_flag "$1" || die "unknown argument: $1" ;;
   esac
   shift
 done
@@ -32,17 +29,10 @@ GATEWAY_BIN="$ROOT/build/release/gateway/segments-gateway"
 LOADER_BIN="$ROOT/build/release/bench/segments-grpc-load"
 OUT="$STATE/bench-http"
 mkdir -p "$OUT"
-pg_started=0
-cleanup() {
-  bg_stop segments-gateway "$OUT/gateway.pid" "$GATEWAY_BIN" || true
-  bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN" || true
-  if ((pg_started)); then "$PG" stop || true; fi
-}
-trap cleanup EXIT
 
 echo "date: $(date -u +%FT%TZ)  nproc: $(nproc)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-((build)) && "$ROOT/scripts/build.sh" release >/dev/null
-if ! "$PG" status >/dev/null; then pg_started=1; "$PG" start; fi
+((build)) && "$ROOT/scripts/build.sh" release segments-server segments-gateway segments-grpc-load >/dev/null
+pg_ensure_started
 
 log "seeding $DB"
 PGOPTIONS='-c client_min_messages=warning' "$PG" psql postgres -X -q -v ON_ERROR_STOP=1 \
@@ -50,17 +40,12 @@ PGOPTIONS='-c client_min_messages=warning' "$PG" psql postgres -X -q -v ON_ERROR
 PGOPTIONS='-c client_min_messages=warning' "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 -f "$ROOT/db/schema.sql"
 "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 -v users="$users" -f "$ROOT/bench/seed.sql" >/dev/null
 
-grpc_port="$(free_port)"
-bg_start "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" --grpc-listen="127.0.0.1:$grpc_port" \
+read -r grpc_port http_port < <(free_ports 2)
+on_exit bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
+start_server "127.0.0.1:$grpc_port" "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" \
   --database-url="$("$PG" url "$DB")" --workers=8 --db-pool-size=8
-http_port="$(free_port)"
-bg_start "$OUT/gateway.pid" "$OUT/gateway.log" "$GATEWAY_BIN" --http-listen="127.0.0.1:$http_port" \
-  --upstream="127.0.0.1:$grpc_port"
-deadline=$((SECONDS + 30))
-until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/healthz") == 200 ]]; do
-  ((SECONDS < deadline)) || die "stack not healthy (logs in $OUT)"
-  sleep 0.2
-done
+on_exit bg_stop segments-gateway "$OUT/gateway.pid" "$GATEWAY_BIN"
+start_gateway "127.0.0.1:$http_port" "127.0.0.1:$grpc_port" "$OUT/gateway.pid" "$OUT/gateway.log" "$GATEWAY_BIN"
 
 rm -f "$OUT/grpc.csv"
 "$LOADER_BIN" --target="127.0.0.1:$grpc_port" --mode=health,get --concurrency="$concurrency" \

@@ -40,8 +40,6 @@
 # Exit status: 0 target met, 1 something failed (wrong row count, bad plan,
 # a process died), 2 target missed.
 set -euo pipefail
-# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 own_state build/bench-report/state "the report benchmark"
@@ -82,16 +80,6 @@ GATEWAY_BIN="$BIN/gateway/segments-gateway"
 CLIENT_BIN="$BIN/bench/segments-report-client"
 RESULTS="$OUT/results.csv"
 mkdir -p "$OUT"
-
-pg_started=0
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-  bg_stop segments-gateway "$OUT/gateway.pid" "$GATEWAY_BIN" || true
-  bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN" || true
-  if ((pg_started)); then "$PG" stop || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 psql_db() { "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
@@ -346,9 +334,7 @@ print_machine
 echo "state: $STATE"
 
 ((build)) && build_binaries "$rev" segments-server segments-gateway segments-report-client
-for bin in "$SERVER_BIN" "$GATEWAY_BIN" "$CLIENT_BIN"; do
-  [[ -x $bin ]] || die "missing $bin: run without --no-build"
-done
+need_binaries "$SERVER_BIN" "$GATEWAY_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server gateway proto db
 
@@ -362,21 +348,15 @@ echo "month: $(printf '%04d-%02d' "$year" "$month"): $month_rows rows for all us
 echo "plans: (full text in $OUT/explain.txt)"
 grep -E '^-- |Scan|Sort|Execution Time' "$OUT/explain.txt" | sed 's/^ */    /'
 
-grpc_port="$(free_port)"
-log "starting segments-server on 127.0.0.1:$grpc_port (--workers=$workers --db-pool-size=$pool)"
-bg_start "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" --grpc-listen="127.0.0.1:$grpc_port" \
+read -r grpc_port http_port < <(free_ports 2)
+log "segments-server --workers=$workers --db-pool-size=$pool"
+on_exit bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
+start_server "127.0.0.1:$grpc_port" "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" \
   --database-url="$("$PG" url "$DB")" --workers="$workers" --db-pool-size="$pool"
-http_port="$(free_port)"
-log "starting segments-gateway on 127.0.0.1:$http_port"
-bg_start "$OUT/gateway.pid" "$OUT/gateway.log" "$GATEWAY_BIN" --http-listen="127.0.0.1:$http_port" \
-  --upstream="127.0.0.1:$grpc_port"
-deadline=$((SECONDS + 30))
-until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/healthz") == 200 ]]; do
-  ((SECONDS < deadline)) || die "stack not healthy (logs in $OUT)"
-  sleep 0.2
-done
-SERVER="$(bg_pid "$OUT/server.pid" "$SERVER_BIN")" || die "segments-server is not running"
-GATEWAY="$(bg_pid "$OUT/gateway.pid" "$GATEWAY_BIN")" || die "segments-gateway is not running"
+SERVER=$BG_PID
+on_exit bg_stop segments-gateway "$OUT/gateway.pid" "$GATEWAY_BIN"
+start_gateway "127.0.0.1:$http_port" "127.0.0.1:$grpc_port" "$OUT/gateway.pid" "$OUT/gateway.log" "$GATEWAY_BIN"
+GATEWAY=$BG_PID
 
 # The month's pages into shared buffers first, so that run 1 is not a cold
 # read while the server and the gateway are still fresh processes.

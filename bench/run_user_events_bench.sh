@@ -63,8 +63,6 @@
 set -euo pipefail
 export SEGMENTS_STATE_DIR="${SEGMENTS_STATE_DIR:-/tmp/segments-bench-events}"
 export KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC}"
-# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 own_state build/bench-events/state "the benchmark"
@@ -114,22 +112,11 @@ CLIENT_BIN="$BIN/bench/segments-auto-client"
 RESULTS="$OUT/results.csv"
 mkdir -p "$OUT"
 
-pg_started=0 kafka_started=0 SERVER=0 MOCK=0 KAFKA_PID=0 WATCH=0
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-  if ((WATCH)) && pid_alive "$WATCH"; then kill "$WATCH" 2>/dev/null || true; fi
-  bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN" || true
-  bg_stop segments-usermock "$OUT/usermock.pid" "$MOCK_BIN" || true
-  if ((kafka_started)); then "$KAFKA" stop || true; fi
-  if ((pg_started)); then "$PG" stop || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+SERVER=0 MOCK=0 KAFKA_PID=0 WATCH=0
 
 psql_in() { local db=$1; shift; "$PG" psql "$db" -X -q -v ON_ERROR_STOP=1 "$@"; }
 sql1() { psql_in "$1" -tA -c "$2"; }
 field_of() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
-now_ms() { echo $(($(now_ns) / 1000000)); }
 ms_to_s() { awk -v ms="$1" 'BEGIN { printf "%.2f", ms / 1000 }'; }
 failures=0
 # check WHAT GOT EXPECTED
@@ -143,52 +130,41 @@ check() {
 }
 
 # --- processes -------------------------------------------------------------------
-kafka_ensure_started() {
-  if "$KAFKA" status >/dev/null 2>&1; then
-    BROKERS="$("$KAFKA" bootstrap)"
-  else
-    kafka_started=1
-    BROKERS="$("$KAFKA" start | tail -n 1)"
-  fi
+# broker_ensure_started: the broker (started, and then stopped on exit, unless
+# it runs) at BROKERS, its pid KAFKA_PID.
+broker_ensure_started() {
+  kafka_ensure_started
+  BROKERS=$KAFKA_BROKERS
   KAFKA_PID="$(<"$STATE/kafka/kafka.pid")"
   [[ $(tr '\0' ' ' <"/proc/$KAFKA_PID/cmdline") == *-XX:+UseG1GC* ]] ||
     warn "the broker (pid $KAFKA_PID) was started before without -XX:+UseG1GC: stop it ($KAFKA stop) for comparable numbers"
 }
 
-# start_server consumer|plain: segments-server on a free port against $DB,
-# with or without the user-event consumer; SERVER is its pid.
-start_server() {
-  local args=(--grpc-listen="127.0.0.1:$grpc_port" --database-url="$("$PG" url "$DB")"
-    --health-check-period=10m --expiry-period=10m)
+# run_server consumer|plain: segments-server on $grpc_port against $DB, with
+# or without the user-event consumer, once SERVING; SERVER is its pid.
+run_server() {
+  local args=(--database-url="$("$PG" url "$DB")" --health-check-period=10m --expiry-period=10m)
   if [[ $1 == consumer ]]; then
     args+=(--kafka-brokers="$BROKERS" --user-events-topic="$TOPIC" --user-events-group="$GROUP"
       --user-events-batch="$batch" --user-service="$MOCK_ADDR")
   fi
   args+=("${server_args[@]}")
-  log "starting segments-server ($1) on 127.0.0.1:$grpc_port"
-  bg_start "$OUT/server.pid" "$OUT/server-$1.log" "$SERVER_BIN" "${args[@]}"
+  log "segments-server ($1)"
+  start_server "127.0.0.1:$grpc_port" "$OUT/server.pid" "$OUT/server-$1.log" "$SERVER_BIN" "${args[@]}"
   SERVER=$BG_PID
-}
-wait_server() {
-  "$CLIENT_BIN" --target="127.0.0.1:$grpc_port" --op=wait --slug=BENCH_EVENTS --deadline=30s >/dev/null ||
-    die "segments-server did not answer (log: $OUT/server-*.log)"
 }
 stop_server() { bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"; SERVER=0; }
 
 # start_mock: the user-service mock, in memory, on a free port: MOCK_ADDR.
 start_mock() {
-  local i
-  log "starting segments-usermock (in memory)"
-  bg_start "$OUT/usermock.pid" "$OUT/usermock.log" "$MOCK_BIN" --grpc-listen=127.0.0.1:0 \
+  MOCK_ADDR="127.0.0.1:$(free_port)"
+  start_usermock "$MOCK_ADDR" "$OUT/usermock.pid" "$OUT/usermock.log" "$MOCK_BIN" \
     --kafka-brokers="$BROKERS" --topic="$TOPIC"
   MOCK=$BG_PID
-  for ((i = 0; i < 300; i++)); do
-    MOCK_ADDR="$(sed -n 's/.*serving gRPC on //p' "$OUT/usermock.log" | head -n 1)"
-    [[ -n $MOCK_ADDR ]] && return 0
-    pid_alive "$MOCK" || { cat "$OUT/usermock.log" >&2; die "segments-usermock exited"; }
-    sleep 0.1
-  done
-  die "segments-usermock did not serve within 30 s (log: $OUT/usermock.log)"
+}
+# stop_watch: the lag probe of watch_lag, if it still runs.
+stop_watch() {
+  if ((WATCH)) && pid_alive "$WATCH"; then kill "$WATCH" 2>/dev/null || true; fi
 }
 
 probe() { "$PROBE_BIN" "$@"; }
@@ -363,13 +339,14 @@ verify() {
 print_machine
 echo "state: $STATE"
 ((build)) && build_binaries "$rev" segments-server segments-usermock segments-auto-client segments-events-probe
-for bin in "$SERVER_BIN" "$MOCK_BIN" "$PROBE_BIN" "$CLIENT_BIN"; do
-  [[ -x $bin ]] || die "missing $bin: run without --no-build"
-done
+need_binaries "$SERVER_BIN" "$MOCK_BIN" "$PROBE_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server usermock db proto
 pg_ensure_started
-kafka_ensure_started
+broker_ensure_started
+on_exit bg_stop segments-usermock "$OUT/usermock.pid" "$MOCK_BIN"
+on_exit bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
+on_exit stop_watch
 echo "pg:    $(sql1 postgres "SELECT split_part(version(), ' ', 2)"), $(sql1 postgres "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'synchronous_commit', 'max_wal_size')")"
 echo "kafka: $(basename "$(ls "$STATE"/kafka/lib/kafka-clients-*.jar)" .jar | sed 's/kafka-clients-//') on $BROKERS, pid $KAFKA_PID, JVM $(tr '\0' '\n' <"/proc/$KAFKA_PID/cmdline" | grep -E -- '^-Xm|GC|Tiered' | tr '\n' ' ')"
 echo "run:   $events events per phase, seed $seed, --user-events-batch=$batch, automatic segments: ${percents:-none}$( ((${#server_args[@]})) && echo ", server: ${server_args[*]}")$( ((${#db_sets[@]})) && echo ", database: ${db_sets[*]}")$([[ -n $explain ]] && echo ", --explain=$explain")"
@@ -399,8 +376,7 @@ fi
 
 grpc_port="$(free_port)"
 if ((${#PERCENTS[@]})); then
-  start_server plain
-  wait_server
+  run_server plain
   for p in "${PERCENTS[@]}"; do
     "$CLIENT_BIN" --target="127.0.0.1:$grpc_port" --op=create --slug="BENCH_EVENTS_$p" --percent="$p" >/dev/null ||
       die "CreateSegment BENCH_EVENTS_$p failed"
@@ -430,7 +406,7 @@ log "backlog: starting the server with the consumer; polling the lag every $inte
 d0=$(db_counters) s0=$(snap) x0=$(log_offset)
 watch_lag "$OUT/lag_backlog.txt" "$events"
 t0=$(now_ms)
-start_server consumer
+run_server consumer
 wait_lag backlog
 s1=$(snap) x1=$(log_offset)
 t_zero=$(field_of "$(tail -n 1 "$OUT/lag_backlog.txt")" t_ms)

@@ -1,11 +1,14 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/*.sh. Source it, don't run it.
+# The one shell library of scripts/, tests/ and bench/: source it, don't run
+# it. Logging, ports, processes in the background, waiting with a deadline,
+# clean-up on exit, and starting the server, the gateway and the mock.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${SEGMENTS_STATE_DIR:-$ROOT/.state}"
 [[ $STATE == /* ]] || STATE="$PWD/$STATE"
 TOOLS_BIN="$ROOT/.tools/bin"
-export ROOT STATE TOOLS_BIN
+GRPCURL="$TOOLS_BIN/grpcurl"
+export ROOT STATE TOOLS_BIN GRPCURL
 
 # Log prefix: the calling script's name without .sh.
 _TAG="$(basename "$0" .sh)"
@@ -18,21 +21,88 @@ as_root() {
   if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
+# --- clean-up on exit --------------------------------------------------------
+# on_exit CMD [ARG...]: run CMD when the script exits (also on Ctrl-C or
+# SIGTERM), after the commands registered later: the last thing started is
+# the first stopped. A failing command does not keep the others from running.
+_ON_EXIT=()
+on_exit() {
+  local cmd
+  printf -v cmd '%q ' "$@"
+  _ON_EXIT+=("$cmd")
+  if ((${#_ON_EXIT[@]} == 1)); then
+    trap run_on_exit EXIT
+    # Without these traps a signal would end the script without the EXIT trap.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+  fi
+}
+
+# run_on_exit: run the registered commands now (newest first) and forget them.
+run_on_exit() {
+  local i
+  for ((i = ${#_ON_EXIT[@]} - 1; i >= 0; i--)); do
+    eval "${_ON_EXIT[i]}" || true
+  done
+  _ON_EXIT=()
+}
+
+# --- time and waiting --------------------------------------------------------
+# now_ms: milliseconds since the epoch (EPOCHREALTIME: no fork, any locale).
+now_ms() {
+  local us=${EPOCHREALTIME//[!0-9]/}
+  echo $((10#$us / 1000))
+}
+
+# duration_ms DUR: DUR (whole seconds: 30, 30s; or milliseconds: 500ms) in ms.
+duration_ms() {
+  case $1 in
+    *ms) echo $((${1%ms})) ;;
+    *s) echo $((${1%s} * 1000)) ;;
+    *) echo $(($1 * 1000)) ;;
+  esac
+}
+
+# wait_until DUR CMD [ARG...]: run CMD every WAIT_STEP seconds (default 0.05)
+# until it succeeds; false if it still fails after DUR (see duration_ms).
+wait_until() {
+  local deadline
+  deadline=$(($(now_ms) + $(duration_ms "$1")))
+  shift
+  until "$@"; do
+    (($(now_ms) < deadline)) || return 1
+    sleep "${WAIT_STEP:-0.05}"
+  done
+}
+
+# --- ports -------------------------------------------------------------------
 # True if something accepts TCP connections on 127.0.0.1:$1.
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Print a random free port in 15000-31999 (below Linux's ephemeral range).
-free_port() {
-  local p _
-  for _ in {1..100}; do
+# free_port: print a random free port in 15000-31999 (below Linux's
+# ephemeral range). free_ports N: N different ones, on one line.
+free_port() { free_ports 1; }
+free_ports() {
+  local want=$1 p _ ports=()
+  for _ in {1..1000}; do
+    if ((${#ports[@]} == want)); then
+      echo "${ports[*]}"
+      return 0
+    fi
     p=$((15000 + RANDOM % 17000))
-    port_in_use "$p" || { echo "$p"; return 0; }
+    [[ " ${ports[*]} " == *" $p "* ]] || port_in_use "$p" || ports+=("$p")
   done
-  die "no free TCP port found"
+  die "no $want free TCP ports found"
 }
 
+# need_free_port HOST:PORT [HINT]: die (with HINT) if something listens there.
+need_free_port() {
+  if port_in_use "${1##*:}"; then die "$1 is already in use${2:+; $2}"; fi
+}
+
+# --- processes in the background ----------------------------------------------
 # True if process $1 exists and is not a zombie.
 pid_alive() {
   local stat
@@ -86,4 +156,97 @@ bg_stop() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"
+}
+
+# --- health ------------------------------------------------------------------
+# grpc_serving HOST:PORT [SERVICE]: the gRPC health check of SERVICE (default:
+# the whole server) says SERVING.
+grpc_serving() {
+  local out
+  out="$("$GRPCURL" -plaintext -max-time 2 -d "{\"service\":\"${2:-}\"}" "$1" grpc.health.v1.Health/Check 2>&1)" ||
+    return 1
+  [[ $out == *'"SERVING"'* ]]
+}
+
+# http_ok URL: a GET of URL answers 200.
+http_ok() {
+  [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "$1") == 200 ]]
+}
+
+# --- the stack's programs ----------------------------------------------------
+# serve NAME HOST:PORT PIDFILE LOGFILE CHECK CMD...: starts CMD with bg_start,
+# then waits up to SERVE_TIMEOUT seconds (default 30) until `CHECK HOST:PORT`
+# succeeds. Dies, with the log's tail, if the port is taken, CMD exits or
+# the time is up (then CMD is stopped). CMD's pid is left in BG_PID.
+serve() {
+  local name=$1 addr=$2 pidfile=$3 logfile=$4 check=$5 pid deadline
+  shift 5
+  need_free_port "$addr"
+  log "starting $name on $addr"
+  bg_start "$pidfile" "$logfile" "$@"
+  pid=$BG_PID
+  deadline=$(($(now_ms) + ${SERVE_TIMEOUT:-30} * 1000))
+  until "$check" "$addr"; do
+    if ! pid_alive "$pid"; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name exited during startup (log: $logfile)"
+    fi
+    if (($(now_ms) >= deadline)); then
+      tail -n 30 "$logfile" >&2 || true
+      bg_stop "$name" "$pidfile" "$1" 5
+      die "$name not ready on $addr after ${SERVE_TIMEOUT:-30} s (log: $logfile)"
+    fi
+    sleep 0.1
+  done
+  BG_PID=$pid
+}
+
+_server_ready() { grpc_serving "$1"; }
+_usermock_ready() { grpc_serving "$1" usermock.v1.UserMockAdmin; }
+_gateway_ready() { http_ok "http://$1/healthz"; }
+
+# start_server HOST:PORT PIDFILE LOGFILE BIN [FLAG...]: segments-server BIN
+# listening on HOST:PORT, until its health check says SERVING.
+start_server() {
+  local addr=$1 pidfile=$2 logfile=$3 bin=$4
+  shift 4
+  serve segments-server "$addr" "$pidfile" "$logfile" _server_ready "$bin" --grpc-listen="$addr" "$@"
+}
+
+# start_gateway HOST:PORT UPSTREAM PIDFILE LOGFILE BIN [FLAG...]: the REST
+# gateway BIN on HOST:PORT in front of the server at UPSTREAM, until
+# /healthz answers 200.
+start_gateway() {
+  local addr=$1 upstream=$2 pidfile=$3 logfile=$4 bin=$5
+  shift 5
+  serve segments-gateway "$addr" "$pidfile" "$logfile" _gateway_ready "$bin" --http-listen="$addr" \
+    --upstream="$upstream" "$@"
+}
+
+# start_usermock HOST:PORT PIDFILE LOGFILE BIN [FLAG...]: the user-service
+# mock BIN on HOST:PORT, until its admin service says SERVING.
+start_usermock() {
+  local addr=$1 pidfile=$2 logfile=$3 bin=$4
+  shift 4
+  serve segments-usermock "$addr" "$pidfile" "$logfile" _usermock_ready "$bin" --grpc-listen="$addr" "$@"
+}
+
+# --- PostgreSQL and Kafka ------------------------------------------------------
+# pg_ensure_started: the PostgreSQL cluster of $STATE running; if this call
+# started it, it is stopped on exit.
+pg_ensure_started() {
+  "$ROOT/scripts/pg.sh" status >/dev/null && return 0
+  "$ROOT/scripts/pg.sh" start
+  on_exit "$ROOT/scripts/pg.sh" stop
+}
+
+# kafka_ensure_started: the Kafka broker of $STATE running, its address in
+# KAFKA_BROKERS; if this call started it, it is stopped on exit.
+kafka_ensure_started() {
+  if ! "$ROOT/scripts/kafka.sh" status >/dev/null; then
+    "$ROOT/scripts/kafka.sh" start >/dev/null
+    on_exit "$ROOT/scripts/kafka.sh" stop
+  fi
+  # shellcheck disable=SC2034  # read by callers
+  KAFKA_BROKERS="$("$ROOT/scripts/kafka.sh" bootstrap)"
 }

@@ -41,36 +41,22 @@ run_ctest() {
   return "$rc"
 }
 
-pg_started=0 kafka_started=0
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-  if ((kafka_started)); then "$ROOT/scripts/kafka.sh" stop || true; fi
-  if ((pg_started)); then "$ROOT/scripts/pg.sh" stop || true; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 "$ROOT/scripts/install-deps.sh"
 
 rc=0; "$ROOT/scripts/build.sh" release || rc=$?
 record "release build" "$rc"
 release_built=$((rc == 0))
 if ((release_built)); then
-  if ! "$ROOT/scripts/pg.sh" status >/dev/null; then
-    pg_started=1
-    "$ROOT/scripts/pg.sh" start
-  fi
+  # Started here (unless running), stopped on exit.
+  pg_ensure_started
   SEGMENTS_TEST_DATABASE_URL="$("$ROOT/scripts/pg.sh" url segments_test)"
   SEGMENTS_TEST_PG_SCRIPT="$ROOT/scripts/pg.sh"
   export SEGMENTS_TEST_DATABASE_URL SEGMENTS_TEST_PG_SCRIPT
   # A real Kafka broker for the tests labelled kafka; each test makes topics
   # of its own, so a broker already running (scripts/up.sh) is shared.
   if ((!fast)); then
-    if ! "$ROOT/scripts/kafka.sh" status >/dev/null; then
-      kafka_started=1
-      "$ROOT/scripts/kafka.sh" start >/dev/null
-    fi
-    SEGMENTS_TEST_KAFKA_BROKERS="$("$ROOT/scripts/kafka.sh" bootstrap)"
+    kafka_ensure_started
+    SEGMENTS_TEST_KAFKA_BROKERS=$KAFKA_BROKERS
     export SEGMENTS_TEST_KAFKA_BROKERS
   fi
 
@@ -92,8 +78,7 @@ elif ((asan)); then
   fi
 fi
 
-cleanup # stop PostgreSQL and Kafka now so the summary stays the last output
-pg_started=0 kafka_started=0
+run_on_exit # stop PostgreSQL and Kafka now so the summary stays the last output
 status=OK
 ((failed)) && status=FAILED
 printf -v stages '%s; ' "${results[@]}"

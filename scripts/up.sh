@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Bring the whole stack up locally: deps, release build, PostgreSQL, Kafka,
-# the user-service mock, the server (consuming the mock's events) and the
-# REST gateway. Env: SEGMENTS_GRPC_PORT (default 50051), SEGMENTS_HTTP_PORT
+# Bring the whole stack up locally: deps, a release build of the three
+# programs that run (server, gateway, mock; no tests, no bench tools),
+# PostgreSQL, Kafka, the user-service mock, the server (consuming the mock's
+# events) and the REST gateway. Env: SEGMENTS_GRPC_PORT (default 50051), SEGMENTS_HTTP_PORT
 # (8080), SEGMENTS_USERMOCK_PORT (50061), SEGMENTS_USERMOCK_RANDOM_RATE
 # (random user changes per second, default 0). Stop everything with
 # scripts/down.sh; data is kept for the next start.
@@ -12,7 +13,6 @@ GRPC_ADDR="127.0.0.1:${SEGMENTS_GRPC_PORT:-50051}"
 SERVER_BIN="$ROOT/build/release/server/segments-server"
 SERVER_PID="$STATE/server.pid"
 SERVER_LOG="$STATE/server.log"
-GRPCURL="$TOOLS_BIN/grpcurl"
 HTTP_ADDR="127.0.0.1:${SEGMENTS_HTTP_PORT:-8080}"
 GATEWAY_BIN="$ROOT/build/release/gateway/segments-gateway"
 GATEWAY_PID="$STATE/gateway.pid"
@@ -23,30 +23,26 @@ USERMOCK_PID="$STATE/usermock.pid"
 USERMOCK_LOG="$STATE/usermock.log"
 USER_EVENTS_TOPIC=UserAction
 
-# Each component is a start_<name> function; add new ones here and to
+# Each component is an up_<name> function; add new ones here and to
 # COMPONENTS, plus a matching stop_<name> in down.sh.
 COMPONENTS=(db kafka usermock server gateway)
 
-start_db() {
+up_db() {
   "$ROOT/scripts/pg.sh" start
   DATABASE_URL="$("$ROOT/scripts/pg.sh" url segments)"
 }
 
-start_kafka() {
+up_kafka() {
   KAFKA_BROKERS="$(KAFKA_TOPIC=$USER_EVENTS_TOPIC "$ROOT/scripts/kafka.sh" start | tail -n1)"
 }
 
-start_usermock() {
+up_usermock() {
   bg_stop usermock "$USERMOCK_PID" "$USERMOCK_BIN"
-  if port_in_use "${USERMOCK_ADDR##*:}"; then
-    die "$USERMOCK_ADDR is already in use; set SEGMENTS_USERMOCK_PORT to another port"
-  fi
-  log "starting segments-usermock on $USERMOCK_ADDR"
+  need_free_port "$USERMOCK_ADDR" "set SEGMENTS_USERMOCK_PORT to another port"
   mkdir -p "$STATE/usermock"
-  bg_start "$USERMOCK_PID" "$USERMOCK_LOG" "$USERMOCK_BIN" \
-    --grpc-listen="$USERMOCK_ADDR" --kafka-brokers="$KAFKA_BROKERS" --topic="$USER_EVENTS_TOPIC" \
+  start_usermock "$USERMOCK_ADDR" "$USERMOCK_PID" "$USERMOCK_LOG" "$USERMOCK_BIN" \
+    --kafka-brokers="$KAFKA_BROKERS" --topic="$USER_EVENTS_TOPIC" \
     --store="$STATE/usermock/users.log" --random-rate="${SEGMENTS_USERMOCK_RANDOM_RATE:-0}"
-  wait_serving segments-usermock "$USERMOCK_ADDR" "$USERMOCK_LOG" "$USERMOCK_PID" "$USERMOCK_BIN" usermock.v1.UserMockAdmin
 }
 
 # A report link key made once per checkout and kept in .state, so links stay
@@ -59,61 +55,25 @@ report_link_keys() {
   cat "$file"
 }
 
-start_server() {
+consumer_assigned() { grep -q "user events: assigned partitions" "$SERVER_LOG"; }
+
+up_server() {
   bg_stop server "$SERVER_PID" "$SERVER_BIN"
-  if port_in_use "${GRPC_ADDR##*:}"; then
-    die "$GRPC_ADDR is already in use; set SEGMENTS_GRPC_PORT to another port"
-  fi
-  log "starting segments-server on $GRPC_ADDR"
+  need_free_port "$GRPC_ADDR" "set SEGMENTS_GRPC_PORT to another port"
   SEGMENTS_REPORT_LINK_KEYS="${SEGMENTS_REPORT_LINK_KEYS:-$(report_link_keys)}" \
-    bg_start "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" \
-    --grpc-listen="$GRPC_ADDR" --database-url="$DATABASE_URL" \
-    --kafka-brokers="$KAFKA_BROKERS" --user-events-topic="$USER_EVENTS_TOPIC" --user-service="$USERMOCK_ADDR"
-  wait_serving segments-server "$GRPC_ADDR" "$SERVER_LOG" "$SERVER_PID" "$SERVER_BIN"
+    start_server "$GRPC_ADDR" "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" \
+    --database-url="$DATABASE_URL" --kafka-brokers="$KAFKA_BROKERS" --user-events-topic="$USER_EVENTS_TOPIC" \
+    --user-service="$USERMOCK_ADDR"
   # On a fresh broker the first group join also creates the offsets topic:
   # wait until the consumer owns partitions, so events are applied from now on.
-  local deadline=$((SECONDS + 60))
-  until grep -q "user events: assigned partitions" "$SERVER_LOG"; do
-    ((SECONDS < deadline)) || die "the server's Kafka consumer got no partitions in 60 s (log: $SERVER_LOG)"
-    sleep 0.2
-  done
+  wait_until 60s consumer_assigned ||
+    die "the server's Kafka consumer got no partitions in 60 s (log: $SERVER_LOG)"
 }
 
-# wait_serving NAME ADDR LOG PIDFILE BIN [SERVICE]: wait up to 30 s for the
-# gRPC health check (of SERVICE, default the whole server) to say SERVING.
-wait_serving() {
-  local name=$1 addr=$2 logfile=$3 pidfile=$4 bin=$5 service=${6:-}
-  local deadline=$((SECONDS + 30)) out=""
-  while ((SECONDS < deadline)); do
-    if ! pid_alive "$BG_PID"; then
-      tail -n 30 "$logfile" >&2 || true
-      die "$name exited during startup (log: $logfile)"
-    fi
-    out="$("$GRPCURL" -plaintext -max-time 2 -d "{\"service\":\"$service\"}" "$addr" grpc.health.v1.Health/Check 2>&1 ||
-      true)"
-    [[ $out == *'"SERVING"'* ]] && return 0
-    sleep 0.5
-  done
-  tail -n 30 "$logfile" >&2 || true
-  bg_stop "$name" "$pidfile" "$bin" 5
-  die "$name not SERVING after 30 s; last health check: $out"
-}
-
-start_gateway() {
+up_gateway() {
   bg_stop gateway "$GATEWAY_PID" "$GATEWAY_BIN"
-  if port_in_use "${HTTP_ADDR##*:}"; then
-    die "$HTTP_ADDR is already in use; set SEGMENTS_HTTP_PORT to another port"
-  fi
-  log "starting segments-gateway on $HTTP_ADDR"
-  bg_start "$GATEWAY_PID" "$GATEWAY_LOG" "$GATEWAY_BIN" \
-    --http-listen="$HTTP_ADDR" --upstream="$GRPC_ADDR"
-  local deadline=$((SECONDS + 30))
-  while ((SECONDS < deadline)); do
-    pid_alive "$BG_PID" || { tail -n 30 "$GATEWAY_LOG" >&2; die "segments-gateway exited (log: $GATEWAY_LOG)"; }
-    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$HTTP_ADDR/healthz") == 200 ]] && return 0
-    sleep 0.3
-  done
-  die "segments-gateway not healthy after 30 s (log: $GATEWAY_LOG)"
+  need_free_port "$HTTP_ADDR" "set SEGMENTS_HTTP_PORT to another port"
+  start_gateway "$HTTP_ADDR" "$GRPC_ADDR" "$GATEWAY_PID" "$GATEWAY_LOG" "$GATEWAY_BIN"
 }
 
 print_info() {
@@ -141,8 +101,24 @@ INFO
 }
 
 "$ROOT/scripts/install-deps.sh"
-"$ROOT/scripts/build.sh" release
+# While the programs build (CPU), PostgreSQL starts and Kafka is installed
+# (Maven downloads; on a fresh state also the class data archive): on a fresh
+# machine this overlaps minutes. Their output is shown once they are done.
+mkdir -p "$STATE"
+"$ROOT/scripts/pg.sh" start >"$STATE/up-pg.log" 2>&1 &
+pg_job=$!
+"$ROOT/scripts/kafka.sh" install >"$STATE/up-kafka.log" 2>&1 &
+kafka_job=$!
+build_rc=0
+"$ROOT/scripts/build.sh" release segments-server segments-gateway segments-usermock || build_rc=$?
+for job in "$pg_job pg" "$kafka_job kafka"; do
+  rc=0
+  wait "${job% *}" || rc=$?
+  cat "$STATE/up-${job#* }.log" >&2
+  ((rc == 0)) || die "scripts/${job#* }.sh failed (above)"
+done
+((build_rc == 0)) || die "the build failed (above)"
 for c in "${COMPONENTS[@]}"; do
-  "start_$c"
+  "up_$c"
 done
 print_info

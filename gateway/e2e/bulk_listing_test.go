@@ -184,6 +184,13 @@ func TestBulkAddTTLCountsFromTheAddition(t *testing.T) {
 		}
 		done <- r
 	}()
+	// Held until the call is seen waiting for the lock (not a fixed sleep: on
+	// a slow machine it may not have got there yet), then 1.5 s more: longer
+	// than the TTL.
+	eventually(t, 30*time.Second, "bulk-add waiting for the automatic-assignment lock", func() bool {
+		return queryInt(t, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`) > 0
+	})
 	time.Sleep(1500 * time.Millisecond)
 	_ = tx.Rollback()
 	r := <-done
@@ -501,7 +508,10 @@ func TestListMembersPagingUnderConcurrentWrites(t *testing.T) {
 		if token == "" {
 			break
 		}
-		time.Sleep(3 * time.Millisecond)
+		// The next page only after another write: pages and writes
+		// interleave however slow the machine.
+		written := ops.Load()
+		eventually(t, 30*time.Second, "a write between two pages", func() bool { return ops.Load() > written })
 	}
 	close(stop)
 	wg.Wait()

@@ -14,27 +14,15 @@ server_bin=${1:?server binary}
 gateway_bin=${2:?gateway binary}
 db_url=${SEGMENTS_TEST_DATABASE_URL:?set by scripts/test.sh}
 work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+on_exit rm -rf "$work"
 
 psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segments, users RESTART IDENTITY"
 
-grpc_port="$(free_port)"
-"$server_bin" --grpc-listen="127.0.0.1:$grpc_port" --database-url="$db_url" 2>"$work/server.log" &
-pids+=($!)
-http_port="$(free_port)"
-"$gateway_bin" --http-listen="127.0.0.1:$http_port" --upstream="127.0.0.1:$grpc_port" 2>"$work/gateway.log" &
-pids+=($!)
-deadline=$((SECONDS + 30))
-until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/healthz") == 200 ]]; do
-  ((SECONDS < deadline)) || { cat "$work/server.log" "$work/gateway.log" >&2; die "stack not healthy"; }
-  sleep 0.2
-done
+read -r grpc_port http_port < <(free_ports 2)
+on_exit bg_stop segments-server "$work/server.pid" "$server_bin" 5
+start_server "127.0.0.1:$grpc_port" "$work/server.pid" "$work/server.log" "$server_bin" --database-url="$db_url"
+on_exit bg_stop segments-gateway "$work/gateway.pid" "$gateway_bin" 5
+start_gateway "127.0.0.1:$http_port" "127.0.0.1:$grpc_port" "$work/gateway.pid" "$work/gateway.log" "$gateway_bin"
 
 # Pull (command, expected output) pairs out of the docs section.
 python3 - "$ROOT/docs/http-api.md" "$work/cases" <<'PY'

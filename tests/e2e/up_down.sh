@@ -4,56 +4,46 @@
 # in get-for-user through the gateway within a second; scripts/down.sh stops
 # every process; a second up finds the data of the first.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
-die() { printf 'up_down: FAIL: %s\n' "$*" >&2; exit 1; }
-note() { printf 'up_down: %s\n' "$*" >&2; }
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-GRPCURL="$ROOT/.tools/bin/grpcurl"
 export SEGMENTS_STATE_DIR
 SEGMENTS_STATE_DIR="$(mktemp -d /tmp/segments-up-down.XXXXXX)"
 chmod 755 "$SEGMENTS_STATE_DIR"  # PostgreSQL runs as its own user
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+on_exit rm -rf "$SEGMENTS_STATE_DIR"
+on_exit "$ROOT/scripts/down.sh"
 export SEGMENTS_GRPC_PORT SEGMENTS_HTTP_PORT SEGMENTS_USERMOCK_PORT
-SEGMENTS_GRPC_PORT="$(free_port)" SEGMENTS_HTTP_PORT="$(free_port)" SEGMENTS_USERMOCK_PORT="$(free_port)"
+read -r SEGMENTS_GRPC_PORT SEGMENTS_HTTP_PORT SEGMENTS_USERMOCK_PORT < <(free_ports 3)
 HTTP="http://127.0.0.1:$SEGMENTS_HTTP_PORT"
 MOCK="127.0.0.1:$SEGMENTS_USERMOCK_PORT"
-cleanup() {
-  "$ROOT/scripts/down.sh" >/dev/null 2>&1 || true
-  rm -rf "$SEGMENTS_STATE_DIR"
-}
-trap cleanup EXIT
 
-now_ms() { date +%s%3N; }
 segments_of() { curl -s "$HTTP/segments/get-for-user?userID=$1"; }
+has_everyone() { [[ $(segments_of "$1") == '{"segments":["EVERYONE"]}' ]]; }
 
 "$ROOT/scripts/up.sh" >"$SEGMENTS_STATE_DIR/up1.out" 2>&1 || die "up.sh failed: $(tail -n 30 "$SEGMENTS_STATE_DIR/up1.out")"
 grep -q "segments is up" "$SEGMENTS_STATE_DIR/up1.out" || die "up.sh did not say where the stack is"
 for what in "gRPC:" "HTTP:" "database:" "kafka:" "user-service mock:"; do
   grep -q "$what" "$SEGMENTS_STATE_DIR/up1.out" || die "up.sh printed no '$what' line"
 done
-note "stack up"
+log "stack up"
 
 [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "$HTTP/segments/create" -d '{"slug":"EVERYONE","percentToFill":100}') == 204 ]] ||
   die "create segment failed"
 U=00000000-0000-4000-8000-0000000000aa
 start=$(now_ms)
 "$GRPCURL" -plaintext -d "{\"userID\":\"$U\"}" "$MOCK" usermock.v1.UserMockAdmin/CreateUser >/dev/null
-until [[ $(segments_of "$U") == '{"segments":["EVERYONE"]}' ]]; do
-  (($(now_ms) - start < 1000)) || die "user not visible through the gateway within 1 s: $(segments_of "$U")"
-  sleep 0.02
-done
-note "user created in the mock visible after $(($(now_ms) - start)) ms"
+WAIT_STEP=0.02 wait_until 1000ms has_everyone "$U" ||
+  die "user not visible through the gateway within 1 s: $(segments_of "$U")"
+log "user created in the mock visible after $(($(now_ms) - start)) ms"
 
 "$ROOT/scripts/down.sh" >"$SEGMENTS_STATE_DIR/down.out" 2>&1 || die "down.sh failed: $(cat "$SEGMENTS_STATE_DIR/down.out")"
 for pidfile in "$SEGMENTS_STATE_DIR"/{server,gateway,usermock}.pid "$SEGMENTS_STATE_DIR"/kafka/kafka.pid; do
   if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then die "$pidfile: still running after down.sh"; fi
 done
 if "$ROOT/scripts/pg.sh" status >/dev/null 2>&1; then die "PostgreSQL still running after down.sh"; fi
-note "down stopped everything"
+log "down stopped everything"
 
 "$ROOT/scripts/up.sh" >"$SEGMENTS_STATE_DIR/up2.out" 2>&1 || die "second up.sh failed: $(tail -n 30 "$SEGMENTS_STATE_DIR/up2.out")"
-[[ $(segments_of "$U") == '{"segments":["EVERYONE"]}' ]] || die "data lost across down/up: $(segments_of "$U")"
+has_everyone "$U" || die "data lost across down/up: $(segments_of "$U")"
 "$GRPCURL" -plaintext -d "{\"userID\":\"$U\"}" "$MOCK" userservice.v1.UserService/GetUser | grep -q USER_STATE_ACTIVE ||
   die "the mock lost its users across down/up"
-note "ok: data kept across down and up"
+log "ok: data kept across down and up"

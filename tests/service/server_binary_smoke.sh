@@ -3,15 +3,11 @@
 # server reflection (no local proto files), against SEGMENTS_TEST_DATABASE_URL.
 # Usage: server_binary_smoke.sh PATH/TO/segments-server
 set -euo pipefail
-
-die() { printf 'server_binary_smoke: FAIL: %s\n' "$*" >&2; exit 1; }
-note() { printf 'server_binary_smoke: %s\n' "$*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
 [[ $# -eq 1 ]] || die "usage: $0 PATH/TO/segments-server"
 SERVER=$1
 [[ -x $SERVER ]] || die "server binary '$SERVER' is not executable"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-GRPCURL="$ROOT/.tools/bin/grpcurl"
 [[ -x $GRPCURL ]] || die "$GRPCURL is missing: run scripts/install-deps.sh"
 [[ -n ${SEGMENTS_TEST_DATABASE_URL:-} ]] ||
   die "SEGMENTS_TEST_DATABASE_URL is not set; run the tests through scripts/test.sh"
@@ -19,25 +15,15 @@ GRPCURL="$ROOT/.tools/bin/grpcurl"
 WORK="$(mktemp -d)"
 LOG="$WORK/server.log"
 SERVER_PID=""
-cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+on_exit rm -rf "$WORK"
+# The server is a child of this shell (not bg_start): its exit status is tested.
+kill_server() {
+  if [[ -n $SERVER_PID ]] && pid_alive "$SERVER_PID"; then
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
-
-# now_ms: milliseconds since the epoch.
-now_ms() { date +%s%3N; }
-
-# running PID: the process exists and is not a zombie waiting to be reaped.
-running() {
-  local stat
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [[ ${stat%% *} != Z ]]
-}
+on_exit kill_server
 
 # --- a bad setting is refused at start, naming itself
 rc=0
@@ -46,7 +32,7 @@ SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" timeout 10 "$SERVER" --db-po
 [[ $rc -ne 0 && $rc -ne 124 ]] || die "--db-pool-size=0: expected a non-zero exit, got $rc"
 grep -q -- 'db-pool-size' "$WORK/bad.err" ||
   die "--db-pool-size=0: stderr does not name the setting: $(cat "$WORK/bad.err")"
-note "bad flag refused (exit $rc)"
+log "bad flag refused (exit $rc)"
 
 # --- start on a port of the kernel's choosing; the server logs which
 SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" "$SERVER" \
@@ -54,17 +40,15 @@ SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" "$SERVER" \
   >"$LOG" 2>&1 </dev/null &
 SERVER_PID=$!
 
-PORT=""
-deadline=$(($(now_ms) + 10000))
-while [[ -z $PORT ]]; do
-  running "$SERVER_PID" || die "server exited at start: $(cat "$LOG")"
+# port_logged: the server is alive and has logged its port (in PORT).
+port_logged() {
+  pid_alive "$SERVER_PID" || die "server exited at start: $(cat "$LOG")"
   PORT="$(sed -n 's/.*serving gRPC on port \([0-9][0-9]*\).*/\1/p' "$LOG" | head -n1)"
-  [[ -n $PORT ]] && break
-  (($(now_ms) < deadline)) || die "server did not report its port within 10 s: $(cat "$LOG")"
-  sleep 0.05
-done
+  [[ -n $PORT ]]
+}
+wait_until 10s port_logged || die "server did not report its port within 10 s: $(cat "$LOG")"
 ADDR="127.0.0.1:$PORT"
-note "server pid $SERVER_PID on $ADDR"
+log "server pid $SERVER_PID on $ADDR"
 
 # call METHOD JSON: prints grpcurl's output; its exit status is grpcurl's.
 call() {
@@ -75,12 +59,9 @@ call() {
 flat() { tr -d ' \t\n' <<<"$1"; }
 
 # --- health SERVING (the database is up)
-deadline=$(($(now_ms) + 10000))
-until [[ $(flat "$(call grpc.health.v1.Health/Check '{}' || true)") == '{"status":"SERVING"}' ]]; do
-  (($(now_ms) < deadline)) || die "health not SERVING within 10 s: $(call grpc.health.v1.Health/Check '{}' || true)"
-  sleep 0.1
-done
-note "health SERVING"
+serving() { [[ $(flat "$(call grpc.health.v1.Health/Check '{}' || true)") == '{"status":"SERVING"}' ]]; }
+wait_until 10s serving || die "health not SERVING within 10 s: $(call grpc.health.v1.Health/Check '{}' || true)"
+log "health SERVING"
 
 # --- reflection lists the services
 services="$("$GRPCURL" -plaintext -max-time 5 "$ADDR" list)" || die "grpcurl list failed: $services"
@@ -88,7 +69,7 @@ for service in segmentation.v1.SegmentService segmentation.v1.UserAdminService s
   grpc.health.v1.Health; do
   grep -qx "$service" <<<"$services" || die "'$service' not listed by reflection: $services"
 done
-note "reflection lists every service"
+log "reflection lists every service"
 
 # --- one pass through the API with the contract's JSON names
 USER_ID="$(cat /proc/sys/kernel/random/uuid)"
@@ -140,7 +121,7 @@ STRANGER="$(cat /proc/sys/kernel/random/uuid)"
 out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$STRANGER\"}")" ||
   die "GetUserSegments of an unknown user: $out"
 [[ $(flat "$out") == '{}' ]] || die "GetUserSegments of an unknown user: unexpected output: $out"
-note "CreateUser, CreateSegment, UpdateUserSegments, GetUserSegments ok"
+log "CreateUser, CreateSegment, UpdateUserSegments, GetUserSegments ok"
 
 # --- history: the user's events, a report link and its download
 out="$(call segmentation.v1.HistoryService/ListUserHistory "{\"userID\": \"$USER_ID\"}")" || die "ListUserHistory: $out"
@@ -166,18 +147,15 @@ while pos < len(text):
 [[ $(head -n1 <<<"$csv") == 'user_id;segment;operation;datetime' ]] || die "report: bad header: $csv"
 grep -Eq "^$USER_ID;$SLUG_A;add;[0-9-]{10}T[0-9:]{8}\.[0-9]{6}Z\$" <<<"$csv" || die "report: no add of $SLUG_A: $csv"
 [[ $(wc -l <<<"$csv") -eq 3 ]] || die "report: expected a header and 2 lines: $csv"
-note "ListUserHistory, GetHistoryReportLink, DownloadHistoryReport ok"
+log "ListUserHistory, GetHistoryReportLink, DownloadHistoryReport ok"
 
 # --- SIGTERM: a clean exit within 15 s
 kill -TERM "$SERVER_PID"
-deadline=$(($(now_ms) + 15000))
-while running "$SERVER_PID"; do
-  (($(now_ms) < deadline)) || die "server still running 15 s after SIGTERM: $(tail -n 20 "$LOG")"
-  sleep 0.05
-done
+exited() { ! pid_alive "$SERVER_PID"; }
+wait_until 15s exited || die "server still running 15 s after SIGTERM: $(tail -n 20 "$LOG")"
 rc=0
 wait "$SERVER_PID" || rc=$?
 SERVER_PID=""
 [[ $rc -eq 0 ]] || die "server exited with $rc after SIGTERM: $(tail -n 20 "$LOG")"
-note "SIGTERM: exit 0"
-note "PASS"
+log "SIGTERM: exit 0"
+log "PASS"

@@ -394,7 +394,14 @@ func TestStopRandomChanges(t *testing.T) {
 		_, err := f.admin.MakeRandomChanges(ctx, &usermockv1.MakeRandomChangesRequest{Count: 1000, RatePerSecond: 100, Seed: 1})
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Stopped while it runs: once it has made a change (not after a fixed
+	// sleep: on a slow machine the call may not have started by then, and a
+	// call after the stop fails with the same code).
+	for deadline := time.Now().Add(10 * time.Second); len(f.pub.Published()) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("MakeRandomChanges made no change within 10 s")
+		}
+	}
 	f.srv.StopRandomChanges()
 	select {
 	case err := <-done:
