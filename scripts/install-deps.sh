@@ -20,6 +20,7 @@ PACKAGES=(
   wrk curl ca-certificates jq
   maven openjdk-17-jre-headless # scripts/kafka.sh: Kafka's jars via Maven, Java 17+
   docker-compose # compose/check.sh validates compose/compose.yaml (no engine needed)
+  clang-format clang-tidy # scripts/lint.sh; Debian 12's are version 14, which the tree is formatted with
 )
 
 # --- apt packages -----------------------------------------------------------

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build and run the test suites: release, then (by default) ASan/UBSan.
+# Lint, build and run the test suites: release, then (by default) ASan/UBSan.
 # Usage: test.sh [--fast] [--no-asan] [-- <extra ctest args>]
-#   --fast     only tests labelled "unit", release build only
+#   --fast     only tests labelled "unit", release build only, no clang-tidy
 #   --no-asan  skip the sanitizer build
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,9 +43,18 @@ run_ctest() {
 
 "$ROOT/scripts/install-deps.sh"
 
+# The lint gate (scripts/lint.sh): formatting first (seconds); clang-tidy
+# needs the release build's compile database and takes minutes (not --fast).
+rc=0; "$ROOT/scripts/lint.sh" format || rc=$?
+record "format" "$rc"
+
 rc=0; "$ROOT/scripts/build.sh" release || rc=$?
 record "release build" "$rc"
 release_built=$((rc == 0))
+if ((release_built && !fast)); then
+  rc=0; "$ROOT/scripts/lint.sh" tidy || rc=$?
+  record "tidy" "$rc"
+fi
 if ((release_built)); then
   # Started here (unless running), stopped on exit.
   pg_ensure_started

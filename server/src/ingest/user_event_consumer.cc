@@ -24,6 +24,7 @@ EventRecord ToRecord(const RdKafka::Message& message) {
 
 std::vector<int32_t> PartitionsOf(const std::vector<RdKafka::TopicPartition*>& partitions) {
   std::vector<int32_t> ids;
+  ids.reserve(partitions.size());
   for (const RdKafka::TopicPartition* p : partitions) ids.push_back(p->partition());
   return ids;
 }
