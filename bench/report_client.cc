@@ -12,7 +12,7 @@
 // this process's user+system CPU during the download.
 //
 // --print-sql=all|user prints the server's DECLARE statement for the report
-// (from server/src/storage/queries.h, so the runner EXPLAINs the very query
+// (from server/src/storage/pg_history_repository.h, so the runner EXPLAINs the very query
 // the server runs) and exits.
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
@@ -30,7 +30,7 @@
 
 #include "flags.h"
 #include "segmentation/v1/history_service.grpc.pb.h"
-#include "storage/queries.h"
+#include "storage/pg_history_repository.h"
 
 namespace {
 
@@ -78,8 +78,7 @@ int main(int argc, char** argv) {
       std::fputs("segments-report-client: --print-sql wants all or user\n", stderr);
       return 2;
     }
-    std::puts(print_sql == "all" ? segments::storage::kDeclareReportAllUsers.sql
-                                 : segments::storage::kDeclareReportOneUser.sql);
+    std::puts(segments::storage::ReportCursorSql(/*one_user=*/print_sql != "all").c_str());
     return 0;
   }
   if (target.empty() || !flags.Has("year") || !flags.Has("month")) {

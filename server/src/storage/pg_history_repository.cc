@@ -163,7 +163,7 @@ class PgHistoryCursor final : public domain::HistoryCursor {
 
 }  // namespace
 
-const std::string& ReportCursorSqlForTest(bool one_user) {
+const std::string& ReportCursorSql(bool one_user) {
   return one_user ? kDeclareReportOneUser.sql : kDeclareReportAllUsers.sql;
 }
 

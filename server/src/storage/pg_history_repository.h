@@ -30,7 +30,8 @@ class PgHistoryQueries final : public domain::HistoryQueries {
   PgPool& pool_;
 };
 
-// The SQL declaring the report cursor, for tests that check its plan.
-const std::string& ReportCursorSqlForTest(bool one_user);
+// The SQL declaring the report cursor, for the tests and the bench that
+// EXPLAIN it.
+const std::string& ReportCursorSql(bool one_user);
 
 }  // namespace segments::storage

@@ -437,14 +437,14 @@ TEST_CASE_METHOD(Fixture, "the report cursors read the month in index order", "[
   const std::string from = Rfc3339(june.From());
   const std::string to = Rfc3339(june.To());
 
-  const std::string all = Explain(segments::storage::ReportCursorSqlForTest(/*one_user=*/false).c_str(), {from, to});
+  const std::string all = Explain(segments::storage::ReportCursorSql(/*one_user=*/false).c_str(), {from, to});
   INFO(all);
   CHECK_THAT(all, Catch::Contains("Index Scan using history_report_order_idx"));
   CHECK_THAT(all, !Catch::Contains("Seq Scan"));
   CHECK_THAT(all, !Catch::Contains("Bitmap"));
   CHECK_THAT(all, !Catch::Contains("Sort"));
 
-  const std::string one = Explain(segments::storage::ReportCursorSqlForTest(/*one_user=*/true).c_str(),
+  const std::string one = Explain(segments::storage::ReportCursorSql(/*one_user=*/true).c_str(),
                                   {"00000000-0000-4000-8000-000000000007", from, to});
   INFO(one);
   CHECK_THAT(one, Catch::Contains("Index Scan using history_user_order_idx"));
