@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the system packages (apt) and tools (grpcurl, protoc plugins) that
-# the project needs.
+# the project needs to build and run; with --tests, also what only the tests,
+# the lint gate and the benches use.
 # Idempotent and fast when everything is already there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,11 +18,19 @@ PACKAGES=(
   postgresql postgresql-contrib
   golang-github-gogo-googleapis-dev # google/api + google/rpc .proto files
   grpc-proto # grpc/health/v1/health.proto, for reflection of the health service
-  wrk curl ca-certificates jq
+  curl ca-certificates jq
   maven openjdk-17-jre-headless # scripts/kafka.sh: Kafka's jars via Maven, Java 17+
+)
+TEST_PACKAGES=(
+  wrk # bench/run_http_bench.sh
   docker-compose # compose/check.sh validates compose/compose.yaml (no engine needed)
   clang-format clang-tidy # scripts/lint.sh; Debian 12's are version 14, which the tree is formatted with
 )
+case ${1:-} in
+  '') ;;
+  --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+  *) die "usage: $0 [--tests]" ;;
+esac
 
 # --- apt packages -----------------------------------------------------------
 declare -A installed=()

@@ -41,7 +41,7 @@ run_ctest() {
   return "$rc"
 }
 
-"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/install-deps.sh" --tests
 
 # The lint gate (scripts/lint.sh): formatting first (seconds); clang-tidy
 # needs the release build's compile database and takes minutes (not --fast).
