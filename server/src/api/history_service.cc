@@ -8,6 +8,7 @@
 #include "api/paced_stream.h"
 #include "api/proto_time.h"
 #include "api/unary_call.h"
+#include "common/status_macros.h"
 
 namespace segments::api {
 namespace {
@@ -95,10 +96,10 @@ grpc::ServerUnaryReactor* HistoryService::GetHistoryReportLink(grpc::CallbackSer
                                                                const v1::GetHistoryReportLinkRequest* request,
                                                                v1::GetHistoryReportLinkResponse* response) {
   return RunOnWorkers(context, workers_, [this, context, request, response]() -> absl::Status {
-    auto link = use_cases_.CreateReportLink({request->user_id(), request->month(), request->year()});
-    if (!link.ok()) return link.status();
-    response->set_report_link(absl::StrCat(LinkBase(*context), kReportPath, "?", LinkQuery(*link)));
-    ToProto(link->expires, response->mutable_expiration_time());
+    ASSIGN_OR_RETURN(const domain::ReportLink link,
+                     use_cases_.CreateReportLink({request->user_id(), request->month(), request->year()}));
+    response->set_report_link(absl::StrCat(LinkBase(*context), kReportPath, "?", LinkQuery(link)));
+    ToProto(link.expires, response->mutable_expiration_time());
     return absl::OkStatus();
   });
 }
@@ -130,9 +131,8 @@ grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerCo
                                        std::nullopt,       request->page_size(), request->page_token()};
     if (request->has_from()) command.from = FromProto(request->from());
     if (request->has_to()) command.to = FromProto(request->to());
-    auto page = use_cases_.ListUserHistory(command);
-    if (!page.ok()) return page.status();
-    for (const domain::HistoryEvent& event : page->events) {
+    ASSIGN_OR_RETURN(domain::HistoryPage page, use_cases_.ListUserHistory(command));
+    for (const domain::HistoryEvent& event : page.events) {
       v1::HistoryEvent* out = response->add_events();
       out->set_user_id(event.user_id.ToString());
       out->set_segment(event.slug);
@@ -140,7 +140,7 @@ grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerCo
       out->set_reason(std::string(domain::ToString(event.reason)));
       ToProto(event.at, out->mutable_at());
     }
-    response->set_next_page_token(std::move(page->next_page_token));
+    response->set_next_page_token(std::move(page.next_page_token));
     return absl::OkStatus();
   });
 }

@@ -4,6 +4,7 @@
 #include "api/paced_stream.h"
 #include "api/proto_time.h"
 #include "api/unary_call.h"
+#include "common/status_macros.h"
 
 namespace segments::api {
 namespace {
@@ -105,9 +106,8 @@ grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerCont
     if (request->has_auto_seconds_to_be_in_segment()) {
       command.auto_seconds_to_be_in_segment = request->auto_seconds_to_be_in_segment();
     }
-    auto created = use_cases_.CreateSegment(command);
-    if (!created.ok()) return created.status();
-    SegmentToProto(*created, response->mutable_segment());
+    ASSIGN_OR_RETURN(const domain::Segment created, use_cases_.CreateSegment(command));
+    SegmentToProto(created, response->mutable_segment());
     return absl::OkStatus();
   });
 }
@@ -116,9 +116,8 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
                                                         const v1::DeleteSegmentRequest* request,
                                                         v1::DeleteSegmentResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto ended = use_cases_.DeleteSegment(request->slug());
-    if (!ended.ok()) return ended.status();
-    response->set_memberships_ended(*ended);
+    ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteSegment(request->slug()));
+    response->set_memberships_ended(ended);
     return absl::OkStatus();
   });
 }
@@ -134,10 +133,9 @@ grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext
                                                      const v1::GetSegmentRequest* request,
                                                      v1::GetSegmentResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto found = use_cases_.GetSegment(request->slug());
-    if (!found.ok()) return found.status();
-    SegmentToProto(found->first, response->mutable_segment());
-    response->set_member_count(found->second);
+    ASSIGN_OR_RETURN(const auto found, use_cases_.GetSegment(request->slug()));
+    SegmentToProto(found.first, response->mutable_segment());
+    response->set_member_count(found.second);
     return absl::OkStatus();
   });
 }
@@ -146,9 +144,8 @@ grpc::ServerUnaryReactor* SegmentService::GetUserSegments(grpc::CallbackServerCo
                                                           const v1::GetUserSegmentsRequest* request,
                                                           v1::GetUserSegmentsResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto slugs = use_cases_.GetUserSegments(request->user_id());
-    if (!slugs.ok()) return slugs.status();
-    for (auto& slug : *slugs) response->add_segments(std::move(slug));
+    ASSIGN_OR_RETURN(std::vector<std::string> slugs, use_cases_.GetUserSegments(request->user_id()));
+    for (auto& slug : slugs) response->add_segments(std::move(slug));
     return absl::OkStatus();
   });
 }
@@ -159,10 +156,9 @@ grpc::ServerUnaryReactor* SegmentService::UpdateSegmentPercent(grpc::CallbackSer
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
     domain::UpdateSegmentPercentCommand command{request->slug(), std::nullopt};
     if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
-    auto change = use_cases_.UpdateSegmentPercent(command);
-    if (!change.ok()) return change.status();
-    response->set_members_added(change->added);
-    response->set_members_removed(change->removed);
+    ASSIGN_OR_RETURN(const domain::PercentChange change, use_cases_.UpdateSegmentPercent(command));
+    response->set_members_added(change.added);
+    response->set_members_removed(change.removed);
     return absl::OkStatus();
   });
 }
@@ -171,10 +167,9 @@ grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerConte
                                                        const v1::ListSegmentsRequest* request,
                                                        v1::ListSegmentsResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto page = listing_.ListSegments({request->page_size(), request->page_token()});
-    if (!page.ok()) return page.status();
-    for (const domain::Segment& segment : page->segments) SegmentToProto(segment, response->add_segments());
-    response->set_next_page_token(std::move(page->next_page_token));
+    ASSIGN_OR_RETURN(domain::SegmentPage page, listing_.ListSegments({request->page_size(), request->page_token()}));
+    for (const domain::Segment& segment : page.segments) SegmentToProto(segment, response->add_segments());
+    response->set_next_page_token(std::move(page.next_page_token));
     return absl::OkStatus();
   });
 }
@@ -183,10 +178,10 @@ grpc::ServerUnaryReactor* SegmentService::ListSegmentMembers(grpc::CallbackServe
                                                              const v1::ListSegmentMembersRequest* request,
                                                              v1::ListSegmentMembersResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto page = listing_.ListSegmentMembers({request->slug(), request->page_size(), request->page_token()});
-    if (!page.ok()) return page.status();
-    for (const domain::SegmentMember& member : page->members) MemberToProto(member, response->add_members());
-    response->set_next_page_token(std::move(page->next_page_token));
+    ASSIGN_OR_RETURN(domain::MemberPage page,
+                     listing_.ListSegmentMembers({request->slug(), request->page_size(), request->page_token()}));
+    for (const domain::SegmentMember& member : page.members) MemberToProto(member, response->add_members());
+    response->set_next_page_token(std::move(page.next_page_token));
     return absl::OkStatus();
   });
 }
@@ -207,10 +202,9 @@ grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServer
     if (request->has_deadline_for_staying_in_segment()) {
       command.ttl.deadline = FromProto(request->deadline_for_staying_in_segment());
     }
-    auto result = bulk_.AddSegmentToUsers(command);
-    if (!result.ok()) return result.status();
-    response->set_added(result->added);
-    response->set_already_members(result->already_members);
+    ASSIGN_OR_RETURN(const domain::BulkAddResult result, bulk_.AddSegmentToUsers(command));
+    response->set_added(result.added);
+    response->set_already_members(result.already_members);
     return absl::OkStatus();
   });
 }
@@ -219,10 +213,10 @@ grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackS
                                                                  const v1::RemoveSegmentFromUsersRequest* request,
                                                                  v1::RemoveSegmentFromUsersResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto result = bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request));
-    if (!result.ok()) return result.status();
-    response->set_removed(result->removed);
-    response->set_not_members(result->not_members);
+    ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
+                     bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
+    response->set_removed(result.removed);
+    response->set_not_members(result.not_members);
     return absl::OkStatus();
   });
 }

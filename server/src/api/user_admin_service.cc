@@ -1,6 +1,7 @@
 #include "api/user_admin_service.h"
 
 #include "api/unary_call.h"
+#include "common/status_macros.h"
 
 namespace segments::api {
 
@@ -23,9 +24,8 @@ grpc::ServerUnaryReactor* UserAdminService::DeleteUser(grpc::CallbackServerConte
                                                        const v1::DeleteUserRequest* request,
                                                        v1::DeleteUserResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    auto ended = use_cases_.DeleteUser(request->user_id());
-    if (!ended.ok()) return ended.status();
-    response->set_memberships_ended(*ended);
+    ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteUser(request->user_id()));
+    response->set_memberships_ended(ended);
     return absl::OkStatus();
   });
 }

@@ -5,6 +5,7 @@
 
 #include "common/crypto.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "grpc/health/v1/health.pb.h"
 
 namespace segments::app {
@@ -19,9 +20,7 @@ absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config
         "work only on this instance, until it restarts");
     keys.push_back({"local", crypto::RandomBytes(domain::ReportLinkSigner::kMinSecretLength)});
   } else {
-    auto parsed = domain::ParseSigningKeys(config.report_link_keys);
-    if (!parsed.ok()) return parsed.status();
-    keys = std::move(*parsed);
+    ASSIGN_OR_RETURN(keys, domain::ParseSigningKeys(config.report_link_keys));
   }
   return domain::ReportLinkSigner::Create(std::move(keys), config.report_link_ttl);
 }
@@ -52,9 +51,8 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
 
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
                                                                 const domain::Clock& clock) {
-  auto signer = MakeSigner(config);
-  if (!signer.ok()) return signer.status();
-  std::unique_ptr<Application> app(new Application(config, clock, std::move(*signer)));
+  ASSIGN_OR_RETURN(domain::ReportLinkSigner signer, MakeSigner(config));
+  std::unique_ptr<Application> app(new Application(config, clock, std::move(signer)));
   // Links the health proto's descriptor in, so reflection can describe the
   // built-in health service to grpcurl.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -73,7 +71,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
     return absl::UnavailableError("cannot listen on " + config.grpc_listen);
   }
   if (!config.kafka_brokers.empty()) {
-    if (absl::Status st = app->StartUserEvents(); !st.ok()) return st;
+    RETURN_IF_ERROR(app->StartUserEvents());
   }
   // Health follows the database: NOT_SERVING until the first ping succeeds.
   app->server_->GetHealthCheckService()->SetServingStatus(false);
@@ -99,9 +97,8 @@ absl::Status Application::StartUserEvents() {
   options.kafka_settings = config_.kafka_settings;
   options.max_batch = config_.user_events_batch;
   options.stall_after = config_.user_events_stall_after;
-  auto consumer = ingest::UserEventConsumer::Start(std::move(options), *user_directory_, user_use_cases_);
-  if (!consumer.ok()) return consumer.status();
-  user_events_ = std::move(*consumer);
+  ASSIGN_OR_RETURN(user_events_,
+                   ingest::UserEventConsumer::Start(std::move(options), *user_directory_, user_use_cases_));
   return absl::OkStatus();
 }
 

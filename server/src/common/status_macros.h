@@ -34,10 +34,13 @@ const absl::Status& StatusOf(const absl::StatusOr<T>& status_or) {
 #define ASSIGN_OR_RETURN(lhs, rexpr) \
   STATUS_MACROS_ASSIGN_OR_RETURN_IMPL(STATUS_MACROS_CONCAT(status_or_value_, __LINE__), lhs, rexpr)
 
+// `tmp` is a name and `lhs` may be a declaration: neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define STATUS_MACROS_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \
   auto tmp = (rexpr);                                        \
   if (!tmp.ok()) return std::move(tmp).status();             \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #define STATUS_MACROS_CONCAT(a, b) STATUS_MACROS_CONCAT_INNER(a, b)
 #define STATUS_MACROS_CONCAT_INNER(a, b) a##b

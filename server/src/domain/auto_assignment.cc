@@ -2,6 +2,7 @@
 
 #include <absl/container/flat_hash_set.h>
 
+#include "common/status_macros.h"
 #include "domain/bucketing.h"
 #include "domain/membership_changes.h"
 
@@ -51,34 +52,30 @@ int PlanAssignment(const std::vector<Segment>& segments, const std::vector<Membe
 }  // namespace
 
 absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now) {
-  auto segments = tx.segments().Automatic();
-  if (!segments.ok()) return segments.status();
-  if (segments->empty()) return 0;
-  auto current = tx.memberships().OfUser(user);
-  if (!current.ok()) return current.status();
-  auto opted_out = tx.memberships().OptedOutSegments(user);
-  if (!opted_out.ok()) return opted_out.status();
+  ASSIGN_OR_RETURN(std::vector<Segment> segments, tx.segments().Automatic());
+  if (segments.empty()) return 0;
+  ASSIGN_OR_RETURN(std::vector<Membership> current, tx.memberships().OfUser(user));
+  ASSIGN_OR_RETURN(std::vector<SegmentId> opted_out, tx.memberships().OptedOutSegments(user));
 
   MembershipChanges changes(user, now);
-  const int added = PlanAssignment(*segments, *current, *opted_out, user, now, changes);
+  const int added = PlanAssignment(segments, current, opted_out, user, now, changes);
   if (changes.empty()) return 0;
-  if (absl::Status st = changes.Apply(tx); !st.ok()) return st;
+  RETURN_IF_ERROR(changes.Apply(tx));
   return added;
 }
 
 absl::StatusOr<int> AssignNewUsersAutomatically(Transaction& tx, const std::vector<UserId>& users, absl::Time now) {
   if (users.empty()) return 0;
-  auto segments = tx.segments().Automatic();
-  if (!segments.ok()) return segments.status();
-  if (segments->empty()) return 0;
+  ASSIGN_OR_RETURN(std::vector<Segment> segments, tx.segments().Automatic());
+  if (segments.empty()) return 0;
   std::vector<MembershipChanges> changes;
   int added = 0;
   for (const UserId& user : users) {
     MembershipChanges& mine = changes.emplace_back(user, now);
-    added += PlanAssignment(*segments, {}, {}, user, now, mine);
+    added += PlanAssignment(segments, {}, {}, user, now, mine);
   }
   if (added == 0) return 0;
-  if (absl::Status st = MembershipChanges::ApplyAll(tx, changes); !st.ok()) return st;
+  RETURN_IF_ERROR(MembershipChanges::ApplyAll(tx, changes));
   return added;
 }
 

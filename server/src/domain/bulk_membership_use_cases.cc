@@ -4,6 +4,7 @@
 #include <absl/container/flat_hash_set.h>
 #include <fmt/format.h>
 
+#include "common/status_macros.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
 
@@ -75,17 +76,15 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
     absl::FunctionRef<absl::StatusOr<int64_t>(Transaction&, const Segment&)> change) {
   int64_t changed = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto live = tx.segments().LockLive({command.slug});
-    if (!live.ok()) return live.status();
-    if (live->empty()) {
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
+    ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive({command.slug}));
+    if (live.empty()) {
       return FieldError(absl::StatusCode::kNotFound, Field::kSlug,
                         fmt::format("segment \"{}\" does not exist", command.slug));
     }
-    auto unknown = tx.users().Unknown(users);
-    if (!unknown.ok()) return unknown.status();
-    if (!unknown->empty()) {
-      const absl::flat_hash_set<UserId> is_unknown(unknown->begin(), unknown->end());
+    ASSIGN_OR_RETURN(std::vector<UserId> unknown, tx.users().Unknown(users));
+    if (!unknown.empty()) {
+      const absl::flat_hash_set<UserId> is_unknown(unknown.begin(), unknown.end());
       ProblemList problems;
       for (size_t i = 0; i < command.user_ids.size(); ++i) {
         const UserId& user = command.user_ids[i].value();  // the shape was checked
@@ -93,9 +92,7 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
       }
       return problems.Error(absl::StatusCode::kNotFound, "unknown users");
     }
-    auto count = change(tx, live->front());
-    if (!count.ok()) return count.status();
-    changed = *count;
+    ASSIGN_OR_RETURN(changed, change(tx, live.front()));
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
@@ -113,11 +110,10 @@ absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const Se
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
   // One instant for the whole call, as for a single user's change: the TTL
   // counts from the time the members are recorded as added.
-  auto added = Change(command, users, [&](Transaction& tx, const Segment& segment) {
-    return tx.memberships().AddMembers(segment, users, expires_at, now);
-  });
-  if (!added.ok()) return added.status();
-  return BulkAddResult{*added, static_cast<int64_t>(users.size()) - *added};
+  ASSIGN_OR_RETURN(const int64_t added, Change(command, users, [&](Transaction& tx, const Segment& segment) {
+                     return tx.memberships().AddMembers(segment, users, expires_at, now);
+                   }));
+  return BulkAddResult{added, static_cast<int64_t>(users.size()) - added};
 }
 
 absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(const SegmentUsersCommand& command) {
@@ -125,11 +121,10 @@ absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(
   ProblemList problems = CheckShape(command, users);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
   const absl::Time now = Now();
-  auto removed = Change(command, users, [&](Transaction& tx, const Segment& segment) {
-    return tx.memberships().RemoveMembers(segment, users, now);
-  });
-  if (!removed.ok()) return removed.status();
-  return BulkRemoveResult{*removed, static_cast<int64_t>(users.size()) - *removed};
+  ASSIGN_OR_RETURN(const int64_t removed, Change(command, users, [&](Transaction& tx, const Segment& segment) {
+                     return tx.memberships().RemoveMembers(segment, users, now);
+                   }));
+  return BulkRemoveResult{removed, static_cast<int64_t>(users.size()) - removed};
 }
 
 }  // namespace segments::domain

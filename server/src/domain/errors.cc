@@ -187,7 +187,7 @@ absl::Status ErrorWithViolations(absl::StatusCode code, const std::vector<FieldV
 }
 
 absl::Status FieldError(absl::StatusCode code, FieldPath field, Description description) {
-  return ErrorWithViolations(code, {{std::move(field), std::move(description)}});
+  return ErrorWithViolations(code, {{field, std::move(description)}});
 }
 
 std::vector<FieldViolation> ViolationsIn(const absl::Status& status) {

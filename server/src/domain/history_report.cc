@@ -3,6 +3,8 @@
 #include <absl/strings/str_cat.h>
 #include <absl/time/civil_time.h>
 
+#include "common/status_macros.h"
+
 namespace segments::domain {
 namespace {
 
@@ -61,20 +63,19 @@ std::string ReportFileName(const ReportQuery& query) {
 
 absl::StatusOr<std::string> CsvReport::NextChunk() {
   if (done_) return std::string();
-  auto events = cursor_->Next(kRowsPerChunk);
-  if (!events.ok()) return events.status();
+  ASSIGN_OR_RETURN(std::vector<HistoryEvent> events, cursor_->Next(kRowsPerChunk));
   std::string chunk;
-  chunk.reserve(events->size() * 90 + kCsvHeader.size());
+  chunk.reserve(events.size() * 90 + kCsvHeader.size());
   if (!header_written_) {
     header_written_ = true;
     chunk += kCsvHeader;
   }
-  if (events->size() < static_cast<size_t>(kRowsPerChunk)) {
+  if (events.size() < static_cast<size_t>(kRowsPerChunk)) {
     // A short batch is the last one: give the connection back at once.
     done_ = true;
     cursor_.reset();
   }
-  for (const HistoryEvent& event : *events) AppendCsvLine(chunk, event);
+  for (const HistoryEvent& event : events) AppendCsvLine(chunk, event);
   return chunk;
 }
 

@@ -6,6 +6,7 @@
 #include <absl/strings/str_split.h>
 #include <fmt/format.h>
 
+#include "common/status_macros.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
 
@@ -63,7 +64,7 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
 }
 
 absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const ReportLink& link) const {
-  if (absl::Status verified = signer_.Verify(link, Now()); !verified.ok()) return verified;
+  RETURN_IF_ERROR(signer_.Verify(link, Now()));
   // A valid signature vouches for the fields, but a leaked key must not be
   // able to crash the server either.
   std::vector<FieldViolation> violations;
@@ -78,9 +79,9 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
 
-  auto cursor = store_.history().OpenReport(user, link.query.From(), link.query.To());
-  if (!cursor.ok()) return cursor.status();
-  return std::make_unique<CsvReport>(std::move(*cursor), ReportFileName(link.query));
+  ASSIGN_OR_RETURN(std::unique_ptr<HistoryCursor> cursor,
+                   store_.history().OpenReport(user, link.query.From(), link.query.To()));
+  return std::make_unique<CsvReport>(std::move(cursor), ReportFileName(link.query));
 }
 
 absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCommand& command) const {
@@ -115,10 +116,8 @@ absl::StatusOr<HistoryPage> HistoryUseCases::ListUserHistory(const UserHistoryCo
   const int32_t page_size = command.page_size == 0 ? kDefaultPageSize : command.page_size;
   // One more tells whether another page follows.
   const UserHistoryQuery query{command.user_id.value(), slug, from, to, after, page_size + 1};
-  auto events = store_.history().OfUser(query);
-  if (!events.ok()) return events.status();
   HistoryPage page;
-  page.events = std::move(*events);
+  ASSIGN_OR_RETURN(page.events, store_.history().OfUser(query));
   if (page.events.size() > static_cast<size_t>(page_size)) {
     page.events.erase(page.events.begin() + page_size, page.events.end());
     page.next_page_token = EncodePageToken({page.events.back().at, page.events.back().id});

@@ -6,6 +6,7 @@
 #include <absl/strings/str_cat.h>
 #include <fmt/format.h>
 
+#include "common/status_macros.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
 
@@ -69,9 +70,9 @@ absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsComm
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const int32_t size = command.page_size == 0 ? kDefaultSegmentPageSize : command.page_size;
-  auto segments = store_.segments().List(after, size + 1);  // one more tells whether another page follows
-  if (!segments.ok()) return segments.status();
-  SegmentPage page{*std::move(segments), ""};
+  // One more tells whether another page follows.
+  ASSIGN_OR_RETURN(std::vector<Segment> segments, store_.segments().List(after, size + 1));
+  SegmentPage page{std::move(segments), ""};
   if (page.segments.size() > static_cast<size_t>(size)) {
     page.segments.resize(static_cast<size_t>(size));
     page.next_page_token = Wrap(kSegmentTokenPrefix, page.segments.back().slug);
@@ -90,13 +91,12 @@ absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegment
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
-  auto found = store_.segments().Find(command.slug);
-  if (!found.ok()) return found.status();
-  if (!*found) {
+  ASSIGN_OR_RETURN(std::optional<Segment> found, store_.segments().Find(command.slug));
+  if (!found) {
     return FieldError(absl::StatusCode::kNotFound, Field::kSlug,
                       fmt::format("segment \"{}\" does not exist", command.slug));
   }
-  const SegmentId segment = (*found)->id;
+  const SegmentId segment = found->id;
   // A slug deleted and created again is another segment: its order of users
   // is the same, but its members are not, so an old token is refused.
   if (position && position->segment_id != segment) {
@@ -104,10 +104,10 @@ absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegment
                       fmt::format("belongs to an earlier segment \"{}\", since deleted", command.slug));
   }
   const int32_t size = command.page_size == 0 ? kDefaultMemberPageSize : command.page_size;
-  auto members = store_.memberships().Members(segment, position ? std::optional(position->after_user) : std::nullopt,
-                                              size + 1, Now());
-  if (!members.ok()) return members.status();
-  MemberPage page{*std::move(members), ""};
+  ASSIGN_OR_RETURN(std::vector<SegmentMember> members,
+                   store_.memberships().Members(segment, position ? std::optional(position->after_user) : std::nullopt,
+                                                size + 1, Now()));
+  MemberPage page{std::move(members), ""};
   if (page.members.size() > static_cast<size_t>(size)) {
     page.members.erase(page.members.begin() + size, page.members.end());
     page.next_page_token = Wrap(kMemberTokenPrefix, absl::StrCat(segment, ":", page.members.back().user_id.ToString()));

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/status_macros.h"
+
 namespace segments::domain {
 
 void MembershipChanges::EndExpired(const std::vector<Membership>& current) {
@@ -35,25 +37,20 @@ absl::Status MembershipChanges::ApplyAll(Transaction& tx, const std::vector<Memb
   std::vector<HistoryEvent> events;
   for (const MembershipChanges& c : changes) {
     if (!c.deleted_.empty()) {
-      if (absl::Status st = tx.memberships().Delete(c.user_, c.deleted_); !st.ok()) return st;
+      RETURN_IF_ERROR(tx.memberships().Delete(c.user_, c.deleted_));
     }
     if (!c.opted_out_by_hand_.empty()) {
-      if (absl::Status st = tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_hand_, Reason::kManual, c.now_);
-          !st.ok()) {
-        return st;
-      }
+      RETURN_IF_ERROR(tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_hand_, Reason::kManual, c.now_));
     }
     if (!c.opted_out_by_ttl_.empty()) {
-      if (absl::Status st = tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_ttl_, Reason::kTtl, c.now_);
-          !st.ok())
-        return st;
+      RETURN_IF_ERROR(tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_ttl_, Reason::kTtl, c.now_));
     }
     for (const NewMembership& m : c.inserted_) inserted.emplace_back(c.user_, m);
     events.insert(events.end(), c.events_.begin(), c.events_.end());
   }
   if (!inserted.empty()) {
     // All changes of one batch share `now`: the callers make them together.
-    if (absl::Status st = tx.memberships().Insert(inserted, changes.front().now_); !st.ok()) return st;
+    RETURN_IF_ERROR(tx.memberships().Insert(inserted, changes.front().now_));
   }
   return tx.history().Append(events);
 }

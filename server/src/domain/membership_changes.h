@@ -16,7 +16,7 @@ namespace segments::domain {
 
 class MembershipChanges {
  public:
-  MembershipChanges(UserId user, absl::Time now) : user_(std::move(user)), now_(now) {}
+  MembershipChanges(UserId user, absl::Time now) : user_(user), now_(now) {}
 
   // Ends the rows of `current` that expired before now and that no job has
   // removed yet: a `remove` event of reason ttl at each deadline, and an

@@ -39,7 +39,7 @@ struct AutoOptions {
 
 struct Segment {
   SegmentId id = 0;
-  std::string slug;
+  std::string slug{};  // initialized, so -Wmissing-field-initializers accepts HistoryEvent{user}
   // Share of users in hundredths of a percent (0..10000); 0 = manual only.
   int32_t percent_hundredths = 0;
   std::string description;
@@ -52,7 +52,7 @@ struct Segment {
 };
 
 struct NewSegment {
-  std::string slug;
+  std::string slug{};  // initialized, so -Wmissing-field-initializers accepts HistoryEvent{user}
   int32_t percent_hundredths = 0;
   std::string description;
   std::string salt;
@@ -61,7 +61,7 @@ struct NewSegment {
 
 struct Membership {
   SegmentId segment_id = 0;
-  std::string slug;
+  std::string slug{};  // initialized, so -Wmissing-field-initializers accepts HistoryEvent{user}
   absl::Time added_at;
   std::optional<absl::Time> expires_at;
   bool automatic = false;  // made by automatic assignment, not by hand
@@ -86,7 +86,7 @@ struct SegmentMember {
 struct HistoryEvent {
   UserId user_id;
   SegmentId segment_id = 0;
-  std::string slug = "";
+  std::string slug{};  // initialized, so -Wmissing-field-initializers accepts HistoryEvent{user}
   Operation operation = Operation::kAdd;
   Reason reason = Reason::kManual;
   absl::Time at = absl::UnixEpoch();

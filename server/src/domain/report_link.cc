@@ -36,7 +36,7 @@ absl::StatusOr<ReportLinkSigner> ReportLinkSigner::Create(std::vector<SigningKey
   return ReportLinkSigner(std::move(keys), ttl);
 }
 
-std::string ReportLinkSigner::SignatureOf(const SigningKey& key, const ReportQuery& query, absl::Time expires) const {
+std::string ReportLinkSigner::SignatureOf(const SigningKey& key, const ReportQuery& query, absl::Time expires) {
   // Every field is delimited, so no two different links sign the same text.
   const std::string message = absl::StrCat("segments.history-report.v1\n", key.id, "\n", query.user.value_or(""), "\n",
                                            query.year, "\n", query.month, "\n", absl::ToUnixSeconds(expires));
@@ -50,7 +50,7 @@ ReportLink ReportLinkSigner::Sign(const ReportQuery& query, absl::Time now) cons
 }
 
 absl::Status ReportLinkSigner::Verify(const ReportLink& link, absl::Time now) const {
-  const absl::Status invalid = absl::NotFoundError("report link is not valid: it was changed or its key was retired");
+  absl::Status invalid = absl::NotFoundError("report link is not valid: it was changed or its key was retired");
   // Only whole seconds are signed: a fraction would stretch the link's life
   // without changing its signature.
   if (link.expires != absl::FromUnixSeconds(absl::ToUnixSeconds(link.expires))) return invalid;

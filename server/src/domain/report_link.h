@@ -59,7 +59,7 @@ class ReportLinkSigner {
 
  private:
   ReportLinkSigner(std::vector<SigningKey> keys, absl::Duration ttl) : keys_(std::move(keys)), ttl_(ttl) {}
-  std::string SignatureOf(const SigningKey& key, const ReportQuery& query, absl::Time expires) const;
+  static std::string SignatureOf(const SigningKey& key, const ReportQuery& query, absl::Time expires);
 
   std::vector<SigningKey> keys_;
   absl::Duration ttl_;

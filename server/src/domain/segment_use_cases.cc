@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "common/status_macros.h"
 #include "domain/errors.h"
 #include "domain/membership_changes.h"
 #include "domain/validation.h"
@@ -97,7 +98,7 @@ void CheckFilterSlugs(const CreateSegmentCommand& command, std::vector<FieldViol
 }
 
 absl::Status UnknownSlug(FieldPath field, const std::string& slug) {
-  return FieldError(absl::StatusCode::kNotFound, std::move(field), fmt::format("segment \"{}\" does not exist", slug));
+  return FieldError(absl::StatusCode::kNotFound, field, fmt::format("segment \"{}\" does not exist", slug));
 }
 
 // The ids of the include and exclude segments, which must be live; they are
@@ -108,10 +109,9 @@ absl::Status ResolveFilters(Transaction& tx, const CreateSegmentCommand& command
   if (command.include_segments.empty() && command.exclude_segments.empty()) return absl::OkStatus();
   std::vector<std::string> slugs = command.include_segments;
   slugs.insert(slugs.end(), command.exclude_segments.begin(), command.exclude_segments.end());
-  auto live = tx.segments().LockLive(slugs);
-  if (!live.ok()) return live.status();
+  ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive(slugs));
   absl::flat_hash_map<std::string, SegmentId> id_of;
-  for (const Segment& s : *live) id_of[s.slug] = s.id;
+  for (const Segment& s : live) id_of[s.slug] = s.id;
   std::vector<FieldViolation> missing;
   auto resolve = [&](const std::vector<std::string>& list, Field field, std::vector<SegmentId>& ids) {
     for (size_t i = 0; i < list.size(); ++i) {
@@ -135,10 +135,9 @@ absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const st
   if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
     return FieldError(absl::StatusCode::kInvalidArgument, Field::kSlug, why);
   }
-  auto found = store_.segments().FindWithMemberCount(slug, Now());
-  if (!found.ok()) return found.status();
-  if (!*found) return UnknownSlug(Field::kSlug, slug);
-  return **found;
+  ASSIGN_OR_RETURN(auto found, store_.segments().FindWithMemberCount(slug, Now()));
+  if (!found) return UnknownSlug(Field::kSlug, slug);
+  return *found;
 }
 
 absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentCommand& command) {
@@ -171,13 +170,11 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     // Filling a segment must see every user committed before it, and no user
     // may appear meanwhile without being evaluated against it.
     if (fresh.percent_hundredths > 0) {
-      if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+      RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
     }
-    if (absl::Status st = ResolveFilters(tx, command, fresh.auto_options); !st.ok()) return st;
+    RETURN_IF_ERROR(ResolveFilters(tx, command, fresh.auto_options));
     const absl::Time now = Now();
-    auto inserted = tx.segments().Insert(fresh, now);
-    if (!inserted.ok()) return inserted.status();
-    created = *std::move(inserted);
+    ASSIGN_OR_RETURN(created, tx.segments().Insert(fresh, now));
     // The members exist, with their history, when the call returns.
     if (created.percent_hundredths > 0) return tx.memberships().AssignByPercent(created, 0, now).status();
     return absl::OkStatus();
@@ -204,24 +201,19 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
   PercentChange change;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     change = {};
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
-    auto live = tx.segments().LockLive({command.slug});
-    if (!live.ok()) return live.status();
-    if (live->empty()) return UnknownSlug(Field::kSlug, command.slug);
-    Segment segment = live->front();
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
+    ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive({command.slug}));
+    if (live.empty()) return UnknownSlug(Field::kSlug, command.slug);
+    Segment segment = live.front();
     const int32_t before = segment.percent_hundredths;
     if (*percent == before) return absl::OkStatus();
-    if (absl::Status st = tx.segments().SetPercent(segment.id, *percent); !st.ok()) return st;
+    RETURN_IF_ERROR(tx.segments().SetPercent(segment.id, *percent));
     segment.percent_hundredths = *percent;
     const absl::Time now = Now();
     if (*percent > before) {
-      auto added = tx.memberships().AssignByPercent(segment, before, now);
-      if (!added.ok()) return added.status();
-      change.added = *added;
+      ASSIGN_OR_RETURN(change.added, tx.memberships().AssignByPercent(segment, before, now));
     } else {
-      auto removed = tx.memberships().UnassignByPercent(segment, before, now);
-      if (!removed.ok()) return removed.status();
-      change.removed = *removed;
+      ASSIGN_OR_RETURN(change.removed, tx.memberships().UnassignByPercent(segment, before, now));
     }
     return absl::OkStatus();
   });
@@ -236,26 +228,22 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     // No user's evaluation may add to the segment while it is emptied.
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive); !st.ok()) return st;
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
     const absl::Time now = Now();
-    auto segment = tx.segments().MarkDeleted(slug, now);
-    if (!segment.ok()) return segment.status();
-    if (!*segment) return UnknownSlug(Field::kSlug, slug);
+    ASSIGN_OR_RETURN(std::optional<Segment> segment, tx.segments().MarkDeleted(slug, now));
+    if (!segment) return UnknownSlug(Field::kSlug, slug);
     // Checked after the row is locked, so a segment created meanwhile that
     // names this one is seen.
-    auto referring = tx.segments().Referring((*segment)->id);
-    if (!referring.ok()) return referring.status();
-    if (!referring->empty()) {
+    ASSIGN_OR_RETURN(std::vector<std::string> referring, tx.segments().Referring(segment->id));
+    if (!referring.empty()) {
       return FieldError(absl::StatusCode::kFailedPrecondition, Field::kSlug,
                         fmt::format("segment \"{}\" is named in the automatic assignment options of {}; delete "
                                     "those first",
-                                    slug, absl::StrJoin(*referring, ", ", [](std::string* out, const std::string& s) {
+                                    slug, absl::StrJoin(referring, ", ", [](std::string* out, const std::string& s) {
                                       absl::StrAppend(out, "\"", s, "\"");
                                     })));
     }
-    auto count = tx.memberships().EndAllOfSegment(**segment, Reason::kSegmentDeleted, now);
-    if (!count.ok()) return count.status();
-    ended = *count;
+    ASSIGN_OR_RETURN(ended, tx.memberships().EndAllOfSegment(*segment, Reason::kSegmentDeleted, now));
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
@@ -272,25 +260,23 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
     // Hand removals record opt-outs, which a concurrent percentage change must see.
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto state = tx.users().Lock(user);
-    if (!state.ok()) return state.status();
-    if (!*state) {
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
+    ASSIGN_OR_RETURN(std::optional<UserState> state, tx.users().Lock(user));
+    if (!state) {
       return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
     }
 
     std::vector<std::string> slugs;
+    slugs.reserve(adds.size() + command.to_remove.size());
     for (const auto& add : adds) slugs.push_back(add.slug);
     slugs.insert(slugs.end(), command.to_remove.begin(), command.to_remove.end());
-    auto live = tx.segments().LockLive(slugs);
-    if (!live.ok()) return live.status();
+    ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive(slugs));
     absl::flat_hash_map<std::string, const Segment*> by_slug;
-    for (const Segment& s : *live) by_slug[s.slug] = &s;
+    for (const Segment& s : live) by_slug[s.slug] = &s;
 
-    auto current = tx.memberships().OfUser(user);
-    if (!current.ok()) return current.status();
+    ASSIGN_OR_RETURN(std::vector<Membership> current, tx.memberships().OfUser(user));
     absl::flat_hash_map<SegmentId, const Membership*> member_of;
-    for (const Membership& m : *current) member_of[m.segment_id] = &m;
+    for (const Membership& m : current) member_of[m.segment_id] = &m;
     auto active_in = [&](const Segment& s) {
       auto it = member_of.find(s.id);
       return it != member_of.end() && it->second->ActiveAt(now);
@@ -323,7 +309,7 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
     // Expired rows the expiry job has not reached yet end now, recorded at
     // their deadline; then the requested removals, then the additions.
     MembershipChanges changes(user, now);
-    changes.EndExpired(*current);
+    changes.EndExpired(current);
     for (const std::string& slug : command.to_remove) changes.RemoveByHand(*by_slug[slug]);
     for (const PlannedAdd& add : adds) changes.Add(*by_slug[add.slug], add.expires_at, /*automatic=*/false);
     return changes.Apply(tx);
@@ -332,9 +318,8 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
 absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const UserIdInput& user) {
   if (!user.ok()) return FieldError(absl::StatusCode::kInvalidArgument, Field::kUserId, user.problem());
-  auto slugs = store_.memberships().ActiveSegmentSlugs(user.value(), Now());
-  if (!slugs.ok()) return slugs.status();
-  std::sort(slugs->begin(), slugs->end());
+  ASSIGN_OR_RETURN(std::vector<std::string> slugs, store_.memberships().ActiveSegmentSlugs(user.value(), Now()));
+  std::sort(slugs.begin(), slugs.end());
   return slugs;
 }
 

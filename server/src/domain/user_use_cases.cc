@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "common/status_macros.h"
 #include "domain/auto_assignment.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
@@ -24,23 +25,22 @@ absl::Status UnknownUser(const UserId& user) {
 // The steps of each change, inside a transaction that holds the
 // automatic-assignment lock (shared) and, for an existing user, their row.
 absl::Status CreateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
-  if (absl::Status st = tx.users().Insert(user, state, now); !st.ok()) return st;
+  RETURN_IF_ERROR(tx.users().Insert(user, state, now));
   if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
   return absl::OkStatus();
 }
 
 absl::Status ChangeStateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
-  if (absl::Status st = tx.users().SetState(user, state, now); !st.ok()) return st;
+  RETURN_IF_ERROR(tx.users().SetState(user, state, now));
   // A returning user is evaluated like a new one; leaving keeps memberships.
   if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
   return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> DeleteIn(Transaction& tx, const UserId& user, absl::Time now) {
-  auto ended = tx.memberships().EndAllOfUser(user, Reason::kUserDeleted, now);
-  if (!ended.ok()) return ended.status();
-  if (absl::Status st = tx.users().Delete(user); !st.ok()) return st;
-  return *ended;
+  ASSIGN_OR_RETURN(const int64_t ended, tx.memberships().EndAllOfUser(user, Reason::kUserDeleted, now));
+  RETURN_IF_ERROR(tx.users().Delete(user));
+  return ended;
 }
 
 }  // namespace
@@ -49,7 +49,7 @@ absl::Status UserUseCases::CreateUser(const UserIdInput& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId& user = user_id.value();
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
     return CreateIn(tx, user, UserState::kActive, Now());
   });
   if (absl::IsAlreadyExists(status)) {
@@ -69,11 +69,10 @@ absl::Status UserUseCases::UpdateUser(const UserIdInput& user_id, const std::str
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const UserId& user = user_id.value();
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto current = tx.users().Lock(user);
-    if (!current.ok()) return current.status();
-    if (!*current) return UnknownUser(user);
-    if (**current == *state) return absl::OkStatus();
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
+    ASSIGN_OR_RETURN(const std::optional<UserState> current, tx.users().Lock(user));
+    if (!current) return UnknownUser(user);
+    if (*current == *state) return absl::OkStatus();
     return ChangeStateIn(tx, user, *state, Now());
   });
 }
@@ -83,13 +82,10 @@ absl::StatusOr<int64_t> UserUseCases::DeleteUser(const UserIdInput& user_id) {
   const UserId& user = user_id.value();
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
-    auto current = tx.users().Lock(user);
-    if (!current.ok()) return current.status();
-    if (!*current) return UnknownUser(user);
-    auto count = DeleteIn(tx, user, Now());
-    if (!count.ok()) return count.status();
-    ended = *count;
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
+    ASSIGN_OR_RETURN(const std::optional<UserState> current, tx.users().Lock(user));
+    if (!current) return UnknownUser(user);
+    ASSIGN_OR_RETURN(ended, DeleteIn(tx, user, Now()));
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
@@ -108,17 +104,16 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
   UserSyncResult result;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     result = UserSyncResult{};  // a retried transaction starts over
-    if (absl::Status st = tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared); !st.ok()) return st;
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
     // Locked in id order, so concurrent batches cannot deadlock.
-    auto known = tx.users().LockMany(ids);
-    if (!known.ok()) return known.status();
+    ASSIGN_OR_RETURN(const auto known, tx.users().LockMany(ids));
     const absl::Time now = Now();
 
     std::vector<std::pair<UserId, UserState>> created, changed;
     std::vector<UserId> new_active, returning, deleted;
     for (const ObservedUser& observed : users) {
-      auto it = known->find(observed.id);
-      const std::optional<UserState> current = it == known->end() ? std::nullopt : std::optional<UserState>(it->second);
+      auto it = known.find(observed.id);
+      const std::optional<UserState> current = it == known.end() ? std::nullopt : std::optional<UserState>(it->second);
       if (current == observed.state) {
         ++result.unchanged;
       } else if (!observed.state) {
@@ -132,17 +127,16 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
       }
     }
     for (const UserId& user : deleted) {
-      auto ended = DeleteIn(tx, user, now);
-      if (!ended.ok()) return ended.status();
-      result.memberships_ended += *ended;
+      ASSIGN_OR_RETURN(const int64_t ended, DeleteIn(tx, user, now));
+      result.memberships_ended += ended;
     }
-    if (absl::Status st = tx.users().InsertMany(created, now); !st.ok()) return st;
-    if (absl::Status st = tx.users().SetStates(changed, now); !st.ok()) return st;
+    RETURN_IF_ERROR(tx.users().InsertMany(created, now));
+    RETURN_IF_ERROR(tx.users().SetStates(changed, now));
     // The same rule as CreateIn and ChangeStateIn: new and returning active
     // users are evaluated; new ones in bulk, as they have nothing yet.
-    if (absl::Status st = AssignNewUsersAutomatically(tx, new_active, now).status(); !st.ok()) return st;
+    RETURN_IF_ERROR(AssignNewUsersAutomatically(tx, new_active, now));
     for (const UserId& user : returning) {
-      if (absl::Status st = AssignUserAutomatically(tx, user, now).status(); !st.ok()) return st;
+      RETURN_IF_ERROR(AssignUserAutomatically(tx, user, now));
     }
     result.created = static_cast<int>(created.size());
     result.state_changed = static_cast<int>(changed.size());

@@ -41,7 +41,7 @@ EventBatch PlanBatch(const std::vector<EventRecord>& records) {
     if (!user.ok()) {
       batch.dead_letters.push_back({record, std::string(user.status().message())});
     } else if (seen.insert(*user).second) {
-      batch.users.push_back(std::move(*user));
+      batch.users.push_back(*user);
     }
   }
   return batch;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/status_macros.h"
 
 namespace segments::ingest {
 namespace {
@@ -128,7 +129,7 @@ absl::StatusOr<std::unique_ptr<UserEventConsumer>> UserEventConsumer::Start(User
                                                                             UserDirectory& directory,
                                                                             domain::UserUseCases& users) {
   std::unique_ptr<UserEventConsumer> consumer(new UserEventConsumer(std::move(options), directory, users));
-  if (absl::Status st = consumer->Connect(); !st.ok()) return st;
+  RETURN_IF_ERROR(consumer->Connect());
   consumer->thread_ = std::thread([raw = consumer.get()] { raw->Run(); });
   log::Info("user events: consuming {} as group {} from {}", consumer->options_.topic, consumer->options_.group,
             consumer->options_.brokers);
@@ -138,18 +139,15 @@ absl::StatusOr<std::unique_ptr<UserEventConsumer>> UserEventConsumer::Start(User
 absl::Status UserEventConsumer::Connect() {
   std::string error;
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  if (absl::Status st = Configure(*conf, {{"bootstrap.servers", options_.brokers},
-                                          {"client.id", "segments-server"},
-                                          {"group.id", options_.group},
-                                          // Offsets are committed by hand, after the database commit.
-                                          {"enable.auto.commit", "false"},
-                                          {"enable.auto.offset.store", "false"},
-                                          // A new group starts from the oldest event: replaying is harmless.
-                                          {"auto.offset.reset", "earliest"}});
-      !st.ok()) {
-    return st;
-  }
-  if (absl::Status st = Configure(*conf, options_.kafka_settings); !st.ok()) return st;
+  RETURN_IF_ERROR(Configure(*conf, {{"bootstrap.servers", options_.brokers},
+                                    {"client.id", "segments-server"},
+                                    {"group.id", options_.group},
+                                    // Offsets are committed by hand, after the database commit.
+                                    {"enable.auto.commit", "false"},
+                                    {"enable.auto.offset.store", "false"},
+                                    // A new group starts from the oldest event: replaying is harmless.
+                                    {"auto.offset.reset", "earliest"}}));
+  RETURN_IF_ERROR(Configure(*conf, options_.kafka_settings));
   conf->set("rebalance_cb", static_cast<RdKafka::RebalanceCb*>(callbacks_.get()), error);
   conf->set("event_cb", static_cast<RdKafka::EventCb*>(callbacks_.get()), error);
   consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), error));
@@ -158,15 +156,12 @@ absl::Status UserEventConsumer::Connect() {
   // The dead-letter producer shares the extra settings (librdkafka ignores
   // consumer-only ones there, with a warning).
   std::unique_ptr<RdKafka::Conf> dead_letter_conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  if (absl::Status st = Configure(*dead_letter_conf, {{"bootstrap.servers", options_.brokers},
-                                                      {"client.id", "segments-server-dlq"},
-                                                      {"enable.idempotence", "true"},
-                                                      {"acks", "all"},
-                                                      {"linger.ms", "5"}});
-      !st.ok()) {
-    return st;
-  }
-  if (absl::Status st = Configure(*dead_letter_conf, options_.kafka_settings); !st.ok()) return st;
+  RETURN_IF_ERROR(Configure(*dead_letter_conf, {{"bootstrap.servers", options_.brokers},
+                                                {"client.id", "segments-server-dlq"},
+                                                {"enable.idempotence", "true"},
+                                                {"acks", "all"},
+                                                {"linger.ms", "5"}}));
+  RETURN_IF_ERROR(Configure(*dead_letter_conf, options_.kafka_settings));
   dead_letter_conf->set("dr_cb", static_cast<RdKafka::DeliveryReportCb*>(callbacks_.get()), error);
   dead_letter_conf->set("event_cb", static_cast<RdKafka::EventCb*>(callbacks_.get()), error);
   producer_.reset(RdKafka::Producer::create(dead_letter_conf.get(), error));
@@ -312,11 +307,8 @@ bool UserEventConsumer::Stalled() const {
 
 absl::Status UserEventConsumer::Apply(const EventBatch& batch, domain::UserSyncResult& result) {
   if (batch.users.empty()) return absl::OkStatus();
-  auto observed = directory_.Lookup(batch.users);
-  if (!observed.ok()) return observed.status();
-  auto synced = users_.SyncUsers(*observed);
-  if (!synced.ok()) return synced.status();
-  result = *synced;
+  ASSIGN_OR_RETURN(const std::vector<domain::ObservedUser> observed, directory_.Lookup(batch.users));
+  ASSIGN_OR_RETURN(result, users_.SyncUsers(observed));
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "domain/validation.h"
 
 namespace segments::ingest {
@@ -41,7 +42,7 @@ absl::StatusOr<std::vector<domain::ObservedUser>> UserServiceClient::Lookup(cons
   for (size_t begin = 0; begin < users.size(); begin += step) {
     std::vector<domain::UserId> chunk(users.begin() + static_cast<ptrdiff_t>(begin),
                                       users.begin() + static_cast<ptrdiff_t>(std::min(users.size(), begin + step)));
-    if (absl::Status st = LookupChunk(chunk, found); !st.ok()) return st;
+    RETURN_IF_ERROR(LookupChunk(chunk, found));
   }
   return found;
 }

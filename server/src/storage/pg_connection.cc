@@ -3,6 +3,7 @@
 #include <absl/strings/numbers.h>
 
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "storage/sqlstate.h"
 
 namespace segments::storage {
@@ -77,8 +78,7 @@ absl::StatusOr<PgResult> PgConnection::Execute(const Statement& statement, const
                  name);
   }
   if (!prepared_.contains(statement.name)) {
-    auto prepared = Check(PQprepare(conn_, name, statement.sql.c_str(), 0, nullptr), name);
-    if (!prepared.ok()) return prepared.status();
+    RETURN_IF_ERROR(Check(PQprepare(conn_, name, statement.sql.c_str(), 0, nullptr), name));
     prepared_.insert(statement.name);
   }
   return Check(PQexecPrepared(conn_, name, params.size(), values.data(), params.Lengths(), params.Formats(), 0), name);

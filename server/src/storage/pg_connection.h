@@ -73,7 +73,7 @@ class PgConnection {
 
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
-  absl::StatusOr<PgResult> Check(PGresult* result, const char* what);
+  absl::StatusOr<PgResult> Check(PGresult* raw, const char* what);
 
   PGconn* conn_;
   absl::flat_hash_set<std::string> prepared_;

@@ -357,7 +357,7 @@ absl::StatusOr<std::vector<domain::SegmentMember>> PgMembershipQueries::Members(
       ASSIGN_OR_RETURN(m.added_at, row.Micros(1));
       ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(2));
       ASSIGN_OR_RETURN(m.automatic, row.Bool(3));
-      members.push_back(std::move(m));
+      members.push_back(m);
     }
     return members;
   });

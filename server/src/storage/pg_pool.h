@@ -79,10 +79,9 @@ class PgPool {
 template <typename Read>
 auto WithPooledConnection(PgPool& pool, Read read) -> decltype(read(std::declval<PgPool::Lease&>())) {
   for (bool stale_retry_left = true;; stale_retry_left = false) {
-    auto lease = pool.Acquire();
-    if (!lease.ok()) return lease.status();
-    auto result = read(*lease);
-    if (!result.ok() && absl::IsUnavailable(status_internal::StatusOf(result)) && lease->reused() && stale_retry_left) {
+    ASSIGN_OR_RETURN(PgPool::Lease lease, pool.Acquire());
+    auto result = read(lease);
+    if (!result.ok() && absl::IsUnavailable(status_internal::StatusOf(result)) && lease.reused() && stale_retry_left) {
       pool.DiscardIdle();
       continue;
     }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status_macros.h"
 #include "domain/model.h"
 #include "storage/pg_connection.h"
 
@@ -40,10 +41,9 @@ class PgRow {
   // An enum label, read with the domain's parser.
   template <typename T>
   absl::StatusOr<T> Enum(int column, std::optional<T> (*parse)(std::string_view)) const {
-    absl::StatusOr<std::string_view> text = NotNull(column);
-    if (!text.ok()) return text.status();
-    if (std::optional<T> value = parse(*text)) return *value;
-    return Malformed(column, *text);
+    ASSIGN_OR_RETURN(const std::string_view text, NotNull(column));
+    if (std::optional<T> value = parse(text)) return *value;
+    return Malformed(column, text);
   }
 
  private:

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/status_macros.h"
 #include "storage/pg_transaction.h"
 #include "storage/pg_user_repository.h"
 #include "storage/sqlstate.h"
@@ -47,19 +48,18 @@ void BackOff(int attempt) {
 absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) {
   bool stale_retry_left = true;
   for (int attempt = 0;; ++attempt) {
-    auto lease = pool_.Acquire();
-    if (!lease.ok()) return lease.status();
-    auto tx = PgTransaction::Begin(**lease);
+    ASSIGN_OR_RETURN(PgPool::Lease lease, pool_.Acquire());
+    auto tx = PgTransaction::Begin(*lease);
     if (!tx.ok()) {
       // A connection that idled through a database restart fails here first.
-      if (absl::IsUnavailable(tx.status()) && lease->reused() && stale_retry_left) {
+      if (absl::IsUnavailable(tx.status()) && lease.reused() && stale_retry_left) {
         stale_retry_left = false;
         pool_.DiscardIdle();
         continue;
       }
       return tx.status();
     }
-    PgUnitOfWork unit(**lease, set_statement_timeout_);
+    PgUnitOfWork unit(*lease, set_statement_timeout_);
     absl::Status status = work(unit);
     if (status.ok()) {
       status = tx->Commit();

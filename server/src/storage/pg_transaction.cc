@@ -8,8 +8,7 @@
 namespace segments::storage {
 
 absl::StatusOr<PgTransaction> PgTransaction::Begin(PgConnection& conn, Mode mode) {
-  auto begun = conn.ExecuteSimple(mode == Mode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN");
-  if (!begun.ok()) return begun.status();
+  RETURN_IF_ERROR(conn.ExecuteSimple(mode == Mode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN"));
   return PgTransaction(conn);
 }
 
