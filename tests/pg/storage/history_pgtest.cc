@@ -1,5 +1,5 @@
 // History reads and TTL expiry of PgStore against the real database:
-//  - the monthly CSV report (PgStore::OpenHistory + domain::CsvReport) byte
+//  - the monthly CSV report (HistoryQueries::OpenReport + domain::CsvReport) byte
 //    for byte for a history written with SQL: order by time, user, segment,
 //    id; header; microseconds; half-open UTC months; deleted users and
 //    re-created slugs; one user; several chunks; the connection given back;
@@ -371,7 +371,7 @@ TEST_CASE_METHOD(Fixture, "a report gives its connection back, finished or aband
 // --- plans
 
 // EXPLAIN of `statement` with `params` bound the way the server binds them,
-// inside a read-only transaction like OpenHistory's.
+// inside a read-only transaction like OpenReport's.
 std::string Explain(const char* statement, const std::vector<std::string>& params) {
   std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(segments::testing::TestDatabaseUrl().c_str()),
                                                     &PQfinish);
@@ -405,7 +405,7 @@ bool HasFullSort(const std::string& plan) {
 }
 
 // 60,000 events over the 12 months of 2023 from 500 users, in time order as
-// they are written, then ANALYZE; the plans of the statements OpenHistory
+// they are written, then ANALYZE; the plans of the statements OpenReport
 // runs, for June, with the parameters it binds. Observed on PostgreSQL 15:
 //
 //   all users (kDeclareReportAllUsers):
