@@ -163,6 +163,8 @@ bg_stop() {
 # the whole server) says SERVING.
 grpc_serving() {
   local out
+  # Without the tool every check would fail until the deadline: say why now.
+  [[ -x $GRPCURL ]] || die "grpcurl not found at $GRPCURL: run scripts/install-deps.sh"
   out="$("$GRPCURL" -plaintext -max-time 2 -d "{\"service\":\"${2:-}\"}" "$1" grpc.health.v1.Health/Check 2>&1)" ||
     return 1
   [[ $out == *'"SERVING"'* ]]
