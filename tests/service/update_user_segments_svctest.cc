@@ -27,7 +27,9 @@ absl::Time TenYearsAfterStart() {
 class UpdateFixture : public ServiceFixture {
  public:
   UpdateFixture() {
-    REQUIRE(CreateUser(kUser1).ok());
+    const grpc::Status created = CreateUser(kUser1);
+    INFO(Describe(created));  // a CI run once saw this fail; say how
+    REQUIRE(created.ok());
     for (const char* slug : {"A", "B", "C", "D"}) REQUIRE(CreateSegment(slug).ok());
   }
 
