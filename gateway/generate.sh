@@ -27,7 +27,11 @@ protoc -I "$ROOT/proto" -I "$GOOGLEAPIS" \
   --openapiv2_out="$GEN/openapi" \
   --openapiv2_opt="$M_OPTS",allow_merge=true,merge_file_name=segments,allow_delete_body=true,disable_default_errors=true,disable_default_responses=true,openapi_configuration="$GATEWAY/openapi.yaml" \
   segmentation/v1/segment_service.proto segmentation/v1/user_admin_service.proto \
-  segmentation/v1/history_service.proto segmentation/v1/rest_error.proto
+  segmentation/v1/history_service.proto segmentation/v1/rest_error.proto segmentation/v1/rest_stream.proto
+
+# What the generator's options cannot express (openapi-finish.jq says what).
+jq --indent 2 -f "$GATEWAY/openapi-finish.jq" "$GEN/openapi/segments.swagger.json" >"$GEN/openapi/segments.json.tmp"
+mv "$GEN/openapi/segments.json.tmp" "$GEN/openapi/segments.swagger.json"
 
 # Swagger UI from its npm package, pinned; served next to our initializer.
 UI="$GATEWAY/internal/swagger/ui"

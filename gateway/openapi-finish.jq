@@ -1,0 +1,39 @@
+# The last touches on the OpenAPI document that protoc-gen-openapiv2 writes
+# from proto/ and openapi.yaml: what its options cannot express. generate.sh
+# runs it; each step fails the build if what it changes has gone away.
+
+# A minimum or maximum of 0 is dropped by the generator (it omits zero
+# values); query parameters get no ranges at all from it.
+def property($definition; $name; $fields):
+  if .definitions[$definition].properties[$name] == null then
+    error("openapi-finish.jq: no property \($definition).\($name)")
+  else .definitions[$definition].properties[$name] += $fields end;
+
+def query_parameter($path; $method; $name; $fields):
+  if [.paths[$path][$method].parameters[]? | select(.in == "query" and .name == $name)] | length != 1 then
+    error("openapi-finish.jq: no query parameter \($name) of \($method) \($path)")
+  else .paths[$path][$method].parameters |= map(if .in == "query" and .name == $name then . + $fields else . end) end;
+
+# Every $ref below a value.
+def refs: [.. | objects | .["$ref"]? | strings | ltrimstr("#/definitions/")];
+
+property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
+| property("v1UpdateSegmentPercentRequest"; "percentToFill"; {minimum: 0})
+# 0 means "not given" (Go clients of the original send it).
+| property("UpdateUserSegmentsRequestSegmentToAdd"; "secondsToBeInSegment"; {minimum: 0})
+| property("v1AddSegmentToUsersRequest"; "secondsToBeInSegment"; {minimum: 0})
+| query_parameter("/segments/get-history-report-link"; "get"; "month"; {minimum: 1, maximum: 12})
+| query_parameter("/segments/get-history-report-link"; "get"; "year"; {minimum: 1970, maximum: 9999})
+| query_parameter("/segments/list"; "get"; "pageSize"; {minimum: 0, maximum: 1000, default: 100})
+| query_parameter("/segments/list-members"; "get"; "pageSize"; {minimum: 0, maximum: 10000, default: 1000})
+| query_parameter("/segments/get-user-history"; "get"; "pageSize"; {minimum: 0, maximum: 1000, default: 100})
+
+# A 204 has no body, so no schema (the generator always writes one, empty).
+| .paths[][].responses |= with_entries(if .key == "204" then .value |= del(.schema) else . end)
+
+# Only the definitions that the operations use, directly or through others
+# (the responses of mutations, all 204, are not).
+| . as $doc
+| (reduce range(0; 20) as $_ ($doc.paths | refs | unique;
+    (. + ([.[] | $doc.definitions[.] | refs] | add // [])) | unique)) as $used
+| .definitions |= with_entries(select(.key as $k | $used | index($k)))
