@@ -323,7 +323,7 @@ func TestErrorHandler(t *testing.T) {
 			name:       "parse error",
 			err:        status.Error(codes.InvalidArgument, "unexpected token"),
 			wantStatus: http.StatusBadRequest,
-			want:       []entry{{TypeParse, "cannot parse the request: unexpected token"}},
+			want:       []entry{{TypeParse, "unexpected token"}},
 		},
 		{
 			name:       "conflict",
