@@ -141,7 +141,6 @@ absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const st
 }
 
 absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentCommand& command) {
-  const absl::Time requested_at = Now();
   std::vector<FieldViolation> problems;
   if (std::string why = DescribeSlugProblem(command.slug); !why.empty()) problems.push_back({Field::kSlug, why});
   std::optional<int32_t> percent = 0;
@@ -156,9 +155,8 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   std::optional<int64_t> auto_ttl_seconds;
   if (command.auto_seconds_to_be_in_segment) {
     const int64_t seconds = *command.auto_seconds_to_be_in_segment;
-    const int64_t max_seconds = absl::ToInt64Seconds(MaxDeadline(requested_at) - requested_at);
-    if (seconds < 1 || seconds > max_seconds) {
-      problems.push_back({Field::kAutoTtlSeconds, fmt::format("must be between 1 and {} (10 years)", max_seconds)});
+    if (seconds < 1 || seconds > kMaxTtlSeconds) {
+      problems.push_back({Field::kAutoTtlSeconds, fmt::format("must be between 1 and {} (3650 days)", kMaxTtlSeconds)});
     }
     auto_ttl_seconds = seconds;
   }

@@ -61,10 +61,9 @@ std::optional<absl::Time> ResolveTtl(const std::optional<int64_t>& seconds, cons
     problems.push_back({item.Member(Field::kTtlSeconds),
                         Description::Of("give ", Field::kTtlSeconds, " or ", Field::kTtlDeadline, ", not both")});
   } else if (seconds) {
-    const absl::Duration max_ttl = max_deadline - now;
-    if (*seconds >= 1 && absl::Seconds(*seconds) <= max_ttl) return now + absl::Seconds(*seconds);
-    problems.push_back({item.Member(Field::kTtlSeconds),
-                        fmt::format("must be between 1 and {} (10 years)", absl::ToInt64Seconds(max_ttl))});
+    if (*seconds >= 1 && *seconds <= kMaxTtlSeconds) return now + absl::Seconds(*seconds);
+    problems.push_back(
+        {item.Member(Field::kTtlSeconds), fmt::format("must be between 1 and {} (3650 days)", kMaxTtlSeconds)});
   } else if (deadline) {
     const absl::Time at = TruncateToMicros(*deadline);
     if (at <= now) {

@@ -16,6 +16,11 @@ namespace segments::domain {
 inline constexpr size_t kMaxSlugLength = 128;
 inline constexpr size_t kMaxDescriptionLength = 1000;
 
+// The longest TTL given in seconds: 3650 days. A fixed number rather than
+// "10 calendar years from now" (3652 or 3653 days, by the leap days ahead),
+// so that the API document can state it; it never reaches past MaxDeadline.
+inline constexpr int64_t kMaxTtlSeconds = int64_t{3650} * 24 * 60 * 60;
+
 // 1..128 chars of [A-Za-z0-9_.-], first one a letter or a digit.
 bool IsValidSlug(std::string_view slug);
 
@@ -25,8 +30,9 @@ std::optional<int32_t> ParsePercent(double percent);
 // The latest deadline a TTL may reach when set at `now`: 10 calendar years.
 absl::Time MaxDeadline(absl::Time now);
 
-// The deadline of a TTL given as seconds from `now` or as an instant (at
-// most one of them, 1 s .. 10 years ahead); nullopt with no problem when
+// The deadline of a TTL given as seconds from `now` (1 .. kMaxTtlSeconds) or
+// as an instant (after `now`, at most MaxDeadline(now)), at most one of
+// them; nullopt with no problem when
 // neither is given (permanent). Problems are appended, naming the
 // Field::kTtlSeconds or Field::kTtlDeadline member of `item` (the whole
 // request or an item of a list).
