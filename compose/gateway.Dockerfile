@@ -16,11 +16,12 @@ ARG PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 ARG GRPC_GATEWAY_VERSION=v2.33.0
 
 # protoc (Debian 12's, as on the host), the well-known types it imports
-# (google/protobuf/*.proto ship in libprotobuf-dev), google/api protos, and npm
-# for the Swagger UI package that gateway/generate.sh fetches with `npm pack`.
+# (google/protobuf/*.proto ship in libprotobuf-dev), google/api protos, npm
+# for the Swagger UI package that gateway/generate.sh fetches with `npm pack`,
+# and jq, which finishes the OpenAPI document (gateway/openapi-finish.jq).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      protobuf-compiler libprotobuf-dev golang-github-gogo-googleapis-dev npm \
+      protobuf-compiler libprotobuf-dev golang-github-gogo-googleapis-dev npm jq \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # generate.sh takes the plugins from .tools/bin, as scripts/install-deps.sh

@@ -17,6 +17,10 @@ def query_parameter($path; $method; $name; $fields):
 # Every $ref below a value.
 def refs: [.. | objects | .["$ref"]? | strings | ltrimstr("#/definitions/")];
 
+# The definitions that `roots` name, directly or through others.
+def closure($definitions; roots):
+  reduce range(0; 20) as $_ (roots | unique; (. + ([.[] | $definitions[.] | refs] | add // [])) | unique);
+
 property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
 | property("v1UpdateSegmentPercentRequest"; "percentToFill"; {minimum: 0})
 # 0 means "not given" (Go clients of the original send it).
@@ -31,9 +35,17 @@ property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
 # A 204 has no body, so no schema (the generator always writes one, empty).
 | .paths[][].responses |= with_entries(if .key == "204" then .value |= del(.schema) else . end)
 
-# Only the definitions that the operations use, directly or through others
-# (the responses of mutations, all 204, are not).
-| . as $doc
-| (reduce range(0; 20) as $_ ($doc.paths | refs | unique;
-    (. + ([.[] | $doc.definitions[.] | refs] | add // [])) | unique)) as $used
+# Only the definitions that the operations use (the responses of mutations,
+# all 204, are not).
+| closure(.definitions; .paths | refs) as $used
 | .definitions |= with_entries(select(.key as $k | $used | index($k)))
+
+# In a request body null is the same as leaving the field out (protojson, and
+# encoding/json for the original's clients): every optional property of what
+# a body holds says so.
+| closure(.definitions; [.paths[][].parameters[]? | select(.in == "body") | .schema] | refs) as $bodies
+| .definitions |= with_entries(
+    if (.key as $k | $bodies | index($k)) then
+      .value.required as $required
+      | .value.properties |= with_entries(if (.key as $p | $required // [] | index($p)) then . else .value["x-nullable"] = true end)
+    else . end)

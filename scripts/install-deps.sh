@@ -25,6 +25,7 @@ TEST_PACKAGES=(
   wrk # bench/run_http_bench.sh
   docker-compose # compose/check.sh validates compose/compose.yaml (no engine needed)
   clang-format clang-tidy # scripts/lint.sh; Debian 12's are version 14, which the tree is formatted with
+  python3-venv # tests/e2e/schemathesis.sh: schemathesis from PyPI in a virtualenv
 )
 case ${1:-} in
   '') ;;

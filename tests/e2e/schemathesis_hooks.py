@@ -1,0 +1,162 @@
+"""Schemathesis hooks of tests/e2e/schemathesis.sh.
+
+Two kinds, each with its reason:
+
+- map_case: rules of the API that JSON Schema (Swagger 2.0) cannot state, because they relate two
+  fields or depend on the clock or on what the server issued. The document says each one in words;
+  here the requests that schemathesis generates as valid ("positive") are made to follow them, so
+  that the 400 the server rightly answers when one is broken is not reported as "valid data
+  rejected". Requests generated as invalid are left as they are.
+- filter_failure: the failures that are false positives of a check, each with why. Nothing else
+  is dropped: every other check runs on every response.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+from schemathesis.generation.modes import GenerationMode
+
+# The zero instant: a Go client's "not given" (docs/openapi.md).
+ZERO_DEADLINE = "0001-01-01T00:00:00Z"
+
+# The next-page tokens the service has issued; any other token is refused.
+issued_page_tokens: set[str] = set()
+
+
+def _is_positive(case) -> bool:
+    return case.meta is not None and case.meta.generation.mode == GenerationMode.POSITIVE
+
+
+def _parse_time(text) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _future_deadline(value) -> str:
+    """`value` moved into the window the server accepts: after now, at most 10 years ahead.
+
+    The generated instant picks the offset (1 minute to about 9 years), so different values stay
+    different.
+    """
+    parsed = _parse_time(value)
+    seed = parsed.toordinal() * 86400 + parsed.hour * 3600 + parsed.minute * 60 + parsed.second if parsed else 0
+    offset = timedelta(minutes=1) + timedelta(seconds=seed % (9 * 365 * 86400))
+    return (datetime.now(timezone.utc) + offset).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _one_ttl(item: dict) -> None:
+    """A TTL is secondsToBeInSegment or deadlineForStayingInSegment, never both; a deadline is
+    in the future and at most 10 years ahead. 0 and the zero instant mean "not given"."""
+    deadline = item.get("deadlineForStayingInSegment")
+    if deadline is None or deadline == ZERO_DEADLINE:
+        return
+    if item.get("secondsToBeInSegment", 0) != 0:
+        del item["deadlineForStayingInSegment"]
+    else:
+        item["deadlineForStayingInSegment"] = _future_deadline(deadline)
+
+
+def _user_key(user_id: str) -> str:
+    # UUIDs compare in any letter case; a decimal id has none.
+    return user_id.lower()
+
+
+def _distinct(values, key):
+    seen, out = set(), []
+    for value in values:
+        k = key(value)
+        if k not in seen:
+            seen.add(k)
+            out.append(value)
+    return out
+
+
+def _change_for_user(body: dict) -> None:
+    # No slug twice in segmentsToAdd, none in both lists (duplicates in segmentsToRemove count once).
+    adds = body.get("segmentsToAdd")
+    if isinstance(adds, list):
+        adds[:] = _distinct(adds, lambda item: item.get("segmentSlug"))
+        for item in adds:
+            _one_ttl(item)
+        added = {item.get("segmentSlug") for item in adds}
+        removes = body.get("segmentsToRemove")
+        if isinstance(removes, list):
+            removes[:] = [item for item in removes if item.get("segmentSlug") not in added]
+
+
+def _create_segment(body: dict) -> None:
+    # A slug may be in includeSegments or in excludeSegments, not in both.
+    include = set(body.get("includeSegments") or [])
+    if isinstance(body.get("excludeSegments"), list):
+        body["excludeSegments"] = [slug for slug in body["excludeSegments"] if slug not in include]
+
+
+def _bulk(body: dict) -> None:
+    # No user twice, comparing ids as the server does; the TTL rules of change-for-user.
+    if isinstance(body.get("userIDs"), list):
+        body["userIDs"] = _distinct(body["userIDs"], _user_key)
+    _one_ttl(body)
+
+
+def _user_history(query: dict) -> None:
+    # `to` must be later than `from`.
+    start, end = _parse_time(query.get("from")), _parse_time(query.get("to"))
+    if start is not None and end is not None and start >= end:
+        del query["to"]
+
+
+BODY_RULES = {
+    ("POST", "/segments/change-for-user"): _change_for_user,
+    ("POST", "/segments/create"): _create_segment,
+    ("POST", "/segments/bulk-add"): _bulk,
+    ("POST", "/segments/bulk-remove"): _bulk,
+}
+QUERY_RULES = {
+    ("GET", "/segments/get-user-history"): _user_history,
+}
+PAGED = {"/segments/list", "/segments/list-members", "/segments/get-user-history"}
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _is_positive(case):
+        return case
+    key = (case.method.upper(), case.path)
+    if key in BODY_RULES and isinstance(case.body, dict):
+        BODY_RULES[key](case.body)
+    if isinstance(case.query, dict):
+        if key in QUERY_RULES:
+            QUERY_RULES[key](case.query)
+        # A page token is opaque: only one the service issued is valid (the stateful phase passes
+        # them on through the document's links, after this hook).
+        if case.path in PAGED and case.query.get("pageToken") not in issued_page_tokens | {None, ""}:
+            del case.query["pageToken"]
+    return case
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if case.path in PAGED and response.status_code == 200:
+        try:
+            token = json.loads(response.content).get("nextPageToken")
+        except (ValueError, AttributeError):
+            return
+        if token:
+            issued_page_tokens.add(token)
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    # content_type_conformance: Swagger 2.0 has one `produces` list per operation, so the check
+    # expects application/json on every response of a mutation; a 204 has no body and so no
+    # Content-Type (RFC 9110, 8.3), which the check reports as missing.
+    if type(failure).__name__ == "MissingContentType" and response.status_code == 204:
+        return False
+    return True
