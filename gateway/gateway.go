@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
+	"segments/gateway/internal/decode"
 	"segments/gateway/internal/httperr"
 	"segments/gateway/internal/middleware"
 	"segments/gateway/internal/report"
@@ -176,18 +177,26 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
 	}
+	paths := routedPaths()
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &compactJSON{runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			// Zero numbers, empty strings and empty lists are written; an
+			// absent message (a permanent member's expiresAt) is left out.
+			MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}}),
+		runtime.SetQueryParameterParser(&decode.QueryParser{}),
 		runtime.WithErrorHandler(httperr.ErrorHandler),
 		runtime.WithStreamErrorHandler(httperr.StreamErrorHandler),
-		runtime.WithRoutingErrorHandler(httperr.RoutingErrorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler(paths)),
 		runtime.WithForwardResponseOption(noContentForMutations),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
-		// Pass no HTTP headers on as gRPC metadata but the standard ones.
+		// Pass no HTTP headers on as gRPC metadata but the standard ones,
+		// and no gRPC metadata back as Grpc-Metadata-* headers or trailers:
+		// the server's metadata is not part of the HTTP API.
 		runtime.WithIncomingHeaderMatcher(runtime.DefaultHeaderMatcher),
+		runtime.WithOutgoingHeaderMatcher(dropMetadata),
+		runtime.WithOutgoingTrailerMatcher(dropMetadata),
 		runtime.WithMiddlewares(upstreamDeadline(&opts)),
 	)
 	if err := segmentationv1.RegisterSegmentServiceHandler(ctx, mux, conn); err != nil {
@@ -212,35 +221,37 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 		middleware.AccessLog(opts.Logger),
 		middleware.LimitBody(opts.MaxBodyBytes),
 		middleware.RequireUTF8Query,
+		servePaths(paths, report.Path),
 	), nil
 }
 
+func dropMetadata(string) (string, bool) { return "", false }
+
 // compactJSON is protojson without the random spaces protojson adds on
 // purpose, so that equal answers are equal bytes (clients, caches, docs),
-// and with a strict decoder: a body is one JSON value and nothing else.
+// and with the body decoder of package decode: a body is one JSON object
+// and nothing else, its keys match as encoding/json matches them, and
+// errors name the field.
 type compactJSON struct{ runtime.JSONPb }
 
 // NewDecoder reads the whole body (LimitBody has bounded it already). An
 // empty body decodes as io.EOF, which grpc-gateway treats as an empty
-// request; data after the first JSON value is a parse error.
+// request. grpc-gateway turns an error into INVALID_ARGUMENT with the
+// error's text, which httperr shows as it is.
 func (m *compactJSON) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
 		data, err := io.ReadAll(r)
 		if err != nil {
-			return err
+			return errors.New("cannot read the request body")
 		}
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		var first json.RawMessage
-		if err := dec.Decode(&first); err != nil {
-			return err
+		msg, ok := v.(proto.Message)
+		if !ok { // a body bound to a field that is not a message; none today
+			return m.JSONPb.Unmarshal(data, v)
 		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return errors.New("unexpected data after the JSON value")
-		}
-		return m.JSONPb.Unmarshal(first, v)
+		return decode.Body(data, msg, m.UnmarshalOptions)
 	})
 }
 

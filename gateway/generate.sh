@@ -30,12 +30,20 @@ protoc -I "$ROOT/proto" -I "$GOOGLEAPIS" \
   segmentation/v1/history_service.proto segmentation/v1/rest_error.proto
 
 # Swagger UI from its npm package, pinned; served next to our initializer.
+# UI_FILES are what index.html loads (the gateway's tests check that each
+# one is served); fetched again when one is missing.
 UI="$GATEWAY/internal/swagger/ui"
-if [[ ! -f $UI/.version || $(<"$UI/.version") != "$SWAGGER_UI_VERSION" ]]; then
+UI_FILES=(index.html index.css swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js
+  favicon-32x32.png favicon-16x16.png)
+ui_current() {
+  [[ -f $UI/.version && $(<"$UI/.version") == "$SWAGGER_UI_VERSION" ]] || return 1
+  for f in "${UI_FILES[@]}"; do [[ -f $UI/$f ]] || return 1; done
+}
+if ! ui_current; then
   tmp="$(mktemp -d)"
   (cd "$tmp" && npm pack --silent "swagger-ui-dist@$SWAGGER_UI_VERSION" >/dev/null && tar -xzf ./*.tgz)
   rm -rf "$UI" && mkdir -p "$UI"
-  for f in index.html swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js favicon-32x32.png; do
+  for f in "${UI_FILES[@]}"; do
     cp "$tmp/package/$f" "$UI/"
   done
   echo "$SWAGGER_UI_VERSION" >"$UI/.version"

@@ -70,12 +70,19 @@ func (f *fakeBackend) StreamSegmentMembers(req *segmentationv1.StreamSegmentMemb
 		return err
 	}
 	f.mu.Lock()
-	batches, streamErr := f.batches, f.streamErr
+	batches, streamErr, hold, ended := f.batches, f.streamErr, f.holdStream, f.streamEnded
 	f.mu.Unlock()
+	if ended != nil {
+		defer close(ended)
+	}
 	for _, b := range batches {
 		if err := stream.Send(b); err != nil {
 			return err
 		}
+	}
+	if hold {
+		<-stream.Context().Done()
+		return status.FromContextError(stream.Context().Err()).Err()
 	}
 	return streamErr
 }
@@ -305,8 +312,8 @@ func TestStreamMembersIsNewlineDelimitedJSON(t *testing.T) {
 	}
 	want := `{"result":{"members":[` +
 		`{"userID":"` + userID + `","addedAt":"2023-08-29T10:13:42.123456Z","expiresAt":"2023-08-29T11:13:42.123456Z","automatic":false},` +
-		`{"userID":"` + other + `","addedAt":"2023-08-29T10:13:42.123456Z","expiresAt":null,"automatic":true}]}}` + "\n" +
-		`{"result":{"members":[{"userID":"` + other + `","addedAt":"2023-08-29T10:13:42.123456Z","expiresAt":null,"automatic":true}]}}` + "\n"
+		`{"userID":"` + other + `","addedAt":"2023-08-29T10:13:42.123456Z","automatic":true}]}}` + "\n" +
+		`{"result":{"members":[{"userID":"` + other + `","addedAt":"2023-08-29T10:13:42.123456Z","automatic":true}]}}` + "\n"
 	if string(r.body) != want {
 		t.Fatalf("body\n%s\nwant\n%s", r.body, want)
 	}

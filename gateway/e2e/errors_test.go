@@ -23,7 +23,6 @@ func TestParseErrors(t *testing.T) {
 		{http.MethodPost, "/segments/create", `{"slug":"A"`},
 		{http.MethodPost, "/segments/create", `{"slug":["A"]}`},
 		{http.MethodPost, "/segments/create", `{"percentToFill":"lots","slug":"A"}`},
-		{http.MethodPost, "/segments/create", `{"slug":"A","slug":"B"}`},
 		{http.MethodDelete, "/segments/remove", `<slug>S</slug>`},
 		{http.MethodDelete, "/segments/remove", `{"slug":true}`},
 		{http.MethodPost, "/segments/change-for-user", `{"userID":"` + user + `","segmentsToAdd":"x"}`},
@@ -42,6 +41,11 @@ func TestParseErrors(t *testing.T) {
 		entries := wantError(t, r, http.StatusBadRequest, "parse_error")
 		if len(entries) != 1 {
 			t.Errorf("%s %s: want one entry, got %q", tc.path, tc.body, entries)
+		}
+		for _, internal := range []string{"proto", "(line ", "strconv"} {
+			if strings.Contains(entries[0].Info, internal) {
+				t.Errorf("%s %s: info %q has protobuf-go's or strconv's words", tc.path, tc.body, entries[0].Info)
+			}
 		}
 	}
 	// Nothing changed.

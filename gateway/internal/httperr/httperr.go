@@ -75,7 +75,9 @@ func One(typ, info string) *Entry { return &Entry{Type: typ, Info: info} }
 // FromStatus maps a gRPC status to the HTTP status and the entries: one per
 // google.rpc.BadRequest field violation the server reported. An
 // INVALID_ARGUMENT without violations comes from the gateway itself failing
-// to read the request (JSON syntax, JSON types, query values): parse_error.
+// to read the request (JSON syntax, JSON types, query values): parse_error,
+// with the message as it is, since the gateway's decoders (package decode)
+// write it as "field: problem".
 func FromStatus(st *status.Status) (int, []*Entry) {
 	violations := fieldViolations(st)
 	entries := func(typ string) []*Entry {
@@ -95,7 +97,7 @@ func FromStatus(st *status.Status) (int, []*Entry) {
 	switch st.Code() {
 	case codes.InvalidArgument:
 		if len(violations) == 0 {
-			return http.StatusBadRequest, []*Entry{One(TypeParse, "cannot parse the request: "+parseDetail(st.Message()))}
+			return http.StatusBadRequest, []*Entry{One(TypeParse, parseDetail(st.Message()))}
 		}
 		return http.StatusBadRequest, entries(TypeValidation)
 	case codes.FailedPrecondition, codes.OutOfRange:
@@ -119,10 +121,14 @@ func FromStatus(st *status.Status) (int, []*Entry) {
 }
 
 // parseDetail drops the "proto:" prefix of protobuf-go's messages, which
-// protobuf-go spells with a random kind of space on purpose.
+// protobuf-go spells with a random kind of space on purpose, should one
+// come by; an empty message becomes a generic one.
 func parseDetail(message string) string {
 	for _, prefix := range []string{"proto: ", "proto:\u00a0"} {
 		message = strings.TrimPrefix(message, prefix)
+	}
+	if message == "" {
+		return "cannot parse the request"
 	}
 	return message
 }

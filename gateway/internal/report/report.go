@@ -17,12 +17,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
+	"segments/gateway/internal/decode"
 	"segments/gateway/internal/httperr"
 )
 
@@ -40,8 +39,8 @@ func Handler(client segmentationv1.HistoryServiceClient, timeout time.Duration, 
 			return
 		}
 		request := &segmentationv1.DownloadHistoryReportRequest{}
-		if err := runtime.PopulateQueryParameters(request, r.URL.Query(), utilities.NewDoubleArray(nil)); err != nil {
-			httperr.Write(w, http.StatusBadRequest, httperr.One(httperr.TypeParse, "cannot parse the report link: "+err.Error()))
+		if err := decode.Query(request, r.URL.Query()); err != nil {
+			httperr.Write(w, http.StatusBadRequest, httperr.One(httperr.TypeParse, "report link: "+err.Error()))
 			return
 		}
 

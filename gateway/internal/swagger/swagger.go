@@ -30,7 +30,9 @@ const initializer = `window.onload = function () {
 };
 `
 
-// Handler serves /swagger/doc.json, /swagger/index.html and the UI's assets.
+// Handler serves /swagger/doc.json, /swagger/index.html and the UI's assets,
+// to GET and HEAD (net/http drops the body of a HEAD answer); other methods
+// get 405 with Allow.
 func Handler() http.Handler {
 	assets, err := fs.Sub(ui, "ui")
 	if err != nil {
@@ -38,6 +40,12 @@ func Handler() http.Handler {
 	}
 	files := http.StripPrefix("/swagger/", http.FileServer(http.FS(assets)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httperr.Write(w, http.StatusMethodNotAllowed,
+				httperr.One(httperr.TypeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path))
+			return
+		}
 		switch r.URL.Path {
 		case "/swagger/doc.json":
 			w.Header().Set("Content-Type", "application/json")
