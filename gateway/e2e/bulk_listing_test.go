@@ -117,7 +117,7 @@ func TestBulkAddAndRemove(t *testing.T) {
 		{bulkBody(slug, []string{"not-a-uuid"}, ""), "validation_error", "userIDs[0]: *"},
 		{bulkBody(slug, []string{u[4]}, `,"secondsToBeInSegment":60,"deadlineForStayingInSegment":"2100-01-01T00:00:00Z"`),
 			"validation_error", "*"},
-		{bulkBody(slug, []string{u[4]}, `,"secondsToBeInSegment":0`), "validation_error", "secondsToBeInSegment: *"},
+		{bulkBody(slug, []string{u[4]}, `,"secondsToBeInSegment":-1`), "validation_error", "secondsToBeInSegment: *"},
 		{`{"slug":"BULK","userIDs":"` + u[4] + `"}`, "parse_error", "*"},
 	} {
 		wantOneError(t, call(t, http.MethodPost, "/segments/bulk-add", tc.body), http.StatusBadRequest, tc.typ, tc.info)

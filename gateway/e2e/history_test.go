@@ -259,7 +259,7 @@ func TestHistoryReport(t *testing.T) {
 	change(u3, `"segmentsToAdd":[{"segmentSlug":"HIST_A"},{"segmentSlug":"HIST_B"}]`)
 	// Nothing happens for a change that is refused.
 	wantError(t, s.call(t, http.MethodPost, "/segments/change-for-user",
-		`{"userID":"`+u2+`","segmentsToAdd":[{"segmentSlug":"HIST_B"}],"segmentsToRemove":[{"segmentSlug":"HIST_T"}]}`),
+		`{"userID":"`+u2+`","segmentsToAdd":[{"segmentSlug":"HIST_B"},{"segmentSlug":"HIST_A"}]}`),
 		http.StatusBadRequest, "validation_error")
 	s.mutate(t, http.MethodDelete, "/segments/remove", `{"slug":"HIST_C"}`)
 	s.mutate(t, http.MethodDelete, "/segments/remove-user", `{"userID":"`+u3+`"}`)

@@ -140,8 +140,11 @@ func TestTTLExpiryIsPerMembership(t *testing.T) {
 	if time.Now().Before(deadline) {
 		t.Fatalf("DEADLINE disappeared before %v", deadline)
 	}
-	// Removing an expired segment: the user is not in it any more.
-	wantOneError(t, call(t, http.MethodPost, "/segments/change-for-user",
-		`{"userID":"`+user+`","segmentsToRemove":[{"segmentSlug":"SHORT"}]}`),
-		http.StatusBadRequest, "validation_error", `segmentsToRemove[0].segmentSlug: user is not in segment "SHORT"`)
+	// Removing an expired segment: the user is not in it any more, so
+	// nothing happens, as in the original service.
+	wantNoContent(t, call(t, http.MethodPost, "/segments/change-for-user",
+		`{"userID":"`+user+`","segmentsToRemove":[{"segmentSlug":"SHORT"}]}`))
+	if got := segmentsOf(t, user); !slices.Equal(got, []string{"FOREVER"}) {
+		t.Fatalf("segments after removing an expired one = %q, want [FOREVER]", got)
+	}
 }

@@ -81,15 +81,17 @@ TEST_CASE_METHOD(TtlFixture, "deadlineForStayingInSegment: the membership ends a
   CHECK(SegmentsOf(kUser1).empty());
 }
 
-TEST_CASE_METHOD(TtlFixture, "An expired membership cannot be removed by hand", "[service][ttl]") {
+TEST_CASE_METHOD(TtlFixture, "Removing an expired membership by hand records only its TTL exit", "[service][ttl]") {
+  const absl::Time t0 = Now();
   REQUIRE(Update(Change(kUser1, {{"TTL", 60}})).ok());
-  clock.Advance(absl::Seconds(60));
-  const auto before = Snapshot();
+  clock.Advance(absl::Seconds(90));
   const grpc::Status status = Update(Change(kUser1, {}, {"TTL"}));
   INFO(Describe(status));
-  CHECK(status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
-  CHECK(ViolationFields(status) == std::vector<std::string>{"segmentsToRemove[0].segmentSlug"});
-  CHECK(Snapshot() == before);
+  REQUIRE(status.ok());
+  // The user was not in it any more: no manual removal, only the exit at the deadline.
+  CHECK(HistoryOf(kUser1) ==
+        Rows{Event("TTL", "add", "manual", t0), Event("TTL", "remove", "ttl", t0 + absl::Seconds(60))});
+  CHECK(Count("SELECT count(*) FROM memberships") == 0);
 }
 
 TEST_CASE_METHOD(TtlFixture, "A membership still running can be removed before its deadline", "[service][ttl]") {

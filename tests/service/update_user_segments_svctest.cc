@@ -120,30 +120,17 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects a malformed user id"
   ExpectRefused(Change(user, {{"A"}}), grpc::StatusCode::INVALID_ARGUMENT, {"userID"});
 }
 
-TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects an empty change", "[service][update_user_segments]") {
-  const Rows before = Snapshot();
-  const grpc::Status status = Update(Change(kUser1, {}, {}));
-  INFO(Describe(status));
-  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK(FieldViolations(status).size() == 1);
-  CHECK(Snapshot() == before);
-}
-
 TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects malformed slugs naming each path",
                  "[service][update_user_segments]") {
   ExpectRefused(Change(kUser1, {{"A"}, {"bad slug"}, {""}}, {"B", "_x"}), grpc::StatusCode::INVALID_ARGUMENT,
                 {"segmentsToAdd[1].segmentSlug", "segmentsToAdd[2].segmentSlug", "segmentsToRemove[1].segmentSlug"});
 }
 
-TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects a slug listed twice", "[service][update_user_segments]") {
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects a slug added twice or both added and removed",
+                 "[service][update_user_segments]") {
   SECTION("twice in segmentsToAdd") {
     ExpectRefused(Change(kUser1, {{"A"}, {"B"}, {"A", 60}}), grpc::StatusCode::INVALID_ARGUMENT,
                   {"segmentsToAdd[2].segmentSlug"});
-  }
-  SECTION("twice in segmentsToRemove") {
-    REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
-    ExpectRefused(Change(kUser1, {}, {"A", "A"}), grpc::StatusCode::INVALID_ARGUMENT,
-                  {"segmentsToRemove[1].segmentSlug"});
   }
   SECTION("in both lists") {
     REQUIRE(Update(Change(kUser1, {{"B"}})).ok());
@@ -158,8 +145,8 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects bad TTLs", "[service
     ExpectRefused(Change(kUser1, {{"A"}, {"B", 60, Now() + absl::Hours(1)}}), grpc::StatusCode::INVALID_ARGUMENT,
                   {"segmentsToAdd[1].secondsToBeInSegment"});
   }
-  SECTION("seconds not positive") {
-    for (const int64_t seconds : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
+  SECTION("seconds negative (0 means not given)") {
+    for (const int64_t seconds : {int64_t{-1}, std::numeric_limits<int64_t>::min()}) {
       INFO("seconds " << seconds);
       ExpectRefused(Change(kUser1, {{"A", seconds}}), grpc::StatusCode::INVALID_ARGUMENT,
                     {"segmentsToAdd[0].secondsToBeInSegment"});
@@ -189,7 +176,7 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments rejects bad TTLs", "[service
 
 TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments reports every shape problem at once",
                  "[service][update_user_segments]") {
-  ExpectRefused(Change("nobody", {{"A", 0}, {"a b"}, {"A"}}, {"A"}), grpc::StatusCode::INVALID_ARGUMENT,
+  ExpectRefused(Change("nobody", {{"A", -1}, {"a b"}, {"A"}}, {"A"}), grpc::StatusCode::INVALID_ARGUMENT,
                 {"userID", "segmentsToAdd[0].secondsToBeInSegment", "segmentsToAdd[1].segmentSlug",
                  "segmentsToAdd[2].segmentSlug", "segmentsToRemove[0].segmentSlug"});
 }
@@ -232,19 +219,45 @@ TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments refuses to add a segment the
         Rows{{"A", At(Now() - absl::Seconds(1)), At(Now() - absl::Seconds(1) + absl::Seconds(3600))}});
 }
 
-TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments refuses to remove a segment the user is not in",
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments: removing a segment the user is not in changes nothing",
                  "[service][update_user_segments]") {
+  const absl::Time t0 = Now();
   REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
-  ExpectRefused(Change(kUser1, {{"C"}}, {"A", "B", "D"}), grpc::StatusCode::FAILED_PRECONDITION,
-                {"segmentsToRemove[1].segmentSlug", "segmentsToRemove[2].segmentSlug"});
-  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"A"});
-  CHECK(Count("SELECT count(*) FROM history") == 1);
+  clock.Advance(absl::Seconds(1));
+  const absl::Time t1 = Now();
+  // B and D are not held: no event for them; A listed twice ends once.
+  const grpc::Status status = Update(Change(kUser1, {{"C"}}, {"A", "B", "D", "A"}));
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"C"});
+  CHECK(HistoryOf(kUser1) ==
+        Rows{Event("A", "add", "manual", t0), Event("A", "remove", "manual", t1), Event("C", "add", "manual", t1)});
+  // Opt-outs are kept for real removals only.
+  CHECK(Count("SELECT count(*) FROM auto_opt_outs") == 1);
 }
 
-TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments lists both kinds of conflict", "[service][update_user_segments]") {
-  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
-  ExpectRefused(Change(kUser1, {{"A"}}, {"B"}), grpc::StatusCode::FAILED_PRECONDITION,
-                {"segmentsToAdd[0].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments with nothing to add or remove is a no-op",
+                 "[service][update_user_segments]") {
+  const Rows before = Snapshot();
+  CHECK(Update(Change(kUser1, {})).ok());
+  CHECK(Update(Change(kUser2, {})).ok());  // an unknown user: nothing is looked up
+  CHECK(Snapshot() == before);
+  ExpectRefused(Change("nobody", {}), grpc::StatusCode::INVALID_ARGUMENT, {"userID"});
+}
+
+TEST_CASE_METHOD(UpdateFixture, "UpdateUserSegments: zero TTL values mean not given",
+                 "[service][update_user_segments][ttl]") {
+  // What the original's Go clients send: both fields, at their zero values.
+  const absl::Time go_zero_time = absl::FromUnixSeconds(-62135596800);
+  const absl::Time t0 = Now();
+  const grpc::Status status = Update(
+      Change(kUser1, {{"A", 0, go_zero_time}, {"B", 60, go_zero_time}, {"C", 0, t0 + absl::Hours(1)}, {"D", 0}}));
+  INFO(Describe(status));
+  REQUIRE(status.ok());
+  CHECK(MembershipsOf(kUser1) == Rows{{"A", At(t0), ""},
+                                      {"B", At(t0), At(t0 + absl::Seconds(60))},
+                                      {"C", At(t0), At(t0 + absl::Hours(1))},
+                                      {"D", At(t0), ""}});
 }
 
 }  // namespace

@@ -30,14 +30,31 @@ func change(user string, add []*toAdd, remove ...string) *segmentationv1.UpdateU
 
 var deadline = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// changeCase is a change-for-user body and the request it must read as.
+type changeCase struct {
+	body string
+	want *segmentationv1.UpdateUserSegmentsRequest
+}
+
+func wantChanges(t *testing.T, tests []changeCase) {
+	t.Helper()
+	for _, tc := range tests {
+		got := &segmentationv1.UpdateUserSegmentsRequest{}
+		if err := Body([]byte(tc.body), got, lenient); err != nil {
+			t.Errorf("%s: %v", tc.body, err)
+			continue
+		}
+		if !proto.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.body, got, tc.want)
+		}
+	}
+}
+
 // Keys match as encoding/json matches them, in nested messages and arrays
 // of messages too; the proto names protojson takes still work; unknown keys
 // are dropped.
 func TestBodyKeysMatchAsEncodingJSON(t *testing.T) {
-	tests := []struct {
-		body string
-		want *segmentationv1.UpdateUserSegmentsRequest
-	}{
+	tests := []changeCase{
 		{`{"userID":"u"}`, change("u", nil)},
 		{`{"userId":"u"}`, change("u", nil)},
 		{`{"UserID":"u"}`, change("u", nil)},
@@ -56,26 +73,14 @@ func TestBodyKeysMatchAsEncodingJSON(t *testing.T) {
 				{SegmentSlug: "C", DeadlineForStayingInSegment: timestamppb.New(deadline)},
 			}, "D")},
 	}
-	for _, tc := range tests {
-		got := &segmentationv1.UpdateUserSegmentsRequest{}
-		if err := Body([]byte(tc.body), got, lenient); err != nil {
-			t.Errorf("%s: %v", tc.body, err)
-			continue
-		}
-		if !proto.Equal(got, tc.want) {
-			t.Errorf("%s: got %v, want %v", tc.body, got, tc.want)
-		}
-	}
+	wantChanges(t, tests)
 }
 
 // Several keys for one field: the last one wins, as with encoding/json
 // (protojson alone refuses a field given twice); a null after a value
 // leaves the value, except for a list, which it empties.
 func TestBodyDuplicateKeysLastOneWins(t *testing.T) {
-	tests := []struct {
-		body string
-		want *segmentationv1.UpdateUserSegmentsRequest
-	}{
+	tests := []changeCase{
 		{`{"userID":"a","userId":"b"}`, change("b", nil)},
 		{`{"userId":"b","userID":"a"}`, change("a", nil)},
 		{`{"userID":"a","userID":"b"}`, change("b", nil)},
@@ -87,16 +92,7 @@ func TestBodyDuplicateKeysLastOneWins(t *testing.T) {
 		{`{"segmentsToAdd":[{"segmentSlug":"A","SEGMENTSLUG":"B","secondsToBeInSegment":1,"seconds_to_be_in_segment":2}]}`,
 			change("", []*toAdd{{SegmentSlug: "B", SecondsToBeInSegment: proto.Int64(2)}})},
 	}
-	for _, tc := range tests {
-		got := &segmentationv1.UpdateUserSegmentsRequest{}
-		if err := Body([]byte(tc.body), got, lenient); err != nil {
-			t.Errorf("%s: %v", tc.body, err)
-			continue
-		}
-		if !proto.Equal(got, tc.want) {
-			t.Errorf("%s: got %v, want %v", tc.body, got, tc.want)
-		}
-	}
+	wantChanges(t, tests)
 }
 
 // The original's request type, decoded by encoding/json: the oracle.

@@ -229,6 +229,13 @@ func TestInvalidArgumentWithoutDetailsIsParseError(t *testing.T) {
 			t.Errorf("FromStatus(%q): info = %q, want it to end with %q and drop \"proto:\"", msg, info, detail)
 		}
 	}
+	// The gateway's decoders write complete texts: shown as they are, and
+	// never an empty info.
+	for msg, want := range map[string]string{`month: must be an integer, got ""`: `month: must be an integer, got ""`, "": "cannot parse the request"} {
+		if _, entries := FromStatus(status.New(codes.InvalidArgument, msg)); len(entries) != 1 || entries[0].GetInfo() != want {
+			t.Errorf("FromStatus(%q): entries %v, want one with info %q", msg, entries, want)
+		}
+	}
 	const msg = detail
 	// An empty BadRequest detail is still "no violations".
 	code, entries := FromStatus(withViolations(t, codes.InvalidArgument, msg))

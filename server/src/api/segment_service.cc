@@ -3,6 +3,7 @@
 #include "api/grpc_status.h"
 #include "api/paced_stream.h"
 #include "api/proto_time.h"
+#include "api/ttl_fields.h"
 #include "api/unary_call.h"
 #include "common/status_macros.h"
 
@@ -14,10 +15,7 @@ namespace v1 = segmentation::v1;
 domain::UpdateUserSegmentsCommand ToCommand(const v1::UpdateUserSegmentsRequest& request) {
   domain::UpdateUserSegmentsCommand command{request.user_id(), {}, {}};
   for (const auto& add : request.segments_to_add()) {
-    domain::SegmentToAdd item{add.segment_slug(), {}};
-    if (add.has_seconds_to_be_in_segment()) item.ttl.seconds = add.seconds_to_be_in_segment();
-    if (add.has_deadline_for_staying_in_segment()) item.ttl.deadline = FromProto(add.deadline_for_staying_in_segment());
-    command.to_add.push_back(std::move(item));
+    command.to_add.push_back({add.segment_slug(), TtlInputOf(add)});
   }
   for (const auto& remove : request.segments_to_remove()) command.to_remove.push_back(remove.segment_slug());
   return command;
@@ -103,9 +101,8 @@ grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerCont
                                          {request->exclude_segments().begin(), request->exclude_segments().end()},
                                          std::nullopt};
     if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
-    if (request->has_auto_seconds_to_be_in_segment()) {
-      command.auto_seconds_to_be_in_segment = request->auto_seconds_to_be_in_segment();
-    }
+    command.auto_seconds_to_be_in_segment =
+        GivenSeconds(request->has_auto_seconds_to_be_in_segment(), request->auto_seconds_to_be_in_segment());
     ASSIGN_OR_RETURN(const domain::Segment created, use_cases_.CreateSegment(command));
     SegmentToProto(created, response->mutable_segment());
     return absl::OkStatus();
@@ -198,10 +195,7 @@ grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServer
                                                             v1::AddSegmentToUsersResponse* response) {
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
     domain::SegmentUsersCommand command = SegmentUsersCommandOf(*request);
-    if (request->has_seconds_to_be_in_segment()) command.ttl.seconds = request->seconds_to_be_in_segment();
-    if (request->has_deadline_for_staying_in_segment()) {
-      command.ttl.deadline = FromProto(request->deadline_for_staying_in_segment());
-    }
+    command.ttl = TtlInputOf(*request);
     ASSIGN_OR_RETURN(const domain::BulkAddResult result, bulk_.AddSegmentToUsers(command));
     response->set_added(result.added);
     response->set_already_members(result.already_members);

@@ -31,19 +31,29 @@ struct PlannedAdd {
   std::optional<absl::Time> expires_at;
 };
 
-// Checks everything that needs no database; fills `adds` with deadlines.
+// A removal after validation: the first place its slug is listed (a slug
+// listed again is the same removal).
+struct PlannedRemove {
+  size_t index = 0;
+  std::string slug;
+};
+
+// A change for one user after validation.
+struct PlannedChange {
+  std::vector<PlannedAdd> adds;
+  std::vector<PlannedRemove> removes;
+};
+
+// Checks everything that needs no database; fills `plan` with deadlines and
+// the distinct removals.
 std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& command, absl::Time now,
-                                          std::vector<PlannedAdd>& adds) {
+                                          PlannedChange& plan) {
   std::vector<FieldViolation> problems;
   if (!command.user_id.ok()) problems.push_back({Field::kUserId, command.user_id.problem()});
-  if (command.to_add.empty() && command.to_remove.empty()) {
-    problems.push_back({FieldPath(), Description::Of(Field::kSegmentsToAdd, " or ", Field::kSegmentsToRemove,
-                                                     " must list at least one segment")});
-  }
   absl::flat_hash_map<std::string, size_t> added;  // slug -> first index
   for (size_t i = 0; i < command.to_add.size(); ++i) {
     const SegmentToAdd& item = command.to_add[i];
-    PlannedAdd plan{item.slug, std::nullopt};
+    PlannedAdd add{item.slug, std::nullopt};
     if (std::string why = DescribeSlugProblem(item.slug); !why.empty()) {
       problems.push_back({AddPath(i, Field::kSegmentSlug), why});
     } else if (auto [it, fresh] = added.emplace(item.slug, i); !fresh) {
@@ -51,21 +61,22 @@ std::vector<FieldViolation> ValidateShape(const UpdateUserSegmentsCommand& comma
                           Description::Of(fmt::format("segment \"{}\" is already listed at ", item.slug),
                                           FieldPath(Field::kSegmentsToAdd, it->second))});
     }
-    plan.expires_at =
+    add.expires_at =
         ResolveTtl(item.ttl.seconds, item.ttl.deadline, now, FieldPath(Field::kSegmentsToAdd, i), problems);
-    adds.push_back(std::move(plan));
+    plan.adds.push_back(std::move(add));
   }
-  absl::flat_hash_map<std::string, size_t> removed;
+  absl::flat_hash_set<std::string> removed;
   for (size_t i = 0; i < command.to_remove.size(); ++i) {
     const std::string& slug = command.to_remove[i];
     if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
       problems.push_back({RemovePath(i), why});
-    } else if (auto [it, fresh] = removed.emplace(slug, i); !fresh) {
-      problems.push_back({RemovePath(i), Description::Of(fmt::format("segment \"{}\" is already listed at ", slug),
-                                                         FieldPath(Field::kSegmentsToRemove, it->second))});
+    } else if (!removed.insert(slug).second) {
+      continue;  // listed again: removed once
     } else if (auto in_add = added.find(slug); in_add != added.end()) {
       problems.push_back({RemovePath(i), Description::Of(fmt::format("segment \"{}\" is also listed at ", slug),
                                                          FieldPath(Field::kSegmentsToAdd, in_add->second))});
+    } else {
+      plan.removes.push_back({i, slug});
     }
   }
   return problems;
@@ -250,10 +261,12 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
 
 absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand& command) {
   const absl::Time now = Now();
-  std::vector<PlannedAdd> adds;
-  if (auto problems = ValidateShape(command, now, adds); !problems.empty()) {
+  PlannedChange plan;
+  if (auto problems = ValidateShape(command, now, plan); !problems.empty()) {
     return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   }
+  // Nothing to add or remove: nothing happens, as in the original service.
+  if (plan.adds.empty() && plan.removes.empty()) return absl::OkStatus();
   const UserId& user = command.user_id.value();
 
   return store_.InTransaction([&](Transaction& tx) -> absl::Status {
@@ -265,9 +278,9 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
     }
 
     std::vector<std::string> slugs;
-    slugs.reserve(adds.size() + command.to_remove.size());
-    for (const auto& add : adds) slugs.push_back(add.slug);
-    slugs.insert(slugs.end(), command.to_remove.begin(), command.to_remove.end());
+    slugs.reserve(plan.adds.size() + plan.removes.size());
+    for (const PlannedAdd& add : plan.adds) slugs.push_back(add.slug);
+    for (const PlannedRemove& remove : plan.removes) slugs.push_back(remove.slug);
     ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive(slugs));
     absl::flat_hash_map<std::string, const Segment*> by_slug;
     for (const Segment& s : live) by_slug[s.slug] = &s;
@@ -282,23 +295,23 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
 
     std::vector<FieldViolation> missing;
     std::vector<FieldViolation> conflicts;
-    for (size_t i = 0; i < adds.size(); ++i) {
-      auto it = by_slug.find(adds[i].slug);
-      if (it == by_slug.end()) {
-        missing.push_back(
-            {AddPath(i, Field::kSegmentSlug), fmt::format("segment \"{}\" does not exist", adds[i].slug)});
-      } else if (active_in(*it->second)) {
-        conflicts.push_back(
-            {AddPath(i, Field::kSegmentSlug), fmt::format("user is already in segment \"{}\"", adds[i].slug)});
-      }
-    }
-    for (size_t i = 0; i < command.to_remove.size(); ++i) {
-      const std::string& slug = command.to_remove[i];
+    for (size_t i = 0; i < plan.adds.size(); ++i) {
+      const std::string& slug = plan.adds[i].slug;
       auto it = by_slug.find(slug);
       if (it == by_slug.end()) {
-        missing.push_back({RemovePath(i), fmt::format("segment \"{}\" does not exist", slug)});
-      } else if (!active_in(*it->second)) {
-        conflicts.push_back({RemovePath(i), fmt::format("user is not in segment \"{}\"", slug)});
+        missing.push_back({AddPath(i, Field::kSegmentSlug), fmt::format("segment \"{}\" does not exist", slug)});
+      } else if (active_in(*it->second)) {
+        conflicts.push_back({AddPath(i, Field::kSegmentSlug), fmt::format("user is already in segment \"{}\"", slug)});
+      }
+    }
+    // Removing a segment the user is not in is accepted and changes nothing.
+    std::vector<const Segment*> to_end;
+    for (const PlannedRemove& remove : plan.removes) {
+      auto it = by_slug.find(remove.slug);
+      if (it == by_slug.end()) {
+        missing.push_back({RemovePath(remove.index), fmt::format("segment \"{}\" does not exist", remove.slug)});
+      } else if (active_in(*it->second)) {
+        to_end.push_back(it->second);
       }
     }
     if (!missing.empty()) return ErrorWithViolations(absl::StatusCode::kNotFound, missing);
@@ -308,8 +321,8 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
     // their deadline; then the requested removals, then the additions.
     MembershipChanges changes(user, now);
     changes.EndExpired(current);
-    for (const std::string& slug : command.to_remove) changes.RemoveByHand(*by_slug[slug]);
-    for (const PlannedAdd& add : adds) changes.Add(*by_slug[add.slug], add.expires_at, /*automatic=*/false);
+    for (const Segment* segment : to_end) changes.RemoveByHand(*segment);
+    for (const PlannedAdd& add : plan.adds) changes.Add(*by_slug[add.slug], add.expires_at, /*automatic=*/false);
     return changes.Apply(tx);
   });
 }

@@ -3,14 +3,47 @@
 #include <absl/strings/str_cat.h>
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 namespace segments::storage {
 namespace {
 
 constexpr uint32_t kUuidTypeOid = 2950;
+constexpr uint32_t kTimestamptzTypeOid = 1184;
 
 void AppendInt32(std::string& out, uint32_t value) {
   const uint32_t network = htonl(value);
   out.append(reinterpret_cast<const char*>(&network), sizeof(network));
+}
+
+void AppendInt64(std::string& out, int64_t value) {
+  const auto bits = static_cast<uint64_t>(value);
+  AppendInt32(out, static_cast<uint32_t>(bits >> 32));
+  AppendInt32(out, static_cast<uint32_t>(bits));
+}
+
+// timestamptz in binary: microseconds since 2000-01-01T00:00:00Z, an int64
+// in network order. Any year the API accepts (1..9999) is in range and
+// travels without a text form to misread.
+constexpr int64_t kPostgresEpochUnixMicros = 946'684'800'000'000;
+
+std::string TimestamptzBytes(absl::Time t) {
+  std::string out;
+  AppendInt64(out, absl::ToUnixMicros(t) - kPostgresEpochUnixMicros);
+  return out;
+}
+
+// The header of a one-dimensional binary array with `size` items of the
+// type `element_oid`: dimensions, has-NULLs flag, element type, then the
+// dimension's size and lower bound. An empty array has no dimension.
+void AppendArrayHeader(std::string& out, size_t size, bool has_nulls, uint32_t element_oid) {
+  AppendInt32(out, size == 0 ? 0 : 1);
+  AppendInt32(out, has_nulls ? 1 : 0);
+  AppendInt32(out, element_oid);
+  if (size != 0) {
+    AppendInt32(out, static_cast<uint32_t>(size));
+    AppendInt32(out, 1);
+  }
 }
 
 // Quoted and escaped as an element of an array literal.
@@ -35,8 +68,6 @@ std::string ArrayLiteral(const std::vector<T>& items, AppendItem append_item) {
 
 }  // namespace
 
-std::string TimeText(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone()); }
-
 PgParams& PgParams::Add(std::optional<std::string> value, bool binary) {
   lengths_.push_back(value ? static_cast<int>(value->size()) : 0);
   formats_.push_back(binary ? 1 : 0);
@@ -50,10 +81,11 @@ PgParams& PgParams::OptionalText(const std::optional<std::string>& value) { retu
 
 PgParams& PgParams::Int(int64_t value) { return Add(std::to_string(value), false); }
 
-PgParams& PgParams::Time(absl::Time value) { return Add(TimeText(value), false); }
+PgParams& PgParams::Time(absl::Time value) { return Add(TimestamptzBytes(value), true); }
 
 PgParams& PgParams::OptionalTime(const std::optional<absl::Time>& value) {
-  return Add(value ? std::optional(TimeText(*value)) : std::nullopt, false);
+  if (!value) return Add(std::nullopt, true);
+  return Time(*value);
 }
 
 PgParams& PgParams::User(const domain::UserId& user) {
@@ -62,18 +94,10 @@ PgParams& PgParams::User(const domain::UserId& user) {
 }
 
 PgParams& PgParams::Users(const std::vector<domain::UserId>& users) {
-  // One dimension, no NULLs, element type uuid; then the dimension's size
-  // and lower bound; then each element as its length and bytes. An empty
-  // array has no dimension.
+  // The header, then each element as its length and bytes.
   std::string out;
   out.reserve(20 + users.size() * 20);
-  AppendInt32(out, users.empty() ? 0 : 1);
-  AppendInt32(out, 0);
-  AppendInt32(out, kUuidTypeOid);
-  if (!users.empty()) {
-    AppendInt32(out, static_cast<uint32_t>(users.size()));
-    AppendInt32(out, 1);
-  }
+  AppendArrayHeader(out, users.size(), /*has_nulls=*/false, kUuidTypeOid);
   for (const domain::UserId& user : users) {
     AppendInt32(out, static_cast<uint32_t>(user.bytes().size()));
     out.append(user.bytes().begin(), user.bytes().end());
@@ -90,15 +114,20 @@ PgParams& PgParams::TextArray(const std::vector<std::string>& values) {
 }
 
 PgParams& PgParams::OptionalTimeArray(const std::vector<std::optional<absl::Time>>& values) {
-  return Add(ArrayLiteral(values,
-                          [](std::string& out, const std::optional<absl::Time>& v) {
-                            if (v) {
-                              AppendArrayItem(out, TimeText(*v));
-                            } else {
-                              out += "NULL";
-                            }
-                          }),
-             false);
+  // The header, then each element as its length and bytes; NULL is length -1.
+  std::string out;
+  out.reserve(20 + values.size() * 12);
+  const bool has_nulls = std::any_of(values.begin(), values.end(), [](const auto& v) { return !v.has_value(); });
+  AppendArrayHeader(out, values.size(), has_nulls, kTimestamptzTypeOid);
+  for (const std::optional<absl::Time>& value : values) {
+    if (!value) {
+      AppendInt32(out, static_cast<uint32_t>(-1));
+      continue;
+    }
+    AppendInt32(out, 8);
+    out += TimestamptzBytes(*value);
+  }
+  return Add(std::move(out), true);
 }
 
 PgParams& PgParams::BoolArray(const std::vector<bool>& values) {

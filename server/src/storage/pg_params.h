@@ -1,6 +1,8 @@
 // The parameters of one statement. Values travel in text form, except user
-// ids, which go in PostgreSQL's binary form (uuid: 16 bytes; uuid[]: the
-// binary array format), so they are never printed and parsed again.
+// ids and times, which go in PostgreSQL's binary form (uuid: 16 bytes;
+// timestamptz: microseconds since 2000; arrays: the binary array format), so
+// they are never printed and parsed again. A binary parameter must meet a
+// statement parameter of exactly that type (cast it: `$2::timestamptz`).
 #pragma once
 
 #include <absl/time/time.h>
@@ -25,8 +27,7 @@ class PgParams {
   PgParams& User(const domain::UserId& user);
   PgParams& Users(const std::vector<domain::UserId>& users);
 
-  // Arrays in text form ("{...}"): ids, strings and times; a nullopt item
-  // in an optional array is NULL.
+  // Arrays; a nullopt item in an optional array is NULL.
   PgParams& IntArray(const std::vector<int64_t>& values);
   PgParams& TextArray(const std::vector<std::string>& values);
   PgParams& OptionalTimeArray(const std::vector<std::optional<absl::Time>>& values);
@@ -46,8 +47,5 @@ class PgParams {
   std::vector<int> lengths_;
   std::vector<int> formats_;
 };
-
-// A time as PostgreSQL reads timestamptz text: RFC 3339 in UTC, microseconds.
-std::string TimeText(absl::Time t);
 
 }  // namespace segments::storage

@@ -10,8 +10,10 @@ absl::StatusCode CodeForSqlState(std::string_view sqlstate) {
     return absl::StatusCode::kUnavailable;
   }
   if (sqlstate == "57014") return absl::StatusCode::kDeadlineExceeded;
-  if (sqlstate.starts_with("23")) return absl::StatusCode::kFailedPrecondition;
-  if (sqlstate.starts_with("22")) return absl::StatusCode::kInvalidArgument;
+  // Every other error is ours, never the client's: requests are validated
+  // before any statement runs, so a data exception (class 22) or a violated
+  // constraint (class 23) means a bug, and must not reach the client as a
+  // parse or validation error.
   return absl::StatusCode::kInternal;
 }
 

@@ -556,6 +556,43 @@ TEST_CASE_METHOD(Fixture, "UserHistory: newest first, limits, continuation throu
   CHECK(History(query).empty());
 }
 
+TEST_CASE_METHOD(Fixture, "UserHistory reads and filters times of any year the API takes, 0001 to 9999",
+                 "[pg][history][user_history]") {
+  // Written as literals PostgreSQL cannot misread; the filters travel as
+  // parameters, which once went as text that years below 100 broke.
+  const absl::Time first = Utc(1, 1, 1, 0, 0, 0);
+  const absl::Time twelve = Utc(12, 5, 6, 7, 8, 9, 1);
+  const absl::Time eighty_seven = Utc(87, 8, 23, 0, 16, 0);
+  const absl::Time last = Utc(9999, 12, 31, 23, 59, 59, 999999);
+  InsertHistory({
+      {kUa, 1, "ALPHA", "add", "manual", "0001-01-01 00:00:00+00"},            // id 1
+      {kUa, 1, "ALPHA", "remove", "manual", "0012-05-06 07:08:09.000001+00"},  // id 2
+      {kUa, 1, "ALPHA", "add", "manual", "0087-08-23 00:16:00+00"},            // id 3
+      {kUa, 1, "ALPHA", "remove", "ttl", "9999-12-31 23:59:59.999999+00"},     // id 4
+  });
+  auto times = [](const std::vector<HistoryEvent>& events) {
+    std::vector<absl::Time> out;
+    for (const HistoryEvent& e : events) out.push_back(e.at);
+    return out;
+  };
+  UserHistoryQuery query{Id(kUa)};
+  CHECK(times(History(query)) == std::vector<absl::Time>{last, eighty_seven, twelve, first});
+
+  query.to = eighty_seven;  // exclusive
+  CHECK(times(History(query)) == std::vector<absl::Time>{twelve, first});
+  query.to = twelve;
+  CHECK(times(History(query)) == std::vector<absl::Time>{first});
+  query.from = twelve;
+  query.to = last;
+  CHECK(times(History(query)) == std::vector<absl::Time>{eighty_seven, twelve});
+  query.from = last;
+  query.to.reset();
+  CHECK(times(History(query)) == std::vector<absl::Time>{last});
+  query.from = first;
+  query.after = HistoryPosition{eighty_seven, 3};
+  CHECK(times(History(query)) == std::vector<absl::Time>{twelve, first});
+}
+
 // --- TTL expiry
 
 TEST_CASE_METHOD(Fixture, "EndExpiredMemberships ends due memberships with ttl events at their deadlines",

@@ -145,15 +145,18 @@ TEST_CASE_METHOD(Fixture, "every shape problem is listed at once with its path",
                                        "segmentsToAdd[5].deadlineForStayingInSegment",
                                        "segmentsToAdd[6].segmentSlug",
                                        "segmentsToRemove[0].segmentSlug",
-                                       "segmentsToRemove[2].segmentSlug",
                                    });
   CHECK(store.transactions == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "an empty change is rejected", "[memberships]") {
-  auto status = Change({}, {});
-  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(ViolationFields(status) == std::vector<std::string>{""});
+TEST_CASE_METHOD(Fixture, "an empty change is accepted and touches nothing", "[memberships]") {
+  CHECK(Change({}, {}).ok());
+  // Not even the user is looked up, as in the original service.
+  CHECK(Change({}, {}, "11111111-1111-1111-1111-111111111111").ok());
+  CHECK(store.transactions == 0);
+  CHECK(store.state.history.empty());
+  // The id must still be one.
+  CHECK(ViolationFields(Change({}, {}, "not-an-id")) == std::vector<std::string>{"userID"});
 }
 
 TEST_CASE_METHOD(Fixture, "unknown user and unknown slugs are not found, each slug listed", "[memberships]") {
@@ -171,17 +174,40 @@ TEST_CASE_METHOD(Fixture, "unknown user and unknown slugs are not found, each sl
   CHECK(store.state.history.empty());
 }
 
-TEST_CASE_METHOD(Fixture, "adding a held segment or removing a missing one changes nothing", "[memberships]") {
+TEST_CASE_METHOD(Fixture, "adding a held segment is refused and changes nothing", "[memberships]") {
   Create("A");
   Create("B");
   Create("C");
   REQUIRE(Change({Add("A")}, {}).ok());
   auto status = Change({Add("C"), Add("A")}, {"B"});
   CHECK(status.code() == absl::StatusCode::kFailedPrecondition);
-  CHECK(ViolationFields(status) ==
-        std::vector<std::string>{"segmentsToAdd[1].segmentSlug", "segmentsToRemove[0].segmentSlug"});
+  CHECK(ViolationFields(status) == std::vector<std::string>{"segmentsToAdd[1].segmentSlug"});
   CHECK(Get() == std::vector<std::string>{"A"});
   CHECK(store.state.history.size() == 1);
+}
+
+TEST_CASE_METHOD(Fixture, "removing a segment the user is not in is accepted without an event", "[memberships]") {
+  Create("A");
+  Create("B");
+  REQUIRE(Change({Add("A")}, {}).ok());
+  REQUIRE(store.state.history.size() == 1);
+
+  // B is not held: accepted, no event. A listed twice is removed once.
+  CHECK(Change({}, {"B"}).ok());
+  CHECK(store.state.history.size() == 1);
+  CHECK(Change({}, {"A", "B", "A"}).ok());
+  CHECK(Get().empty());
+  REQUIRE(store.state.history.size() == 2);
+  CHECK(store.state.history[1].slug == "A");
+  CHECK(store.state.history[1].operation == Operation::kRemove);
+  // A removal of a missing segment does not keep it from automatic assignment either.
+  CHECK(store.state.opt_outs.size() == 1);
+
+  // A segment that does not exist is still not found; one in both lists still refused.
+  CHECK(ViolationFields(Change({}, {"B", "NOPE"})) == std::vector<std::string>{"segmentsToRemove[1].segmentSlug"});
+  auto both = Change({Add("B")}, {"C", "B"});
+  CHECK(both.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ViolationFields(both) == std::vector<std::string>{"segmentsToRemove[1].segmentSlug"});
 }
 
 TEST_CASE_METHOD(Fixture, "a TTL membership is visible until its deadline, exclusive", "[ttl]") {
@@ -216,7 +242,10 @@ TEST_CASE_METHOD(Fixture, "re-adding after expiry records the TTL exit at the de
   const absl::Time start = clock.Now();
   REQUIRE(Change({{"A", 60, std::nullopt}}, {}).ok());
   clock.Advance(absl::Minutes(10));
-  CHECK(Change({}, {"A"}).code() == absl::StatusCode::kFailedPrecondition);  // expired: not in it
+  // Expired: not in it, so the removal adds nothing but the TTL exit the
+  // expiry job has not recorded yet.
+  REQUIRE(Change({}, {"A"}).ok());
+  REQUIRE(store.state.history.size() == 2);
   REQUIRE(Change({Add("A")}, {}).ok());
 
   const auto& h = store.state.history;

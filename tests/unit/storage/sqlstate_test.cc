@@ -13,9 +13,12 @@ TEST_CASE("SQLSTATEs map to canonical codes", "[storage]") {
   CHECK(CodeForSqlState("57P01") == absl::StatusCode::kUnavailable);
   CHECK(CodeForSqlState("53300") == absl::StatusCode::kUnavailable);
   CHECK(CodeForSqlState("57014") == absl::StatusCode::kDeadlineExceeded);
-  CHECK(CodeForSqlState("23503") == absl::StatusCode::kFailedPrecondition);
-  CHECK(CodeForSqlState("23514") == absl::StatusCode::kFailedPrecondition);
-  CHECK(CodeForSqlState("22P02") == absl::StatusCode::kInvalidArgument);
+  // Data exceptions and other constraint violations are bugs of ours, never
+  // a client's parse or validation error.
+  CHECK(CodeForSqlState("23503") == absl::StatusCode::kInternal);
+  CHECK(CodeForSqlState("23514") == absl::StatusCode::kInternal);
+  CHECK(CodeForSqlState("22P02") == absl::StatusCode::kInternal);
+  CHECK(CodeForSqlState("22008") == absl::StatusCode::kInternal);
   CHECK(CodeForSqlState("42P01") == absl::StatusCode::kInternal);
   CHECK(CodeForSqlState("XX000") == absl::StatusCode::kInternal);
 }
