@@ -23,9 +23,10 @@ def closure($definitions; roots):
 
 property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
 | property("v1UpdateSegmentPercentRequest"; "percentToFill"; {minimum: 0})
-# 0 means "not given" (Go clients of the original send it).
+# TTLs in seconds: 0 means "not given" (Go clients of the original send it).
 | property("UpdateUserSegmentsRequestSegmentToAdd"; "secondsToBeInSegment"; {minimum: 0})
 | property("v1AddSegmentToUsersRequest"; "secondsToBeInSegment"; {minimum: 0})
+| property("v1CreateSegmentRequest"; "autoSecondsToBeInSegment"; {minimum: 0})
 | query_parameter("/segments/get-history-report-link"; "get"; "month"; {minimum: 1, maximum: 12})
 | query_parameter("/segments/get-history-report-link"; "get"; "year"; {minimum: 1970, maximum: 9999})
 | query_parameter("/segments/list"; "get"; "pageSize"; {minimum: 0, maximum: 1000, default: 100})
