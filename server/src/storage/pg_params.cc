@@ -1,17 +1,9 @@
 #include "storage/pg_params.h"
 
 #include <absl/strings/str_cat.h>
-#include <arpa/inet.h>
 
 namespace segments::storage {
 namespace {
-
-constexpr uint32_t kUuidTypeOid = 2950;
-
-void AppendInt32(std::string& out, uint32_t value) {
-  const uint32_t network = htonl(value);
-  out.append(reinterpret_cast<const char*>(&network), sizeof(network));
-}
 
 // Quoted and escaped as an element of an array literal.
 void AppendArrayItem(std::string& out, std::string_view item) {
@@ -56,29 +48,19 @@ PgParams& PgParams::OptionalTime(const std::optional<absl::Time>& value) {
   return Add(value ? std::optional(TimeText(*value)) : std::nullopt, false);
 }
 
-PgParams& PgParams::User(const domain::UserId& user) {
-  const auto& bytes = user.bytes();
-  return Add(std::string(bytes.begin(), bytes.end()), true);
-}
+PgParams& PgParams::User(const domain::UserId& user) { return Add(user.ToString(), false); }
 
 PgParams& PgParams::Users(const std::vector<domain::UserId>& users) {
-  // One dimension, no NULLs, element type uuid; then the dimension's size
-  // and lower bound; then each element as its length and bytes. An empty
-  // array has no dimension.
+  // Canonical ids need no quotes: digits, letters a-f and dashes.
   std::string out;
-  out.reserve(20 + users.size() * 20);
-  AppendInt32(out, users.empty() ? 0 : 1);
-  AppendInt32(out, 0);
-  AppendInt32(out, kUuidTypeOid);
-  if (!users.empty()) {
-    AppendInt32(out, static_cast<uint32_t>(users.size()));
-    AppendInt32(out, 1);
+  out.reserve(2 + users.size() * (domain::UserId::kMaxTextLength + 1));
+  out += '{';
+  for (size_t i = 0; i < users.size(); ++i) {
+    if (i > 0) out += ',';
+    users[i].AppendTo(out);
   }
-  for (const domain::UserId& user : users) {
-    AppendInt32(out, static_cast<uint32_t>(user.bytes().size()));
-    out.append(user.bytes().begin(), user.bytes().end());
-  }
-  return Add(std::move(out), true);
+  out += '}';
+  return Add(std::move(out), false);
 }
 
 PgParams& PgParams::IntArray(const std::vector<int64_t>& values) {

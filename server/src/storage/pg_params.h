@@ -1,6 +1,6 @@
-// The parameters of one statement. Values travel in text form, except user
-// ids, which go in PostgreSQL's binary form (uuid: 16 bytes; uuid[]: the
-// binary array format), so they are never printed and parsed again.
+// The parameters of one statement, all in text form. User ids are their
+// canonical text, which is what the database stores (domain user_id), and
+// arrays of them an array literal of those texts (cast with $n::user_id[]).
 #pragma once
 
 #include <absl/time/time.h>
@@ -22,7 +22,9 @@ class PgParams {
   PgParams& Int(int64_t value);
   PgParams& Time(absl::Time value);
   PgParams& OptionalTime(const std::optional<absl::Time>& value);
+  // A user id, for $n::user_id.
   PgParams& User(const domain::UserId& user);
+  // User ids, for $n::user_id[].
   PgParams& Users(const std::vector<domain::UserId>& users);
 
   // Arrays in text form ("{...}"): ids, strings and times; a nullopt item
