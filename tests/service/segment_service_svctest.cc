@@ -397,8 +397,8 @@ TEST_CASE_METHOD(ServiceFixture, "GetUserSegments rejects a malformed user id", 
 TEST_CASE_METHOD(ServiceFixture, "Integer user ids work in every call, apart from the UUID with the same digits",
                  "[service][users]") {
   const std::string uuid1000 = "00000000-0000-0000-0000-000000001000";
-  for (const std::string& user : {std::string("1000"), std::string("1002"), uuid1000, std::string("0"),
-                                  std::string("9223372036854775807")}) {
+  for (const std::string& user :
+       {std::string("1000"), std::string("1002"), uuid1000, std::string("0"), std::string("9223372036854775807")}) {
     const grpc::Status created = CreateUser(user);
     INFO(user << ": " << Describe(created));
     REQUIRE(created.ok());

@@ -33,13 +33,13 @@ const Statement kUserMemberships{
     "(extract(epoch FROM m.expires_at) * 1000000)::int8 AS expires_at, m.auto "
     "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1::user_id FOR UPDATE OF m"};
 // $1 users, $2 segments, $3 now, $4 deadlines, $5 automatic (parallel arrays).
-const Statement kInsertMemberships{
-    "insert_memberships",
-    "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-    "SELECT user_id, segment_id, $3, expires_at, auto "
-    "FROM unnest($1::user_id[], $2::int8[], $4::timestamptz[], $5::bool[]) AS t(user_id, segment_id, expires_at, auto)"};
-const Statement kDeleteMemberships{"delete_memberships",
-                                   "DELETE FROM memberships WHERE user_id = $1::user_id AND segment_id = ANY($2::int8[])"};
+const Statement kInsertMemberships{"insert_memberships",
+                                   "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+                                   "SELECT user_id, segment_id, $3, expires_at, auto "
+                                   "FROM unnest($1::user_id[], $2::int8[], $4::timestamptz[], $5::bool[]) "
+                                   "AS t(user_id, segment_id, expires_at, auto)"};
+const Statement kDeleteMemberships{
+    "delete_memberships", "DELETE FROM memberships WHERE user_id = $1::user_id AND segment_id = ANY($2::int8[])"};
 
 // --- opt-outs
 const Statement kOptedOutSegments{"opted_out_segments",
@@ -82,13 +82,12 @@ const Statement kEndExpiredMembersOf{
     "SELECT e.user_id, $1, $3, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
 // $5 the deadline or NULL. ON CONFLICT: a user's own change may add the
 // same membership meanwhile; then it stays as that change made it.
-const Statement kAddMembers{
-    "add_members",
-    "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
-    "SELECT id, $1, $4, $5 FROM unnest($2::user_id[]) AS i(id) ORDER BY id ON CONFLICT (user_id, segment_id) DO NOTHING "
-    "RETURNING user_id), "
-    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
+const Statement kAddMembers{"add_members",
+                            "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
+                            "SELECT id, $1, $4, $5 FROM unnest($2::user_id[]) AS i(id) ORDER BY id "
+                            "ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id), "
+                            "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+                            "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
 // A hand removal opts the user out; an automatic row that had expired
 // already is a TTL end and opts out as such.
 const Statement kRemoveMembers{

@@ -108,7 +108,8 @@ TEST_CASE_METHOD(Fixture, "the integer 1000 and the UUID ...1000 are two users w
   CHECK(ClientMessage(leading_zero) == "userID: must be a UUID or a decimal integer 0..9223372036854775807");
   CHECK(Query("SELECT id FROM users ORDER BY id") == Rows{{kUuid1000}, {"1000"}});
 
-  for (const char* slug : {"A", "B"}) Require(segments.CreateSegment({slug, std::nullopt, "", {}, {}, std::nullopt}).status());
+  for (const char* slug : {"A", "B"})
+    Require(segments.CreateSegment({slug, std::nullopt, "", {}, {}, std::nullopt}).status());
   Tick(1);
   Require(segments.UpdateUserSegments({"1000", {{"A", {}}}, {}}));
   Tick(2);
@@ -132,8 +133,8 @@ TEST_CASE_METHOD(Fixture, "the integer 1000 and the UUID ...1000 are two users w
 TEST_CASE_METHOD(Fixture, "ids of both kinds in bulk changes, listing pages, reports and user events",
                  "[pg][user-id]") {
   // In the database's order of ids, which is UserId's.
-  const std::vector<std::string> ids = {kUuid1000, "1000", "1002", "1004", "9", "9223372036854775807",
-                                        "c0ffee00-0000-4000-8000-000000000000"};
+  const std::vector<std::string> ids = {
+      kUuid1000, "1000", "1002", "1004", "9", "9223372036854775807", "c0ffee00-0000-4000-8000-000000000000"};
   for (const std::string& id : ids) Require(users.CreateUser(id));
   std::vector<UserId> sorted;
   for (const std::string& id : ids) sorted.push_back(Id(id));

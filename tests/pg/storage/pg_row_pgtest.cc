@@ -99,9 +99,10 @@ TEST_CASE_METHOD(Fixture, "user ids bind as their canonical text, one and many",
 // so must UserId: keyset pages, lock order and reports rely on it.
 TEST_CASE_METHOD(Fixture, "the database orders user ids as UserId does", "[pg][row]") {
   std::vector<UserId> ids;
-  for (const char* text : {"1000", "9", "10", "0", "9223372036854775807", "1002", "00000000-0000-0000-0000-000000001000",
-                           "ffffffff-ffff-ffff-ffff-ffffffffffff", "9a000000-0000-0000-0000-000000000000", "1004", "99",
-                           "10020000-0000-0000-0000-000000000000", "1ffff000-0000-0000-0000-000000000000"}) {
+  for (const char* text :
+       {"1000", "9", "10", "0", "9223372036854775807", "1002", "00000000-0000-0000-0000-000000001000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff", "9a000000-0000-0000-0000-000000000000", "1004", "99",
+        "10020000-0000-0000-0000-000000000000", "1ffff000-0000-0000-0000-000000000000"}) {
     ids.push_back(Id(text));
   }
   const PgResult r = Run("SELECT u FROM unnest($1::user_id[]) AS u ORDER BY u", PgParams().Users(ids));

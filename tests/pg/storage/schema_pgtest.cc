@@ -56,9 +56,10 @@ TEST_CASE("every user id column holds canonical ids of either kind, in byte orde
         "auto_opt_outs.user_id:user_id:C,history.user_id:user_id:C,memberships.user_id:user_id:C,users.id:user_id:C");
 
   // The UUID ...1000 and the integer 1000 are two rows.
-  Query("INSERT INTO users (id, state, created_at, updated_at) VALUES "
-        "('00000000-0000-0000-0000-000000001000', 'active', now(), now()), ('1000', 'active', now(), now()), "
-        "('0', 'active', now(), now()), ('9223372036854775807', 'active', now(), now())");
+  Query(
+      "INSERT INTO users (id, state, created_at, updated_at) VALUES "
+      "('00000000-0000-0000-0000-000000001000', 'active', now(), now()), ('1000', 'active', now(), now()), "
+      "('0', 'active', now(), now()), ('9223372036854775807', 'active', now(), now())");
   CHECK(QueryValue("SELECT string_agg(id, ',' ORDER BY id) FROM users") ==
         "0,00000000-0000-0000-0000-000000001000,1000,9223372036854775807");
   // Any other spelling is refused, so no id is stored twice under two texts.
@@ -66,10 +67,9 @@ TEST_CASE("every user id column holds canonical ids of either kind, in byte orde
                           "00000000-0000-0000-0000-00000000100A", "{00000000-0000-0000-0000-000000001000}",
                           "000000000000000000000000000001000"}) {
     INFO(bad);
-    CHECK_THROWS_WITH(
-        Query(std::string("INSERT INTO users (id, state, created_at, updated_at) VALUES ('") + bad +
-              "', 'active', now(), now())"),
-        Catch::Contains("violates check constraint \"user_id_check\""));
+    CHECK_THROWS_WITH(Query(std::string("INSERT INTO users (id, state, created_at, updated_at) VALUES ('") + bad +
+                            "', 'active', now(), now())"),
+                      Catch::Contains("violates check constraint \"user_id_check\""));
     CHECK_THROWS_WITH(Query(std::string("INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
                                         "VALUES ('") +
                             bad + "', 1, 'A', 'add', 'manual', now())"),

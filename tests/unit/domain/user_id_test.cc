@@ -42,9 +42,9 @@ TEST_CASE("user ids are decimal integers 0..2^63-1, written canonically", "[user
     CHECK(id->kind() == UserId::Kind::kInteger);
     CHECK(id->ToString() == text);
   }
-  for (const char* text : {"01", "00", "007", "+1", "-1", "-0", "1.0", "1e3", " 1", "1 ", "1_000", "1,000", "0x10",
-                           "9223372036854775808", "9999999999999999999", "10000000000000000000",
-                           "18446744073709551616", "99999999999999999999999"}) {
+  for (const char* text :
+       {"01", "00", "007", "+1", "-1", "-0", "1.0", "1e3", " 1", "1 ", "1_000", "1,000", "0x10", "9223372036854775808",
+        "9999999999999999999", "10000000000000000000", "18446744073709551616", "99999999999999999999999"}) {
     INFO(text);
     const absl::StatusOr<UserId> id = UserId::Parse(text);
     REQUIRE_FALSE(id.ok());
@@ -61,7 +61,8 @@ TEST_CASE("a UUID and an integer are different users, even with the same digits"
   // An integer fills the bytes a UUID would: the tag alone tells them apart.
   CHECK(Id("00000000-0000-0000-0000-000000000000") != Id("0"));
   CHECK(Id("00000000-0000-03e8-0000-000000000000") != Id("1000"));
-  const absl::flat_hash_set<UserId> set = {uuid, integer, Id("0"), Id("00000000-0000-0000-0000-000000000000"),
+  const absl::flat_hash_set<UserId> set = {uuid,       integer,
+                                           Id("0"),    Id("00000000-0000-0000-0000-000000000000"),
                                            Id("1000"), Id("00000000-0000-0000-0000-000000001000")};
   CHECK(set.size() == 4);
 }

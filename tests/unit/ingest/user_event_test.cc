@@ -67,12 +67,12 @@ TEST_CASE("anything else is refused with a reason", "[ingest]") {
   CHECK(Message(R"({"userID": true})") == "userID: must be a string or an integer");
   CHECK(Message(R"({"userID": ["1000"]})") == "userID: must be a string or an integer");
   CHECK(Message(R"({"userID": "1000", "user_id": "1002"})") == "userID: given twice");
-  for (const char* bad : {"", "null", "1000", R"("1000")", R"(["userID"])", R"({"userID": "1000")",
-                          R"({"userID": "1000"} x)", R"({"userID": "1000",})", R"({"userID" "1000"})",
-                          R"({userID: "1000"})", R"({"userID": 01})", R"({"userID": 1.})", R"({"userID": -})",
-                          R"({"userID": "1000", "x": [1,]})", R"({"userID": "1000", "x": tru})",
-                          R"({"userID": "10\x00"})", "{\"userID\": \"10\n00\"}", R"({"userID": "\ud800"})",
-                          R"({"userID": "1000", "x": "unterminated})"}) {
+  for (const char* bad :
+       {"", "null", "1000", R"("1000")", R"(["userID"])", R"({"userID": "1000")", R"({"userID": "1000"} x)",
+        R"({"userID": "1000",})", R"({"userID" "1000"})", R"({userID: "1000"})", R"({"userID": 01})",
+        R"({"userID": 1.})", R"({"userID": -})", R"({"userID": "1000", "x": [1,]})", R"({"userID": "1000", "x": tru})",
+        R"({"userID": "10\x00"})", "{\"userID\": \"10\n00\"}", R"({"userID": "\ud800"})",
+        R"({"userID": "1000", "x": "unterminated})"}) {
     INFO(bad);
     CHECK_THAT(Message(bad), Catch::Matchers::StartsWith("value is not a JSON user event: "));
   }
