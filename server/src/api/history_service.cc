@@ -26,7 +26,7 @@ bool IsPlainHost(std::string_view host) {
 }
 
 std::string LinkQuery(const domain::ReportLink& link) {
-  // Every value is made of URL-safe characters: a UUID, numbers, a key id of
+  // Every value is made of URL-safe characters: a user id, numbers, a key id of
   // [A-Za-z0-9_.-] and base64url.
   std::string query;
   if (link.query.user) absl::StrAppend(&query, "userID=", *link.query.user, "&");

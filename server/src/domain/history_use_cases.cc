@@ -55,7 +55,7 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
     if (command.user_id.ok()) {
       query.user = command.user_id.value().ToString();
     } else {
-      violations.push_back({Field::kUserId, "must be a UUID"});
+      violations.push_back({Field::kUserId, command.user_id.problem()});
     }
   }
   CheckReportMonth(command.month, command.year, violations);
@@ -74,7 +74,7 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
     if (auto parsed = UserId::Parse(*link.query.user); parsed.ok()) {
       user = *parsed;
     } else {
-      violations.push_back({Field::kUserId, "must be a UUID"});
+      violations.push_back({Field::kUserId, std::string(parsed.status().message())});
     }
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);
