@@ -63,8 +63,10 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
   return signer_.Sign(query, Now());
 }
 
+absl::Status HistoryUseCases::VerifyReportLink(const ReportLink& link) const { return signer_.Verify(link, Now()); }
+
 absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const ReportLink& link) const {
-  RETURN_IF_ERROR(signer_.Verify(link, Now()));
+  RETURN_IF_ERROR(VerifyReportLink(link));
   // A valid signature vouches for the fields, but a leaked key must not be
   // able to crash the server either.
   std::vector<FieldViolation> violations;
