@@ -15,8 +15,8 @@
 \echo [auto_seed] insert users
 INSERT INTO users (id, state, created_at, updated_at)
 SELECT CASE WHEN k % 51 = 50 AND k / 51 < :excluded
-            THEN md5('auto-bench-excluded-' || (k / 51))::uuid
-            ELSE md5('auto-bench-user-' || (k - least(k / 51, :excluded)))::uuid END,
+            THEN md5('auto-bench-excluded-' || (k / 51))::uuid::text
+            ELSE md5('auto-bench-user-' || (k - least(k / 51, :excluded)))::uuid::text END,
        CASE WHEN k % 51 = 50 AND k / 51 < :excluded THEN 'excluded' ELSE 'active' END::user_state,
        timestamptz '2023-01-01 00:00:00+00' + k * interval '1 second',
        timestamptz '2023-01-01 00:00:00+00' + k * interval '1 second'

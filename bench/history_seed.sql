@@ -55,7 +55,7 @@ $$;
 
 \echo [history_seed] inserting :events events of :users users, :slugs segments, year :year
 INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
-SELECT md5('user-' || abs(hashint8extended(k, 1) % :users))::uuid,
+SELECT md5('user-' || abs(hashint8extended(k, 1) % :users))::uuid::text,
        s + 1,
        'AVITO_EXPERIMENT_' || lpad((s + 1)::text, 2, '0'),
        CASE WHEN r < 55 THEN 'add' ELSE 'remove' END::history_operation,
@@ -70,7 +70,7 @@ FROM generate_series(0, :events - 1) AS k,
 
 \echo [history_seed] inserting :chosen_per_month events a month of :chosen_user
 INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
-SELECT :'chosen_user'::uuid,
+SELECT :'chosen_user'::uuid::text,
        j / 2 % :slugs + 1,
        'AVITO_EXPERIMENT_' || lpad((j / 2 % :slugs + 1)::text, 2, '0'),
        CASE WHEN j % 2 = 0 THEN 'add' ELSE 'remove' END::history_operation,

@@ -253,7 +253,7 @@ run_size() {
   clone "$n" "$db"
   log "N=$n: copied in $(secs_since "$t0") s; $(sql1 "$db" "SELECT count(*) FILTER (WHERE state = 'active') || ' active, ' || count(*) FILTER (WHERE state = 'excluded') || ' excluded users' FROM users")"
   # The bulk call's users: every (N / b)-th active user, by seed index.
-  sql1 "$db" "SELECT md5('auto-bench-user-' || i)::uuid FROM generate_series(0, $n - 1, $((n / b))) AS i LIMIT $b" \
+  sql1 "$db" "SELECT md5('auto-bench-user-' || i)::uuid::text FROM generate_series(0, $n - 1, $((n / b))) AS i LIMIT $b" \
     >"$OUT/bulk_ids.txt"
 
   run_server "$db"

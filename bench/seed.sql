@@ -16,7 +16,7 @@ BEGIN;
 
 -- The literal goes through text so this works whether state is text or an enum.
 INSERT INTO users (id, state, created_at, updated_at)
-SELECT format('00000000-0000-4000-8000-%s', lpad(to_hex(i), 12, '0'))::uuid, 'active', now(), now()
+SELECT format('00000000-0000-4000-8000-%s', lpad(to_hex(i), 12, '0')), 'active', now(), now()
 FROM generate_series(0, :users - 1) AS i;
 
 INSERT INTO segments (slug, salt, description, created_at)

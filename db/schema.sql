@@ -155,5 +155,38 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (4, 'automatic assignment options, opt-outs, member listing');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 5) THEN
+        -- A user id is a UUID or a decimal integer 0..2^63-1, kept as its
+        -- canonical text: lowercase 8-4-4-4-12, or digits without sign or
+        -- leading zeros. The two forms cannot meet, so a UUID and an integer
+        -- never name the same user. The "C" collation orders ids byte by
+        -- byte, as domain::UserId orders them, whatever the database's
+        -- collation.
+        CREATE DOMAIN user_id AS text COLLATE "C"
+            CHECK (VALUE ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                   OR (VALUE ~ '^(0|[1-9][0-9]{0,18})$'
+                       AND (length(VALUE) < 19 OR VALUE <= '9223372036854775807')));
+
+        -- uuid's text is canonical, so existing ids keep their meaning, their
+        -- order and their buckets.
+        ALTER TABLE users ALTER COLUMN id TYPE user_id USING id::text;
+        ALTER TABLE memberships ALTER COLUMN user_id TYPE user_id USING user_id::text;
+        ALTER TABLE history ALTER COLUMN user_id TYPE user_id USING user_id::text;
+        ALTER TABLE auto_opt_outs ALTER COLUMN user_id TYPE user_id USING user_id::text;
+
+        -- The bucketing functions of version 3 for the new type; the same
+        -- text is hashed, so a UUID's bucket does not change.
+        DROP FUNCTION segment_bucket(text, uuid);
+        DROP FUNCTION segment_digest(text, uuid);
+        CREATE FUNCTION segment_digest(salt text, user_id user_id) RETURNS bytea
+            LANGUAGE sql STABLE STRICT PARALLEL SAFE
+            RETURN sha256(convert_to(salt || ':' || user_id::text, 'UTF8'));
+        CREATE FUNCTION segment_bucket(salt text, user_id user_id) RETURNS integer
+            LANGUAGE sql STABLE STRICT PARALLEL SAFE
+            RETURN segment_bucket_of_digest(segment_digest(salt, user_id));
+
+        INSERT INTO schema_migrations (version, description) VALUES (5, 'user ids: UUIDs or decimal integers, as text');
+    END IF;
 END
 $migrations$;

@@ -369,7 +369,7 @@ func TestUpdatePercentRaisesAndLowers(t *testing.T) {
 	if wantAdds := len(e10) + 2*delta; adds != wantAdds || removes != delta {
 		t.Fatalf("auto_percent events: %d add, %d remove; want %d, %d", adds, removes, wantAdds, delta)
 	}
-	if n := queryInt(t, `SELECT count(*) FROM history WHERE slug = $1 AND user_id = ANY($2::uuid[]) AND reason <> 'manual'`,
+	if n := queryInt(t, `SELECT count(*) FROM history WHERE slug = $1 AND user_id = ANY($2::user_id[]) AND reason <> 'manual'`,
 		slug, "{"+between+","+outside+"}"); n != 0 {
 		t.Fatalf("%d automatic events for the members by hand", n)
 	}

@@ -519,7 +519,7 @@ func TestHistoryReportLinkBadRequest(t *testing.T) {
 		{"month=0&year=10000", "validation_error", []string{"month: must be 1..12", "year: must be 1970..9999"}},
 		{"", "validation_error", []string{"month: must be 1..12", "year: must be 1970..9999"}},
 		{"month=-1&year=2023", "validation_error", []string{"month: must be 1..12"}},
-		{"userID=nope&month=8&year=2023", "validation_error", []string{"userID: must be a UUID"}},
+		{"userID=nope&month=8&year=2023", "validation_error", []string{"userID: must be a UUID or a decimal integer 0..9223372036854775807"}},
 		{"month=aug&year=2023", "parse_error", nil},
 		{"month=8&year=2023.5", "parse_error", nil},
 	}
@@ -724,7 +724,7 @@ func TestUserHistory(t *testing.T) {
 		{"userID=" + user + "&pageToken=" + neturl.QueryEscape("aDE6eDp5"), "validation_error", "pageToken: is not a token this service issued"},
 		{"userID=" + user + "&pageSize=1001", "validation_error", "pageSize: *"},
 		{"userID=" + user + "&pageSize=-1", "validation_error", "pageSize: *"},
-		{"userID=nope", "validation_error", "userID: must be a UUID"},
+		{"userID=nope", "validation_error", "userID: must be a UUID or a decimal integer 0..9223372036854775807"},
 		{"", "validation_error", "userID: is required"},
 		{"userID=" + user + "&segment=-bad", "validation_error", "segment: *"},
 		{"userID=" + user + "&from=2023-09-01T00:00:00Z&to=2023-08-01T00:00:00Z", "validation_error", "to: must be later than from"},

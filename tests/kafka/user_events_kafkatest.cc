@@ -220,6 +220,45 @@ TEST_CASE("A deletion ends every membership with history", "[kafka]") {
   CHECK(h.consumer->Stats().deleted == 1);
 }
 
+// The task statement's users are numbers. An event names one as a string or
+// as a JSON integer; either way it is the integer user, never the UUID that
+// ends in the same digits, which has its own state and its own events.
+TEST_CASE("Events for integer users, as strings or JSON numbers, apply to those users only", "[kafka]") {
+  const std::string uuid1000 = "00000000-0000-0000-0000-000000001000";
+  Harness h;
+  h.CreateSegment("EVERYONE", 100.0);
+  h.StartConsumer();
+  h.user_service.Set("1000", USER_STATE_ACTIVE);
+  h.user_service.Set("1002", USER_STATE_ACTIVE);
+  h.user_service.Set(uuid1000, USER_STATE_EXCLUDED);
+  h.producer.Send(h.topic, "1000", R"({"userID": 1000})");
+  h.producer.Send(h.topic, "1002", R"({"userID": "1002"})");
+  h.producer.Flush();
+  REQUIRE(h.AllCommitted(2));
+  CHECK(ReplicaState("1000") == "active");
+  CHECK(ReplicaState("1002") == "active");
+  CHECK(ReplicaState(uuid1000).empty());
+  CHECK(SegmentsOf("1000") == std::vector<std::string>{"EVERYONE"});
+  CHECK(HistoryOf("1000") == std::vector<std::string>{"add EVERYONE auto_percent"});
+
+  h.producer.SendEvent(h.topic, uuid1000);
+  h.producer.Flush();
+  REQUIRE(h.AllCommitted(3));
+  CHECK(ReplicaState(uuid1000) == "excluded");
+  CHECK(ReplicaState("1000") == "active");
+
+  // The integer user leaves the user service: only they are deleted.
+  h.user_service.Remove("1000");
+  h.producer.Send(h.topic, "1000", R"({"userID":1000})");
+  h.producer.Flush();
+  REQUIRE(h.AllCommitted(4));
+  CHECK(ReplicaState("1000").empty());
+  CHECK(HistoryOf("1000") == std::vector<std::string>{"add EVERYONE auto_percent", "remove EVERYONE user_deleted"});
+  CHECK(ReplicaState(uuid1000) == "excluded");
+  CHECK(ReplicaState("1002") == "active");
+  CHECK(h.consumer->Stats().dead_lettered == 0);
+}
+
 TEST_CASE("Duplicated and reordered events end in the user service's state, with no extra history", "[kafka]") {
   Harness h;
   h.CreateSegment("ALL", 100.0);

@@ -8,7 +8,8 @@
 //    ends), the first chunk's content type and file name, several chunks;
 //    tampered and expired links get NOT_FOUND and no data; links work across
 //    instances sharing a key, through a key rotation, and not elsewhere;
-//    max_concurrent_reports turns extra downloads away with UNAVAILABLE;
+//    max_concurrent_reports turns extra downloads away with UNAVAILABLE (a
+//    link that is not valid is NOT_FOUND before it could take a slot);
 //  - ListUserHistory: every event exactly once across pages, filters,
 //    validation;
 //  - the TTL expiry job of the running server ends due memberships, stamping
@@ -560,6 +561,14 @@ TEST_CASE_METHOD(OneReportFixture, "max_concurrent_reports: a download beyond th
   INFO(Describe(second.status));
   CHECK(second.status.error_code() == grpc::StatusCode::UNAVAILABLE);
   CHECK(second.chunks.empty());
+  // A link that is not valid is NOT_FOUND whatever the load: it is checked
+  // before it could wait for a slot.
+  v1::DownloadHistoryReportRequest tampered = request;
+  tampered.set_month(4);
+  const Downloaded refused = Download(tampered, kCallTimeout);
+  INFO(Describe(refused.status));
+  CHECK(refused.status.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(refused.chunks.empty());
 
   // Let the first one go: it is complete.
   lock.Exec("COMMIT");

@@ -379,13 +379,56 @@ TEST_CASE_METHOD(ServiceFixture, "GetUserSegments of an unknown user is an empty
 TEST_CASE_METHOD(ServiceFixture, "GetUserSegments rejects a malformed user id", "[service][get_user_segments]") {
   const std::string user = GENERATE(
       std::string(""), std::string("not-a-uuid"), std::string("0b7f9f5e1c2d4e3f8a9b0c1d2e3f4a5b"),
-      std::string("{0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"), std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5g"));
+      std::string("{0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5b}"), std::string("0b7f9f5e-1c2d-4e3f-8a9b-0c1d2e3f4a5g"),
+      std::string("01"), std::string("+1"), std::string("-1"), std::string("1.0"), std::string(" 1"),
+      std::string("1e3"), std::string("9223372036854775808"));
   INFO("user '" << user << "'");
   v1::GetUserSegmentsResponse response;
   const grpc::Status status = GetUserSegments(user, &response);
   INFO(Describe(status));
   CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(ViolationFields(status), Equals(std::vector<std::string>{"userID"}));
+  const auto violations = FieldViolations(status);
+  REQUIRE(violations.size() == 1);
+  CHECK(violations[0].description() ==
+        (user.empty() ? "is required" : "must be a UUID or a decimal integer 0..9223372036854775807"));
+}
+
+TEST_CASE_METHOD(ServiceFixture, "Integer user ids work in every call, apart from the UUID with the same digits",
+                 "[service][users]") {
+  const std::string uuid1000 = "00000000-0000-0000-0000-000000001000";
+  for (const std::string& user :
+       {std::string("1000"), std::string("1002"), uuid1000, std::string("0"), std::string("9223372036854775807")}) {
+    const grpc::Status created = CreateUser(user);
+    INFO(user << ": " << Describe(created));
+    REQUIRE(created.ok());
+  }
+  CHECK(CreateUser("1000").error_code() == grpc::StatusCode::ALREADY_EXISTS);
+  REQUIRE(CreateSegment("AVITO_VOICE_MESSAGES").ok());
+  REQUIRE(CreateSegment("AVITO_DISCOUNT_30").ok());
+  REQUIRE(Update(Change("1000", {{"AVITO_VOICE_MESSAGES"}, {"AVITO_DISCOUNT_30"}})).ok());
+  REQUIRE(Update(Change(uuid1000, {{"AVITO_DISCOUNT_30"}})).ok());
+  REQUIRE(Update(Change("9223372036854775807", {{"AVITO_VOICE_MESSAGES"}})).ok());
+  CHECK(SegmentsOf("1000") == std::vector<std::string>{"AVITO_DISCOUNT_30", "AVITO_VOICE_MESSAGES"});
+  CHECK(SegmentsOf(uuid1000) == std::vector<std::string>{"AVITO_DISCOUNT_30"});
+  CHECK(SegmentsOf("1002").empty());
+  CHECK(SegmentsOf("0").empty());
+  CHECK(SegmentsOf("9223372036854775807") == std::vector<std::string>{"AVITO_VOICE_MESSAGES"});
+
+  REQUIRE(UpdateUser("1000", "excluded").ok());
+  CHECK(QueryValue("SELECT state FROM users WHERE id = '1000'") == "excluded");
+  CHECK(QueryValue("SELECT state FROM users WHERE id = " + Literal(uuid1000)) == "active");
+  v1::DeleteUserResponse deleted;
+  REQUIRE(DeleteUser("1000", &deleted).ok());
+  CHECK(SegmentsOf("1000").empty());
+  CHECK(SegmentsOf(uuid1000) == std::vector<std::string>{"AVITO_DISCOUNT_30"});
+  CHECK(DeleteUser("1000").error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(QueryValue("SELECT string_agg(user_id || ':' || slug || ':' || operation || ':' || reason, ',' "
+                   "ORDER BY user_id, operation, slug) FROM history WHERE user_id IN ('1000', " +
+                   Literal(uuid1000) + ")") ==
+        uuid1000 +
+            ":AVITO_DISCOUNT_30:add:manual,1000:AVITO_DISCOUNT_30:add:manual,1000:AVITO_VOICE_MESSAGES:add:manual,"
+            "1000:AVITO_DISCOUNT_30:remove:user_deleted,1000:AVITO_VOICE_MESSAGES:remove:user_deleted");
 }
 
 TEST_CASE_METHOD(ServiceFixture, "User ids are accepted in any case and stored canonical",

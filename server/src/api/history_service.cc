@@ -26,7 +26,7 @@ bool IsPlainHost(std::string_view host) {
 }
 
 std::string LinkQuery(const domain::ReportLink& link) {
-  // Every value is made of URL-safe characters: a UUID, numbers, a key id of
+  // Every value is made of URL-safe characters: a user id, numbers, a key id of
   // [A-Za-z0-9_.-] and base64url.
   std::string query;
   if (link.query.user) absl::StrAppend(&query, "userID=", *link.query.user, "&");
@@ -43,7 +43,20 @@ class HistoryService::ReportStream final : public PacedStream<v1::DownloadHistor
   ReportStream(HistoryService& service, grpc::CallbackServerContext* context, domain::ReportLink link)
       : PacedStream(service.workers_), service_(service), context_(context), link_(std::move(link)) {}
 
-  ~ReportStream() override { service_.reports_streaming_.fetch_sub(1); }
+  ~ReportStream() override {
+    if (holds_slot_) service_.reports_streaming_.fetch_sub(1);
+  }
+
+  // One of the service's max_concurrent_reports slots, held until the stream
+  // is destroyed; false when all are taken.
+  bool TakeSlot() {
+    if (service_.reports_streaming_.fetch_add(1) >= service_.options_.max_concurrent_reports) {
+      service_.reports_streaming_.fetch_sub(1);
+      return false;
+    }
+    holds_slot_ = true;
+    return true;
+  }
 
  private:
   void Step() override {
@@ -81,6 +94,7 @@ class HistoryService::ReportStream final : public PacedStream<v1::DownloadHistor
   const domain::ReportLink link_;
   std::unique_ptr<domain::CsvReport> report_;
   v1::DownloadHistoryReportResponse response_;
+  bool holds_slot_ = false;
 };
 
 std::string HistoryService::LinkBase(const grpc::CallbackServerContext& context) const {
@@ -113,8 +127,13 @@ grpc::ServerWriteReactor<v1::DownloadHistoryReportResponse>* HistoryService::Dow
   link.expires = absl::FromUnixSeconds(request->expires());
   link.key_id = request->key();
   link.signature = request->signature();
+  // A link that is not valid is refused before it can take a report slot,
+  // whatever the load.
+  const absl::Status valid = use_cases_.VerifyReportLink(link);
   auto* stream = new ReportStream(*this, context, std::move(link));
-  if (reports_streaming_.fetch_add(1) >= options_.max_concurrent_reports) {
+  if (!valid.ok()) {
+    stream->Finish(ToGrpcStatus(valid));
+  } else if (!stream->TakeSlot()) {
     stream->Finish(
         grpc::Status(grpc::StatusCode::UNAVAILABLE, "too many reports are being downloaded at once; retry later"));
   } else {

@@ -15,7 +15,7 @@ namespace segments::domain {
 inline constexpr int32_t kBuckets = 10000;
 
 // The first 8 bytes of SHA-256(salt ":" user_id) as a big-endian unsigned
-// integer, modulo 10000. `user_id` is the canonical lowercase UUID text.
+// integer, modulo 10000. `user_id` is the id's canonical text (UserId::ToString).
 int32_t Bucket(std::string_view salt, std::string_view user_id);
 inline int32_t Bucket(std::string_view salt, const UserId& user) { return Bucket(salt, user.ToString()); }
 

@@ -40,8 +40,8 @@ void AppendUtcMicros(std::string& out, absl::Time t) {
 }
 
 void AppendCsvLine(std::string& out, const HistoryEvent& event) {
-  // Neither UUIDs nor slugs can hold ';', '"' or a line break, so no field
-  // needs quoting.
+  // Neither user ids (UUIDs or digits) nor slugs can hold ';', '"' or a
+  // line break, so no field needs quoting.
   event.user_id.AppendTo(out);
   out += ';';
   out += event.slug;

@@ -55,7 +55,7 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
     if (command.user_id.ok()) {
       query.user = command.user_id.value().ToString();
     } else {
-      violations.push_back({Field::kUserId, "must be a UUID"});
+      violations.push_back({Field::kUserId, command.user_id.problem()});
     }
   }
   CheckReportMonth(command.month, command.year, violations);
@@ -63,8 +63,10 @@ absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCom
   return signer_.Sign(query, Now());
 }
 
+absl::Status HistoryUseCases::VerifyReportLink(const ReportLink& link) const { return signer_.Verify(link, Now()); }
+
 absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const ReportLink& link) const {
-  RETURN_IF_ERROR(signer_.Verify(link, Now()));
+  RETURN_IF_ERROR(VerifyReportLink(link));
   // A valid signature vouches for the fields, but a leaked key must not be
   // able to crash the server either.
   std::vector<FieldViolation> violations;
@@ -74,7 +76,7 @@ absl::StatusOr<std::unique_ptr<CsvReport>> HistoryUseCases::OpenReport(const Rep
     if (auto parsed = UserId::Parse(*link.query.user); parsed.ok()) {
       user = *parsed;
     } else {
-      violations.push_back({Field::kUserId, "must be a UUID"});
+      violations.push_back({Field::kUserId, std::string(parsed.status().message())});
     }
   }
   if (!violations.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, violations);

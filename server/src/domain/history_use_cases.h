@@ -35,6 +35,10 @@ class HistoryUseCases {
   // month or year, listing each.
   absl::StatusOr<ReportLink> CreateReportLink(const ReportLinkCommand& command) const;
 
+  // NOT_FOUND if the link was tampered with or has expired. Cheap (no I/O):
+  // checked before a download takes one of the limited report slots.
+  absl::Status VerifyReportLink(const ReportLink& link) const;
+
   // The report behind a link. NOT_FOUND if the link was tampered with or has
   // expired; the report then is never read.
   absl::StatusOr<std::unique_ptr<CsvReport>> OpenReport(const ReportLink& link) const;

@@ -52,7 +52,7 @@ class SegmentUseCases {
   absl::StatusOr<std::pair<Segment, int64_t>> GetSegment(const std::string& slug);
 
   // Sorted slugs of the user's unexpired memberships; empty for an unknown
-  // user. INVALID_ARGUMENT if `user_id` is not a UUID.
+  // user. INVALID_ARGUMENT if `user_id` is not a user id.
   absl::StatusOr<std::vector<std::string>> GetUserSegments(const UserIdInput& user);
 
  private:

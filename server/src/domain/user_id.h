@@ -1,6 +1,7 @@
 // The id of a user: a value that only a parse can make, so every UserId in
-// the program is valid and canonical. 16 bytes and a tag: a UUID today; the
-// tag leaves room for other forms (decimal integers) beside it.
+// the program is valid and canonical. Two kinds, which never name the same
+// user: a UUID (16 bytes) or a decimal integer 0..2^63-1 (held in the same
+// 16 bytes); a tag tells them apart.
 #pragma once
 
 #include <absl/status/statusor.h>
@@ -17,25 +18,31 @@ namespace segments::domain {
 
 class UserId {
  public:
-  enum class Kind : uint8_t { kUuid };
-  using Bytes = std::array<uint8_t, 16>;
+  enum class Kind : uint8_t { kUuid, kInteger };
+  static constexpr uint64_t kMaxInteger = 9'223'372'036'854'775'807;  // 2^63 - 1
+  // The longest canonical text: a UUID's 36 characters.
+  static constexpr size_t kMaxTextLength = 36;
 
-  // A UUID in 8-4-4-4-12 hex form, in any case. INVALID_ARGUMENT otherwise,
-  // with a message for the client ("is required", "must be a UUID").
+  // A UUID in 8-4-4-4-12 hex form, in any case, or a decimal integer
+  // 0..kMaxInteger written without sign, spaces or leading zeros ("0" is one,
+  // "01" is not). INVALID_ARGUMENT otherwise, with a message for the client
+  // ("is required", "must be a UUID or a decimal integer 0..9223372036854775807").
   static absl::StatusOr<UserId> Parse(std::string_view text);
-  // A UUID in PostgreSQL's binary form (16 bytes, network order).
-  static absl::StatusOr<UserId> FromUuidBytes(std::string_view bytes);
 
   Kind kind() const { return kind_; }
-  const Bytes& bytes() const { return bytes_; }
-  // The canonical text: lowercase 8-4-4-4-12 for a UUID.
+  // The canonical text: lowercase 8-4-4-4-12 for a UUID, the decimal digits
+  // of an integer.
   std::string ToString() const;
   // Appends the canonical text to `out`, without a temporary.
   void AppendTo(std::string& out) const;
 
   friend bool operator==(const UserId&, const UserId&) = default;
-  // Ordered as PostgreSQL orders uuid values: byte by byte.
-  friend std::strong_ordering operator<=>(const UserId&, const UserId&) = default;
+  // The byte order of the canonical texts: the order of the database, which
+  // keeps ids as that text in the "C" collation (db/schema.sql, domain
+  // user_id), so keyset pages, lock order and the report's order agree with
+  // it. Two UUIDs compare as their 16 bytes; two integers as their digit
+  // strings ("10" < "9"); a UUID and an integer as their texts.
+  friend std::strong_ordering operator<=>(const UserId& a, const UserId& b);
 
   template <typename H>
   friend H AbslHashValue(H h, const UserId& id) {
@@ -43,7 +50,15 @@ class UserId {
   }
 
  private:
+  // A UUID's bytes in network order; an integer in the first 8 bytes, big
+  // endian, and zeros after it.
+  using Bytes = std::array<uint8_t, 16>;
+
   UserId(Kind kind, const Bytes& bytes) : kind_(kind), bytes_(bytes) {}
+  uint64_t integer() const;
+  // Writes the canonical text to `out` (kMaxTextLength bytes at least) and
+  // returns its length.
+  size_t Write(char* out) const;
 
   Kind kind_;
   Bytes bytes_;
@@ -67,7 +82,7 @@ class UserIdInput {
   bool ok() const { return parsed_.ok(); }
   // The id; only when ok().
   const UserId& value() const { return *parsed_; }
-  // Why the text is not an id ("is required", "must be a UUID"); only when !ok().
+  // Why the text is not an id (UserId::Parse's message); only when !ok().
   std::string problem() const { return std::string(parsed_.status().message()); }
 
  private:

@@ -36,7 +36,7 @@ class UserUseCases {
 
   // Adds an active user and puts them in the automatic segments that take
   // them (domain/auto_assignment.h), in one transaction. INVALID_ARGUMENT for
-  // a bad UUID, ALREADY_EXISTS if known.
+  // a malformed id, ALREADY_EXISTS if known.
   absl::Status CreateUser(const UserIdInput& user_id);
 
   // Sets the user's state ("active" or "excluded"). A user becoming active

@@ -15,8 +15,11 @@
 
 namespace segments::ingest {
 
-// The user an event names: its value is JSON `{"userID": "<uuid>"}` (unknown
-// fields ignored). INVALID_ARGUMENT saying why for anything else.
+// The user an event names: its value is a JSON object whose `userID` is the
+// id as a string (`{"userID": "1000"}`, a UUID in any case, or a decimal
+// integer as UserId::Parse takes them) or as a JSON integer
+// (`{"userID": 1000}`, written as that decimal text would be); other members
+// are ignored. INVALID_ARGUMENT saying why for anything else.
 absl::StatusOr<domain::UserId> ParseUserEvent(std::string_view value);
 
 // One consumed message, copied out of the client library.

@@ -19,7 +19,7 @@ using domain::HistoryEvent;
 const Statement kAppendHistory{
     "append_history",
     "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::history_operation[], $5::history_reason[], "
+    "SELECT * FROM unnest($1::user_id[], $2::int8[], $3::text[], $4::history_operation[], $5::history_reason[], "
     "$6::timestamptz[])"};
 
 // A page of one user's history, newest first: $1 user, $2 slug or NULL,
@@ -28,7 +28,7 @@ const Statement kAppendHistory{
 const Statement kUserHistory{
     "user_history",
     "SELECT user_id, segment_id, slug, operation, reason, (extract(epoch FROM at) * 1000000)::int8 AS at, id "
-    "FROM history WHERE user_id = $1::uuid "
+    "FROM history WHERE user_id = $1::user_id "
     "AND ($2::text IS NULL OR slug = $2) AND ($3::timestamptz IS NULL OR at >= $3) "
     "AND ($4::timestamptz IS NULL OR at < $4) AND ($5::timestamptz IS NULL OR (at, id) < ($5, $6::int8)) "
     "ORDER BY at DESC, id DESC LIMIT $7"};
@@ -46,7 +46,7 @@ const Statement kDeclareReportAllUsers{"declare_report_all_users",
 const Statement kDeclareReportOneUser{"declare_report_one_user",
                                       "DECLARE history_report BINARY NO SCROLL CURSOR FOR "
                                       "SELECT user_id, segment_id, slug, operation, reason, at, id FROM history "
-                                      "WHERE user_id = $1::uuid AND at >= $2 AND at < $3 "
+                                      "WHERE user_id = $1::user_id AND at >= $2 AND at < $3 "
                                       "ORDER BY at, user_id, slug, id"};
 
 absl::StatusOr<HistoryEvent> HistoryEventAt(const PgResult& r, int i) {
@@ -73,16 +73,15 @@ absl::StatusOr<int64_t> BinaryInt64(const PgResult& r, int row, int column) {
   return static_cast<int64_t>(be64toh(raw));
 }
 
-// Rows [begin, end) of a report cursor's binary columns: uuid (16 bytes),
-// int8 and timestamptz (microseconds since 2000-01-01), text and enums
-// (their bytes).
+// Rows [begin, end) of a report cursor's binary columns: int8 and
+// timestamptz (microseconds since 2000-01-01), text (the user id too) and
+// enums (their bytes).
 absl::Status AppendReportEvents(const PgResult& r, int begin, int end, std::vector<HistoryEvent>& events) {
   constexpr int64_t kPostgresEpochMicros = int64_t{946'684'800} * 1'000'000;
   events.reserve(events.size() + static_cast<size_t>(end - begin));
   for (int i = begin; i < end; ++i) {
-    absl::StatusOr<domain::UserId> user = domain::UserId::FromUuidBytes(r.Get(i, 0));
-    if (!user.ok()) return absl::InternalError("history report: column \"user_id\" is not a binary uuid");
-    HistoryEvent e{*user};
+    ASSIGN_OR_RETURN(domain::UserId user, PgRow(r, i).User(0));
+    HistoryEvent e{user};
     ASSIGN_OR_RETURN(e.segment_id, BinaryInt64(r, i, 1));
     e.slug = std::string(r.Get(i, 2));
     ASSIGN_OR_RETURN(e.operation, PgRow(r, i).Enum(3, &domain::ParseOperation));

@@ -31,23 +31,23 @@ const Statement kUserMemberships{
     "user_memberships",
     "SELECT m.segment_id, s.slug, (extract(epoch FROM m.added_at) * 1000000)::int8 AS added_at, "
     "(extract(epoch FROM m.expires_at) * 1000000)::int8 AS expires_at, m.auto "
-    "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1::uuid FOR UPDATE OF m"};
+    "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1::user_id FOR UPDATE OF m"};
 // $1 users, $2 segments, $3 now, $4 deadlines, $5 automatic (parallel arrays).
-const Statement kInsertMemberships{
-    "insert_memberships",
-    "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-    "SELECT user_id, segment_id, $3, expires_at, auto "
-    "FROM unnest($1::uuid[], $2::int8[], $4::timestamptz[], $5::bool[]) AS t(user_id, segment_id, expires_at, auto)"};
-const Statement kDeleteMemberships{"delete_memberships",
-                                   "DELETE FROM memberships WHERE user_id = $1::uuid AND segment_id = ANY($2::int8[])"};
+const Statement kInsertMemberships{"insert_memberships",
+                                   "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+                                   "SELECT user_id, segment_id, $3, expires_at, auto "
+                                   "FROM unnest($1::user_id[], $2::int8[], $4::timestamptz[], $5::bool[]) "
+                                   "AS t(user_id, segment_id, expires_at, auto)"};
+const Statement kDeleteMemberships{
+    "delete_memberships", "DELETE FROM memberships WHERE user_id = $1::user_id AND segment_id = ANY($2::int8[])"};
 
 // --- opt-outs
 const Statement kOptedOutSegments{"opted_out_segments",
-                                  "SELECT segment_id FROM auto_opt_outs WHERE user_id = $1::uuid"};
+                                  "SELECT segment_id FROM auto_opt_outs WHERE user_id = $1::user_id"};
 // $1 user, $2 segment ids, $3 reason, $4 now.
 const Statement kRecordOptOuts{"record_opt_outs",
                                "INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) "
-                               "SELECT unnest($2::int8[]), $1::uuid, $3, $4 ON CONFLICT DO NOTHING"};
+                               "SELECT unnest($2::int8[]), $1::user_id, $3, $4 ON CONFLICT DO NOTHING"};
 
 // --- set-based ends
 // $1 segment id, $2 slug, $3 reason, $4 now.
@@ -61,9 +61,9 @@ const Statement kEndSegmentMemberships{
 // $1 user, $2 reason, $3 now.
 const Statement kEndUserMemberships{
     "end_user_memberships",
-    "WITH e AS (DELETE FROM memberships WHERE user_id = $1::uuid RETURNING segment_id, expires_at), "
+    "WITH e AS (DELETE FROM memberships WHERE user_id = $1::user_id RETURNING segment_id, expires_at), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT $1::uuid, e.segment_id, s.slug, 'remove', "
+    "SELECT $1::user_id, e.segment_id, s.slug, 'remove', "
     "CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE $2::history_reason END, "
     "CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END "
     "FROM e JOIN segments s ON s.id = e.segment_id RETURNING reason) "
@@ -74,7 +74,7 @@ const Statement kEndUserMemberships{
 // in the way of new ones.
 const Statement kEndExpiredMembersOf{
     "end_expired_members_of",
-    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::uuid[]) AND expires_at <= $4 "
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::user_id[]) AND expires_at <= $4 "
     "RETURNING user_id, expires_at, auto), "
     "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $4 FROM e "
     "WHERE e.auto AND e.expires_at <= $4 ON CONFLICT DO NOTHING), "
@@ -82,18 +82,17 @@ const Statement kEndExpiredMembersOf{
     "SELECT e.user_id, $1, $3, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
 // $5 the deadline or NULL. ON CONFLICT: a user's own change may add the
 // same membership meanwhile; then it stays as that change made it.
-const Statement kAddMembers{
-    "add_members",
-    "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
-    "SELECT id, $1, $4, $5 FROM unnest($2::uuid[]) AS i(id) ORDER BY id ON CONFLICT (user_id, segment_id) DO NOTHING "
-    "RETURNING user_id), "
-    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
+const Statement kAddMembers{"add_members",
+                            "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
+                            "SELECT id, $1, $4, $5 FROM unnest($2::user_id[]) AS i(id) ORDER BY id "
+                            "ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id), "
+                            "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+                            "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
 // A hand removal opts the user out; an automatic row that had expired
 // already is a TTL end and opts out as such.
 const Statement kRemoveMembers{
     "remove_members",
-    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::uuid[]) "
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND user_id = ANY($2::user_id[]) "
     "RETURNING user_id, expires_at, auto), "
     "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) "
     "SELECT $1, e.user_id, CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE 'manual' END::history_reason, $4 FROM e "
@@ -183,7 +182,7 @@ const Statement kEndExpiredMemberships{
 // --- reads
 const Statement kActiveSegmentSlugs{"active_segment_slugs",
                                     "SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id "
-                                    "WHERE m.user_id = $1::uuid AND (m.expires_at IS NULL OR m.expires_at > $2)"};
+                                    "WHERE m.user_id = $1::user_id AND (m.expires_at IS NULL OR m.expires_at > $2)"};
 // Members of segment $1 active at $2, by user id, at most $3; the next page
 // continues after user $4.
 const Statement kFirstMembers{"first_members",
@@ -195,7 +194,7 @@ const Statement kNextMembers{"next_members",
                              "SELECT user_id, (extract(epoch FROM added_at) * 1000000)::int8 AS added_at, "
                              "(extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, auto FROM memberships "
                              "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
-                             "AND user_id > $4::uuid ORDER BY user_id LIMIT $3"};
+                             "AND user_id > $4::user_id ORDER BY user_id LIMIT $3"};
 
 // The first parameters of the bulk statements: $1 segment id, $2 users, $3 slug, $4 now.
 PgParams BulkParams(const Segment& segment, const std::vector<UserId>& users, absl::Time now) {

@@ -8,7 +8,6 @@
 namespace segments::storage {
 namespace {
 
-constexpr uint32_t kUuidTypeOid = 2950;
 constexpr uint32_t kTimestamptzTypeOid = 1184;
 
 void AppendInt32(std::string& out, uint32_t value) {
@@ -88,21 +87,19 @@ PgParams& PgParams::OptionalTime(const std::optional<absl::Time>& value) {
   return Time(*value);
 }
 
-PgParams& PgParams::User(const domain::UserId& user) {
-  const auto& bytes = user.bytes();
-  return Add(std::string(bytes.begin(), bytes.end()), true);
-}
+PgParams& PgParams::User(const domain::UserId& user) { return Add(user.ToString(), false); }
 
 PgParams& PgParams::Users(const std::vector<domain::UserId>& users) {
-  // The header, then each element as its length and bytes.
+  // Canonical ids need no quotes: digits, letters a-f and dashes.
   std::string out;
-  out.reserve(20 + users.size() * 20);
-  AppendArrayHeader(out, users.size(), /*has_nulls=*/false, kUuidTypeOid);
-  for (const domain::UserId& user : users) {
-    AppendInt32(out, static_cast<uint32_t>(user.bytes().size()));
-    out.append(user.bytes().begin(), user.bytes().end());
+  out.reserve(2 + users.size() * (domain::UserId::kMaxTextLength + 1));
+  out += '{';
+  for (size_t i = 0; i < users.size(); ++i) {
+    if (i > 0) out += ',';
+    users[i].AppendTo(out);
   }
-  return Add(std::move(out), true);
+  out += '}';
+  return Add(std::move(out), false);
 }
 
 PgParams& PgParams::IntArray(const std::vector<int64_t>& values) {

@@ -1,8 +1,10 @@
-// The parameters of one statement. Values travel in text form, except user
-// ids and times, which go in PostgreSQL's binary form (uuid: 16 bytes;
-// timestamptz: microseconds since 2000; arrays: the binary array format), so
-// they are never printed and parsed again. A binary parameter must meet a
-// statement parameter of exactly that type (cast it: `$2::timestamptz`).
+// The parameters of one statement. Values travel in text form, except times,
+// which go in PostgreSQL's binary form (timestamptz: microseconds since 2000;
+// arrays of them: the binary array format), so that no year is misread. A
+// binary parameter must meet a statement parameter of exactly that type (cast
+// it: `$2::timestamptz`). User ids are their canonical text, which is what
+// the database stores (domain user_id), and arrays of them an array literal
+// of those texts (cast with $n::user_id[]).
 #pragma once
 
 #include <absl/time/time.h>
@@ -24,7 +26,9 @@ class PgParams {
   PgParams& Int(int64_t value);
   PgParams& Time(absl::Time value);
   PgParams& OptionalTime(const std::optional<absl::Time>& value);
+  // A user id, for $n::user_id.
   PgParams& User(const domain::UserId& user);
+  // User ids, for $n::user_id[].
   PgParams& Users(const std::vector<domain::UserId>& users);
 
   // Arrays; a nullopt item in an optional array is NULL.

@@ -11,32 +11,32 @@ namespace {
 using domain::UserId;
 using domain::UserState;
 
-const Statement kLockUser{"lock_user", "SELECT state FROM users WHERE id = $1::uuid FOR UPDATE"};
+const Statement kLockUser{"lock_user", "SELECT state FROM users WHERE id = $1::user_id FOR UPDATE"};
 const Statement kInsertUser{"insert_user",
                             "INSERT INTO users (id, state, created_at, updated_at) "
-                            "VALUES ($1::uuid, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
-const Statement kSetUserState{"set_user_state", "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1::uuid"};
+                            "VALUES ($1::user_id, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
+const Statement kSetUserState{"set_user_state", "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1::user_id"};
 const Statement kDeleteUser{"delete_user",
-                            "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1::uuid) "
-                            "DELETE FROM users WHERE id = $1::uuid"};
+                            "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1::user_id) "
+                            "DELETE FROM users WHERE id = $1::user_id"};
 
 // Many users at once (user events): $1 ids, $2 their states (parallel).
 const Statement kLockUsers{"lock_users",
-                           "SELECT id, state FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                           "SELECT id, state FROM users WHERE id = ANY($1::user_id[]) ORDER BY id FOR UPDATE",
                            /*plan_per_call=*/true};
 const Statement kInsertUsers{"insert_users",
                              "INSERT INTO users (id, state, created_at, updated_at) "
-                             "SELECT id, state, $3, $3 FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) "
+                             "SELECT id, state, $3, $3 FROM unnest($1::user_id[], $2::user_state[]) AS t(id, state) "
                              "ORDER BY id ON CONFLICT (id) DO NOTHING"};
 const Statement kSetUserStates{"set_user_states",
                                "UPDATE users u SET state = t.state, updated_at = $3 "
-                               "FROM unnest($1::uuid[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id",
+                               "FROM unnest($1::user_id[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id",
                                /*plan_per_call=*/true};
 // FOR KEY SHARE keeps the known users from being deleted until the
 // transaction ends (memberships have no foreign keys; schema.sql), in id
 // order, the order every multi-user lock takes, so they cannot deadlock.
 const Statement kKeyShareUsers{"key_share_users",
-                               "SELECT id FROM users WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE",
+                               "SELECT id FROM users WHERE id = ANY($1::user_id[]) ORDER BY id FOR KEY SHARE",
                                /*plan_per_call=*/true};
 
 std::vector<UserId> IdsOf(const std::vector<std::pair<UserId, UserState>>& users) {

@@ -32,16 +32,30 @@ TEST_CASE("segment_bucket agrees with domain::Bucket on many users and salts", "
   // Digests whose first bytes are 0xff..., 0x80... and 0x00... all occur among
   // 3,000 users, so both halves' high bits and the unsigned reading are
   // exercised.
+  // The integer ids are small ones and some near 2^63.
   for (const std::string salt : {"5f2c9a1be3d04718", "ffffffffffffffff", "x"}) {
     const auto rows =
-        Query("SELECT u::text, segment_bucket(" + Quote(salt) +
-              ", u) FROM (SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::uuid AS u "
-              "FROM generate_series(1, 3000) AS g) AS users");
-    REQUIRE(rows.size() == 3000);
+        Query("SELECT u, segment_bucket(" + Quote(salt) +
+              ", u) FROM (SELECT format('%s-0000-4000-8000-000000000000', lpad(to_hex(g), 8, '0'))::user_id AS u "
+              "FROM generate_series(1, 3000) AS g UNION ALL SELECT g::text::user_id FROM generate_series(0, 2999) AS g "
+              "UNION ALL SELECT (9223372036854775807 - g)::text::user_id FROM generate_series(0, 999) AS g) AS users");
+    REQUIRE(rows.size() == 7000);
     for (const auto& row : rows) {
       INFO(salt << " " << row[0]);
-      REQUIRE(std::to_string(domain::Bucket(salt, row[0])) == row[1]);
+      REQUIRE(std::to_string(domain::Bucket(salt, domain::UserId::Parse(row[0]).value())) == row[1]);
     }
+  }
+}
+
+TEST_CASE("segment_bucket takes only canonical user ids", "[pg][bucketing]") {
+  ResetDatabase();
+  CHECK(QueryValue("SELECT segment_bucket('9f86d081884c7d65', '1000')") == "6151");
+  CHECK(QueryValue("SELECT segment_bucket('9f86d081884c7d65', '00000000-0000-0000-0000-000000001000')") == "2853");
+  // Another spelling of the same id would hash to another bucket: refused.
+  for (const char* bad : {"01000", "+1000", "00000000-0000-0000-0000-00000000100A", "9223372036854775808", " 1"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(QueryValue(std::string("SELECT segment_bucket('s', '") + bad + "')"),
+                      Catch::Contains("violates check constraint \"user_id_check\""));
   }
 }
 

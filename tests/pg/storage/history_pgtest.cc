@@ -417,7 +417,7 @@ bool HasFullSort(const std::string& plan) {
 //       Sort Key: at, slug, id
 //       Presorted Key: at
 //       ->  Index Scan using history_user_order_idx on history  (cost=0.41..44.71 rows=10 width=62)
-//             Index Cond: ((user_id = '00000000-0000-4000-8000-000000000007'::uuid) AND (at >= ...) AND (at < ...))
+//             Index Cond: (((user_id)::text = '00000000-0000-4000-8000-000000000007'::text) AND (at >= ...) AND ...)
 //
 // The cursors matter, not the bare SELECTs: a cursor is planned for its first
 // rows (cursor_tuple_fraction), while the bare SELECT of all users, planned

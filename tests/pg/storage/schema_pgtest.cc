@@ -24,7 +24,7 @@ TEST_CASE("the schema applies again without error or change", "[pg][schema]") {
   Query(schema);
   Query(schema);
   CHECK(QueryValue("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace") == before);
-  CHECK(QueryValue("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations") == "1,2,3,4");
+  CHECK(QueryValue("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations") == "1,2,3,4,5");
 }
 
 TEST_CASE("the database itself refuses rows the domain would never write", "[pg][schema]") {
@@ -39,6 +39,42 @@ TEST_CASE("the database itself refuses rows the domain would never write", "[pg]
   CHECK_THROWS(
       Query("INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
             "VALUES ('11111111-1111-1111-1111-111111111111', 1, now(), now())"));
+}
+
+TEST_CASE("every user id column holds canonical ids of either kind, in byte order", "[pg][schema]") {
+  segments::testing::ResetDatabase();
+  // No uuid column is left, and each user id column is of the domain, whose
+  // collation is "C" (UserId's order).
+  CHECK(QueryValue("SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                   "WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND a.atttypid = 'uuid'::regtype "
+                   "AND NOT a.attisdropped") == "0");
+  CHECK(QueryValue("SELECT string_agg(c.relname || '.' || a.attname || ':' || a.atttypid::regtype || ':' || "
+                   "co.collname, ',' ORDER BY c.relname) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                   "JOIN pg_collation co ON co.oid = a.attcollation "
+                   "WHERE c.relname IN ('users', 'memberships', 'history', 'auto_opt_outs') "
+                   "AND a.attname IN ('id', 'user_id') AND a.atttypid <> 'bigint'::regtype") ==
+        "auto_opt_outs.user_id:user_id:C,history.user_id:user_id:C,memberships.user_id:user_id:C,users.id:user_id:C");
+
+  // The UUID ...1000 and the integer 1000 are two rows.
+  Query(
+      "INSERT INTO users (id, state, created_at, updated_at) VALUES "
+      "('00000000-0000-0000-0000-000000001000', 'active', now(), now()), ('1000', 'active', now(), now()), "
+      "('0', 'active', now(), now()), ('9223372036854775807', 'active', now(), now())");
+  CHECK(QueryValue("SELECT string_agg(id, ',' ORDER BY id) FROM users") ==
+        "0,00000000-0000-0000-0000-000000001000,1000,9223372036854775807");
+  // Any other spelling is refused, so no id is stored twice under two texts.
+  for (const char* bad : {"01000", "+1000", "-1", "1.0", "1e3", " 1000", "9223372036854775808", "",
+                          "00000000-0000-0000-0000-00000000100A", "{00000000-0000-0000-0000-000000001000}",
+                          "000000000000000000000000000001000"}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(Query(std::string("INSERT INTO users (id, state, created_at, updated_at) VALUES ('") + bad +
+                            "', 'active', now(), now())"),
+                      Catch::Contains("violates check constraint \"user_id_check\""));
+    CHECK_THROWS_WITH(Query(std::string("INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+                                        "VALUES ('") +
+                            bad + "', 1, 'A', 'add', 'manual', now())"),
+                      Catch::Contains("violates check constraint \"user_id_check\""));
+  }
 }
 
 TEST_CASE("the per-user read and the per-month scan use indexes", "[pg][schema]") {

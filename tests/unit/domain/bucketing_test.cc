@@ -24,12 +24,26 @@ std::string UserNumber(int i) { return absl::StrFormat("00000000-0000-4000-8000-
 TEST_CASE("Bucket matches every vector of docs/bucketing.md", "[bucketing]") {
   const auto vectors = testing::DocumentedBucketVectors();
   REQUIRE(vectors.size() >= 10);
+  int integers = 0;
   for (const auto& v : vectors) {
     INFO(v.salt << " " << v.user_id);
     const auto digest = crypto::Sha256(v.salt + ":" + v.user_id);
     CHECK(Hex(digest.data(), 8) == v.digest_prefix);
     CHECK(Bucket(v.salt, v.user_id) == v.bucket);
+    // The id's canonical text is what is hashed, for both kinds.
+    const UserId id = UserId::Parse(v.user_id).value();
+    CHECK(id.ToString() == v.user_id);
+    CHECK(Bucket(v.salt, id) == v.bucket);
+    integers += id.kind() == UserId::Kind::kInteger ? 1 : 0;
   }
+  CHECK(integers >= 5);
+}
+
+TEST_CASE("the integer 1000 and the UUID ending in 1000 have their own buckets", "[bucketing]") {
+  const UserId integer = UserId::Parse("1000").value();
+  const UserId uuid = UserId::Parse("00000000-0000-0000-0000-000000001000").value();
+  CHECK(Bucket("9f86d081884c7d65", integer) == 6151);
+  CHECK(Bucket("9f86d081884c7d65", uuid) == 2853);
 }
 
 TEST_CASE("buckets spread evenly and two salts are independent", "[bucketing]") {
@@ -37,7 +51,8 @@ TEST_CASE("buckets spread evenly and two salts are independent", "[bucketing]") 
   int in_a = 0, in_b = 0, in_both = 0;
   std::set<int32_t> seen;
   for (int i = 0; i < kUsers; ++i) {
-    const std::string user = UserNumber(i);
+    // Half UUIDs, half consecutive integers: both kinds spread.
+    const std::string user = i % 2 == 0 ? UserNumber(i) : std::to_string(i);
     const int32_t a = Bucket("salt-a", user);
     const int32_t b = Bucket("salt-b", user);
     REQUIRE(a >= 0);

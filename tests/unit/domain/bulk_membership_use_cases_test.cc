@@ -97,7 +97,7 @@ TEST_CASE_METHOD(Fixture, "bulk: malformed and repeated ids are listed by index,
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
   CHECK(ViolationFields(status) == std::vector<std::string>{"userIDs[1]", "userIDs[3]", "userIDs[4]", "userIDs[5]"});
   const auto v = ViolationsOf(status);
-  CHECK(v[0].description == "must be a UUID");
+  CHECK(v[0].description == "must be a UUID or a decimal integer 0..9223372036854775807");
   CHECK(v[1].description.find("userIDs[0]") != std::string::npos);  // same user in another case
   CHECK(v[2].description == "is required");
   CHECK(v[3].description.find("userIDs[2]") != std::string::npos);

@@ -103,3 +103,20 @@ TEST_CASE("a malformed answer is an error, not a guess", "[ingest][client]") {
   auto found = f.client.Lookup({User(1)});
   CHECK(found.status().code() == absl::StatusCode::kInternal);
 }
+
+TEST_CASE("integer ids are asked for as their decimal text, apart from UUIDs", "[ingest][client]") {
+  Fixture f;
+  const std::string uuid1000 = "00000000-0000-0000-0000-000000001000";
+  f.service.Set("1000", userservice::v1::USER_STATE_ACTIVE);
+  f.service.Set(uuid1000, userservice::v1::USER_STATE_EXCLUDED);
+  const auto id = [](const std::string& text) { return segments::domain::UserId::Parse(text).value(); };
+  auto found = f.client.Lookup({id(uuid1000), id("1002"), id("1000")});
+  REQUIRE(found.ok());
+  REQUIRE(found->size() == 3);
+  CHECK((*found)[0].id == id(uuid1000));
+  CHECK((*found)[0].state == UserState::kExcluded);
+  CHECK((*found)[1].id == id("1002"));
+  CHECK_FALSE((*found)[1].state.has_value());
+  CHECK((*found)[2].id == id("1000"));
+  CHECK((*found)[2].state == UserState::kActive);
+}

@@ -26,6 +26,7 @@ import (
 	userservicev1 "segments/usermock/gen/userservice/v1"
 	"segments/usermock/internal/kafkatest"
 	"segments/usermock/internal/publisher"
+	"segments/usermock/internal/userid"
 )
 
 type running struct {
@@ -97,8 +98,8 @@ func checkRecords(t *testing.T, records []*kgo.Record) []string {
 		if want := `{"userID":"` + key + `"}`; string(r.Value) != want {
 			t.Fatalf("record value %q, want %q", r.Value, want)
 		}
-		if len(key) != 36 || key != lowercase(key) {
-			t.Fatalf("record key %q is not a canonical lowercase UUID", key)
+		if canonical, ok := userid.Parse(key); !ok || canonical != key {
+			t.Fatalf("record key %q is not a canonical user id", key)
 		}
 		seq := seqOf(t, r)
 		if seq < 1 || seq > int64(len(records)) || bySeq[seq-1] != "" {
@@ -268,7 +269,16 @@ func TestMakeRandomChangesProducesNEvents(t *testing.T) {
 	if len(records) != n {
 		t.Fatalf("%d records for %d changes", len(records), n)
 	}
-	checkRecords(t, records)
+	// Random users are of both kinds, so consumers see both.
+	integers := 0
+	for _, key := range checkRecords(t, records) {
+		if len(key) != 36 {
+			integers++
+		}
+	}
+	if integers < n/10 || integers > n/2 {
+		t.Errorf("%d of %d events name integer ids, want about a quarter", integers, n)
+	}
 	// A loose floor: far below what it does (see the log line), far above
 	// what waiting for each ack in turn would give.
 	if rate := n / took.Seconds(); rate < 5000 {

@@ -118,7 +118,7 @@ func toProto(u store.User) *userservicev1.User {
 func parseID(field, id string) (string, error) {
 	canonical, ok := userid.Parse(id)
 	if !ok {
-		return "", status.Errorf(codes.InvalidArgument, "%s: must be a UUID, got %q", field, id)
+		return "", status.Errorf(codes.InvalidArgument, "%s: must be a UUID or a decimal integer 0..9223372036854775807, got %q", field, id)
 	}
 	return canonical, nil
 }

@@ -102,6 +102,53 @@ func TestGetUser(t *testing.T) {
 	}
 }
 
+// The task statement's users are numbers: an integer id is a user of its
+// own, never the UUID that ends in the same digits.
+func TestIntegerIDs(t *testing.T) {
+	f := newFixture(t, &publishertest.Fake{})
+	const uuid1000 = "00000000-0000-0000-0000-000000001000"
+	for _, id := range []string{"1000", uuid1000, "9223372036854775807"} {
+		if _, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: id}); err != nil {
+			t.Fatalf("CreateUser(%s): %v", id, err)
+		}
+	}
+	_, err := f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: "1000"})
+	wantCode(t, err, codes.AlreadyExists, "CreateUser(1000) again")
+	if _, err := f.admin.UpdateUser(ctx, &usermockv1.UpdateUserRequest{UserId: "1000", State: userservicev1.UserState_USER_STATE_EXCLUDED}); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := f.users.GetUser(ctx, &userservicev1.GetUserRequest{UserId: "1000"}); err != nil || u.GetUserId() != "1000" || u.GetState() != userservicev1.UserState_USER_STATE_EXCLUDED {
+		t.Errorf("GetUser(1000) = %v, %v", u, err)
+	}
+	if u, err := f.users.GetUser(ctx, &userservicev1.GetUserRequest{UserId: uuid1000}); err != nil || u.GetState() != userservicev1.UserState_USER_STATE_ACTIVE {
+		t.Errorf("GetUser(%s) = %v, %v", uuid1000, u, err)
+	}
+	resp, err := f.users.BatchGetUsers(ctx, &userservicev1.BatchGetUsersRequest{UserIds: []string{"1000", "1002", uuid1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]userservicev1.UserState{}
+	for _, u := range resp.GetUsers() {
+		got[u.GetUserId()] = u.GetState()
+	}
+	if len(got) != 2 || got["1000"] != userservicev1.UserState_USER_STATE_EXCLUDED || got[uuid1000] != userservicev1.UserState_USER_STATE_ACTIVE ||
+		!slices.Equal(resp.GetMissingUserIds(), []string{"1002"}) {
+		t.Errorf("BatchGetUsers: users %v, missing %v", resp.GetUsers(), resp.GetMissingUserIds())
+	}
+	for _, bad := range []string{"01000", "+1000", "-1", "1.0", "1e3", " 1000", "9223372036854775808"} {
+		_, err := f.users.GetUser(ctx, &userservicev1.GetUserRequest{UserId: bad})
+		wantCode(t, err, codes.InvalidArgument, fmt.Sprintf("GetUser(%q)", bad))
+		if err != nil && !strings.Contains(status.Convert(err).Message(), "must be a UUID or a decimal integer 0..9223372036854775807") {
+			t.Errorf("GetUser(%q): message %q", bad, status.Convert(err).Message())
+		}
+		_, err = f.admin.CreateUser(ctx, &usermockv1.CreateUserRequest{UserId: bad})
+		wantCode(t, err, codes.InvalidArgument, fmt.Sprintf("CreateUser(%q)", bad))
+	}
+	if got, want := f.pub.Published(), []string{"1000", uuid1000, "9223372036854775807", "1000"}; !slices.Equal(got, want) {
+		t.Errorf("published %v, want %v", got, want)
+	}
+}
+
 func TestBatchGetUsers(t *testing.T) {
 	f := newFixture(t, &publishertest.Fake{})
 	for _, id := range []string{lowerID, otherID} {

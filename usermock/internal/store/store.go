@@ -42,7 +42,7 @@ func parseState(s string) (State, bool) {
 	return 0, false
 }
 
-// User is one user. ID is a canonical lowercase UUID: the store does not
+// User is one user. ID is a canonical id (userid.Parse): the store does not
 // validate ids, its callers do.
 type User struct {
 	ID    string
@@ -190,7 +190,8 @@ func (s *Store) compact(path string) error {
 }
 
 // appendLine appends the log line for "id now has state st" (0: deleted).
-// Ids are UUIDs and states fixed words, so no JSON escaping is needed.
+// Ids are UUIDs or digits and states fixed words, so no JSON escaping is
+// needed.
 func appendLine(b []byte, id string, st State) []byte {
 	if st == 0 {
 		b = append(b, `{"op":"delete","id":"`...)

@@ -1,18 +1,30 @@
-// Package userid parses and makes user ids: UUIDs in canonical lowercase
-// text, the form the user service answers with.
+// Package userid parses and makes user ids in the canonical text the user
+// service answers with: a UUID in lowercase, or a decimal integer
+// 0..2^63-1 (the two never name the same user).
 package userid
 
 import (
 	crand "crypto/rand"
 	"math/rand"
+	"strconv"
 )
 
 const hexDigits = "0123456789abcdef"
 
-// Parse returns id in canonical lowercase form, and false when id is not a
-// UUID in the 8-4-4-4-12 hex form (any case), the same rule as the segments
-// server.
+// Parse returns id in canonical form, and false when id is neither a UUID
+// in the 8-4-4-4-12 hex form (any case; lowercase out) nor a decimal
+// integer 0..2^63-1 without sign or leading zeros: the same rule as the
+// segments server.
 func Parse(id string) (string, bool) {
+	if isDecimal(id) {
+		if len(id) > 1 && id[0] == '0' {
+			return "", false
+		}
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil { // out of range
+			return "", false
+		}
+		return id, true
+	}
 	if len(id) != 36 {
 		return "", false
 	}
@@ -35,9 +47,38 @@ func Parse(id string) (string, bool) {
 	return string(out[:]), true
 }
 
-// Random returns a version 4 UUID made from rng, so that a seeded rng gives
-// the same ids every time.
+// isDecimal reports whether id is one or more ASCII digits and nothing else.
+func isDecimal(id string) bool {
+	if id == "" {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Random returns a user id made from rng, so that a seeded rng gives the
+// same ids every time: a version 4 UUID three times in four, otherwise an
+// integer (RandomInteger).
 func Random(rng *rand.Rand) string {
+	if rng.Intn(4) == 0 {
+		return RandomInteger(rng)
+	}
+	return RandomUUID(rng)
+}
+
+// RandomInteger returns a decimal integer id made from rng, of 1 to 19
+// digits: a random value shifted right by a random amount, so that short
+// ids (like the task statement's 1000) come up as well as long ones.
+func RandomInteger(rng *rand.Rand) string {
+	return strconv.FormatInt(rng.Int63()>>uint(rng.Intn(63)), 10)
+}
+
+// RandomUUID returns a version 4 UUID made from rng.
+func RandomUUID(rng *rand.Rand) string {
 	var b [16]byte
 	hi, lo := rng.Uint64(), rng.Uint64()
 	for i := 0; i < 8; i++ {
