@@ -225,6 +225,20 @@ start_gateway() {
     --upstream="$upstream" "$@"
 }
 
+# start_api_on_empty_db WORK DB_URL SERVER_BIN GATEWAY_BIN: for tests of the
+# HTTP API: empties the database, then starts the server and the gateway on
+# free loopback ports (pid files and logs in WORK, server.log and
+# gateway.log), both stopped on exit. Sets GRPC_PORT and HTTP_PORT.
+start_api_on_empty_db() {
+  local work=$1 db_url=$2 server_bin=$3 gateway_bin=$4
+  psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segments, users RESTART IDENTITY"
+  read -r GRPC_PORT HTTP_PORT < <(free_ports 2)
+  on_exit bg_stop segments-server "$work/server.pid" "$server_bin" 5
+  start_server "127.0.0.1:$GRPC_PORT" "$work/server.pid" "$work/server.log" "$server_bin" --database-url="$db_url"
+  on_exit bg_stop segments-gateway "$work/gateway.pid" "$gateway_bin" 5
+  start_gateway "127.0.0.1:$HTTP_PORT" "127.0.0.1:$GRPC_PORT" "$work/gateway.pid" "$work/gateway.log" "$gateway_bin"
+}
+
 # start_usermock HOST:PORT PIDFILE LOGFILE BIN [FLAG...]: the user-service
 # mock BIN on HOST:PORT, until its admin service says SERVING.
 start_usermock() {

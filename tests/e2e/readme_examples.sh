@@ -16,13 +16,7 @@ db_url=${SEGMENTS_TEST_DATABASE_URL:?set by scripts/test.sh}
 work="$(mktemp -d)"
 on_exit rm -rf "$work"
 
-psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segments, users RESTART IDENTITY"
-
-read -r grpc_port http_port < <(free_ports 2)
-on_exit bg_stop segments-server "$work/server.pid" "$server_bin" 5
-start_server "127.0.0.1:$grpc_port" "$work/server.pid" "$work/server.log" "$server_bin" --database-url="$db_url"
-on_exit bg_stop segments-gateway "$work/gateway.pid" "$gateway_bin" 5
-start_gateway "127.0.0.1:$http_port" "127.0.0.1:$grpc_port" "$work/gateway.pid" "$work/gateway.log" "$gateway_bin"
+start_api_on_empty_db "$work" "$db_url" "$server_bin" "$gateway_bin"
 
 # Pull (command, expected output) pairs out of the docs section.
 python3 - "$ROOT/docs/http-api.md" "$work/cases" <<'PY'
@@ -55,7 +49,7 @@ failed=0
 for ((i = 0; i < count; i++)); do
   cmd="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[int(sys.argv[2])]["cmd"])' "$work/cases" "$i")"
   want="$(python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))[int(sys.argv[2])]["want"]))' "$work/cases" "$i")"
-  got="$(eval "${cmd//localhost:8080/127.0.0.1:$http_port}")"
+  got="$(eval "${cmd//localhost:8080/127.0.0.1:$HTTP_PORT}")"
   if ! python3 - "$want" "$got" <<'PY'; then
 import re, sys
 want, got = sys.argv[1], sys.argv[2]

@@ -37,15 +37,9 @@ fi
 
 work="$(mktemp -d)"
 on_exit rm -rf "$work"
-psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segments, users RESTART IDENTITY"
+start_api_on_empty_db "$work" "$db_url" "$server_bin" "$gateway_bin"
 
-read -r grpc_port http_port < <(free_ports 2)
-on_exit bg_stop segments-server "$work/server.pid" "$server_bin" 5
-start_server "127.0.0.1:$grpc_port" "$work/server.pid" "$work/server.log" "$server_bin" --database-url="$db_url"
-on_exit bg_stop segments-gateway "$work/gateway.pid" "$gateway_bin" 5
-start_gateway "127.0.0.1:$http_port" "127.0.0.1:$grpc_port" "$work/gateway.pid" "$work/gateway.log" "$gateway_bin"
-
-base="http://127.0.0.1:$http_port"
+base="http://127.0.0.1:$HTTP_PORT"
 args=(--checks all)
 [[ -n ${SCHEMATHESIS_SEED:-} ]] && args+=(--seed "$SCHEMATHESIS_SEED")
 [[ -n ${SCHEMATHESIS_MAX_EXAMPLES:-} ]] && args+=(--max-examples "$SCHEMATHESIS_MAX_EXAMPLES")
