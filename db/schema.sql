@@ -188,5 +188,72 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (5, 'user ids: UUIDs or decimal integers, as text');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 6) THEN
+        -- What changed, for the membership read models that server instances
+        -- hold in memory (docs/read-model.md). Triggers add a row per
+        -- statement that changes memberships or segments, in the writer's
+        -- transaction: the ids of the users whose memberships changed, or,
+        -- for a statement over more than 10,000 rows, the ids of the
+        -- segments it changed (one row for a million-user fill). A reader
+        -- takes what committed since its last look, by transaction id and
+        -- snapshot, and fetches those users or segments again in the same
+        -- snapshot. Rows say only where to look, never what changed, so
+        -- the order in which transactions committed does not matter.
+        -- kind: 'u' a user's memberships, 's' a segment's memberships,
+        -- 'c' the segments table, 'a' everything (memberships truncated).
+        CREATE TABLE membership_changes (
+            xid        xid8    NOT NULL DEFAULT pg_current_xact_id(),
+            kind       "char"  NOT NULL CHECK (kind IN ('u', 's', 'c', 'a')),
+            user_id    user_id CHECK ((kind = 'u') = (user_id IS NOT NULL)),
+            segment_id bigint  CHECK ((kind = 's') = (segment_id IS NOT NULL))
+        );
+        CREATE INDEX membership_changes_xid_idx ON membership_changes (xid);
+
+        CREATE FUNCTION note_membership_changes() RETURNS trigger
+            LANGUAGE plpgsql AS $note$
+        BEGIN
+            IF TG_OP = 'TRUNCATE' THEN
+                INSERT INTO membership_changes (kind) VALUES ('a');
+            ELSIF TG_OP = 'UPDATE' THEN
+                IF (SELECT count(*) FROM (SELECT FROM changed LIMIT 5001) few) <= 5000 THEN
+                    INSERT INTO membership_changes (kind, user_id)
+                    SELECT 'u', user_id FROM changed UNION SELECT 'u', user_id FROM changed_before;
+                ELSE
+                    INSERT INTO membership_changes (kind, segment_id)
+                    SELECT 's', segment_id FROM changed UNION SELECT 's', segment_id FROM changed_before;
+                END IF;
+            ELSIF (SELECT count(*) FROM (SELECT FROM changed LIMIT 10001) few) <= 10000 THEN
+                INSERT INTO membership_changes (kind, user_id) SELECT DISTINCT 'u', user_id FROM changed;
+            ELSE
+                INSERT INTO membership_changes (kind, segment_id) SELECT DISTINCT 's', segment_id FROM changed;
+            END IF;
+            RETURN NULL;
+        END
+        $note$;
+        CREATE TRIGGER memberships_inserted_noted AFTER INSERT ON memberships
+            REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION note_membership_changes();
+        CREATE TRIGGER memberships_deleted_noted AFTER DELETE ON memberships
+            REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION note_membership_changes();
+        CREATE TRIGGER memberships_updated_noted AFTER UPDATE ON memberships
+            REFERENCING OLD TABLE AS changed_before NEW TABLE AS changed
+            FOR EACH STATEMENT EXECUTE FUNCTION note_membership_changes();
+        CREATE TRIGGER memberships_truncated_noted AFTER TRUNCATE ON memberships
+            FOR EACH STATEMENT EXECUTE FUNCTION note_membership_changes();
+
+        -- Any change of segments: a reader loads the live slugs again (a
+        -- few thousand rows at most).
+        CREATE FUNCTION note_segment_changes() RETURNS trigger
+            LANGUAGE plpgsql AS $note$
+        BEGIN
+            INSERT INTO membership_changes (kind) VALUES ('c');
+            RETURN NULL;
+        END
+        $note$;
+        CREATE TRIGGER segments_changed_noted AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON segments
+            FOR EACH STATEMENT EXECUTE FUNCTION note_segment_changes();
+
+        INSERT INTO schema_migrations (version, description) VALUES (6, 'change notes for membership read models');
+    END IF;
 END
 $migrations$;

@@ -37,7 +37,8 @@ inline UserSet Intersect(const UserSet& a, const UserSet& b) {
 class AutoFixture : public ServiceFixture {
  public:
   AutoFixture() = default;
-  explicit AutoFixture(const config::Config& config) : ServiceFixture(config) {}
+  explicit AutoFixture(const config::Config& config, Database database = Database::kReset)
+      : ServiceFixture(config, database) {}
 
   // `n` users made with SQL (no evaluation), ids md5(tag || g): spread over
   // the whole UUID range. Returns their ids.

@@ -126,13 +126,18 @@ inline bool Eventually(const std::function<bool()>& done, absl::Duration timeout
 enum class Health { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceUnknown = 3, kCallFailed = -1 };
 
 inline Health CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
-                          std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+                          std::chrono::milliseconds timeout = std::chrono::milliseconds(2000),
+                          const std::string& service = "") {
   grpc::GenericStub stub(channel);
   auto context = NewContext(timeout);
-  grpc::ByteBuffer request;  // HealthCheckRequest{service: ""} encodes as no bytes
+  grpc::ByteBuffer request;
   {
-    grpc::Slice empty;
-    request = grpc::ByteBuffer(&empty, 1);
+    // HealthCheckRequest{service}: field 1, length-delimited (names are
+    // short); the server's overall status ("") encodes as no bytes.
+    std::string bytes;
+    if (!service.empty()) bytes = std::string("\x0a") + static_cast<char>(service.size()) + service;
+    grpc::Slice slice(bytes);
+    request = grpc::ByteBuffer(&slice, 1);
   }
   grpc::ByteBuffer response;
   auto done = std::make_shared<std::promise<grpc::Status>>();
@@ -140,6 +145,8 @@ inline Health CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
   stub.UnaryCall(context.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
                  [done](grpc::Status s) { done->set_value(std::move(s)); });
   const grpc::Status status = result.get();
+  // Check answers NOT_FOUND for a service name it does not know.
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return Health::kServiceUnknown;
   if (!status.ok()) return Health::kCallFailed;
   std::vector<grpc::Slice> slices;
   if (!response.Dump(&slices).ok()) return Health::kCallFailed;
@@ -274,11 +281,15 @@ inline const std::string kUser2 = "1c8f0a6f-2d3e-4f40-9bac-1d2e3f405b6c";
 
 class ServiceFixture {
  public:
+  // Whether the fixture empties the database first; a second instance on
+  // the same database does not.
+  enum class Database { kReset, kShared };
+
   ServiceFixture() : ServiceFixture(TestConfig()) {}
-  explicit ServiceFixture(const config::Config& config) {
+  explicit ServiceFixture(const config::Config& config, Database database = Database::kReset) {
     // Application leaves the level to main(); keep test output to problems.
     log::SetMinLevel(log::Level::kWarning);
-    ResetDatabase();
+    if (database == Database::kReset) ResetDatabase();
     auto started = app::Application::Start(config, clock);
     if (!started.ok()) throw std::runtime_error("Application::Start: " + started.status().ToString());
     app = *std::move(started);

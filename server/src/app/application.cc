@@ -28,6 +28,8 @@ absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config
 constexpr int kMaxRequestBytes = 16 << 20;
 // The health service name of the user-event consumer (contract §6).
 constexpr std::string_view kUserEventsHealth = "segmentation.v1.UserEvents";
+// SERVING while GetUserSegments is answered from memory (docs/read-model.md).
+constexpr std::string_view kReadModelHealth = "segmentation.v1.MembershipReadModel";
 
 }  // namespace
 
@@ -36,6 +38,11 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       pool_(storage::PgPoolOptions{config.database_url, config.db_pool_size, config.db_connect_timeout,
                                    config.db_statement_timeout, config.db_acquire_timeout}),
       store_(pool_, config.db_set_statement_timeout),
+      change_feed_(pool_.conninfo(), pool_.ConnectionDefaults()),
+      read_model_(change_feed_, store_.database_memberships(),
+                  readmodel::ReadModelOptions{.poll_period = config.read_model_poll_period,
+                                              .max_lag = config.read_model_max_lag,
+                                              .on_serving_change = [this](bool serving) { ShowReadModelHealth(serving); }}),
       segment_use_cases_(store_, clock),
       user_use_cases_(store_, clock),
       bulk_use_cases_(store_, clock),
@@ -47,7 +54,9 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       user_admin_service_(user_use_cases_, workers_),
       history_service_(history_use_cases_, workers_,
                        api::HistoryServiceOptions{config.report_link_base_url, config.max_concurrent_reports}),
-      expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}) {}
+      expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}) {
+  if (config.read_model) store_.AttachReadModel(read_model_, [this] { read_model_.AwaitCommitted(); });
+}
 
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
                                                                 const domain::Clock& clock) {
@@ -76,6 +85,10 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   // Health follows the database: NOT_SERVING until the first ping succeeds.
   app->server_->GetHealthCheckService()->SetServingStatus(false);
   app->health_watcher_ = std::thread([raw = app.get()] { raw->WatchDatabase(); });
+  if (config.read_model) {
+    app->ShowReadModelHealth(false);
+    app->read_model_.Start();
+  }
   app->expiry_job_.Start();
   log::Info("serving gRPC on port {}", app->port_);
   return app;
@@ -116,7 +129,8 @@ void Application::WatchDatabase() {
         log::Warning("database is unreachable: health NOT_SERVING");
       }
     }
-    // Set on every round: the server-wide status above overwrites it.
+    // Set on every round: the server-wide status above overwrites them.
+    if (config_.read_model) ShowReadModelHealth(read_model_.Serving());
     if (user_events_) {
       const bool flowing = !user_events_->Stalled();
       server_->GetHealthCheckService()->SetServingStatus(std::string(kUserEventsHealth), flowing);
@@ -134,6 +148,10 @@ void Application::WatchDatabase() {
   }
 }
 
+void Application::ShowReadModelHealth(bool serving) {
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(std::string(kReadModelHealth), serving);
+}
+
 void Application::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
@@ -148,6 +166,7 @@ void Application::Shutdown(absl::Duration grace) {
   // After the drain: the consumer may finish its batch meanwhile.
   if (user_events_) user_events_->Stop();
   workers_.Stop();
+  read_model_.Stop();
   pool_.Close();
   log::Info("stopped");
 }

@@ -1,4 +1,5 @@
-// The whole server wired from a Config: database pool, store, use cases,
+// The whole server wired from a Config: database pool, store, the
+// membership read model, use cases,
 // worker pool, gRPC services, health and reflection, the TTL expiry job and
 // (when Kafka is configured) the user-event consumer. main() and the service
 // tests both start it this way.
@@ -23,6 +24,8 @@
 #include "ingest/user_directory.h"
 #include "ingest/user_event_consumer.h"
 #include "jobs/expiry_job.h"
+#include "readmodel/membership_read_model.h"
+#include "storage/pg_change_feed.h"
 #include "storage/pg_pool.h"
 #include "storage/pg_store.h"
 
@@ -39,6 +42,8 @@ class Application {
 
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // For tests and benchmarks: whether reads come from memory, and counts.
+  const readmodel::MembershipReadModel& read_model() const { return read_model_; }
 
   // Stops accepting calls, lets in-flight ones finish for up to `grace`
   // (then cancels them), stops the workers and closes the database pool.
@@ -48,11 +53,14 @@ class Application {
  private:
   Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer);
   void WatchDatabase();
+  void ShowReadModelHealth(bool serving);
   absl::Status StartUserEvents();
 
   const config::Config config_;
   storage::PgPool pool_;
   storage::PgStore store_;
+  storage::PgChangeFeed change_feed_;
+  readmodel::MembershipReadModel read_model_;
   domain::SegmentUseCases segment_use_cases_;
   domain::UserUseCases user_use_cases_;
   domain::BulkMembershipUseCases bulk_use_cases_;

@@ -125,6 +125,22 @@ const std::vector<Setting>& Settings() {
          return "";
        },
        [](const Config& c) { return c.report_link_base_url; }},
+      {"read-model", "SEGMENTS_READ_MODEL",
+       "on: GetUserSegments answered from memberships held in memory; off: from the database",
+       [](Config& c, const std::string& v) -> std::string {
+         if (v != "on" && v != "off") return "must be on or off";
+         c.read_model = v == "on";
+         return "";
+       },
+       [](const Config& c) { return std::string(c.read_model ? "on" : "off"); }},
+      {"read-model-poll-period", "SEGMENTS_READ_MODEL_POLL_PERIOD",
+       "how often the read model looks for changes no instance announced",
+       DurationIn(&Config::read_model_poll_period, absl::Milliseconds(1), absl::Seconds(10)),
+       [](const Config& c) { return absl::FormatDuration(c.read_model_poll_period); }},
+      {"read-model-max-lag", "SEGMENTS_READ_MODEL_MAX_LAG",
+       "reads go to the database while the read model's last look is older than this",
+       DurationIn(&Config::read_model_max_lag, absl::Milliseconds(10), absl::Minutes(1)),
+       [](const Config& c) { return absl::FormatDuration(c.read_model_max_lag); }},
       {"max-concurrent-reports", "SEGMENTS_MAX_CONCURRENT_REPORTS",
        "reports streaming at once (each holds a database connection)", IntIn(&Config::max_concurrent_reports, 1, 1000),
        [](const Config& c) { return std::to_string(c.max_concurrent_reports); }},

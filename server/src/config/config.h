@@ -37,6 +37,17 @@ struct Config {
   std::string report_link_base_url;
   int max_concurrent_reports = 4;
 
+  // The membership read model (docs/read-model.md): GetUserSegments from
+  // memory, kept current from the database's change notes. Off: every read
+  // goes to the database.
+  bool read_model = true;
+  // How often the model looks for changes nobody announced (made by hand in
+  // SQL, or an announcement lost); announced ones are looked for at once.
+  absl::Duration read_model_poll_period = absl::Milliseconds(100);
+  // Reads go to the database while the model's last look is older than
+  // this: the bound on how stale an answer from memory can be.
+  absl::Duration read_model_max_lag = absl::Seconds(1);
+
   // TTL expiry job.
   absl::Duration expiry_period = absl::Seconds(10);
   int expiry_batch_size = 1000;

@@ -109,4 +109,36 @@ absl::StatusOr<PgResult> PgConnection::TakeResult(const char* what) {
   return Check(result, what);
 }
 
+absl::Status PgConnection::CopyOut(const std::string& sql, absl::FunctionRef<absl::Status(std::string_view row)> row,
+                                   const char* what) {
+  PGresult* started = PQexec(conn_, sql.c_str());
+  if (started == nullptr || PQresultStatus(started) != PGRES_COPY_OUT) return Check(started, what).status();
+  PQclear(started);
+  absl::Status status = absl::OkStatus();
+  for (;;) {
+    char* buffer = nullptr;
+    const int length = PQgetCopyData(conn_, &buffer, /*async=*/0);
+    if (length < 0) break;  // -1: done; -2: failed (the result below says why)
+    std::unique_ptr<char, decltype(&PQfreemem)> owned(buffer, &PQfreemem);
+    // After a failure the rest is still read, so the connection stays usable.
+    if (status.ok()) status = row(std::string_view(buffer, static_cast<size_t>(length)));
+  }
+  absl::StatusOr<PgResult> end = TakeResult(what);
+  if (!end.ok()) return end.status();
+  return status;
+}
+
+absl::StatusOr<std::vector<PgConnection::Notification>> PgConnection::TakeNotifications() {
+  if (PQconsumeInput(conn_) == 0) {
+    log::Warning("database connection lost while waiting for notifications: {}", OneLine(PQerrorMessage(conn_)));
+    return absl::UnavailableError("database connection lost");
+  }
+  std::vector<Notification> notifications;
+  while (PGnotify* notify = PQnotifies(conn_)) {
+    notifications.push_back({notify->relname, notify->be_pid});
+    PQfreemem(notify);
+  }
+  return notifications;
+}
+
 }  // namespace segments::storage

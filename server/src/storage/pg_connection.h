@@ -3,6 +3,7 @@
 #pragma once
 
 #include <absl/container/flat_hash_set.h>
+#include <absl/functional/function_ref.h>
 #include <absl/status/statusor.h>
 #include <libpq-fe.h>
 
@@ -70,6 +71,23 @@ class PgConnection {
 
   // The connection is lost; the pool must not lend it again.
   bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+
+  // COPY ... TO STDOUT: calls `row` with each row's bytes as the server
+  // sends them (one CopyData message), then checks the statement's end.
+  absl::Status CopyOut(const std::string& sql, absl::FunctionRef<absl::Status(std::string_view row)> row,
+                       const char* what);
+
+  // For a LISTENing connection: the socket to wait on, and the
+  // notifications that arrived since the last call (reads what the socket
+  // has without blocking). UNAVAILABLE if the connection is lost.
+  struct Notification {
+    std::string channel;
+    int sender_pid = 0;  // the sending session's server process
+  };
+  int Socket() const { return PQsocket(conn_); }
+  absl::StatusOr<std::vector<Notification>> TakeNotifications();
+  // The server process of this connection (pg_backend_pid()).
+  int BackendPid() const { return PQbackendPID(conn_); }
 
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}

@@ -242,10 +242,12 @@ absl::Status PgMembershipRepository::Insert(const std::vector<std::pair<UserId, 
   }
   PgParams params;
   params.Users(users).IntArray(segments).Time(now).OptionalTimeArray(deadlines).BoolArray(automatic);
+  tx_.NoteReadModelChange();
   return tx_.conn().Execute(kInsertMemberships, params).status();
 }
 
 absl::Status PgMembershipRepository::Delete(const UserId& user, const std::vector<SegmentId>& segments) {
+  tx_.NoteReadModelChange();
   return tx_.conn().Execute(kDeleteMemberships, PgParams().User(user).IntArray(segments)).status();
 }
 
@@ -267,6 +269,7 @@ absl::Status PgMembershipRepository::RecordOptOuts(const UserId& user, const std
 }
 
 absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& segment, Reason reason, absl::Time now) {
+  tx_.NoteReadModelChange();
   RETURN_IF_ERROR(tx_.PrepareSetBased());
   PgParams params;
   params.Int(segment.id).Text(segment.slug).Text(domain::ToString(reason)).Time(now);
@@ -274,11 +277,13 @@ absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& s
 }
 
 absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfUser(const UserId& user, Reason reason, absl::Time now) {
+  tx_.NoteReadModelChange();
   return tx_.CountOf(kEndUserMemberships, PgParams().User(user).Text(domain::ToString(reason)).Time(now));
 }
 
 absl::StatusOr<int64_t> PgMembershipRepository::AddMembers(const Segment& segment, const std::vector<UserId>& users,
                                                            std::optional<absl::Time> expires_at, absl::Time now) {
+  tx_.NoteReadModelChange();
   RETURN_IF_ERROR(tx_.PrepareSetBased());
   RETURN_IF_ERROR(tx_.CountOf(kEndExpiredMembersOf, BulkParams(segment, users, now)));
   return tx_.CountOf(kAddMembers, BulkParams(segment, users, now).OptionalTime(expires_at));
@@ -286,6 +291,7 @@ absl::StatusOr<int64_t> PgMembershipRepository::AddMembers(const Segment& segmen
 
 absl::StatusOr<int64_t> PgMembershipRepository::RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
                                                               absl::Time now) {
+  tx_.NoteReadModelChange();
   RETURN_IF_ERROR(tx_.PrepareSetBased());
   return tx_.CountOf(kRemoveMembers, BulkParams(segment, users, now));
 }
@@ -301,6 +307,7 @@ absl::Status PgMembershipRepository::PickByBucket(const Segment& segment, std::s
 
 absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& segment, int32_t from_hundredths,
                                                                 absl::Time now) {
+  tx_.NoteReadModelChange();
   RETURN_IF_ERROR(PickByBucket(segment, kActiveUsers, from_hundredths, segment.percent_hundredths));
   RETURN_IF_ERROR(tx_.CountOf(kEndExpiredPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now)));
   std::optional<absl::Time> expires_at;
@@ -317,11 +324,13 @@ absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& s
 
 absl::StatusOr<int64_t> PgMembershipRepository::UnassignByPercent(const Segment& segment, int32_t from_hundredths,
                                                                   absl::Time now) {
+  tx_.NoteReadModelChange();
   const std::string members = fmt::format(fmt::runtime(kAutomaticMembersOf), fmt::arg("segment", segment.id));
   RETURN_IF_ERROR(PickByBucket(segment, members, segment.percent_hundredths, from_hundredths));
   return tx_.CountOf(kUnassignPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now));
 }
 
+// Not a read model change: reads leave out expired memberships already.
 absl::StatusOr<int64_t> PgMembershipRepository::EndExpired(absl::Time now, int limit) {
   return tx_.CountOf(kEndExpiredMemberships, PgParams().Time(now).Int(limit));
 }

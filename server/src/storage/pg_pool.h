@@ -62,9 +62,13 @@ class PgPool {
   // until returned.
   void Close();
 
+  // What the pool's connections open with; a connection of its own (the
+  // read model's) starts from the same.
+  const std::string& conninfo() const { return options_.conninfo; }
+  std::vector<std::pair<std::string, std::string>> ConnectionDefaults() const;
+
  private:
   void Release(std::unique_ptr<PgConnection> conn);
-  std::vector<std::pair<std::string, std::string>> ConnectionDefaults() const;
 
   const PgPoolOptions options_;
   absl::Mutex mu_;

@@ -27,6 +27,7 @@ class PgUnitOfWork final : public domain::Transaction {
   domain::SegmentRepository& segments() override { return segments_; }
   domain::MembershipRepository& memberships() override { return memberships_; }
   domain::HistoryRepository& history() override { return history_; }
+  bool read_model_changed() const { return context_.read_model_changed(); }
 
  private:
   PgTransactionContext context_;
@@ -70,6 +71,7 @@ absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Trans
       BackOff(attempt);
       continue;
     }
+    if (status.ok() && unit.read_model_changed() && after_read_model_commit_) after_read_model_commit_();
     return status;
   }
 }

@@ -5,6 +5,8 @@
 
 #include <absl/status/statusor.h>
 
+#include <functional>
+
 #include "domain/repositories/unit_of_work.h"
 #include "storage/pg_history_repository.h"
 #include "storage/pg_membership_repository.h"
@@ -31,8 +33,19 @@ class PgStore final : public domain::Store {
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   domain::SegmentQueries& segments() override { return segments_; }
-  domain::MembershipQueries& memberships() override { return memberships_; }
+  domain::MembershipQueries& memberships() override { return *membership_reads_; }
   domain::HistoryQueries& history() override { return history_; }
+
+  // Where a read model (readmodel::MembershipReadModel) plugs in: reads of
+  // memberships go through `reads`, and `after_commit` runs after every
+  // committed transaction that changed memberships or segments, before
+  // InTransaction returns. Set before the store is used.
+  void AttachReadModel(domain::MembershipQueries& reads, std::function<void()> after_commit) {
+    membership_reads_ = &reads;
+    after_read_model_commit_ = std::move(after_commit);
+  }
+  // The memberships as the database answers, whatever is attached.
+  domain::MembershipQueries& database_memberships() { return memberships_; }
 
   // SELECT 1 on a pooled connection: OK when the database answers.
   absl::Status Ping();
@@ -43,6 +56,8 @@ class PgStore final : public domain::Store {
   PgSegmentQueries segments_;
   PgMembershipQueries memberships_;
   PgHistoryQueries history_;
+  domain::MembershipQueries* membership_reads_ = &memberships_;
+  std::function<void()> after_read_model_commit_;
 };
 
 }  // namespace segments::storage

@@ -48,10 +48,16 @@ class PgTransactionContext {
   // Runs a statement whose one row holds one count.
   absl::StatusOr<int64_t> CountOf(const Statement& statement, const PgParams& params);
 
+  // Called by every write of memberships or segments: once committed, a
+  // read model on this instance must catch up before the caller answers.
+  void NoteReadModelChange() { read_model_changed_ = true; }
+  bool read_model_changed() const { return read_model_changed_; }
+
  private:
   PgConnection& conn_;
   const absl::Duration set_statement_timeout_;
   bool set_based_prepared_ = false;
+  bool read_model_changed_ = false;
 };
 
 }  // namespace segments::storage
