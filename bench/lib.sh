@@ -187,3 +187,29 @@ wait_for_idle() {
   done
   warn "the machine did not become idle within $1s; measuring anyway"
 }
+
+# --- the membership read model -------------------------------------------------
+READ_MODEL_HEALTH=segmentation.v1.MembershipReadModel
+
+# wait_read_model HOST:PORT LOGFILE SECONDS: waits until the server's log
+# says the read model loaded everything and its health service says SERVING
+# (reads come from memory from then on); dies after SECONDS. The log first,
+# so that the polling (a grpcurl process each time) does not compete with
+# the load for the CPUs.
+wait_read_model() {
+  local addr=$1 logfile=$2 deadline=$((SECONDS + $3))
+  until grep -q 'membership read model loaded' "$logfile" 2>/dev/null; do
+    ((SECONDS < deadline)) || die "the read model did not load within $3 s (log: $logfile)"
+    sleep 0.05
+  done
+  until grpc_serving "$addr" "$READ_MODEL_HEALTH"; do
+    ((SECONDS < deadline)) || die "$READ_MODEL_HEALTH not SERVING within $3 s (log: $logfile)"
+    sleep 0.05
+  done
+}
+
+# read_model_loaded LOGFILE: the log's line saying what the read model
+# loaded and in how long, without its timestamp.
+read_model_loaded() {
+  grep -m1 -o 'membership read model loaded.*' "$1" 2>/dev/null || echo "(no load line in $1)"
+}

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # End-to-end gRPC benchmark: release build, PostgreSQL, a freshly seeded
 # database segments_bench (bench/seed.sql), segments-server on a free port,
-# then segments-grpc-load in the modes health, get and update (same warmup and
-# duration each). Prints a summary table, the CPU each side used, and the
-# ratios get/health and update/health. See bench/README.md.
+# then segments-grpc-load (same warmup and duration each), in one run:
+#   with the membership read model (--read-model=on, once it is SERVING):
+#     health, get, get at --p99-concurrency calls in flight, update;
+#   without it (server restarted with --read-model=off, same data):
+#     get, update.
+# Prints a summary table, the CPU each side used, the ratios get/health and
+# update/health with and without the model, and get's p99 at
+# --p99-concurrency. See bench/README.md.
 #
 # Usage: bench/run_grpc_bench.sh [--flag=value ...]
 #   --duration=DUR      measured time per mode (default 10s)
 #   --warmup=DUR        unmeasured time before each mode (default 2s)
 #   --concurrency=N     calls in flight (default 64)
+#   --p99-concurrency=N also run get with the model at N calls in flight, for
+#                       its latency (default 16; 0: not)
+#   --read-model=WHICH  both (default), on (only with the model) or off (only
+#                       without it, as before the model existed)
 #   --channels=N        client connections (default 2)
 #   --workers=N         server --workers (default 8, see README "Server settings")
 #   --db-pool-size=N    server --db-pool-size (default 8)
 #   --users=N           seeded users (default 100000)
-#   --sweep=W:P,W:P...  instead of one run: for each workers:pool pair, restart
-#                       the server and run get and update, then print a table
+#   --sweep=W:P,W:P...  instead of one run: for each workers:pool pair (and
+#                       each --read-model setting), restart the server and
+#                       run get and update, then print a table
 #   --no-build          use the existing build/release binaries
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # mode had more than 0.1% errors or anything failed.
@@ -23,9 +33,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
-sweep="" build=1
+sweep="" build=1 p99_concurrency=16 read_model=both
 while (($#)); do
   case $1 in
+    --p99-concurrency=*) p99_concurrency=${1#*=} ;;
+    --read-model=*) read_model=${1#*=} ;;
     --channels=*) channels=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
@@ -36,6 +48,14 @@ while (($#)); do
     *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
   shift
+done
+case $read_model in
+  both) models=(on off) ;;
+  on | off) models=("$read_model") ;;
+  *) die "--read-model wants both, on or off, got '$read_model'" ;;
+esac
+for n in "$concurrency" "$p99_concurrency" "$channels" "$workers" "$pool" "$users"; do
+  [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n' (see --help)"
 done
 
 PG="$ROOT/scripts/pg.sh"
@@ -88,28 +108,35 @@ reset_toggle() {
     -c "VACUUM (ANALYZE) memberships"
 }
 
-# restart_server W P: segments-server (again) on a free port against $DB with
-# --workers=W --db-pool-size=P, once SERVING; SERVER is its pid.
+# restart_server W P MODEL: segments-server (again) on a free port against
+# $DB with --workers=W --db-pool-size=P --read-model=MODEL, once SERVING (and
+# with the model, once the model is SERVING too: reads come from memory);
+# SERVER is its pid.
 restart_server() {
   bg_stop segments-server "$SERVER_PID" "$SERVER_BIN"
   PORT="$(free_port)"
-  log "segments-server --workers=$1 --db-pool-size=$2"
+  log "segments-server --workers=$1 --db-pool-size=$2 --read-model=$3"
   start_server "127.0.0.1:$PORT" "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" --database-url="$("$PG" url "$DB")" \
-    --workers="$1" --db-pool-size="$2"
+    --workers="$1" --db-pool-size="$2" --read-model="$3"
   SERVER=$BG_PID
+  if [[ $3 == on ]]; then
+    wait_read_model "127.0.0.1:$PORT" "$SERVER_LOG" 60
+    log "$(read_model_loaded "$SERVER_LOG"); $READ_MODEL_HEALTH SERVING"
+  fi
 }
 
-# run_mode MODE: one loader run; appends
-# "mode,calls,errors,rps,p50,p90,p99,max,loader_cpu,errors_by_code,server_cpu,pg_cpu,other_cpu,steal"
+# run_mode LABEL MODE [CONCURRENCY]: one loader run of MODE (default
+# concurrency: --concurrency); appends
+# "label,calls,errors,rps,p50,p90,p99,max,loader_cpu,errors_by_code,server_cpu,pg_cpu,other_cpu,steal"
 # to $RESULTS and returns the loader's exit status.
 run_mode() {
-  local mode=$1 rc=0 s0 p0 b0 st0 t0 s1 p1 b1 st1 t1 line
+  local label=$1 mode=$2 conc=${3:-$concurrency} rc=0 s0 p0 b0 st0 t0 s1 p1 b1 st1 t1 line
   : >"$BENCH_STATE/last.csv"
   s0=$(proc_ticks "$SERVER") p0=$(pg_ticks) t0=$(date +%s%N)
   read -r b0 st0 < <(cpu_ticks)
   "$LOADER_BIN" --target="127.0.0.1:$PORT" --mode="$mode" --duration="$duration" --warmup="$warmup" \
-    --concurrency="$concurrency" --channels="$channels" --users="$users" \
-    --csv="$BENCH_STATE/last.csv" >"$BENCH_STATE/$mode.txt" || rc=$?
+    --concurrency="$conc" --channels="$channels" --users="$users" \
+    --csv="$BENCH_STATE/last.csv" >"$BENCH_STATE/$label.txt" || rc=$?
   s1=$(proc_ticks "$SERVER") p1=$(pg_ticks) t1=$(date +%s%N)
   read -r b1 st1 < <(cpu_ticks)
   # Cores busy on average over the whole loader run (warmup included); "other"
@@ -117,10 +144,11 @@ run_mode() {
   # to other guests: high values mean the numbers are disturbed.
   line="$(tail -n 1 "$BENCH_STATE/last.csv")"
   if [[ -z $line ]]; then
-    cat "$BENCH_STATE/$mode.txt" >&2
-    warn "$mode: loader exited with $rc and measured nothing"
+    cat "$BENCH_STATE/$label.txt" >&2
+    warn "$label: loader exited with $rc and measured nothing"
     return 1
   fi
+  line="$label,${line#*,}"
   awk -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v st=$((st1 - st0)) -v ns=$((t1 - t0)) \
     -v hz="$CLK_TCK" -v l="$line" 'BEGIN {
     wall = ns / 1e9; split(l, f, ",")
@@ -128,25 +156,38 @@ run_mode() {
     printf "%s,%.2f,%.2f,%.2f,%.2f\n", l, s / hz / wall, p / hz / wall, (other < 0 ? 0 : other), st / hz / wall }' \
     >>"$RESULTS"
   if ((rc != 0)); then
-    warn "$mode: loader exited with $rc"
-    cat "$BENCH_STATE/$mode.txt" >&2
+    warn "$label: loader exited with $rc"
+    cat "$BENCH_STATE/$label.txt" >&2
   fi
   return "$rc"
 }
 
+# print_table CSV: the summary of the labels run_mode wrote: "get" and
+# "update" with the model, "get-off" and "update-off" without it, "get@N" at
+# N calls in flight.
 print_table() {
-  awk -F, '
-    BEGIN { printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s  %s\n", "mode", "calls", "errors",
+  awk -F, -v p99c="$p99_concurrency" '
+    BEGIN { printf "%-11s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s  %s\n", "mode", "calls", "errors",
               "rps", "p50_us", "p90_us", "p99_us", "max_us", "server", "pg", "loader", "other", "steal",
               "errors_by_code"
-            printf "%-7s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s\n", "", "", "", "", "", "", "", "",
+            printf "%-11s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s\n", "", "", "", "", "", "", "", "",
               "cores", "cores", "cores", "cores", "cores" }
-    { printf "%-7s %9d %7d %9.0f %8.0f %8.0f %8.0f %8.0f  %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
+    { printf "%-11s %9d %7d %9.0f %8.0f %8.0f %8.0f %8.0f  %6.2f %6.2f %6.2f %6.2f %6.2f  %s\n",
         $1, $2, $3, $4, $5, $6, $7, $8, $11, $12, $9, $13, $14, $10
-      rps[$1] = $4 }
-    END { if (rps["health"] > 0) {
-            if ("get" in rps) printf "ratio get/health:    %.3f\n", rps["get"] / rps["health"]
-            if ("update" in rps) printf "ratio update/health: %.3f\n", rps["update"] / rps["health"] } }' "$1"
+      rps[$1] = $4; p99[$1] = $7 }
+    function ratio(name, label, target) {
+      if ((label in rps) && rps["health"] > 0)
+        printf "ratio %-38s %.3f%s\n", name ":", rps[label] / rps["health"], target
+    }
+    END { ratio("get/health    (with the read model)", "get", "   (target >= 0.8)")
+          ratio("get/health    (without it, PostgreSQL)", "get-off", "")
+          ratio("update/health (with the read model)", "update", "")
+          ratio("update/health (without it)", "update-off", "")
+          if (("get" in rps) && ("get-off" in rps) && rps["get-off"] > 0)
+            printf "ratio %-38s %.2f\n", "get with / get without the model:", rps["get"] / rps["get-off"]
+          l = "get@" p99c
+          if (l in p99)
+            printf "p99 of get at %s in flight (with the model): %.2f ms (target <= 5 ms)\n", p99c, p99[l] / 1000 }' "$1"
 }
 
 # ---------------------------------------------------------------------------
@@ -167,28 +208,45 @@ if [[ -n $sweep ]]; then
   for pair in ${sweep//,/ }; do
     [[ $pair =~ ^([0-9]+):([0-9]+)$ ]] || die "--sweep wants workers:pool pairs, got '$pair'"
     w=${BASH_REMATCH[1]} p=${BASH_REMATCH[2]}
-    restart_server "$w" "$p"
-    reset_toggle
-    : >"$RESULTS"
-    for mode in get update; do run_mode "$mode" || failed=1; done
-    sed "s/^/$w,$p,/" "$RESULTS" >>"$sweep_csv"
+    for model in "${models[@]}"; do
+      restart_server "$w" "$p" "$model"
+      reset_toggle
+      : >"$RESULTS"
+      for mode in get update; do run_mode "$mode" "$mode" || failed=1; done
+      sed "s/^/$w,$p,$model,/" "$RESULTS" >>"$sweep_csv"
+    done
   done
   echo
   echo "sweep: concurrency $concurrency, channels $channels, warmup $warmup, duration $duration per mode"
-  awk -F, 'BEGIN { printf "%7s %5s %-7s %9s %8s %8s %7s  %6s %6s %6s %6s %6s\n", "workers", "pool", "mode",
-                   "rps", "p50_us", "p99_us", "errors", "server", "pg", "loader", "other", "steal" }
-           { printf "%7d %5d %-7s %9.0f %8.0f %8.0f %7d  %6.2f %6.2f %6.2f %6.2f %6.2f\n", $1, $2, $3, $6, $7, $9,
-               $5, $13, $14, $11, $15, $16 }' \
+  awk -F, 'BEGIN { printf "%7s %5s %5s %-7s %9s %8s %8s %7s  %6s %6s %6s %6s %6s\n", "workers", "pool", "model",
+                   "mode", "rps", "p50_us", "p99_us", "errors", "server", "pg", "loader", "other", "steal" }
+           { printf "%7d %5d %5s %-7s %9.0f %8.0f %8.0f %7d  %6.2f %6.2f %6.2f %6.2f %6.2f\n", $1, $2, $3, $4, $7,
+               $8, $10, $6, $14, $15, $12, $16, $17 }' \
     "$sweep_csv"
 else
-  restart_server "$workers" "$pool"
   : >"$RESULTS"
-  for mode in health get update; do run_mode "$mode" || failed=1; done
+  for model in "${models[@]}"; do
+    restart_server "$workers" "$pool" "$model"
+    reset_toggle
+    # health: the bare RPC, with the first server (the model plays no part).
+    if [[ $model == "${models[0]}" ]]; then run_mode health health || failed=1; fi
+    if [[ $model == on ]]; then
+      run_mode get get || failed=1
+      if ((p99_concurrency > 0)); then run_mode "get@$p99_concurrency" get "$p99_concurrency" || failed=1; fi
+      run_mode update update || failed=1
+    else
+      run_mode get-off get || failed=1
+      run_mode update-off update || failed=1
+    fi
+  done
   echo
   echo "segments-server --workers=$workers --db-pool-size=$pool; loader: concurrency $concurrency," \
     "channels $channels, warmup $warmup, duration $duration per mode, $users users"
+  echo "get, get@N, update: --read-model=on (from memory); get-off, update-off: --read-model=off (PostgreSQL)"
   print_table "$RESULTS"
-  sed -n 's/^ *(\(update: .*\))$/\1/p' "$BENCH_STATE/update.txt" 2>/dev/null || true
+  for label in update update-off; do
+    sed -n "s/^ *(update: \\(.*\\))\$/$label: \\1/p" "$BENCH_STATE/$label.txt" 2>/dev/null || true
+  done
   echo "(cores: CPU time / wall time of the whole mode incl. warmup; server = segments-server,"
   echo " pg = the PostgreSQL cluster's processes, loader = segments-grpc-load, other = the rest of"
   echo " the machine, steal = taken by the hypervisor; high other/steal = disturbed run; $(nproc) cores)"

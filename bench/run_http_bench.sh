@@ -1,26 +1,52 @@
 #!/usr/bin/env bash
-# HTTP vs gRPC read benchmark, in one run: seeds segments_bench like
-# run_grpc_bench.sh (100,000 users x 5 segments), starts segments-server and
-# segments-gateway, then measures with the same concurrency and duration:
-#   grpc health   grpc.health.v1 Check          (segments-grpc-load, the ceiling)
-#   grpc get      GetUserSegments               (segments-grpc-load)
-#   http healthz  GET /healthz                  (wrk, the gateway's ceiling)
-#   http get      GET /segments/get-for-user    (wrk + bench/get_for_user.lua)
-# and prints the ratio http get / grpc get. See bench/README.md.
+# REST read benchmark through the gateway, in one run: seeds segments_bench
+# like run_grpc_bench.sh (100,000 users x 5 segments), starts segments-server
+# (with the membership read model, once it is SERVING) and segments-gateway,
+# then measures with the same concurrency, warmup and duration:
+#   grpc health   grpc.health.v1 Check straight to the server (segments-grpc-load)
+#   grpc get      GetUserSegments straight to the server (segments-grpc-load)
+#   http healthz  GET /healthz: the gateway's own ceiling, an HTTP request
+#                 that makes one gRPC health Check upstream (wrk)
+#   http get      GET /segments/get-for-user (wrk + bench/get_for_user.lua)
+# and prints the ratio http get / http healthz (target >= 0.8), and http get /
+# grpc get. With --profile, also records where the gateway's CPU goes during
+# a second http get run (perf). See bench/README.md.
 #
-# Usage: bench/run_http_bench.sh [--duration=10s] [--warmup=2s] [--concurrency=64] [--no-build]
+# Usage: bench/run_http_bench.sh [--flag=value ...]
+#   --duration=DUR      measured time per mode (default 10s)
+#   --warmup=DUR        unmeasured time before each mode (default 2s)
+#   --concurrency=N     requests in flight (default 64)
+#   --users=N           seeded users (default 100000)
+#   --read-model=on|off the server's --read-model (default on)
+#   --no-grpc           skip the two gRPC modes
+#   --profile           after the measured modes, run http get again under
+#                       `perf record -g` of the gateway (not measured) and
+#                       print its hottest functions; the data and the full
+#                       report stay in $SEGMENTS_STATE_DIR/bench-http/
+#   --no-build          use the existing build/release binaries
+# Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when
+# any request failed or anything else did.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-duration=10s warmup=2s concurrency=64 build=1 users=100000
+duration=10s warmup=2s concurrency=64 build=1 users=100000 read_model=on grpc=1 profile=0
 while (($#)); do
   case $1 in
     --no-build) build=0 ;;
-    *) load_flag "$1" || die "unknown argument: $1" ;;
+    --users=*) users=${1#*=} ;;
+    --read-model=*) read_model=${1#*=} ;;
+    --no-grpc) grpc=0 ;;
+    --profile) profile=1 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
+[[ $read_model == on || $read_model == off ]] || die "--read-model wants on or off, got '$read_model'"
+[[ $users =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ ]] || die "--users and --concurrency want numbers"
+command -v wrk >/dev/null || die "wrk not found: run scripts/install-deps.sh --tests"
+((profile)) && { command -v perf >/dev/null || die "--profile needs perf (linux-perf)"; }
 
 PG="$ROOT/scripts/pg.sh"
 DB=segments_bench
@@ -30,37 +56,39 @@ LOADER_BIN="$ROOT/build/release/bench/segments-grpc-load"
 OUT="$STATE/bench-http"
 mkdir -p "$OUT"
 
-echo "date: $(date -u +%FT%TZ)  nproc: $(nproc)  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+print_machine
 ((build)) && "$ROOT/scripts/build.sh" release segments-server segments-gateway segments-grpc-load >/dev/null
+need_binaries "$SERVER_BIN" "$GATEWAY_BIN" "$LOADER_BIN"
 pg_ensure_started
 
-log "seeding $DB"
+log "seeding $DB with $users users x 5 segments"
 PGOPTIONS='-c client_min_messages=warning' "$PG" psql postgres -X -q -v ON_ERROR_STOP=1 \
   -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
 PGOPTIONS='-c client_min_messages=warning' "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 -f "$ROOT/db/schema.sql"
 "$PG" psql "$DB" -X -q -v ON_ERROR_STOP=1 -v users="$users" -f "$ROOT/bench/seed.sql" >/dev/null
+"$PG" psql "$DB" -X -q -c CHECKPOINT
 
 read -r grpc_port http_port < <(free_ports 2)
 on_exit bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
 start_server "127.0.0.1:$grpc_port" "$OUT/server.pid" "$OUT/server.log" "$SERVER_BIN" \
-  --database-url="$("$PG" url "$DB")" --workers=8 --db-pool-size=8
+  --database-url="$("$PG" url "$DB")" --workers=8 --db-pool-size=8 --read-model="$read_model"
+if [[ $read_model == on ]]; then
+  wait_read_model "127.0.0.1:$grpc_port" "$OUT/server.log" 60
+  log "$(read_model_loaded "$OUT/server.log"); $READ_MODEL_HEALTH SERVING"
+fi
 on_exit bg_stop segments-gateway "$OUT/gateway.pid" "$GATEWAY_BIN"
 start_gateway "127.0.0.1:$http_port" "127.0.0.1:$grpc_port" "$OUT/gateway.pid" "$OUT/gateway.log" "$GATEWAY_BIN"
+gateway_pid=$BG_PID
 
 rm -f "$OUT/grpc.csv"
-"$LOADER_BIN" --target="127.0.0.1:$grpc_port" --mode=health,get --concurrency="$concurrency" \
-  --channels=2 --warmup="$warmup" --duration="$duration" --users="$users" --csv="$OUT/grpc.csv" >/dev/null
+if ((grpc)); then
+  "$LOADER_BIN" --target="127.0.0.1:$grpc_port" --mode=health,get --concurrency="$concurrency" \
+    --channels=2 --warmup="$warmup" --duration="$duration" --users="$users" --csv="$OUT/grpc.csv" \
+    >"$OUT/grpc.txt" || { cat "$OUT/grpc.txt" >&2; die "segments-grpc-load failed"; }
+fi
 
-# wrk: 2 threads, one connection per in-flight request, like the loader.
-run_wrk() {
-  local path=$1 script=${2:-}
-  local args=(-t2 -c"$concurrency" -d"$warmup" --latency)
-  [[ -n $script ]] && args+=(-s "$script")
-  wrk "${args[@]}" "http://127.0.0.1:$http_port$path" >/dev/null  # warmup
-  args=(-t2 -c"$concurrency" -d"$duration" -s "${script:-$ROOT/bench/get_for_user.lua}")
-  BENCH_USERS=$users wrk "${args[@]}" "http://127.0.0.1:$http_port$path" | grep '^WRK'
-}
-# get_for_user.lua's request() builds its own path; for /healthz use a plain script.
+# The WRK line of a wrk script's done(); get_for_user.lua writes it for
+# get-for-user, this one for /healthz.
 cat >"$OUT/healthz.lua" <<'LUA'
 function done(summary, latency, requests)
   io.write(string.format("WRK rps=%.0f p50_us=%d p90_us=%d p99_us=%d max_us=%d requests=%d errors=%d\n",
@@ -69,21 +97,80 @@ function done(summary, latency, requests)
     summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 LUA
-http_health="$(run_wrk /healthz "$OUT/healthz.lua")"
-http_get="$(BENCH_USERS=$users run_wrk /segments/get-for-user "$ROOT/bench/get_for_user.lua")"
+# run_wrk PATH SCRIPT DURATION: wrk with 2 threads and one connection per
+# request in flight (like the loader), for DURATION; prints the WRK line.
+run_wrk() {
+  BENCH_USERS=$users wrk -t2 -c"$concurrency" -d"$3" -s "$2" "http://127.0.0.1:$http_port$1" >"$OUT/wrk.txt" ||
+    { cat "$OUT/wrk.txt" >&2; die "wrk $1 failed"; }
+  grep '^WRK' "$OUT/wrk.txt" || { cat "$OUT/wrk.txt" >&2; die "wrk $1 printed no result"; }
+}
+# measure PATH SCRIPT: a warmup run, then the measured one, and the CPU of the
+# server and the gateway over it ("server=X gateway=Y" cores, appended).
+measure() {
+  local s0 g0 t0 line
+  run_wrk "$1" "$2" "$warmup" >/dev/null
+  s0=$(proc_ticks "$(<"$OUT/server.pid")") g0=$(proc_ticks "$gateway_pid") t0=$(now_ns)
+  line="$(run_wrk "$1" "$2" "$duration")"
+  awk -v l="$line" -v s=$(($(proc_ticks "$(<"$OUT/server.pid")") - s0)) -v g=$(($(proc_ticks "$gateway_pid") - g0)) \
+    -v ns=$(($(now_ns) - t0)) -v hz="$CLK_TCK" \
+    'BEGIN { printf "%s server=%.2f gateway=%.2f\n", l, s / hz / (ns / 1e9), g / hz / (ns / 1e9) }'
+}
+log "http: /healthz, then /segments/get-for-user, $concurrency connections, $warmup + $duration each"
+http_health="$(measure /healthz "$OUT/healthz.lua")"
+http_get="$(measure /segments/get-for-user "$ROOT/bench/get_for_user.lua")"
 
-field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
-printf '\n%-14s %10s %10s %10s %10s %8s\n' mode rps p50_us p99_us max_us errors
-while IFS=, read -r mode _calls errors rps p50 _p90 p99 max _rest; do
-  [[ $mode == mode ]] && continue
-  printf '%-14s %10.0f %10s %10s %10s %8s\n' "grpc $mode" "$rps" "$p50" "$p99" "$max" "$errors"
-done <"$OUT/grpc.csv"
+field() { sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p" <<<" $2"; }
+echo
+echo "segments-server --read-model=$read_model --workers=8 --db-pool-size=8; $concurrency in flight," \
+  "warmup $warmup, duration $duration per mode, $users users"
+printf '%-13s %9s %9s %9s %9s %9s %7s  %6s %7s\n' mode rps p50_us p90_us p99_us max_us errors server gateway
+if [[ -s $OUT/grpc.csv ]]; then
+  while IFS=, read -r mode _calls errors rps p50 p90 p99 max _rest; do
+    printf '%-13s %9.0f %9.0f %9.0f %9.0f %9.0f %7s  %6s %7s\n' "grpc $mode" "$rps" "$p50" "$p90" "$p99" "$max" \
+      "$errors" - -
+  done <"$OUT/grpc.csv"
+fi
 for pair in "http healthz|$http_health" "http get|$http_get"; do
   name=${pair%%|*} line=${pair#*|}
-  printf '%-14s %10s %10s %10s %10s %8s\n' "$name" "$(field rps "$line")" "$(field p50_us "$line")" \
-    "$(field p99_us "$line")" "$(field max_us "$line")" "$(field errors "$line")"
+  printf '%-13s %9s %9s %9s %9s %9s %7s  %6s %7s\n' "$name" "$(field rps "$line")" "$(field p50_us "$line")" \
+    "$(field p90_us "$line")" "$(field p99_us "$line")" "$(field max_us "$line")" "$(field errors "$line")" \
+    "$(field server "$line")" "$(field gateway "$line")"
 done
-grpc_get_rps="$(awk -F, '$1=="get"{print $4}' "$OUT/grpc.csv")"
-python3 -c "import sys; print(f'\nratio http get / grpc get: {float(sys.argv[1])/float(sys.argv[2]):.2f}')" \
-  "$(field rps "$http_get")" "$grpc_get_rps"
-[[ $(field errors "$http_get") == 0 && $(field errors "$http_health") == 0 ]] || die "HTTP errors"
+echo "(server, gateway: cores, CPU time / wall time of the measured http run)"
+awk -v g="$(field rps "$http_get")" -v h="$(field rps "$http_health")" \
+  'BEGIN { printf "ratio http get / http healthz: %.3f   (target >= 0.8)\n", g / h }'
+if [[ -s $OUT/grpc.csv ]]; then
+  awk -F, -v g="$(field rps "$http_get")" '$1 == "get" { printf "ratio http get / grpc get:     %.3f\n", g / $4 }' \
+    "$OUT/grpc.csv"
+fi
+
+failed=0
+[[ $(field errors "$http_get") == 0 && $(field errors "$http_health") == 0 ]] || { warn "HTTP errors"; failed=1; }
+if [[ -s $OUT/grpc.csv ]] && awk -F, '$3 > 0 { bad = 1 } END { exit !bad }' "$OUT/grpc.csv"; then
+  warn "gRPC errors (see $OUT/grpc.txt)"
+  failed=1
+fi
+
+if ((profile)); then
+  # perf samples the gateway's threads at 999 Hz with call graphs (frame
+  # pointers: Go keeps them on amd64); the load is the same http get.
+  log "profiling the gateway (pid $gateway_pid) during another http get run of $duration"
+  perf record -F 999 -g -p "$gateway_pid" -o "$OUT/gateway.perf.data" -- sleep "${duration%s}" \
+    >"$OUT/perf-record.txt" 2>&1 &
+  perf_pid=$!
+  sleep 0.5
+  run_wrk /segments/get-for-user "$ROOT/bench/get_for_user.lua" "$duration" >/dev/null
+  wait "$perf_pid" || { cat "$OUT/perf-record.txt" >&2; die "perf record failed"; }
+  perf report -i "$OUT/gateway.perf.data" --no-children --sort sym --stdio 2>/dev/null \
+    >"$OUT/gateway.perf.self.txt" || die "perf report failed"
+  perf report -i "$OUT/gateway.perf.data" --children --sort sym --stdio -g none --percent-limit 2 2>/dev/null \
+    >"$OUT/gateway.perf.children.txt" || die "perf report failed"
+  echo
+  echo "gateway CPU by function, self time (top 25; $OUT/gateway.perf.self.txt):"
+  grep -E '^ +[0-9.]+%' "$OUT/gateway.perf.self.txt" | head -n 25
+  echo
+  echo "gateway CPU by function, including callees (>= 2%; $OUT/gateway.perf.children.txt):"
+  grep -E '^ +[0-9.]+%' "$OUT/gateway.perf.children.txt" | head -n 60
+fi
+echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
+exit "$failed"
