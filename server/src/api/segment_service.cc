@@ -140,6 +140,15 @@ grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* SegmentService::GetUserSegments(grpc::CallbackServerContext* context,
                                                           const v1::GetUserSegmentsRequest* request,
                                                           v1::GetUserSegmentsResponse* response) {
+  // The hot read: answered on this thread when the read model serves.
+  if (auto at_once = use_cases_.GetUserSegmentsAtOnce(request->user_id())) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (at_once->ok()) {
+      for (auto& slug : **at_once) response->add_segments(std::move(slug));
+    }
+    reactor->Finish(ToGrpcStatus(at_once->status()));
+    return reactor;
+  }
   return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(std::vector<std::string> slugs, use_cases_.GetUserSegments(request->user_id()));
     for (auto& slug : slugs) response->add_segments(std::move(slug));

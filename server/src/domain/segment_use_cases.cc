@@ -327,6 +327,15 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
   });
 }
 
+std::optional<absl::StatusOr<std::vector<std::string>>> SegmentUseCases::GetUserSegmentsAtOnce(
+    const UserIdInput& user) {
+  if (!user.ok()) return FieldError(absl::StatusCode::kInvalidArgument, Field::kUserId, user.problem());
+  std::optional<std::vector<std::string>> slugs = store_.memberships().ActiveSegmentSlugsAtOnce(user.value(), Now());
+  if (!slugs) return std::nullopt;
+  std::sort(slugs->begin(), slugs->end());
+  return *std::move(slugs);
+}
+
 absl::StatusOr<std::vector<std::string>> SegmentUseCases::GetUserSegments(const UserIdInput& user) {
   if (!user.ok()) return FieldError(absl::StatusCode::kInvalidArgument, Field::kUserId, user.problem());
   ASSIGN_OR_RETURN(std::vector<std::string> slugs, store_.memberships().ActiveSegmentSlugs(user.value(), Now()));

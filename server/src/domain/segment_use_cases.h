@@ -4,6 +4,7 @@
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,9 @@ class SegmentUseCases {
   // Sorted slugs of the user's unexpired memberships; empty for an unknown
   // user. INVALID_ARGUMENT if `user_id` is not a user id.
   absl::StatusOr<std::vector<std::string>> GetUserSegments(const UserIdInput& user);
+  // GetUserSegments when it can answer without I/O (a bad id, or a read
+  // model that serves); nullopt otherwise.
+  std::optional<absl::StatusOr<std::vector<std::string>>> GetUserSegmentsAtOnce(const UserIdInput& user);
 
  private:
   absl::Time Now() const { return TruncateToMicros(clock_.Now()); }

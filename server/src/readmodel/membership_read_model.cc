@@ -53,29 +53,32 @@ bool MembershipReadModel::FreshEnough() const {
          absl::ToInt64Nanoseconds(options_.max_lag);
 }
 
-absl::StatusOr<std::vector<std::string>> MembershipReadModel::ActiveSegmentSlugs(const domain::UserId& user,
-                                                                                 absl::Time now) {
+std::optional<std::vector<std::string>> MembershipReadModel::ActiveSegmentSlugsAtOnce(const domain::UserId& user,
+                                                                                    absl::Time now) {
   const uint64_t epoch = epoch_.load(std::memory_order_acquire);
-  if (epoch % 2 == 1 && FreshEnough()) {
-    thread_local std::vector<uint32_t> ids;
-    ids.clear();
-    table_.LiveSegments(user, absl::ToUnixMicros(now), ids);
-    std::vector<std::string> slugs;
-    slugs.reserve(ids.size());
-    {
-      absl::ReaderMutexLock lock(&catalog_mu_);
-      for (uint32_t id : ids) {
-        // A segment the catalog lacks is being created or deleted in the
-        // look being applied: left out, as before that look.
-        if (auto it = slugs_.find(id); it != slugs_.end()) slugs.push_back(it->second);
-      }
-    }
-    // Serving all along: the table was not being reloaded meanwhile.
-    if (epoch_.load(std::memory_order_acquire) == epoch) {
-      memory_reads_.fetch_add(1, std::memory_order_relaxed);
-      return slugs;
+  if (epoch % 2 == 0 || !FreshEnough()) return std::nullopt;
+  thread_local std::vector<uint32_t> ids;
+  ids.clear();
+  table_.LiveSegments(user, absl::ToUnixMicros(now), ids);
+  std::vector<std::string> slugs;
+  slugs.reserve(ids.size());
+  {
+    absl::ReaderMutexLock lock(&catalog_mu_);
+    for (uint32_t id : ids) {
+      // A segment the catalog lacks is being created or deleted in the
+      // look being applied: left out, as before that look.
+      if (auto it = slugs_.find(id); it != slugs_.end()) slugs.push_back(it->second);
     }
   }
+  // Serving all along: the table was not being reloaded meanwhile.
+  if (epoch_.load(std::memory_order_acquire) != epoch) return std::nullopt;
+  memory_reads_.fetch_add(1, std::memory_order_relaxed);
+  return slugs;
+}
+
+absl::StatusOr<std::vector<std::string>> MembershipReadModel::ActiveSegmentSlugs(const domain::UserId& user,
+                                                                                 absl::Time now) {
+  if (std::optional<std::vector<std::string>> slugs = ActiveSegmentSlugsAtOnce(user, now)) return *std::move(slugs);
   database_reads_.fetch_add(1, std::memory_order_relaxed);
   return database_.ActiveSegmentSlugs(user, now);
 }

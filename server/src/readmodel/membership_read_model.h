@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,6 +59,8 @@ class MembershipReadModel final : public domain::MembershipQueries {
   void Stop();
 
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
+  std::optional<std::vector<std::string>> ActiveSegmentSlugsAtOnce(const domain::UserId& user,
+                                                                   absl::Time now) override;
   absl::StatusOr<std::vector<domain::SegmentMember>> Members(domain::SegmentId segment,
                                                              const std::optional<domain::UserId>& after_user,
                                                              int limit, absl::Time now) override {

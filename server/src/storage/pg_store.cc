@@ -49,29 +49,34 @@ void BackOff(int attempt) {
 absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) {
   bool stale_retry_left = true;
   for (int attempt = 0;; ++attempt) {
-    ASSIGN_OR_RETURN(PgPool::Lease lease, pool_.Acquire());
-    auto tx = PgTransaction::Begin(*lease);
-    if (!tx.ok()) {
-      // A connection that idled through a database restart fails here first.
-      if (absl::IsUnavailable(tx.status()) && lease.reused() && stale_retry_left) {
-        stale_retry_left = false;
-        pool_.DiscardIdle();
-        continue;
+    absl::Status status;
+    bool read_model_changed = false;
+    {
+      ASSIGN_OR_RETURN(PgPool::Lease lease, pool_.Acquire());
+      auto tx = PgTransaction::Begin(*lease);
+      if (!tx.ok()) {
+        // A connection that idled through a database restart fails here first.
+        if (absl::IsUnavailable(tx.status()) && lease.reused() && stale_retry_left) {
+          stale_retry_left = false;
+          pool_.DiscardIdle();
+          continue;
+        }
+        return tx.status();
       }
-      return tx.status();
-    }
-    PgUnitOfWork unit(*lease, set_statement_timeout_);
-    absl::Status status = work(unit);
-    if (status.ok()) {
-      status = tx->Commit();
-    } else {
-      tx->Rollback();
-    }
+      PgUnitOfWork unit(*lease, set_statement_timeout_);
+      status = work(unit);
+      if (status.ok()) {
+        status = tx->Commit();
+      } else {
+        tx->Rollback();
+      }
+      read_model_changed = unit.read_model_changed();
+    }  // the connection goes back to the pool before any wait below
     if (IsRetryable(status) && attempt + 1 < kMaxAttempts) {
       BackOff(attempt);
       continue;
     }
-    if (status.ok() && unit.read_model_changed() && after_read_model_commit_) after_read_model_commit_();
+    if (status.ok() && read_model_changed && after_read_model_commit_) after_read_model_commit_();
     return status;
   }
 }

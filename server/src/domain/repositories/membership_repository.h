@@ -102,6 +102,13 @@ class MembershipQueries {
   // Slugs of live segments the user is in at `now` (memberships expiring
   // after `now` or never), in any order.
   virtual absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const UserId& user, absl::Time now) = 0;
+  // The same answer when it can be given at once, without I/O (a read
+  // model in memory); nullopt when it would take a trip to the database.
+  // Never blocks, so a caller may answer on the thread that got the request.
+  virtual std::optional<std::vector<std::string>> ActiveSegmentSlugsAtOnce(const UserId& /*user*/,
+                                                                           absl::Time /*now*/) {
+    return std::nullopt;
+  }
   // Members of `segment` active at `now` with user ids above `after_user`
   // (from the first if nullopt), by user id.
   virtual absl::StatusOr<std::vector<SegmentMember>> Members(SegmentId segment, const std::optional<UserId>& after_user,
