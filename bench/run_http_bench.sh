@@ -18,6 +18,9 @@
 #   --concurrency=N     requests in flight (default 64)
 #   --users=N           seeded users (default 100000)
 #   --read-model=on|off the server's --read-model (default on)
+#   --rounds=N          measure /healthz then get-for-user N times, back to
+#                       back, and print each round's ratio and the median
+#                       (default 1)
 #   --no-grpc           skip the two gRPC modes
 #   --profile           after the measured modes, run http get again under
 #                       `perf record -g` of the gateway (not measured) and
@@ -30,13 +33,14 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-duration=10s warmup=2s concurrency=64 build=1 users=100000 read_model=on grpc=1 profile=0
+duration=10s warmup=2s concurrency=64 build=1 users=100000 read_model=on grpc=1 profile=0 rounds=1
 while (($#)); do
   case $1 in
     --no-build) build=0 ;;
     --users=*) users=${1#*=} ;;
     --read-model=*) read_model=${1#*=} ;;
     --no-grpc) grpc=0 ;;
+    --rounds=*) rounds=${1#*=} ;;
     --profile) profile=1 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
@@ -44,7 +48,8 @@ while (($#)); do
   shift
 done
 [[ $read_model == on || $read_model == off ]] || die "--read-model wants on or off, got '$read_model'"
-[[ $users =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ ]] || die "--users and --concurrency want numbers"
+[[ $users =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ && $rounds =~ ^[1-9][0-9]*$ ]] ||
+  die "--users, --concurrency and --rounds want numbers (--rounds >= 1)"
 command -v wrk >/dev/null || die "wrk not found: run scripts/install-deps.sh --tests"
 ((profile)) && { command -v perf >/dev/null || die "--profile needs perf (linux-perf)"; }
 
@@ -104,48 +109,84 @@ run_wrk() {
     { cat "$OUT/wrk.txt" >&2; die "wrk $1 failed"; }
   grep '^WRK' "$OUT/wrk.txt" || { cat "$OUT/wrk.txt" >&2; die "wrk $1 printed no result"; }
 }
-# measure PATH SCRIPT: a warmup run, then the measured one, and the CPU of the
-# server and the gateway over it ("server=X gateway=Y" cores, appended).
-measure() {
-  local s0 g0 t0 line
-  run_wrk "$1" "$2" "$warmup" >/dev/null
-  s0=$(proc_ticks "$(<"$OUT/server.pid")") g0=$(proc_ticks "$gateway_pid") t0=$(now_ns)
-  line="$(run_wrk "$1" "$2" "$duration")"
-  awk -v l="$line" -v s=$(($(proc_ticks "$(<"$OUT/server.pid")") - s0)) -v g=$(($(proc_ticks "$gateway_pid") - g0)) \
-    -v ns=$(($(now_ns) - t0)) -v hz="$CLK_TCK" \
-    'BEGIN { printf "%s server=%.2f gateway=%.2f\n", l, s / hz / (ns / 1e9), g / hz / (ns / 1e9) }'
+# children_ticks FILE: CPU ticks (user+system) of this shell's finished
+# children (wrk), from the `times` builtin (run here, not in a subshell,
+# whose children would be others), by way of FILE.
+children_ticks() {
+  times >"$1"
+  awk -v hz="$CLK_TCK" 'NR == 2 {
+    t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+    printf "%d\n", t * hz }' "$1"
 }
-log "http: /healthz, then /segments/get-for-user, $concurrency connections, $warmup + $duration each"
-http_health="$(measure /healthz "$OUT/healthz.lua")"
-http_get="$(measure /segments/get-for-user "$ROOT/bench/get_for_user.lua")"
-
+# measure PATH SCRIPT: a warmup run, then the measured one; prints its WRK
+# line with the cores (CPU time / wall time) of the server, the gateway, wrk
+# and the rest of the machine (PostgreSQL included) over the measured run
+# appended as server=, gateway=, wrk=, other=.
+measure() {
+  local s0 g0 w0 b0 t0 s1 g1 w1 b1 t1 line server
+  server="$(<"$OUT/server.pid")"
+  run_wrk "$1" "$2" "$warmup" >/dev/null
+  children_ticks "$OUT/times.txt" >"$OUT/ticks.txt"
+  w0=$(<"$OUT/ticks.txt")
+  s0=$(proc_ticks "$server") g0=$(proc_ticks "$gateway_pid") t0=$(now_ns)
+  read -r b0 _ < <(cpu_ticks)
+  line="$(run_wrk "$1" "$2" "$duration")"
+  s1=$(proc_ticks "$server") g1=$(proc_ticks "$gateway_pid") t1=$(now_ns)
+  children_ticks "$OUT/times.txt" >"$OUT/ticks.txt"
+  w1=$(<"$OUT/ticks.txt")
+  read -r b1 _ < <(cpu_ticks)
+  awk -v l="$line" -v s=$((s1 - s0)) -v g=$((g1 - g0)) -v w=$((w1 - w0)) -v b=$((b1 - b0)) -v ns=$((t1 - t0)) \
+    -v hz="$CLK_TCK" 'BEGIN { x = hz * ns / 1e9; o = (b - s - g - w) / x
+      printf "%s server=%.2f gateway=%.2f wrk=%.2f other=%.2f\n", l, s / x, g / x, w / x, (o < 0 ? 0 : o) }'
+}
 field() { sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p" <<<" $2"; }
+
+# Rounds of /healthz then get-for-user, back to back, so that each ratio
+# compares two runs a few seconds apart.
+log "http: $rounds round(s) of /healthz then /segments/get-for-user, $concurrency connections, $warmup + $duration each"
+: >"$OUT/http.txt"
+failed=0
+for ((r = 1; r <= rounds; r++)); do
+  for pair in "healthz|/healthz|$OUT/healthz.lua" "get|/segments/get-for-user|$ROOT/bench/get_for_user.lua"; do
+    IFS='|' read -r name path script <<<"$pair"
+    line="$(measure "$path" "$script")"
+    [[ $(field errors "$line") == 0 ]] || { warn "http $name, round $r: errors ($line)"; failed=1; }
+    echo "$r $name $line" >>"$OUT/http.txt"
+  done
+done
+
 echo
 echo "segments-server --read-model=$read_model --workers=8 --db-pool-size=8; $concurrency in flight," \
   "warmup $warmup, duration $duration per mode, $users users"
-printf '%-13s %9s %9s %9s %9s %9s %7s  %6s %7s\n' mode rps p50_us p90_us p99_us max_us errors server gateway
+printf '%-16s %9s %9s %9s %9s %9s %7s  %6s %7s %6s %6s\n' mode rps p50_us p90_us p99_us max_us errors \
+  server gateway wrk other
 if [[ -s $OUT/grpc.csv ]]; then
   while IFS=, read -r mode _calls errors rps p50 p90 p99 max _rest; do
-    printf '%-13s %9.0f %9.0f %9.0f %9.0f %9.0f %7s  %6s %7s\n' "grpc $mode" "$rps" "$p50" "$p90" "$p99" "$max" \
-      "$errors" - -
+    printf '%-16s %9.0f %9.0f %9.0f %9.0f %9.0f %7s  %6s %7s %6s %6s\n' "grpc $mode" "$rps" "$p50" "$p90" "$p99" \
+      "$max" "$errors" - - - -
   done <"$OUT/grpc.csv"
 fi
-for pair in "http healthz|$http_health" "http get|$http_get"; do
-  name=${pair%%|*} line=${pair#*|}
-  printf '%-13s %9s %9s %9s %9s %9s %7s  %6s %7s\n' "$name" "$(field rps "$line")" "$(field p50_us "$line")" \
-    "$(field p90_us "$line")" "$(field p99_us "$line")" "$(field max_us "$line")" "$(field errors "$line")" \
-    "$(field server "$line")" "$(field gateway "$line")"
-done
-echo "(server, gateway: cores, CPU time / wall time of the measured http run)"
-awk -v g="$(field rps "$http_get")" -v h="$(field rps "$http_health")" \
-  'BEGIN { printf "ratio http get / http healthz: %.3f   (target >= 0.8)\n", g / h }'
+while read -r r name line; do
+  label="http $name"
+  ((rounds > 1)) && label+=" #$r"
+  printf '%-16s %9s %9s %9s %9s %9s %7s  %6s %7s %6s %6s\n' "$label" \
+    "$(field rps "$line")" "$(field p50_us "$line")" "$(field p90_us "$line")" "$(field p99_us "$line")" \
+    "$(field max_us "$line")" "$(field errors "$line")" "$(field server "$line")" "$(field gateway "$line")" \
+    "$(field wrk "$line")" "$(field other "$line")"
+done <"$OUT/http.txt"
+echo "(server, gateway, wrk: cores, CPU time / wall time of the measured http run; other: the rest of the"
+echo " machine, PostgreSQL included; a high other means a disturbed run)"
+sed 's/ WRK rps=\([0-9.]*\).*/ \1/' "$OUT/http.txt" | awk '
+  $2 == "healthz" { h[$1] = $3 } $2 == "get" { g[$1] = $3; n++ }
+  END {
+    for (r = 1; r <= n; r++) { q[r] = g[r] / h[r]; if (n > 1) printf "ratio http get / http healthz, round %d: %.3f\n", r, q[r] }
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && q[j - 1] > q[j]; j--) { t = q[j]; q[j] = q[j - 1]; q[j - 1] = t }
+    printf "ratio http get / http healthz%s: %.3f   (target >= 0.8)\n", (n > 1 ? " (median of the rounds)" : ""),
+      (n % 2 ? q[(n + 1) / 2] : (q[n / 2] + q[n / 2 + 1]) / 2) }'
 if [[ -s $OUT/grpc.csv ]]; then
-  awk -F, -v g="$(field rps "$http_get")" '$1 == "get" { printf "ratio http get / grpc get:     %.3f\n", g / $4 }' \
-    "$OUT/grpc.csv"
+  awk -F, -v g="$(field rps "$(grep -m1 '^1 get ' "$OUT/http.txt")")" \
+    '$1 == "get" { printf "ratio http get / grpc get:     %.3f (first round)\n", g / $4 }' "$OUT/grpc.csv"
 fi
-
-failed=0
-[[ $(field errors "$http_get") == 0 && $(field errors "$http_health") == 0 ]] || { warn "HTTP errors"; failed=1; }
 if [[ -s $OUT/grpc.csv ]] && awk -F, '$3 > 0 { bad = 1 } END { exit !bad }' "$OUT/grpc.csv"; then
   warn "gRPC errors (see $OUT/grpc.txt)"
   failed=1

@@ -20,6 +20,10 @@
 #   --settle=SECONDS    wait after SERVING before reading RSS (default 3)
 #   --reuse-data        keep segments_rm_bench if it holds N users x 5 already
 #                       (the seed of 10M takes ~3 min)
+#   --profile           record the machine's CPU (perf record -a -g) during
+#                       the last warm start, and print the hottest functions
+#                       of the server and of PostgreSQL (the data and the
+#                       reports stay in $SEGMENTS_STATE_DIR/bench-read-model/)
 #   --no-build          use the existing build/release/server/segments-server
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # server failed to start or serve, or anything else failed.
@@ -27,7 +31,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-users=2000000 expiring_pct=20 starts=3 settle=3 reuse=0 build=1
+users=2000000 expiring_pct=20 starts=3 settle=3 reuse=0 build=1 profile=0
 while (($#)); do
   case $1 in
     --users=*) users=${1#*=} ;;
@@ -35,6 +39,7 @@ while (($#)); do
     --starts=*) starts=${1#*=} ;;
     --settle=*) settle=${1#*=} ;;
     --reuse-data) reuse=1 ;;
+    --profile) profile=1 ;;
     --no-build) build=0 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -45,6 +50,7 @@ for n in "$users" "$expiring_pct" "$starts" "$settle"; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n' (see --help)"
 done
 ((users > 0 && starts > 0 && expiring_pct <= 100)) || die "--users and --starts must be positive, --expiring-pct 0..100"
+((profile)) && { command -v perf >/dev/null || die "--profile needs perf (linux-perf)"; }
 
 PG="$ROOT/scripts/pg.sh"
 DB=segments_rm_bench
@@ -139,10 +145,26 @@ for ((i = 1; i <= starts; i++)); do
   read -r b0 _ < <(cpu_ticks)
   p0=$(pg_ticks)
   start on
+  perf_pid=""
+  if ((profile && i == starts)); then
+    # The whole machine (attaching to the pid races with its exec), then
+    # the server's and PostgreSQL's samples apart.
+    perf record -F 499 -a -g -o "$OUT/load.perf.data" >"$OUT/perf-record.txt" 2>&1 &
+    perf_pid=$!
+  fi
   # The log first (cheap), then the health service, as a client sees it.
   await loaded_in_log
   await grpc_serving "127.0.0.1:$PORT" "$READ_MODEL_HEALTH"
   t_health=$((($(now_ns) - T0_NS) / 1000000))
+  if [[ -n $perf_pid ]]; then
+    # Our cluster's processes (the model's backend is still connected);
+    # other clusters on the machine are not ours to count.
+    pg_pids="$(pgrep -d, -P "$(head -n 1 "$STATE/pg/data/postmaster.pid")")"
+    kill -INT "$perf_pid"
+    # perf exits non-zero when interrupted; what counts is what it wrote.
+    wait "$perf_pid" || true
+    grep -q 'Captured and wrote' "$OUT/perf-record.txt" || { cat "$OUT/perf-record.txt" >&2; die "perf record failed"; }
+  fi
   read -r b1 _ < <(cpu_ticks)
   s_ticks=$(proc_ticks "$SERVER") p_ticks=$(($(pg_ticks) - p0))
   t0_ms=$((T0_NS / 1000000))
@@ -194,4 +216,25 @@ sort -n -k4 "$results" | awk -v n="$starts" -v m="$memberships" -v off="$off_rss
     printf "warm start, process start to health SERVING: median %.2f s, max %.2f s (target <= 10 s)\n",
       h[mid] / 1000, h[n] / 1000 }
   function asort_n(x, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j - 1] > x[j]; j--) { t = x[j]; x[j] = x[j - 1]; x[j - 1] = t } }'
+if ((profile)); then
+  for comm in segments-server postgres; do
+    filter=(--comm segments-server)
+    [[ $comm == postgres ]] && filter=(--pid "$pg_pids")
+    perf report -i "$OUT/load.perf.data" "${filter[@]}" --no-children --sort dso,sym --stdio -g none 2>/dev/null \
+      >"$OUT/load.$comm.self.txt" || die "perf report failed"
+    perf report -i "$OUT/load.perf.data" "${filter[@]}" --children --sort sym --stdio -g none --percent-limit 3 \
+      2>/dev/null >"$OUT/load.$comm.children.txt" || die "perf report failed"
+  done
+  echo
+  perf report -i "$OUT/load.perf.data" --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 6 |
+    sed 's/^/samples by process name (all clusters): /'
+  for comm in segments-server postgres; do
+    echo
+    echo "$comm during start $starts (postgres: our cluster's processes), self time (% of all samples, top 20; $OUT/load.$comm.self.txt):"
+    grep -E '^ +[0-9.]+%' "$OUT/load.$comm.self.txt" | head -n 20
+  done
+  echo
+  echo "segments-server, including callees (>= 3%; $OUT/load.segments-server.children.txt):"
+  grep -E '^ +[0-9.]+%' "$OUT/load.segments-server.children.txt" | head -n 40
+fi
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
