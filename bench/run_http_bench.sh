@@ -51,7 +51,10 @@ done
 [[ $users =~ ^[0-9]+$ && $concurrency =~ ^[0-9]+$ && $rounds =~ ^[1-9][0-9]*$ ]] ||
   die "--users, --concurrency and --rounds want numbers (--rounds >= 1)"
 command -v wrk >/dev/null || die "wrk not found: run scripts/install-deps.sh --tests"
-((profile)) && { command -v perf >/dev/null || die "--profile needs perf (linux-perf)"; }
+if ((profile)); then
+  command -v perf >/dev/null || die "--profile needs perf (linux-perf)"
+  [[ $duration =~ ^[0-9]+s$ ]] || die "--profile wants --duration in whole seconds (e.g. 10s)"
+fi
 
 PG="$ROOT/scripts/pg.sh"
 DB=segments_bench
@@ -202,16 +205,38 @@ if ((profile)); then
   sleep 0.5
   run_wrk /segments/get-for-user "$ROOT/bench/get_for_user.lua" "$duration" >/dev/null
   wait "$perf_pid" || { cat "$OUT/perf-record.txt" >&2; die "perf record failed"; }
-  perf report -i "$OUT/gateway.perf.data" --no-children --sort sym --stdio 2>/dev/null \
+  perf report -i "$OUT/gateway.perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
     >"$OUT/gateway.perf.self.txt" || die "perf report failed"
-  perf report -i "$OUT/gateway.perf.data" --children --sort sym --stdio -g none --percent-limit 2 2>/dev/null \
+  perf report -i "$OUT/gateway.perf.data" --children --sort sym --stdio -g none --percent-limit 0.5 2>/dev/null \
     >"$OUT/gateway.perf.children.txt" || die "perf report failed"
   echo
-  echo "gateway CPU by function, self time (top 25; $OUT/gateway.perf.self.txt):"
-  grep -E '^ +[0-9.]+%' "$OUT/gateway.perf.self.txt" | head -n 25
+  echo "gateway CPU during http get, by part of the request (% of the gateway's samples, callees included;"
+  echo "the parts are disjoint subtrees, the rest is the HTTP server's own work, the scheduler and idle spinning):"
+  # symbol regexp | label, in the order printed.
+  awk '
+    BEGIN {
+      n = split("net/http\\.\\(\\*conn\\)\\.readRequest$|read and parse the HTTP request;" \
+        "request_SegmentService_GetUserSegments_0$|query parameters to the request message, and the upstream call:;" \
+        "google\\.golang\\.org/grpc\\.invoke$|  the upstream gRPC call (client side, in the handler);" \
+        "http2Client\\)\\.reader$|upstream: HTTP/2 frames read (gRPC transport goroutine);" \
+        "loopyWriter\\)\\.run$|upstream: HTTP/2 frames written (gRPC transport goroutine);" \
+        "runtime\\.ForwardResponseMessage$|the answer as JSON, written (grpc-gateway);" \
+        "gateway\\.\\(\\*compactJSON\\)\\.Marshal$|  of which protojson + json.Compact;" \
+        "log/slog\\.\\(\\*Logger\\)\\.log$|the access log line (slog JSON to stderr);" \
+        "net/http\\.\\(\\*response\\)\\.finishRequest$|the HTTP response flushed (write syscall);" \
+        "runtime\\.gcBgMarkWorker$|garbage collection, background;" \
+        "runtime\\.gcAssistAlloc$|garbage collection, assists;" \
+        "runtime\\.mallocgc$|(allocation, anywhere above)", parts, ";")
+      for (i = 1; i <= n; i++) { split(parts[i], kv, "|"); re[i] = kv[1]; label[i] = kv[2] }
+    }
+    /^ +[0-9.]+%/ { sym = $0; sub(/^ +[0-9.]+% +[0-9.]+% +\[.\] /, "", sym)
+      for (i = 1; i <= n; i++) if (!(i in pct) && sym ~ re[i]) pct[i] = $1 }
+    END { for (i = 1; i <= n; i++) printf "  %7s  %s\n", (i in pct ? pct[i] : "<0.5%"), label[i] }' \
+    "$OUT/gateway.perf.children.txt"
   echo
-  echo "gateway CPU by function, including callees (>= 2%; $OUT/gateway.perf.children.txt):"
-  grep -E '^ +[0-9.]+%' "$OUT/gateway.perf.children.txt" | head -n 60
+  echo "gateway CPU by function, self time (top 15; $OUT/gateway.perf.self.txt):"
+  grep -E '^ +[0-9.]+%' "$OUT/gateway.perf.self.txt" | awk -v n=15 'NR <= n'
+  echo "(including callees: $OUT/gateway.perf.children.txt)"
 fi
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
 exit "$failed"

@@ -226,15 +226,15 @@ if ((profile)); then
       2>/dev/null >"$OUT/load.$comm.children.txt" || die "perf report failed"
   done
   echo
-  perf report -i "$OUT/load.perf.data" --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9.]+%' | head -n 6 |
+  perf report -i "$OUT/load.perf.data" --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9.]+%' | awk -v n=6 'NR <= n' |
     sed 's/^/samples by process name (all clusters): /'
   for comm in segments-server postgres; do
     echo
     echo "$comm during start $starts (postgres: our cluster's processes), self time (% of all samples, top 20; $OUT/load.$comm.self.txt):"
-    grep -E '^ +[0-9.]+%' "$OUT/load.$comm.self.txt" | head -n 20
+    grep -E '^ +[0-9.]+%' "$OUT/load.$comm.self.txt" | awk -v n=20 'NR <= n'
   done
   echo
   echo "segments-server, including callees (>= 3%; $OUT/load.segments-server.children.txt):"
-  grep -E '^ +[0-9.]+%' "$OUT/load.segments-server.children.txt" | head -n 40
+  grep -E '^ +[0-9.]+%' "$OUT/load.segments-server.children.txt" | awk -v n=40 'NR <= n'
 fi
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
