@@ -244,9 +244,10 @@ else
     "channels $channels, warmup $warmup, duration $duration per mode, $users users"
   echo "get, get@N, update: --read-model=on (from memory); get-off, update-off: --read-model=off (PostgreSQL)"
   print_table "$RESULTS"
-  for label in update update-off; do
+  while IFS=, read -r label _; do
+    [[ $label == update* ]] || continue
     sed -n "s/^ *(update: \\(.*\\))\$/$label: \\1/p" "$BENCH_STATE/$label.txt" 2>/dev/null || true
-  done
+  done <"$RESULTS"
   echo "(cores: CPU time / wall time of the whole mode incl. warmup; server = segments-server,"
   echo " pg = the PostgreSQL cluster's processes, loader = segments-grpc-load, other = the rest of"
   echo " the machine, steal = taken by the hypervisor; high other/steal = disturbed run; $(nproc) cores)"
