@@ -158,7 +158,7 @@ run_mode() {
     -v hz="$CLK_TCK" -v l="$line" 'BEGIN {
     wall = ns / 1e9; split(l, f, ",")
     other = b / hz / wall - s / hz / wall - p / hz / wall - f[9]
-    printf "%s,%.2f,%.2f,%.2f,%.2f\n", l, s / hz / wall, p / hz / wall, (other < 0 ? 0 : other), st / hz / wall }' \
+    printf "%s,%.2f,%.2f,%.2f,%.2f\n", l, s / hz / wall, (p < 0 ? 0 : p / hz / wall), (other < 0 ? 0 : other), st / hz / wall }' \
     >>"$RESULTS"
   if ((rc != 0)); then
     warn "$label: loader exited with $rc"
