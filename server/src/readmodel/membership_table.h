@@ -17,10 +17,11 @@
 //     [the deadlines of those that expire, two words each]
 //   A membership without a deadline costs 4 bytes, one with a deadline 12.
 //   Keeping the deadline only where there is one (most memberships have
-//   none) makes a 5-membership block 24 bytes instead of 64 with a
-//   (segment, deadline) pair per membership, and 24 bytes is the smallest
-//   allocation malloc makes anyway. Measured: 17.8 bytes per membership
-//   against 28.6 with the pairs.
+//   none) makes a 5-membership block 24 bytes (what glibc's smallest chunk,
+//   32 bytes, holds) instead of 64 with a (segment, deadline) pair each (an
+//   80-byte chunk). Measured at 2M users x 5, a fifth of them with a
+//   deadline: 20.2 bytes of RSS per membership, against 26.8 with a
+//   deadline for every membership.
 // A block is never changed in place: a write builds the new one and frees the
 // old one under the shard's writer lock, so a reader sees one or the other.
 #pragma once
