@@ -31,7 +31,6 @@ namespace {
 
 using segments::domain::UserId;
 using segments::readmodel::HeldMembership;
-using segments::readmodel::kNeverExpires;
 using segments::readmodel::MembershipTable;
 using Clock = std::chrono::steady_clock;
 
@@ -167,7 +166,8 @@ int main(int argc, char** argv) {
     const auto segment = static_cast<uint32_t>(segments + 1);
     std::vector<std::pair<UserId, HeldMembership>> rows;
     rows.reserve(fill);
-    for (uint64_t i = 0; i < fill; ++i) rows.emplace_back(User(i % users, integers), HeldMembership{.segment_id = segment});
+    for (uint64_t i = 0; i < fill; ++i)
+      rows.emplace_back(User(i % users, integers), HeldMembership{.segment_id = segment});
     const uint32_t segment_ids[] = {segment};
     Clock::time_point start = Clock::now();
     table.ReplaceSegments(segment_ids, std::move(rows));

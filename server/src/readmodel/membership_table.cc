@@ -188,8 +188,7 @@ struct alignas(64) MembershipTable::Shard {
   size_t block_bytes ABSL_GUARDED_BY(mutex) = 0;
   size_t memberships ABSL_GUARDED_BY(mutex) = 0;
   BlockMap<UuidKey> uuids ABSL_GUARDED_BY(mutex){CountingAllocator<std::pair<const UuidKey, Block>>(&table_bytes)};
-  BlockMap<uint64_t> integers ABSL_GUARDED_BY(mutex){
-      CountingAllocator<std::pair<const uint64_t, Block>>(&table_bytes)};
+  BlockMap<uint64_t> integers ABSL_GUARDED_BY(mutex){CountingAllocator<std::pair<const uint64_t, Block>>(&table_bytes)};
 
   const Word* Find(const UserKey& key) const ABSL_SHARED_LOCKS_REQUIRED(mutex) {
     if (key.integer) {
@@ -348,7 +347,8 @@ void MembershipTable::ReplaceSegments(absl::Span<const uint32_t> segments,
     // Users with rows get their new block below, in one step.
     shard.Strip(s, sorted_segments, has_rows);
     for (auto user_begin = rows_begin; user_begin != rows_end;) {
-      auto user_end = std::find_if(user_begin, rows_end, [&](const KeyedRow& row) { return !(row.key == user_begin->key); });
+      auto user_end =
+          std::find_if(user_begin, rows_end, [&](const KeyedRow& row) { return !(row.key == user_begin->key); });
       entries.clear();
       if (const Word* old = shard.Find(user_begin->key)) BlockView(old).AppendExcept(sorted_segments, entries);
       for (auto row = user_begin; row != user_end; ++row) entries.push_back(row->membership);

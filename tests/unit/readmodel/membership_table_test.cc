@@ -1,7 +1,7 @@
 #include "readmodel/membership_table.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -83,10 +83,12 @@ TEST_CASE("LiveSegments appends to what the caller has", "[membership_table]") {
 TEST_CASE("a membership is live until its deadline, not at it", "[membership_table]") {
   MembershipTable table;
   const UserId user = Uuid(1);
-  const std::vector<HeldMembership> memberships = {
-      {.segment_id = 1, .expires_us = kNow},      {.segment_id = 2, .expires_us = kNow + 1},
-      {.segment_id = 3},                          {.segment_id = 4, .expires_us = kNow + 1'000'000},
-      {.segment_id = 5, .expires_us = kNow - 1}, {.segment_id = 6, .expires_us = INT64_MAX - 1}};
+  const std::vector<HeldMembership> memberships = {{.segment_id = 1, .expires_us = kNow},
+                                                   {.segment_id = 2, .expires_us = kNow + 1},
+                                                   {.segment_id = 3},
+                                                   {.segment_id = 4, .expires_us = kNow + 1'000'000},
+                                                   {.segment_id = 5, .expires_us = kNow - 1},
+                                                   {.segment_id = 6, .expires_us = INT64_MAX - 1}};
   table.Replace(user, memberships);
   CHECK(Live(table, user, kNow - 2) == Segments{1, 2, 3, 4, 5, 6});
   CHECK(Live(table, user, kNow - 1) == Segments{1, 2, 3, 4, 6});
@@ -174,9 +176,8 @@ TEST_CASE("ReplaceSegments replaces whole segments set-wise", "[membership_table
   }
 
   SECTION("several segments at once; a segment no one has") {
-    const std::vector<std::pair<UserId, HeldMembership>> rows = {{Uuid(0), {.segment_id = 3}},
-                                                                 {Uuid(120), {.segment_id = 2}},
-                                                                 {Uuid(120), {.segment_id = 9}}};
+    const std::vector<std::pair<UserId, HeldMembership>> rows = {
+        {Uuid(0), {.segment_id = 3}}, {Uuid(120), {.segment_id = 2}}, {Uuid(120), {.segment_id = 9}}};
     table.ReplaceSegments(std::vector<uint32_t>{2, 3, 9}, rows);
     CHECK(Live(table, Uuid(0)) == Segments{1, 3});
     CHECK(Live(table, Uuid(1)) == Segments{1});
@@ -205,8 +206,11 @@ TEST_CASE("MemoryBytes counts the tables and every block", "[membership_table]")
   // Blocks alone change while the table does not.
   table.Put(user, {.segment_id = 2, .expires_us = kNow});
   CHECK(table.MemoryBytes() == one_table + MembershipTable::BlockBytes(2, 1));
-  const std::vector<HeldMembership> five = {{.segment_id = 1}, {.segment_id = 2}, {.segment_id = 3},
-                                            {.segment_id = 4}, {.segment_id = 5, .expires_us = kNow}};
+  const std::vector<HeldMembership> five = {{.segment_id = 1},
+                                            {.segment_id = 2},
+                                            {.segment_id = 3},
+                                            {.segment_id = 4},
+                                            {.segment_id = 5, .expires_us = kNow}};
   table.Replace(user, five);
   CHECK(table.MemoryBytes() == one_table + MembershipTable::BlockBytes(5, 1));
   table.ReplaceSegments(std::vector<uint32_t>{5}, {});
@@ -217,18 +221,20 @@ TEST_CASE("MemoryBytes counts the tables and every block", "[membership_table]")
   // Many users of both kinds: at least their slots and blocks, and back to
   // nothing when they go.
   constexpr int kUsers = 20'000;
+  constexpr size_t kUsersSize = kUsers;
   for (int i = 0; i < kUsers; ++i) {
     const UserId id = i % 2 == 0 ? Uuid(i) : Id(std::to_string(i));
     table.Put(id, {.segment_id = 1});
     table.Put(id, {.segment_id = 2, .expires_us = kNow});
   }
-  const size_t blocks = kUsers * MembershipTable::BlockBytes(2, 1);
-  const size_t slots = kUsers / 2 * (16 + 8 + 1) + kUsers / 2 * (8 + 8 + 1);  // key, pointer, control byte
+  const size_t blocks = kUsersSize * MembershipTable::BlockBytes(2, 1);
+  const size_t slots = kUsersSize / 2 * (16 + 8 + 1) + kUsersSize / 2 * (8 + 8 + 1);  // key, pointer, control byte
   CHECK(table.MemoryBytes() >= blocks + slots);
   CHECK(table.MemoryBytes() <= blocks + 3 * slots);
   const size_t full = table.MemoryBytes();
   table.ReplaceSegments(std::vector<uint32_t>{2}, {});
-  CHECK(table.MemoryBytes() == full - kUsers * (MembershipTable::BlockBytes(2, 1) - MembershipTable::BlockBytes(1, 0)));
+  CHECK(table.MemoryBytes() ==
+        full - kUsersSize * (MembershipTable::BlockBytes(2, 1) - MembershipTable::BlockBytes(1, 0)));
   table.ReplaceSegments(std::vector<uint32_t>{1}, {});
   CHECK(table.users() == 0);
   CHECK(table.MemoryBytes() == 0);
@@ -241,7 +247,7 @@ TEST_CASE("MemoryBytes counts the tables and every block", "[membership_table]")
     table.Put(Uuid(i), {.segment_id = 1});
     table.Put(Id(std::to_string(i)), {.segment_id = 1});
   }
-  CHECK(table.MemoryBytes() == reserved + 2 * kUsers * MembershipTable::BlockBytes(1, 0));
+  CHECK(table.MemoryBytes() == reserved + 2 * kUsersSize * MembershipTable::BlockBytes(1, 0));
 }
 
 // Readers run while a writer moves every user back and forth between two
@@ -254,6 +260,7 @@ TEST_CASE("readers see each user's change whole", "[membership_table]") {
   constexpr int kMinRounds = 60;
   MembershipTable table;
   std::vector<UserId> users;
+  users.reserve(2 * kUsers);
   for (int i = 0; i < static_cast<int>(2 * kUsers); ++i) {
     users.push_back(i % 3 == 0 ? Id(std::to_string(i)) : Uuid(i));
   }
@@ -271,8 +278,10 @@ TEST_CASE("readers see each user's change whole", "[membership_table]") {
   std::atomic<bool> done = false;
   std::atomic<int> reads = 0;
   std::atomic<int> torn = 0;
+  constexpr int kReaders = 3;
   std::vector<std::thread> readers;
-  for (int r = 0; r < 3; ++r) {
+  readers.reserve(kReaders);
+  for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&, r] {
       std::vector<uint32_t> out;
       for (size_t n = r; !done.load(); ++n) {
