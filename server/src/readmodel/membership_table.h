@@ -22,8 +22,9 @@
 //   80-byte chunk). Measured at 2M users x 5, a fifth of them with a
 //   deadline: 20.2 bytes of RSS per membership, against 26.8 with a
 //   deadline for every membership.
-// A block is never changed in place: a write builds the new one and frees the
-// old one under the shard's writer lock, so a reader sees one or the other.
+// A write builds the user's new block and swaps it in, freeing the old one,
+// under the shard's writer lock; a reader reads a block under the reader
+// lock, so it sees the old block or the new one, whole.
 #pragma once
 
 #include <absl/types/span.h>
@@ -75,11 +76,13 @@ class MembershipTable {
   void Put(const domain::UserId& user, HeldMembership membership);
   // Set-wise change of whole segments (a fill, a segment deletion): removes
   // every membership of `segments` from every user, then adds `rows` (each
-  // row's segment should be one of `segments`; a row of another segment is
-  // added as by Put). Done shard by shard, each under its writer lock, so
-  // each user's change is atomic for readers: a reader never sees a user
-  // with a segment stripped but not yet re-added. Users left with nothing
-  // are forgotten.
+  // row's segment is expected to be one of `segments`; a row of another
+  // segment is merged in like a repeated segment). Done shard by shard, each
+  // under its writer lock, so each user's change is atomic for readers: a
+  // reader never sees a user with a segment stripped but not yet re-added.
+  // Users left with nothing are forgotten. It visits every user held
+  // (≈0.4 s at 2M users, each shard's lock held ~1.5 ms): for the changes
+  // of a few users, Replace or Put each of them.
   void ReplaceSegments(absl::Span<const uint32_t> segments,
                        std::vector<std::pair<domain::UserId, HeldMembership>> rows);
 
