@@ -29,7 +29,7 @@ const (
 	crossInstanceBound = time.Second
 	// The servers' period of unprompted looks; the median across instances
 	// must stay below announcedBound, far from half of it.
-	readModelPollPeriod = time.Second
+	readModelPollPeriod = 800 * time.Millisecond
 	announcedBound      = 100 * time.Millisecond
 	// How long a poll goes on before the round counts as never seen.
 	pollLimit = 5 * time.Second

@@ -210,3 +210,21 @@ TEST_CASE("health shows the model's readiness; switched off, reads go to the dat
     CHECK_FALSE(f.app->read_model().Serving());
   }
 }
+
+TEST_CASE_METHOD(ServiceFixture, "memberships truncated by hand: the model loads everything again on its connection",
+                 "[read_model]") {
+  RequireServing(*this);
+  REQUIRE(CreateUser(kUser1).ok());
+  REQUIRE(CreateSegment("A").ok());
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  const int pid = BackendPidOfReadModels();
+  const uint64_t loads = StatsOf(*this).full_loads;
+  Query("TRUNCATE memberships");
+  REQUIRE(Eventually([&] { return StatsOf(*this).full_loads == loads + 1; }, absl::Seconds(5)));
+  RequireServing(*this);
+  CHECK(SegmentsOf(kUser1).empty());
+  CHECK(StatsOf(*this).memberships == 0);
+  CHECK(BackendPidOfReadModels() == pid);
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"A"});
+}

@@ -200,6 +200,15 @@ absl::Status MembershipReadModel::Look() {
   if (announce) RETURN_IF_ERROR(feed_.Announce());
   const int64_t started = SteadyNanos();
   ASSIGN_OR_RETURN(FeedChanges changes, feed_.Poll());
+  if (changes.reload_all) {
+    // Memberships were truncated (or the server changed): stop serving,
+    // load everything, and serve again after the next look.
+    log::Info("membership read model: everything changed at once; loading everything again");
+    SetState(State::kDown);
+    RETURN_IF_ERROR(LoadAll());
+    SetState(State::kCatchingUp);
+    return absl::OkStatus();
+  }
   RETURN_IF_ERROR(Apply(std::move(changes)));
   look_started_ns_.store(started, std::memory_order_release);
   last_look_ok_ns_ = SteadyNanos();
@@ -212,10 +221,6 @@ absl::Status MembershipReadModel::Look() {
 }
 
 absl::Status MembershipReadModel::Apply(FeedChanges changes) {
-  if (changes.reload_all) {
-    last_look_ok_ns_ = 0;  // so that Follow() loads everything
-    return absl::AbortedError("memberships were truncated or the database server changed: loading everything again");
-  }
   if (!changes.segments.empty()) table_.ReplaceSegments(changes.segments, std::move(changes.segment_rows));
   if (!changes.users.empty()) {
     absl::flat_hash_map<domain::UserId, std::vector<HeldMembership>> now_held;
