@@ -34,6 +34,12 @@ type stack struct {
 
 func startStack(t *testing.T, flags ...string) *stack {
 	t.Helper()
+	return startStackWithBodyLimit(t, maxBodyBytes, flags...)
+}
+
+// startStackWithBodyLimit: the gateway accepts bodies of up to limit bytes.
+func startStackWithBodyLimit(t *testing.T, limit int64, flags ...string) *stack {
+	t.Helper()
 	p, err := launchServer(serverBin, os.Getenv("SEGMENTS_TEST_DATABASE_URL"), flags...)
 	if err == nil {
 		err = p.waitServing(20 * time.Second)
@@ -43,7 +49,7 @@ func startStack(t *testing.T, flags ...string) *stack {
 		t.Fatalf("starting a server with %q: %v\n%s", flags, err, p.log.String())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	url, done, err := startGateway(ctx, p.addr, maxBodyBytes, io.Discard)
+	url, done, err := startGateway(ctx, p.addr, limit, io.Discard)
 	if err != nil {
 		cancel()
 		p.stop()

@@ -215,6 +215,12 @@ func launchServer(bin, dbURL string, extra ...string) (*serverProcess, error) {
 
 // waitServing polls the server's gRPC health until SERVING.
 func (p *serverProcess) waitServing(timeout time.Duration) error {
+	return p.waitHealth("", timeout)
+}
+
+// waitHealth polls the gRPC health of service ("": the whole server) until
+// SERVING.
+func (p *serverProcess) waitHealth(service string, timeout time.Duration) error {
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -224,13 +230,13 @@ func (p *serverProcess) waitServing(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		resp, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+		resp, err := health.Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: service})
 		cancel()
 		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("health not SERVING within %v (last: %v, %v)", timeout, resp.GetStatus(), err)
+			return fmt.Errorf("health %q not SERVING within %v (last: %v, %v)", service, timeout, resp.GetStatus(), err)
 		}
 		select {
 		case <-p.exited:

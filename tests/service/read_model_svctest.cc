@@ -26,18 +26,18 @@ void RequireServing(const ServiceFixture& f) {
 // The answer as the database gives it, as the server's own query would.
 std::vector<std::string> SqlSegmentsOf(const std::string& user, absl::Time now) {
   std::vector<std::string> out;
-  for (const auto& row : Query(fmt::format(
-           "SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = {} "
-           "AND (m.expires_at IS NULL OR m.expires_at > to_timestamp({}::numeric / 1000000)) ORDER BY 1",
-           Literal(user), absl::ToUnixMicros(now)))) {
+  for (const auto& row :
+       Query(fmt::format("SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = {} "
+                         "AND (m.expires_at IS NULL OR m.expires_at > to_timestamp({}::numeric / 1000000)) ORDER BY 1",
+                         Literal(user), absl::ToUnixMicros(now)))) {
     out.push_back(row[0]);
   }
   return out;
 }
 
 int BackendPidOfReadModels() {
-  return std::stoi(QueryValue(
-      "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'segments-read-model'"));
+  return std::stoi(
+      QueryValue("SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = 'segments-read-model'"));
 }
 
 }  // namespace
@@ -77,7 +77,8 @@ TEST_CASE("another instance sees a change within a second, typically in millisec
     const std::vector<std::string> expected = add ? std::vector<std::string>{"A"} : std::vector<std::string>{};
     REQUIRE(writer.Update(add ? Change(kUser1, {{"A"}}) : Change(kUser1, {}, {"A"})).ok());
     const absl::Time written = absl::Now();
-    REQUIRE(Eventually([&] { return reader.SegmentsOf(kUser1) == expected; }, absl::Seconds(5), absl::Microseconds(200)));
+    REQUIRE(
+        Eventually([&] { return reader.SegmentsOf(kUser1) == expected; }, absl::Seconds(5), absl::Microseconds(200)));
     lags.push_back(absl::Now() - written);
   }
   std::sort(lags.begin(), lags.end());
@@ -109,8 +110,7 @@ TEST_CASE_METHOD(ServiceFixture, "from memory, a membership ends at its deadline
   CHECK(SqlSegmentsOf(kUser1, deadline) == std::vector<std::string>{"B"});
 }
 
-TEST_CASE("changes of more than 10,000 users travel as one note per segment and reach both instances",
-          "[read_model]") {
+TEST_CASE("changes of more than 10,000 users travel as one note per segment and reach both instances", "[read_model]") {
   AutoFixture a;
   AutoFixture b(TestConfig(), ServiceFixture::Database::kShared);
   RequireServing(a);
@@ -146,11 +146,12 @@ TEST_CASE_METHOD(ServiceFixture, "a lost connection is noticed, and the model ca
   PgSession admin;
   admin.Exec(fmt::format("SELECT pg_terminate_backend({})", pid));
   // Made by hand while the model is away: nobody announces it.
-  admin.Exec(fmt::format("INSERT INTO memberships (user_id, segment_id, added_at) SELECT {}, id, now() FROM segments "
-                         "WHERE slug = 'B'",
-                         Literal(kUser1)));
-  REQUIRE(Eventually([&] { return BackendPidOfReadModels() != 0 && BackendPidOfReadModels() != pid; },
-                     absl::Seconds(10)));
+  admin.Exec(
+      fmt::format("INSERT INTO memberships (user_id, segment_id, added_at) SELECT {}, id, now() FROM segments "
+                  "WHERE slug = 'B'",
+                  Literal(kUser1)));
+  REQUIRE(
+      Eventually([&] { return BackendPidOfReadModels() != 0 && BackendPidOfReadModels() != pid; }, absl::Seconds(10)));
   RequireServing(*this);
   const uint64_t from_memory = StatsOf(*this).memory_reads;
   CHECK(Eventually([&] { return SegmentsOf(kUser1) == std::vector<std::string>{"B"}; }, absl::Seconds(2)));
@@ -193,9 +194,9 @@ TEST_CASE("a model that cannot look for changes stops answering from memory afte
 TEST_CASE("health shows the model's readiness; switched off, reads go to the database", "[read_model]") {
   SECTION("on") {
     ServiceFixture f;
-    CHECK(Eventually([&] { return CheckHealth(f.channel, std::chrono::milliseconds(2000), kReadModelHealth) ==
-                                  Health::kServing; },
-                     absl::Seconds(10)));
+    CHECK(Eventually(
+        [&] { return CheckHealth(f.channel, std::chrono::milliseconds(2000), kReadModelHealth) == Health::kServing; },
+        absl::Seconds(10)));
   }
   SECTION("off") {
     segments::config::Config config = TestConfig();
@@ -209,4 +210,22 @@ TEST_CASE("health shows the model's readiness; switched off, reads go to the dat
     CHECK(StatsOf(f).memory_reads == 0);
     CHECK_FALSE(f.app->read_model().Serving());
   }
+}
+
+TEST_CASE_METHOD(ServiceFixture, "memberships truncated by hand: the model loads everything again on its connection",
+                 "[read_model]") {
+  RequireServing(*this);
+  REQUIRE(CreateUser(kUser1).ok());
+  REQUIRE(CreateSegment("A").ok());
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  const int pid = BackendPidOfReadModels();
+  const uint64_t loads = StatsOf(*this).full_loads;
+  Query("TRUNCATE memberships");
+  REQUIRE(Eventually([&] { return StatsOf(*this).full_loads == loads + 1; }, absl::Seconds(5)));
+  RequireServing(*this);
+  CHECK(SegmentsOf(kUser1).empty());
+  CHECK(StatsOf(*this).memberships == 0);
+  CHECK(BackendPidOfReadModels() == pid);
+  REQUIRE(Update(Change(kUser1, {{"A"}})).ok());
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"A"});
 }

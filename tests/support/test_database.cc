@@ -39,7 +39,9 @@ std::string QueryValue(const std::string& sql) {
   return rows[0][0];
 }
 
-void ResetDatabase() { Query("TRUNCATE history, memberships, auto_opt_outs, segments, users, membership_changes RESTART IDENTITY"); }
+void ResetDatabase() {
+  Query("TRUNCATE history, memberships, auto_opt_outs, segments, users, membership_changes RESTART IDENTITY");
+}
 
 void RunPgScript(const std::string& command) {
   const char* script = std::getenv("SEGMENTS_TEST_PG_SCRIPT");

@@ -260,6 +260,11 @@ absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const En
     return absl::InvalidArgumentError(
         "--user-service (SEGMENTS_USER_SERVICE) is required when --kafka-brokers is set: events are looked up there");
   }
+  if (config.read_model && config.read_model_poll_period >= config.read_model_max_lag) {
+    return absl::InvalidArgumentError(
+        "--read-model-poll-period must be shorter than --read-model-max-lag: otherwise an idle instance's model "
+        "counts as stale between looks and reads go to the database");
+  }
   return config;
 }
 

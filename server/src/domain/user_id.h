@@ -30,6 +30,9 @@ class UserId {
   static absl::StatusOr<UserId> Parse(std::string_view text);
 
   Kind kind() const { return kind_; }
+  // The 16 bytes the id is held in (see bytes_ below): with kind(), a compact
+  // key for tables of many ids (readmodel::MembershipTable).
+  const std::array<uint8_t, 16>& bytes() const { return bytes_; }
   // The canonical text: lowercase 8-4-4-4-12 for a UUID, the decimal digits
   // of an integer.
   std::string ToString() const;

@@ -49,12 +49,11 @@ void MembershipReadModel::Wake() {
 }
 
 bool MembershipReadModel::FreshEnough() const {
-  return SteadyNanos() - look_started_ns_.load(std::memory_order_acquire) <=
-         absl::ToInt64Nanoseconds(options_.max_lag);
+  return SteadyNanos() - look_started_ns_.load(std::memory_order_acquire) <= absl::ToInt64Nanoseconds(options_.max_lag);
 }
 
 std::optional<std::vector<std::string>> MembershipReadModel::ActiveSegmentSlugsAtOnce(const domain::UserId& user,
-                                                                                    absl::Time now) {
+                                                                                      absl::Time now) {
   const uint64_t epoch = epoch_.load(std::memory_order_acquire);
   if (epoch % 2 == 0 || !FreshEnough()) return std::nullopt;
   thread_local std::vector<uint32_t> ids;
@@ -92,9 +91,7 @@ void MembershipReadModel::AwaitCommitted() {
   const uint64_t session = session_;
   announce_ = true;
   Wake();
-  auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return applied_ >= ticket || session_ != session || stopping_;
-  };
+  auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return applied_ >= ticket || session_ != session || stopping_; };
   // After max_lag, a read would not use a look older than this commit.
   mu_.AwaitWithTimeout(absl::Condition(&done), options_.max_lag);
 }
@@ -135,8 +132,8 @@ void MembershipReadModel::Run() {
 
 absl::Status MembershipReadModel::Follow() {
   RETURN_IF_ERROR(feed_.Connect());
-  bool continues = last_look_ok_ns_ != 0 &&
-                   SteadyNanos() - last_look_ok_ns_ < absl::ToInt64Nanoseconds(options_.keep_changes / 2);
+  bool continues =
+      last_look_ok_ns_ != 0 && SteadyNanos() - last_look_ok_ns_ < absl::ToInt64Nanoseconds(options_.keep_changes / 2);
   if (continues) {
     ASSIGN_OR_RETURN(continues, feed_.CanContinue());
   }
@@ -200,6 +197,15 @@ absl::Status MembershipReadModel::Look() {
   if (announce) RETURN_IF_ERROR(feed_.Announce());
   const int64_t started = SteadyNanos();
   ASSIGN_OR_RETURN(FeedChanges changes, feed_.Poll());
+  if (changes.reload_all) {
+    // Memberships were truncated (or the server changed): stop serving,
+    // load everything, and serve again after the next look.
+    log::Info("membership read model: everything changed at once; loading everything again");
+    SetState(State::kDown);
+    RETURN_IF_ERROR(LoadAll());
+    SetState(State::kCatchingUp);
+    return absl::OkStatus();
+  }
   RETURN_IF_ERROR(Apply(std::move(changes)));
   look_started_ns_.store(started, std::memory_order_release);
   last_look_ok_ns_ = SteadyNanos();
@@ -212,10 +218,6 @@ absl::Status MembershipReadModel::Look() {
 }
 
 absl::Status MembershipReadModel::Apply(FeedChanges changes) {
-  if (changes.reload_all) {
-    last_look_ok_ns_ = 0;  // so that Follow() loads everything
-    return absl::AbortedError("memberships were truncated or the database server changed: loading everything again");
-  }
   if (!changes.segments.empty()) table_.ReplaceSegments(changes.segments, std::move(changes.segment_rows));
   if (!changes.users.empty()) {
     absl::flat_hash_map<domain::UserId, std::vector<HeldMembership>> now_held;

@@ -59,11 +59,10 @@ class MembershipReadModel final : public domain::MembershipQueries {
   void Stop();
 
   absl::StatusOr<std::vector<std::string>> ActiveSegmentSlugs(const domain::UserId& user, absl::Time now) override;
-  std::optional<std::vector<std::string>> ActiveSegmentSlugsAtOnce(const domain::UserId& user,
-                                                                   absl::Time now) override;
+  std::optional<std::vector<std::string>> ActiveSegmentSlugsAtOnce(const domain::UserId& user, absl::Time now) override;
   absl::StatusOr<std::vector<domain::SegmentMember>> Members(domain::SegmentId segment,
-                                                             const std::optional<domain::UserId>& after_user,
-                                                             int limit, absl::Time now) override {
+                                                             const std::optional<domain::UserId>& after_user, int limit,
+                                                             absl::Time now) override {
     return database_.Members(segment, after_user, limit, now);
   }
 

@@ -42,7 +42,8 @@ class BinaryReader {
   bool Int(T& out) {
     if (bytes_.size() < sizeof(T)) return false;
     std::make_unsigned_t<T> value = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) value = static_cast<decltype(value)>((value << 8) | static_cast<uint8_t>(bytes_[i]));
+    for (size_t i = 0; i < sizeof(T); ++i)
+      value = static_cast<decltype(value)>((value << 8) | static_cast<uint8_t>(bytes_[i]));
     out = static_cast<T>(value);
     bytes_.remove_prefix(sizeof(T));
     return true;
@@ -153,7 +154,8 @@ absl::Status PgChangeFeed::Connect() {
 void PgChangeFeed::Disconnect() { conn_.reset(); }
 
 absl::StatusOr<PgConnection*> PgChangeFeed::Connection() {
-  if (conn_ == nullptr || conn_->Broken()) return absl::UnavailableError("the read model's database connection is down");
+  if (conn_ == nullptr || conn_->Broken())
+    return absl::UnavailableError("the read model's database connection is down");
   return conn_.get();
 }
 
@@ -164,8 +166,8 @@ absl::StatusOr<bool> PgChangeFeed::CanContinue() {
   return r.Rows() == 1 && r.Get(0, 0) == server_started_;
 }
 
-absl::Status PgChangeFeed::CopyMemberships(
-    const std::string& select, absl::FunctionRef<void(const domain::UserId&, HeldMembership)> membership) {
+absl::Status PgChangeFeed::CopyMemberships(const std::string& select,
+                                           absl::FunctionRef<void(const domain::UserId&, HeldMembership)> membership) {
   ASSIGN_OR_RETURN(PgConnection * conn, Connection());
   bool header_seen = false;
   bool ended = false;
@@ -220,8 +222,8 @@ absl::StatusOr<readmodel::SegmentCatalog> PgChangeFeed::FetchCatalog() {
   for (int i = 0; i < r.Rows(); ++i) {
     uint32_t id = 0;
     if (!absl::SimpleAtoi(Absl(r.Get(i, 0)), &id)) {
-      return absl::FailedPreconditionError(fmt::format("segment id {} is beyond the read model's 32-bit ids",
-                                                       r.Get(i, 0)));
+      return absl::FailedPreconditionError(
+          fmt::format("segment id {} is beyond the read model's 32-bit ids", r.Get(i, 0)));
     }
     catalog.emplace_back(id, std::string(r.Get(i, 1)));
   }

@@ -166,8 +166,9 @@ TEST_CASE("a statement over 10,000 rows is noted per segment and fetched set-wis
   PgChangeFeed feed(TestDatabaseUrl(), {});
   Load(feed);
   const std::string notes_before = QueryValue("SELECT count(*) FROM membership_changes");
-  Query("INSERT INTO memberships (user_id, segment_id, added_at) SELECT g::text, 1, now() FROM generate_series(100, "
-        "10100) g");
+  Query(
+      "INSERT INTO memberships (user_id, segment_id, added_at) SELECT g::text, 1, now() FROM generate_series(100, "
+      "10100) g");
   // 10,001 rows: one note.
   CHECK(std::stoi(QueryValue("SELECT count(*) FROM membership_changes")) - std::stoi(notes_before) == 1);
   FeedChanges changes = Look(feed);

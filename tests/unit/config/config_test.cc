@@ -94,3 +94,20 @@ TEST_CASE("the user-event consumer is off by default and needs the user service 
   CHECK_FALSE(LoadConfig({"--kafka-settings=group.id=other"}, Env({})).ok());
   CHECK_FALSE(LoadConfig({"--user-events-topic="}, Env({})).ok());
 }
+
+TEST_CASE("the read model is on by default, can be switched off, and must look more often than its lag bound",
+          "[config]") {
+  auto defaults = LoadConfig({}, Env({}));
+  REQUIRE(defaults.ok());
+  CHECK(defaults->read_model);
+  CHECK(defaults->read_model_poll_period == absl::Milliseconds(100));
+  CHECK(defaults->read_model_max_lag == absl::Seconds(1));
+  auto off = LoadConfig({}, Env({{"SEGMENTS_READ_MODEL", "off"}}));
+  REQUIRE(off.ok());
+  CHECK_FALSE(off->read_model);
+  CHECK_FALSE(LoadConfig({"--read-model=yes"}, Env({})).ok());
+  auto slow = LoadConfig({"--read-model-poll-period=2s", "--read-model-max-lag=2s"}, Env({}));
+  CHECK_THAT(std::string(slow.status().message()), Catch::Matchers::Contains("--read-model-max-lag"));
+  // Switched off, the two do not matter.
+  CHECK(LoadConfig({"--read-model=off", "--read-model-poll-period=2s", "--read-model-max-lag=2s"}, Env({})).ok());
+}

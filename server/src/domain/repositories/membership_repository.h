@@ -105,8 +105,7 @@ class MembershipQueries {
   // The same answer when it can be given at once, without I/O (a read
   // model in memory); nullopt when it would take a trip to the database.
   // Never blocks, so a caller may answer on the thread that got the request.
-  virtual std::optional<std::vector<std::string>> ActiveSegmentSlugsAtOnce(const UserId& /*user*/,
-                                                                           absl::Time /*now*/) {
+  virtual std::optional<std::vector<std::string>> ActiveSegmentSlugsAtOnce(const UserId& /*user*/, absl::Time /*now*/) {
     return std::nullopt;
   }
   // Members of `segment` active at `now` with user ids above `after_user`
