@@ -98,16 +98,17 @@ start() {
     --database-url="$("$PG" url "$DB")" --workers=8 --db-pool-size=8 --read-model="$1"
   SERVER=$BG_PID
 }
-# await CHECK...: polls CHECK until it succeeds (true) or the server exits
-# or 300 s pass (dies, with the log's tail).
+# await STEP CHECK...: polls CHECK every STEP seconds until it succeeds
+# (true) or the server exits or 300 s pass (dies, with the log's tail).
 await() {
-  local deadline=$((SECONDS + 300))
+  local deadline=$((SECONDS + 300)) step=$1
+  shift
   until "$@"; do
     if ! pid_alive "$SERVER" || ((SECONDS >= deadline)); then
       tail -n 20 "$LOGFILE" >&2
       die "segments-server did not get to '$*' (log: $LOGFILE)"
     fi
-    sleep 0.02
+    sleep "$step"
   done
 }
 loaded_in_log() { grep -q 'membership read model loaded' "$LOGFILE"; }
@@ -131,7 +132,7 @@ probe_user="$(psql_db -tA -c "SELECT id FROM users ORDER BY id LIMIT 1")"
 # 1. Without the model.
 log "segments-server --read-model=off"
 start off
-await grpc_serving "127.0.0.1:$PORT"
+await 0.1 grpc_serving "127.0.0.1:$PORT"
 sleep "$settle"
 off_rss=$(status_kb "$SERVER" VmRSS) off_anon=$(status_kb "$SERVER" RssAnon) off_hwm=$(status_kb "$SERVER" VmHWM)
 stop
@@ -152,9 +153,10 @@ for ((i = 1; i <= starts; i++)); do
     perf record -F 499 -a -g -o "$OUT/load.perf.data" >"$OUT/perf-record.txt" 2>&1 &
     perf_pid=$!
   fi
-  # The log first (cheap), then the health service, as a client sees it.
-  await loaded_in_log
-  await grpc_serving "127.0.0.1:$PORT" "$READ_MODEL_HEALTH"
+  # The log first, every 0.1 s (a process each time: the polling should take
+  # little from the load), then the health service, as a client sees it.
+  await 0.1 loaded_in_log
+  await 0.02 grpc_serving "127.0.0.1:$PORT" "$READ_MODEL_HEALTH"
   t_health=$((($(now_ns) - T0_NS) / 1000000))
   if [[ -n $perf_pid ]]; then
     # Our cluster's processes (the model's backend is still connected);
