@@ -22,10 +22,12 @@
 #                       back, and print each round's ratio and the median
 #                       (default 1)
 #   --no-grpc           skip the two gRPC modes
-#   --profile           after the measured modes, run http get again under
-#                       `perf record -g` of the gateway (not measured) and
-#                       print its hottest functions; the data and the full
-#                       report stay in $SEGMENTS_STATE_DIR/bench-http/
+#   --profile           after the measured modes, run /healthz and http get
+#                       again under `perf record -g` of the gateway (not
+#                       measured) and print the gateway's CPU per request
+#                       by part of the request, side by side, and its
+#                       hottest functions; the data and the full reports stay
+#                       in $SEGMENTS_STATE_DIR/bench-http/
 #   --no-build          use the existing build/release binaries
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when
 # any request failed or anything else did.
@@ -197,31 +199,43 @@ fi
 
 if ((profile)); then
   # perf samples the gateway's threads at 999 Hz with call graphs (frame
-  # pointers: Go keeps them on amd64); the load is the same http get.
-  log "profiling the gateway (pid $gateway_pid) during another http get run of $duration"
-  perf record -F 999 -g -p "$gateway_pid" -o "$OUT/gateway.perf.data" -- sleep "${duration%s}" \
-    >"$OUT/perf-record.txt" 2>&1 &
-  perf_pid=$!
-  sleep 0.5
-  run_wrk /segments/get-for-user "$ROOT/bench/get_for_user.lua" "$duration" >/dev/null
-  wait "$perf_pid" || { cat "$OUT/perf-record.txt" >&2; die "perf record failed"; }
-  perf report -i "$OUT/gateway.perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
-    >"$OUT/gateway.perf.self.txt" || die "perf report failed"
-  perf report -i "$OUT/gateway.perf.data" --children --sort sym --stdio -g none --percent-limit 0.5 2>/dev/null \
-    >"$OUT/gateway.perf.children.txt" || die "perf report failed"
+  # pointers: Go keeps them on amd64), under the same load as measured; one
+  # run for /healthz, one for get-for-user, so that the two can be compared
+  # per request.
+  for pair in "healthz|/healthz|$OUT/healthz.lua" "get|/segments/get-for-user|$ROOT/bench/get_for_user.lua"; do
+    IFS='|' read -r name path script <<<"$pair"
+    log "profiling the gateway (pid $gateway_pid) during another $path run of $duration"
+    perf record -F 999 -g -p "$gateway_pid" -o "$OUT/gateway.$name.perf.data" -- sleep "${duration%s}" \
+      >"$OUT/perf-record.txt" 2>&1 &
+    perf_pid=$!
+    sleep 0.5
+    line="$(run_wrk "$path" "$script" "$duration")"
+    wait "$perf_pid" || { cat "$OUT/perf-record.txt" >&2; die "perf record failed"; }
+    # The requests of the second that perf recorded (it starts 0.5 s late).
+    awk -v r="$(field requests "$line")" -v d="${duration%s}" 'BEGIN { printf "%d\n", r * (d - 0.5) / d }' \
+      >"$OUT/gateway.$name.requests"
+    perf report -i "$OUT/gateway.$name.perf.data" --no-children --sort sym --stdio -g none 2>/dev/null \
+      >"$OUT/gateway.$name.self.txt" || die "perf report failed"
+    perf report -i "$OUT/gateway.$name.perf.data" --children --sort sym --stdio -g none --percent-limit 0.3 \
+      2>/dev/null >"$OUT/gateway.$name.children.txt" || die "perf report failed"
+    perf report -i "$OUT/gateway.$name.perf.data" --no-children --sort comm --stdio -g none -n 2>/dev/null |
+      awk '/^ +[0-9.]+%/ { n += $2 } END { print n }' >"$OUT/gateway.$name.samples"
+  done
   echo
-  echo "gateway CPU during http get, by part of the request (% of the gateway's samples, callees included;"
-  echo "the parts are disjoint subtrees, the rest is the HTTP server's own work, the scheduler and idle spinning):"
-  # symbol regexp | label, in the order printed.
+  echo "gateway CPU per request, by part of the request (µs; a part includes its callees; the parts are"
+  echo "disjoint subtrees but for the indented ones; 1 sample = 1/999 s of CPU):"
+  # A regexp of the symbol | the label, in the order printed.
   awk '
     BEGIN {
-      n = split("net/http\\.\\(\\*conn\\)\\.readRequest$|read and parse the HTTP request;" \
-        "request_SegmentService_GetUserSegments_0$|query parameters to the request message, and the upstream call:;" \
+      n = split("TOTAL|all of the gateway;" \
+        "net/http\\.\\(\\*conn\\)\\.readRequest$|read and parse the HTTP request;" \
+        "runtime\\.\\(\\*ServeMux\\)\\.ServeHTTP$|grpc-gateway: route, handler, answer:;" \
+        "request_SegmentService_GetUserSegments_0$|  query string to the request message + the upstream call;" \
         "google\\.golang\\.org/grpc\\.invoke$|  the upstream gRPC call (client side, in the handler);" \
+        "runtime\\.ForwardResponseMessage$|  the answer as JSON, written (get-for-user);" \
+        "gateway\\.\\(\\*compactJSON\\)\\.Marshal$|    of which protojson + json.Compact;" \
         "http2Client\\)\\.reader$|upstream: HTTP/2 frames read (gRPC transport goroutine);" \
         "loopyWriter\\)\\.run$|upstream: HTTP/2 frames written (gRPC transport goroutine);" \
-        "runtime\\.ForwardResponseMessage$|the answer as JSON, written (grpc-gateway);" \
-        "gateway\\.\\(\\*compactJSON\\)\\.Marshal$|  of which protojson + json.Compact;" \
         "log/slog\\.\\(\\*Logger\\)\\.log$|the access log line (slog JSON to stderr);" \
         "net/http\\.\\(\\*response\\)\\.finishRequest$|the HTTP response flushed (write syscall);" \
         "runtime\\.gcBgMarkWorker$|garbage collection, background;" \
@@ -229,14 +243,24 @@ if ((profile)); then
         "runtime\\.mallocgc$|(allocation, anywhere above)", parts, ";")
       for (i = 1; i <= n; i++) { split(parts[i], kv, "|"); re[i] = kv[1]; label[i] = kv[2] }
     }
-    /^ +[0-9.]+%/ { sym = $0; sub(/^ +[0-9.]+% +[0-9.]+% +\[.\] /, "", sym)
-      for (i = 1; i <= n; i++) if (!(i in pct) && sym ~ re[i]) pct[i] = $1 }
-    END { for (i = 1; i <= n; i++) printf "  %7s  %s\n", (i in pct ? pct[i] : "<0.5%"), label[i] }' \
-    "$OUT/gateway.perf.children.txt"
+    FNR == 1 { f++; if (f == 1) { samples[1] = $1 } else if (f == 2) { requests[1] = $1 }
+               else if (f == 4) { samples[2] = $1 } else if (f == 5) { requests[2] = $1 } }
+    /^ +[0-9.]+%/ { m = (f <= 3 ? 1 : 2); sym = $0; sub(/^ +[0-9.]+% +[0-9.]+% +\[.\] /, "", sym)
+      v = $1; sub("%", "", v)
+      for (i = 2; i <= n; i++) if (!((m, i) in pct) && sym ~ re[i]) pct[m, i] = v }
+    END {
+      for (m = 1; m <= 2; m++) { pct[m, 1] = 100; us[m] = samples[m] * 1e6 / 999 / requests[m] }
+      printf "  %9s %9s  %s\n", "healthz", "get", ""
+      for (i = 1; i <= n; i++) {
+        for (m = 1; m <= 2; m++) cell[m] = ((m, i) in pct) ? sprintf("%9.1f", pct[m, i] * us[m] / 100) : sprintf("%9s", "-")
+        printf "  %s %s  %s\n", cell[1], cell[2], label[i] }
+      printf "(%d and %d samples over %d and %d requests)\n", samples[1], samples[2], requests[1], requests[2] }' \
+    "$OUT/gateway.healthz.samples" "$OUT/gateway.healthz.requests" "$OUT/gateway.healthz.children.txt" \
+    "$OUT/gateway.get.samples" "$OUT/gateway.get.requests" "$OUT/gateway.get.children.txt"
   echo
-  echo "gateway CPU by function, self time (top 15; $OUT/gateway.perf.self.txt):"
-  grep -E '^ +[0-9.]+%' "$OUT/gateway.perf.self.txt" | awk -v n=15 'NR <= n'
-  echo "(including callees: $OUT/gateway.perf.children.txt)"
+  echo "gateway CPU during get-for-user by function, self time (top 15; $OUT/gateway.get.self.txt):"
+  grep -E '^ +[0-9.]+%' "$OUT/gateway.get.self.txt" | awk -v n=15 'NR <= n'
+  echo "(with callees: $OUT/gateway.{healthz,get}.children.txt)"
 fi
 echo "load:  $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at end"
 exit "$failed"
