@@ -254,7 +254,9 @@ if ((profile)); then
       for (i = 1; i <= n; i++) {
         for (m = 1; m <= 2; m++) cell[m] = ((m, i) in pct) ? sprintf("%9.1f", pct[m, i] * us[m] / 100) : sprintf("%9s", "-")
         printf "  %s %s  %s\n", cell[1], cell[2], label[i] }
-      printf "(%d and %d samples over %d and %d requests)\n", samples[1], samples[2], requests[1], requests[2] }' \
+      printf "(%d and %d samples over %d and %d requests, %.0f and %.0f requests/s: compare with the measured\n",
+        samples[1], samples[2], requests[1], requests[2], requests[1] / (d - 0.5), requests[2] / (d - 0.5)
+      printf " runs above; a profile run that was disturbed is not a fair comparison)\n" }' d="${duration%s}" \
     "$OUT/gateway.healthz.samples" "$OUT/gateway.healthz.requests" "$OUT/gateway.healthz.children.txt" \
     "$OUT/gateway.get.samples" "$OUT/gateway.get.requests" "$OUT/gateway.get.children.txt"
   echo
