@@ -9,8 +9,8 @@
 #                 that makes one gRPC health Check upstream (wrk)
 #   http get      GET /segments/get-for-user (wrk + bench/get_for_user.lua)
 # and prints the ratio http get / http healthz (target >= 0.8), and http get /
-# grpc get. With --profile, also records where the gateway's CPU goes during
-# a second http get run (perf). See bench/README.md.
+# grpc get. With --profile, also records where the gateway's CPU goes per
+# request, for /healthz and for get-for-user (perf). See bench/README.md.
 #
 # Usage: bench/run_http_bench.sh [--flag=value ...]
 #   --duration=DUR      measured time per mode (default 10s)
