@@ -22,7 +22,10 @@ int64_t SteadyNanos() {
 
 MembershipReadModel::MembershipReadModel(ChangeFeed& feed, domain::MembershipQueries& database,
                                          ReadModelOptions options)
-    : feed_(feed), database_(database), options_(std::move(options)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+    : feed_(feed),
+      database_(database),
+      options_(std::move(options)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 MembershipReadModel::~MembershipReadModel() {
   Stop();
