@@ -54,6 +54,11 @@ const std::vector<std::string> kGhosts = {"8000000000000000001",
                                           "8000000000000000004",
                                           "0000000a-9405-4000-8000-000000000001",
                                           "0000000a-9405-4000-8000-000000000002"};
+// Deadlines only a change by hand gives: far ahead, at the ends of 32-bit
+// seconds, and before 1970.
+const std::vector<std::string> kEdgeDeadlines = {"'200000-01-01 00:00:00+00'", "'2106-02-07 06:28:16+00'",
+                                                 "'2038-01-19 03:14:08+00'", "'1969-12-31 23:59:59.999999+00'",
+                                                 "'1900-01-01 00:00:00+00'"};
 
 uint64_t EnvNumber(const char* name, uint64_t otherwise) {
   const char* text = std::getenv(name);
@@ -575,9 +580,11 @@ class RandomRun {
     max_lag_ = std::max(max_lag_, absl::Now() - written);
   }
 
+  // The first deadline ahead, if one is within a day.
   std::optional<absl::Time> NextDeadline() {
-    const std::string micros = sql_.Exec(
-        fmt::format("SELECT min({}) FROM memberships WHERE expires_at > {}", MicrosOf("expires_at"), SqlTime(Now())));
+    const std::string micros =
+        sql_.Exec(fmt::format("SELECT min({}) FROM memberships WHERE expires_at > {} AND expires_at < {}",
+                              MicrosOf("expires_at"), SqlTime(Now()), SqlTime(Now() + absl::Hours(24))));
     if (micros.empty()) return std::nullopt;
     return absl::FromUnixMicros(std::stoll(micros));
   }
@@ -646,11 +653,21 @@ class RandomRun {
     return item.slug;
   }
 
-  // A deadline for a change by hand: NULL, or soon, or later.
-  std::string RandomExpiry(Rng& rng) {
+  // A deadline for a change by hand: NULL, or soon, or later, or now and
+  // then one that the API never gives; 'infinity' only if `infinity` (the
+  // server's own queries of a user's memberships cannot read it back).
+  std::string RandomExpiry(Rng& rng, bool infinity = false) {
     if (Chance(rng, 0.4)) return "NULL";
+    if (Chance(rng, 0.04)) return infinity && Chance(rng, 0.3) ? "'infinity'" : PickOne(rng, kEdgeDeadlines);
     return SqlTime(Now() + absl::Microseconds(Chance(rng, 0.5) ? Between(rng, 1, 60'000'000)
                                                                : Between(rng, 60'000'001, 7'200'000'000)));
+  }
+
+  // added_at and expires_at of a row made by hand with deadline `expiry`:
+  // added now, or just before a deadline already past.
+  std::string HandTimes(const std::string& expiry) {
+    return fmt::format("least({0}, {1}::timestamptz - interval '1 microsecond'), {1}::timestamptz", SqlTime(Now()),
+                       expiry);
   }
 
   // Whether `status` is a success or a refusal the run may cause (its
@@ -798,8 +815,8 @@ class RandomRun {
         if (to.empty()) return "no segment";
         std::vector<std::string> rows;
         for (const std::string& slug : to) {
-          rows.push_back(fmt::format("SELECT {}::user_id, {}, {}, {}::timestamptz", Literal(user), SegmentIdOf(slug),
-                                     SqlTime(Now()), RandomExpiry(rng)));
+          rows.push_back(fmt::format("SELECT {}::user_id, {}, {}", Literal(user), SegmentIdOf(slug),
+                                     HandTimes(RandomExpiry(rng))));
         }
         // An existing row (expired, or not) gets the new deadline: INSERT
         // and UPDATE in one statement.
@@ -816,20 +833,17 @@ class RandomRun {
         const std::string slug = PickOne(rng, live);
         const int64_t per_mille = PickOne(rng, std::vector<int64_t>{20, 300, 950});
         const std::string rows = sql_.Exec(fmt::format(
-            "WITH added AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) SELECT id, {}, {}, "
-            "{}::timestamptz FROM users WHERE state = 'active' AND {} ON CONFLICT DO NOTHING RETURNING 1) "
-            "SELECT count(*) FROM added",
-            SegmentIdOf(slug), SqlTime(Now()), RandomExpiry(rng),
-            SomeUsers("id", Between(rng, 0, 1 << 30), per_mille)));
+            "WITH added AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) SELECT id, {}, {} "
+            "FROM users WHERE state = 'active' AND {} ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM added",
+            SegmentIdOf(slug), HandTimes(RandomExpiry(rng)), SomeUsers("id", Between(rng, 0, 1 << 30), per_mille)));
         TallyDone(op);
         return fmt::format("{} rows into {}", rows, slug);
       }
       case Op::kSqlDelete: {
         const std::string user = SomeUser(rng);
         const std::string rows = sql_.Exec(fmt::format(
-            "WITH gone AS (DELETE FROM memberships WHERE user_id = {} AND ({} OR random() < 0.5) RETURNING 1) "
-            "SELECT count(*) FROM gone",
-            Literal(user), Chance(rng, 0.3) ? "true" : "false"));
+            "WITH gone AS (DELETE FROM memberships WHERE user_id = {} AND {} RETURNING 1) SELECT count(*) FROM gone",
+            Literal(user), Chance(rng, 0.3) ? "true" : SomeUsers("segment_id::text", Between(rng, 0, 1 << 30), 500)));
         TallyDone(op);
         return fmt::format("{} rows of {}", rows, user);
       }
@@ -844,7 +858,7 @@ class RandomRun {
         return fmt::format("{} rows of {}", rows, slug);
       }
       case Op::kSqlUpdate: {
-        const int64_t kind = Between(rng, 0, 2);
+        const int64_t kind = Between(rng, 0, 3);
         std::string statement, what;
         if (kind == 0) {
           const std::string user = SomeUser(rng);
@@ -863,6 +877,15 @@ class RandomRun {
               expiry + "::timestamptz", SegmentIdOf(slug),
               SomeUsers("user_id", Between(rng, 0, 1 << 30), PickOne(rng, std::vector<int64_t>{50, 900})));
           what = fmt::format("deadlines in {} to {}", slug, expiry);
+        } else if (kind == 2 && live.size() >= 2) {
+          // Memberships move from one segment to another.
+          const Slugs two = PickSome(rng, live, 2);
+          statement = fmt::format(
+              "UPDATE memberships m SET segment_id = {1} WHERE segment_id = {0} AND {2} AND NOT EXISTS (SELECT FROM "
+              "memberships o WHERE o.user_id = m.user_id AND o.segment_id = {1})",
+              SegmentIdOf(two[0]), SegmentIdOf(two[1]),
+              SomeUsers("user_id", Between(rng, 0, 1 << 30), PickOne(rng, std::vector<int64_t>{50, 900})));
+          what = fmt::format("memberships in {} moved to {}", two[0], two[1]);
         } else {
           // Memberships move from one user to another.
           const std::string from = SomeUser(rng);
@@ -904,8 +927,8 @@ class RandomRun {
         const std::string segment_id = sql_.Exec(fmt::format("SELECT {}", SegmentIdOf(slug)));
         std::vector<std::string> rows;
         for (const std::string& ghost : PickSome(rng, kGhosts, static_cast<size_t>(Between(rng, 1, 3)))) {
-          rows.push_back(fmt::format("({}, {}, {}, {}::timestamptz)", Literal(ghost), segment_id, SqlTime(Now()),
-                                     RandomExpiry(rng)));
+          rows.push_back(
+              fmt::format("({}, {}, {})", Literal(ghost), segment_id, HandTimes(RandomExpiry(rng, /*infinity=*/true))));
         }
         open_session_.Exec("BEGIN");
         open_session_.Exec(
