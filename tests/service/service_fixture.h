@@ -244,13 +244,23 @@ class PgSession {
 
   // Runs `sql`; throws on failure. Returns the first value, if any.
   std::string Exec(const std::string& sql) {
+    const auto rows = Rows(sql);
+    return rows.empty() || rows[0].empty() ? "" : rows[0][0];
+  }
+
+  // Runs `sql`; throws on failure. Every value as text ("" for NULL), as
+  // Query() gives them, without a connection per statement.
+  std::vector<std::vector<std::string>> Rows(const std::string& sql) {
     std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(conn_, sql.c_str()), &PQclear);
     const auto status = PQresultStatus(result.get());
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
       throw std::runtime_error(sql + ": " + PQresultErrorMessage(result.get()));
     }
-    if (PQntuples(result.get()) > 0 && PQnfields(result.get()) > 0) return PQgetvalue(result.get(), 0, 0);
-    return "";
+    std::vector<std::vector<std::string>> rows(static_cast<size_t>(PQntuples(result.get())));
+    for (int r = 0; r < PQntuples(result.get()); ++r) {
+      for (int c = 0; c < PQnfields(result.get()); ++c) rows[r].emplace_back(PQgetvalue(result.get(), r, c));
+    }
+    return rows;
   }
 
  private:

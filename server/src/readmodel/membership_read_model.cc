@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <optional>
+#include <utility>
 
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -21,7 +22,10 @@ int64_t SteadyNanos() {
 
 MembershipReadModel::MembershipReadModel(ChangeFeed& feed, domain::MembershipQueries& database,
                                          ReadModelOptions options)
-    : feed_(feed), database_(database), options_(options), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+    : feed_(feed),
+      database_(database),
+      options_(std::move(options)),
+      wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 MembershipReadModel::~MembershipReadModel() {
   Stop();
@@ -42,7 +46,7 @@ void MembershipReadModel::Stop() {
   SetState(State::kDown);
 }
 
-void MembershipReadModel::Wake() {
+void MembershipReadModel::Wake() const {
   const uint64_t one = 1;
   // A full counter (never, in practice) already wakes the thread.
   (void)!write(wake_fd_, &one, sizeof one);

@@ -98,7 +98,7 @@ class MembershipReadModel final : public domain::MembershipQueries {
   absl::Status Look();
   absl::Status Apply(FeedChanges changes);
   void SetState(State state);
-  void Wake();
+  void Wake() const;
   bool FreshEnough() const;
 
   ChangeFeed& feed_;
