@@ -171,6 +171,9 @@ absl::Status PgChangeFeed::CopyMemberships(const std::string& select,
   ASSIGN_OR_RETURN(PgConnection * conn, Connection());
   bool header_seen = false;
   bool ended = false;
+  // Rows come grouped by user: each id is parsed once, not once per row.
+  std::string last_text;
+  std::optional<domain::UserId> last_id;
   return conn->CopyOut(
       fmt::format("COPY ({}) TO STDOUT (FORMAT binary)", select),
       [&](std::string_view message) -> absl::Status {
@@ -199,15 +202,19 @@ absl::Status PgChangeFeed::CopyMemberships(const std::string& select,
           if (!user || !segment || segment->size() != 8 || (expires && expires->size() != 8)) {
             return Malformed("unexpected NULL or width");
           }
-          absl::StatusOr<domain::UserId> id = domain::UserId::Parse(*user);
-          if (!id.ok()) return Malformed("a user id is not canonical");
+          if (!last_id || *user != last_text) {
+            absl::StatusOr<domain::UserId> id = domain::UserId::Parse(*user);
+            if (!id.ok()) return Malformed("a user id is not canonical");
+            last_id.emplace(*id);
+            last_text.assign(user->data(), user->size());
+          }
           const int64_t segment_id = BigEndian64(*segment);
           if (segment_id < 0 || segment_id > std::numeric_limits<uint32_t>::max()) {
             return absl::FailedPreconditionError(
                 fmt::format("segment id {} is beyond the read model's 32-bit ids", segment_id));
           }
-          membership(*id, HeldMembership{static_cast<uint32_t>(segment_id),
-                                         expires ? UnixMicrosOf(BigEndian64(*expires)) : kNeverExpires});
+          membership(*last_id, HeldMembership{static_cast<uint32_t>(segment_id),
+                                              expires ? UnixMicrosOf(BigEndian64(*expires)) : kNeverExpires});
         }
         return absl::OkStatus();
       },
