@@ -255,5 +255,144 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (6, 'change notes for membership read models');
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 7) THEN
+        -- Locks of single segments, in PostgreSQL's lock table rather than on
+        -- the segments' rows (a row lock per call would write the one heap
+        -- page that holds every segment). Whoever adds a user to a segment by
+        -- hand holds the segment's lock shared; whoever changes who is in it
+        -- wholesale (deletion, a new percentage) holds it exclusively. The key
+        -- is (1, the id folded into 31 bits): a collision only makes two
+        -- segments wait for each other.
+        CREATE FUNCTION segment_lock_key(segment_id bigint) RETURNS integer
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            RETURN (segment_id % 2147483647)::integer;
+
+        -- The live segments among `slugs`, locked (shared or exclusively) in
+        -- id order, as they are once the locks are held: a segment deleted
+        -- while this waited is left out, and so is one created meanwhile
+        -- (it was not locked).
+        CREATE FUNCTION lock_live_segments(slugs text[], exclusive boolean) RETURNS SETOF segments
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            ids bigint[];
+            id bigint;
+        BEGIN
+            SELECT coalesce(array_agg(s.id ORDER BY s.id), '{}') INTO ids
+            FROM segments s WHERE s.slug = ANY(slugs) AND s.deleted_at IS NULL;
+            FOREACH id IN ARRAY ids LOOP
+                IF exclusive THEN
+                    PERFORM pg_advisory_xact_lock(1, segment_lock_key(id));
+                ELSE
+                    PERFORM pg_advisory_xact_lock_shared(1, segment_lock_key(id));
+                END IF;
+            END LOOP;
+            RETURN QUERY SELECT * FROM segments s WHERE s.id = ANY(ids) AND s.deleted_at IS NULL;
+        END
+        $fn$;
+
+        -- A user's memberships changed by hand, all or nothing, in one call
+        -- (one round trip): the additions `add_slugs` (deadlines in
+        -- `add_expires_at`, NULL for none) and the removals `remove_slugs`,
+        -- at `p_now`. The caller has checked the shapes: no slug twice, none in
+        -- both lists. Returns nothing when the change is made; otherwise
+        -- changes nothing and returns every problem: ('no_user', NULL), or
+        -- ('missing_add' | 'missing_remove' | 'already_in', the 0-based
+        -- position in its list).
+        --
+        -- Locks only what the change needs: the user's row (FOR NO KEY
+        -- UPDATE: two changes of one user take turns), the named segments
+        -- shared (none is deleted or refilled meanwhile), and the membership
+        -- rows it deletes. Another writer can still add the same membership
+        -- between the check and the insert (a bulk call, a fill): then the
+        -- call fails as a serialization failure, the caller retries, and the
+        -- retry reports the user as already in the segment.
+        --
+        -- Memberships of the named segments that expired and that no job has
+        -- ended yet end first, at their deadlines (reason ttl; an automatic
+        -- one opts the user out, as the expiry job does); then the removals
+        -- (reason manual, each an opt-out of automatic assignment); then the
+        -- additions (reason manual). History ids follow that order.
+        CREATE FUNCTION change_user_segments(p_user user_id, add_slugs text[], add_expires_at timestamptz[],
+                                             remove_slugs text[], p_now timestamptz)
+            RETURNS TABLE (problem text, item integer)
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            named segments[];
+            add_ids bigint[];
+            remove_ids bigint[];
+            added integer;
+        BEGIN
+            PERFORM FROM users WHERE id = p_user FOR NO KEY UPDATE;
+            IF NOT FOUND THEN
+                RETURN QUERY SELECT 'no_user', NULL::integer;
+                RETURN;
+            END IF;
+            named := ARRAY(SELECT l FROM lock_live_segments(add_slugs || remove_slugs, false) AS l);
+            SELECT array_agg(n.id ORDER BY a.i) INTO add_ids
+            FROM unnest(add_slugs) WITH ORDINALITY AS a(slug, i) JOIN unnest(named) AS n ON n.slug = a.slug;
+            SELECT array_agg(n.id ORDER BY r.i) INTO remove_ids
+            FROM unnest(remove_slugs) WITH ORDINALITY AS r(slug, i) JOIN unnest(named) AS n ON n.slug = r.slug;
+
+            RETURN QUERY
+                SELECT 'missing_add', (a.i - 1)::integer FROM unnest(add_slugs) WITH ORDINALITY AS a(slug, i)
+                WHERE NOT EXISTS (SELECT FROM unnest(named) AS n WHERE n.slug = a.slug)
+                UNION ALL
+                SELECT 'missing_remove', (r.i - 1)::integer FROM unnest(remove_slugs) WITH ORDINALITY AS r(slug, i)
+                WHERE NOT EXISTS (SELECT FROM unnest(named) AS n WHERE n.slug = r.slug)
+                UNION ALL
+                SELECT 'already_in', (a.i - 1)::integer
+                FROM unnest(add_slugs) WITH ORDINALITY AS a(slug, i) JOIN unnest(named) AS n ON n.slug = a.slug
+                JOIN memberships m ON m.user_id = p_user AND m.segment_id = n.id
+                WHERE m.expires_at IS NULL OR m.expires_at > p_now
+                ORDER BY 1, 2;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+
+            WITH ended AS (
+                DELETE FROM memberships m USING unnest(named) AS n
+                WHERE m.user_id = p_user AND m.segment_id = n.id AND m.expires_at <= p_now
+                RETURNING m.segment_id, n.slug, m.expires_at, m.auto),
+            opted_out AS (
+                INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
+                SELECT e.segment_id, p_user, 'ttl', p_now FROM ended e WHERE e.auto ON CONFLICT DO NOTHING)
+            INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+            SELECT p_user, e.segment_id, e.slug, 'remove', 'ttl', e.expires_at FROM ended e
+            ORDER BY e.expires_at, e.segment_id;
+
+            IF cardinality(remove_ids) > 0 THEN
+                WITH removed AS (
+                    DELETE FROM memberships m WHERE m.user_id = p_user AND m.segment_id = ANY(remove_ids)
+                    RETURNING m.segment_id),
+                opted_out AS (
+                    INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
+                    SELECT r.segment_id, p_user, 'manual', p_now FROM removed r ON CONFLICT DO NOTHING)
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                SELECT p_user, x.id, x.slug, 'remove', 'manual', p_now
+                FROM unnest(remove_ids, remove_slugs) WITH ORDINALITY AS x(id, slug, i)
+                JOIN removed r ON r.segment_id = x.id ORDER BY x.i;
+            END IF;
+
+            IF cardinality(add_ids) > 0 THEN
+                WITH inserted AS (
+                    INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto)
+                    SELECT p_user, x.id, p_now, x.expires_at, false
+                    FROM unnest(add_ids, add_expires_at) AS x(id, expires_at)
+                    ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING segment_id)
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                SELECT p_user, x.id, x.slug, 'add', 'manual', p_now
+                FROM unnest(add_ids, add_slugs) WITH ORDINALITY AS x(id, slug, i)
+                JOIN inserted ins ON ins.segment_id = x.id ORDER BY x.i;
+                GET DIAGNOSTICS added = ROW_COUNT;
+                IF added < cardinality(add_ids) THEN
+                    RAISE EXCEPTION 'a membership of user % was added by another transaction meanwhile', p_user
+                        USING ERRCODE = 'serialization_failure';
+                END IF;
+            END IF;
+        END
+        $fn$;
+
+        INSERT INTO schema_migrations (version, description) VALUES (7, 'single-user changes in one call, segment locks');
+    END IF;
 END
 $migrations$;

@@ -38,32 +38,6 @@ class DatabaseStopGuard {
   bool stopped_ = false;
 };
 
-// One UpdateUserSegments call in flight on the callback API.
-class AsyncUpdate {
- public:
-  AsyncUpdate(v1::SegmentService::Stub& stub, v1::UpdateUserSegmentsRequest request, std::chrono::milliseconds timeout)
-      : request_(std::move(request)) {
-    auto promise = std::make_shared<std::promise<grpc::Status>>();
-    result = promise->get_future().share();
-    context_.set_deadline(std::chrono::system_clock::now() + timeout);
-    stub.async()->UpdateUserSegments(&context_, &request_, &response_,
-                                     [promise](grpc::Status status) { promise->set_value(std::move(status)); });
-  }
-  AsyncUpdate(const AsyncUpdate&) = delete;
-  AsyncUpdate& operator=(const AsyncUpdate&) = delete;
-  ~AsyncUpdate() {
-    context_.TryCancel();
-    result.wait();
-  }
-
-  std::shared_future<grpc::Status> result;
-
- private:
-  grpc::ClientContext context_;
-  v1::UpdateUserSegmentsRequest request_;
-  v1::UpdateUserSegmentsResponse response_;
-};
-
 // A call through a new channel of its own, as a new client would make it.
 grpc::Status GetUserSegmentsFromNewClient(int port, const std::string& user) {
   auto stub = v1::SegmentService::NewStub(NewChannel(port));

@@ -15,6 +15,62 @@ absl::Status FakeMembershipRepository::LockAutoAssignment(AutoAssignmentLock mod
   return absl::OkStatus();
 }
 
+absl::StatusOr<UserSegmentsProblems> FakeMembershipRepository::ChangeUserSegments(const UserSegmentsChange& change) {
+  RETURN_IF_ERROR(controls_.failure);
+  UserSegmentsProblems problems;
+  if (!s_.users.contains(change.user)) {
+    problems.no_user = true;
+    return problems;
+  }
+  auto membership = [&](const Segment& segment) -> Membership* {
+    auto it = s_.memberships.find({change.user, segment.id});
+    return it == s_.memberships.end() ? nullptr : &it->second;
+  };
+  for (size_t i = 0; i < change.adds.size(); ++i) {
+    const Segment* segment = s_.FindLive(change.adds[i].slug);
+    if (segment == nullptr) {
+      problems.missing_adds.push_back(i);
+    } else if (const Membership* m = membership(*segment); m != nullptr && m->ActiveAt(change.now)) {
+      problems.already_in.push_back(i);
+    }
+  }
+  for (size_t i = 0; i < change.removes.size(); ++i) {
+    if (s_.FindLive(change.removes[i]) == nullptr) problems.missing_removes.push_back(i);
+  }
+  if (!problems.empty()) return problems;
+
+  // As the database does: expired memberships of the named segments end at
+  // their deadlines, then the removals, then the additions.
+  std::vector<const Segment*> named;
+  for (const auto& add : change.adds) named.push_back(s_.FindLive(add.slug));
+  for (const auto& slug : change.removes) named.push_back(s_.FindLive(slug));
+  controls_.shared_segment_locks += static_cast<int>(named.size());
+  std::vector<HistoryEvent> expired;
+  for (const Segment* segment : named) {
+    const Membership* m = membership(*segment);
+    if (m == nullptr || m->ActiveAt(change.now)) continue;
+    expired.push_back({change.user, segment->id, segment->slug, Operation::kRemove, Reason::kTtl, *m->expires_at});
+    if (m->automatic) s_.opt_outs.emplace(std::pair(segment->id, change.user), Reason::kTtl);
+    s_.memberships.erase({change.user, segment->id});
+  }
+  std::stable_sort(expired.begin(), expired.end(),
+                   [](const HistoryEvent& a, const HistoryEvent& b) { return a.at < b.at; });
+  s_.history.insert(s_.history.end(), expired.begin(), expired.end());
+  for (const auto& slug : change.removes) {
+    const Segment& segment = *s_.FindLive(slug);
+    if (s_.memberships.erase({change.user, segment.id}) == 0) continue;
+    s_.opt_outs.emplace(std::pair(segment.id, change.user), Reason::kManual);
+    s_.history.push_back({change.user, segment.id, segment.slug, Operation::kRemove, Reason::kManual, change.now});
+  }
+  for (const auto& add : change.adds) {
+    const Segment& segment = *s_.FindLive(add.slug);
+    s_.memberships.emplace(std::pair(change.user, segment.id),
+                           Membership{segment.id, segment.slug, change.now, add.expires_at, false});
+    s_.history.push_back({change.user, segment.id, segment.slug, Operation::kAdd, Reason::kManual, change.now});
+  }
+  return problems;
+}
+
 absl::StatusOr<std::vector<Membership>> FakeMembershipRepository::OfUser(const UserId& user) {
   RETURN_IF_ERROR(controls_.failure);
   std::vector<Membership> out;

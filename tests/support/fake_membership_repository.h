@@ -11,6 +11,7 @@ class FakeMembershipRepository final : public domain::MembershipRepository {
   FakeMembershipRepository(FakeState& state, FakeControls& controls) : s_(state), controls_(controls) {}
 
   absl::Status LockAutoAssignment(domain::AutoAssignmentLock mode) override;
+  absl::StatusOr<domain::UserSegmentsProblems> ChangeUserSegments(const domain::UserSegmentsChange& change) override;
   absl::StatusOr<std::vector<domain::Membership>> OfUser(const domain::UserId& user) override;
   absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
                       absl::Time now) override;

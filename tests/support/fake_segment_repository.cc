@@ -47,7 +47,16 @@ absl::StatusOr<std::vector<Segment>> FakeSegmentRepository::LockLive(const std::
   for (const auto& slug : slugs) {
     if (const Segment* s = s_.FindLive(slug)) out.push_back(*s);
   }
+  controls_.shared_segment_locks += static_cast<int>(out.size());
   return out;
+}
+
+absl::StatusOr<std::optional<Segment>> FakeSegmentRepository::LockLiveExclusively(const std::string& slug) {
+  RETURN_IF_ERROR(controls_.failure);
+  const Segment* s = s_.FindLive(slug);
+  if (s == nullptr) return std::nullopt;
+  ++controls_.exclusive_segment_locks;
+  return *s;
 }
 
 absl::StatusOr<std::vector<std::string>> FakeSegmentRepository::Referring(SegmentId id) {

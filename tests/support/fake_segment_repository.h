@@ -13,6 +13,7 @@ class FakeSegmentRepository final : public domain::SegmentRepository {
   absl::StatusOr<domain::Segment> Insert(const domain::NewSegment& segment, absl::Time now) override;
   absl::StatusOr<std::optional<domain::Segment>> MarkDeleted(const std::string& slug, absl::Time now) override;
   absl::StatusOr<std::vector<domain::Segment>> LockLive(const std::vector<std::string>& slugs) override;
+  absl::StatusOr<std::optional<domain::Segment>> LockLiveExclusively(const std::string& slug) override;
   absl::StatusOr<std::vector<std::string>> Referring(domain::SegmentId segment) override;
   absl::StatusOr<std::vector<domain::Segment>> Automatic() override;
   absl::Status SetPercent(domain::SegmentId segment, int32_t percent_hundredths) override;

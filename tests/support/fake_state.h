@@ -37,6 +37,11 @@ struct FakeControls {
   // Automatic-assignment locks taken, by mode.
   int shared_auto_locks = 0;
   int exclusive_auto_locks = 0;
+  // Holds of single segments (SegmentRepository::LockLive and
+  // LockLiveExclusively, and those of a hand change), by mode, one per
+  // segment held.
+  int shared_segment_locks = 0;
+  int exclusive_segment_locks = 0;
   // Cursors from OpenReport not yet destroyed (each would hold a connection).
   int open_cursors = 0;
   // Calls of the history reads, rejected ones included.

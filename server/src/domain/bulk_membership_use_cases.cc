@@ -76,7 +76,9 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
     absl::FunctionRef<absl::StatusOr<int64_t>(Transaction&, const Segment&)> change) {
   int64_t changed = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
+    // The segment held shared: a fill, percentage change or deletion of it
+    // waits for this call, or this call for it. Other segments' fills and
+    // user events go on.
     ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive({command.slug}));
     if (live.empty()) {
       return FieldError(absl::StatusCode::kNotFound, Field::kSlug,

@@ -10,7 +10,6 @@
 
 #include "common/status_macros.h"
 #include "domain/errors.h"
-#include "domain/membership_changes.h"
 #include "domain/validation.h"
 
 namespace segments::domain {
@@ -211,9 +210,10 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     change = {};
     RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
-    ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive({command.slug}));
-    if (live.empty()) return UnknownSlug(Field::kSlug, command.slug);
-    Segment segment = live.front();
+    // Hand changes and bulk calls naming the segment wait too.
+    ASSIGN_OR_RETURN(std::optional<Segment> locked, tx.segments().LockLiveExclusively(command.slug));
+    if (!locked) return UnknownSlug(Field::kSlug, command.slug);
+    Segment segment = *std::move(locked);
     const int32_t before = segment.percent_hundredths;
     if (*percent == before) return absl::OkStatus();
     RETURN_IF_ERROR(tx.segments().SetPercent(segment.id, *percent));
@@ -236,8 +236,11 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
   }
   int64_t ended = 0;
   absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    // No user's evaluation may add to the segment while it is emptied.
+    // No user's evaluation, hand change or bulk call may add to the segment
+    // while it is emptied.
     RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
+    ASSIGN_OR_RETURN(std::optional<Segment> locked, tx.segments().LockLiveExclusively(slug));
+    if (!locked) return UnknownSlug(Field::kSlug, slug);
     const absl::Time now = Now();
     ASSIGN_OR_RETURN(std::optional<Segment> segment, tx.segments().MarkDeleted(slug, now));
     if (!segment) return UnknownSlug(Field::kSlug, slug);
@@ -269,62 +272,39 @@ absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand
   if (plan.adds.empty() && plan.removes.empty()) return absl::OkStatus();
   const UserId& user = command.user_id.value();
 
-  return store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    // Hand removals record opt-outs, which a concurrent percentage change must see.
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
-    ASSIGN_OR_RETURN(std::optional<UserState> state, tx.users().Lock(user));
-    if (!state) {
-      return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
-    }
-
-    std::vector<std::string> slugs;
-    slugs.reserve(plan.adds.size() + plan.removes.size());
-    for (const PlannedAdd& add : plan.adds) slugs.push_back(add.slug);
-    for (const PlannedRemove& remove : plan.removes) slugs.push_back(remove.slug);
-    ASSIGN_OR_RETURN(std::vector<Segment> live, tx.segments().LockLive(slugs));
-    absl::flat_hash_map<std::string, const Segment*> by_slug;
-    for (const Segment& s : live) by_slug[s.slug] = &s;
-
-    ASSIGN_OR_RETURN(std::vector<Membership> current, tx.memberships().OfUser(user));
-    absl::flat_hash_map<SegmentId, const Membership*> member_of;
-    for (const Membership& m : current) member_of[m.segment_id] = &m;
-    auto active_in = [&](const Segment& s) {
-      auto it = member_of.find(s.id);
-      return it != member_of.end() && it->second->ActiveAt(now);
-    };
-
-    std::vector<FieldViolation> missing;
+  UserSegmentsChange change{user, {}, {}, now};
+  for (const PlannedAdd& add : plan.adds) change.adds.push_back({add.slug, add.expires_at});
+  for (const PlannedRemove& remove : plan.removes) change.removes.push_back(remove.slug);
+  UserSegmentsProblems found;
+  // One statement: the database checks and applies the change together.
+  RETURN_IF_ERROR(store_.InSingleCall([&](Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(found, tx.memberships().ChangeUserSegments(change));
+    return absl::OkStatus();
+  }));
+  if (found.no_user) {
+    return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
+  }
+  // Unknown segments are reported before conflicts, each at its place in
+  // the request. Removing a segment the user is not in changes nothing.
+  std::vector<FieldViolation> missing;
+  for (size_t i : found.missing_adds) {
+    missing.push_back(
+        {AddPath(i, Field::kSegmentSlug), fmt::format("segment \"{}\" does not exist", plan.adds[i].slug)});
+  }
+  for (size_t i : found.missing_removes) {
+    const PlannedRemove& remove = plan.removes[i];
+    missing.push_back({RemovePath(remove.index), fmt::format("segment \"{}\" does not exist", remove.slug)});
+  }
+  if (!missing.empty()) return ErrorWithViolations(absl::StatusCode::kNotFound, missing);
+  if (!found.already_in.empty()) {
     std::vector<FieldViolation> conflicts;
-    for (size_t i = 0; i < plan.adds.size(); ++i) {
-      const std::string& slug = plan.adds[i].slug;
-      auto it = by_slug.find(slug);
-      if (it == by_slug.end()) {
-        missing.push_back({AddPath(i, Field::kSegmentSlug), fmt::format("segment \"{}\" does not exist", slug)});
-      } else if (active_in(*it->second)) {
-        conflicts.push_back({AddPath(i, Field::kSegmentSlug), fmt::format("user is already in segment \"{}\"", slug)});
-      }
+    for (size_t i : found.already_in) {
+      conflicts.push_back(
+          {AddPath(i, Field::kSegmentSlug), fmt::format("user is already in segment \"{}\"", plan.adds[i].slug)});
     }
-    // Removing a segment the user is not in is accepted and changes nothing.
-    std::vector<const Segment*> to_end;
-    for (const PlannedRemove& remove : plan.removes) {
-      auto it = by_slug.find(remove.slug);
-      if (it == by_slug.end()) {
-        missing.push_back({RemovePath(remove.index), fmt::format("segment \"{}\" does not exist", remove.slug)});
-      } else if (active_in(*it->second)) {
-        to_end.push_back(it->second);
-      }
-    }
-    if (!missing.empty()) return ErrorWithViolations(absl::StatusCode::kNotFound, missing);
-    if (!conflicts.empty()) return ErrorWithViolations(absl::StatusCode::kFailedPrecondition, conflicts);
-
-    // Expired rows the expiry job has not reached yet end now, recorded at
-    // their deadline; then the requested removals, then the additions.
-    MembershipChanges changes(user, now);
-    changes.EndExpired(current);
-    for (const Segment* segment : to_end) changes.RemoveByHand(*segment);
-    for (const PlannedAdd& add : plan.adds) changes.Add(*by_slug[add.slug], add.expires_at, /*automatic=*/false);
-    return changes.Apply(tx);
-  });
+    return ErrorWithViolations(absl::StatusCode::kFailedPrecondition, conflicts);
+  }
+  return absl::OkStatus();
 }
 
 std::optional<absl::StatusOr<std::vector<std::string>>> SegmentUseCases::GetUserSegmentsAtOnce(

@@ -1,5 +1,7 @@
 #include "storage/pg_connection.h"
 
+#include <poll.h>
+
 #include <absl/strings/numbers.h>
 
 #include "common/log.h"
@@ -126,6 +128,14 @@ absl::Status PgConnection::CopyOut(const std::string& sql, absl::FunctionRef<abs
   absl::StatusOr<PgResult> end = TakeResult(what);
   if (!end.ok()) return end.status();
   return status;
+}
+
+bool PgConnection::ClosedByServer() {
+  pollfd fd{PQsocket(conn_), POLLIN, 0};
+  if (fd.fd < 0) return true;
+  // An idle session gets nothing from the server but the end of it.
+  if (poll(&fd, 1, 0) <= 0) return false;
+  return PQconsumeInput(conn_) == 0 || Broken();
 }
 
 absl::StatusOr<std::vector<PgConnection::Notification>> PgConnection::TakeNotifications() {

@@ -71,6 +71,10 @@ class PgConnection {
 
   // The connection is lost; the pool must not lend it again.
   bool Broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  // For an idle connection, without a round trip: whether the server has
+  // closed it meanwhile (it restarted, or ended the session), so that a
+  // statement sent on it would fail before the server ever saw it.
+  bool ClosedByServer();
 
   // COPY ... TO STDOUT: calls `row` with each row's bytes as the server
   // sends them (one CopyData message), then checks the statement's end.

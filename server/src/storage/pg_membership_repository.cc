@@ -1,5 +1,6 @@
 #include "storage/pg_membership_repository.h"
 
+#include <absl/strings/str_cat.h>
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
@@ -26,6 +27,11 @@ const Statement kLockAutoExclusive{"lock_auto_exclusive",
                                    "SELECT pg_advisory_xact_lock(hashtext('segments.auto_assignment'))"};
 
 // --- one user
+// A hand change in one call (db/schema.sql, migration 7): $1 user, $2 slugs
+// to add, $3 their deadlines, $4 slugs to remove, $5 now.
+const Statement kChangeUserSegments{"change_user_segments",
+                                    "SELECT problem, item FROM change_user_segments($1::user_id, $2::text[], "
+                                    "$3::timestamptz[], $4::text[], $5)"};
 // Rows are locked so a concurrent expiry job skips them rather than racing.
 const Statement kUserMemberships{
     "user_memberships",
@@ -209,6 +215,41 @@ absl::Status PgMembershipRepository::LockAutoAssignment(domain::AutoAssignmentLo
   return tx_.conn()
       .Execute(mode == domain::AutoAssignmentLock::kShared ? kLockAutoShared : kLockAutoExclusive)
       .status();
+}
+
+absl::StatusOr<domain::UserSegmentsProblems> PgMembershipRepository::ChangeUserSegments(
+    const domain::UserSegmentsChange& change) {
+  std::vector<std::string> add_slugs;
+  std::vector<std::optional<absl::Time>> deadlines;
+  for (const auto& add : change.adds) {
+    add_slugs.push_back(add.slug);
+    deadlines.push_back(add.expires_at);
+  }
+  PgParams params;
+  params.User(change.user).TextArray(add_slugs).OptionalTimeArray(deadlines).TextArray(change.removes).Time(change.now);
+  tx_.NoteReadModelChange();
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kChangeUserSegments, params));
+  domain::UserSegmentsProblems problems;
+  for (int i = 0; i < r.Rows(); ++i) {
+    const PgRow row(r, i);
+    ASSIGN_OR_RETURN(const std::string problem, row.Text(0));
+    if (problem == "no_user") {
+      problems.no_user = true;
+      continue;
+    }
+    ASSIGN_OR_RETURN(const int32_t item, row.Int32(1));
+    const auto position = static_cast<size_t>(item);
+    if (problem == "missing_add") {
+      problems.missing_adds.push_back(position);
+    } else if (problem == "missing_remove") {
+      problems.missing_removes.push_back(position);
+    } else if (problem == "already_in") {
+      problems.already_in.push_back(position);
+    } else {
+      return absl::InternalError(absl::StrCat("change_user_segments: unknown problem ", problem));
+    }
+  }
+  return problems;
 }
 
 absl::StatusOr<std::vector<Membership>> PgMembershipRepository::OfUser(const UserId& user) {

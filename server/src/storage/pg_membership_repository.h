@@ -13,6 +13,7 @@ class PgMembershipRepository final : public domain::MembershipRepository {
   explicit PgMembershipRepository(PgTransactionContext& tx) : tx_(tx) {}
 
   absl::Status LockAutoAssignment(domain::AutoAssignmentLock mode) override;
+  absl::StatusOr<domain::UserSegmentsProblems> ChangeUserSegments(const domain::UserSegmentsChange& change) override;
   absl::StatusOr<std::vector<domain::Membership>> OfUser(const domain::UserId& user) override;
   absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
                       absl::Time now) override;

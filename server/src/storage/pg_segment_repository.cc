@@ -36,10 +36,14 @@ const Statement kMarkSegmentDeleted{
     "mark_segment_deleted",
     absl::StrCat("UPDATE segments SET deleted_at = $2 WHERE slug = $1 AND deleted_at IS NULL RETURNING ",
                  kSegmentColumns)};
-// FOR SHARE blocks a concurrent deletion until this transaction ends.
+// Segment locks live in PostgreSQL's lock table, not on the rows
+// (lock_live_segments in db/schema.sql). $1 slugs.
 const Statement kLockLiveSegments{
-    "lock_live_segments", absl::StrCat("SELECT ", kSegmentColumns,
-                                       " FROM segments WHERE slug = ANY($1::text[]) AND deleted_at IS NULL FOR SHARE")};
+    "lock_live_segments",
+    absl::StrCat("SELECT ", kSegmentColumns, " FROM lock_live_segments($1::text[], false) AS segments")};
+const Statement kLockLiveSegmentExclusively{
+    "lock_live_segment_exclusively",
+    absl::StrCat("SELECT ", kSegmentColumns, " FROM lock_live_segments(ARRAY[$1::text], true) AS segments")};
 const Statement kSegmentsReferring{
     "segments_referring",
     "SELECT slug FROM segments WHERE deleted_at IS NULL AND ($1 = ANY(auto_include) OR $1 = ANY(auto_exclude)) "
@@ -122,6 +126,11 @@ absl::StatusOr<std::optional<Segment>> PgSegmentRepository::MarkDeleted(const st
 absl::StatusOr<std::vector<Segment>> PgSegmentRepository::LockLive(const std::vector<std::string>& slugs) {
   ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kLockLiveSegments, PgParams().TextArray(slugs)));
   return SegmentsOf(r);
+}
+
+absl::StatusOr<std::optional<Segment>> PgSegmentRepository::LockLiveExclusively(const std::string& slug) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kLockLiveSegmentExclusively, PgParams().Text(slug)));
+  return FirstSegmentOf(r);
 }
 
 absl::StatusOr<std::vector<std::string>> PgSegmentRepository::Referring(SegmentId segment) {

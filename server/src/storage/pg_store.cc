@@ -4,7 +4,9 @@
 #include <absl/time/clock.h>
 
 #include <algorithm>
+#include <optional>
 
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "storage/pg_transaction.h"
 #include "storage/pg_user_repository.h"
@@ -28,6 +30,7 @@ class PgUnitOfWork final : public domain::Transaction {
   domain::MembershipRepository& memberships() override { return memberships_; }
   domain::HistoryRepository& history() override { return history_; }
   bool read_model_changed() const { return context_.read_model_changed(); }
+  int statements() const { return context_.statements(); }
 
  private:
   PgTransactionContext context_;
@@ -47,28 +50,53 @@ void BackOff(int attempt) {
 }  // namespace
 
 absl::Status PgStore::InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) {
+  return RunUnit(work, UnitMode::kTransaction);
+}
+
+absl::Status PgStore::InSingleCall(absl::FunctionRef<absl::Status(domain::Transaction&)> work) {
+  return RunUnit(work, UnitMode::kSingleStatement);
+}
+
+absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction&)> work, UnitMode mode) {
   bool stale_retry_left = true;
   for (int attempt = 0;; ++attempt) {
     absl::Status status;
     bool read_model_changed = false;
     {
       ASSIGN_OR_RETURN(PgPool::Lease lease, pool_.Acquire());
-      auto tx = PgTransaction::Begin(*lease);
-      if (!tx.ok()) {
-        // A connection that idled through a database restart fails here first.
-        if (absl::IsUnavailable(tx.status()) && lease.reused() && stale_retry_left) {
-          stale_retry_left = false;
-          pool_.DiscardIdle();
-          continue;
+      // A connection that idled through a database restart is replaced
+      // before anything is sent on it: it fails BEGIN, or, for a single
+      // statement, is seen closed.
+      const bool stale_suspect = lease.reused() && stale_retry_left;
+      std::optional<PgTransaction> tx;
+      if (mode == UnitMode::kTransaction) {
+        auto begun = PgTransaction::Begin(*lease);
+        if (!begun.ok()) {
+          if (absl::IsUnavailable(begun.status()) && stale_suspect) {
+            stale_retry_left = false;
+            pool_.DiscardIdle();
+            continue;
+          }
+          return begun.status();
         }
-        return tx.status();
+        tx.emplace(*std::move(begun));
+      } else if (stale_suspect && lease->ClosedByServer()) {
+        stale_retry_left = false;
+        pool_.DiscardIdle();
+        continue;
       }
       PgUnitOfWork unit(*lease, set_statement_timeout_);
       status = work(unit);
-      if (status.ok()) {
-        status = tx->Commit();
-      } else {
-        tx->Rollback();
+      if (tx) {
+        if (status.ok()) {
+          status = tx->Commit();
+        } else {
+          tx->Rollback();
+        }
+      } else if (unit.statements() > 1) {
+        // Each statement committed on its own: a bug in the caller.
+        log::Error("a single-call unit of work sent {} statements", unit.statements());
+        status = absl::InternalError("a single-call unit of work sent more than one statement");
       }
       read_model_changed = unit.read_model_changed();
     }  // the connection goes back to the pool before any wait below

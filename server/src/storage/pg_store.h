@@ -32,6 +32,9 @@ class PgStore final : public domain::Store {
         history_(pool) {}
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
+  // Runs the one statement without BEGIN and COMMIT: PostgreSQL makes it a
+  // transaction of its own.
+  absl::Status InSingleCall(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   domain::SegmentQueries& segments() override { return segments_; }
   domain::MembershipQueries& memberships() override { return *membership_reads_; }
   domain::HistoryQueries& history() override { return history_; }
@@ -51,6 +54,9 @@ class PgStore final : public domain::Store {
   absl::Status Ping();
 
  private:
+  enum class UnitMode { kTransaction, kSingleStatement };
+  absl::Status RunUnit(absl::FunctionRef<absl::Status(domain::Transaction&)> work, UnitMode mode);
+
   PgPool& pool_;
   const absl::Duration set_statement_timeout_;
   PgSegmentQueries segments_;

@@ -37,7 +37,7 @@ absl::Status PgTransactionContext::PrepareSetBased() {
 }
 
 absl::StatusOr<int64_t> PgTransactionContext::CountOf(const Statement& statement, const PgParams& params) {
-  ASSIGN_OR_RETURN(PgResult result, conn_.Execute(statement, params));
+  ASSIGN_OR_RETURN(PgResult result, conn().Execute(statement, params));
   if (result.Rows() != 1) return absl::InternalError(absl::StrCat(statement.name, ": expected one row with a count"));
   return PgRow(result, 0).Int64(0);
 }

@@ -30,13 +30,19 @@ class PgTransaction {
 };
 
 // What the repositories of one open transaction share: its connection, and
-// the settings of set-based statements, applied at most once.
+// the settings of set-based statements, applied at most once. Repositories
+// get the connection once per statement they send (conn(), CountOf), which
+// counts them.
 class PgTransactionContext {
  public:
   PgTransactionContext(PgConnection& conn, absl::Duration set_statement_timeout)
       : conn_(conn), set_statement_timeout_(set_statement_timeout) {}
 
-  PgConnection& conn() { return conn_; }
+  PgConnection& conn() {
+    ++statements_;
+    return conn_;
+  }
+  int statements() const { return statements_; }
 
   // Statements over whole segments or all users may outlast the statement
   // timeout of point queries; their plans are costly enough to be
@@ -58,6 +64,7 @@ class PgTransactionContext {
   const absl::Duration set_statement_timeout_;
   bool set_based_prepared_ = false;
   bool read_model_changed_ = false;
+  int statements_ = 0;
 };
 
 }  // namespace segments::storage

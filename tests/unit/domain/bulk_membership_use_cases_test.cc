@@ -191,7 +191,10 @@ TEST_CASE_METHOD(Fixture, "bulk add counts added and already-member users, with 
     CHECK(store.state.history[i].reason == Reason::kManual);
     CHECK(store.state.history[i].at == clock.Now());
   }
-  CHECK(store.shared_auto_locks >= 2);
+  // The segment is held shared; user events and other fills go on.
+  CHECK(store.shared_segment_locks >= 2);
+  CHECK(store.exclusive_segment_locks == 0);
+  CHECK(store.shared_auto_locks == 0);
   CHECK(store.exclusive_auto_locks == 0);
 }
 
@@ -213,14 +216,15 @@ TEST_CASE_METHOD(Fixture, "bulk add ends an expired row first, recording it at i
 
 TEST_CASE_METHOD(Fixture, "bulk remove counts, records manual history and opts users out", "[bulk]") {
   REQUIRE(AddAll(Range(0, 5)).ok());
-  const int shared_before = store.shared_auto_locks;
+  const int shared_before = store.shared_segment_locks;
   clock.Advance(absl::Seconds(1));
   auto removed = RemoveAll(Range(3, 8));
   REQUIRE(removed.ok());
   CHECK(removed->removed == 2);
   CHECK(removed->not_members == 3);
   CHECK(Members() == std::set<std::string>{UserText(0), UserText(1), UserText(2)});
-  CHECK(store.shared_auto_locks == shared_before + 1);
+  CHECK(store.shared_segment_locks == shared_before + 1);
+  CHECK(store.shared_auto_locks == 0);
   std::set<std::string> opted;
   for (const auto& [key, reason] : store.state.opt_outs) {
     CHECK(key.first == seg);

@@ -332,23 +332,29 @@ TEST_CASE_METHOD(Fixture, "set-based assignment takes the automatic-assignment l
   CHECK(store.exclusive_auto_locks == 1);
   CHECK(store.shared_auto_locks == 0);
 
+  // A new percentage also holds its segment exclusively, so hand changes
+  // and bulk calls naming it wait.
   REQUIRE(SetPercent("AUTO", 7.0).ok());
   CHECK(store.exclusive_auto_locks == 2);
+  CHECK(store.exclusive_segment_locks == 1);
   REQUIRE(SetPercent("AUTO", 3.0).ok());
   CHECK(store.exclusive_auto_locks == 3);
+  CHECK(store.exclusive_segment_locks == 2);
   CHECK(store.shared_auto_locks == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "user and hand-made changes take the automatic-assignment lock shared", "[segments][locks]") {
+TEST_CASE_METHOD(Fixture, "user changes take the automatic-assignment lock shared, hand changes their segments",
+                 "[segments][locks]") {
   Create(Auto("A", std::nullopt));
   const UserId user = UserNo(1);
   int shared = 0;
   REQUIRE(users.CreateUser(user).ok());
   CHECK(store.shared_auto_locks == ++shared);
   REQUIRE(segments.UpdateUserSegments({user, {{"A", {}}}, {}}).ok());
-  CHECK(store.shared_auto_locks == ++shared);
+  CHECK(store.shared_segment_locks == 1);
   REQUIRE(segments.UpdateUserSegments({user, {}, {"A"}}).ok());
-  CHECK(store.shared_auto_locks == ++shared);
+  CHECK(store.shared_segment_locks == 2);
+  CHECK(store.shared_auto_locks == shared);  // hand changes leave it alone
   REQUIRE(users.UpdateUser(user, "excluded").ok());
   CHECK(store.shared_auto_locks == ++shared);
   REQUIRE(users.UpdateUser(user, "active").ok());
@@ -356,4 +362,6 @@ TEST_CASE_METHOD(Fixture, "user and hand-made changes take the automatic-assignm
   REQUIRE(users.DeleteUser(user).ok());
   CHECK(store.shared_auto_locks == ++shared);
   CHECK(store.exclusive_auto_locks == 0);
+  REQUIRE(segments.DeleteSegment("A").ok());
+  CHECK(store.exclusive_segment_locks == 1);
 }

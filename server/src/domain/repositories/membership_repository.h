@@ -17,18 +17,44 @@
 
 namespace segments::domain {
 
-// The automatic-assignment lock orders set-based assignment against changes
-// of single users. Statements that assign many users at once (a segment
-// created with a percentage, a percentage changed) hold it exclusively, so
-// they see every user committed before them; every transaction that creates,
-// reactivates or deletes a user, or changes memberships by hand, holds it
-// shared, so it waits for such a statement and then sees its segment.
-// Deleting a segment holds it exclusively too, so no user's evaluation adds
-// to a segment being deleted. Taken first in a transaction, before any other
-// lock. (Memberships have no foreign keys; this lock and the row locks of
-// the repositories keep them pointing at existing users and live segments:
-// db/schema.sql.)
+// The automatic-assignment lock orders set-based assignment against the
+// evaluation of single users. Statements that assign many users at once (a
+// segment created with a percentage, a percentage changed) hold it
+// exclusively, so they see every user committed before them; every
+// transaction that creates, reactivates or deletes a user holds it shared,
+// so it waits for such a statement and then sees its segment. Deleting a
+// segment holds it exclusively too, so no user's evaluation adds to a
+// segment being deleted. Taken first in a transaction, before any other
+// lock. Hand changes and bulk calls do not take it: they hold the segments
+// they name (SegmentRepository::LockLive), which fills, percentage changes
+// and deletions hold exclusively. (Memberships have no foreign keys; these
+// locks and the row locks of the repositories keep them pointing at
+// existing users and live segments: db/schema.sql.)
 enum class AutoAssignmentLock { kShared, kExclusive };
+
+// A change of one user's memberships by hand, checked for shape: no slug
+// twice, none both added and removed.
+struct UserSegmentsChange {
+  struct Add {
+    std::string slug;
+    std::optional<absl::Time> expires_at;
+  };
+  UserId user;
+  std::vector<Add> adds;
+  std::vector<std::string> removes;
+  absl::Time now;
+};
+
+// What stood in the way of a UserSegmentsChange; nothing changed unless it
+// is empty. Positions index the change's lists.
+struct UserSegmentsProblems {
+  bool no_user = false;
+  std::vector<size_t> missing_adds;     // no live segment has the slug
+  std::vector<size_t> missing_removes;  // no live segment has the slug
+  std::vector<size_t> already_in;       // the user is in the segment already
+
+  bool empty() const { return !no_user && missing_adds.empty() && missing_removes.empty() && already_in.empty(); }
+};
 
 class MembershipRepository {
  public:
@@ -37,6 +63,15 @@ class MembershipRepository {
   virtual absl::Status LockAutoAssignment(AutoAssignmentLock mode) = 0;
 
   // --- one user
+  // Applies a hand change, all or nothing, if nothing stands in the way
+  // (then the result is empty; otherwise nothing changed). Takes no
+  // automatic-assignment lock: it holds the user and the named segments
+  // against concurrent changes. Memberships of the named segments that have
+  // expired end first, at their deadlines (reason ttl; an automatic one opts
+  // the user out); removals write reason manual and an opt-out each;
+  // additions reason manual. A single repository call: it may run as a
+  // transaction of its own (Store::InSingleCall).
+  virtual absl::StatusOr<UserSegmentsProblems> ChangeUserSegments(const UserSegmentsChange& change) = 0;
   // Every membership row of the user, expired ones included, locked so that
   // the expiry job skips them until the transaction ends.
   virtual absl::StatusOr<std::vector<Membership>> OfUser(const UserId& user) = 0;

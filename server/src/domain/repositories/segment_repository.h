@@ -24,9 +24,14 @@ class SegmentRepository {
   virtual absl::StatusOr<Segment> Insert(const NewSegment& segment, absl::Time now) = 0;
   // Marks the live segment with `slug` deleted; nullopt if there is none.
   virtual absl::StatusOr<std::optional<Segment>> MarkDeleted(const std::string& slug, absl::Time now) = 0;
-  // The live segments among `slugs` (any order), protected against
-  // concurrent deletion until the transaction ends.
+  // The live segments among `slugs` (any order), held shared until the
+  // transaction ends: no one deletes them or changes their percentage
+  // meanwhile, while others may hold them shared too. Takes no row lock.
   virtual absl::StatusOr<std::vector<Segment>> LockLive(const std::vector<std::string>& slugs) = 0;
+  // The live segment with `slug`, held exclusively until the transaction
+  // ends: every holder of a shared hold (a hand change naming it, a bulk
+  // call) has finished, and new ones wait. nullopt if there is none.
+  virtual absl::StatusOr<std::optional<Segment>> LockLiveExclusively(const std::string& slug) = 0;
   // Slugs of the live segments naming `segment` in their include or exclude
   // options, sorted.
   virtual absl::StatusOr<std::vector<std::string>> Referring(SegmentId segment) = 0;

@@ -37,6 +37,11 @@ class Store {
   // and runs `work` again (a bounded number of times), so `work` must not
   // have effects outside the transaction.
   virtual absl::Status InTransaction(absl::FunctionRef<absl::Status(Transaction&)> work) = 0;
+  // The same for `work` that makes exactly one repository call, which is
+  // then all the transaction does: a store may run it without BEGIN and
+  // COMMIT, in one round trip to the database. Making a second call is a
+  // bug; the store reports it as INTERNAL.
+  virtual absl::Status InSingleCall(absl::FunctionRef<absl::Status(Transaction&)> work) { return InTransaction(work); }
 
   // Reads outside a transaction, each statement on its own.
   virtual SegmentQueries& segments() = 0;
