@@ -317,74 +317,91 @@ BEGIN
             RETURNS TABLE (problem text, item integer)
             LANGUAGE plpgsql AS $fn$
         DECLARE
-            named segments[];
-            add_ids bigint[];
-            remove_ids bigint[];
-            added integer;
+            wanted text[] := add_slugs || remove_slugs;
+            adds integer := cardinality(add_slugs);
+            locked bigint[];
+            seg_id bigint;
+            ids bigint[];      -- per wanted slug: its live segment, NULL if none
+            states "char"[];   -- per wanted slug: the user's membership: n none, a active, e expired
+            blocked boolean := false;
+            i integer;
         BEGIN
             PERFORM FROM users WHERE id = p_user FOR NO KEY UPDATE;
             IF NOT FOUND THEN
-                RETURN QUERY SELECT 'no_user', NULL::integer;
+                RETURN QUERY VALUES ('no_user', NULL::integer);
                 RETURN;
             END IF;
-            named := ARRAY(SELECT l FROM lock_live_segments(add_slugs || remove_slugs, false) AS l);
-            SELECT array_agg(n.id ORDER BY a.i) INTO add_ids
-            FROM unnest(add_slugs) WITH ORDINALITY AS a(slug, i) JOIN unnest(named) AS n ON n.slug = a.slug;
-            SELECT array_agg(n.id ORDER BY r.i) INTO remove_ids
-            FROM unnest(remove_slugs) WITH ORDINALITY AS r(slug, i) JOIN unnest(named) AS n ON n.slug = r.slug;
+            SELECT array_agg(s.id ORDER BY s.id) INTO locked
+            FROM segments s WHERE s.slug = ANY(wanted) AND s.deleted_at IS NULL;
+            FOREACH seg_id IN ARRAY coalesce(locked, '{}') LOOP
+                PERFORM pg_advisory_xact_lock_shared(1, segment_lock_key(seg_id));
+            END LOOP;
+            -- The segments as they are now that they are held (one deleted
+            -- meanwhile is missing), and the user's memberships of them.
+            SELECT array_agg(s.id ORDER BY w.i),
+                   array_agg(CASE WHEN m.segment_id IS NULL THEN 'n'
+                                  WHEN m.expires_at <= p_now THEN 'e' ELSE 'a' END::"char" ORDER BY w.i)
+            INTO ids, states
+            FROM unnest(wanted) WITH ORDINALITY AS w(slug, i)
+            LEFT JOIN segments s ON s.id = ANY(locked) AND s.slug = w.slug AND s.deleted_at IS NULL
+            LEFT JOIN memberships m ON m.user_id = p_user AND m.segment_id = s.id;
 
-            RETURN QUERY
-                SELECT 'missing_add', (a.i - 1)::integer FROM unnest(add_slugs) WITH ORDINALITY AS a(slug, i)
-                WHERE NOT EXISTS (SELECT FROM unnest(named) AS n WHERE n.slug = a.slug)
-                UNION ALL
-                SELECT 'missing_remove', (r.i - 1)::integer FROM unnest(remove_slugs) WITH ORDINALITY AS r(slug, i)
-                WHERE NOT EXISTS (SELECT FROM unnest(named) AS n WHERE n.slug = r.slug)
-                UNION ALL
-                SELECT 'already_in', (a.i - 1)::integer
-                FROM unnest(add_slugs) WITH ORDINALITY AS a(slug, i) JOIN unnest(named) AS n ON n.slug = a.slug
-                JOIN memberships m ON m.user_id = p_user AND m.segment_id = n.id
-                WHERE m.expires_at IS NULL OR m.expires_at > p_now
-                ORDER BY 1, 2;
-            IF FOUND THEN
+            FOR i IN 1 .. cardinality(wanted) LOOP
+                IF ids[i] IS NULL THEN
+                    problem := CASE WHEN i <= adds THEN 'missing_add' ELSE 'missing_remove' END;
+                    item := CASE WHEN i <= adds THEN i - 1 ELSE i - adds - 1 END;
+                    blocked := true;
+                    RETURN NEXT;
+                ELSIF i <= adds AND states[i] = 'a' THEN
+                    problem := 'already_in';
+                    item := i - 1;
+                    blocked := true;
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            IF blocked THEN
                 RETURN;
             END IF;
 
-            WITH ended AS (
-                DELETE FROM memberships m USING unnest(named) AS n
-                WHERE m.user_id = p_user AND m.segment_id = n.id AND m.expires_at <= p_now
-                RETURNING m.segment_id, n.slug, m.expires_at, m.auto),
-            opted_out AS (
-                INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
-                SELECT e.segment_id, p_user, 'ttl', p_now FROM ended e WHERE e.auto ON CONFLICT DO NOTHING)
-            INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
-            SELECT p_user, e.segment_id, e.slug, 'remove', 'ttl', e.expires_at FROM ended e
-            ORDER BY e.expires_at, e.segment_id;
+            IF 'e' = ANY(states) THEN
+                WITH ended AS (
+                    DELETE FROM memberships m
+                    WHERE m.user_id = p_user AND m.segment_id = ANY(ids) AND m.expires_at <= p_now
+                    RETURNING m.segment_id, m.expires_at, m.auto),
+                opted_out AS (
+                    INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
+                    SELECT e.segment_id, p_user, 'ttl', p_now FROM ended e WHERE e.auto ON CONFLICT DO NOTHING)
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                SELECT p_user, e.segment_id, w.slug, 'remove', 'ttl', e.expires_at
+                FROM ended e JOIN unnest(ids, wanted) AS w(id, slug) ON w.id = e.segment_id
+                ORDER BY e.expires_at, e.segment_id;
+            END IF;
 
-            IF cardinality(remove_ids) > 0 THEN
+            IF 'a' = ANY(states[adds + 1 :]) THEN
                 WITH removed AS (
-                    DELETE FROM memberships m WHERE m.user_id = p_user AND m.segment_id = ANY(remove_ids)
-                    RETURNING m.segment_id),
+                    DELETE FROM memberships m
+                    WHERE m.user_id = p_user AND m.segment_id = ANY(ids[adds + 1 :]) RETURNING m.segment_id),
                 opted_out AS (
                     INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
                     SELECT r.segment_id, p_user, 'manual', p_now FROM removed r ON CONFLICT DO NOTHING)
                 INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
-                SELECT p_user, x.id, x.slug, 'remove', 'manual', p_now
-                FROM unnest(remove_ids, remove_slugs) WITH ORDINALITY AS x(id, slug, i)
-                JOIN removed r ON r.segment_id = x.id ORDER BY x.i;
+                SELECT p_user, r.segment_id, w.slug, 'remove', 'manual', p_now
+                FROM removed r JOIN unnest(ids, wanted) WITH ORDINALITY AS w(id, slug, i) ON w.id = r.segment_id
+                ORDER BY w.i;
             END IF;
 
-            IF cardinality(add_ids) > 0 THEN
+            IF adds > 0 THEN
                 WITH inserted AS (
                     INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto)
                     SELECT p_user, x.id, p_now, x.expires_at, false
-                    FROM unnest(add_ids, add_expires_at) AS x(id, expires_at)
+                    FROM unnest(ids[: adds], add_expires_at) AS x(id, expires_at)
                     ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING segment_id)
                 INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
-                SELECT p_user, x.id, x.slug, 'add', 'manual', p_now
-                FROM unnest(add_ids, add_slugs) WITH ORDINALITY AS x(id, slug, i)
-                JOIN inserted ins ON ins.segment_id = x.id ORDER BY x.i;
-                GET DIAGNOSTICS added = ROW_COUNT;
-                IF added < cardinality(add_ids) THEN
+                SELECT p_user, ins.segment_id, w.slug, 'add', 'manual', p_now
+                FROM inserted ins JOIN unnest(ids, wanted) WITH ORDINALITY AS w(id, slug, i) ON w.id = ins.segment_id
+                ORDER BY w.i;
+                GET DIAGNOSTICS i = ROW_COUNT;
+                IF i < adds THEN
                     RAISE EXCEPTION 'a membership of user % was added by another transaction meanwhile', p_user
                         USING ERRCODE = 'serialization_failure';
                 END IF;
