@@ -1,5 +1,8 @@
 // Runs a unary handler on the worker pool and finishes the call's reactor
-// from there, so the gRPC thread that received the call returns at once.
+// from there, so the gRPC thread that received the call returns at once; or,
+// when the handler's work deferred the answer (common/deferred_completion.h:
+// a write waiting to show in the read model), from wherever that ends, so
+// the worker is free for the next call meanwhile.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -7,6 +10,7 @@
 #include <chrono>
 
 #include "api/grpc_status.h"
+#include "common/deferred_completion.h"
 #include "common/worker_pool.h"
 
 namespace segments::api {
@@ -25,7 +29,13 @@ grpc::ServerUnaryReactor* RunOnWorkers(grpc::CallbackServerContext* context, Wor
       reactor->Finish(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline passed before work started"));
       return;
     }
-    reactor->Finish(ToGrpcStatus(handler()));
+    CompletionScope scope;
+    grpc::Status status = ToGrpcStatus(handler());
+    if (auto deferral = scope.Take()) {
+      std::move (*deferral)([reactor, status = std::move(status)]() mutable { reactor->Finish(std::move(status)); });
+    } else {
+      reactor->Finish(status);
+    }
   });
   if (!queued) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is overloaded or stopping; retry later"));

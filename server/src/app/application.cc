@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "common/deferred_completion.h"
 #include "common/crypto.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -56,7 +57,20 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       history_service_(history_use_cases_, workers_,
                        api::HistoryServiceOptions{config.report_link_base_url, config.max_concurrent_reports}),
       expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}) {
-  if (config.read_model) store_.AttachReadModel(read_model_, [this] { read_model_.AwaitCommitted(); });
+  if (config.read_model) {
+    // Read-your-writes: a call answers once the model shows its write,
+    // without holding its worker meanwhile; other writers (the consumer,
+    // jobs) wait on their thread.
+    store_.AttachReadModel(read_model_, [this] {
+      if (!CompletionScope::Open()) {
+        read_model_.AwaitCommitted();
+        return;
+      }
+      CompletionScope::Defer([this](CompletionScope::Finish finish) {
+        read_model_.WhenCommittedVisible(std::move(finish));
+      });
+    });
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,

@@ -34,6 +34,7 @@ MembershipReadModel::~MembershipReadModel() {
 
 void MembershipReadModel::Start() {
   thread_ = std::thread([this] { Run(); });
+  reaper_ = std::thread([this] { RunReaper(); });
 }
 
 void MembershipReadModel::Stop() {
@@ -43,7 +44,9 @@ void MembershipReadModel::Stop() {
   }
   Wake();
   if (thread_.joinable()) thread_.join();
+  if (reaper_.joinable()) reaper_.join();
   SetState(State::kDown);
+  ReleaseWaiters();
 }
 
 void MembershipReadModel::Wake() const {
@@ -100,6 +103,51 @@ void MembershipReadModel::AwaitCommitted() {
   mu_.AwaitWithTimeout(absl::Condition(&done), options_.max_lag);
 }
 
+void MembershipReadModel::WhenCommittedVisible(absl::AnyInvocable<void() &&> done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != State::kDown && !stopping_) {
+      waiters_.push_back(
+          {++requested_, session_, SteadyNanos() + absl::ToInt64Nanoseconds(options_.max_lag), std::move(done)});
+      announce_ = true;
+      Wake();
+      return;
+    }
+  }
+  std::move(done)();
+}
+
+void MembershipReadModel::ReleaseWaiters() {
+  std::vector<absl::AnyInvocable<void() &&>> due;
+  {
+    absl::MutexLock lock(&mu_);
+    const int64_t now = SteadyNanos();
+    while (!waiters_.empty()) {
+      Waiter& first = waiters_.front();
+      if (first.ticket > applied_ && first.session == session_ && first.deadline_ns > now && !stopping_) {
+        // Later tickets are not applied either, and their deadlines are later.
+        break;
+      }
+      due.push_back(std::move(first.done));
+      waiters_.pop_front();
+    }
+  }
+  for (auto& done : due) std::move(done)();
+}
+
+void MembershipReadModel::RunReaper() {
+  // A look normally releases its writers; this catches those whose look is
+  // late, a tenth of max_lag after their deadline at most.
+  const absl::Duration period = options_.max_lag / 10;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
+    }
+    ReleaseWaiters();
+  }
+}
+
 void MembershipReadModel::SetState(State state) {
   bool serving_changed = false;
   bool stopping = false;
@@ -112,6 +160,7 @@ void MembershipReadModel::SetState(State state) {
     if (state == State::kDown) ++session_;
     state_ = state;
   }
+  if (state == State::kDown) ReleaseWaiters();
   if (!serving_changed) return;
   if (state == State::kServing) {
     log::Info("membership read model is serving: reads come from memory");
@@ -218,6 +267,7 @@ absl::Status MembershipReadModel::Look() {
     applied_ = std::max(applied_, covers);
   }
   SetState(State::kServing);
+  ReleaseWaiters();
   return absl::OkStatus();
 }
 

@@ -10,16 +10,19 @@
 // Read-your-writes: a writer on this instance calls AwaitCommitted() after
 // its transaction commits; it returns once a look that started after the
 // commit has been applied (or, at the latest, after `max_lag`, when reads of
-// the model would go to the database anyway).
+// the model would go to the database anyway). WhenCommittedVisible() is the
+// same without blocking: it runs a callback then.
 #pragma once
 
 #include <absl/base/thread_annotations.h>
 #include <absl/container/flat_hash_map.h>
+#include <absl/functional/any_invocable.h>
 #include <absl/synchronization/mutex.h>
 #include <absl/time/time.h>
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -69,6 +72,10 @@ class MembershipReadModel final : public domain::MembershipQueries {
   // For writers on this instance, after a commit that changed memberships
   // or segments: returns once reads from memory include it.
   void AwaitCommitted();
+  // The same without blocking: `done` runs at that moment, on the model's
+  // threads (or at once, on this one, when the model is down). It must be
+  // quick: it delays the release of other writers.
+  void WhenCommittedVisible(absl::AnyInvocable<void() &&> done);
 
   // Loaded, and following the database: reads come from memory.
   bool Serving() const { return epoch_.load(std::memory_order_acquire) % 2 == 1; }
@@ -99,6 +106,11 @@ class MembershipReadModel final : public domain::MembershipQueries {
   absl::Status Apply(FeedChanges changes);
   void SetState(State state);
   void Wake() const;
+  // Runs the callbacks of WhenCommittedVisible that are due: their look is
+  // applied, their session ended, their deadline passed, or the model stops.
+  void ReleaseWaiters();
+  // Releases waiters whose deadline passed while the model's thread is busy.
+  void RunReaper();
   bool FreshEnough() const;
 
   ChangeFeed& feed_;
@@ -125,6 +137,16 @@ class MembershipReadModel final : public domain::MembershipQueries {
   uint64_t session_ ABSL_GUARDED_BY(mu_) = 0;
   // Tickets taken since the last announcement to other instances.
   bool announce_ ABSL_GUARDED_BY(mu_) = false;
+  // Callbacks of WhenCommittedVisible, in ticket order (and so in deadline
+  // order).
+  struct Waiter {
+    uint64_t ticket = 0;
+    uint64_t session = 0;
+    int64_t deadline_ns = 0;  // steady_clock
+    absl::AnyInvocable<void() &&> done;
+  };
+  std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
+  std::thread reaper_;
 
   int wake_fd_ = -1;
   std::thread thread_;
