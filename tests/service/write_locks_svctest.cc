@@ -23,6 +23,13 @@ int64_t LockWaitersBesides(const std::string& except_pid) {
       except_pid);
 }
 
+// A session of its own, in a transaction, holding whatever the test takes.
+struct Holder {
+  Holder() { session.Exec("BEGIN"); }
+  PgSession session;
+  const std::string pid = session.Exec("SELECT pg_backend_pid()");
+};
+
 // Whether the call finished on its own, or got stuck waiting for a lock:
 // one of the two is seen first.
 enum class Outcome { kFinished, kWaiting };
@@ -53,38 +60,31 @@ TEST_CASE_METHOD(ServiceFixture, "a hand change goes on while a fill holds the a
                  "[service][locks]") {
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateSegment("HAND").ok());
-  PgSession fill;
-  const std::string fill_pid = fill.Exec("SELECT pg_backend_pid()");
-  fill.Exec("BEGIN");
-  fill.Exec("SELECT pg_advisory_xact_lock(hashtext('segments.auto_assignment'))");
+  Holder fill;
+  fill.session.Exec("SELECT pg_advisory_xact_lock(hashtext('segments.auto_assignment'))");
 
   std::optional<AsyncUpdate> call;
   call.emplace(*segments, Change(kUser1, {{"HAND"}}), 20000ms);
-  CHECK(FinishedOrWaiting(*call, fill_pid) == Outcome::kFinished);
+  CHECK(FinishedOrWaiting(*call, fill.pid) == Outcome::kFinished);
   INFO(Describe(call->result.get()));
   CHECK(call->result.get().ok());
-  fill.Exec("ROLLBACK");
+  fill.session.Exec("ROLLBACK");
   CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"HAND"});
 }
 
 TEST_CASE_METHOD(ServiceFixture, "a hand change takes no lock on the segment's row", "[service][locks]") {
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateSegment("HOT").ok());
-  PgSession holder;
-  const std::string holder_pid = holder.Exec("SELECT pg_backend_pid()");
-  holder.Exec("BEGIN");
+  Holder holder;
   // Conflicts with every row lock, FOR KEY SHARE included.
-  holder.Exec("SELECT 1 FROM segments WHERE slug = 'HOT' FOR UPDATE");
+  holder.session.Exec("SELECT 1 FROM segments WHERE slug = 'HOT' FOR UPDATE");
 
-  std::optional<AsyncUpdate> add;
-  add.emplace(*segments, Change(kUser1, {{"HOT"}}), 20000ms);
-  CHECK(FinishedOrWaiting(*add, holder_pid) == Outcome::kFinished);
-  CHECK(add->result.get().ok());
-  std::optional<AsyncUpdate> remove;
-  remove.emplace(*segments, Change(kUser1, {}, {"HOT"}), 20000ms);
-  CHECK(FinishedOrWaiting(*remove, holder_pid) == Outcome::kFinished);
-  CHECK(remove->result.get().ok());
-  holder.Exec("ROLLBACK");
+  for (const auto& change : {Change(kUser1, {{"HOT"}}), Change(kUser1, {}, {"HOT"})}) {
+    AsyncUpdate call(*segments, change, 20000ms);
+    CHECK(FinishedOrWaiting(call, holder.pid) == Outcome::kFinished);
+    CHECK(call.result.get().ok());
+  }
+  holder.session.Exec("ROLLBACK");
   CHECK(Count("SELECT count(*) FROM history WHERE slug = 'HOT'") == 2);
 }
 
@@ -93,17 +93,15 @@ TEST_CASE_METHOD(ServiceFixture, "a hand change waits while its segment is held 
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateSegment("GOING").ok());
   REQUIRE(CreateSegment("STAYING").ok());
-  PgSession deleter;
-  const std::string deleter_pid = deleter.Exec("SELECT pg_backend_pid()");
-  deleter.Exec("BEGIN");
+  Holder deleter;
   // What DeleteSegment holds while it marks the segment and ends its members.
-  deleter.Exec("SELECT count(*) FROM lock_live_segments(ARRAY['GOING'], true)");
+  deleter.session.Exec("SELECT count(*) FROM lock_live_segments(ARRAY['GOING'], true)");
 
   std::optional<AsyncUpdate> call;
   call.emplace(*segments, Change(kUser1, {{"GOING"}, {"STAYING"}}), 20000ms);
-  REQUIRE(FinishedOrWaiting(*call, deleter_pid) == Outcome::kWaiting);
-  deleter.Exec("UPDATE segments SET deleted_at = now() WHERE slug = 'GOING'");
-  deleter.Exec("COMMIT");
+  REQUIRE(FinishedOrWaiting(*call, deleter.pid) == Outcome::kWaiting);
+  deleter.session.Exec("UPDATE segments SET deleted_at = now() WHERE slug = 'GOING'");
+  deleter.session.Exec("COMMIT");
 
   const grpc::Status status = call->result.get();
   INFO(Describe(status));
@@ -118,21 +116,18 @@ TEST_CASE_METHOD(ServiceFixture,
                  "[service][locks]") {
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateSegment("RACE").ok());
-  PgSession other;
-  const std::string other_pid = other.Exec("SELECT pg_backend_pid()");
-  other.Exec("BEGIN");
+  Holder other;
   // As a bulk call or a fill adds it: not yet committed when the hand
   // change checks, committed before the hand change can insert.
-  other.Exec(
-      "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at) SELECT " + Literal(kUser1) +
-      ", id, now() FROM segments WHERE slug = 'RACE' RETURNING segment_id) "
-      "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) SELECT " +
-      Literal(kUser1) + ", segment_id, 'RACE', 'add', 'manual', now() FROM m");
+  other.session.Exec("WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at) SELECT " + Literal(kUser1) +
+                     ", id, now() FROM segments WHERE slug = 'RACE' RETURNING segment_id) "
+                     "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) SELECT " +
+                     Literal(kUser1) + ", segment_id, 'RACE', 'add', 'manual', now() FROM m");
 
   std::optional<AsyncUpdate> call;
   call.emplace(*segments, Change(kUser1, {{"RACE"}}), 20000ms);
-  REQUIRE(FinishedOrWaiting(*call, other_pid) == Outcome::kWaiting);
-  other.Exec("COMMIT");
+  REQUIRE(FinishedOrWaiting(*call, other.pid) == Outcome::kWaiting);
+  other.session.Exec("COMMIT");
 
   const grpc::Status status = call->result.get();
   INFO(Describe(status));

@@ -3,8 +3,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include "common/deferred_completion.h"
 #include "common/crypto.h"
+#include "common/deferred_completion.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "grpc/health/v1/health.pb.h"
@@ -66,9 +66,8 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
         read_model_.AwaitCommitted();
         return;
       }
-      CompletionScope::Defer([this](CompletionScope::Finish finish) {
-        read_model_.WhenCommittedVisible(std::move(finish));
-      });
+      CompletionScope::Defer(
+          [this](CompletionScope::Finish finish) { read_model_.WhenCommittedVisible(std::move(finish)); });
     });
   }
 }
