@@ -45,7 +45,7 @@
 # Env: SEGMENTS_STATE_DIR, default build/bench-fill/state: its own PostgreSQL
 # cluster (never the shared .state one), stopped at the end if this script
 # started it; logs, the per-call latency log and results in
-# $SEGMENTS_STATE_DIR/fill-bench. Seeded templates stay (1M users: ~1.3 GB).
+# $SEGMENTS_STATE_DIR/fill-bench. Seeded templates stay (1M users: ~1.5 GB).
 # Exit status: 0 every check passed, 1 something failed.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
