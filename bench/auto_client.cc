@@ -5,6 +5,7 @@
 //   --op=create --slug=S [--percent=P]   CreateSegment (no --percent: manual)
 //   --op=update-percent --slug=S --percent=P
 //   --op=bulk-add --slug=S --ids-file=F  AddSegmentToUsers, one user id a line
+//   --op=delete --slug=S                 DeleteSegment
 //   --op=get --slug=S                    GetSegment
 //   --op=wait --slug=S                   GetSegment until the server answers
 //                                        OK or NOT_FOUND (it reached the
@@ -13,8 +14,11 @@
 // Connects first (not timed), then times the one call and prints one line:
 //
 //   op=create seconds=3.214 added=... removed=... member_count=... request_bytes=...
+//     start_unix_us=... end_unix_us=...
 //
-// (fields that do not apply are 0). The call's deadline is --deadline
+// (fields that do not apply are 0; removed is DeleteSegment's
+// memberships_ended; start/end: the call's wall-clock bounds, for matching
+// other clients' logs). The call's deadline is --deadline
 // (default 30m): automatic assignment over millions of users is one
 // statement that may take minutes. The channel sends and receives messages
 // of up to 64 MB (a 100,000-id AddSegmentToUsers is ~4 MB; the server
@@ -46,9 +50,10 @@ constexpr char kUsage[] = R"(Usage: segments-auto-client --target=HOST:PORT --op
                             [--ids-file=FILE] [--deadline=30m]
 
 OP: create (CreateSegment; --percent optional), update-percent (UpdateSegmentPercent),
-bulk-add (AddSegmentToUsers with the ids of FILE, one a line), get (GetSegment),
-wait (GetSegment until OK or NOT_FOUND).
+bulk-add (AddSegmentToUsers with the ids of FILE, one a line), delete (DeleteSegment),
+get (GetSegment), wait (GetSegment until OK or NOT_FOUND).
 Prints: op=... seconds=... added=... removed=... member_count=... request_bytes=...
+        start_unix_us=... end_unix_us=...
 Exit status: 0 ok, 1 the call failed, 2 bad usage.
 )";
 
@@ -75,7 +80,7 @@ int main(int argc, char** argv) {
   if (!flags.Parse(argc, argv)) return 2;
   const bool has_percent = flags.Has("percent");
   if (target.empty() || slug.empty() ||
-      (op != "create" && op != "update-percent" && op != "bulk-add" && op != "get" && op != "wait") ||
+      (op != "create" && op != "update-percent" && op != "bulk-add" && op != "delete" && op != "get" && op != "wait") ||
       (op == "update-percent" && !has_percent) || (op == "bulk-add" && ids_file.empty())) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -124,6 +129,7 @@ int main(int argc, char** argv) {
   int64_t added = 0, removed = 0, member_count = 0;
   size_t request_bytes = 0;
   grpc::Status status;
+  const absl::Time start = absl::Now();
   const auto t0 = Clock::now();
   if (op == "create") {
     v1::CreateSegmentRequest request;
@@ -147,6 +153,13 @@ int main(int argc, char** argv) {
     v1::AddSegmentToUsersResponse response;
     status = stub->AddSegmentToUsers(&context, bulk, &response);
     added = response.added();
+  } else if (op == "delete") {
+    v1::DeleteSegmentRequest request;
+    request.set_slug(slug);
+    request_bytes = request.ByteSizeLong();
+    v1::DeleteSegmentResponse response;
+    status = stub->DeleteSegment(&context, request, &response);
+    removed = response.memberships_ended();
   } else {
     v1::GetSegmentRequest request;
     request.set_slug(slug);
@@ -156,9 +169,13 @@ int main(int argc, char** argv) {
     member_count = response.member_count();
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const absl::Time end = absl::Now();
   if (!status.ok()) return Fail(op.c_str(), status);
-  std::printf("op=%s seconds=%.3f added=%lld removed=%lld member_count=%lld request_bytes=%zu\n", op.c_str(), seconds,
-              static_cast<long long>(added), static_cast<long long>(removed), static_cast<long long>(member_count),
-              request_bytes);
+  std::printf(
+      "op=%s seconds=%.3f added=%lld removed=%lld member_count=%lld request_bytes=%zu start_unix_us=%lld "
+      "end_unix_us=%lld\n",
+      op.c_str(), seconds, static_cast<long long>(added), static_cast<long long>(removed),
+      static_cast<long long>(member_count), request_bytes, static_cast<long long>(absl::ToUnixMicros(start)),
+      static_cast<long long>(absl::ToUnixMicros(end)));
   return 0;
 }

@@ -1,11 +1,19 @@
-// segments-grpc-load: a closed-loop gRPC load generator for segments-server.
+// segments-grpc-load: a gRPC load generator for segments-server.
 //
 // Keeps --concurrency calls in flight over --channels connections with the
 // callback client API: each in-flight "slot" issues its next call from the
-// completion callback of the previous one. Every mode runs --warmup, then
-// --duration; calls that *start* inside the measured window are recorded
-// (all of them, including those that finish during the drain), and every
-// latency sample is kept, so percentiles are exact.
+// completion callback of the previous one (closed loop). With --rate=R it
+// runs open loop instead: calls are due at R per second whatever the server
+// does, each goes to a free slot (at most --concurrency in flight) or waits
+// for one, and its latency counts from when it was due, so a stall of the
+// server shows in every call due meanwhile (not only in the few in flight).
+// Every mode runs --warmup, then --duration; calls that *start* (are due)
+// inside the measured window are recorded (all of them, including those
+// that finish during the drain), and every latency sample is kept, so
+// percentiles are exact. --latency-log writes every measured call (start,
+// latency, status) for windows of the caller's choosing. SIGINT or SIGTERM
+// ends the measured window of the running mode early (the summary is still
+// printed; later modes are skipped); a second one kills.
 //
 // Modes (--mode, comma-separated list, run in order):
 //   health  grpc.health.v1.Health/Check through a generic stub (empty request)
@@ -15,7 +23,11 @@
 //           toggle segment on the first pass, removing it on the next, and so
 //           on; no two in-flight calls touch the same user and every call is
 //           expected to succeed on a freshly seeded database. Short stripes
-//           give a run both adds and removes.
+//           give a run both adds and removes. With --update-users=random
+//           each call picks a uniformly random seeded user that no call in
+//           flight has, and adds the toggle segment if the loader believes
+//           the user is not in it (nobody is at the start), removes it
+//           otherwise.
 //
 // Seeded users are derived from their index i in [0, --users):
 //   00000000-0000-4000-8000-%012x
@@ -23,6 +35,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
+
+#include <signal.h>
 
 #include <absl/strings/str_split.h>
 #include <absl/synchronization/mutex.h>
@@ -36,6 +50,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -56,6 +71,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kHealthMethod[] = "/grpc.health.v1.Health/Check";
 constexpr int kStatusCodes = 17;  // grpc::StatusCode 0..16
+
+// Set by SIGINT/SIGTERM: end the running mode's measured window now.
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+extern "C" void OnStopSignal(int /*signal*/) { g_stop.store(true); }
 
 enum class Mode { kHealth, kGet, kUpdate };
 
@@ -92,6 +112,9 @@ struct Options {
   absl::Duration wait_serving = absl::ZeroDuration();
   uint64_t users = 100'000;
   uint64_t update_stripe = 100;
+  bool random_users = false;
+  double rate = 0;  // calls due per second; 0: closed loop
+  std::string latency_log;
   std::string toggle_slug = "BENCH_TOGGLE";
   std::string segment_prefix = "BENCH_";
   int expect_segments = 5;
@@ -117,6 +140,13 @@ constexpr char kUsage[] = R"(Usage: segments-grpc-load [--flag=value ...]
   --update-stripe=N         update: users each in-flight slot walks, adding BENCH_TOGGLE on the
                             first pass and removing it on the next (default 100; 0 = all
                             users split between the slots)
+  --update-users=HOW        update: stripes (default, as above) or random (a random user not in
+                            flight each call, toggled by what the loader knows of it)
+  --rate=R                  open loop: R calls due per second, at most --concurrency in flight,
+                            latency counted from when a call was due (default 0: closed loop)
+  --latency-log=FILE        append one line per measured call to FILE: mode, start (Unix time,
+                            us; when due with --rate), latency (us), status (OK, a gRPC code
+                            name, or BAD_RESPONSE)
   --toggle-slug=SLUG        update: segment added and removed (default BENCH_TOGGLE)
   --toggle-ttl=SECONDS      update: secondsToBeInSegment on add (default 3600)
   --max-error-rate=F        exit 1 if errors exceed this share of calls (default 0.001)
@@ -130,6 +160,7 @@ Exit status: 0 ok, 1 too many errors (or no call measured), 2 bad usage or serve
 std::optional<Options> ParseOptions(int argc, char** argv) {
   Options o;
   std::string modes = "health,get,update";
+  std::string update_users = "stripes";
   auto positive = [](int v) { return v > 0; };
   auto not_negative = [](absl::Duration d) { return d >= absl::ZeroDuration(); };
   auto above_zero = [](absl::Duration d) { return d > absl::ZeroDuration(); };
@@ -144,6 +175,9 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
       .Duration("wait-serving", &o.wait_serving, not_negative)
       .Int("users", &o.users, [](uint64_t v) { return v > 0 && v <= (uint64_t{1} << 48); })
       .Int("update-stripe", &o.update_stripe)
+      .String("update-users", &update_users, [](const std::string& v) { return v == "stripes" || v == "random"; })
+      .Double("rate", &o.rate, [](double v) { return v >= 0 && v <= 1e6; })
+      .String("latency-log", &o.latency_log)
       .Int("expect-segments", &o.expect_segments, [](int v) { return v >= 0; })
       .String("toggle-slug", &o.toggle_slug, [](const std::string& v) { return !v.empty(); })
       .Int("toggle-ttl", &o.toggle_ttl_seconds, [](int64_t v) { return v > 0; })
@@ -151,6 +185,7 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
       .String("csv", &o.csv)
       .Int("seed", &o.seed);
   if (!flags.Parse(argc, argv)) return std::nullopt;
+  o.random_users = update_users == "random";
   for (absl::string_view m : absl::StrSplit(modes, ',', absl::SkipEmpty())) {
     if (m == "health") {
       o.modes.push_back(Mode::kHealth);
@@ -168,8 +203,13 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
     return std::nullopt;
   }
   const bool updates = std::find(o.modes.begin(), o.modes.end(), Mode::kUpdate) != o.modes.end();
-  if (updates && (static_cast<uint64_t>(o.concurrency) > o.users ||
-                  o.update_stripe * static_cast<uint64_t>(o.concurrency) > o.users)) {
+  if (updates && o.random_users && static_cast<uint64_t>(o.concurrency) * 2 > o.users) {
+    std::fprintf(stderr, "segments-grpc-load: update with random users needs --concurrency x 2 <= --users\n");
+    return std::nullopt;
+  }
+  if (updates && !o.random_users &&
+      (static_cast<uint64_t>(o.concurrency) > o.users ||
+       o.update_stripe * static_cast<uint64_t>(o.concurrency) > o.users)) {
     std::fprintf(stderr, "segments-grpc-load: update needs --concurrency x --update-stripe <= --users\n");
     return std::nullopt;
   }
@@ -201,9 +241,17 @@ double CpuSeconds() {
   return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
+// One measured call, for --latency-log.
+struct CallRecord {
+  Clock::time_point start;  // when it was due with --rate
+  int64_t latency_ns = 0;
+  int code = 0;  // grpc::StatusCode, or kStatusCodes: OK but a wrong answer
+};
+
 // What one slot saw in the measured window.
 struct Stats {
   std::vector<int64_t> latencies_ns;  // one per measured call, OK or not
+  std::vector<CallRecord> calls;      // the same calls, with --latency-log only
   std::array<uint64_t, kStatusCodes> by_code{};
   uint64_t bad_responses = 0;  // OK status, wrong content (health not SERVING, wrong segments)
   uint64_t adds = 0;           // update: measured calls that added / removed the toggle
@@ -211,6 +259,7 @@ struct Stats {
 
   void Merge(const Stats& other) {
     latencies_ns.insert(latencies_ns.end(), other.latencies_ns.begin(), other.latencies_ns.end());
+    calls.insert(calls.end(), other.calls.begin(), other.calls.end());
     for (size_t i = 0; i < by_code.size(); ++i) by_code[i] += other.by_code[i];
     bad_responses += other.bad_responses;
     adds += other.adds;
@@ -231,7 +280,8 @@ class ModeRun;
 class Slot {
  public:
   Slot(ModeRun& run, int index);
-  void Issue();
+  // The next call; `due`: when it was due (--rate), else it starts now.
+  void Issue(std::optional<Clock::time_point> due = std::nullopt);
   Stats& stats() { return stats_; }
 
  private:
@@ -257,6 +307,7 @@ class Slot {
   uint64_t stripe_end_ = 0;
   uint64_t next_user_ = 0;
   bool adding_ = true;
+  uint64_t user_ = 0;  // update: the user of the call in flight
 };
 
 class ModeRun {
@@ -266,38 +317,112 @@ class ModeRun {
     for (int k = 1; k <= options.expect_segments; ++k) {
       expected_.push_back(fmt::format("{}{}", options.segment_prefix, k));
     }
+    if (mode == Mode::kUpdate && options.random_users) user_state_.assign(options.users, 0);
   }
 
   struct Result {
     Stats stats;
     double measured_seconds = 0;
     double client_cpu = 0;  // loader CPU seconds per wall second, whole mode
+    bool stopped = false;   // a signal ended the measured window early
+    // --rate: the most calls that were due and waited for a free slot at
+    // once, and those never sent because a signal came first.
+    uint64_t max_waiting = 0;
+    uint64_t dropped = 0;
+    // To convert Clock times to Unix time: the same instant on both clocks.
+    Clock::time_point clock_at;
+    std::chrono::system_clock::time_point system_at;
   };
 
   Result Run() {
+    Result result;
     const double cpu_before = CpuSeconds();
     const Clock::time_point begin = Clock::now();
+    result.clock_at = begin;
+    result.system_at = std::chrono::system_clock::now();
     measure_start_ = begin + absl::ToChronoNanoseconds(options_.warmup);
     measure_end_ = measure_start_ + absl::ToChronoNanoseconds(options_.duration);
     for (int i = 0; i < options_.concurrency; ++i) slots_.push_back(std::make_unique<Slot>(*this, i));
-    active_.store(options_.concurrency);
-    for (auto& slot : slots_) slot->Issue();
+    std::optional<Clock::time_point> stopped_at;
+    if (options_.rate > 0) {
+      stopped_at = Pace(begin);
+    } else {
+      active_.store(options_.concurrency);
+      for (auto& slot : slots_) slot->Issue();
+    }
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(&all_done_));
+      while (!mu_.AwaitWithTimeout(absl::Condition(&all_done_), absl::Milliseconds(10))) {
+        if (!g_stop.load() || stopped_at) continue;
+        // Closed loop: each slot stops after its call in flight. Open loop:
+        // calls still waiting for a slot are not sent.
+        stopped_at = Clock::now();
+        dropped_ += backlog_.size();
+        backlog_.clear();
+      }
+      result.max_waiting = max_waiting_;
+      result.dropped = dropped_;
     }
     const Clock::time_point end = Clock::now();
-    Result result;
     for (auto& slot : slots_) result.stats.Merge(slot->stats());
     result.measured_seconds = absl::ToDoubleSeconds(options_.duration);
+    if (stopped_at && *stopped_at < measure_end_) {
+      result.stopped = true;
+      result.measured_seconds = std::max(0.0, std::chrono::duration<double>(*stopped_at - measure_start_).count());
+    }
     result.client_cpu = (CpuSeconds() - cpu_before) / std::chrono::duration<double>(end - begin).count();
     return result;
   }
 
+  // Closed loop: a slot is done.
   void SlotFinished() {
     if (active_.fetch_sub(1) == 1) {
       absl::MutexLock lock(&mu_);
       all_done_ = true;
+    }
+  }
+
+  // Open loop: when the call due next on `slot` was due, or nullopt when
+  // none waits (the slot is then free, and `slot` may be in use by another
+  // thread as soon as this returns).
+  std::optional<Clock::time_point> NextDue(Slot* slot) {
+    absl::MutexLock lock(&mu_);
+    if (!backlog_.empty()) {
+      const Clock::time_point due = backlog_.front();
+      backlog_.pop_front();
+      return due;
+    }
+    free_.push_back(slot);
+    if (!pacing_ && free_.size() == slots_.size()) all_done_ = true;
+    return std::nullopt;
+  }
+
+  // update with random users: a user no call in flight has, and whether to
+  // add the toggle segment (else remove it).
+  uint64_t PickUser(std::mt19937_64& rng, bool* adding) {
+    std::uniform_int_distribution<uint64_t> pick(0, options_.users - 1);
+    absl::MutexLock lock(&users_mu_);
+    for (;;) {
+      const uint64_t user = pick(rng);
+      uint8_t& state = user_state_[user];
+      if ((state & kBusy) != 0) continue;
+      state |= kBusy;
+      *adding = (state & kMember) == 0;
+      return user;
+    }
+  }
+  // ... and what the call did to it: an add refused as "already in the
+  // segment" tells that the user is a member; any other failure leaves the
+  // loader's belief as it was.
+  void UserDone(uint64_t user, bool adding, const grpc::Status& status) {
+    absl::MutexLock lock(&users_mu_);
+    uint8_t& state = user_state_[user];
+    if (status.ok()) {
+      state = adding ? kMember : 0;
+    } else if (adding && status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      state = kMember;
+    } else {
+      state &= static_cast<uint8_t>(~kBusy);
     }
   }
 
@@ -314,6 +439,55 @@ class ModeRun {
   Clock::time_point measure_end() const { return measure_end_; }
 
  private:
+  static constexpr uint8_t kMember = 1;
+  static constexpr uint8_t kBusy = 2;
+
+  // Open loop: makes calls due at --rate from `begin` to the end of the
+  // measured window (or a signal, whose time it returns), each on a free
+  // slot or, if none is, queued for the next slot that finishes.
+  std::optional<Clock::time_point> Pace(Clock::time_point begin) {
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& slot : slots_) free_.push_back(slot.get());
+      pacing_ = true;
+    }
+    const auto interval =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / options_.rate));
+    std::optional<Clock::time_point> stopped_at;
+    for (Clock::time_point due = begin; due < measure_end_; due += interval) {
+      // Short sleeps, so that a signal is seen within 10 ms.
+      Clock::time_point now = Clock::now();
+      while (due > now && !g_stop.load()) {
+        std::this_thread::sleep_until(std::min(due, now + std::chrono::milliseconds(10)));
+        now = Clock::now();
+      }
+      if (g_stop.load()) {
+        stopped_at = now;
+        break;
+      }
+      Slot* slot = nullptr;
+      {
+        absl::MutexLock lock(&mu_);
+        if (free_.empty()) {
+          backlog_.push_back(due);
+          max_waiting_ = std::max<uint64_t>(max_waiting_, backlog_.size());
+        } else {
+          slot = free_.back();
+          free_.pop_back();
+        }
+      }
+      if (slot != nullptr) slot->Issue(due);
+    }
+    absl::MutexLock lock(&mu_);
+    pacing_ = false;
+    if (stopped_at) {
+      dropped_ += backlog_.size();
+      backlog_.clear();
+    }
+    if (backlog_.empty() && free_.size() == slots_.size()) all_done_ = true;
+    return stopped_at;
+  }
+
   const Options& options_;
   const Mode mode_;
   const std::vector<Connection>& conns_;
@@ -325,6 +499,15 @@ class ModeRun {
   std::array<std::atomic<bool>, kStatusCodes + 1> reported_{};
   absl::Mutex mu_;
   bool all_done_ ABSL_GUARDED_BY(mu_) = false;
+  // Open loop.
+  bool pacing_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Slot*> free_ ABSL_GUARDED_BY(mu_);
+  std::deque<Clock::time_point> backlog_ ABSL_GUARDED_BY(mu_);
+  uint64_t max_waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  // update with random users: kMember | kBusy per user.
+  absl::Mutex users_mu_;
+  std::vector<uint8_t> user_state_ ABSL_GUARDED_BY(users_mu_);
 };
 
 Slot::Slot(ModeRun& run, int index)
@@ -342,7 +525,7 @@ Slot::Slot(ModeRun& run, int index)
   next_user_ = stripe_begin_;
 }
 
-void Slot::Issue() {
+void Slot::Issue(std::optional<Clock::time_point> due) {
   const Options& o = run_.options();
   ctx_ = std::make_unique<grpc::ClientContext>();
   ctx_->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(o.timeout));
@@ -350,7 +533,7 @@ void Slot::Issue() {
   switch (run_.mode()) {
     case Mode::kHealth:
       health_response_.Clear();
-      started_ = Clock::now();
+      started_ = due.value_or(Clock::now());
       conn_.generic->UnaryCall(ctx_.get(), kHealthMethod, grpc::StubOptions(), &health_request_, &health_response_,
                                std::move(done));
       break;
@@ -358,12 +541,13 @@ void Slot::Issue() {
       std::uniform_int_distribution<uint64_t> pick(0, o.users - 1);
       get_request_.set_user_id(UserId(pick(rng_)));
       get_response_.Clear();
-      started_ = Clock::now();
+      started_ = due.value_or(Clock::now());
       conn_.segments->async()->GetUserSegments(ctx_.get(), &get_request_, &get_response_, std::move(done));
       break;
     }
     case Mode::kUpdate: {
-      update_request_.set_user_id(UserId(next_user_));
+      user_ = o.random_users ? run_.PickUser(rng_, &adding_) : next_user_;
+      update_request_.set_user_id(UserId(user_));
       update_request_.clear_segments_to_add();
       update_request_.clear_segments_to_remove();
       if (adding_) {
@@ -374,7 +558,7 @@ void Slot::Issue() {
         update_request_.add_segments_to_remove()->set_segment_slug(o.toggle_slug);
       }
       update_response_.Clear();
-      started_ = Clock::now();
+      started_ = due.value_or(Clock::now());
       conn_.segments->async()->UpdateUserSegments(ctx_.get(), &update_request_, &update_response_, std::move(done));
       break;
     }
@@ -406,9 +590,11 @@ void Slot::OnDone(const grpc::Status& status) {
   const Clock::time_point now = Clock::now();
   if (started_ >= run_.measure_start()) {
     if (run_.mode() == Mode::kUpdate) ++(adding_ ? stats_.adds : stats_.removes);
-    stats_.latencies_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_).count());
+    const int64_t latency_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_).count();
+    stats_.latencies_ns.push_back(latency_ns);
+    int code = 0;
     if (!status.ok()) {
-      int code = static_cast<int>(status.error_code());
+      code = static_cast<int>(status.error_code());
       if (code <= 0 || code >= kStatusCodes) code = static_cast<int>(grpc::StatusCode::UNKNOWN);
       ++stats_.by_code[static_cast<size_t>(code)];
       if (run_.FirstOf(code)) {
@@ -416,6 +602,7 @@ void Slot::OnDone(const grpc::Status& status) {
                      std::string(CodeName(code)).c_str(), status.error_message().c_str());
       }
     } else if (!ResponseOk()) {
+      code = kStatusCodes;
       ++stats_.bad_responses;
       if (run_.FirstOf(kStatusCodes)) {
         const std::string what =
@@ -426,16 +613,25 @@ void Slot::OnDone(const grpc::Status& status) {
     } else {
       ++stats_.by_code[0];
     }
+    if (!run_.options().latency_log.empty()) stats_.calls.push_back({started_, latency_ns, code});
   }
   if (run_.mode() == Mode::kUpdate) {
-    // Advance even after a failure: the user's state is then unknown, and a
-    // wrong guess shows up as FAILED_PRECONDITION on the next pass.
-    if (++next_user_ == stripe_end_) {
+    if (run_.options().random_users) {
+      run_.UserDone(user_, adding_, status);
+    } else if (++next_user_ == stripe_end_) {
+      // Advance even after a failure: the user's state is then unknown, and
+      // a wrong guess shows up as FAILED_PRECONDITION on the next pass.
       next_user_ = stripe_begin_;
       adding_ = !adding_;
     }
   }
-  if (now >= run_.measure_end()) {
+  if (run_.options().rate > 0) {
+    // Open loop: the next call that is due already, or none (`this` may then
+    // be in use by another thread).
+    if (std::optional<Clock::time_point> due = run_.NextDue(this)) Issue(due);
+    return;
+  }
+  if (now >= run_.measure_end() || g_stop.load()) {
     ctx_.reset();
     run_.SlotFinished();  // `this` may be gone after this call
     return;
@@ -511,6 +707,14 @@ int main(int argc, char** argv) {
   // graph under a global lock. A few percent of CPU the loader does not need.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const Options& o = *parsed;
+  // The first SIGINT/SIGTERM ends the running mode's window; a second one
+  // kills as usual.
+  struct sigaction stop {};
+  stop.sa_handler = OnStopSignal;
+  stop.sa_flags = SA_RESETHAND;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
 
   std::vector<Connection> conns = Connect(o);
   for (const Connection& c : conns) {
@@ -521,9 +725,10 @@ int main(int argc, char** argv) {
   }
   if (o.wait_serving > absl::ZeroDuration() && !WaitServing(conns.front(), o.wait_serving)) return 2;
 
-  std::printf("target %s, concurrency %d, channels %d, warmup %s, duration %s, users %llu\n", o.target.c_str(),
+  std::printf("target %s, concurrency %d, channels %d, warmup %s, duration %s, users %llu%s\n", o.target.c_str(),
               o.concurrency, o.channels, absl::FormatDuration(o.warmup).c_str(),
-              absl::FormatDuration(o.duration).c_str(), static_cast<unsigned long long>(o.users));
+              absl::FormatDuration(o.duration).c_str(), static_cast<unsigned long long>(o.users),
+              o.rate > 0 ? fmt::format(", open loop at {:g} calls/s", o.rate).c_str() : "");
   std::printf("%-7s %9s %7s %10s %9s %9s %9s %9s %8s  %s\n", "mode", "calls", "errors", "rps", "p50_us", "p90_us",
               "p99_us", "max_us", "cli_cpu", "errors_by_code");
   std::fflush(stdout);
@@ -536,6 +741,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::ofstream latency_log;
+  if (!o.latency_log.empty()) {
+    latency_log.open(o.latency_log, std::ios::app);
+    if (!latency_log) {
+      std::fprintf(stderr, "segments-grpc-load: cannot open %s\n", o.latency_log.c_str());
+      return 2;
+    }
+  }
 
   bool failed = false;
   // Kept until exit: a completion callback may still be returning (through
@@ -544,6 +757,21 @@ int main(int argc, char** argv) {
   for (Mode mode : o.modes) {
     runs.push_back(std::make_unique<ModeRun>(o, mode, conns));
     ModeRun::Result r = runs.back()->Run();
+    const std::string name(ModeName(mode));
+    if (latency_log) {
+      std::vector<CallRecord>& records = r.stats.calls;
+      std::sort(records.begin(), records.end(),
+                [](const CallRecord& a, const CallRecord& b) { return a.start < b.start; });
+      for (const CallRecord& c : records) {
+        const auto since_begin = std::chrono::duration_cast<std::chrono::system_clock::duration>(c.start - r.clock_at);
+        const int64_t unix_us =
+            std::chrono::duration_cast<std::chrono::microseconds>((r.system_at + since_begin).time_since_epoch())
+                .count();
+        latency_log << fmt::format("{} {} {} {}\n", name, unix_us, c.latency_ns / 1000,
+                                   c.code == kStatusCodes ? std::string_view("BAD_RESPONSE") : CodeName(c.code));
+      }
+      latency_log.flush();
+    }
     std::vector<int64_t>& lat = r.stats.latencies_ns;
     std::sort(lat.begin(), lat.end());
     const uint64_t calls = lat.size();
@@ -559,10 +787,9 @@ int main(int argc, char** argv) {
       by_code += fmt::format("{}BAD_RESPONSE={}", by_code.empty() ? "" : " ", r.stats.bad_responses);
     }
     if (by_code.empty()) by_code.push_back('-');  // (operator= trips GCC 12 -Wrestrict)
-    const double rps = static_cast<double>(calls) / r.measured_seconds;
+    const double rps = r.measured_seconds > 0 ? static_cast<double>(calls) / r.measured_seconds : 0;
     const double p50 = PercentileUs(lat, 50), p90 = PercentileUs(lat, 90), p99 = PercentileUs(lat, 99);
     const double max = lat.empty() ? 0 : static_cast<double>(lat.back()) / 1000.0;
-    const std::string name(ModeName(mode));
     std::printf("%-7s %9llu %7llu %10.0f %9.0f %9.0f %9.0f %9.0f %7.0f%%  %s\n", name.c_str(),
                 static_cast<unsigned long long>(calls), static_cast<unsigned long long>(errors), rps, p50, p90, p99,
                 max, r.client_cpu * 100, by_code.c_str());
@@ -570,6 +797,11 @@ int main(int argc, char** argv) {
       std::printf("        (update: %llu adds, %llu removes)\n", static_cast<unsigned long long>(r.stats.adds),
                   static_cast<unsigned long long>(r.stats.removes));
     }
+    if (o.rate > 0) {
+      std::printf("        (open loop: at most %llu calls waited for a free slot at once; %llu not sent)\n",
+                  static_cast<unsigned long long>(r.max_waiting), static_cast<unsigned long long>(r.dropped));
+    }
+    if (r.stopped) std::printf("        (stopped by a signal after %.1f s measured)\n", r.measured_seconds);
     std::fflush(stdout);
     if (csv) {
       csv << fmt::format("{},{},{},{:.1f},{:.1f},{:.1f},{:.1f},{:.1f},{:.2f},{}\n", name, calls, errors, rps, p50, p90,
@@ -577,6 +809,7 @@ int main(int argc, char** argv) {
       csv.flush();
     }
     if (calls == 0 || static_cast<double>(errors) > o.max_error_rate * static_cast<double>(calls)) failed = true;
+    if (r.stopped) break;
   }
   return failed ? 1 : 0;
 }

@@ -3,12 +3,20 @@
 # database segments_bench (bench/seed.sql), segments-server on a free port,
 # then segments-grpc-load (same warmup and duration each), in one run:
 #   with the membership read model (--read-model=on, once it is SERVING):
-#     health, get, get at --p99-concurrency calls in flight, update;
+#     health, get, get at --p99-concurrency calls in flight, update,
+#     pg-equiv;
 #   without it (server restarted with --read-model=off, same data):
-#     get, update.
+#     get, update, pg-equiv-off.
+# pg-equiv: pgbench (-M prepared, as many clients as update has calls in
+# flight, same warmup and duration, the server idle beside it) running
+# bench/pg_equivalent_update.sql on the same database: the transaction one
+# toggling UpdateUserSegments needs (lock the user, insert or delete the
+# membership, insert the history row, commit), toggling the same users the
+# same way (the file says why it is the equivalent and what it leaves out).
 # Prints a summary table, the CPU each side used, the ratios get/health and
-# update/health with and without the model, and get's p99 at
-# --p99-concurrency. See bench/README.md.
+# update/health with and without the model, update/pg-equivalent (update's
+# calls/s over pgbench's transactions/s) with and without the model, and
+# get's p99 at --p99-concurrency. See bench/README.md.
 #
 # Usage: bench/run_grpc_bench.sh [--flag=value ...]
 #   --duration=DUR      measured time per mode (default 10s)
@@ -27,7 +35,8 @@
 #   --users=N           seeded users (default 100000)
 #   --sweep=W:P,W:P...  instead of one run: for each workers:pool pair (and
 #                       each --read-model setting), restart the server and
-#                       run get and update, then print a table
+#                       run get and update, then print a table (no pg-equiv)
+#   --no-pg-equivalent  skip the pgbench runs (and their ratio)
 #   --no-build          use the existing build/release binaries
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # mode had more than 0.1% errors or anything failed.
@@ -36,7 +45,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
-sweep="" build=1 p99_concurrency=16 read_model=both rounds=1
+sweep="" build=1 p99_concurrency=16 read_model=both rounds=1 pg_equivalent=1
 while (($#)); do
   case $1 in
     --p99-concurrency=*) p99_concurrency=${1#*=} ;;
@@ -48,6 +57,7 @@ while (($#)); do
     --users=*) users=${1#*=} ;;
     --sweep=*) sweep=${1#*=} ;;
     --no-build) build=0 ;;
+    --no-pg-equivalent) pg_equivalent=0 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
@@ -62,11 +72,24 @@ esac
 for n in "$concurrency" "$p99_concurrency" "$channels" "$workers" "$pool" "$users"; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n' (see --help)"
 done
+# --warmup and --duration in seconds (the loader's forms: 500ms, 10s, 1m, 1.5m).
+dur_seconds() {
+  awk -v d="$1" 'BEGIN { if (d !~ /^[0-9]+(\.[0-9]+)?(ms|s|m|h)$/) exit 1
+    n = d + 0; u = d; sub(/^[0-9.]+/, "", u)
+    printf "%.6f", n * (u == "ms" ? 0.001 : u == "s" ? 1 : u == "m" ? 60 : 3600) }'
+}
+warmup_s=$(dur_seconds "$warmup") || die "--warmup wants e.g. 2s or 500ms, got '$warmup'"
+duration_s=$(dur_seconds "$duration") || die "--duration wants e.g. 10s or 1m, got '$duration'"
 
 PG="$ROOT/scripts/pg.sh"
 DB=segments_bench
 SERVER_BIN="$ROOT/build/release/server/segments-server"
 LOADER_BIN="$ROOT/build/release/bench/segments-grpc-load"
+PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+PG_EQUIVALENT="$ROOT/bench/pg_equivalent_update.sql"
+# Users each update slot and pgbench client walks: segments-grpc-load's
+# default --update-stripe.
+STRIPE=100
 BENCH_STATE="$STATE/bench"
 SERVER_PID="$BENCH_STATE/server.pid"
 SERVER_LOG="$BENCH_STATE/server.log"
@@ -88,6 +111,18 @@ pg_ticks() {
     total=$((total + $(proc_ticks "$pid")))
   done
   echo "$total"
+}
+
+# pg_ticks_reaped: pg_ticks plus what the postmaster's exited children used
+# (its cutime and cstime): pgbench's backends exit before the end of its run
+# is sampled.
+pg_ticks_reaped() {
+  local postmaster stat f
+  postmaster="$(head -n 1 "$STATE/pg/data/postmaster.pid" 2>/dev/null)" || true
+  stat="$(cat "/proc/$postmaster/stat" 2>/dev/null)" || { pg_ticks; return; }
+  stat=${stat##*) }
+  read -r -a f <<<"$stat"
+  echo $(($(pg_ticks) + f[13] + f[14]))
 }
 
 # "BUSY STEAL": CPU ticks of the whole machine (all cores) spent running
@@ -167,9 +202,70 @@ run_mode() {
   return "$rc"
 }
 
+# run_pg_equivalent LABEL: pgbench of bench/pg_equivalent_update.sql with
+# --concurrency clients for --warmup + --duration (one process, so that each
+# client's toggle goes on from the warmup as the loader's does), BENCH_TOGGLE
+# emptied first; appends a row as run_mode does, from pgbench's
+# per-transaction log: transactions that started in the measured window
+# (from --warmup after the first one started), their latencies, pgbench's
+# CPU as "loader". errors: clients that pgbench aborted (a failed statement
+# ends a client) and failed transactions.
+run_pg_equivalent() {
+  local label=$1 rc=0 toggle jobs seconds s0 p0 b0 st0 t0 s1 p1 b1 st1 t1 line prefix="$BENCH_STATE/pgbench_$1"
+  reset_toggle
+  toggle=$(psql_bench -tA -c "SELECT id FROM segments WHERE slug = 'BENCH_TOGGLE' AND deleted_at IS NULL")
+  jobs=$(($(nproc) < concurrency ? $(nproc) : concurrency))
+  seconds=$(awk -v w="$warmup_s" -v d="$duration_s" 'BEGIN { s = w + d; printf "%d", (s == int(s) ? s : int(s) + 1) + 1 }')
+  rm -f "$prefix".*
+  s0=$(proc_ticks "$SERVER") p0=$(pg_ticks_reaped) t0=$(date +%s%N)
+  read -r b0 st0 < <(cpu_ticks)
+  /usr/bin/time -f '%U %S' -o "$BENCH_STATE/$label.cpu" "$PGBENCH" -n -M prepared -c "$concurrency" -j "$jobs" \
+    -T "$seconds" -f "$PG_EQUIVALENT" -D toggle="$toggle" -D slug=BENCH_TOGGLE -D stripe="$STRIPE" -D step=0 \
+    -l --log-prefix="$prefix" "$("$PG" url "$DB")" >"$BENCH_STATE/$label.txt" 2>&1 || rc=$?
+  s1=$(proc_ticks "$SERVER") p1=$(pg_ticks_reaped) t1=$(date +%s%N)
+  read -r b1 st1 < <(cpu_ticks)
+  # Log lines: client transaction latency_us script end_s end_us (PG 15).
+  line=$(cat "$prefix".* 2>/dev/null | awk -v w="$warmup_s" -v d="$duration_s" -v label="$label" '
+    $3 !~ /^[0-9]+$/ { failed++; next }
+    { start = ($5 * 1e6 + $6) - $3; n++; st[n] = start; lat[n] = $3; if (n == 1 || start < first) first = start }
+    END { if (n == 0) exit 1
+      from = first + w * 1e6; to = from + d * 1e6
+      for (i = 1; i <= n; i++) if (st[i] >= from && st[i] < to) print "L", lat[i]
+      print "F", failed + 0 }' | sort -k1,1 -k2,2n | awk -v d="$duration_s" -v label="$label" '
+    $1 == "F" { failed = $2; next }
+    { v[++n] = $2 }
+    function pct(p,  r) { r = int(p / 100 * n); if (r < p / 100 * n) r++; if (r < 1) r = 1; return v[r] }
+    END { if (n == 0) exit 1
+      printf "%s,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f", label, n, failed, n / d, pct(50), pct(90), pct(99), v[n] }') ||
+    line=""
+  if [[ -z $line ]]; then
+    cat "$BENCH_STATE/$label.txt" >&2
+    warn "$label: pgbench exited with $rc and measured nothing"
+    return 1
+  fi
+  local aborted cpu errors_by_code
+  aborted=$(grep -c 'aborted in command' "$BENCH_STATE/$label.txt" || true)
+  cpu=$(awk '{ print $1 + $2 }' "$BENCH_STATE/$label.cpu" 2>/dev/null || echo 0)
+  errors_by_code=$(awk -F, -v a="$aborted" 'BEGIN { s = "" }
+    END { if (a > 0) s = "ABORTED_CLIENTS=" a; if ($3 > 0) s = s (s == "" ? "" : " ") "FAILED=" $3; print (s == "" ? "-" : s) }' <<<"$line")
+  line=$(awk -F, -v OFS=, -v a="$aborted" '{ $3 += a; print }' <<<"$line")
+  awk -v s=$((s1 - s0)) -v p=$((p1 - p0)) -v b=$((b1 - b0)) -v st=$((st1 - st0)) -v ns=$((t1 - t0)) \
+    -v hz="$CLK_TCK" -v l="$line" -v cpu="$cpu" -v e="$errors_by_code" 'BEGIN {
+    wall = ns / 1e9; lc = cpu / wall
+    other = b / hz / wall - s / hz / wall - p / hz / wall - lc
+    printf "%s,%.2f,%s,%.2f,%.2f,%.2f,%.2f\n", l, lc, e, s / hz / wall, (p < 0 ? 0 : p / hz / wall),
+      (other < 0 ? 0 : other), st / hz / wall }' >>"$RESULTS"
+  if ((rc != 0)); then
+    warn "$label: pgbench exited with $rc"
+    grep -m 5 -E 'aborted|error' "$BENCH_STATE/$label.txt" >&2 || true
+  fi
+  return "$rc"
+}
+
 # print_table CSV: the summary of the labels run_mode wrote: "get" and
 # "update" with the model, "get-off" and "update-off" without it, "get@N" at
-# N calls in flight.
+# N calls in flight; and run_pg_equivalent's "pg-equiv" (beside update) and
+# "pg-equiv-off".
 print_table() {
   awk -F, -v p99c="$p99_concurrency" '
     BEGIN { printf "%-11s %9s %7s %9s %8s %8s %8s %8s  %6s %6s %6s %6s %6s  %s\n", "mode", "calls", "errors",
@@ -198,6 +294,10 @@ print_table() {
           ratio("get/health    (without it, PostgreSQL)", "get-off", "")
           ratio("update/health (with the read model)", "update", "")
           ratio("update/health (without it)", "update-off", "")
+          if (("update" in rps) && rps["pg-equiv"] > 0)
+            printf "ratio %-38s %.2f   (target >= 0.7)\n", "update/pg-equivalent (with the model):", rps["update"] / rps["pg-equiv"]
+          if (("update-off" in rps) && rps["pg-equiv-off"] > 0)
+            printf "ratio %-38s %.2f   (target >= 0.7)\n", "update/pg-equivalent (without it):", rps["update-off"] / rps["pg-equiv-off"]
           if (("get" in rps) && ("get-off" in rps) && rps["get-off"] > 0)
             printf "ratio %-38s %.2f\n", "get with / get without the model:", rps["get"] / rps["get-off"]
           l = "get@" p99c
@@ -210,6 +310,11 @@ print_machine
 
 ((build)) && "$ROOT/scripts/build.sh" release segments-server segments-grpc-load
 [[ -x $SERVER_BIN && -x $LOADER_BIN ]] || die "missing $SERVER_BIN or $LOADER_BIN: run without --no-build"
+if ((pg_equivalent)) && [[ -z $sweep ]]; then
+  [[ -x $PGBENCH ]] || die "missing $PGBENCH (Debian's postgresql-15; or run with --no-pg-equivalent)"
+  [[ -x /usr/bin/time ]] || die "missing /usr/bin/time (Debian's time; or run with --no-pg-equivalent)"
+  ((concurrency * STRIPE <= users)) || die "pg-equiv needs --concurrency x $STRIPE <= --users"
+fi
 
 pg_ensure_started
 mkdir -p "$BENCH_STATE"
@@ -253,16 +358,22 @@ else
       done
       if ((p99_concurrency > 0)); then run_mode "get@$p99_concurrency" get "$p99_concurrency" || failed=1; fi
       run_mode update update || failed=1
+      if ((pg_equivalent)); then run_pg_equivalent pg-equiv || failed=1; fi
     else
       if [[ $model == "${models[0]}" ]]; then run_mode health health || failed=1; fi
       run_mode get-off get || failed=1
       run_mode update-off update || failed=1
+      if ((pg_equivalent)); then run_pg_equivalent pg-equiv-off || failed=1; fi
     fi
   done
   echo
   echo "segments-server --workers=$workers --db-pool-size=$pool; loader: concurrency $concurrency," \
     "channels $channels, warmup $warmup, duration $duration per mode, $users users"
   echo "get, get@N, update: --read-model=on (from memory); get-off, update-off: --read-model=off (PostgreSQL)"
+  if ((pg_equivalent)); then
+    echo "pg-equiv, pg-equiv-off: pgbench -M prepared -c $concurrency of bench/pg_equivalent_update.sql (rps = transactions/s," \
+      "loader = pgbench), each right after the update mode above it, that server idle"
+  fi
   print_table "$RESULTS"
   while IFS=, read -r label _; do
     [[ $label == update* ]] || continue
