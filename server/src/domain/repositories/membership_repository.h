@@ -3,6 +3,7 @@
 // (MembershipRepository) and reads on their own (MembershipQueries).
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 #include <absl/time/time.h>
@@ -29,6 +30,14 @@ namespace segments::domain {
 // the repositories keep them pointing at existing users and live segments:
 // db/schema.sql.)
 enum class AutoAssignmentLock { kShared, kExclusive };
+
+// A user automatic assignment must skip in a segment, and why (kManual or
+// kTtl, as MembershipRepository::RecordOptOuts).
+struct OptOut {
+  UserId user;
+  SegmentId segment_id = 0;
+  Reason reason = Reason::kManual;
+};
 
 class MembershipRepository {
  public:
@@ -85,6 +94,20 @@ class MembershipRepository {
   // event of reason auto_percent. Returns how many left at `now`.
   virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths,
                                                     absl::Time now) = 0;
+  // --- many users at once, for batches of user events: what the one-user
+  // methods do, in one statement for the whole batch.
+  // Every membership row of each of `users`, by user (a user without any is
+  // absent), locked as OfUser locks them.
+  virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> OfUsers(
+      const std::vector<UserId>& users) = 0;
+  virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> OptedOutSegmentsOfUsers(
+      const std::vector<UserId>& users) = 0;
+  // Deletes these (user, segment) rows.
+  virtual absl::Status DeleteOfUsers(const std::vector<std::pair<UserId, SegmentId>>& rows) = 0;
+  virtual absl::Status RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time now) = 0;
+  // EndAllOfUser for each of `users`. Returns how many ended at `now`.
+  virtual absl::StatusOr<int64_t> EndAllOfUsers(const std::vector<UserId>& users, Reason reason, absl::Time now) = 0;
+
   // TTL expiry: ends up to `limit` memberships whose deadline is at or
   // before `now`, each with a `remove` event of reason ttl stamped at its
   // deadline (an automatic one opts its user out). Rows another transaction
