@@ -190,9 +190,9 @@ const Statement kUsersMemberships{
     "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = ANY($1::user_id[]) "
     "ORDER BY m.user_id, m.segment_id FOR UPDATE OF m",
     /*plan_per_call=*/true};
-const Statement kUsersOptedOutSegments{"users_opted_out_segments",
-                                       "SELECT user_id, segment_id FROM auto_opt_outs WHERE user_id = ANY($1::user_id[])",
-                                       /*plan_per_call=*/true};
+const Statement kUsersOptedOutSegments{
+    "users_opted_out_segments", "SELECT user_id, segment_id FROM auto_opt_outs WHERE user_id = ANY($1::user_id[])",
+    /*plan_per_call=*/true};
 // $1 users, $2 segments (parallel).
 const Statement kDeleteUsersMemberships{"delete_users_memberships",
                                         "DELETE FROM memberships m "
@@ -234,6 +234,17 @@ const Statement kNextMembers{"next_members",
                              "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
                              "AND user_id > $4::user_id ORDER BY user_id LIMIT $3"};
 
+// A row of kUserMemberships or kUsersMemberships.
+absl::StatusOr<Membership> MembershipAt(const PgRow& row) {
+  Membership m;
+  ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
+  ASSIGN_OR_RETURN(m.slug, row.Text(1));
+  ASSIGN_OR_RETURN(m.added_at, row.Micros(2));
+  ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(3));
+  ASSIGN_OR_RETURN(m.automatic, row.Bool(4));
+  return m;
+}
+
 // The first parameters of the bulk statements: $1 segment id, $2 users, $3 slug, $4 now.
 PgParams BulkParams(const Segment& segment, const std::vector<UserId>& users, absl::Time now) {
   PgParams params;
@@ -254,13 +265,7 @@ absl::StatusOr<std::vector<Membership>> PgMembershipRepository::OfUser(const Use
   std::vector<Membership> out;
   out.reserve(static_cast<size_t>(r.Rows()));
   for (int i = 0; i < r.Rows(); ++i) {
-    const PgRow row(r, i);
-    Membership m;
-    ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
-    ASSIGN_OR_RETURN(m.slug, row.Text(1));
-    ASSIGN_OR_RETURN(m.added_at, row.Micros(2));
-    ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(3));
-    ASSIGN_OR_RETURN(m.automatic, row.Bool(4));
+    ASSIGN_OR_RETURN(Membership m, MembershipAt(PgRow(r, i)));
     out.push_back(std::move(m));
   }
   return out;
@@ -381,12 +386,7 @@ absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> PgMembershi
   for (int i = 0; i < r.Rows(); ++i) {
     const PgRow row(r, i);
     ASSIGN_OR_RETURN(UserId user, row.User(5));
-    Membership m;
-    ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
-    ASSIGN_OR_RETURN(m.slug, row.Text(1));
-    ASSIGN_OR_RETURN(m.added_at, row.Micros(2));
-    ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(3));
-    ASSIGN_OR_RETURN(m.automatic, row.Bool(4));
+    ASSIGN_OR_RETURN(Membership m, MembershipAt(row));
     out[user].push_back(std::move(m));
   }
   return out;

@@ -174,7 +174,7 @@ TEST_CASE_METHOD(Fixture, "a batch of user events leaves exactly what one call p
 
   // And what that is. A deleted user's memberships all ended: the live ones
   // with user_deleted now, the expired ones by TTL at their deadlines.
-  const std::string deleted = UserNo(7);  // 7 % 6 == 1: EARLY and MANUAL expired, nothing live
+  const std::string deleted = UserNo(7);        // 7 % 6 == 1: EARLY and MANUAL expired, nothing live
   const std::string deleted_live = UserNo(23);  // 23 % 6 == 5: MANUAL live, MANUAL2 and EARLY expired
   const std::string sync_micros = std::to_string(absl::ToUnixMicros(kSyncAt));
   const std::string early_end = std::to_string(absl::ToUnixMicros(kT0 + absl::Seconds(61)));
@@ -200,8 +200,7 @@ TEST_CASE_METHOD(Fixture, "a batch of user events leaves exactly what one call p
         Rows{{"EARLY", "ttl", early_end}, {"MANUAL", "ttl", hand_end}});
   CHECK(Query("SELECT o.user_id, o.reason FROM auto_opt_outs o JOIN segments s ON s.id = o.segment_id "
               "WHERE s.slug = 'EARLY' AND o.user_id IN ('" +
-              UserNo(1) + "', '" + UserNo(3) + "') ORDER BY 1") ==
-        Rows{{UserNo(1), "ttl"}, {UserNo(3), "manual"}});
+              UserNo(1) + "', '" + UserNo(3) + "') ORDER BY 1") == Rows{{UserNo(1), "ttl"}, {UserNo(3), "manual"}});
   // In EARLY, of the active users, are only the new ones.
   CHECK(QueryValue("SELECT count(*) FROM memberships m JOIN segments s ON s.id = m.segment_id "
                    "JOIN users u ON u.id = m.user_id WHERE s.slug = 'EARLY' AND u.state = 'active'") ==
