@@ -94,6 +94,14 @@ class MembershipRepository {
   // event of reason auto_percent. Returns how many left at `now`.
   virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths,
                                                     absl::Time now) = 0;
+
+  // TTL expiry: ends up to `limit` memberships whose deadline is at or
+  // before `now`, each with a `remove` event of reason ttl stamped at its
+  // deadline (an automatic one opts its user out). Rows another transaction
+  // holds are skipped, not waited for, so any number of instances can run
+  // this at once without writing an event twice. Returns how many ended.
+  virtual absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) = 0;
+
   // --- many users at once, for batches of user events: what the one-user
   // methods do, in one statement for the whole batch.
   // Every membership row of each of `users`, by user (a user without any is
@@ -107,13 +115,6 @@ class MembershipRepository {
   virtual absl::Status RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time now) = 0;
   // EndAllOfUser for each of `users`. Returns how many ended at `now`.
   virtual absl::StatusOr<int64_t> EndAllOfUsers(const std::vector<UserId>& users, Reason reason, absl::Time now) = 0;
-
-  // TTL expiry: ends up to `limit` memberships whose deadline is at or
-  // before `now`, each with a `remove` event of reason ttl stamped at its
-  // deadline (an automatic one opts its user out). Rows another transaction
-  // holds are skipped, not waited for, so any number of instances can run
-  // this at once without writing an event twice. Returns how many ended.
-  virtual absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) = 0;
 };
 
 // The reads of memberships outside a transaction: the hot read of the
