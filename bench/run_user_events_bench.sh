@@ -274,7 +274,9 @@ PG_LOG="$STATE/pg/log/postgresql.log"
 log_offset() { stat -c %s "$PG_LOG"; }
 explain_digest() {
   local xf="$OUT/explain_$1.txt"
-  tail -c +$(($2 + 1)) "$PG_LOG" | head -c $(($3 - $2)) | awk '
+  # head first: the other way round, tail gets SIGPIPE when head has enough
+  # (a long log), and pipefail stops the run.
+  head -c "$3" "$PG_LOG" | tail -c +$(($2 + 1)) | awk '
     /^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / { on = ($0 ~ /LOG:  duration: .* plan:/) }
     on { print }' >"$xf"
   echo "where PostgreSQL's time goes, $1 (statements of ${explain} ms or more in the window; plans: $xf):"

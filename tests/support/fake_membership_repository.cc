@@ -221,6 +221,42 @@ absl::StatusOr<int64_t> FakeMembershipRepository::EndExpired(absl::Time now, int
   return static_cast<int64_t>(due.size());
 }
 
+absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> FakeMembershipRepository::OfUsers(
+    const std::vector<UserId>& users) {
+  absl::flat_hash_map<UserId, std::vector<Membership>> out;
+  for (const UserId& user : users) {
+    ASSIGN_OR_RETURN(std::vector<Membership> rows, OfUser(user));
+    if (!rows.empty()) out.emplace(user, std::move(rows));
+  }
+  return out;
+}
+
+absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> FakeMembershipRepository::OptedOutSegmentsOfUsers(
+    const std::vector<UserId>& users) {
+  absl::flat_hash_map<UserId, std::vector<SegmentId>> out;
+  for (const UserId& user : users) {
+    ASSIGN_OR_RETURN(std::vector<SegmentId> ids, OptedOutSegments(user));
+    if (!ids.empty()) out.emplace(user, std::move(ids));
+  }
+  return out;
+}
+
+absl::Status FakeMembershipRepository::DeleteOfUsers(const std::vector<std::pair<UserId, SegmentId>>& rows) {
+  for (const auto& [user, id] : rows) RETURN_IF_ERROR(Delete(user, {id}));
+  return absl::OkStatus();
+}
+
+absl::Status FakeMembershipRepository::RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time now) {
+  for (const OptOut& o : opt_outs) RETURN_IF_ERROR(RecordOptOuts(o.user, {o.segment_id}, o.reason, now));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> FakeMembershipRepository::EndAllOfUsers(const std::vector<UserId>& users, Reason reason,
+                                                                absl::Time now) {
+  const std::set<UserId> wanted(users.begin(), users.end());
+  return EndWhere([&](const UserId& user, SegmentId) { return wanted.contains(user); }, reason, now);
+}
+
 absl::StatusOr<int64_t> FakeMembershipRepository::EndWhere(const std::function<bool(const UserId&, SegmentId)>& matches,
                                                            Reason reason, absl::Time now) {
   RETURN_IF_ERROR(controls_.failure);

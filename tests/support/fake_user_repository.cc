@@ -55,6 +55,11 @@ absl::Status FakeUserRepository::SetStates(const std::vector<std::pair<UserId, U
   return absl::OkStatus();
 }
 
+absl::Status FakeUserRepository::DeleteMany(const std::vector<UserId>& users) {
+  for (const UserId& user : users) RETURN_IF_ERROR(Delete(user));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<UserId>> FakeUserRepository::Unknown(const std::vector<UserId>& users) {
   RETURN_IF_ERROR(controls_.failure);
   std::vector<UserId> out;

@@ -20,6 +20,7 @@ class FakeUserRepository final : public domain::UserRepository {
                           absl::Time now) override;
   absl::Status SetStates(const std::vector<std::pair<domain::UserId, domain::UserState>>& users,
                          absl::Time now) override;
+  absl::Status DeleteMany(const std::vector<domain::UserId>& users) override;
   absl::StatusOr<std::vector<domain::UserId>> Unknown(const std::vector<domain::UserId>& users) override;
 
  private:

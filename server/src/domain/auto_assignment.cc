@@ -1,6 +1,9 @@
 #include "domain/auto_assignment.h"
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
+
+#include <vector>
 
 #include "common/status_macros.h"
 #include "domain/bucketing.h"
@@ -52,29 +55,35 @@ int PlanAssignment(const std::vector<Segment>& segments, const std::vector<Membe
 }  // namespace
 
 absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now) {
-  ASSIGN_OR_RETURN(std::vector<Segment> segments, tx.segments().Automatic());
-  if (segments.empty()) return 0;
-  ASSIGN_OR_RETURN(std::vector<Membership> current, tx.memberships().OfUser(user));
-  ASSIGN_OR_RETURN(std::vector<SegmentId> opted_out, tx.memberships().OptedOutSegments(user));
-
-  MembershipChanges changes(user, now);
-  const int added = PlanAssignment(segments, current, opted_out, user, now, changes);
-  if (changes.empty()) return 0;
-  RETURN_IF_ERROR(changes.Apply(tx));
-  return added;
+  return AssignUsersAutomatically(tx, {}, {user}, now);
 }
 
-absl::StatusOr<int> AssignNewUsersAutomatically(Transaction& tx, const std::vector<UserId>& users, absl::Time now) {
-  if (users.empty()) return 0;
+absl::StatusOr<int> AssignUsersAutomatically(Transaction& tx, const std::vector<UserId>& created,
+                                             const std::vector<UserId>& returning, absl::Time now) {
+  if (created.empty() && returning.empty()) return 0;
   ASSIGN_OR_RETURN(std::vector<Segment> segments, tx.segments().Automatic());
   if (segments.empty()) return 0;
-  std::vector<MembershipChanges> changes;
-  int added = 0;
-  for (const UserId& user : users) {
-    MembershipChanges& mine = changes.emplace_back(user, now);
-    added += PlanAssignment(segments, {}, {}, user, now, mine);
+  absl::flat_hash_map<UserId, std::vector<Membership>> current;
+  absl::flat_hash_map<UserId, std::vector<SegmentId>> opted_out;
+  if (!returning.empty()) {
+    ASSIGN_OR_RETURN(current, tx.memberships().OfUsers(returning));
+    ASSIGN_OR_RETURN(opted_out, tx.memberships().OptedOutSegmentsOfUsers(returning));
   }
-  if (added == 0) return 0;
+
+  std::vector<MembershipChanges> changes;
+  changes.reserve(created.size() + returning.size());
+  int added = 0;
+  for (const UserId& user : created) {
+    added += PlanAssignment(segments, {}, {}, user, now, changes.emplace_back(user, now));
+  }
+  const std::vector<Membership> no_memberships;
+  const std::vector<SegmentId> no_opt_outs;
+  for (const UserId& user : returning) {
+    auto m = current.find(user);
+    auto o = opted_out.find(user);
+    added += PlanAssignment(segments, m == current.end() ? no_memberships : m->second,
+                            o == opted_out.end() ? no_opt_outs : o->second, user, now, changes.emplace_back(user, now));
+  }
   RETURN_IF_ERROR(MembershipChanges::ApplyAll(tx, changes));
   return added;
 }

@@ -1,11 +1,14 @@
-// Automatic assignment of one user: the rule of docs/bucketing.md applied to
-// a user who was just created or became active again. Set-based assignment
-// of a whole segment is MembershipRepository::AssignByPercent; both follow the same
-// rule, and tests hold them to it.
+// Automatic assignment of users one by one: the rule of docs/bucketing.md
+// applied to a user who was just created or became active again (alone, or
+// in a batch of user events). Set-based assignment of a whole segment is
+// MembershipRepository::AssignByPercent; both follow the same rule, and tests
+// hold them to it.
 #pragma once
 
 #include <absl/status/statusor.h>
 #include <absl/time/time.h>
+
+#include <vector>
 
 #include "domain/model.h"
 #include "domain/repositories/unit_of_work.h"
@@ -21,10 +24,13 @@ namespace segments::domain {
 // automatic-assignment lock (shared). Returns how many segments were added.
 absl::StatusOr<int> AssignUserAutomatically(Transaction& tx, const UserId& user, absl::Time now);
 
-// The same for users created in this transaction (so without memberships or
-// opt-outs yet), all active: the automatic segments are read once and every
-// membership is written with one insert, for batches of user events.
-// Returns how many memberships were added.
-absl::StatusOr<int> AssignNewUsersAutomatically(Transaction& tx, const std::vector<UserId>& users, absl::Time now);
+// The same for a batch of users, all active, with a fixed number of
+// statements whatever their number (for user events): `returning` are known
+// users, whose memberships and opt-outs are read for all of them at once;
+// `created` were created in this transaction, so have neither. The caller
+// holds their rows and the lock as above. Returns how many memberships were
+// added.
+absl::StatusOr<int> AssignUsersAutomatically(Transaction& tx, const std::vector<UserId>& created,
+                                             const std::vector<UserId>& returning, absl::Time now);
 
 }  // namespace segments::domain

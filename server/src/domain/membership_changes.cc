@@ -33,25 +33,21 @@ void MembershipChanges::Add(const Segment& segment, std::optional<absl::Time> ex
 absl::Status MembershipChanges::Apply(Transaction& tx) { return ApplyAll(tx, {*this}); }
 
 absl::Status MembershipChanges::ApplyAll(Transaction& tx, const std::vector<MembershipChanges>& changes) {
+  std::vector<std::pair<UserId, SegmentId>> deleted;
+  std::vector<OptOut> opted_out;
   std::vector<std::pair<UserId, NewMembership>> inserted;
   std::vector<HistoryEvent> events;
   for (const MembershipChanges& c : changes) {
-    if (!c.deleted_.empty()) {
-      RETURN_IF_ERROR(tx.memberships().Delete(c.user_, c.deleted_));
-    }
-    if (!c.opted_out_by_hand_.empty()) {
-      RETURN_IF_ERROR(tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_hand_, Reason::kManual, c.now_));
-    }
-    if (!c.opted_out_by_ttl_.empty()) {
-      RETURN_IF_ERROR(tx.memberships().RecordOptOuts(c.user_, c.opted_out_by_ttl_, Reason::kTtl, c.now_));
-    }
+    for (SegmentId id : c.deleted_) deleted.emplace_back(c.user_, id);
+    for (SegmentId id : c.opted_out_by_hand_) opted_out.push_back({c.user_, id, Reason::kManual});
+    for (SegmentId id : c.opted_out_by_ttl_) opted_out.push_back({c.user_, id, Reason::kTtl});
     for (const NewMembership& m : c.inserted_) inserted.emplace_back(c.user_, m);
     events.insert(events.end(), c.events_.begin(), c.events_.end());
   }
-  if (!inserted.empty()) {
-    // All changes of one batch share `now`: the callers make them together.
-    RETURN_IF_ERROR(tx.memberships().Insert(inserted, changes.front().now_));
-  }
+  // All changes of one batch share `now`: the callers make them together.
+  if (!deleted.empty()) RETURN_IF_ERROR(tx.memberships().DeleteOfUsers(deleted));
+  if (!opted_out.empty()) RETURN_IF_ERROR(tx.memberships().RecordOptOutsOfUsers(opted_out, changes.front().now_));
+  if (!inserted.empty()) RETURN_IF_ERROR(tx.memberships().Insert(inserted, changes.front().now_));
   return tx.history().Append(events);
 }
 

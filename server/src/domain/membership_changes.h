@@ -1,6 +1,7 @@
 // One user's membership changes within a transaction, collected and then
 // written together with their history and opt-outs. Shared by the hand-made
-// changes (UpdateUserSegments) and by automatic assignment of one user.
+// changes (UpdateUserSegments) and by automatic assignment of one user or of
+// a batch of users.
 #pragma once
 
 #include <absl/status/status.h>
@@ -30,7 +31,8 @@ class MembershipChanges {
 
   bool empty() const { return deleted_.empty() && inserted_.empty(); }
   absl::Status Apply(Transaction& tx);
-  // Applies the changes of many users with one insert and one history append.
+  // Applies the changes of many users with one statement of each kind
+  // (deletion, opt-outs, insert, history), whatever the number of users.
   static absl::Status ApplyAll(Transaction& tx, const std::vector<MembershipChanges>& changes);
 
  private:

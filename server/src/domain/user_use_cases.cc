@@ -126,18 +126,15 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
         if (*observed.state == UserState::kActive) returning.push_back(observed.id);
       }
     }
-    for (const UserId& user : deleted) {
-      ASSIGN_OR_RETURN(const int64_t ended, DeleteIn(tx, user, now));
-      result.memberships_ended += ended;
+    // The steps of DeleteIn, CreateIn and ChangeStateIn, each for all its
+    // users at once: a fixed number of statements per batch.
+    if (!deleted.empty()) {
+      ASSIGN_OR_RETURN(result.memberships_ended, tx.memberships().EndAllOfUsers(deleted, Reason::kUserDeleted, now));
+      RETURN_IF_ERROR(tx.users().DeleteMany(deleted));
     }
     RETURN_IF_ERROR(tx.users().InsertMany(created, now));
     RETURN_IF_ERROR(tx.users().SetStates(changed, now));
-    // The same rule as CreateIn and ChangeStateIn: new and returning active
-    // users are evaluated; new ones in bulk, as they have nothing yet.
-    RETURN_IF_ERROR(AssignNewUsersAutomatically(tx, new_active, now));
-    for (const UserId& user : returning) {
-      RETURN_IF_ERROR(AssignUserAutomatically(tx, user, now));
-    }
+    RETURN_IF_ERROR(AssignUsersAutomatically(tx, new_active, returning, now));
     result.created = static_cast<int>(created.size());
     result.state_changed = static_cast<int>(changed.size());
     result.deleted = static_cast<int>(deleted.size());

@@ -55,7 +55,8 @@ class UserUseCases {
   // returning user is evaluated), a known one it does not know is deleted.
   // Users already in agreement are left alone, so applying the same
   // observation twice changes nothing. Ids must be distinct
-  // (INVALID_ARGUMENT otherwise).
+  // (INVALID_ARGUMENT otherwise). Each step runs once for all the users it
+  // concerns, so the number of statements does not grow with the batch.
   absl::StatusOr<UserSyncResult> SyncUsers(const std::vector<ObservedUser>& users);
 
  private:

@@ -185,6 +185,44 @@ const Statement kEndExpiredMemberships{
     "SELECT e.user_id, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at FROM e "
     "JOIN segments s ON s.id = e.segment_id RETURNING 1) SELECT count(*) FROM h"};
 
+// --- many users at once (batches of user events): what the one-user
+// statements do, over arrays of users; those that look rows up are planned
+// per call (Statement::plan_per_call).
+// $1 users: their memberships as kUserMemberships reads them, then the user.
+const Statement kUsersMemberships{
+    "users_memberships",
+    "SELECT m.segment_id, s.slug, (extract(epoch FROM m.added_at) * 1000000)::int8 AS added_at, "
+    "(extract(epoch FROM m.expires_at) * 1000000)::int8 AS expires_at, m.auto, m.user_id "
+    "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = ANY($1::user_id[]) "
+    "ORDER BY m.user_id, m.segment_id FOR UPDATE OF m",
+    /*plan_per_call=*/true};
+const Statement kUsersOptedOutSegments{
+    "users_opted_out_segments", "SELECT user_id, segment_id FROM auto_opt_outs WHERE user_id = ANY($1::user_id[])",
+    /*plan_per_call=*/true};
+// $1 users, $2 segments (parallel).
+const Statement kDeleteUsersMemberships{"delete_users_memberships",
+                                        "DELETE FROM memberships m "
+                                        "USING unnest($1::user_id[], $2::int8[]) AS t(user_id, segment_id) "
+                                        "WHERE m.user_id = t.user_id AND m.segment_id = t.segment_id",
+                                        /*plan_per_call=*/true};
+// $1 users, $2 segments, $3 reasons (parallel), $4 now.
+const Statement kRecordUsersOptOuts{
+    "record_users_opt_outs",
+    "INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT segment_id, user_id, reason, $4::timestamptz "
+    "FROM unnest($1::user_id[], $2::int8[], $3::history_reason[]) AS t(user_id, segment_id, reason) "
+    "ON CONFLICT DO NOTHING"};
+// kEndUserMemberships for users $1: $2 reason, $3 now.
+const Statement kEndUsersMemberships{
+    "end_users_memberships",
+    "WITH e AS (DELETE FROM memberships WHERE user_id = ANY($1::user_id[]) RETURNING user_id, segment_id, expires_at), "
+    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "SELECT e.user_id, e.segment_id, s.slug, 'remove', "
+    "CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE $2::history_reason END, "
+    "CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END "
+    "FROM e JOIN segments s ON s.id = e.segment_id RETURNING reason) "
+    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h",
+    /*plan_per_call=*/true};
+
 // --- reads
 const Statement kActiveSegmentSlugs{"active_segment_slugs",
                                     "SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id "
@@ -201,6 +239,17 @@ const Statement kNextMembers{"next_members",
                              "(extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, auto FROM memberships "
                              "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
                              "AND user_id > $4::user_id ORDER BY user_id LIMIT $3"};
+
+// A row of kUserMemberships or kUsersMemberships.
+absl::StatusOr<Membership> MembershipAt(const PgRow& row) {
+  Membership m;
+  ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
+  ASSIGN_OR_RETURN(m.slug, row.Text(1));
+  ASSIGN_OR_RETURN(m.added_at, row.Micros(2));
+  ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(3));
+  ASSIGN_OR_RETURN(m.automatic, row.Bool(4));
+  return m;
+}
 
 // The first parameters of the bulk statements: $1 segment id, $2 users, $3 slug, $4 now.
 PgParams BulkParams(const Segment& segment, const std::vector<UserId>& users, absl::Time now) {
@@ -257,13 +306,7 @@ absl::StatusOr<std::vector<Membership>> PgMembershipRepository::OfUser(const Use
   std::vector<Membership> out;
   out.reserve(static_cast<size_t>(r.Rows()));
   for (int i = 0; i < r.Rows(); ++i) {
-    const PgRow row(r, i);
-    Membership m;
-    ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
-    ASSIGN_OR_RETURN(m.slug, row.Text(1));
-    ASSIGN_OR_RETURN(m.added_at, row.Micros(2));
-    ASSIGN_OR_RETURN(m.expires_at, row.OptionalMicros(3));
-    ASSIGN_OR_RETURN(m.automatic, row.Bool(4));
+    ASSIGN_OR_RETURN(Membership m, MembershipAt(PgRow(r, i)));
     out.push_back(std::move(m));
   }
   return out;
@@ -374,6 +417,70 @@ absl::StatusOr<int64_t> PgMembershipRepository::UnassignByPercent(const Segment&
 // Not a read model change: reads leave out expired memberships already.
 absl::StatusOr<int64_t> PgMembershipRepository::EndExpired(absl::Time now, int limit) {
   return tx_.CountOf(kEndExpiredMemberships, PgParams().Time(now).Int(limit));
+}
+
+absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> PgMembershipRepository::OfUsers(
+    const std::vector<UserId>& users) {
+  absl::flat_hash_map<UserId, std::vector<Membership>> out;
+  if (users.empty()) return out;
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kUsersMemberships, PgParams().Users(users)));
+  for (int i = 0; i < r.Rows(); ++i) {
+    const PgRow row(r, i);
+    ASSIGN_OR_RETURN(UserId user, row.User(5));
+    ASSIGN_OR_RETURN(Membership m, MembershipAt(row));
+    out[user].push_back(std::move(m));
+  }
+  return out;
+}
+
+absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> PgMembershipRepository::OptedOutSegmentsOfUsers(
+    const std::vector<UserId>& users) {
+  absl::flat_hash_map<UserId, std::vector<SegmentId>> out;
+  if (users.empty()) return out;
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kUsersOptedOutSegments, PgParams().Users(users)));
+  for (int i = 0; i < r.Rows(); ++i) {
+    const PgRow row(r, i);
+    ASSIGN_OR_RETURN(UserId user, row.User(0));
+    ASSIGN_OR_RETURN(SegmentId id, row.Int64(1));
+    out[user].push_back(id);
+  }
+  return out;
+}
+
+absl::Status PgMembershipRepository::DeleteOfUsers(const std::vector<std::pair<UserId, SegmentId>>& rows) {
+  if (rows.empty()) return absl::OkStatus();
+  std::vector<UserId> users;
+  std::vector<int64_t> segments;
+  users.reserve(rows.size());
+  segments.reserve(rows.size());
+  for (const auto& [user, segment] : rows) {
+    users.push_back(user);
+    segments.push_back(segment);
+  }
+  tx_.NoteReadModelChange();
+  return tx_.conn().Execute(kDeleteUsersMemberships, PgParams().Users(users).IntArray(segments)).status();
+}
+
+absl::Status PgMembershipRepository::RecordOptOutsOfUsers(const std::vector<domain::OptOut>& opt_outs, absl::Time now) {
+  if (opt_outs.empty()) return absl::OkStatus();
+  std::vector<UserId> users;
+  std::vector<int64_t> segments;
+  std::vector<std::string> reasons;
+  for (const domain::OptOut& o : opt_outs) {
+    users.push_back(o.user);
+    segments.push_back(o.segment_id);
+    reasons.emplace_back(domain::ToString(o.reason));
+  }
+  PgParams params;
+  params.Users(users).IntArray(segments).TextArray(reasons).Time(now);
+  return tx_.conn().Execute(kRecordUsersOptOuts, params).status();
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfUsers(const std::vector<UserId>& users, Reason reason,
+                                                              absl::Time now) {
+  if (users.empty()) return 0;
+  tx_.NoteReadModelChange();
+  return tx_.CountOf(kEndUsersMemberships, PgParams().Users(users).Text(domain::ToString(reason)).Time(now));
 }
 
 absl::StatusOr<std::vector<std::string>> PgMembershipQueries::ActiveSegmentSlugs(const UserId& user, absl::Time now) {

@@ -33,6 +33,14 @@ class PgMembershipRepository final : public domain::MembershipRepository {
   absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, int32_t from_hundredths,
                                             absl::Time now) override;
   absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) override;
+  absl::StatusOr<absl::flat_hash_map<domain::UserId, std::vector<domain::Membership>>> OfUsers(
+      const std::vector<domain::UserId>& users) override;
+  absl::StatusOr<absl::flat_hash_map<domain::UserId, std::vector<domain::SegmentId>>> OptedOutSegmentsOfUsers(
+      const std::vector<domain::UserId>& users) override;
+  absl::Status DeleteOfUsers(const std::vector<std::pair<domain::UserId, domain::SegmentId>>& rows) override;
+  absl::Status RecordOptOutsOfUsers(const std::vector<domain::OptOut>& opt_outs, absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfUsers(const std::vector<domain::UserId>& users, domain::Reason reason,
+                                        absl::Time now) override;
 
  private:
   // Fills the temporary table auto_picked with the ids `source` yields whose

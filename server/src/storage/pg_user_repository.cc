@@ -32,6 +32,11 @@ const Statement kSetUserStates{"set_user_states",
                                "UPDATE users u SET state = t.state, updated_at = $3 "
                                "FROM unnest($1::user_id[], $2::user_state[]) AS t(id, state) WHERE u.id = t.id",
                                /*plan_per_call=*/true};
+// kDeleteUser for users $1.
+const Statement kDeleteUsers{"delete_users",
+                             "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = ANY($1::user_id[])) "
+                             "DELETE FROM users WHERE id = ANY($1::user_id[])",
+                             /*plan_per_call=*/true};
 // FOR KEY SHARE keeps the known users from being deleted until the
 // transaction ends (memberships have no foreign keys; schema.sql), in id
 // order, the order every multi-user lock takes, so they cannot deadlock.
@@ -102,6 +107,11 @@ absl::Status PgUserRepository::SetStates(const std::vector<std::pair<UserId, Use
   return tx_.conn()
       .Execute(kSetUserStates, PgParams().Users(IdsOf(users)).TextArray(StatesOf(users)).Time(now))
       .status();
+}
+
+absl::Status PgUserRepository::DeleteMany(const std::vector<UserId>& users) {
+  if (users.empty()) return absl::OkStatus();
+  return tx_.conn().Execute(kDeleteUsers, PgParams().Users(users)).status();
 }
 
 absl::StatusOr<std::vector<UserId>> PgUserRepository::Unknown(const std::vector<UserId>& users) {

@@ -3,6 +3,7 @@
 // (MembershipRepository) and reads on their own (MembershipQueries).
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 #include <absl/time/time.h>
@@ -54,6 +55,14 @@ struct UserSegmentsProblems {
   std::vector<size_t> already_in;       // the user is in the segment already
 
   bool empty() const { return !no_user && missing_adds.empty() && missing_removes.empty() && already_in.empty(); }
+};
+
+// A user automatic assignment must skip in a segment, and why (kManual or
+// kTtl, as MembershipRepository::RecordOptOuts).
+struct OptOut {
+  UserId user;
+  SegmentId segment_id = 0;
+  Reason reason = Reason::kManual;
 };
 
 class MembershipRepository {
@@ -120,12 +129,27 @@ class MembershipRepository {
   // event of reason auto_percent. Returns how many left at `now`.
   virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths,
                                                     absl::Time now) = 0;
+
   // TTL expiry: ends up to `limit` memberships whose deadline is at or
   // before `now`, each with a `remove` event of reason ttl stamped at its
   // deadline (an automatic one opts its user out). Rows another transaction
   // holds are skipped, not waited for, so any number of instances can run
   // this at once without writing an event twice. Returns how many ended.
   virtual absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) = 0;
+
+  // --- many users at once, for batches of user events: what the one-user
+  // methods do, in one statement for the whole batch.
+  // Every membership row of each of `users`, by user (a user without any is
+  // absent), locked as OfUser locks them.
+  virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> OfUsers(
+      const std::vector<UserId>& users) = 0;
+  virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> OptedOutSegmentsOfUsers(
+      const std::vector<UserId>& users) = 0;
+  // Deletes these (user, segment) rows.
+  virtual absl::Status DeleteOfUsers(const std::vector<std::pair<UserId, SegmentId>>& rows) = 0;
+  virtual absl::Status RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time now) = 0;
+  // EndAllOfUser for each of `users`. Returns how many ended at `now`.
+  virtual absl::StatusOr<int64_t> EndAllOfUsers(const std::vector<UserId>& users, Reason reason, absl::Time now) = 0;
 };
 
 // The reads of memberships outside a transaction: the hot read of the

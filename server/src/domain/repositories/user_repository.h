@@ -30,11 +30,12 @@ class UserRepository {
 
   // Many users at once, for batches of user events: the known ones among
   // `users` with their states, locked as Lock does (in id order); inserting
-  // users that must all be new (ALREADY_EXISTS otherwise); and setting the
-  // states of known users.
+  // users that must all be new (ALREADY_EXISTS otherwise); setting the
+  // states of known users; and deleting known users.
   virtual absl::StatusOr<absl::flat_hash_map<UserId, UserState>> LockMany(const std::vector<UserId>& users) = 0;
   virtual absl::Status InsertMany(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) = 0;
   virtual absl::Status SetStates(const std::vector<std::pair<UserId, UserState>>& users, absl::Time now) = 0;
+  virtual absl::Status DeleteMany(const std::vector<UserId>& users) = 0;
 
   // Those of `users` that are not known users; the known ones are locked
   // against deletion (not against changes of state), in id order, until the
