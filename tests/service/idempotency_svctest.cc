@@ -154,8 +154,7 @@ TEST_CASE_METHOD(ServiceFixture, "A repeat with the key gets the first outcome b
   CHECK(Update(add).error_code() == grpc::StatusCode::FAILED_PRECONDITION);  // without the key: already in
 
   v1::DeleteSegmentResponse first;
-  const Answer deleted =
-      Call(*segments, &SegmentStub::DeleteSegment, SegmentToDelete("VOICE"), "delete-voice", &first);
+  const Answer deleted = Call(*segments, &SegmentStub::DeleteSegment, SegmentToDelete("VOICE"), "delete-voice", &first);
   REQUIRE(deleted.code == grpc::StatusCode::OK);
   CHECK(first.memberships_ended() == 1);
   v1::DeleteSegmentResponse again;

@@ -24,9 +24,8 @@ void AppendDeterministically(const google::protobuf::Message& message, std::stri
 }  // namespace
 
 absl::StatusOr<std::optional<std::string>> IdempotencyKeyOf(const grpc::ServerContextBase& context) {
-  const auto [first, last] =
-      context.client_metadata().equal_range(grpc::string_ref(kIdempotencyKeyMetadata.data(),
-                                                             kIdempotencyKeyMetadata.size()));
+  const auto [first, last] = context.client_metadata().equal_range(
+      grpc::string_ref(kIdempotencyKeyMetadata.data(), kIdempotencyKeyMetadata.size()));
   if (first == last) return std::nullopt;
   if (std::next(first) != last) {
     return domain::FieldError(absl::StatusCode::kInvalidArgument, domain::Field::kIdempotencyKey,

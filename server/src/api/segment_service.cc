@@ -94,21 +94,22 @@ class SegmentService::MemberStream final : public PacedStream<v1::StreamSegmentM
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
                                                         const v1::CreateSegmentRequest* request,
                                                         v1::CreateSegmentResponse* response) {
-  return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/CreateSegment", request,
-                     response, [this, request, response]() -> absl::Status {
-    domain::CreateSegmentCommand command{request->slug(),
-                                         std::nullopt,
-                                         request->description(),
-                                         {request->include_segments().begin(), request->include_segments().end()},
-                                         {request->exclude_segments().begin(), request->exclude_segments().end()},
-                                         std::nullopt};
-    if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
-    command.auto_seconds_to_be_in_segment =
-        GivenSeconds(request->has_auto_seconds_to_be_in_segment(), request->auto_seconds_to_be_in_segment());
-    ASSIGN_OR_RETURN(const domain::Segment created, use_cases_.CreateSegment(command));
-    SegmentToProto(created, response->mutable_segment());
-    return absl::OkStatus();
-  });
+  return RunMutation(
+      context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/CreateSegment", request, response,
+      [this, request, response]() -> absl::Status {
+        domain::CreateSegmentCommand command{request->slug(),
+                                             std::nullopt,
+                                             request->description(),
+                                             {request->include_segments().begin(), request->include_segments().end()},
+                                             {request->exclude_segments().begin(), request->exclude_segments().end()},
+                                             std::nullopt};
+        if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
+        command.auto_seconds_to_be_in_segment =
+            GivenSeconds(request->has_auto_seconds_to_be_in_segment(), request->auto_seconds_to_be_in_segment());
+        ASSIGN_OR_RETURN(const domain::Segment created, use_cases_.CreateSegment(command));
+        SegmentToProto(created, response->mutable_segment());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerContext* context,
@@ -116,10 +117,10 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
                                                         v1::DeleteSegmentResponse* response) {
   return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/DeleteSegment", request,
                      response, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteSegment(request->slug()));
-    response->set_memberships_ended(ended);
-    return absl::OkStatus();
-  });
+                       ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteSegment(request->slug()));
+                       response->set_memberships_ended(ended);
+                       return absl::OkStatus();
+                     });
 }
 
 grpc::ServerUnaryReactor* SegmentService::UpdateUserSegments(grpc::CallbackServerContext* context,
@@ -165,13 +166,13 @@ grpc::ServerUnaryReactor* SegmentService::UpdateSegmentPercent(grpc::CallbackSer
                                                                v1::UpdateSegmentPercentResponse* response) {
   return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/UpdateSegmentPercent",
                      request, response, [this, request, response]() -> absl::Status {
-    domain::UpdateSegmentPercentCommand command{request->slug(), std::nullopt};
-    if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
-    ASSIGN_OR_RETURN(const domain::PercentChange change, use_cases_.UpdateSegmentPercent(command));
-    response->set_members_added(change.added);
-    response->set_members_removed(change.removed);
-    return absl::OkStatus();
-  });
+                       domain::UpdateSegmentPercentCommand command{request->slug(), std::nullopt};
+                       if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
+                       ASSIGN_OR_RETURN(const domain::PercentChange change, use_cases_.UpdateSegmentPercent(command));
+                       response->set_members_added(change.added);
+                       response->set_members_removed(change.removed);
+                       return absl::OkStatus();
+                     });
 }
 
 grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerContext* context,
@@ -207,15 +208,15 @@ grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse>* SegmentService::Stre
 grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServerContext* context,
                                                             const v1::AddSegmentToUsersRequest* request,
                                                             v1::AddSegmentToUsersResponse* response) {
-  return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/AddSegmentToUsers",
-                     request, response, [this, request, response]() -> absl::Status {
-    domain::SegmentUsersCommand command = SegmentUsersCommandOf(*request);
-    command.ttl = TtlInputOf(*request);
-    ASSIGN_OR_RETURN(const domain::BulkAddResult result, bulk_.AddSegmentToUsers(command));
-    response->set_added(result.added);
-    response->set_already_members(result.already_members);
-    return absl::OkStatus();
-  });
+  return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/AddSegmentToUsers", request,
+                     response, [this, request, response]() -> absl::Status {
+                       domain::SegmentUsersCommand command = SegmentUsersCommandOf(*request);
+                       command.ttl = TtlInputOf(*request);
+                       ASSIGN_OR_RETURN(const domain::BulkAddResult result, bulk_.AddSegmentToUsers(command));
+                       response->set_added(result.added);
+                       response->set_already_members(result.already_members);
+                       return absl::OkStatus();
+                     });
 }
 
 grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackServerContext* context,
@@ -223,12 +224,12 @@ grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackS
                                                                  v1::RemoveSegmentFromUsersResponse* response) {
   return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.SegmentService/RemoveSegmentFromUsers",
                      request, response, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
-                     bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
-    response->set_removed(result.removed);
-    response->set_not_members(result.not_members);
-    return absl::OkStatus();
-  });
+                       ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
+                                        bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
+                       response->set_removed(result.removed);
+                       response->set_not_members(result.not_members);
+                       return absl::OkStatus();
+                     });
 }
 
 }  // namespace segments::api

@@ -15,11 +15,7 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
   // Mutating calls with an idempotency key go through `idempotent_calls`.
   SegmentService(domain::SegmentUseCases& use_cases, domain::BulkMembershipUseCases& bulk,
                  domain::ListingUseCases& listing, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
-      : use_cases_(use_cases),
-        bulk_(bulk),
-        listing_(listing),
-        idempotent_calls_(idempotent_calls),
-        workers_(workers) {}
+      : use_cases_(use_cases), bulk_(bulk), listing_(listing), idempotent_calls_(idempotent_calls), workers_(workers) {}
 
   grpc::ServerUnaryReactor* CreateSegment(grpc::CallbackServerContext* context,
                                           const segmentation::v1::CreateSegmentRequest* request,

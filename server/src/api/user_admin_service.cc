@@ -27,10 +27,10 @@ grpc::ServerUnaryReactor* UserAdminService::DeleteUser(grpc::CallbackServerConte
                                                        v1::DeleteUserResponse* response) {
   return RunMutation(context, workers_, idempotent_calls_, "/segmentation.v1.UserAdminService/DeleteUser", request,
                      response, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteUser(request->user_id()));
-    response->set_memberships_ended(ended);
-    return absl::OkStatus();
-  });
+                       ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteUser(request->user_id()));
+                       response->set_memberships_ended(ended);
+                       return absl::OkStatus();
+                     });
 }
 
 }  // namespace segments::api

@@ -22,16 +22,15 @@ KeyedCall* KeyedCall::Current() { return current_keyed_call; }
 absl::Status CheckIdempotencyKey(std::string_view key) {
   const bool printable = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
   if (key.empty() || key.size() > kMaxIdempotencyKeyLength || !printable) {
-    return FieldError(absl::StatusCode::kInvalidArgument, Field::kIdempotencyKey,
-                      fmt::format("must be 1 to {} printable ASCII characters (0x20 to 0x7E)",
-                                  kMaxIdempotencyKeyLength));
+    return FieldError(
+        absl::StatusCode::kInvalidArgument, Field::kIdempotencyKey,
+        fmt::format("must be 1 to {} printable ASCII characters (0x20 to 0x7E)", kMaxIdempotencyKeyLength));
   }
   return absl::OkStatus();
 }
 
 absl::Status KeyReused(std::string_view key) {
-  return absl::AlreadyExistsError(
-      fmt::format("idempotency key \"{}\" was already used with a different request", key));
+  return absl::AlreadyExistsError(fmt::format("idempotency key \"{}\" was already used with a different request", key));
 }
 
 bool IsFinalOutcome(absl::StatusCode code) {

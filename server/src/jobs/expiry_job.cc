@@ -11,11 +11,12 @@ ExpiryJob::ExpiryJob(domain::Store& store, const domain::Clock& clock, ExpiryJob
     : store_(store),
       clock_(clock),
       options_(options),
-      job_("TTL expiry job", "ended {} memberships", options.period, options.max_backoff, [this] { return RunOnce(); }) {}
+      job_("TTL expiry job", "ended {} memberships", options.period, options.max_backoff,
+           [this] { return RunOnce(); }) {}
 
 void ExpiryJob::Start() {
-  job_.Start(fmt::format("every {}, {} memberships per batch", absl::FormatDuration(options_.period),
-                         options_.batch_size));
+  job_.Start(
+      fmt::format("every {}, {} memberships per batch", absl::FormatDuration(options_.period), options_.batch_size));
 }
 
 absl::StatusOr<int64_t> ExpiryJob::RunOnce() {

@@ -22,12 +22,10 @@ v1::UpdateUserSegmentsRequest FromJson(const std::string& json) {
 }  // namespace
 
 TEST_CASE("the same request has the same fingerprint, however its JSON was written", "[api][idempotency]") {
-  const auto a = FromJson(
-      R"({"userID":"1000","segmentsToAdd":[{"segmentSlug":"A","secondsToBeInSegment":60}],)"
-      R"("segmentsToRemove":[{"segmentSlug":"B"}]})");
-  const auto b = FromJson(
-      R"({"segmentsToRemove":[{"segmentSlug":"B"}],)"
-      R"("segmentsToAdd":[{"secondsToBeInSegment":"60","segmentSlug":"A"}],"userID":"1000"})");
+  const auto a = FromJson(R"({"userID":"1000","segmentsToAdd":[{"segmentSlug":"A","secondsToBeInSegment":60}],)"
+                          R"("segmentsToRemove":[{"segmentSlug":"B"}]})");
+  const auto b = FromJson(R"({"segmentsToRemove":[{"segmentSlug":"B"}],)"
+                          R"("segmentsToAdd":[{"secondsToBeInSegment":"60","segmentSlug":"A"}],"userID":"1000"})");
   const std::string fingerprint = RequestFingerprint(kUpdate, a);
   CHECK(fingerprint.size() == 32);  // SHA-256
   CHECK(RequestFingerprint(kUpdate, b) == fingerprint);

@@ -42,9 +42,9 @@ TEST_CASE("a key is 1 to 128 printable ASCII characters", "[idempotency]") {
     INFO(good);
     CHECK(CheckIdempotencyKey(good).ok());
   }
-  for (const std::string& bad : {std::string(), std::string(129, 'k'), std::string("tab\there"),
-                                 std::string("new\nline"), std::string("del\x7f"), std::string("nul\0", 4),
-                                 std::string("caf\xc3\xa9"), std::string("\x1f")}) {
+  for (const std::string& bad :
+       {std::string(), std::string(129, 'k'), std::string("tab\there"), std::string("new\nline"),
+        std::string("del\x7f"), std::string("nul\0", 4), std::string("caf\xc3\xa9"), std::string("\x1f")}) {
     INFO(bad);
     const absl::Status status = CheckIdempotencyKey(bad);
     CHECK(status.code() == absl::StatusCode::kInvalidArgument);
