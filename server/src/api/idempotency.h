@@ -40,26 +40,36 @@ grpc::Status RunKeyed(domain::IdempotentCalls& calls, std::string_view method, s
                       const google::protobuf::Message& request, google::protobuf::Message& response,
                       absl::FunctionRef<absl::Status()> handler);
 
-// RunOnWorkers for a mutating call: as RunKeyed when the call carries a key.
-// `method` names the call ("/segmentation.v1.SegmentService/CreateSegment")
-// and must outlive it, as `request` and `response` do.
-template <typename Handler>
-grpc::ServerUnaryReactor* RunMutation(grpc::CallbackServerContext* context, WorkerPool& workers,
-                                      domain::IdempotentCalls& calls, std::string_view method,
-                                      const google::protobuf::Message* request, google::protobuf::Message* response,
-                                      Handler handler) {
-  absl::StatusOr<std::optional<std::string>> key = IdempotencyKeyOf(*context);
-  if (!key.ok()) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    reactor->Finish(ToGrpcStatus(key.status()));
-    return reactor;
+// Runs the mutating calls of a service as RunOnWorkers does, and as
+// RunKeyed (on the worker) those that carry a key.
+class Mutations {
+ public:
+  Mutations(WorkerPool& workers, domain::IdempotentCalls& calls) : workers_(workers), calls_(calls) {}
+
+  // `handler` returns absl::Status and fills `response`. `method` names the
+  // call ("/segmentation.v1.SegmentService/CreateSegment") and must outlive
+  // it, as `request` and `response` do.
+  template <typename Handler>
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, std::string_view method,
+                                const google::protobuf::Message* request, google::protobuf::Message* response,
+                                Handler handler) {
+    absl::StatusOr<std::optional<std::string>> key = IdempotencyKeyOf(*context);
+    if (!key.ok()) {
+      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+      reactor->Finish(ToGrpcStatus(key.status()));
+      return reactor;
+    }
+    if (!*key) return RunOnWorkers(context, workers_, std::move(handler));
+    return RunOnWorkers(context, workers_,
+                        [&calls = calls_, method, request, response, key = **std::move(key),
+                         handler = std::move(handler)]() mutable -> grpc::Status {
+                          return RunKeyed(calls, method, std::move(key), *request, *response, handler);
+                        });
   }
-  if (!*key) return RunOnWorkers(context, workers, std::move(handler));
-  return RunOnWorkers(context, workers,
-                      [&calls, method, request, response, key = **std::move(key),
-                       handler = std::move(handler)]() mutable -> grpc::Status {
-                        return RunKeyed(calls, method, std::move(key), *request, *response, handler);
-                      });
-}
+
+ private:
+  WorkerPool& workers_;
+  domain::IdempotentCalls& calls_;
+};
 
 }  // namespace segments::api

@@ -1,9 +1,9 @@
 // gRPC SegmentService: maps protos to domain commands and back.
 #pragma once
 
+#include "api/idempotency.h"
 #include "common/worker_pool.h"
 #include "domain/bulk_membership_use_cases.h"
-#include "domain/idempotency.h"
 #include "domain/listing_use_cases.h"
 #include "domain/segment_use_cases.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
@@ -15,7 +15,11 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
   // Mutating calls with an idempotency key go through `idempotent_calls`.
   SegmentService(domain::SegmentUseCases& use_cases, domain::BulkMembershipUseCases& bulk,
                  domain::ListingUseCases& listing, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
-      : use_cases_(use_cases), bulk_(bulk), listing_(listing), idempotent_calls_(idempotent_calls), workers_(workers) {}
+      : use_cases_(use_cases),
+        bulk_(bulk),
+        listing_(listing),
+        workers_(workers),
+        mutations_(workers, idempotent_calls) {}
 
   grpc::ServerUnaryReactor* CreateSegment(grpc::CallbackServerContext* context,
                                           const segmentation::v1::CreateSegmentRequest* request,
@@ -57,8 +61,8 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
   domain::SegmentUseCases& use_cases_;
   domain::BulkMembershipUseCases& bulk_;
   domain::ListingUseCases& listing_;
-  domain::IdempotentCalls& idempotent_calls_;
   WorkerPool& workers_;
+  Mutations mutations_;
 };
 
 }  // namespace segments::api

@@ -1,8 +1,8 @@
 // gRPC UserAdminService: maps protos to the user use cases.
 #pragma once
 
+#include "api/idempotency.h"
 #include "common/worker_pool.h"
-#include "domain/idempotency.h"
 #include "domain/user_use_cases.h"
 #include "segmentation/v1/user_admin_service.grpc.pb.h"
 
@@ -12,7 +12,7 @@ class UserAdminService final : public segmentation::v1::UserAdminService::Callba
  public:
   // Calls with an idempotency key go through `idempotent_calls`.
   UserAdminService(domain::UserUseCases& use_cases, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
-      : use_cases_(use_cases), idempotent_calls_(idempotent_calls), workers_(workers) {}
+      : use_cases_(use_cases), mutations_(workers, idempotent_calls) {}
 
   grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* context,
                                        const segmentation::v1::CreateUserRequest* request,
@@ -26,8 +26,7 @@ class UserAdminService final : public segmentation::v1::UserAdminService::Callba
 
  private:
   domain::UserUseCases& use_cases_;
-  domain::IdempotentCalls& idempotent_calls_;
-  WorkerPool& workers_;
+  Mutations mutations_;
 };
 
 }  // namespace segments::api

@@ -96,7 +96,9 @@ TEST_CASE_METHOD(Fixture, "an abandoned call leaves nothing; a failed unit rolls
   CHECK(Users() == "0");
   CHECK(Keys() == "0");
   // The destructor abandons a call that was not settled.
-  { REQUIRE(InCall(*store.StartKeyedCall({"", "k2", "f"}, kT0), [&](Transaction& tx) { return InsertAlice(tx); }).ok()); }
+  {
+    REQUIRE(InCall(*store.StartKeyedCall({"", "k2", "f"}, kT0), [&](Transaction& tx) { return InsertAlice(tx); }).ok());
+  }
   CHECK(Users() == "0");
   CHECK(Keys() == "0");
 
