@@ -218,9 +218,18 @@ type response struct {
 
 func do(t *testing.T, method, target string, body io.Reader) response {
 	t.Helper()
+	return doWith(t, method, target, body, nil)
+}
+
+// doWith is do with these headers too.
+func doWith(t *testing.T, method, target string, body io.Reader, header http.Header) response {
+	t.Helper()
 	req, err := http.NewRequest(method, target, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -11,24 +11,15 @@ import (
 // withKeys sends a request with each of keys as an Idempotency-Key header.
 func withKeys(t *testing.T, method, url, body string, keys ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	var header http.Header
+	if len(keys) > 0 {
+		header = http.Header{"Idempotency-Key": keys}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	for _, k := range keys {
-		req.Header.Add("Idempotency-Key", k)
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, url, err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+	return doWith(t, method, url, r, header)
 }
 
 func (f *fakeBackend) takeKeys() [][]string {

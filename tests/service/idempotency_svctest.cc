@@ -91,38 +91,33 @@ class HeldUser {
   const std::string pid_;
 };
 
-class WideFixture : public ServiceFixture {
+// ServiceFixture with the test configuration as `adjust` changes it.
+template <void (*adjust)(config::Config&)>
+class AdjustedFixture : public ServiceFixture {
  public:
-  // Room for twenty calls in the database at once.
-  WideFixture() : ServiceFixture(Config()) {}
+  AdjustedFixture() : ServiceFixture(Config()) {}
   static config::Config Config() {
     config::Config config = TestConfig();
-    config.workers = 24;
-    config.db_pool_size = 24;
+    adjust(config);
     return config;
   }
 };
 
-class ShortStatementFixture : public ServiceFixture {
- public:
-  ShortStatementFixture() : ServiceFixture(Config()) {}
-  static config::Config Config() {
-    config::Config config = TestConfig();
-    config.db_statement_timeout = absl::Milliseconds(300);
-    return config;
-  }
-};
+// Room for twenty calls in the database at once.
+void Wide(config::Config& config) {
+  config.workers = 24;
+  config.db_pool_size = 24;
+}
+using WideFixture = AdjustedFixture<&Wide>;
 
-class ShortTtlFixture : public ServiceFixture {
- public:
-  ShortTtlFixture() : ServiceFixture(Config()) {}
-  static config::Config Config() {
-    config::Config config = TestConfig();
-    config.idempotency_key_ttl = absl::Hours(1);
-    config.idempotency_cleanup_period = absl::Milliseconds(50);
-    return config;
-  }
-};
+void ShortStatements(config::Config& config) { config.db_statement_timeout = absl::Milliseconds(300); }
+using ShortStatementFixture = AdjustedFixture<&ShortStatements>;
+
+void ShortTtl(config::Config& config) {
+  config.idempotency_key_ttl = absl::Hours(1);
+  config.idempotency_cleanup_period = absl::Milliseconds(50);
+}
+using ShortTtlFixture = AdjustedFixture<&ShortTtl>;
 
 }  // namespace
 

@@ -53,7 +53,7 @@ grpc::Status RunKeyed(domain::IdempotentCalls& calls, std::string_view method, s
     const domain::KeyedCall::Scope scope(*call);
     status = handler();
   }
-  const grpc::Status fresh = ToGrpcStatus(status);
+  grpc::Status fresh = ToGrpcStatus(status);
   if (!call->answered_earlier() && !domain::IsFinalOutcome(status.code())) {
     call->Abandon();  // a retry does the work
     return fresh;
