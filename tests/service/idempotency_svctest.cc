@@ -110,7 +110,7 @@ void Wide(config::Config& config) {
 }
 using WideFixture = AdjustedFixture<&Wide>;
 
-void ShortStatements(config::Config& config) { config.db_statement_timeout = absl::Milliseconds(300); }
+void ShortStatements(config::Config& config) { config.db_statement_timeout = absl::Milliseconds(500); }
 using ShortStatementFixture = AdjustedFixture<&ShortStatements>;
 
 void ShortTtl(config::Config& config) {
@@ -247,7 +247,7 @@ TEST_CASE_METHOD(ServiceFixture, "A retry finds the outcome of a call whose answ
   HeldUser held(kUser1);
   std::optional<AsyncUpdate> call;
   SECTION("the client's deadline passes while the server works") {
-    call.emplace(*segments, add, 2000ms, "lost-1");
+    call.emplace(*segments, add, 3000ms, "lost-1");
     REQUIRE(Eventually([&] { return held.Waiters() == 1; }, absl::Seconds(20)));
     CHECK(call->result.get().error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
   }
