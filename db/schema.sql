@@ -411,5 +411,36 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (7, 'single-user changes in one call, segment locks');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 8) THEN
+        -- Idempotency keys (docs/behaviour.md#idempotency-keys): the outcome
+        -- of the first call with a key, written in the transaction of its
+        -- work, answered again to every repeat. A call claims its key by
+        -- inserting the row without an outcome, as the first statement of
+        -- its transaction (a concurrent call with the key waits on the
+        -- primary key until that transaction ends), and sets the outcome
+        -- just before it commits: committed rows always have one.
+        -- scope: whose key it is, '' until calls are authenticated.
+        -- fingerprint: SHA-256 of the method and the request.
+        -- code, message, details: the gRPC status and its
+        -- grpc-status-details-bin; response: the serialized response.
+        CREATE TABLE idempotency_keys (
+            scope       text        COLLATE "C" NOT NULL,
+            key         text        COLLATE "C" NOT NULL CHECK (key ~ '^[ -~]{1,128}$'),
+            fingerprint bytea       NOT NULL,
+            created_at  timestamptz NOT NULL,
+            code        integer,
+            message     text,
+            details     bytea,
+            response    bytea,
+            PRIMARY KEY (scope, key),
+            CHECK ((code IS NULL) = (message IS NULL) AND (code IS NULL) = (details IS NULL)
+                   AND (code IS NULL) = (response IS NULL))
+        ) WITH (fillfactor = 90);  -- room for the outcome's update on the same page
+        -- The cleanup job deletes the oldest first.
+        CREATE INDEX idempotency_keys_created_at_idx ON idempotency_keys (created_at);
+
+        INSERT INTO schema_migrations (version, description) VALUES (8, 'idempotency keys');
+    END IF;
 END
 $migrations$;

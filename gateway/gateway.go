@@ -191,13 +191,14 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 		runtime.WithRoutingErrorHandler(routingErrorHandler(paths)),
 		runtime.WithForwardResponseOption(noContentForMutations),
 		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
-		// Pass no HTTP headers on as gRPC metadata but the standard ones,
-		// and no gRPC metadata back as Grpc-Metadata-* headers or trailers:
-		// the server's metadata is not part of the HTTP API.
-		runtime.WithIncomingHeaderMatcher(runtime.DefaultHeaderMatcher),
+		// Pass no HTTP headers on as gRPC metadata but the standard ones and
+		// Idempotency-Key (idempotency.go), and no gRPC metadata back as
+		// Grpc-Metadata-* headers or trailers: the server's metadata is not
+		// part of the HTTP API.
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(dropMetadata),
 		runtime.WithOutgoingTrailerMatcher(dropMetadata),
-		runtime.WithMiddlewares(upstreamDeadline(&opts)),
+		runtime.WithMiddlewares(upstreamDeadline(&opts), idempotencyKey),
 	)
 	if err := segmentationv1.RegisterSegmentServiceHandler(ctx, mux, conn); err != nil {
 		return nil, err

@@ -45,6 +45,7 @@ type fakeBackend struct {
 	block     bool            // wait for the call's context to end
 	delay     time.Duration   // answer after this long (or the context's end)
 	deadlines []time.Duration // time left on each call's deadline, -1 if none
+	keys      [][]string      // each call's idempotency-key metadata
 
 	// StreamSegmentMembers sends these batches, then ends with streamErr,
 	// or with holdStream waits for the call's context to end first;
@@ -71,6 +72,8 @@ func (f *fakeBackend) record(ctx context.Context, req proto.Message) error {
 		left = time.Until(dl)
 	}
 	f.deadlines = append(f.deadlines, left)
+	md, _ := metadata.FromIncomingContext(ctx)
+	f.keys = append(f.keys, md.Get("idempotency-key"))
 	block, delay, err := f.block, f.delay, f.err
 	f.mu.Unlock()
 	if block {
@@ -215,9 +218,18 @@ type response struct {
 
 func do(t *testing.T, method, target string, body io.Reader) response {
 	t.Helper()
+	return doWith(t, method, target, body, nil)
+}
+
+// doWith is do with these headers too.
+func doWith(t *testing.T, method, target string, body io.Reader, header http.Header) response {
+	t.Helper()
 	req, err := http.NewRequest(method, target, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

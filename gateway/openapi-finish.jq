@@ -33,6 +33,15 @@ property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
 | query_parameter("/segments/list-members"; "get"; "pageSize"; {minimum: 0, maximum: 10000, default: 1000})
 | query_parameter("/segments/get-user-history"; "get"; "pageSize"; {minimum: 0, maximum: 1000, default: 100})
 
+# The Idempotency-Key header of mutations: what the gateway accepts (HTTP drops
+# spaces around a header's value, so the key neither starts nor ends with one).
+| if [.paths[][].parameters[]? | select(.in == "header" and .name == "Idempotency-Key")] | length == 0 then
+    error("openapi-finish.jq: no Idempotency-Key header")
+  else .paths[][].parameters |= map(
+    if .in == "header" and .name == "Idempotency-Key" then
+      . + {minLength: 1, maxLength: 128, pattern: "^[!-~]([ -~]*[!-~])?$"}
+    else . end) end
+
 # A 204 has no body, so no schema (the generator always writes one, empty).
 | .paths[][].responses |= with_entries(if .key == "204" then .value |= del(.schema) else . end)
 

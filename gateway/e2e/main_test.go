@@ -285,7 +285,7 @@ func libpqDefaults(dbURL string) string {
 // reset empties every table the service writes.
 func reset(t *testing.T) {
 	t.Helper()
-	if _, err := db.Exec(`TRUNCATE history, memberships, auto_opt_outs, segments, users`); err != nil {
+	if _, err := db.Exec(`TRUNCATE history, memberships, auto_opt_outs, segments, users, idempotency_keys`); err != nil {
 		t.Fatalf("truncating: %v", err)
 	}
 }
@@ -311,6 +311,11 @@ func (r response) String() string {
 
 // fetch sends one request to the gateway at base; body "" sends none.
 func fetch(base, method, path, body string) (response, error) {
+	return fetchWith(base, method, path, body, nil)
+}
+
+// fetchWith is fetch with these headers too.
+func fetchWith(base, method, path, body string, header http.Header) (response, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -318,6 +323,9 @@ func fetch(base, method, path, body string) (response, error) {
 	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return response{}, err
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")

@@ -187,14 +187,17 @@ inline v1::UpdateUserSegmentsRequest Change(const std::string& user_id, const st
   return request;
 }
 
-// One UpdateUserSegments call in flight on the callback API.
+// One UpdateUserSegments call in flight on the callback API, with an
+// idempotency key if one is given.
 class AsyncUpdate {
  public:
-  AsyncUpdate(v1::SegmentService::Stub& stub, v1::UpdateUserSegmentsRequest request, std::chrono::milliseconds timeout)
+  AsyncUpdate(v1::SegmentService::Stub& stub, v1::UpdateUserSegmentsRequest request, std::chrono::milliseconds timeout,
+              const std::optional<std::string>& idempotency_key = std::nullopt)
       : request_(std::move(request)) {
     auto promise = std::make_shared<std::promise<grpc::Status>>();
     result = promise->get_future().share();
     context_.set_deadline(std::chrono::system_clock::now() + timeout);
+    if (idempotency_key) context_.AddMetadata("idempotency-key", *idempotency_key);
     stub.async()->UpdateUserSegments(&context_, &request_, &response_,
                                      [promise](grpc::Status status) { promise->set_value(std::move(status)); });
   }
@@ -204,6 +207,9 @@ class AsyncUpdate {
     context_.TryCancel();
     result.wait();
   }
+
+  // Gives up on the call, as a client that goes away does.
+  void Cancel() { context_.TryCancel(); }
 
   std::shared_future<grpc::Status> result;
 

@@ -40,7 +40,9 @@ std::string QueryValue(const std::string& sql) {
 }
 
 void ResetDatabase() {
-  Query("TRUNCATE history, memberships, auto_opt_outs, segments, users, membership_changes RESTART IDENTITY");
+  Query(
+      "TRUNCATE history, memberships, auto_opt_outs, segments, users, membership_changes, idempotency_keys "
+      "RESTART IDENTITY");
 }
 
 void RunPgScript(const std::string& command) {

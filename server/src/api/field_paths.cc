@@ -51,6 +51,8 @@ std::string_view JsonName(Field field) {
       return "from";
     case Field::kTo:
       return "to";
+    case Field::kIdempotencyKey:
+      return "Idempotency-Key";
   }
   return domain::FieldName(field);
 }

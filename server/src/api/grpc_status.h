@@ -12,5 +12,8 @@ namespace segments::api {
 // `grpc-status-details-bin` trailer. INTERNAL and UNKNOWN messages are replaced by a generic text, so
 // clients never see storage details.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+// A status in gRPC's terms already (an outcome answered as it was stored),
+// unchanged: RunOnWorkers takes handlers that return either.
+inline grpc::Status ToGrpcStatus(grpc::Status status) { return status; }
 
 }  // namespace segments::api

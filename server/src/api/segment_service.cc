@@ -1,6 +1,7 @@
 #include "api/segment_service.h"
 
 #include "api/grpc_status.h"
+#include "api/idempotency.h"
 #include "api/paced_stream.h"
 #include "api/proto_time.h"
 #include "api/ttl_fields.h"
@@ -42,6 +43,14 @@ template <typename Request>
 domain::SegmentUsersCommand SegmentUsersCommandOf(const Request& request) {
   return {request.slug(), {request.user_ids().begin(), request.user_ids().end()}, {}};
 }
+
+// The mutating calls, as their idempotency keys' fingerprints name them.
+constexpr std::string_view kCreateSegment = "/segmentation.v1.SegmentService/CreateSegment";
+constexpr std::string_view kDeleteSegment = "/segmentation.v1.SegmentService/DeleteSegment";
+constexpr std::string_view kUpdateUserSegments = "/segmentation.v1.SegmentService/UpdateUserSegments";
+constexpr std::string_view kUpdateSegmentPercent = "/segmentation.v1.SegmentService/UpdateSegmentPercent";
+constexpr std::string_view kAddSegmentToUsers = "/segmentation.v1.SegmentService/AddSegmentToUsers";
+constexpr std::string_view kRemoveSegmentFromUsers = "/segmentation.v1.SegmentService/RemoveSegmentFromUsers";
 
 // Members per message of StreamSegmentMembers.
 constexpr int32_t kStreamBatch = 1000;
@@ -93,7 +102,7 @@ class SegmentService::MemberStream final : public PacedStream<v1::StreamSegmentM
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
                                                         const v1::CreateSegmentRequest* request,
                                                         v1::CreateSegmentResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return mutations_.Run(context, kCreateSegment, request, response, [this, request, response]() -> absl::Status {
     domain::CreateSegmentCommand command{request->slug(),
                                          std::nullopt,
                                          request->description(),
@@ -112,7 +121,7 @@ grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerContext* context,
                                                         const v1::DeleteSegmentRequest* request,
                                                         v1::DeleteSegmentResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return mutations_.Run(context, kDeleteSegment, request, response, [this, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteSegment(request->slug()));
     response->set_memberships_ended(ended);
     return absl::OkStatus();
@@ -121,9 +130,9 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
 
 grpc::ServerUnaryReactor* SegmentService::UpdateUserSegments(grpc::CallbackServerContext* context,
                                                              const v1::UpdateUserSegmentsRequest* request,
-                                                             v1::UpdateUserSegmentsResponse* /*response*/) {
-  return RunOnWorkers(context, workers_,
-                      [this, request]() { return use_cases_.UpdateUserSegments(ToCommand(*request)); });
+                                                             v1::UpdateUserSegmentsResponse* response) {
+  return mutations_.Run(context, kUpdateUserSegments, request, response,
+                        [this, request]() { return use_cases_.UpdateUserSegments(ToCommand(*request)); });
 }
 
 grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext* context,
@@ -159,7 +168,7 @@ grpc::ServerUnaryReactor* SegmentService::GetUserSegments(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* SegmentService::UpdateSegmentPercent(grpc::CallbackServerContext* context,
                                                                const v1::UpdateSegmentPercentRequest* request,
                                                                v1::UpdateSegmentPercentResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return mutations_.Run(context, kUpdateSegmentPercent, request, response, [this, request, response]() -> absl::Status {
     domain::UpdateSegmentPercentCommand command{request->slug(), std::nullopt};
     if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
     ASSIGN_OR_RETURN(const domain::PercentChange change, use_cases_.UpdateSegmentPercent(command));
@@ -202,7 +211,7 @@ grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse>* SegmentService::Stre
 grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServerContext* context,
                                                             const v1::AddSegmentToUsersRequest* request,
                                                             v1::AddSegmentToUsersResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return mutations_.Run(context, kAddSegmentToUsers, request, response, [this, request, response]() -> absl::Status {
     domain::SegmentUsersCommand command = SegmentUsersCommandOf(*request);
     command.ttl = TtlInputOf(*request);
     ASSIGN_OR_RETURN(const domain::BulkAddResult result, bulk_.AddSegmentToUsers(command));
@@ -215,13 +224,14 @@ grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServer
 grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackServerContext* context,
                                                                  const v1::RemoveSegmentFromUsersRequest* request,
                                                                  v1::RemoveSegmentFromUsersResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
-                     bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
-    response->set_removed(result.removed);
-    response->set_not_members(result.not_members);
-    return absl::OkStatus();
-  });
+  return mutations_.Run(context, kRemoveSegmentFromUsers, request, response,
+                        [this, request, response]() -> absl::Status {
+                          ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
+                                           bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
+                          response->set_removed(result.removed);
+                          response->set_not_members(result.not_members);
+                          return absl::OkStatus();
+                        });
 }
 
 }  // namespace segments::api

@@ -1,6 +1,7 @@
 // gRPC SegmentService: maps protos to domain commands and back.
 #pragma once
 
+#include "api/idempotency.h"
 #include "common/worker_pool.h"
 #include "domain/bulk_membership_use_cases.h"
 #include "domain/listing_use_cases.h"
@@ -11,9 +12,14 @@ namespace segments::api {
 
 class SegmentService final : public segmentation::v1::SegmentService::CallbackService {
  public:
+  // Mutating calls with an idempotency key go through `idempotent_calls`.
   SegmentService(domain::SegmentUseCases& use_cases, domain::BulkMembershipUseCases& bulk,
-                 domain::ListingUseCases& listing, WorkerPool& workers)
-      : use_cases_(use_cases), bulk_(bulk), listing_(listing), workers_(workers) {}
+                 domain::ListingUseCases& listing, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
+      : use_cases_(use_cases),
+        bulk_(bulk),
+        listing_(listing),
+        workers_(workers),
+        mutations_(workers, idempotent_calls) {}
 
   grpc::ServerUnaryReactor* CreateSegment(grpc::CallbackServerContext* context,
                                           const segmentation::v1::CreateSegmentRequest* request,
@@ -56,6 +62,7 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
   domain::BulkMembershipUseCases& bulk_;
   domain::ListingUseCases& listing_;
   WorkerPool& workers_;
+  Mutations mutations_;
 };
 
 }  // namespace segments::api

@@ -1,6 +1,7 @@
 // gRPC UserAdminService: maps protos to the user use cases.
 #pragma once
 
+#include "api/idempotency.h"
 #include "common/worker_pool.h"
 #include "domain/user_use_cases.h"
 #include "segmentation/v1/user_admin_service.grpc.pb.h"
@@ -9,7 +10,9 @@ namespace segments::api {
 
 class UserAdminService final : public segmentation::v1::UserAdminService::CallbackService {
  public:
-  UserAdminService(domain::UserUseCases& use_cases, WorkerPool& workers) : use_cases_(use_cases), workers_(workers) {}
+  // Calls with an idempotency key go through `idempotent_calls`.
+  UserAdminService(domain::UserUseCases& use_cases, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
+      : use_cases_(use_cases), mutations_(workers, idempotent_calls) {}
 
   grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* context,
                                        const segmentation::v1::CreateUserRequest* request,
@@ -23,7 +26,7 @@ class UserAdminService final : public segmentation::v1::UserAdminService::Callba
 
  private:
   domain::UserUseCases& use_cases_;
-  WorkerPool& workers_;
+  Mutations mutations_;
 };
 
 }  // namespace segments::api

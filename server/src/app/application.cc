@@ -51,12 +51,16 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       listing_use_cases_(store_, clock),
       signer_(std::move(signer)),
       history_use_cases_(store_, clock, signer_),
+      idempotent_calls_(store_, clock),
       workers_(config.workers, static_cast<size_t>(config.max_queued_calls)),
-      segment_service_(segment_use_cases_, bulk_use_cases_, listing_use_cases_, workers_),
-      user_admin_service_(user_use_cases_, workers_),
+      segment_service_(segment_use_cases_, bulk_use_cases_, listing_use_cases_, idempotent_calls_, workers_),
+      user_admin_service_(user_use_cases_, idempotent_calls_, workers_),
       history_service_(history_use_cases_, workers_,
                        api::HistoryServiceOptions{config.report_link_base_url, config.max_concurrent_reports}),
-      expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}) {
+      expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}),
+      idempotency_key_cleanup_(store_, clock,
+                               jobs::IdempotencyKeyCleanupOptions{.ttl = config.idempotency_key_ttl,
+                                                                  .period = config.idempotency_cleanup_period}) {
   if (config.read_model) {
     // Read-your-writes: a call answers once the model shows its write,
     // without holding its worker meanwhile; other writers (the consumer,
@@ -104,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
     app->read_model_.Start();
   }
   app->expiry_job_.Start();
+  app->idempotency_key_cleanup_.Start();
   log::Info("serving gRPC on port {}", app->port_);
   return app;
 }
@@ -174,6 +179,7 @@ void Application::Shutdown(absl::Duration grace) {
   }
   if (health_watcher_.joinable()) health_watcher_.join();
   expiry_job_.Stop();
+  idempotency_key_cleanup_.Stop();
   log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

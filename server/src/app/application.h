@@ -1,7 +1,8 @@
 // The whole server wired from a Config: database pool, store, the
 // membership read model, use cases,
-// worker pool, gRPC services, health and reflection, the TTL expiry job and
-// (when Kafka is configured) the user-event consumer. main() and the service
+// worker pool, gRPC services, health and reflection, the TTL expiry job, the
+// cleanup of idempotency keys and (when Kafka is configured) the user-event
+// consumer. main() and the service
 // tests both start it this way.
 #pragma once
 
@@ -18,12 +19,14 @@
 #include "config/config.h"
 #include "domain/clock.h"
 #include "domain/history_use_cases.h"
+#include "domain/idempotency.h"
 #include "domain/report_link.h"
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "ingest/user_directory.h"
 #include "ingest/user_event_consumer.h"
 #include "jobs/expiry_job.h"
+#include "jobs/idempotency_key_cleanup.h"
 #include "readmodel/membership_read_model.h"
 #include "storage/pg_change_feed.h"
 #include "storage/pg_pool.h"
@@ -67,11 +70,13 @@ class Application {
   domain::ListingUseCases listing_use_cases_;
   const domain::ReportLinkSigner signer_;
   domain::HistoryUseCases history_use_cases_;
+  domain::IdempotentCalls idempotent_calls_;
   WorkerPool workers_;
   api::SegmentService segment_service_;
   api::UserAdminService user_admin_service_;
   api::HistoryService history_service_;
   jobs::ExpiryJob expiry_job_;
+  jobs::IdempotencyKeyCleanup idempotency_key_cleanup_;
   std::unique_ptr<ingest::UserDirectory> user_directory_;
   std::unique_ptr<ingest::UserEventConsumer> user_events_;
   std::unique_ptr<grpc::Server> server_;

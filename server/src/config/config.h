@@ -52,6 +52,11 @@ struct Config {
   absl::Duration expiry_period = absl::Seconds(10);
   int expiry_batch_size = 1000;
 
+  // Idempotency keys (docs/behaviour.md#idempotency-keys): how long a key is
+  // remembered at least, and how often older ones are forgotten.
+  absl::Duration idempotency_key_ttl = absl::Hours(24);
+  absl::Duration idempotency_cleanup_period = absl::Minutes(1);
+
   // Users from Kafka (contract §6). No brokers: the consumer is off, and the
   // replica changes only through UserAdminService.
   std::string kafka_brokers;

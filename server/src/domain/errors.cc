@@ -119,6 +119,8 @@ std::string_view FieldName(Field field) {
       return "from";
     case Field::kTo:
       return "to";
+    case Field::kIdempotencyKey:
+      return "idempotency_key";
   }
   return "unknown_field";
 }

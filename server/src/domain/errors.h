@@ -39,6 +39,8 @@ enum class Field {
   kYear,
   kFrom,
   kTo,
+  // Not a field of a message: the call's Idempotency-Key (gRPC metadata).
+  kIdempotencyKey,
 };
 
 // The domain's name of `field`, e.g. "segments_to_add", for logs.

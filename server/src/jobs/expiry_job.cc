@@ -1,24 +1,22 @@
 #include "jobs/expiry_job.h"
 
 #include <absl/status/status.h>
+#include <fmt/format.h>
 
-#include <algorithm>
-
-#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace segments::jobs {
 
-void ExpiryJob::Start() {
-  thread_ = std::thread([this] { Loop(); });
-}
+ExpiryJob::ExpiryJob(domain::Store& store, const domain::Clock& clock, ExpiryJobOptions options)
+    : store_(store),
+      clock_(clock),
+      options_(options),
+      job_("TTL expiry job", "ended {} memberships", options.period, options.max_backoff,
+           [this] { return RunOnce(); }) {}
 
-void ExpiryJob::Stop() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
+void ExpiryJob::Start() {
+  job_.Start(
+      fmt::format("every {}, {} memberships per batch", absl::FormatDuration(options_.period), options_.batch_size));
 }
 
 absl::StatusOr<int64_t> ExpiryJob::RunOnce() {
@@ -31,36 +29,7 @@ absl::StatusOr<int64_t> ExpiryJob::RunOnce() {
       return absl::OkStatus();
     }));
     total += ended;
-    if (ended < options_.batch_size) return total;
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return total;
-  }
-}
-
-absl::Duration ExpiryJob::PauseAfter(int failures) const {
-  if (failures == 0) return options_.period;
-  absl::Duration pause = std::max(options_.period / 10, absl::Milliseconds(1));
-  for (int i = 1; i < failures && pause < options_.max_backoff; ++i) pause *= 2;
-  return std::min(pause, options_.max_backoff);
-}
-
-void ExpiryJob::Loop() {
-  log::Info("TTL expiry job: every {}, {} memberships per batch", absl::FormatDuration(options_.period),
-            options_.batch_size);
-  int failures = 0;
-  for (;;) {
-    auto ended = RunOnce();
-    if (ended.ok()) {
-      if (failures > 0) log::Info("TTL expiry job recovered after {} failed passes", failures);
-      failures = 0;
-      if (*ended > 0) log::Info("TTL expiry job ended {} memberships", *ended);
-    } else {
-      ++failures;
-      log::Warning("TTL expiry job failed (attempt {}), retrying in {}: {}", failures,
-                   absl::FormatDuration(PauseAfter(failures)), ended.status().ToString());
-    }
-    absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), PauseAfter(failures))) return;
+    if (ended < options_.batch_size || job_.Stopping()) return total;
   }
 }
 

@@ -82,6 +82,8 @@ PgParams& PgParams::Int(int64_t value) { return Add(std::to_string(value), false
 
 PgParams& PgParams::Time(absl::Time value) { return Add(TimestamptzBytes(value), true); }
 
+PgParams& PgParams::Bytes(std::string_view value) { return Add(std::string(value), true); }
+
 PgParams& PgParams::OptionalTime(const std::optional<absl::Time>& value) {
   if (!value) return Add(std::nullopt, true);
   return Time(*value);

@@ -25,6 +25,8 @@ class PgParams {
   PgParams& OptionalText(const std::optional<std::string>& value);
   PgParams& Int(int64_t value);
   PgParams& Time(absl::Time value);
+  // Raw bytes, in binary form: for $n::bytea.
+  PgParams& Bytes(std::string_view value);
   PgParams& OptionalTime(const std::optional<absl::Time>& value);
   // A user id, for $n::user_id.
   PgParams& User(const domain::UserId& user);

@@ -31,6 +31,25 @@ absl::StatusOr<std::string> PgRow::Text(int column) const {
   return std::string(text);
 }
 
+absl::StatusOr<std::string> PgRow::Bytes(int column) const {
+  ASSIGN_OR_RETURN(std::string_view text, NotNull(column));
+  if (text.size() % 2 != 0 || text.substr(0, 2) != "\\x") return Malformed(column, text);
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size() / 2 - 1);
+  for (size_t i = 2; i < text.size(); i += 2) {
+    const int high = nibble(text[i]);
+    const int low = nibble(text[i + 1]);
+    if (high < 0 || low < 0) return Malformed(column, text);
+    out += static_cast<char>((high << 4) | low);
+  }
+  return out;
+}
+
 absl::StatusOr<int64_t> PgRow::Int64(int column) const {
   ASSIGN_OR_RETURN(std::string_view text, NotNull(column));
   int64_t value = 0;

@@ -26,6 +26,8 @@ class PgRow {
   bool IsNull(int column) const { return result_.IsNull(row_, column); }
 
   absl::StatusOr<std::string> Text(int column) const;
+  // A bytea column (PostgreSQL writes it as \x and hex digits).
+  absl::StatusOr<std::string> Bytes(int column) const;
   absl::StatusOr<int64_t> Int64(int column) const;
   absl::StatusOr<std::optional<int64_t>> OptionalInt64(int column) const;
   absl::StatusOr<int32_t> Int32(int column) const;

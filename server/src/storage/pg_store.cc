@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "storage/pg_keyed_call.h"
 #include "storage/pg_transaction.h"
 #include "storage/pg_user_repository.h"
 #include "storage/sqlstate.h"
@@ -40,6 +41,12 @@ class PgUnitOfWork final : public domain::Transaction {
   PgHistoryRepository history_;
 };
 
+// Oldest first, skipping rows another instance is deleting.
+const Statement kDeleteOldKeys{"delete_old_idempotency_keys",
+                               "DELETE FROM idempotency_keys WHERE (scope, key) IN (SELECT scope, key FROM "
+                               "idempotency_keys WHERE created_at < $1::timestamptz ORDER BY created_at LIMIT $2 "
+                               "FOR UPDATE SKIP LOCKED)"};
+
 void BackOff(int attempt) {
   // 1, 2, 4 ... ms with jitter, so colliding transactions drift apart.
   static thread_local absl::BitGen gen;
@@ -58,6 +65,11 @@ absl::Status PgStore::InSingleCall(absl::FunctionRef<absl::Status(domain::Transa
 }
 
 absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction&)> work, UnitMode mode) {
+  auto* keyed = dynamic_cast<PgKeyedCall*>(domain::KeyedCall::Current());
+  if (keyed != nullptr) {
+    if (!keyed->StartUnit()) return absl::InternalError("a keyed call ran a second unit of work");
+    mode = UnitMode::kTransaction;  // the claim and the work commit together
+  }
   bool stale_retry_left = true;
   for (int attempt = 0;; ++attempt) {
     absl::Status status;
@@ -85,9 +97,21 @@ absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction
         pool_.DiscardIdle();
         continue;
       }
+      absl::StatusOr<bool> claimed = true;
+      if (keyed != nullptr) {
+        claimed = keyed->Claim(*lease);
+        // An earlier call's outcome answers this one: nothing to do.
+        if (claimed.ok() && !*claimed) return absl::CancelledError("answered with an earlier call's outcome");
+      }
       PgUnitOfWork unit(*lease, set_statement_timeout_);
-      status = work(unit);
+      status = claimed.ok() ? work(unit) : claimed.status();
+      read_model_changed = unit.read_model_changed();
       if (tx) {
+        if (status.ok() && keyed != nullptr) {
+          // Committed with the outcome, once the caller has it.
+          keyed->Hold(std::move(lease), *std::move(tx), read_model_changed);
+          return absl::OkStatus();
+        }
         if (status.ok()) {
           status = tx->Commit();
         } else {
@@ -98,7 +122,6 @@ absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction
         log::Error("a single-call unit of work sent {} statements", unit.statements());
         status = absl::InternalError("a single-call unit of work sent more than one statement");
       }
-      read_model_changed = unit.read_model_changed();
     }  // the connection goes back to the pool before any wait below
     if (IsRetryable(status) && attempt + 1 < kMaxAttempts) {
       BackOff(attempt);
@@ -107,6 +130,17 @@ absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction
     if (status.ok() && read_model_changed && after_read_model_commit_) after_read_model_commit_();
     return status;
   }
+}
+
+std::unique_ptr<domain::KeyedCall> PgStore::StartKeyedCall(domain::IdempotencyKey key, absl::Time now) {
+  return std::make_unique<PgKeyedCall>(pool_, std::move(key), now, after_read_model_commit_);
+}
+
+absl::StatusOr<int64_t> PgStore::DeleteKeysMadeBefore(absl::Time cutoff, int limit) {
+  return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<int64_t> {
+    ASSIGN_OR_RETURN(PgResult deleted, conn->Execute(kDeleteOldKeys, PgParams().Time(cutoff).Int(limit)));
+    return deleted.AffectedRows();
+  });
 }
 
 absl::Status PgStore::Ping() {

@@ -7,6 +7,7 @@
 
 #include <functional>
 
+#include "domain/repositories/idempotency_store.h"
 #include "domain/repositories/unit_of_work.h"
 #include "storage/pg_history_repository.h"
 #include "storage/pg_membership_repository.h"
@@ -15,7 +16,7 @@
 
 namespace segments::storage {
 
-class PgStore final : public domain::Store {
+class PgStore final : public domain::Store, public domain::IdempotencyStore {
  public:
   // Runs `work` up to this many times when the database reports a
   // serialization failure or a deadlock.
@@ -38,6 +39,11 @@ class PgStore final : public domain::Store {
   domain::SegmentQueries& segments() override { return segments_; }
   domain::MembershipQueries& memberships() override { return *membership_reads_; }
   domain::HistoryQueries& history() override { return history_; }
+
+  // Keyed calls (storage/pg_keyed_call.h): while one is current, the unit
+  // of work claims its key first and always runs as a transaction.
+  std::unique_ptr<domain::KeyedCall> StartKeyedCall(domain::IdempotencyKey key, absl::Time now) override;
+  absl::StatusOr<int64_t> DeleteKeysMadeBefore(absl::Time cutoff, int limit) override;
 
   // Where a read model (readmodel::MembershipReadModel) plugs in: reads of
   // memberships go through `reads`, and `after_commit` runs after every

@@ -111,3 +111,22 @@ TEST_CASE("the read model is on by default, can be switched off, and must look m
   // Switched off, the two do not matter.
   CHECK(LoadConfig({"--read-model=off", "--read-model-poll-period=2s", "--read-model-max-lag=2s"}, Env({})).ok());
 }
+
+TEST_CASE("idempotency keys are kept 24h by default and forgotten every minute; both can be set", "[config]") {
+  auto defaults = LoadConfig({}, Env({}));
+  REQUIRE(defaults.ok());
+  CHECK(defaults->idempotency_key_ttl == absl::Hours(24));
+  CHECK(defaults->idempotency_cleanup_period == absl::Minutes(1));
+  auto set = LoadConfig({"--idempotency-key-ttl=48h"}, Env({{"SEGMENTS_IDEMPOTENCY_CLEANUP_PERIOD", "5s"}}));
+  REQUIRE(set.ok());
+  CHECK(set->idempotency_key_ttl == absl::Hours(48));
+  CHECK(set->idempotency_cleanup_period == absl::Seconds(5));
+  for (const char* bad : {"--idempotency-key-ttl=0s", "--idempotency-key-ttl=721h", "--idempotency-key-ttl=day",
+                          "--idempotency-cleanup-period=1ms", "--idempotency-cleanup-period=2h"}) {
+    auto refused = LoadConfig({bad}, Env({}));
+    INFO(bad);
+    REQUIRE_FALSE(refused.ok());
+    const std::string flag(std::string(bad).substr(0, std::string(bad).find('=')));
+    CHECK_THAT(std::string(refused.status().message()), Catch::Matchers::Contains(flag));
+  }
+}
