@@ -155,8 +155,8 @@ func TestBulkAddAndRemove(t *testing.T) {
 
 // A bulk-add TTL counts from the moment the members are added, as in
 // change-for-user: expiresAt - addedAt is the TTL exactly, however long the
-// call waited for the automatic-assignment lock (held here by the test, as
-// a long percentage change would).
+// call waited for the segment (held exclusively here by the test, as a long
+// percentage change or a deletion of the segment would).
 func TestBulkAddTTLCountsFromTheAddition(t *testing.T) {
 	reset(t)
 	u := createUsers(t, 2)
@@ -173,7 +173,7 @@ func TestBulkAddTTLCountsFromTheAddition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext('segments.auto_assignment'))`); err != nil {
+	if _, err := tx.Exec(`SELECT lock_live_segments(ARRAY[$1], true)`, slug); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan response, 1)
@@ -187,7 +187,7 @@ func TestBulkAddTTLCountsFromTheAddition(t *testing.T) {
 	// Held until the call is seen waiting for the lock (not a fixed sleep: on
 	// a slow machine it may not have got there yet), then 1.5 s more: longer
 	// than the TTL.
-	eventually(t, 30*time.Second, "bulk-add waiting for the automatic-assignment lock", func() bool {
+	eventually(t, 30*time.Second, "bulk-add waiting for the segment's lock", func() bool {
 		return queryInt(t, `SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`) > 0
 	})
@@ -195,7 +195,7 @@ func TestBulkAddTTLCountsFromTheAddition(t *testing.T) {
 	_ = tx.Rollback()
 	r := <-done
 	if r.status != http.StatusNoContent {
-		t.Fatalf("bulk-add with secondsToBeInSegment 1 after a 1.5 s wait for the lock: %s, want 204", r)
+		t.Fatalf("bulk-add with secondsToBeInSegment 1 after a 1.5 s wait for the segment: %s, want 204", r)
 	}
 	if n := eventCount(t, slug, "add", "manual"); n != 2 {
 		t.Fatalf("%d add events, want 2", n)
