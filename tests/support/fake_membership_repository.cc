@@ -1,6 +1,7 @@
 #include "support/fake_membership_repository.h"
 
 #include <algorithm>
+#include <set>
 
 #include "common/status_macros.h"
 #include "domain/bucketing.h"
@@ -71,15 +72,6 @@ absl::StatusOr<UserSegmentsProblems> FakeMembershipRepository::ChangeUserSegment
   return problems;
 }
 
-absl::StatusOr<std::vector<Membership>> FakeMembershipRepository::OfUser(const UserId& user) {
-  RETURN_IF_ERROR(controls_.failure);
-  std::vector<Membership> out;
-  for (const auto& [key, m] : s_.memberships) {
-    if (key.first == user) out.push_back(m);
-  }
-  return out;
-}
-
 absl::Status FakeMembershipRepository::Insert(const std::vector<std::pair<UserId, NewMembership>>& rows,
                                               absl::Time now) {
   RETURN_IF_ERROR(controls_.failure);
@@ -89,28 +81,6 @@ absl::Status FakeMembershipRepository::Insert(const std::vector<std::pair<UserId
         Membership{m.segment_id, s_.segments.at(m.segment_id).slug, now, m.expires_at, m.automatic});
     if (!inserted) return absl::AlreadyExistsError("membership exists");
   }
-  return absl::OkStatus();
-}
-
-absl::Status FakeMembershipRepository::Delete(const UserId& user, const std::vector<SegmentId>& segments) {
-  RETURN_IF_ERROR(controls_.failure);
-  for (SegmentId id : segments) s_.memberships.erase({user, id});
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<SegmentId>> FakeMembershipRepository::OptedOutSegments(const UserId& user) {
-  RETURN_IF_ERROR(controls_.failure);
-  std::vector<SegmentId> out;
-  for (const auto& [key, reason] : s_.opt_outs) {
-    if (key.second == user) out.push_back(key.first);
-  }
-  return out;
-}
-
-absl::Status FakeMembershipRepository::RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments,
-                                                     Reason reason, absl::Time) {
-  RETURN_IF_ERROR(controls_.failure);
-  for (SegmentId id : segments) s_.opt_outs.emplace(std::pair(id, user), reason);
   return absl::OkStatus();
 }
 
@@ -224,9 +194,11 @@ absl::StatusOr<int64_t> FakeMembershipRepository::EndExpired(absl::Time now, int
 absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> FakeMembershipRepository::OfUsers(
     const std::vector<UserId>& users) {
   absl::flat_hash_map<UserId, std::vector<Membership>> out;
-  for (const UserId& user : users) {
-    ASSIGN_OR_RETURN(std::vector<Membership> rows, OfUser(user));
-    if (!rows.empty()) out.emplace(user, std::move(rows));
+  if (users.empty()) return out;
+  RETURN_IF_ERROR(controls_.failure);
+  const std::set<UserId> wanted(users.begin(), users.end());
+  for (const auto& [key, m] : s_.memberships) {
+    if (wanted.contains(key.first)) out[key.first].push_back(m);
   }
   return out;
 }
@@ -234,20 +206,26 @@ absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> FakeMembers
 absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> FakeMembershipRepository::OptedOutSegmentsOfUsers(
     const std::vector<UserId>& users) {
   absl::flat_hash_map<UserId, std::vector<SegmentId>> out;
-  for (const UserId& user : users) {
-    ASSIGN_OR_RETURN(std::vector<SegmentId> ids, OptedOutSegments(user));
-    if (!ids.empty()) out.emplace(user, std::move(ids));
+  if (users.empty()) return out;
+  RETURN_IF_ERROR(controls_.failure);
+  const std::set<UserId> wanted(users.begin(), users.end());
+  for (const auto& [key, reason] : s_.opt_outs) {
+    if (wanted.contains(key.second)) out[key.second].push_back(key.first);
   }
   return out;
 }
 
 absl::Status FakeMembershipRepository::DeleteOfUsers(const std::vector<std::pair<UserId, SegmentId>>& rows) {
-  for (const auto& [user, id] : rows) RETURN_IF_ERROR(Delete(user, {id}));
+  if (rows.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(controls_.failure);
+  for (const auto& [user, id] : rows) s_.memberships.erase({user, id});
   return absl::OkStatus();
 }
 
-absl::Status FakeMembershipRepository::RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time now) {
-  for (const OptOut& o : opt_outs) RETURN_IF_ERROR(RecordOptOuts(o.user, {o.segment_id}, o.reason, now));
+absl::Status FakeMembershipRepository::RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time) {
+  if (opt_outs.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(controls_.failure);
+  for (const OptOut& o : opt_outs) s_.opt_outs.emplace(std::pair(o.segment_id, o.user), o.reason);
   return absl::OkStatus();
 }
 

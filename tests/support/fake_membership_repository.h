@@ -12,13 +12,8 @@ class FakeMembershipRepository final : public domain::MembershipRepository {
 
   absl::Status LockAutoAssignment(domain::AutoAssignmentLock mode) override;
   absl::StatusOr<domain::UserSegmentsProblems> ChangeUserSegments(const domain::UserSegmentsChange& change) override;
-  absl::StatusOr<std::vector<domain::Membership>> OfUser(const domain::UserId& user) override;
   absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
                       absl::Time now) override;
-  absl::Status Delete(const domain::UserId& user, const std::vector<domain::SegmentId>& segments) override;
-  absl::StatusOr<std::vector<domain::SegmentId>> OptedOutSegments(const domain::UserId& user) override;
-  absl::Status RecordOptOuts(const domain::UserId& user, const std::vector<domain::SegmentId>& segments,
-                             domain::Reason reason, absl::Time now) override;
   absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, domain::Reason reason,
                                           absl::Time now) override;
   absl::StatusOr<int64_t> EndAllOfUser(const domain::UserId& user, domain::Reason reason, absl::Time now) override;

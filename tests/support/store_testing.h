@@ -1,6 +1,9 @@
 // Store calls that tests make as the service's jobs make them.
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "common/status_macros.h"
 #include "domain/repositories/unit_of_work.h"
 
@@ -15,6 +18,16 @@ inline absl::StatusOr<int64_t> EndExpiredMemberships(domain::Store& store, absl:
     return absl::OkStatus();
   }));
   return ended;
+}
+
+// Puts one user in segments directly, added at `now`, in a transaction of
+// its own (MembershipRepository::Insert): no history, no checks.
+inline absl::Status InsertMemberships(domain::Store& store, const domain::UserId& user,
+                                      const std::vector<domain::NewMembership>& memberships, absl::Time now) {
+  std::vector<std::pair<domain::UserId, domain::NewMembership>> rows;
+  rows.reserve(memberships.size());
+  for (const domain::NewMembership& m : memberships) rows.emplace_back(user, m);
+  return store.InTransaction([&](domain::Transaction& tx) { return tx.memberships().Insert(rows, now); });
 }
 
 }  // namespace segments::testing

@@ -32,28 +32,6 @@ const Statement kLockAutoExclusive{"lock_auto_exclusive",
 const Statement kChangeUserSegments{"change_user_segments",
                                     "SELECT problem, item FROM change_user_segments($1::user_id, $2::text[], "
                                     "$3::timestamptz[], $4::text[], $5)"};
-// Rows are locked so a concurrent expiry job skips them rather than racing.
-const Statement kUserMemberships{
-    "user_memberships",
-    "SELECT m.segment_id, s.slug, (extract(epoch FROM m.added_at) * 1000000)::int8 AS added_at, "
-    "(extract(epoch FROM m.expires_at) * 1000000)::int8 AS expires_at, m.auto "
-    "FROM memberships m JOIN segments s ON s.id = m.segment_id WHERE m.user_id = $1::user_id FOR UPDATE OF m"};
-// $1 users, $2 segments, $3 now, $4 deadlines, $5 automatic (parallel arrays).
-const Statement kInsertMemberships{"insert_memberships",
-                                   "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-                                   "SELECT user_id, segment_id, $3, expires_at, auto "
-                                   "FROM unnest($1::user_id[], $2::int8[], $4::timestamptz[], $5::bool[]) "
-                                   "AS t(user_id, segment_id, expires_at, auto)"};
-const Statement kDeleteMemberships{
-    "delete_memberships", "DELETE FROM memberships WHERE user_id = $1::user_id AND segment_id = ANY($2::int8[])"};
-
-// --- opt-outs
-const Statement kOptedOutSegments{"opted_out_segments",
-                                  "SELECT segment_id FROM auto_opt_outs WHERE user_id = $1::user_id"};
-// $1 user, $2 segment ids, $3 reason, $4 now.
-const Statement kRecordOptOuts{"record_opt_outs",
-                               "INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) "
-                               "SELECT unnest($2::int8[]), $1::user_id, $3, $4 ON CONFLICT DO NOTHING"};
 
 // --- set-based ends
 // $1 segment id, $2 slug, $3 reason, $4 now.
@@ -185,10 +163,10 @@ const Statement kEndExpiredMemberships{
     "SELECT e.user_id, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at FROM e "
     "JOIN segments s ON s.id = e.segment_id RETURNING 1) SELECT count(*) FROM h"};
 
-// --- many users at once (batches of user events): what the one-user
-// statements do, over arrays of users; those that look rows up are planned
-// per call (Statement::plan_per_call).
-// $1 users: their memberships as kUserMemberships reads them, then the user.
+// --- many users at once (batches of user events), over arrays of users;
+// those that look rows up are planned per call (Statement::plan_per_call).
+// $1 users: their memberships, then the user. Rows are locked so a
+// concurrent expiry job skips them rather than racing.
 const Statement kUsersMemberships{
     "users_memberships",
     "SELECT m.segment_id, s.slug, (extract(epoch FROM m.added_at) * 1000000)::int8 AS added_at, "
@@ -199,6 +177,12 @@ const Statement kUsersMemberships{
 const Statement kUsersOptedOutSegments{
     "users_opted_out_segments", "SELECT user_id, segment_id FROM auto_opt_outs WHERE user_id = ANY($1::user_id[])",
     /*plan_per_call=*/true};
+// $1 users, $2 segments, $3 now, $4 deadlines, $5 automatic (parallel arrays).
+const Statement kInsertMemberships{"insert_memberships",
+                                   "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+                                   "SELECT user_id, segment_id, $3, expires_at, auto "
+                                   "FROM unnest($1::user_id[], $2::int8[], $4::timestamptz[], $5::bool[]) "
+                                   "AS t(user_id, segment_id, expires_at, auto)"};
 // $1 users, $2 segments (parallel).
 const Statement kDeleteUsersMemberships{"delete_users_memberships",
                                         "DELETE FROM memberships m "
@@ -240,7 +224,7 @@ const Statement kNextMembers{"next_members",
                              "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
                              "AND user_id > $4::user_id ORDER BY user_id LIMIT $3"};
 
-// A row of kUserMemberships or kUsersMemberships.
+// A row of kUsersMemberships.
 absl::StatusOr<Membership> MembershipAt(const PgRow& row) {
   Membership m;
   ASSIGN_OR_RETURN(m.segment_id, row.Int64(0));
@@ -301,17 +285,6 @@ absl::StatusOr<domain::UserSegmentsProblems> PgMembershipRepository::ChangeUserS
   return problems;
 }
 
-absl::StatusOr<std::vector<Membership>> PgMembershipRepository::OfUser(const UserId& user) {
-  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kUserMemberships, PgParams().User(user)));
-  std::vector<Membership> out;
-  out.reserve(static_cast<size_t>(r.Rows()));
-  for (int i = 0; i < r.Rows(); ++i) {
-    ASSIGN_OR_RETURN(Membership m, MembershipAt(PgRow(r, i)));
-    out.push_back(std::move(m));
-  }
-  return out;
-}
-
 absl::Status PgMembershipRepository::Insert(const std::vector<std::pair<UserId, NewMembership>>& rows, absl::Time now) {
   if (rows.empty()) return absl::OkStatus();
   std::vector<UserId> users;
@@ -328,28 +301,6 @@ absl::Status PgMembershipRepository::Insert(const std::vector<std::pair<UserId, 
   params.Users(users).IntArray(segments).Time(now).OptionalTimeArray(deadlines).BoolArray(automatic);
   tx_.NoteReadModelChange();
   return tx_.conn().Execute(kInsertMemberships, params).status();
-}
-
-absl::Status PgMembershipRepository::Delete(const UserId& user, const std::vector<SegmentId>& segments) {
-  tx_.NoteReadModelChange();
-  return tx_.conn().Execute(kDeleteMemberships, PgParams().User(user).IntArray(segments)).status();
-}
-
-absl::StatusOr<std::vector<SegmentId>> PgMembershipRepository::OptedOutSegments(const UserId& user) {
-  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kOptedOutSegments, PgParams().User(user)));
-  std::vector<SegmentId> ids;
-  for (int i = 0; i < r.Rows(); ++i) {
-    ASSIGN_OR_RETURN(SegmentId id, PgRow(r, i).Int64(0));
-    ids.push_back(id);
-  }
-  return ids;
-}
-
-absl::Status PgMembershipRepository::RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments,
-                                                   Reason reason, absl::Time now) {
-  PgParams params;
-  params.User(user).IntArray(segments).Text(domain::ToString(reason)).Time(now);
-  return tx_.conn().Execute(kRecordOptOuts, params).status();
 }
 
 absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& segment, Reason reason, absl::Time now) {

@@ -108,8 +108,10 @@ struct Fixture {
     return n;
   }
 
-  void Insert(const std::string& user, std::vector<NewMembership> memberships, absl::Time now = kT0) {
-    Tx([&](Transaction& tx) { return tx.memberships().InsertForUser(Id(user), memberships, now); });
+  void Insert(const std::string& user, const std::vector<NewMembership>& memberships, absl::Time now = kT0) {
+    const absl::Status status = segments::testing::InsertMemberships(store, Id(user), memberships, now);
+    INFO(status);
+    REQUIRE(status.ok());
   }
 
   // Rows of `s` for the users g in [from, to] where `where` (SQL over g)
@@ -244,12 +246,14 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
   const Segment other = NewSegment("OTHER", 10000);
   const Users active = ActiveUsers();
   Users opted;
+  std::vector<OptOut> opt_outs;
   int i = 0;
   for (const auto& u : active) {
     if (i++ % 9 != 0) continue;
     opted.insert(u);
-    Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(Id(u), {s.id}, Reason::kManual, kT0); });
+    opt_outs.push_back({Id(u), s.id, Reason::kManual});
   }
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOutsOfUsers(opt_outs, kT0); });
   CHECK(Assign(s, 0, kT0) == static_cast<int64_t>(active.size() - opted.size()));
   CHECK(Members(s) == Minus(active, opted));
   CHECK(Assign(other, 0, kT0) == static_cast<int64_t>(active.size()));
@@ -258,11 +262,15 @@ TEST_CASE_METHOD(Fixture, "AssignByPercent skips excluded users and opt-outs of 
   // The store reports and keeps the first reason of an opt-out.
   const std::string u = *opted.begin();
   Tx([&](Transaction& tx) -> absl::Status {
-    if (auto st = tx.memberships().RecordOptOuts(Id(u), {s.id, other.id}, Reason::kTtl, kT0 + absl::Hours(1)); !st.ok())
+    if (auto st = tx.memberships().RecordOptOutsOfUsers({{Id(u), s.id, Reason::kTtl}, {Id(u), other.id, Reason::kTtl}},
+                                                        kT0 + absl::Hours(1));
+        !st.ok())
       return st;
-    auto ids = tx.memberships().OptedOutSegments(Id(u));
-    if (!ids.ok()) return ids.status();
-    CHECK(std::set<SegmentId>(ids->begin(), ids->end()) == std::set<SegmentId>{s.id, other.id});
+    auto by_user = tx.memberships().OptedOutSegmentsOfUsers({Id(u)});
+    if (!by_user.ok()) return by_user.status();
+    REQUIRE(by_user->size() == 1);
+    const std::vector<SegmentId>& ids = by_user->at(Id(u));
+    CHECK(std::set<SegmentId>(ids.begin(), ids.end()) == std::set<SegmentId>{s.id, other.id});
     return absl::OkStatus();
   });
   CHECK(Query(fmt::format("SELECT segment_id, reason FROM auto_opt_outs WHERE user_id = '{}' ORDER BY 1", u)) ==
@@ -404,7 +412,7 @@ TEST_CASE_METHOD(Fixture, "AddMembers ends expired rows first, keeps existing on
   Insert(expired_auto, {{s.id, kT0 + absl::Seconds(10), true}});
   Insert(running, {{s.id, kT0 + absl::Hours(2), false}});
   Insert(expired_hand, {{s.id, kT0 + absl::Seconds(20), false}});
-  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(Id(opted), {s.id}, Reason::kManual, kT0); });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOutsOfUsers({{Id(opted), s.id, Reason::kManual}}, kT0); });
 
   const absl::Time now = kT0 + absl::Hours(1);
   const absl::Time until = now + absl::Minutes(30);
@@ -607,9 +615,10 @@ TEST_CASE_METHOD(Fixture, "DeleteUser deletes the user's opt-outs, and only thei
   const Segment a = NewSegment("A", 0);
   const Segment b = NewSegment("B", 0);
   Tx([&](Transaction& tx) {
-    return tx.memberships().RecordOptOuts(Id(UserNo(1)), {a.id, b.id}, Reason::kManual, kT0);
+    return tx.memberships().RecordOptOutsOfUsers(
+        {{Id(UserNo(1)), a.id, Reason::kManual}, {Id(UserNo(1)), b.id, Reason::kManual}}, kT0);
   });
-  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOuts(Id(UserNo(2)), {a.id}, Reason::kTtl, kT0); });
+  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOutsOfUsers({{Id(UserNo(2)), a.id, Reason::kTtl}}, kT0); });
   Tx([&](Transaction& tx) { return tx.users().Delete(Id(UserNo(1))); });
   CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs") == Rows{{UserNo(2), "ttl"}});
   CHECK(Count("SELECT count(*) FROM users") == 1);

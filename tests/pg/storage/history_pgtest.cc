@@ -154,9 +154,7 @@ struct Fixture {
   }
 
   void AddMemberships(const std::string& user, const std::vector<NewMembership>& memberships, absl::Time at) {
-    REQUIRE(
-        store.InTransaction([&](Transaction& tx) { return tx.memberships().InsertForUser(Id(user), memberships, at); })
-            .ok());
+    REQUIRE(segments::testing::InsertMemberships(store, Id(user), memberships, at).ok());
   }
 
   int64_t EndExpired(absl::Time now, int limit) {

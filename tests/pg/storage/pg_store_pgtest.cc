@@ -97,7 +97,8 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
   const absl::Time deadline = kT0 + absl::Seconds(60) + absl::Microseconds(123456);
   REQUIRE(store
               .InTransaction([&](Transaction& tx) {
-                return tx.memberships().InsertForUser(Id(kAlice), {{a.id, deadline}, {b.id, std::nullopt}}, kT0);
+                return tx.memberships().Insert({{Id(kAlice), {a.id, deadline}}, {Id(kAlice), {b.id, std::nullopt}}},
+                                               kT0);
               })
               .ok());
 
@@ -110,10 +111,12 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
 
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto rows = tx.memberships().OfUser(Id(kAlice));
-                if (!rows.ok()) return rows.status();
-                REQUIRE(rows->size() == 2);
-                for (const auto& m : *rows) {
+                auto by_user = tx.memberships().OfUsers({Id(kAlice)});
+                if (!by_user.ok()) return by_user.status();
+                REQUIRE(by_user->size() == 1);
+                const std::vector<Membership>& rows = by_user->at(Id(kAlice));
+                REQUIRE(rows.size() == 2);
+                for (const auto& m : rows) {
                   CHECK(m.added_at == kT0);
                   if (m.slug == "A") CHECK(m.expires_at == deadline);
                   if (m.slug == "B") CHECK_FALSE(m.expires_at.has_value());
@@ -150,13 +153,11 @@ TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their dea
   const Segment b = NewSegmentNamed("B");
   const absl::Time now = kT0 + absl::Hours(1);
   REQUIRE(store
-              .InTransaction([&](Transaction& tx) -> absl::Status {
-                if (auto st = tx.memberships().InsertForUser(
-                        Id(kAlice), {{a.id, kT0 + absl::Minutes(5)}, {b.id, std::nullopt}}, kT0);
-                    !st.ok()) {
-                  return st;
-                }
-                return tx.memberships().InsertForUser(Id(kBob), {{a.id, std::nullopt}}, kT0);
+              .InTransaction([&](Transaction& tx) {
+                return tx.memberships().Insert({{Id(kAlice), {a.id, kT0 + absl::Minutes(5)}},
+                                                {Id(kAlice), {b.id, std::nullopt}},
+                                                {Id(kBob), {a.id, std::nullopt}}},
+                                               kT0);
               })
               .ok());
 

@@ -1,7 +1,7 @@
 // The many-user statements of PgStore (batches of user events): reads of
 // many users' memberships and opt-outs, deletion and opt-outs by (user,
 // segment), and the end of many users (EndAllOfUsers, DeleteMany), each
-// checked row by row against what the one-user statements write.
+// checked row by row in the tables.
 #include <absl/synchronization/notification.h>
 
 #include <catch2/catch.hpp>
@@ -54,8 +54,8 @@ struct Fixture {
                                                {Id(kBen), {s1.id, std::nullopt, false}},
                                                {Id(kCal), {s1.id, std::nullopt, false}}},
                                               kT0));
-      RETURN_IF_ERROR(tx.memberships().RecordOptOuts(Id(kAnn), {s2.id}, Reason::kManual, kT0));
-      return tx.memberships().RecordOptOuts(Id(kCal), {s2.id}, Reason::kTtl, kT0);
+      return tx.memberships().RecordOptOutsOfUsers(
+          {{Id(kAnn), s2.id, Reason::kManual}, {Id(kCal), s2.id, Reason::kTtl}}, kT0);
     });
   }
 

@@ -58,7 +58,7 @@ struct UserSegmentsProblems {
 };
 
 // A user automatic assignment must skip in a segment, and why (kManual or
-// kTtl, as MembershipRepository::RecordOptOuts).
+// kTtl, as MembershipRepository::RecordOptOutsOfUsers).
 struct OptOut {
   UserId user;
   SegmentId segment_id = 0;
@@ -81,23 +81,6 @@ class MembershipRepository {
   // additions reason manual. A single repository call: it may run as a
   // transaction of its own (Store::InSingleCall).
   virtual absl::StatusOr<UserSegmentsProblems> ChangeUserSegments(const UserSegmentsChange& change) = 0;
-  // Every membership row of the user, expired ones included, locked so that
-  // the expiry job skips them until the transaction ends.
-  virtual absl::StatusOr<std::vector<Membership>> OfUser(const UserId& user) = 0;
-  virtual absl::Status Insert(const std::vector<std::pair<UserId, NewMembership>>& rows, absl::Time now) = 0;
-  absl::Status InsertForUser(const UserId& user, const std::vector<NewMembership>& memberships, absl::Time now) {
-    std::vector<std::pair<UserId, NewMembership>> rows;
-    rows.reserve(memberships.size());
-    for (const NewMembership& m : memberships) rows.emplace_back(user, m);
-    return Insert(rows, now);
-  }
-  virtual absl::Status Delete(const UserId& user, const std::vector<SegmentId>& segments) = 0;
-
-  // --- opt-outs: users automatic assignment never (re)adds to a segment
-  virtual absl::StatusOr<std::vector<SegmentId>> OptedOutSegments(const UserId& user) = 0;
-  // `reason` is kManual (removed by hand) or kTtl (automatic membership expired).
-  virtual absl::Status RecordOptOuts(const UserId& user, const std::vector<SegmentId>& segments, Reason reason,
-                                     absl::Time now) = 0;
 
   // --- set-based changes, for sizes the client should not load. Each writes
   // its own history in the same statement. A row already expired at `now`
@@ -137,16 +120,22 @@ class MembershipRepository {
   // this at once without writing an event twice. Returns how many ended.
   virtual absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) = 0;
 
-  // --- many users at once, for batches of user events: what the one-user
-  // methods do, in one statement for the whole batch.
-  // Every membership row of each of `users`, by user (a user without any is
-  // absent), locked as OfUser locks them.
+  // --- many users at once, for batches of user events: each one statement
+  // for the whole batch. All but EndAllOfUsers leave history to the caller.
+  // Every membership row of each of `users`, expired ones included, by user
+  // (a user without any is absent), locked so that the expiry job skips
+  // them until the transaction ends.
   virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> OfUsers(
       const std::vector<UserId>& users) = 0;
-  virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> OptedOutSegmentsOfUsers(
-      const std::vector<UserId>& users) = 0;
+  // Inserts these (user, membership) rows, added at `now`.
+  virtual absl::Status Insert(const std::vector<std::pair<UserId, NewMembership>>& rows, absl::Time now) = 0;
   // Deletes these (user, segment) rows.
   virtual absl::Status DeleteOfUsers(const std::vector<std::pair<UserId, SegmentId>>& rows) = 0;
+  // Opt-outs: the segments automatic assignment never (re)adds each of
+  // `users` to, by user (a user without any is absent).
+  virtual absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> OptedOutSegmentsOfUsers(
+      const std::vector<UserId>& users) = 0;
+  // Records these opt-outs at `now`; one already recorded stays as it was.
   virtual absl::Status RecordOptOutsOfUsers(const std::vector<OptOut>& opt_outs, absl::Time now) = 0;
   // EndAllOfUser for each of `users`. Returns how many ended at `now`.
   virtual absl::StatusOr<int64_t> EndAllOfUsers(const std::vector<UserId>& users, Reason reason, absl::Time now) = 0;
