@@ -442,5 +442,40 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (8, 'idempotency keys');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 9) THEN
+        -- Changes of a whole segment done in chunks of users, each chunk a
+        -- transaction of its own, so that a fill of millions of users, a
+        -- lowered percentage or the deletion of a big segment never holds
+        -- other writers for long (docs/writes.md, "Changes of a whole
+        -- segment"). One row per change; at most one unfinished per segment.
+        -- kind: 'assign' (a new or raised percentage: from_hundredths is the
+        -- percentage before), 'unassign' (a lowered one), 'delete' (the
+        -- memberships of a deleted segment end).
+        -- at: the time of the change; every event of the task carries it.
+        -- last_user: the last user the task looks at, fixed by its first
+        -- chunk (NULL before): users created later are evaluated by their own
+        -- transactions, so a stream of new ids never keeps a task going.
+        -- after_user: the users up to this id (byte order, '' for none) are
+        -- done. count: memberships added or ended so far.
+        -- heartbeat_at: when a chunk last ran; a task whose heartbeat is
+        -- old was left by a stopped instance and is resumed by another.
+        CREATE TYPE segment_task_kind AS ENUM ('assign', 'unassign', 'delete');
+        CREATE TABLE segment_tasks (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            segment_id      bigint            NOT NULL REFERENCES segments (id),
+            kind            segment_task_kind NOT NULL,
+            from_hundredths integer           NOT NULL CHECK (from_hundredths BETWEEN 0 AND 10000),
+            at              timestamptz       NOT NULL,
+            last_user       text COLLATE "C",
+            after_user      text COLLATE "C"  NOT NULL DEFAULT '',
+            count           bigint            NOT NULL DEFAULT 0,
+            heartbeat_at    timestamptz       NOT NULL,
+            finished_at     timestamptz
+        );
+        CREATE UNIQUE INDEX segment_tasks_unfinished_key ON segment_tasks (segment_id) WHERE finished_at IS NULL;
+
+        INSERT INTO schema_migrations (version, description) VALUES (9, 'segment tasks');
+    END IF;
 END
 $migrations$;

@@ -26,7 +26,7 @@ for t in "$TOPIC:3" "$TOPIC.dlq:1"; do
   "$ROOT/scripts/kafka.sh" run org.apache.kafka.tools.TopicCommand --bootstrap-server "$BROKERS" \
     --create --topic "${t%:*}" --partitions "${t##*:}" --replication-factor 1 >/dev/null
 done
-psql_test "TRUNCATE users, segments, memberships, history, auto_opt_outs RESTART IDENTITY"
+psql_test "TRUNCATE users, segment_tasks, segments, memberships, history, auto_opt_outs RESTART IDENTITY"
 
 read -r MOCK_PORT GRPC_PORT HTTP_PORT < <(free_ports 3)
 MOCK_ADDR="127.0.0.1:$MOCK_PORT"

@@ -84,9 +84,10 @@ absl::Status FakeMembershipRepository::Insert(const std::vector<std::pair<UserId
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> FakeMembershipRepository::EndAllOfSegment(const Segment& segment, Reason reason,
-                                                                  absl::Time now) {
-  return EndWhere([&](const UserId&, SegmentId id) { return id == segment.id; }, reason, now);
+absl::StatusOr<int64_t> FakeMembershipRepository::EndAllOfSegment(const Segment& segment, const UserRange& users,
+                                                                  Reason reason, absl::Time now) {
+  return EndWhere([&](const UserId& user, SegmentId id) { return id == segment.id && users.Contains(user); }, reason,
+                  now);
 }
 
 absl::StatusOr<int64_t> FakeMembershipRepository::EndAllOfUser(const UserId& user, Reason reason, absl::Time now) {
@@ -127,8 +128,8 @@ absl::StatusOr<int64_t> FakeMembershipRepository::RemoveMembers(const Segment& s
                   Reason::kManual, now);
 }
 
-absl::StatusOr<int64_t> FakeMembershipRepository::AssignByPercent(const Segment& segment, int32_t from,
-                                                                  absl::Time now) {
+absl::StatusOr<int64_t> FakeMembershipRepository::AssignByPercent(const Segment& segment, const UserRange& users,
+                                                                  int32_t from, absl::Time now) {
   RETURN_IF_ERROR(controls_.failure);
   int64_t added = 0;
   auto active_in = [&](const UserId& user, SegmentId id) {
@@ -139,14 +140,17 @@ absl::StatusOr<int64_t> FakeMembershipRepository::AssignByPercent(const Segment&
   // Expired rows in the way end first (an automatic one opts its user out).
   RETURN_IF_ERROR(EndWhere(
       [&](const UserId& user, SegmentId id) {
-        return id == segment.id && s_.users.at(user) == UserState::kActive &&
+        return id == segment.id && users.Contains(user) && s_.users.at(user) == UserState::kActive &&
                !s_.memberships.at({user, id}).ActiveAt(now) && Bucket(segment.salt, user) >= from &&
                InPercent(Bucket(segment.salt, user), segment.percent_hundredths);
       },
       Reason::kAutoPercent, now));
   for (const auto& [user, state] : s_.users) {
     const int32_t bucket = Bucket(segment.salt, user);
-    if (state != UserState::kActive || bucket < from || !InPercent(bucket, segment.percent_hundredths)) continue;
+    if (state != UserState::kActive || !users.Contains(user) || bucket < from ||
+        !InPercent(bucket, segment.percent_hundredths)) {
+      continue;
+    }
     if (s_.memberships.contains({user, segment.id}) || s_.opt_outs.contains({segment.id, user})) continue;
     if (!std::all_of(o.include_ids.begin(), o.include_ids.end(), [&](SegmentId id) { return active_in(user, id); }) ||
         std::any_of(o.exclude_ids.begin(), o.exclude_ids.end(), [&](SegmentId id) { return active_in(user, id); })) {
@@ -161,15 +165,51 @@ absl::StatusOr<int64_t> FakeMembershipRepository::AssignByPercent(const Segment&
   return added;
 }
 
-absl::StatusOr<int64_t> FakeMembershipRepository::UnassignByPercent(const Segment& segment, int32_t from,
-                                                                    absl::Time now) {
+absl::StatusOr<int64_t> FakeMembershipRepository::UnassignByPercent(const Segment& segment, const UserRange& users,
+                                                                    int32_t from, absl::Time now) {
   return EndWhere(
       [&](const UserId& user, SegmentId id) {
-        if (id != segment.id || !s_.memberships.at({user, id}).automatic) return false;
+        if (id != segment.id || !users.Contains(user) || !s_.memberships.at({user, id}).automatic) return false;
         const int32_t bucket = Bucket(segment.salt, user);
         return bucket >= segment.percent_hundredths && bucket < from;
       },
       Reason::kAutoPercent, now);
+}
+
+std::set<UserId> FakeMembershipRepository::TaskUsers(const SegmentTask& task) const {
+  std::set<UserId> candidates;
+  if (task.kind == SegmentTaskKind::kAssign) {
+    for (const auto& [user, state] : s_.users) candidates.insert(user);
+  } else {
+    for (const auto& [key, m] : s_.memberships) {
+      if (key.second == task.segment_id && (task.kind == SegmentTaskKind::kDelete || m.automatic)) {
+        candidates.insert(key.first);
+      }
+    }
+  }
+  return candidates;
+}
+
+absl::StatusOr<std::optional<std::string>> FakeMembershipRepository::LastTaskUser(const SegmentTask& task) {
+  RETURN_IF_ERROR(controls_.failure);
+  const std::set<UserId> candidates = TaskUsers(task);
+  if (candidates.empty()) return std::nullopt;
+  return candidates.rbegin()->ToString();
+}
+
+absl::StatusOr<std::optional<std::string>> FakeMembershipRepository::ChunkEnd(const SegmentTask& task, int size) {
+  RETURN_IF_ERROR(controls_.failure);
+  if (!task.last_user) return std::nullopt;
+  std::optional<std::string> last;
+  int taken = 0;
+  for (const UserId& user : TaskUsers(task)) {
+    const std::string id = user.ToString();
+    if (taken == size || id > *task.last_user) break;
+    if (id <= task.after_user) continue;
+    last = id;
+    ++taken;
+  }
+  return last;
 }
 
 absl::StatusOr<int64_t> FakeMembershipRepository::EndExpired(absl::Time now, int limit) {
@@ -264,7 +304,7 @@ absl::StatusOr<std::vector<std::string>> FakeMembershipQueries::ActiveSegmentSlu
   RETURN_IF_ERROR(controls_.failure);
   std::vector<std::string> out;
   for (const auto& [key, m] : s_.memberships) {
-    if (key.first == user && m.ActiveAt(now)) out.push_back(m.slug);
+    if (key.first == user && m.ActiveAt(now) && !s_.deleted_segments.contains(key.second)) out.push_back(m.slug);
   }
   return out;
 }

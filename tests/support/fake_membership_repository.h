@@ -14,17 +14,19 @@ class FakeMembershipRepository final : public domain::MembershipRepository {
   absl::StatusOr<domain::UserSegmentsProblems> ChangeUserSegments(const domain::UserSegmentsChange& change) override;
   absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
                       absl::Time now) override;
-  absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, domain::Reason reason,
-                                          absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, const domain::UserRange& users,
+                                          domain::Reason reason, absl::Time now) override;
   absl::StatusOr<int64_t> EndAllOfUser(const domain::UserId& user, domain::Reason reason, absl::Time now) override;
   absl::StatusOr<int64_t> AddMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
                                      std::optional<absl::Time> expires_at, absl::Time now) override;
   absl::StatusOr<int64_t> RemoveMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
                                         absl::Time now) override;
-  absl::StatusOr<int64_t> AssignByPercent(const domain::Segment& segment, int32_t from_hundredths,
-                                          absl::Time now) override;
-  absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, int32_t from_hundredths,
-                                            absl::Time now) override;
+  absl::StatusOr<int64_t> AssignByPercent(const domain::Segment& segment, const domain::UserRange& users,
+                                          int32_t from_hundredths, absl::Time now) override;
+  absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, const domain::UserRange& users,
+                                            int32_t from_hundredths, absl::Time now) override;
+  absl::StatusOr<std::optional<std::string>> LastTaskUser(const domain::SegmentTask& task) override;
+  absl::StatusOr<std::optional<std::string>> ChunkEnd(const domain::SegmentTask& task, int size) override;
   absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) override;
   absl::StatusOr<absl::flat_hash_map<domain::UserId, std::vector<domain::Membership>>> OfUsers(
       const std::vector<domain::UserId>& users) override;
@@ -36,6 +38,8 @@ class FakeMembershipRepository final : public domain::MembershipRepository {
                                         absl::Time now) override;
 
  private:
+  // The users `task` looks at (LastTaskUser).
+  std::set<domain::UserId> TaskUsers(const domain::SegmentTask& task) const;
   // Ends the memberships (user, segment) for which `matches` holds, as the
   // set-based statements do: expired ones by TTL at their deadline.
   absl::StatusOr<int64_t> EndWhere(const std::function<bool(const domain::UserId&, domain::SegmentId)>& matches,

@@ -8,6 +8,7 @@ namespace segments::testing {
 
 using domain::Segment;
 using domain::SegmentId;
+using domain::SegmentTask;
 
 const Segment* FakeState::FindLive(const std::string& slug) const {
   for (const auto& [id, s] : segments) {
@@ -88,6 +89,70 @@ absl::Status FakeSegmentRepository::SetPercent(SegmentId id, int32_t percent) {
   RETURN_IF_ERROR(controls_.failure);
   s_.segments.at(id).percent_hundredths = percent;
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> FakeSegmentRepository::StartTask(const SegmentTask& task, absl::Time now) {
+  RETURN_IF_ERROR(controls_.failure);
+  for (const auto& [id, t] : s_.tasks) {
+    if (t.segment_id == task.segment_id && !t.finished) return absl::InternalError("the segment has a task already");
+  }
+  SegmentTask stored = task;
+  stored.id = s_.next_task_id++;
+  stored.after_user.clear();
+  stored.last_user.reset();
+  stored.count = 0;
+  stored.finished = false;
+  s_.tasks[stored.id] = stored;
+  s_.task_heartbeats[stored.id] = now;
+  return stored.id;
+}
+
+absl::StatusOr<std::optional<SegmentTask>> FakeSegmentRepository::LockUnfinishedTask(SegmentId segment) {
+  RETURN_IF_ERROR(controls_.failure);
+  for (const auto& [id, t] : s_.tasks) {
+    if (t.segment_id == segment && !t.finished) return t;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::optional<SegmentTask>> FakeSegmentRepository::LockTask(int64_t id) {
+  RETURN_IF_ERROR(controls_.failure);
+  ++controls_.task_chunks;
+  auto it = s_.tasks.find(id);
+  if (it == s_.tasks.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::Status FakeSegmentRepository::SetTaskLastUser(int64_t task, const std::string& last_user) {
+  RETURN_IF_ERROR(controls_.failure);
+  s_.tasks.at(task).last_user = last_user;
+  return absl::OkStatus();
+}
+
+absl::Status FakeSegmentRepository::RecordChunk(int64_t task, const std::string& after_user, int64_t count,
+                                                absl::Time now) {
+  RETURN_IF_ERROR(controls_.failure);
+  SegmentTask& t = s_.tasks.at(task);
+  t.after_user = after_user;
+  t.count += count;
+  s_.task_heartbeats[task] = now;
+  return absl::OkStatus();
+}
+
+absl::Status FakeSegmentRepository::FinishTask(int64_t task, absl::Time now) {
+  RETURN_IF_ERROR(controls_.failure);
+  s_.tasks.at(task).finished = true;
+  s_.task_heartbeats[task] = now;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SegmentTask>> FakeSegmentRepository::StaleTasks(absl::Time before, int limit) {
+  RETURN_IF_ERROR(controls_.failure);
+  std::vector<SegmentTask> out;
+  for (const auto& [id, t] : s_.tasks) {
+    if (!t.finished && s_.task_heartbeats.at(id) < before && static_cast<int>(out.size()) < limit) out.push_back(t);
+  }
+  return out;
 }
 
 absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> FakeSegmentQueries::FindWithMemberCount(

@@ -17,6 +17,13 @@ class FakeSegmentRepository final : public domain::SegmentRepository {
   absl::StatusOr<std::vector<std::string>> Referring(domain::SegmentId segment) override;
   absl::StatusOr<std::vector<domain::Segment>> Automatic() override;
   absl::Status SetPercent(domain::SegmentId segment, int32_t percent_hundredths) override;
+  absl::StatusOr<int64_t> StartTask(const domain::SegmentTask& task, absl::Time now) override;
+  absl::StatusOr<std::optional<domain::SegmentTask>> LockUnfinishedTask(domain::SegmentId segment) override;
+  absl::StatusOr<std::optional<domain::SegmentTask>> LockTask(int64_t id) override;
+  absl::Status SetTaskLastUser(int64_t task, const std::string& last_user) override;
+  absl::Status RecordChunk(int64_t task, const std::string& after_user, int64_t count, absl::Time now) override;
+  absl::Status FinishTask(int64_t task, absl::Time now) override;
+  absl::StatusOr<std::vector<domain::SegmentTask>> StaleTasks(absl::Time before, int limit) override;
 
  private:
   FakeState& s_;

@@ -25,6 +25,10 @@ struct FakeState {
   std::map<std::pair<domain::SegmentId, domain::UserId>, domain::Reason> opt_outs;
   std::vector<domain::HistoryEvent> history;
   domain::SegmentId next_segment_id = 1;
+  // Segment tasks by id, and when a chunk of each last ran.
+  std::map<int64_t, domain::SegmentTask> tasks;
+  std::map<int64_t, absl::Time> task_heartbeats;
+  int64_t next_task_id = 1;
 
   // The live segment with `slug`, or null.
   const domain::Segment* FindLive(const std::string& slug) const;
@@ -50,6 +54,8 @@ struct FakeControls {
   // Calls of MembershipRepository::EndExpired, failed ones included, and a
   // hook called first by each.
   int expiry_batches = 0;
+  // Chunks of segment tasks run (SegmentRepository::LockTask calls: one each).
+  int task_chunks = 0;
   std::function<void(absl::Time now, int limit)> on_end_expired;
 };
 

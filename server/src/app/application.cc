@@ -60,7 +60,8 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}),
       idempotency_key_cleanup_(store_, clock,
                                jobs::IdempotencyKeyCleanupOptions{.ttl = config.idempotency_key_ttl,
-                                                                  .period = config.idempotency_cleanup_period}) {
+                                                                  .period = config.idempotency_cleanup_period}),
+      segment_task_resumer_(store_, clock, jobs::SegmentTaskResumerOptions{}) {
   if (config.read_model) {
     // Read-your-writes: a call answers once the model shows its write,
     // without holding its worker meanwhile; other writers (the consumer,
@@ -109,6 +110,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   }
   app->expiry_job_.Start();
   app->idempotency_key_cleanup_.Start();
+  app->segment_task_resumer_.Start();
   log::Info("serving gRPC on port {}", app->port_);
   return app;
 }
@@ -180,6 +182,7 @@ void Application::Shutdown(absl::Duration grace) {
   if (health_watcher_.joinable()) health_watcher_.join();
   expiry_job_.Stop();
   idempotency_key_cleanup_.Stop();
+  segment_task_resumer_.Stop();
   log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));

@@ -27,6 +27,7 @@
 #include "ingest/user_event_consumer.h"
 #include "jobs/expiry_job.h"
 #include "jobs/idempotency_key_cleanup.h"
+#include "jobs/segment_task_resumer.h"
 #include "readmodel/membership_read_model.h"
 #include "storage/pg_change_feed.h"
 #include "storage/pg_pool.h"
@@ -77,6 +78,7 @@ class Application {
   api::HistoryService history_service_;
   jobs::ExpiryJob expiry_job_;
   jobs::IdempotencyKeyCleanup idempotency_key_cleanup_;
+  jobs::SegmentTaskResumer segment_task_resumer_;
   std::unique_ptr<ingest::UserDirectory> user_directory_;
   std::unique_ptr<ingest::UserEventConsumer> user_events_;
   std::unique_ptr<grpc::Server> server_;

@@ -83,6 +83,42 @@ struct SegmentMember {
   bool automatic = false;
 };
 
+// A change of a whole segment, done in chunks of users, each chunk a
+// transaction of its own (domain/segment_tasks.h).
+enum class SegmentTaskKind {
+  kAssign,    // a new or raised percentage: users of the added buckets join
+  kUnassign,  // a lowered percentage: automatic members of the dropped buckets leave
+  kDelete,    // a deleted segment: every membership ends
+};
+
+struct SegmentTask {
+  int64_t id = 0;
+  SegmentId segment_id = 0;
+  std::string slug{};
+  SegmentTaskKind kind = SegmentTaskKind::kAssign;
+  int32_t from_hundredths = 0;  // the percentage before the change
+  absl::Time at;                // the change's time, which every event of the task carries
+  // The last user the task looks at, fixed by its first chunk: users
+  // created after it are evaluated by their own transactions.
+  std::optional<std::string> last_user = std::nullopt;
+  std::string after_user{};  // users up to this id (byte order) are done; "" for none
+  int64_t count = 0;            // memberships added or ended so far
+  bool finished = false;
+};
+
+// Users whose ids are in (after, last] in byte order (UserId's order): a
+// chunk of a SegmentTask. `after` empty: from the first; no `last`: to the
+// end.
+struct UserRange {
+  std::string after{};
+  std::optional<std::string> last = std::nullopt;
+
+  bool Contains(const UserId& user) const {
+    const std::string id = user.ToString();
+    return id > after && (!last || id <= *last);
+  }
+};
+
 struct HistoryEvent {
   UserId user_id;
   SegmentId segment_id = 0;

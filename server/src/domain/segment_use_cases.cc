@@ -10,6 +10,7 @@
 
 #include "common/status_macros.h"
 #include "domain/errors.h"
+#include "domain/repositories/idempotency_store.h"
 #include "domain/validation.h"
 
 namespace segments::domain {
@@ -139,6 +140,34 @@ absl::Status ResolveFilters(Transaction& tx, const CreateSegmentCommand& command
   return absl::OkStatus();
 }
 
+// How many times a create waits for a change under way of a segment named in
+// its options before it goes ahead anyway.
+constexpr int kMaxTaskWaits = 3;
+
+// An unfinished task of one of the segments `options` names, locked.
+absl::StatusOr<std::optional<SegmentTask>> UnfinishedTaskOf(Transaction& tx, const AutoOptions& options) {
+  for (const std::vector<SegmentId>* ids : {&options.include_ids, &options.exclude_ids}) {
+    for (SegmentId id : *ids) {
+      ASSIGN_OR_RETURN(std::optional<SegmentTask> task, tx.segments().LockUnfinishedTask(id));
+      if (task) return task;
+    }
+  }
+  return std::nullopt;
+}
+
+// Records a task of `segment`, changed at `now`, and returns it.
+absl::StatusOr<SegmentTask> StartTask(Transaction& tx, const Segment& segment, SegmentTaskKind kind,
+                                      int32_t from_hundredths, absl::Time now) {
+  SegmentTask task;
+  task.segment_id = segment.id;
+  task.slug = segment.slug;
+  task.kind = kind;
+  task.from_hundredths = from_hundredths;
+  task.at = now;
+  ASSIGN_OR_RETURN(task.id, tx.segments().StartTask(task, now));
+  return task;
+}
+
 }  // namespace
 
 absl::StatusOr<std::pair<Segment, int64_t>> SegmentUseCases::GetSegment(const std::string& slug) {
@@ -173,25 +202,46 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
   NewSegment fresh{command.slug, *percent, command.description, NewSalt(), {{}, {}, auto_ttl_seconds}};
+  const bool in_one = KeyedCall::Current() != nullptr;
   Segment created;
-  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    // Filling a segment must see every user committed before it, and no user
-    // may appear meanwhile without being evaluated against it.
-    if (fresh.percent_hundredths > 0) {
-      RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
-    }
-    RETURN_IF_ERROR(ResolveFilters(tx, command, fresh.auto_options));
-    const absl::Time now = Now();
-    ASSIGN_OR_RETURN(created, tx.segments().Insert(fresh, now));
-    // The members exist, with their history, when the call returns.
-    if (created.percent_hundredths > 0) return tx.memberships().AssignByPercent(created, 0, now).status();
-    return absl::OkStatus();
-  });
+  std::optional<SegmentTask> fill;
+  absl::Status status = absl::OkStatus();
+  for (int attempt = 0;; ++attempt) {
+    std::optional<SegmentTask> option_task;  // an unfinished task of a segment named in the options
+    status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+      fill.reset();
+      option_task.reset();
+      if (in_one && fresh.percent_hundredths > 0) {
+        RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
+      }
+      RETURN_IF_ERROR(ResolveFilters(tx, command, fresh.auto_options));
+      // The options look at the named segments' members: a change of those
+      // still under way finishes first.
+      ASSIGN_OR_RETURN(option_task, UnfinishedTaskOf(tx, fresh.auto_options));
+      if (option_task && in_one) {
+        RETURN_IF_ERROR(RunSegmentTaskInOne(tx, *option_task, tasks_.chunk_users(), Now()).status());
+        option_task.reset();
+      }
+      if (option_task && attempt < kMaxTaskWaits) return absl::OkStatus();  // nothing written: finish it, then again
+      const absl::Time now = Now();
+      ASSIGN_OR_RETURN(created, tx.segments().Insert(fresh, now));
+      if (created.percent_hundredths == 0) return absl::OkStatus();
+      ASSIGN_OR_RETURN(fill, StartTask(tx, created, SegmentTaskKind::kAssign, 0, now));
+      if (in_one) {
+        ASSIGN_OR_RETURN(fill, RunSegmentTaskInOne(tx, *fill, tasks_.chunk_users(), now));
+      }
+      return absl::OkStatus();
+    });
+    if (!status.ok() || !option_task || attempt >= kMaxTaskWaits) break;
+    RETURN_IF_ERROR(tasks_.Finish(*option_task).status());
+  }
   if (absl::IsAlreadyExists(status)) {
     return FieldError(absl::StatusCode::kAlreadyExists, Field::kSlug,
                       fmt::format("segment \"{}\" already exists", command.slug));
   }
   if (!status.ok()) return status;
+  // The members exist, with their history, when the call returns.
+  if (fill && !fill->finished) RETURN_IF_ERROR(tasks_.Finish(*fill).status());
   return created;
 }
 
@@ -206,38 +256,62 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
-  PercentChange change;
-  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    change = {};
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
-    // Hand changes and bulk calls naming the segment wait too.
-    ASSIGN_OR_RETURN(std::optional<Segment> locked, tx.segments().LockLiveExclusively(command.slug));
-    if (!locked) return UnknownSlug(Field::kSlug, command.slug);
-    Segment segment = *std::move(locked);
-    const int32_t before = segment.percent_hundredths;
-    if (*percent == before) return absl::OkStatus();
-    RETURN_IF_ERROR(tx.segments().SetPercent(segment.id, *percent));
-    segment.percent_hundredths = *percent;
-    const absl::Time now = Now();
-    if (*percent > before) {
-      ASSIGN_OR_RETURN(change.added, tx.memberships().AssignByPercent(segment, before, now));
-    } else {
-      ASSIGN_OR_RETURN(change.removed, tx.memberships().UnassignByPercent(segment, before, now));
-    }
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return change;
+  const bool in_one = KeyedCall::Current() != nullptr;
+  std::optional<SegmentTask> change;
+  for (int attempt = 0;; ++attempt) {
+    std::optional<SegmentTask> earlier;  // the segment's previous change, still under way
+    const absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+      change.reset();
+      earlier.reset();
+      if (in_one) RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
+      // Hand changes and bulk calls naming the segment wait until it commits.
+      ASSIGN_OR_RETURN(std::optional<Segment> locked, tx.segments().LockLiveExclusively(command.slug));
+      if (!locked) return UnknownSlug(Field::kSlug, command.slug);
+      Segment segment = *std::move(locked);
+      // Changes of one segment follow each other: the previous one finishes
+      // first, so that each task knows the percentage it starts from.
+      ASSIGN_OR_RETURN(earlier, tx.segments().LockUnfinishedTask(segment.id));
+      if (earlier && in_one) {
+        RETURN_IF_ERROR(RunSegmentTaskInOne(tx, *earlier, tasks_.chunk_users(), Now()).status());
+        earlier.reset();
+      }
+      if (earlier) return absl::OkStatus();  // nothing written: finish it, then again
+      const int32_t before = segment.percent_hundredths;
+      if (*percent == before) return absl::OkStatus();
+      RETURN_IF_ERROR(tx.segments().SetPercent(segment.id, *percent));
+      segment.percent_hundredths = *percent;
+      const absl::Time now = Now();
+      const SegmentTaskKind kind = *percent > before ? SegmentTaskKind::kAssign : SegmentTaskKind::kUnassign;
+      ASSIGN_OR_RETURN(change, StartTask(tx, segment, kind, before, now));
+      if (in_one) {
+        ASSIGN_OR_RETURN(change, RunSegmentTaskInOne(tx, *change, tasks_.chunk_users(), now));
+      }
+      return absl::OkStatus();
+    });
+    if (!status.ok()) return status;
+    if (!earlier) break;
+    // Each round finishes a task another call started; a segment whose
+    // percentage others keep changing still gets this change in the end.
+    RETURN_IF_ERROR(tasks_.Finish(*earlier).status());
+  }
+  PercentChange result;
+  if (!change) return result;  // the same percentage: a no-op
+  if (!change->finished) {
+    ASSIGN_OR_RETURN(change, tasks_.Finish(*change));
+  }
+  (change->kind == SegmentTaskKind::kAssign ? result.added : result.removed) = change->count;
+  return result;
 }
 
 absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) {
   if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
     return FieldError(absl::StatusCode::kInvalidArgument, Field::kSlug, why);
   }
-  int64_t ended = 0;
-  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    // No user's evaluation, hand change or bulk call may add to the segment
-    // while it is emptied.
+  const bool in_one = KeyedCall::Current() != nullptr;
+  std::optional<SegmentTask> ending;
+  const absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    // Every user's evaluation that may still add to the segment commits
+    // first; those after this one see it deleted.
     RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
     ASSIGN_OR_RETURN(std::optional<Segment> locked, tx.segments().LockLiveExclusively(slug));
     if (!locked) return UnknownSlug(Field::kSlug, slug);
@@ -255,11 +329,21 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
                                       absl::StrAppend(out, "\"", s, "\"");
                                     })));
     }
-    ASSIGN_OR_RETURN(ended, tx.memberships().EndAllOfSegment(*segment, Reason::kSegmentDeleted, now));
+    // A fill or percentage change under way stops here: its memberships end
+    // with the others.
+    ASSIGN_OR_RETURN(std::optional<SegmentTask> earlier, tx.segments().LockUnfinishedTask(segment->id));
+    if (earlier) RETURN_IF_ERROR(tx.segments().FinishTask(earlier->id, now));
+    ASSIGN_OR_RETURN(ending, StartTask(tx, *segment, SegmentTaskKind::kDelete, segment->percent_hundredths, now));
+    if (in_one) {
+      ASSIGN_OR_RETURN(ending, RunSegmentTaskInOne(tx, *ending, tasks_.chunk_users(), now));
+    }
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  return ended;
+  if (!ending->finished) {
+    ASSIGN_OR_RETURN(ending, tasks_.Finish(*ending));
+  }
+  return ending->count;
 }
 
 absl::Status SegmentUseCases::UpdateUserSegments(const UpdateUserSegmentsCommand& command) {

@@ -5,6 +5,7 @@
 #include <absl/status/statusor.h>
 
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "domain/commands.h"
 #include "domain/model.h"
 #include "domain/repositories/unit_of_work.h"
+#include "domain/segment_tasks.h"
 
 namespace segments::domain {
 
@@ -23,22 +25,28 @@ struct PercentChange {
 
 class SegmentUseCases {
  public:
-  SegmentUseCases(Store& store, const Clock& clock) : store_(store), clock_(clock) {}
+  // Changes of a whole segment run in chunks (domain/segment_tasks.h).
+  SegmentUseCases(Store& store, const Clock& clock, SegmentTaskOptions task_options = {})
+      : store_(store), clock_(clock), tasks_(store, clock, std::move(task_options)) {}
 
   // INVALID_ARGUMENT for a bad slug, percent, description or option;
   // NOT_FOUND for include or exclude slugs with no live segment;
   // ALREADY_EXISTS when a live segment has the slug. With a percentage above
   // 0, every user automatic assignment takes (MembershipRepository::AssignByPercent)
-  // becomes a member in the same transaction, with history.
+  // is a member, with history, when it returns: the segment is published
+  // first and filled in chunks (domain/segment_tasks.h); with an
+  // idempotency key, all in the transaction that stores the outcome.
   absl::StatusOr<Segment> CreateSegment(const CreateSegmentCommand& command);
 
   // Sets a live segment's percentage: raising it adds the newly covered
   // buckets' users, lowering it removes the automatic members of the
-  // uncovered buckets, with history. The same percentage is a no-op.
+  // uncovered buckets, with history, in chunks as CreateSegment fills. The
+  // same percentage is a no-op. A change of the segment still under way
+  // finishes first.
   absl::StatusOr<PercentChange> UpdateSegmentPercent(const UpdateSegmentPercentCommand& command);
 
-  // Ends every membership (reason segment_deleted) and marks the segment
-  // deleted. NOT_FOUND for an unknown slug; FAILED_PRECONDITION while a live
+  // Marks the segment deleted, then ends every membership (reason
+  // segment_deleted) in chunks; a fill or percentage change under way stops. NOT_FOUND for an unknown slug; FAILED_PRECONDITION while a live
   // segment names it in its include or exclude options. Returns the
   // memberships ended.
   absl::StatusOr<int64_t> DeleteSegment(const std::string& slug);
@@ -64,6 +72,7 @@ class SegmentUseCases {
 
   Store& store_;
   const Clock& clock_;
+  SegmentTasks tasks_;
 };
 
 }  // namespace segments::domain

@@ -14,7 +14,10 @@ using domain::NewMembership;
 using domain::Reason;
 using domain::Segment;
 using domain::SegmentId;
+using domain::SegmentTask;
+using domain::SegmentTaskKind;
 using domain::UserId;
+using domain::UserRange;
 
 // Conventions of the statements below. A membership already expired at
 // `now` ended at its deadline, by TTL: its history event says so (reason
@@ -33,11 +36,19 @@ const Statement kChangeUserSegments{"change_user_segments",
                                     "SELECT problem, item FROM change_user_segments($1::user_id, $2::text[], "
                                     "$3::timestamptz[], $4::text[], $5)"};
 
+// A range of users (domain::UserRange) as the condition {column} > $N AND
+// {column} <= coalesce($N+1, {column}), ids compared in byte order.
+std::string InRange(std::string_view column, int after) {
+  return fmt::format("{0} > ${1}::text COLLATE \"C\" AND {0} <= coalesce(${2}::text COLLATE \"C\", {0})", column,
+                     after, after + 1);
+}
+
 // --- set-based ends
-// $1 segment id, $2 slug, $3 reason, $4 now.
+// $1 segment id, $2 slug, $3 reason, $4 now, $5 and $6 the range of users.
 const Statement kEndSegmentMemberships{
     "end_segment_memberships",
-    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 RETURNING user_id, expires_at), "
+    "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND " + InRange("user_id", 5) +
+        " RETURNING user_id, expires_at), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
     "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE $3::history_reason END, "
     "CASE WHEN e.expires_at <= $4 THEN e.expires_at ELSE $4::timestamptz END FROM e RETURNING reason) "
@@ -98,9 +109,10 @@ constexpr const char* kPickByBucket =
     "CREATE TEMP TABLE auto_picked ON COMMIT DROP AS SELECT id FROM (SELECT id, segment_digest({salt}, id) AS digest "
     "FROM ({source}) AS c OFFSET 0) AS u "
     "WHERE segment_bucket_of_digest(digest) >= {from} AND segment_bucket_of_digest(digest) < {to} ORDER BY id";
-constexpr const char* kActiveUsers = "SELECT id FROM users WHERE state = 'active'";
+// {range}: an InRange condition on the column of ids.
+constexpr const char* kActiveUsers = "SELECT id FROM users WHERE state = 'active' AND {range}";
 constexpr const char* kAutomaticMembersOf =
-    "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto";
+    "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto AND {range}";
 // Hashing is worth two workers here (the default costs keep a plan serial
 // whose per-row work they do not see).
 constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
@@ -163,6 +175,32 @@ const Statement kEndExpiredMemberships{
     "SELECT e.user_id, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at FROM e "
     "JOIN segments s ON s.id = e.segment_id RETURNING 1) SELECT count(*) FROM h"};
 
+// --- the users a segment task looks at: the last of them, and the end of
+// the next chunk ($1 after this id, $2 up to this one, $3 at most this many
+// ids); $4 (or $1 for the last) the segment, for members.
+const Statement kLastUser{"last_user", "SELECT max(id) FROM users"};
+const Statement kLastAutomaticMember{"last_automatic_member",
+                                     "SELECT max(user_id) FROM memberships WHERE segment_id = $1 AND auto"};
+const Statement kLastMember{"last_member", "SELECT max(user_id) FROM memberships WHERE segment_id = $1"};
+std::string ChunkEndOf(std::string_view ids) {
+  return fmt::format("SELECT max(id) FROM (SELECT id FROM ({}) AS c WHERE id > $1::text COLLATE \"C\" "
+                     "AND id <= $2::text COLLATE \"C\" ORDER BY id LIMIT $3) AS chunk",
+                     ids);
+}
+const Statement kUsersChunkEnd{"users_chunk_end", ChunkEndOf("SELECT id FROM users")};
+const Statement kAutomaticMembersChunkEnd{
+    "automatic_members_chunk_end",
+    ChunkEndOf("SELECT user_id AS id FROM memberships WHERE segment_id = $4 AND auto")};
+const Statement kMembersChunkEnd{"members_chunk_end",
+                                 ChunkEndOf("SELECT user_id AS id FROM memberships WHERE segment_id = $4")};
+
+// The statement of `kind` among (assign, unassign, delete).
+const Statement& ByTaskKind(SegmentTaskKind kind, const Statement& assign, const Statement& unassign,
+                            const Statement& remove) {
+  if (kind == SegmentTaskKind::kUnassign) return unassign;
+  return kind == SegmentTaskKind::kDelete ? remove : assign;
+}
+
 // --- many users at once (batches of user events), over arrays of users;
 // those that look rows up are planned per call (Statement::plan_per_call).
 // $1 users: their memberships, then the user. Rows are locked so a
@@ -210,7 +248,8 @@ const Statement kEndUsersMemberships{
 // --- reads
 const Statement kActiveSegmentSlugs{"active_segment_slugs",
                                     "SELECT s.slug FROM memberships m JOIN segments s ON s.id = m.segment_id "
-                                    "WHERE m.user_id = $1::user_id AND (m.expires_at IS NULL OR m.expires_at > $2)"};
+                                    "WHERE m.user_id = $1::user_id AND (m.expires_at IS NULL OR m.expires_at > $2) "
+                                    "AND s.deleted_at IS NULL"};
 // Members of segment $1 active at $2, by user id, at most $3; the next page
 // continues after user $4.
 const Statement kFirstMembers{"first_members",
@@ -223,6 +262,14 @@ const Statement kNextMembers{"next_members",
                              "(extract(epoch FROM expires_at) * 1000000)::int8 AS expires_at, auto FROM memberships "
                              "WHERE segment_id = $1 AND (expires_at IS NULL OR expires_at > $2) "
                              "AND user_id > $4::user_id ORDER BY user_id LIMIT $3"};
+
+// The one value of a one-row result, NULL as nullopt.
+absl::StatusOr<std::optional<std::string>> OptionalTextAt(const PgResult& r) {
+  const PgRow row(r, 0);
+  if (row.IsNull(0)) return std::nullopt;
+  ASSIGN_OR_RETURN(std::string value, row.Text(0));
+  return value;
+}
 
 // A row of kUsersMemberships.
 absl::StatusOr<Membership> MembershipAt(const PgRow& row) {
@@ -303,11 +350,13 @@ absl::Status PgMembershipRepository::Insert(const std::vector<std::pair<UserId, 
   return tx_.conn().Execute(kInsertMemberships, params).status();
 }
 
-absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& segment, Reason reason, absl::Time now) {
+absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& segment, const UserRange& users,
+                                                                Reason reason, absl::Time now) {
   tx_.NoteReadModelChange();
   RETURN_IF_ERROR(tx_.PrepareSetBased());
   PgParams params;
-  params.Int(segment.id).Text(segment.slug).Text(domain::ToString(reason)).Time(now);
+  params.Int(segment.id).Text(segment.slug).Text(domain::ToString(reason)).Time(now).Text(users.after).OptionalText(
+      users.last);
   return tx_.CountOf(kEndSegmentMemberships, params);
 }
 
@@ -340,10 +389,17 @@ absl::Status PgMembershipRepository::PickByBucket(const Segment& segment, std::s
   return tx_.conn().ExecuteSimple(pick.c_str()).status();
 }
 
-absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& segment, int32_t from_hundredths,
-                                                                absl::Time now) {
+std::string PgMembershipRepository::RangeCondition(std::string_view column, const UserRange& users) const {
+  std::string condition = fmt::format("{} > {} COLLATE \"C\"", column, tx_.conn().Quote(users.after));
+  if (users.last) absl::StrAppend(&condition, fmt::format(" AND {} <= {} COLLATE \"C\"", column, tx_.conn().Quote(*users.last)));
+  return condition;
+}
+
+absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& segment, const UserRange& users,
+                                                                int32_t from_hundredths, absl::Time now) {
   tx_.NoteReadModelChange();
-  RETURN_IF_ERROR(PickByBucket(segment, kActiveUsers, from_hundredths, segment.percent_hundredths));
+  const std::string source = fmt::format(fmt::runtime(kActiveUsers), fmt::arg("range", RangeCondition("id", users)));
+  RETURN_IF_ERROR(PickByBucket(segment, source, from_hundredths, segment.percent_hundredths));
   RETURN_IF_ERROR(tx_.CountOf(kEndExpiredPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now)));
   std::optional<absl::Time> expires_at;
   if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
@@ -357,12 +413,31 @@ absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& s
   return tx_.CountOf(kAssignPicked, params);
 }
 
-absl::StatusOr<int64_t> PgMembershipRepository::UnassignByPercent(const Segment& segment, int32_t from_hundredths,
-                                                                  absl::Time now) {
+absl::StatusOr<int64_t> PgMembershipRepository::UnassignByPercent(const Segment& segment, const UserRange& users,
+                                                                  int32_t from_hundredths, absl::Time now) {
   tx_.NoteReadModelChange();
-  const std::string members = fmt::format(fmt::runtime(kAutomaticMembersOf), fmt::arg("segment", segment.id));
+  const std::string members = fmt::format(fmt::runtime(kAutomaticMembersOf), fmt::arg("segment", segment.id),
+                                          fmt::arg("range", RangeCondition("user_id", users)));
   RETURN_IF_ERROR(PickByBucket(segment, members, segment.percent_hundredths, from_hundredths));
   return tx_.CountOf(kUnassignPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now));
+}
+
+absl::StatusOr<std::optional<std::string>> PgMembershipRepository::LastTaskUser(const SegmentTask& task) {
+  const Statement& statement = ByTaskKind(task.kind, kLastUser, kLastAutomaticMember, kLastMember);
+  PgParams params;
+  if (task.kind != SegmentTaskKind::kAssign) params.Int(task.segment_id);
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(statement, params));
+  return OptionalTextAt(r);
+}
+
+absl::StatusOr<std::optional<std::string>> PgMembershipRepository::ChunkEnd(const SegmentTask& task, int size) {
+  if (!task.last_user) return std::nullopt;
+  const Statement& statement = ByTaskKind(task.kind, kUsersChunkEnd, kAutomaticMembersChunkEnd, kMembersChunkEnd);
+  PgParams params;
+  params.Text(task.after_user).Text(*task.last_user).Int(size);
+  if (task.kind != SegmentTaskKind::kAssign) params.Int(task.segment_id);
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(statement, params));
+  return OptionalTextAt(r);
 }
 
 // Not a read model change: reads leave out expired memberships already.

@@ -16,17 +16,19 @@ class PgMembershipRepository final : public domain::MembershipRepository {
   absl::StatusOr<domain::UserSegmentsProblems> ChangeUserSegments(const domain::UserSegmentsChange& change) override;
   absl::Status Insert(const std::vector<std::pair<domain::UserId, domain::NewMembership>>& rows,
                       absl::Time now) override;
-  absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, domain::Reason reason,
-                                          absl::Time now) override;
+  absl::StatusOr<int64_t> EndAllOfSegment(const domain::Segment& segment, const domain::UserRange& users,
+                                          domain::Reason reason, absl::Time now) override;
   absl::StatusOr<int64_t> EndAllOfUser(const domain::UserId& user, domain::Reason reason, absl::Time now) override;
   absl::StatusOr<int64_t> AddMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
                                      std::optional<absl::Time> expires_at, absl::Time now) override;
   absl::StatusOr<int64_t> RemoveMembers(const domain::Segment& segment, const std::vector<domain::UserId>& users,
                                         absl::Time now) override;
-  absl::StatusOr<int64_t> AssignByPercent(const domain::Segment& segment, int32_t from_hundredths,
-                                          absl::Time now) override;
-  absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, int32_t from_hundredths,
-                                            absl::Time now) override;
+  absl::StatusOr<int64_t> AssignByPercent(const domain::Segment& segment, const domain::UserRange& users,
+                                          int32_t from_hundredths, absl::Time now) override;
+  absl::StatusOr<int64_t> UnassignByPercent(const domain::Segment& segment, const domain::UserRange& users,
+                                            int32_t from_hundredths, absl::Time now) override;
+  absl::StatusOr<std::optional<std::string>> LastTaskUser(const domain::SegmentTask& task) override;
+  absl::StatusOr<std::optional<std::string>> ChunkEnd(const domain::SegmentTask& task, int size) override;
   absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) override;
   absl::StatusOr<absl::flat_hash_map<domain::UserId, std::vector<domain::Membership>>> OfUsers(
       const std::vector<domain::UserId>& users) override;
@@ -41,6 +43,9 @@ class PgMembershipRepository final : public domain::MembershipRepository {
   // Fills the temporary table auto_picked with the ids `source` yields whose
   // bucket for the segment's salt is in [from, to).
   absl::Status PickByBucket(const domain::Segment& segment, std::string_view source, int32_t from, int32_t to);
+  // `users` as a condition on `column`, values quoted (for PickByBucket's
+  // source, which takes no parameters).
+  std::string RangeCondition(std::string_view column, const domain::UserRange& users) const;
 
   PgTransactionContext& tx_;
 };

@@ -10,6 +10,8 @@ namespace {
 
 using domain::Segment;
 using domain::SegmentId;
+using domain::SegmentTask;
+using domain::SegmentTaskKind;
 
 // The columns SegmentAt reads: the options' ids as "1,2" and their slugs as
 // "A,B" (sorted; slugs cannot hold commas), the TTL NULL when permanent.
@@ -53,6 +55,83 @@ const Statement kAutoSegments{
                                   " FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id")};
 const Statement kSetSegmentPercent{"set_segment_percent",
                                    "UPDATE segments SET percent_to_fill = nullif($2::int4, 0) / 100.0 WHERE id = $1"};
+
+// --- segment tasks (db/schema.sql, migration 9)
+// The columns TaskAt reads.
+constexpr const char* kTaskColumns =
+    "t.id, t.segment_id, s.slug, t.kind::text, t.from_hundredths, (extract(epoch FROM t.at) * 1000000)::int8, "
+    "t.after_user, t.count, t.finished_at IS NOT NULL, t.last_user";
+// $1 segment, $2 kind, $3 from, $4 at, $5 now.
+const Statement kStartTask{"start_segment_task",
+                           "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at) "
+                           "VALUES ($1, $2::segment_task_kind, $3, $4, $5) RETURNING id"};
+const Statement kLockUnfinishedTask{
+    "lock_unfinished_segment_task",
+    absl::StrCat("SELECT ", kTaskColumns,
+                 " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id "
+                 "WHERE t.segment_id = $1 AND t.finished_at IS NULL FOR UPDATE OF t")};
+const Statement kLockTask{"lock_segment_task",
+                          absl::StrCat("SELECT ", kTaskColumns,
+                                       " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id "
+                                       "WHERE t.id = $1 FOR UPDATE OF t")};
+const Statement kSetTaskLastUser{"set_segment_task_last_user",
+                                 "UPDATE segment_tasks SET last_user = $2 WHERE id = $1"};
+// $1 task, $2 after_user, $3 count, $4 now.
+const Statement kRecordChunk{"record_segment_task_chunk",
+                             "UPDATE segment_tasks SET after_user = $2, count = count + $3, heartbeat_at = $4 "
+                             "WHERE id = $1"};
+const Statement kFinishTask{"finish_segment_task",
+                            "UPDATE segment_tasks SET finished_at = $2, heartbeat_at = $2 WHERE id = $1"};
+// $1 heartbeat before, $2 limit.
+const Statement kStaleTasks{"stale_segment_tasks",
+                            absl::StrCat("SELECT ", kTaskColumns,
+                                         " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id "
+                                         "WHERE t.finished_at IS NULL AND t.heartbeat_at < $1 "
+                                         "ORDER BY t.heartbeat_at LIMIT $2")};
+
+absl::StatusOr<SegmentTaskKind> TaskKindOf(const std::string& text) {
+  if (text == "assign") return SegmentTaskKind::kAssign;
+  if (text == "unassign") return SegmentTaskKind::kUnassign;
+  if (text == "delete") return SegmentTaskKind::kDelete;
+  return absl::InternalError(absl::StrCat("unknown segment task kind \"", text, "\""));
+}
+
+const char* TaskKindText(SegmentTaskKind kind) {
+  switch (kind) {
+    case SegmentTaskKind::kAssign:
+      return "assign";
+    case SegmentTaskKind::kUnassign:
+      return "unassign";
+    case SegmentTaskKind::kDelete:
+      return "delete";
+  }
+  return "assign";
+}
+
+absl::StatusOr<SegmentTask> TaskAt(const PgResult& r, int i) {
+  const PgRow row(r, i);
+  SegmentTask t;
+  ASSIGN_OR_RETURN(t.id, row.Int64(0));
+  ASSIGN_OR_RETURN(t.segment_id, row.Int64(1));
+  ASSIGN_OR_RETURN(t.slug, row.Text(2));
+  ASSIGN_OR_RETURN(const std::string kind, row.Text(3));
+  ASSIGN_OR_RETURN(t.kind, TaskKindOf(kind));
+  ASSIGN_OR_RETURN(t.from_hundredths, row.Int32(4));
+  ASSIGN_OR_RETURN(t.at, row.Micros(5));
+  ASSIGN_OR_RETURN(t.after_user, row.Text(6));
+  ASSIGN_OR_RETURN(t.count, row.Int64(7));
+  ASSIGN_OR_RETURN(t.finished, row.Bool(8));
+  if (!row.IsNull(9)) {
+    ASSIGN_OR_RETURN(t.last_user, row.Text(9));
+  }
+  return t;
+}
+
+absl::StatusOr<std::optional<SegmentTask>> OptionalTaskOf(const PgResult& r) {
+  if (r.Rows() == 0) return std::nullopt;
+  ASSIGN_OR_RETURN(SegmentTask task, TaskAt(r, 0));
+  return task;
+}
 
 // $1 slug, $2 now: the live segment and its active memberships.
 const Statement kFindSegmentWithCount{
@@ -150,6 +229,46 @@ absl::StatusOr<std::vector<Segment>> PgSegmentRepository::Automatic() {
 
 absl::Status PgSegmentRepository::SetPercent(SegmentId segment, int32_t percent_hundredths) {
   return tx_.conn().Execute(kSetSegmentPercent, PgParams().Int(segment).Int(percent_hundredths)).status();
+}
+
+absl::StatusOr<int64_t> PgSegmentRepository::StartTask(const SegmentTask& task, absl::Time now) {
+  PgParams params;
+  params.Int(task.segment_id).Text(TaskKindText(task.kind)).Int(task.from_hundredths).Time(task.at).Time(now);
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kStartTask, params));
+  return PgRow(r, 0).Int64(0);
+}
+
+absl::StatusOr<std::optional<SegmentTask>> PgSegmentRepository::LockUnfinishedTask(SegmentId segment) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kLockUnfinishedTask, PgParams().Int(segment)));
+  return OptionalTaskOf(r);
+}
+
+absl::StatusOr<std::optional<SegmentTask>> PgSegmentRepository::LockTask(int64_t id) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kLockTask, PgParams().Int(id)));
+  return OptionalTaskOf(r);
+}
+
+absl::Status PgSegmentRepository::SetTaskLastUser(int64_t task, const std::string& last_user) {
+  return tx_.conn().Execute(kSetTaskLastUser, PgParams().Int(task).Text(last_user)).status();
+}
+
+absl::Status PgSegmentRepository::RecordChunk(int64_t task, const std::string& after_user, int64_t count,
+                                              absl::Time now) {
+  return tx_.conn().Execute(kRecordChunk, PgParams().Int(task).Text(after_user).Int(count).Time(now)).status();
+}
+
+absl::Status PgSegmentRepository::FinishTask(int64_t task, absl::Time now) {
+  return tx_.conn().Execute(kFinishTask, PgParams().Int(task).Time(now)).status();
+}
+
+absl::StatusOr<std::vector<SegmentTask>> PgSegmentRepository::StaleTasks(absl::Time before, int limit) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kStaleTasks, PgParams().Time(before).Int(limit)));
+  std::vector<SegmentTask> tasks;
+  for (int i = 0; i < r.Rows(); ++i) {
+    ASSIGN_OR_RETURN(SegmentTask task, TaskAt(r, i));
+    tasks.push_back(std::move(task));
+  }
+  return tasks;
 }
 
 absl::StatusOr<std::optional<std::pair<Segment, int64_t>>> PgSegmentQueries::FindWithMemberCount(

@@ -88,7 +88,7 @@ struct Fixture {
     int64_t n = -1;
     Tx([&](Transaction& tx) -> absl::Status {
       if (auto st = tx.segments().SetPercent(s.id, s.percent_hundredths); !st.ok()) return st;
-      auto r = tx.memberships().AssignByPercent(s, from, now);
+      auto r = tx.memberships().AssignByPercent(s, UserRange{}, from, now);
       if (!r.ok()) return r.status();
       n = *r;
       return absl::OkStatus();
@@ -100,7 +100,7 @@ struct Fixture {
     int64_t n = -1;
     Tx([&](Transaction& tx) -> absl::Status {
       if (auto st = tx.segments().SetPercent(s.id, s.percent_hundredths); !st.ok()) return st;
-      auto r = tx.memberships().UnassignByPercent(s, from, now);
+      auto r = tx.memberships().UnassignByPercent(s, UserRange{}, from, now);
       if (!r.ok()) return r.status();
       n = *r;
       return absl::OkStatus();

@@ -164,7 +164,7 @@ TEST_CASE_METHOD(Fixture, "set-based ends stamp expired rows as ttl at their dea
   int64_t ended = 0;
   REQUIRE(store
               .InTransaction([&](Transaction& tx) -> absl::Status {
-                auto n = tx.memberships().EndAllOfSegment(a, Reason::kSegmentDeleted, now);
+                auto n = tx.memberships().EndAllOfSegment(a, UserRange{}, Reason::kSegmentDeleted, now);
                 if (!n.ok()) return n.status();
                 ended = *n;
                 return absl::OkStatus();

@@ -324,22 +324,29 @@ TEST_CASE_METHOD(Fixture, "delete is refused while a live segment names the segm
 
 // --- locks
 
-TEST_CASE_METHOD(Fixture, "set-based assignment takes the automatic-assignment lock exclusively", "[segments][locks]") {
+TEST_CASE_METHOD(Fixture, "each chunk of set-based assignment takes the automatic-assignment lock exclusively",
+                 "[segments][locks]") {
   Create(Auto("MANUAL", std::nullopt));
   CHECK(store.shared_auto_locks == 0);
+  CHECK(store.task_chunks == 0);
 
+  // No users: one chunk, which finds none. It holds the lock and the
+  // segment exclusively; publishing the segment holds neither.
   Create(Auto("AUTO", 5.0));
+  CHECK(store.task_chunks == 1);
   CHECK(store.exclusive_auto_locks == 1);
+  CHECK(store.exclusive_segment_locks == 1);
   CHECK(store.shared_auto_locks == 0);
 
-  // A new percentage also holds its segment exclusively, so hand changes
-  // and bulk calls naming it wait.
+  // Publishing a new percentage holds the segment exclusively, so hand
+  // changes and bulk calls naming it wait; then its chunk holds both.
   REQUIRE(SetPercent("AUTO", 7.0).ok());
+  CHECK(store.task_chunks == 2);
   CHECK(store.exclusive_auto_locks == 2);
-  CHECK(store.exclusive_segment_locks == 1);
+  CHECK(store.exclusive_segment_locks == 3);
   REQUIRE(SetPercent("AUTO", 3.0).ok());
   CHECK(store.exclusive_auto_locks == 3);
-  CHECK(store.exclusive_segment_locks == 2);
+  CHECK(store.exclusive_segment_locks == 5);
   CHECK(store.shared_auto_locks == 0);
 }
 

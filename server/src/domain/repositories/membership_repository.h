@@ -19,13 +19,12 @@
 namespace segments::domain {
 
 // The automatic-assignment lock orders set-based assignment against the
-// evaluation of single users. Statements that assign many users at once (a
-// segment created with a percentage, a percentage changed) hold it
-// exclusively, so they see every user committed before them; every
-// transaction that creates, reactivates or deletes a user holds it shared,
-// so it waits for such a statement and then sees its segment. Deleting a
-// segment holds it exclusively too, so no user's evaluation adds to a
-// segment being deleted. Taken first in a transaction, before any other
+// evaluation of single users. Each chunk of a fill or percentage change
+// (domain/segment_tasks.h) holds it exclusively, so it sees every user
+// committed before it; every transaction that creates, reactivates or
+// deletes a user holds it shared, so a user's evaluation and a chunk never
+// overlap. Publishing a segment's deletion holds it exclusively too, so no
+// user's evaluation still adds to a segment once it is deleted. Taken first in a transaction, before any other
 // lock. Hand changes and bulk calls do not take it: they hold the segments
 // they name (SegmentRepository::LockLive), which fills, percentage changes
 // and deletions hold exclusively. (Memberships have no foreign keys; these
@@ -87,9 +86,10 @@ class MembershipRepository {
   // ends as reason kTtl at its deadline (it ended then); counts leave those
   // out.
 
-  // Ends every membership of the segment (or of the user) with `reason` at
-  // `now`. Returns how many ended at `now`.
-  virtual absl::StatusOr<int64_t> EndAllOfSegment(const Segment& segment, Reason reason, absl::Time now) = 0;
+  // Ends every membership of the segment (of its `users`), or of the user,
+  // with `reason` at `now`. Returns how many ended at `now`.
+  virtual absl::StatusOr<int64_t> EndAllOfSegment(const Segment& segment, const UserRange& users, Reason reason,
+                                                  absl::Time now) = 0;
   virtual absl::StatusOr<int64_t> EndAllOfUser(const UserId& user, Reason reason, absl::Time now) = 0;
   // Puts every one of `users` (all known) not yet in `segment` in it by hand,
   // each with an `add` event of reason manual; expired rows in the way end
@@ -100,18 +100,27 @@ class MembershipRepository {
   // event of reason manual and an opt-out each. Returns how many left at `now`.
   virtual absl::StatusOr<int64_t> RemoveMembers(const Segment& segment, const std::vector<UserId>& users,
                                                 absl::Time now) = 0;
-  // Automatic assignment (domain/bucketing.h): every user whose bucket for
+  // Automatic assignment (domain/bucketing.h): every user of `users` whose bucket for
   // the segment's salt is in [from_hundredths, its percentage), who is
   // active, passes its include and exclude options at `now`, is not in it
   // and has not opted out, becomes an automatic member at `now` (expiring
   // after the options' TTL), each with an `add` event of reason
   // auto_percent. Returns how many were added.
-  virtual absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, int32_t from_hundredths, absl::Time now) = 0;
-  // The reverse, for a lowered percentage: every automatic member whose
+  virtual absl::StatusOr<int64_t> AssignByPercent(const Segment& segment, const UserRange& users,
+                                                  int32_t from_hundredths, absl::Time now) = 0;
+  // The reverse, for a lowered percentage: every automatic member of `users` whose
   // bucket is in [its percentage, from_hundredths) leaves, with a `remove`
   // event of reason auto_percent. Returns how many left at `now`.
-  virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, int32_t from_hundredths,
-                                                    absl::Time now) = 0;
+  virtual absl::StatusOr<int64_t> UnassignByPercent(const Segment& segment, const UserRange& users,
+                                                    int32_t from_hundredths, absl::Time now) = 0;
+  // The last (highest id) of the users `task` looks at: every user for
+  // kAssign, the segment's automatic members for kUnassign, its members for
+  // kDelete; nullopt if there are none.
+  virtual absl::StatusOr<std::optional<std::string>> LastTaskUser(const SegmentTask& task) = 0;
+  // The end of the next chunk of `task`: the id of the last of the next
+  // `size` of those users after task.after_user and up to task.last_user;
+  // nullopt when none is left.
+  virtual absl::StatusOr<std::optional<std::string>> ChunkEnd(const SegmentTask& task, int size) = 0;
 
   // TTL expiry: ends up to `limit` memberships whose deadline is at or
   // before `now`, each with a `remove` event of reason ttl stamped at its

@@ -38,6 +38,24 @@ class SegmentRepository {
   // Live segments with a percentage above 0, in creation order.
   virtual absl::StatusOr<std::vector<Segment>> Automatic() = 0;
   virtual absl::Status SetPercent(SegmentId segment, int32_t percent_hundredths) = 0;
+
+  // --- segment tasks (domain/segment_tasks.h)
+  // Records `task` (id, after_user, count and finished ignored), started at
+  // `now`; returns its id. The segment must have no unfinished task.
+  virtual absl::StatusOr<int64_t> StartTask(const SegmentTask& task, absl::Time now) = 0;
+  // The segment's unfinished task, locked until the transaction ends;
+  // nullopt if it has none.
+  virtual absl::StatusOr<std::optional<SegmentTask>> LockUnfinishedTask(SegmentId segment) = 0;
+  // The task `id`, locked until the transaction ends; nullopt if there is none.
+  virtual absl::StatusOr<std::optional<SegmentTask>> LockTask(int64_t id) = 0;
+  // Fixes the last user the task looks at (SegmentTask::last_user).
+  virtual absl::Status SetTaskLastUser(int64_t task, const std::string& last_user) = 0;
+  // Records a chunk done: users up to `after_user`, `count` more memberships.
+  virtual absl::Status RecordChunk(int64_t task, const std::string& after_user, int64_t count, absl::Time now) = 0;
+  virtual absl::Status FinishTask(int64_t task, absl::Time now) = 0;
+  // Unfinished tasks no chunk has run for since `before` (left by a stopped
+  // instance), oldest first.
+  virtual absl::StatusOr<std::vector<SegmentTask>> StaleTasks(absl::Time before, int limit) = 0;
 };
 
 class SegmentQueries {

@@ -1,0 +1,99 @@
+#include "domain/segment_tasks.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status_macros.h"
+
+namespace segments::domain {
+
+absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTask& task, int chunk_users,
+                                                absl::Time now) {
+  std::optional<Segment> live;
+  if (task.kind != SegmentTaskKind::kDelete) {
+    // In the order every writer takes them: the automatic-assignment lock,
+    // then the segment, then the task's row.
+    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
+    ASSIGN_OR_RETURN(live, tx.segments().LockLiveExclusively(task.slug));
+  }
+  ASSIGN_OR_RETURN(std::optional<SegmentTask> locked, tx.segments().LockTask(task.id));
+  if (!locked) return absl::InternalError(absl::StrCat("segment task ", task.id, " does not exist"));
+  SegmentTask current = *std::move(locked);
+  if (current.finished) return current;
+  // A deletion finishes the segment's task when it publishes; a task whose
+  // segment is gone has nothing left to do either way.
+  const bool segment_gone = task.kind != SegmentTaskKind::kDelete && (!live || live->id != current.segment_id);
+  if (!segment_gone && !current.last_user) {
+    // The first chunk: every user whose transaction began before the change
+    // was published has committed (this chunk waited for them), and every
+    // later one evaluates their user against it.
+    ASSIGN_OR_RETURN(current.last_user, tx.memberships().LastTaskUser(current));
+    if (current.last_user) RETURN_IF_ERROR(tx.segments().SetTaskLastUser(current.id, *current.last_user));
+  }
+  std::optional<std::string> last;
+  if (!segment_gone && current.last_user) {
+    ASSIGN_OR_RETURN(last, tx.memberships().ChunkEnd(current, chunk_users));
+  }
+  if (!last) {
+    RETURN_IF_ERROR(tx.segments().FinishTask(current.id, now));
+    current.finished = true;
+    return current;
+  }
+  const UserRange users{current.after_user, *last};
+  int64_t count = 0;
+  switch (current.kind) {
+    case SegmentTaskKind::kAssign: {
+      ASSIGN_OR_RETURN(count, tx.memberships().AssignByPercent(*live, users, current.from_hundredths, current.at));
+      break;
+    }
+    case SegmentTaskKind::kUnassign: {
+      ASSIGN_OR_RETURN(count, tx.memberships().UnassignByPercent(*live, users, current.from_hundredths, current.at));
+      break;
+    }
+    case SegmentTaskKind::kDelete: {
+      Segment deleted;
+      deleted.id = current.segment_id;
+      deleted.slug = current.slug;
+      ASSIGN_OR_RETURN(count, tx.memberships().EndAllOfSegment(deleted, users, Reason::kSegmentDeleted, current.at));
+      break;
+    }
+  }
+  RETURN_IF_ERROR(tx.segments().RecordChunk(current.id, *last, count, now));
+  current.after_user = *last;
+  current.count += count;
+  return current;
+}
+
+absl::StatusOr<SegmentTask> RunSegmentTaskInOne(Transaction& tx, const SegmentTask& task, int chunk_users,
+                                                absl::Time now) {
+  SegmentTask current = task;
+  while (!current.finished) {
+    ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, task, chunk_users, now));
+  }
+  return current;
+}
+
+absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
+  SegmentTask current = task;
+  while (!current.finished) {
+    RETURN_IF_ERROR(store_.InTransaction([&](Transaction& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, task, options_.chunk_users, Now()));
+      return absl::OkStatus();
+    }));
+    if (!current.finished && options_.after_chunk) options_.after_chunk(current);
+  }
+  return current;
+}
+
+absl::StatusOr<int> SegmentTasks::FinishStale(absl::Duration stale_after) {
+  std::vector<SegmentTask> stale;
+  RETURN_IF_ERROR(store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(stale, tx.segments().StaleTasks(Now() - stale_after, 100));
+    return absl::OkStatus();
+  }));
+  for (const SegmentTask& task : stale) RETURN_IF_ERROR(Finish(task).status());
+  return static_cast<int>(stale.size());
+}
+
+}  // namespace segments::domain

@@ -1,0 +1,77 @@
+// Changes of a whole segment in chunks of users (docs/writes.md, "Changes of
+// a whole segment"). Filling a segment, changing its percentage and ending
+// the memberships of a deleted one touch up to every user; done in one
+// transaction, they would hold every other writer of the segment and every
+// user event for as long. Instead the call first publishes the change (the
+// new percentage, or the deletion) with a SegmentTask in a short
+// transaction. From then on every user who is created or comes back is
+// evaluated against the new percentage by their own transaction, and the
+// task walks the users in id order, a chunk per transaction, doing to them
+// what the one-transaction change would have done.
+//
+// Each chunk of an assign or unassign task holds the automatic-assignment
+// lock exclusively and the segment exclusively, as the whole change once
+// did, but only for one chunk: a user's evaluation and a chunk never
+// overlap, so each user gets exactly one membership and one event. A chunk
+// of a delete task holds neither: nothing adds to a deleted segment, and
+// every statement that ends memberships writes history only for the rows
+// it deleted itself.
+#pragma once
+
+#include <absl/status/statusor.h>
+#include <absl/time/time.h>
+
+#include <functional>
+#include <utility>
+
+#include "domain/clock.h"
+#include "domain/model.h"
+#include "domain/repositories/unit_of_work.h"
+
+namespace segments::domain {
+
+struct SegmentTaskOptions {
+  // Users per chunk: each chunk's transaction holds the segment and, for
+  // assign and unassign, the automatic-assignment lock for about
+  // 10 ms per 1,000 users (bench/README.md).
+  int chunk_users = 2000;
+  // Called after each chunk that left the task unfinished has committed
+  // (tests pause a task there).
+  std::function<void(const SegmentTask&)> after_chunk{};
+};
+
+// One chunk of `task` in `tx`: the next `chunk_users` users after where it
+// stands, or, when none is left, the end of the task. Returns the task as
+// it stands after the chunk.
+absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTask& task, int chunk_users,
+                                                absl::Time now);
+
+// Every chunk of `task`, in `tx`: the whole change in one transaction, for
+// a call that must commit in one (a call with an idempotency key).
+absl::StatusOr<SegmentTask> RunSegmentTaskInOne(Transaction& tx, const SegmentTask& task, int chunk_users,
+                                                absl::Time now);
+
+class SegmentTasks {
+ public:
+  SegmentTasks(Store& store, const Clock& clock, SegmentTaskOptions options = {})
+      : store_(store), clock_(clock), options_(std::move(options)) {}
+
+  // Runs the chunks of `task`, each in a transaction of its own, until it is
+  // finished (by this call or another), and returns it finished.
+  absl::StatusOr<SegmentTask> Finish(const SegmentTask& task);
+
+  // Finishes the unfinished tasks no chunk has run for in `stale_after`:
+  // those a stopped instance left behind. Returns how many it finished.
+  absl::StatusOr<int> FinishStale(absl::Duration stale_after);
+
+  int chunk_users() const { return options_.chunk_users; }
+
+ private:
+  absl::Time Now() const { return TruncateToMicros(clock_.Now()); }
+
+  Store& store_;
+  const Clock& clock_;
+  const SegmentTaskOptions options_;
+};
+
+}  // namespace segments::domain
