@@ -28,6 +28,9 @@
 //           flight has, and adds the toggle segment if the loader believes
 //           the user is not in it (nobody is at the start), removes it
 //           otherwise.
+//   create-user  UserAdminService.CreateUser of a new user each call (decimal
+//           ids from --new-user-base up, one stripe per slot): the write a
+//           user event makes, evaluated against every automatic segment.
 //
 // Seeded users are derived from their index i in [0, --users):
 //   00000000-0000-4000-8000-%012x
@@ -63,6 +66,7 @@
 
 #include "flags.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
+#include "segmentation/v1/user_admin_service.grpc.pb.h"
 
 namespace {
 
@@ -77,7 +81,7 @@ std::atomic<bool> g_stop{false};
 static_assert(std::atomic<bool>::is_always_lock_free);
 extern "C" void OnStopSignal(int /*signal*/) { g_stop.store(true); }
 
-enum class Mode { kHealth, kGet, kUpdate };
+enum class Mode { kHealth, kGet, kUpdate, kCreateUser };
 
 std::string_view ModeName(Mode m) {
   switch (m) {
@@ -87,6 +91,8 @@ std::string_view ModeName(Mode m) {
       return "get";
     case Mode::kUpdate:
       return "update";
+    case Mode::kCreateUser:
+      return "create-user";
   }
   return "?";
 }
@@ -122,13 +128,14 @@ struct Options {
   double max_error_rate = 0.001;
   std::string csv;
   uint64_t seed = 1;
+  uint64_t new_user_base = 900'000'000'000;
 };
 
 constexpr char kUsage[] = R"(Usage: segments-grpc-load [--flag=value ...]
 
   --target=HOST:PORT        server address (default 127.0.0.1:50051)
-  --mode=LIST               comma-separated modes run in order: health, get, update
-                            (default health,get,update)
+  --mode=LIST               comma-separated modes run in order: health, get, update,
+                            create-user (default health,get,update)
   --concurrency=N           calls in flight (default 64)
   --channels=N              gRPC channels, each its own connection (default 2)
   --warmup=DUR              unmeasured time before each mode (default 2s)
@@ -153,6 +160,8 @@ constexpr char kUsage[] = R"(Usage: segments-grpc-load [--flag=value ...]
   --csv=FILE                also append one CSV row per mode to FILE: mode,calls,errors,rps,
                             p50_us,p90_us,p99_us,max_us,client_cpu_cores,errors_by_code
   --seed=N                  random seed for get (default 1)
+  --new-user-base=N         create-user: new users' decimal ids start here, slot k creating
+                            N + k, N + k + concurrency, ... (default 900000000000)
 
 Exit status: 0 ok, 1 too many errors (or no call measured), 2 bad usage or server not reachable.
 )";
@@ -183,7 +192,8 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
       .Int("toggle-ttl", &o.toggle_ttl_seconds, [](int64_t v) { return v > 0; })
       .Double("max-error-rate", &o.max_error_rate, [](double v) { return v >= 0; })
       .String("csv", &o.csv)
-      .Int("seed", &o.seed);
+      .Int("seed", &o.seed)
+      .Int("new-user-base", &o.new_user_base);
   if (!flags.Parse(argc, argv)) return std::nullopt;
   o.random_users = update_users == "random";
   for (absl::string_view m : absl::StrSplit(modes, ',', absl::SkipEmpty())) {
@@ -191,6 +201,8 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
       o.modes.push_back(Mode::kHealth);
     } else if (m == "get") {
       o.modes.push_back(Mode::kGet);
+    } else if (m == "create-user") {
+      o.modes.push_back(Mode::kCreateUser);
     } else if (m == "update") {
       o.modes.push_back(Mode::kUpdate);
     } else {
@@ -270,6 +282,7 @@ struct Stats {
 struct Connection {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::SegmentService::Stub> segments;
+  std::unique_ptr<v1::UserAdminService::Stub> users;
   std::unique_ptr<grpc::GenericStub> generic;
 };
 
@@ -300,6 +313,8 @@ class Slot {
   v1::GetUserSegmentsResponse get_response_;
   v1::UpdateUserSegmentsRequest update_request_;
   v1::UpdateUserSegmentsResponse update_response_;
+  v1::CreateUserRequest create_user_request_;
+  v1::CreateUserResponse create_user_response_;
 
   std::mt19937_64 rng_;
   // update: this slot's users are [stripe_begin_, stripe_end_).
@@ -308,6 +323,8 @@ class Slot {
   uint64_t next_user_ = 0;
   bool adding_ = true;
   uint64_t user_ = 0;  // update: the user of the call in flight
+  uint64_t created_ = 0;  // create-user: users this slot created
+  int index_ = 0;
 };
 
 class ModeRun {
@@ -511,7 +528,10 @@ class ModeRun {
 };
 
 Slot::Slot(ModeRun& run, int index)
-    : run_(run), conn_(run.connection(index)), rng_(run.options().seed * 1'000'003 + static_cast<uint64_t>(index)) {
+    : run_(run),
+      conn_(run.connection(index)),
+      rng_(run.options().seed * 1'000'003 + static_cast<uint64_t>(index)),
+      index_(index) {
   const Options& o = run.options();
   const auto slots = static_cast<uint64_t>(o.concurrency);
   const auto i = static_cast<uint64_t>(index);
@@ -562,6 +582,15 @@ void Slot::Issue(std::optional<Clock::time_point> due) {
       conn_.segments->async()->UpdateUserSegments(ctx_.get(), &update_request_, &update_response_, std::move(done));
       break;
     }
+    case Mode::kCreateUser: {
+      const uint64_t id = o.new_user_base + static_cast<uint64_t>(index_) +
+                          created_++ * static_cast<uint64_t>(o.concurrency);
+      create_user_request_.set_user_id(fmt::format("{}", id));
+      create_user_response_.Clear();
+      started_ = due.value_or(Clock::now());
+      conn_.users->async()->CreateUser(ctx_.get(), &create_user_request_, &create_user_response_, std::move(done));
+      break;
+    }
   }
 }
 
@@ -581,6 +610,7 @@ bool Slot::ResponseOk() const {
       return n == o.expect_segments || get_response_.segments(n - 1) == o.toggle_slug;
     }
     case Mode::kUpdate:
+    case Mode::kCreateUser:
       return true;
   }
   return false;
@@ -649,6 +679,7 @@ std::vector<Connection> Connect(const Options& o) {
     Connection c;
     c.channel = grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args);
     c.segments = v1::SegmentService::NewStub(c.channel);
+    c.users = v1::UserAdminService::NewStub(c.channel);
     c.generic = std::make_unique<grpc::GenericStub>(c.channel);
     conns.push_back(std::move(c));
   }

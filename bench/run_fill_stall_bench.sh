@@ -7,7 +7,10 @@
 #   BENCH_TOGGLE for one random seeded user (segments-grpc-load --mode=update
 #   --update-users=random --rate=R: open loop, at most --concurrency in
 #   flight, each latency counted from when the call was due, so a stall
-#   shows in every call due meanwhile); while it runs:
+#   shows in every call due meanwhile), and beside it a stream of
+#   CreateUser calls of new users (--user-rate per second; the write of a
+#   user event, which evaluates the new user against every automatic
+#   segment, BENCH_FILL included once it is published); while they run:
 #     baseline    --baseline seconds of the stream alone (after 2 s warmup)
 #     fill        CreateSegment BENCH_FILL with percentToFill 100 (every
 #                 user becomes a member, with history, in the call), or with
@@ -21,13 +24,15 @@
 # the calls that started and ended before the fill; fill and delete: every
 # call in flight at some moment of the operation (due before its end, done
 # after its start); after-*: the calls that started (were due) in the window.
-# Checks: the fill made N members and N add events, the deletion ended N
-# memberships with N remove events, no write failed. Target of the issue:
-# write p99 during a 1M-user fill <= 50 ms.
+# Checks: every user (seeded or created by the stream, before or during the
+# fill) is a member of BENCH_FILL after it, with one add event each; the
+# deletion left no membership and a remove event for each add; no write
+# failed. Target of the issue: write p99 during a 1M-user fill <= 50 ms.
 #
 # Usage: bench/run_fill_stall_bench.sh [flags]
 #   --users=N           seeded users (default 1000000; 100000 for a quick run)
 #   --rate=R            hand writes due per second (default 200)
+#   --user-rate=R       user creations due per second (default 20; 0: none)
 #   --concurrency=N     at most N writes in flight (default 64)
 #   --baseline=SECONDS  the stream alone before the fill (default 10)
 #   --after=SECONDS     the windows after the fill and after the deletion (default 10)
@@ -52,12 +57,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 own_state build/bench-fill/state "the benchmark"
 
-users=1000000 rate=200 concurrency=64 baseline=10 after=10 fill=create delete=1 read_model=on workers=8 pool=8
+users=1000000 rate=200 user_rate=20 concurrency=64 baseline=10 after=10 fill=create delete=1 read_model=on workers=8 pool=8
 reseed=0 keep=0 build=1 rev="" build_dir="$ROOT/build/bench-fill" server_bin=""
 while (($#)); do
   case $1 in
     --users=*) users=${1#*=} ;;
     --rate=*) rate=${1#*=} ;;
+    --user-rate=*) user_rate=${1#*=} ;;
     --concurrency=*) concurrency=${1#*=} ;;
     --baseline=*) baseline=${1#*=} ;;
     --after=*) after=${1#*=} ;;
@@ -76,6 +82,7 @@ done
 for n in "$users" "$rate" "$concurrency" "$baseline" "$after" "$workers" "$pool"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: $n (see --help)"
 done
+[[ $user_rate =~ ^[0-9]+$ ]] || die "--user-rate wants a whole number, got '$user_rate'"
 [[ $fill == create || $fill == raise ]] || die "--fill wants create or raise, got '$fill'"
 [[ $read_model == on || $read_model == off ]] || die "--read-model wants on or off, got '$read_model'"
 ((concurrency * 2 <= users)) || die "--users must be at least twice --concurrency"
@@ -86,6 +93,7 @@ bench_paths "$rev" "$build_dir" "$server_bin"
 LOADER_BIN="$BIN/bench/segments-grpc-load"
 CLIENT_BIN="$BIN/bench/segments-auto-client"
 LAT="$OUT/latency.txt"
+LAT_USERS="$OUT/latency-users.txt"
 RUN_DB=fill_bench_run
 SEED_DB=fill_bench_seed_$users
 WARMUP=2
@@ -137,15 +145,16 @@ ticks() {
 declare -A AT=() CPU=()
 mark() { AT[$1]=$(now_us); CPU[$1]=$(ticks); }
 
-# window LABEL KIND FROM_US TO_US CPU_FROM CPU_TO: one row of the table.
-# KIND: inside (started and ended in [FROM, TO)), overlap (in flight at
-# some moment of [FROM, TO]) or start (started in [FROM, TO)).
+# window LABEL KIND FROM_US TO_US CPU_FROM CPU_TO [LOG]: one row of the
+# table, from the latency log LOG (default: the hand writes'). KIND: inside
+# (started and ended in [FROM, TO)), overlap (in flight at some moment of
+# [FROM, TO]) or start (started in [FROM, TO)).
 window() {
-  local label=$1 kind=$2 from=$3 to=$4 stats
+  local label=$1 kind=$2 from=$3 to=$4 log=${7:-$LAT} stats
   stats=$(awk -v k="$kind" -v a="$from" -v b="$to" '
     { s = $2; e = $2 + $3
       if (k == "inside" ? (s >= a && e < b) : k == "overlap" ? (s <= b && e >= a) : (s >= a && s < b))
-        print $3, ($4 == "OK" ? 0 : 1) }' "$LAT" | sort -n | awk '
+        print $3, ($4 == "OK" ? 0 : 1) }' "$log" | sort -n | awk '
     { v[++n] = $1; err += $2 }
     function pct(p,  r) { r = int(p / 100 * n); if (r < p / 100 * n) r++; if (r < 1) r = 1; return v[r] / 1000 }
     END { if (n == 0) print "0 0 0 0 0 0"; else printf "%d %d %.1f %.1f %.1f %.1f\n", n, err, pct(50), pct(90), pct(99), v[n] / 1000 }')
@@ -179,6 +188,7 @@ print_code "$rev" server db proto
 pg_ensure_started
 on_exit bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
 on_exit bg_stop segments-grpc-load "$OUT/loader.pid" "$LOADER_BIN"
+on_exit bg_stop segments-grpc-load "$OUT/user-loader.pid" "$LOADER_BIN"
 echo "pg:    $(sql1 postgres "SELECT split_part(version(), ' ', 2)"), $(sql1 postgres "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name) FROM pg_settings WHERE name IN ('shared_buffers', 'max_wal_size', 'synchronous_commit', 'checkpoint_timeout')")"
 
 seed
@@ -204,12 +214,20 @@ if [[ $fill == raise ]]; then
 fi
 
 # The stream: runs until SIGINT; calls may wait for minutes in a stall.
-rm -f "$LAT"
+rm -f "$LAT" "$LAT_USERS"
 log "writes: $rate/s due, at most $concurrency in flight, random users of $users, toggling BENCH_TOGGLE"
 bg_start "$OUT/loader.pid" "$OUT/loader.txt" "$LOADER_BIN" --target="127.0.0.1:$PORT" --mode=update \
   --update-users=random --rate="$rate" --concurrency="$concurrency" --users="$users" --warmup="${WARMUP}s" \
   --duration=24h --timeout=30m --latency-log="$LAT" --max-error-rate=0
 LOADER=$BG_PID
+USER_LOADER=""
+if ((user_rate > 0)); then
+  log "user creations: $user_rate/s due, at most $concurrency in flight"
+  bg_start "$OUT/user-loader.pid" "$OUT/user-loader.txt" "$LOADER_BIN" --target="127.0.0.1:$PORT" --mode=create-user \
+    --rate="$user_rate" --concurrency="$concurrency" --warmup="${WARMUP}s" --duration=24h --timeout=30m \
+    --latency-log="$LAT_USERS" --max-error-rate=0
+  USER_LOADER=$BG_PID
+fi
 sleep "$WARMUP"
 mark start
 T0=${AT[start]}
@@ -224,8 +242,11 @@ mark fill1
 log "fill: $fill_line"
 sleep "$after"
 mark fill_after
-members=$("$CLIENT_BIN" --target="127.0.0.1:$PORT" --op=get --slug=BENCH_FILL) || die "GetSegment BENCH_FILL failed"
-members=$(field_of "$members" member_count)
+# Every committed user is a member: the seeded ones by the fill, those
+# created meanwhile by their own evaluation (their transactions are atomic,
+# so this holds at any instant, the stream still running).
+outside=$(sql1 "$RUN_DB" "SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 1 FROM memberships m
+  JOIN segments s ON s.id = m.segment_id WHERE s.slug = 'BENCH_FILL' AND s.deleted_at IS NULL AND m.user_id = u.id)")
 
 if ((delete)); then
   log "delete: DeleteSegment BENCH_FILL"
@@ -242,6 +263,12 @@ kill -INT "$LOADER"
 loader_rc=0
 wait "$LOADER" || loader_rc=$?
 rm -f "$OUT/loader.pid"
+user_loader_rc=0
+if [[ -n $USER_LOADER ]]; then
+  kill -INT "$USER_LOADER"
+  wait "$USER_LOADER" || user_loader_rc=$?
+  rm -f "$OUT/user-loader.pid"
+fi
 
 echo
 echo "N=$users users x 5 segments; segments-server --workers=$workers --db-pool-size=$pool --read-model=$read_model;"
@@ -268,24 +295,54 @@ echo "(windows: seconds from the end of the warmup; baseline = calls that starte
 echo " delete = calls in flight at some moment of the operation; after-* = calls due in the window. cores: CPU time /"
 echo " wall time of the window; other = the rest of the machine, steal = taken by the hypervisor; $(nproc) cores)"
 echo
+if [[ -n $USER_LOADER ]]; then
+  echo
+  echo "user creations: CreateUser of new users, $user_rate/s due, latency from when each call was due"
+  sed -n '2,$p' "$OUT/user-loader.txt"
+  printf '%-13s %7s %7s %7s %6s %8s %8s %8s %8s  %6s %6s %6s %6s %6s\n' window from_s to_s calls errors p50_ms \
+    p90_ms p99_ms max_ms server pg loader other steal
+  window baseline inside "$T0" "$f0" "${CPU[start]}" "${CPU[fill0]}" "$LAT_USERS"
+  window fill overlap "$f0" "$f1" "${CPU[fill0]}" "${CPU[fill1]}" "$LAT_USERS"
+  read -r user_fill_p99 user_fill_max user_fill_calls <<<"$W_P99 $W_MAX $W_CALLS"
+  window after-fill start "$f1" "${AT[fill_after]}" "${CPU[fill1]}" "${CPU[fill_after]}" "$LAT_USERS"
+  if ((delete)); then
+    window delete overlap "$d0" "$d1" "${CPU[del0]}" "${CPU[del1]}" "$LAT_USERS"
+    window after-delete start "$d1" "${AT[del_after]}" "${CPU[del1]}" "${CPU[del_after]}" "$LAT_USERS"
+  fi
+fi
+echo
 fill_s=$(field_of "$fill_line" seconds)
 printf 'fill:   %s of %d users in %s s; write p99 %s ms, max %s ms over %s calls (baseline p99 %s ms, max %s ms); target p99 <= 50 ms: %s\n' \
   "$fill" "$users" "$fill_s" "$fill_p99" "$fill_max" "$fill_calls" "$base_p99" "$base_max" \
   "$(awk -v p="$fill_p99" 'BEGIN { print (p <= 50 ? "met" : "NOT met") }')"
+if [[ -n $USER_LOADER ]]; then
+  printf 'fill:   user creation p99 %s ms, max %s ms over %s calls\n' "$user_fill_p99" "$user_fill_max" "$user_fill_calls"
+fi
 if ((delete)); then
   printf 'delete: DeleteSegment of %d members in %s s; write p99 %s ms, max %s ms over %s calls\n' \
     "$(field_of "$del_line" removed)" "$(field_of "$del_line" seconds)" "$del_p99" "$del_max" "$del_calls"
 fi
 
-check "members of BENCH_FILL after the fill (GetSegment)" "$members" "$users"
-check "history add/auto_percent rows of BENCH_FILL" "$(sql1 "$RUN_DB" "SELECT count(*) FROM history h JOIN segments s ON s.id = h.segment_id
-  WHERE s.slug = 'BENCH_FILL' AND h.operation = 'add' AND h.reason = 'auto_percent'")" "$users"
+events_of() {
+  sql1 "$RUN_DB" "SELECT count(*) FROM history h JOIN segments s ON s.id = h.segment_id
+    WHERE s.slug = 'BENCH_FILL' AND h.operation = '$1' AND h.reason = '$2'"
+}
+check "users outside BENCH_FILL after the fill" "$outside" 0
+check "users with other than one add event of BENCH_FILL" "$(sql1 "$RUN_DB" "SELECT count(*) FROM (SELECT h.user_id
+  FROM history h JOIN segments s ON s.id = h.segment_id WHERE s.slug = 'BENCH_FILL' AND h.operation = 'add'
+  GROUP BY h.user_id HAVING count(*) <> 1) x")" 0
+check "seeded users' add events of BENCH_FILL" "$(sql1 "$RUN_DB" "SELECT count(*) FROM history h JOIN segments s
+  ON s.id = h.segment_id WHERE s.slug = 'BENCH_FILL' AND h.operation = 'add' AND h.user_id < '1'")" "$users"
 if ((delete)); then
-  check "memberships ended by DeleteSegment" "$(field_of "$del_line" removed)" "$users"
-  check "history remove/segment_deleted rows of BENCH_FILL" "$(sql1 "$RUN_DB" "SELECT count(*) FROM history h JOIN segments s ON s.id = h.segment_id
-    WHERE s.slug = 'BENCH_FILL' AND h.operation = 'remove' AND h.reason = 'segment_deleted'")" "$users"
+  check "memberships of BENCH_FILL after DeleteSegment" "$(sql1 "$RUN_DB" "SELECT count(*) FROM memberships m
+    JOIN segments s ON s.id = m.segment_id WHERE s.slug = 'BENCH_FILL'")" 0
+  check "remove/segment_deleted events of BENCH_FILL (one per add)" "$(events_of remove segment_deleted)" \
+    "$(events_of add auto_percent)"
+  check "memberships DeleteSegment reports ended (every add event)" "$(field_of "$del_line" removed)" \
+    "$(events_of add auto_percent)"
 fi
 check "segments-grpc-load exit status (0: no write failed)" "$loader_rc" 0
+check "segments-grpc-load create-user exit status (0: no creation failed)" "$user_loader_rc" 0
 
 bg_stop segments-server "$OUT/server.pid" "$SERVER_BIN"
 if ((keep)); then log "kept $RUN_DB (--keep)"; else

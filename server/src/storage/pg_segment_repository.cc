@@ -65,15 +65,14 @@ constexpr const char* kTaskColumns =
 const Statement kStartTask{"start_segment_task",
                            "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at) "
                            "VALUES ($1, $2::segment_task_kind, $3, $4, $5) RETURNING id"};
-const Statement kLockUnfinishedTask{
-    "lock_unfinished_segment_task",
-    absl::StrCat("SELECT ", kTaskColumns,
-                 " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id "
-                 "WHERE t.segment_id = $1 AND t.finished_at IS NULL FOR UPDATE OF t")};
-const Statement kLockTask{"lock_segment_task",
-                          absl::StrCat("SELECT ", kTaskColumns,
-                                       " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id "
-                                       "WHERE t.id = $1 FOR UPDATE OF t")};
+// The tasks `where` picks, with their segments' slugs.
+std::string TasksWhere(std::string_view where) {
+  return absl::StrCat("SELECT ", kTaskColumns, " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id WHERE ",
+                      where);
+}
+const Statement kLockUnfinishedTask{"lock_unfinished_segment_task",
+                                    TasksWhere("t.segment_id = $1 AND t.finished_at IS NULL FOR UPDATE OF t")};
+const Statement kLockTask{"lock_segment_task", TasksWhere("t.id = $1 FOR UPDATE OF t")};
 const Statement kSetTaskLastUser{"set_segment_task_last_user",
                                  "UPDATE segment_tasks SET last_user = $2 WHERE id = $1"};
 // $1 task, $2 after_user, $3 count, $4 now.
@@ -83,11 +82,9 @@ const Statement kRecordChunk{"record_segment_task_chunk",
 const Statement kFinishTask{"finish_segment_task",
                             "UPDATE segment_tasks SET finished_at = $2, heartbeat_at = $2 WHERE id = $1"};
 // $1 heartbeat before, $2 limit.
-const Statement kStaleTasks{"stale_segment_tasks",
-                            absl::StrCat("SELECT ", kTaskColumns,
-                                         " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id "
-                                         "WHERE t.finished_at IS NULL AND t.heartbeat_at < $1 "
-                                         "ORDER BY t.heartbeat_at LIMIT $2")};
+const Statement kStaleTasks{
+    "stale_segment_tasks",
+    TasksWhere("t.finished_at IS NULL AND t.heartbeat_at < $1 ORDER BY t.heartbeat_at LIMIT $2")};
 
 absl::StatusOr<SegmentTaskKind> TaskKindOf(const std::string& text) {
   if (text == "assign") return SegmentTaskKind::kAssign;
