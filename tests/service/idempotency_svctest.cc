@@ -351,3 +351,35 @@ TEST_CASE_METHOD(ShortTtlFixture, "A key is remembered for its TTL, then forgott
   CHECK(Call(*users, &UserStub::DeleteUser, v1::DeleteUserRequest(), "user-1").code ==
         grpc::StatusCode::ALREADY_EXISTS);
 }
+
+TEST_CASE_METHOD(ServiceFixture, "A keyed fill and percentage change run in the key's one transaction, and repeat exactly",
+                 "[service][idempotency]") {
+  REQUIRE(CreateUser(kUser1).ok());
+  REQUIRE(CreateUser(kUser2).ok());
+  v1::CreateSegmentRequest create;
+  create.set_slug("ALL");
+  create.set_percent_to_fill(100);
+  const Answer created = Call(*segments, &SegmentStub::CreateSegment, create, "fill-all");
+  REQUIRE(created.code == grpc::StatusCode::OK);
+  // Filled when the call returns, with one event each, and its task done.
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"ALL"});
+  CHECK(SegmentsOf(kUser2) == std::vector<std::string>{"ALL"});
+  CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NOT NULL AND count = 2") == 1);
+  clock.Advance(absl::Minutes(1));
+  CHECK(Call(*segments, &SegmentStub::CreateSegment, create, "fill-all") == created);
+  CHECK(Count("SELECT count(*) FROM history WHERE slug = 'ALL' AND operation = 'add'") == 2);
+
+  v1::UpdateSegmentPercentRequest lower;
+  lower.set_slug("ALL");
+  lower.set_percent_to_fill(0);
+  v1::UpdateSegmentPercentResponse first;
+  const Answer lowered = Call(*segments, &SegmentStub::UpdateSegmentPercent, lower, "empty-all", &first);
+  REQUIRE(lowered.code == grpc::StatusCode::OK);
+  CHECK(first.members_removed() == 2);
+  CHECK(SegmentsOf(kUser1).empty());
+  v1::UpdateSegmentPercentResponse again;
+  CHECK(Call(*segments, &SegmentStub::UpdateSegmentPercent, lower, "empty-all", &again) == lowered);
+  CHECK(again.members_removed() == 2);
+  CHECK(Count("SELECT count(*) FROM history WHERE slug = 'ALL' AND operation = 'remove'") == 2);
+  CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL") == 0);
+}

@@ -66,7 +66,7 @@ const Statement kStartTask{"start_segment_task",
                            "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at) "
                            "VALUES ($1, $2::segment_task_kind, $3, $4, $5) RETURNING id"};
 // The tasks `where` picks, with their segments' slugs.
-std::string TasksWhere(std::string_view where) {
+std::string TasksWhere(const char* where) {
   return absl::StrCat("SELECT ", kTaskColumns, " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id WHERE ",
                       where);
 }

@@ -372,3 +372,22 @@ TEST_CASE_METHOD(Fixture, "user changes take the automatic-assignment lock share
   REQUIRE(segments.DeleteSegment("A").ok());
   CHECK(store.exclusive_segment_locks == 1);
 }
+
+TEST_CASE_METHOD(Fixture, "fills and percentage changes run a chunk of users per transaction, with the same result",
+                 "[segments][tasks]") {
+  AddUsers(10);
+  SegmentUseCases chunked{store, clock, SegmentTaskOptions{.chunk_users = 3}};
+  const int transactions = store.transactions;
+  auto created = chunked.CreateSegment(Auto("S", 100.0));
+  REQUIRE(created.ok());
+  CHECK(Members(created->id).size() == 10);
+  // Chunks of 3, 3, 3 and 1 users, then the one that finds none left.
+  CHECK(store.task_chunks == 5);
+  CHECK(store.transactions - transactions == 1 + 5);  // the publish, then the chunks
+
+  auto lowered = chunked.UpdateSegmentPercent({"S", 40.0});
+  REQUIRE(lowered.ok());
+  CHECK(Members(created->id) == Covered(created->salt, 4000));
+  CHECK(lowered->removed == 10 - static_cast<int64_t>(Covered(created->salt, 4000).size()));
+  CHECK(store.task_chunks == 5 + 5);  // the 10 automatic members, 3 at a time
+}
