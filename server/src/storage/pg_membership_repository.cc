@@ -117,18 +117,29 @@ constexpr const char* kAutomaticMembersOf =
 // whose per-row work they do not see).
 constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
 constexpr const char* kDropPicked = "DROP TABLE IF EXISTS pg_temp.auto_picked";
+constexpr const char* kAnalyzePicked = "ANALYZE pg_temp.auto_picked";
+
+// `column` between the least and the greatest picked id. Redundant with the
+// join on the picked ids, but it lets the planner bound its scan of the
+// memberships' index to the picked range: without it, a merge join with a
+// chunk of a segment task reads the index from its first entry up to the
+// chunk, every chunk (a cost growing with the table; bench/README.md).
+std::string InPickedRange(std::string_view column) {
+  return fmt::format("{0} >= (SELECT min(id) FROM auto_picked) AND {0} <= (SELECT max(id) FROM auto_picked)", column);
+}
 
 // Then expired rows of picked users that no job has removed yet end ($1
 // segment id, $2 slug, $3 now): they would stand in the way, and an expired
 // automatic one opts its user out before the assignment below looks.
 const Statement kEndExpiredPicked{
     "end_expired_picked",
-    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id "
-    "AND m.expires_at <= $3 RETURNING m.user_id, m.expires_at, m.auto), "
-    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
-    "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
-    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT e.user_id, $1, $2, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
+    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
+        InPickedRange("m.user_id") +
+        " AND m.expires_at <= $3 RETURNING m.user_id, m.expires_at, m.auto), "
+        "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
+        "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
+        "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+        "SELECT e.user_id, $1, $2, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
 // Last, the picked users who pass the options ($4 include ids, $5 exclude
 // ids, memberships active at $3) and have not opted out become automatic
 // members expiring at $6 (NULL: never): $1 segment id, $2 slug, $3 now.
@@ -137,7 +148,9 @@ const Statement kEndExpiredPicked{
 const Statement kAssignPicked{
     "assign_picked",
     "WITH eligible AS (SELECT p.id FROM auto_picked p "
-    "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1) "
+    "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1 AND " +
+        InPickedRange("x.user_id") +
+        ") "
     "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
     "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
     "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = cardinality($4::int8[])) "
@@ -151,8 +164,9 @@ const Statement kAssignPicked{
 // Or the picked automatic members leave: $1 segment id, $2 slug, $3 now.
 const Statement kUnassignPicked{
     "unassign_picked",
-    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id "
-    "RETURNING m.user_id, m.expires_at, m.auto), "
+    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
+        InPickedRange("m.user_id") +
+        " RETURNING m.user_id, m.expires_at, m.auto), "
     "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
     "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
     "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
@@ -386,7 +400,11 @@ absl::Status PgMembershipRepository::PickByBucket(const Segment& segment, std::s
   for (const char* sql : {kAllowParallelPick, kDropPicked}) RETURN_IF_ERROR(tx_.conn().ExecuteSimple(sql));
   const std::string pick = fmt::format(fmt::runtime(kPickByBucket), fmt::arg("salt", tx_.conn().Quote(segment.salt)),
                                        fmt::arg("source", source), fmt::arg("from", from), fmt::arg("to", to));
-  return tx_.conn().ExecuteSimple(pick.c_str()).status();
+  RETURN_IF_ERROR(tx_.conn().ExecuteSimple(pick.c_str()));
+  // The statements after it join the picked users to memberships: knowing
+  // how many there are, the planner looks a chunk's 2,000 users up by index
+  // instead of scanning every membership of the table (bench/README.md).
+  return tx_.conn().ExecuteSimple(kAnalyzePicked).status();
 }
 
 std::string PgMembershipRepository::RangeCondition(std::string_view column, const UserRange& users) const {
