@@ -282,8 +282,16 @@ absl::Status MembershipReadModel::Apply(FeedChanges changes) {
     }
   }
   if (changes.catalog) {
-    absl::MutexLock lock(&catalog_mu_);
-    slugs_ = {changes.catalog->begin(), changes.catalog->end()};
+    absl::flat_hash_map<uint32_t, std::string> slugs(changes.catalog->begin(), changes.catalog->end());
+    std::vector<uint32_t> gone;  // deleted: no note tells of their memberships' end (db/schema.sql, migration 9)
+    {
+      absl::MutexLock lock(&catalog_mu_);
+      for (const auto& [id, slug] : slugs_) {
+        if (!slugs.contains(id)) gone.push_back(id);
+      }
+      slugs_ = std::move(slugs);
+    }
+    if (!gone.empty()) table_.ReplaceSegments(gone, {});
   }
   return absl::OkStatus();
 }

@@ -103,7 +103,12 @@ std::string SegmentArrayLiteral(const std::vector<uint32_t>& segments) {
   return fmt::format("'{{{}}}'::int8[]", absl::StrJoin(segments, ","));
 }
 
-constexpr char kSelectMemberships[] = "SELECT user_id, segment_id, expires_at FROM memberships";
+// Live segments' memberships only: those of a deleted segment end without
+// notes (db/schema.sql, migration 9), and the model drops the segment whole
+// when it leaves the catalog.
+constexpr char kSelectMemberships[] =
+    "SELECT m.user_id, m.segment_id, m.expires_at FROM memberships m "
+    "JOIN segments s ON s.id = m.segment_id AND s.deleted_at IS NULL";
 
 // The change notes committed after `position` (not visible in it), with the
 // snapshot they were read in and the server's start, which the first row
@@ -255,7 +260,7 @@ absl::StatusOr<readmodel::SegmentCatalog> PgChangeFeed::LoadAll(
     std::optional<PgSnapshot> snapshot = r.Rows() == 1 ? PgSnapshot::Parse(r.Get(0, 0)) : std::nullopt;
     if (!snapshot) return absl::InternalError("unreadable snapshot from the database");
     std::string started(r.Get(0, 1));
-    RETURN_IF_ERROR(CopyMemberships(fmt::format("{} ORDER BY user_id", kSelectMemberships), membership));
+    RETURN_IF_ERROR(CopyMemberships(fmt::format("{} ORDER BY m.user_id", kSelectMemberships), membership));
     ASSIGN_OR_RETURN(readmodel::SegmentCatalog catalog, FetchCatalog());
     RETURN_IF_ERROR(conn->ExecuteSimple("COMMIT").status());
     past_xmins_.clear();
@@ -316,14 +321,13 @@ absl::StatusOr<FeedChanges> PgChangeFeed::Poll() {
         // list is long (a chunk of a fill notes 2,000 users): an index
         // lookup per user instead, whatever the size of the table.
         RETURN_IF_ERROR(CopyMemberships(
-            fmt::format("SELECT m.user_id, m.segment_id, m.expires_at FROM unnest({}) AS u(id) "
-                        "JOIN memberships m ON m.user_id = u.id ORDER BY m.user_id",
+            fmt::format("{} JOIN unnest({}) AS u(id) ON m.user_id = u.id ORDER BY m.user_id", kSelectMemberships,
                         UserArrayLiteral(changes.users)),
             [&](const domain::UserId& user, HeldMembership m) { changes.user_rows.emplace_back(user, m); }));
       }
       if (!changes.segments.empty()) {
         RETURN_IF_ERROR(CopyMemberships(
-            fmt::format("{} WHERE segment_id = ANY({})", kSelectMemberships, SegmentArrayLiteral(changes.segments)),
+            fmt::format("{} WHERE m.segment_id = ANY({})", kSelectMemberships, SegmentArrayLiteral(changes.segments)),
             [&](const domain::UserId& user, HeldMembership m) { changes.segment_rows.emplace_back(user, m); }));
       }
       if (catalog_changed) {
