@@ -322,7 +322,7 @@ class Slot {
   uint64_t stripe_end_ = 0;
   uint64_t next_user_ = 0;
   bool adding_ = true;
-  uint64_t user_ = 0;  // update: the user of the call in flight
+  uint64_t user_ = 0;     // update: the user of the call in flight
   uint64_t created_ = 0;  // create-user: users this slot created
   int index_ = 0;
 };
@@ -583,8 +583,8 @@ void Slot::Issue(std::optional<Clock::time_point> due) {
       break;
     }
     case Mode::kCreateUser: {
-      const uint64_t id = o.new_user_base + static_cast<uint64_t>(index_) +
-                          created_++ * static_cast<uint64_t>(o.concurrency);
+      const uint64_t id =
+          o.new_user_base + static_cast<uint64_t>(index_) + created_++ * static_cast<uint64_t>(o.concurrency);
       create_user_request_.set_user_id(fmt::format("{}", id));
       create_user_response_.Clear();
       started_ = due.value_or(Clock::now());

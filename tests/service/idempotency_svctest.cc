@@ -352,7 +352,8 @@ TEST_CASE_METHOD(ShortTtlFixture, "A key is remembered for its TTL, then forgott
         grpc::StatusCode::ALREADY_EXISTS);
 }
 
-TEST_CASE_METHOD(ServiceFixture, "A keyed fill and percentage change run in the key's one transaction, and repeat exactly",
+TEST_CASE_METHOD(ServiceFixture,
+                 "A keyed fill and percentage change run in the key's one transaction, and repeat exactly",
                  "[service][idempotency]") {
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateUser(kUser2).ok());

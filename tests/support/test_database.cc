@@ -41,7 +41,8 @@ std::string QueryValue(const std::string& sql) {
 
 void ResetDatabase() {
   Query(
-      "TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users, membership_changes, idempotency_keys "
+      "TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users, membership_changes, "
+      "idempotency_keys "
       "RESTART IDENTITY");
 }
 

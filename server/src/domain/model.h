@@ -102,7 +102,7 @@ struct SegmentTask {
   // created after it are evaluated by their own transactions.
   std::optional<std::string> last_user = std::nullopt;
   std::string after_user{};  // users up to this id (byte order) are done; "" for none
-  int64_t count = 0;            // memberships added or ended so far
+  int64_t count = 0;         // memberships added or ended so far
   bool finished = false;
 };
 

@@ -5,8 +5,8 @@
 #include <absl/status/statusor.h>
 
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "domain/clock.h"
@@ -46,7 +46,8 @@ class SegmentUseCases {
   absl::StatusOr<PercentChange> UpdateSegmentPercent(const UpdateSegmentPercentCommand& command);
 
   // Marks the segment deleted, then ends every membership (reason
-  // segment_deleted) in chunks; a fill or percentage change under way stops. NOT_FOUND for an unknown slug; FAILED_PRECONDITION while a live
+  // segment_deleted) in chunks; a fill or percentage change under way
+  // stops. NOT_FOUND for an unknown slug; FAILED_PRECONDITION while a live
   // segment names it in its include or exclude options. Returns the
   // memberships ended.
   absl::StatusOr<int64_t> DeleteSegment(const std::string& slug);

@@ -39,8 +39,8 @@ const Statement kChangeUserSegments{"change_user_segments",
 // A range of users (domain::UserRange) as the condition {column} > $N AND
 // {column} <= coalesce($N+1, {column}), ids compared in byte order.
 std::string InRange(std::string_view column, int after) {
-  return fmt::format("{0} > ${1}::text COLLATE \"C\" AND {0} <= coalesce(${2}::text COLLATE \"C\", {0})", column,
-                     after, after + 1);
+  return fmt::format("{0} > ${1}::text COLLATE \"C\" AND {0} <= coalesce(${2}::text COLLATE \"C\", {0})", column, after,
+                     after + 1);
 }
 
 // --- set-based ends
@@ -49,10 +49,10 @@ const Statement kEndSegmentMemberships{
     "end_segment_memberships",
     "WITH e AS (DELETE FROM memberships WHERE segment_id = $1 AND " + InRange("user_id", 5) +
         " RETURNING user_id, expires_at), "
-    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE $3::history_reason END, "
-    "CASE WHEN e.expires_at <= $4 THEN e.expires_at ELSE $4::timestamptz END FROM e RETURNING reason) "
-    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+        "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+        "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $4 THEN 'ttl' ELSE $3::history_reason END, "
+        "CASE WHEN e.expires_at <= $4 THEN e.expires_at ELSE $4::timestamptz END FROM e RETURNING reason) "
+        "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
 // $1 user, $2 reason, $3 now.
 const Statement kEndUserMemberships{
     "end_user_memberships",
@@ -151,28 +151,30 @@ const Statement kAssignPicked{
     "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1 AND " +
         InPickedRange("x.user_id") +
         ") "
-    "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
-    "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
-    "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = cardinality($4::int8[])) "
-    "AND (cardinality($5::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
-    "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3))) ORDER BY p.id), "
-    "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-    "SELECT id, $1, $3, $6, true FROM eligible RETURNING user_id), "
-    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
-    "SELECT count(*) FROM h"};
+        "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
+        "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
+        "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = "
+        "cardinality($4::int8[])) "
+        "AND (cardinality($5::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
+        "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3))) ORDER BY p.id), "
+        "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+        "SELECT id, $1, $3, $6, true FROM eligible RETURNING user_id), "
+        "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+        "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
+        "SELECT count(*) FROM h"};
 // Or the picked automatic members leave: $1 segment id, $2 slug, $3 now.
 const Statement kUnassignPicked{
     "unassign_picked",
     "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
         InPickedRange("m.user_id") +
         " RETURNING m.user_id, m.expires_at, m.auto), "
-    "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
-    "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
-    "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-    "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE 'auto_percent'::history_reason "
-    "END, CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END FROM e RETURNING reason) "
-    "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+        "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
+        "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
+        "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+        "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE "
+        "'auto_percent'::history_reason "
+        "END, CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END FROM e RETURNING reason) "
+        "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
 
 // --- TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows
 // that another job or a user's update holds to them; that transaction ends
@@ -197,14 +199,14 @@ const Statement kLastAutomaticMember{"last_automatic_member",
                                      "SELECT max(user_id) FROM memberships WHERE segment_id = $1 AND auto"};
 const Statement kLastMember{"last_member", "SELECT max(user_id) FROM memberships WHERE segment_id = $1"};
 std::string ChunkEndOf(std::string_view ids) {
-  return fmt::format("SELECT max(id) FROM (SELECT id FROM ({}) AS c WHERE id > $1::text COLLATE \"C\" "
-                     "AND id <= $2::text COLLATE \"C\" ORDER BY id LIMIT $3) AS chunk",
-                     ids);
+  return fmt::format(
+      "SELECT max(id) FROM (SELECT id FROM ({}) AS c WHERE id > $1::text COLLATE \"C\" "
+      "AND id <= $2::text COLLATE \"C\" ORDER BY id LIMIT $3) AS chunk",
+      ids);
 }
 const Statement kUsersChunkEnd{"users_chunk_end", ChunkEndOf("SELECT id FROM users")};
 const Statement kAutomaticMembersChunkEnd{
-    "automatic_members_chunk_end",
-    ChunkEndOf("SELECT user_id AS id FROM memberships WHERE segment_id = $4 AND auto")};
+    "automatic_members_chunk_end", ChunkEndOf("SELECT user_id AS id FROM memberships WHERE segment_id = $4 AND auto")};
 const Statement kMembersChunkEnd{"members_chunk_end",
                                  ChunkEndOf("SELECT user_id AS id FROM memberships WHERE segment_id = $4")};
 
@@ -369,8 +371,12 @@ absl::StatusOr<int64_t> PgMembershipRepository::EndAllOfSegment(const Segment& s
   tx_.NoteReadModelChange();
   RETURN_IF_ERROR(tx_.PrepareSetBased());
   PgParams params;
-  params.Int(segment.id).Text(segment.slug).Text(domain::ToString(reason)).Time(now).Text(users.after).OptionalText(
-      users.last);
+  params.Int(segment.id)
+      .Text(segment.slug)
+      .Text(domain::ToString(reason))
+      .Time(now)
+      .Text(users.after)
+      .OptionalText(users.last);
   return tx_.CountOf(kEndSegmentMemberships, params);
 }
 
@@ -409,7 +415,8 @@ absl::Status PgMembershipRepository::PickByBucket(const Segment& segment, std::s
 
 std::string PgMembershipRepository::RangeCondition(std::string_view column, const UserRange& users) const {
   std::string condition = fmt::format("{} > {} COLLATE \"C\"", column, tx_.conn().Quote(users.after));
-  if (users.last) absl::StrAppend(&condition, fmt::format(" AND {} <= {} COLLATE \"C\"", column, tx_.conn().Quote(*users.last)));
+  if (users.last)
+    absl::StrAppend(&condition, fmt::format(" AND {} <= {} COLLATE \"C\"", column, tx_.conn().Quote(*users.last)));
   return condition;
 }
 

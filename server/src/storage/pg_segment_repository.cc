@@ -73,8 +73,7 @@ std::string TasksWhere(const char* where) {
 const Statement kLockUnfinishedTask{"lock_unfinished_segment_task",
                                     TasksWhere("t.segment_id = $1 AND t.finished_at IS NULL FOR UPDATE OF t")};
 const Statement kLockTask{"lock_segment_task", TasksWhere("t.id = $1 FOR UPDATE OF t")};
-const Statement kSetTaskLastUser{"set_segment_task_last_user",
-                                 "UPDATE segment_tasks SET last_user = $2 WHERE id = $1"};
+const Statement kSetTaskLastUser{"set_segment_task_last_user", "UPDATE segment_tasks SET last_user = $2 WHERE id = $1"};
 // $1 task, $2 after_user, $3 count, $4 now.
 const Statement kRecordChunk{"record_segment_task_chunk",
                              "UPDATE segment_tasks SET after_user = $2, count = count + $3, heartbeat_at = $4 "

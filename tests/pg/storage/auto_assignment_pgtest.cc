@@ -618,7 +618,9 @@ TEST_CASE_METHOD(Fixture, "DeleteUser deletes the user's opt-outs, and only thei
     return tx.memberships().RecordOptOutsOfUsers(
         {{Id(UserNo(1)), a.id, Reason::kManual}, {Id(UserNo(1)), b.id, Reason::kManual}}, kT0);
   });
-  Tx([&](Transaction& tx) { return tx.memberships().RecordOptOutsOfUsers({{Id(UserNo(2)), a.id, Reason::kTtl}}, kT0); });
+  Tx([&](Transaction& tx) {
+    return tx.memberships().RecordOptOutsOfUsers({{Id(UserNo(2)), a.id, Reason::kTtl}}, kT0);
+  });
   Tx([&](Transaction& tx) { return tx.users().Delete(Id(UserNo(1))); });
   CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs") == Rows{{UserNo(2), "ttl"}});
   CHECK(Count("SELECT count(*) FROM users") == 1);

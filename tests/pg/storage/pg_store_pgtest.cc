@@ -95,12 +95,12 @@ TEST_CASE_METHOD(Fixture, "memberships, expiry at read time and microsecond time
   const Segment a = NewSegmentNamed("A");
   const Segment b = NewSegmentNamed("B");
   const absl::Time deadline = kT0 + absl::Seconds(60) + absl::Microseconds(123456);
-  REQUIRE(store
-              .InTransaction([&](Transaction& tx) {
-                return tx.memberships().Insert({{Id(kAlice), {a.id, deadline}}, {Id(kAlice), {b.id, std::nullopt}}},
-                                               kT0);
-              })
-              .ok());
+  REQUIRE(
+      store
+          .InTransaction([&](Transaction& tx) {
+            return tx.memberships().Insert({{Id(kAlice), {a.id, deadline}}, {Id(kAlice), {b.id, std::nullopt}}}, kT0);
+          })
+          .ok());
 
   auto before = store.memberships().ActiveSegmentSlugs(Id(kAlice), deadline - absl::Microseconds(1));
   REQUIRE(before.ok());
