@@ -285,7 +285,7 @@ func libpqDefaults(dbURL string) string {
 // reset empties every table the service writes.
 func reset(t *testing.T) {
 	t.Helper()
-	if _, err := db.Exec(`TRUNCATE history, memberships, auto_opt_outs, segments, users, idempotency_keys`); err != nil {
+	if _, err := db.Exec(`TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users, idempotency_keys`); err != nil {
 		t.Fatalf("truncating: %v", err)
 	}
 }
