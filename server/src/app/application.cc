@@ -13,6 +13,13 @@ namespace segments::app {
 
 namespace {
 
+domain::SegmentTaskOptions TaskChunks(const config::Config& config) {
+  return domain::SegmentTaskOptions{.chunk_users = config.segment_task_chunk_users,
+                                    .chunk_time = config.segment_task_chunk_time,
+                                    .after_chunk = {},
+                                    .pause = config.segment_task_pause};
+}
+
 absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config) {
   std::vector<domain::SigningKey> keys;
   if (config.report_link_keys.empty()) {
@@ -45,7 +52,7 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
           readmodel::ReadModelOptions{.poll_period = config.read_model_poll_period,
                                       .max_lag = config.read_model_max_lag,
                                       .on_serving_change = [this](bool serving) { ShowReadModelHealth(serving); }}),
-      segment_use_cases_(store_, clock),
+      segment_use_cases_(store_, clock, TaskChunks(config)),
       user_use_cases_(store_, clock),
       bulk_use_cases_(store_, clock),
       listing_use_cases_(store_, clock),
@@ -61,7 +68,7 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       idempotency_key_cleanup_(store_, clock,
                                jobs::IdempotencyKeyCleanupOptions{.ttl = config.idempotency_key_ttl,
                                                                   .period = config.idempotency_cleanup_period}),
-      segment_task_resumer_(store_, clock, jobs::SegmentTaskResumerOptions{}) {
+      segment_task_resumer_(store_, clock, jobs::SegmentTaskResumerOptions{.chunks = TaskChunks(config)}) {
   if (config.read_model) {
     // Read-your-writes: a call answers once the model shows its write,
     // without holding its worker meanwhile; other writers (the consumer,

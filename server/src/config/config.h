@@ -52,6 +52,14 @@ struct Config {
   absl::Duration expiry_period = absl::Seconds(10);
   int expiry_batch_size = 1000;
 
+  // Changes of a whole segment (docs/writes.md): users of the first chunk
+  // (each chunk a transaction), the time later chunks are sized to (zero:
+  // all of the first one's size), and a pause after each chunk that lets
+  // other writers' work through between chunks.
+  int segment_task_chunk_users = 500;
+  absl::Duration segment_task_chunk_time = absl::Milliseconds(25);
+  absl::Duration segment_task_pause = absl::ZeroDuration();
+
   // Idempotency keys (docs/behaviour.md#idempotency-keys): how long a key is
   // remembered at least, and how often older ones are forgotten.
   absl::Duration idempotency_key_ttl = absl::Hours(24);

@@ -1,5 +1,8 @@
 #include "domain/segment_tasks.h"
 
+#include <absl/time/clock.h>
+
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,8 +16,11 @@ absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTa
   std::optional<Segment> live;
   if (task.kind != SegmentTaskKind::kDelete) {
     // In the order every writer takes them: the automatic-assignment lock,
-    // then the segment, then the task's row.
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
+    // then the segment, then the task's row. The first chunk takes the lock
+    // exclusively, once: it waits for every user's evaluation that may have
+    // read the segment before the change was published, and every later
+    // evaluation reads the change. Later chunks run beside evaluations.
+    if (!task.last_user) RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
     ASSIGN_OR_RETURN(live, tx.segments().LockLiveExclusively(task.slug));
   }
   ASSIGN_OR_RETURN(std::optional<SegmentTask> locked, tx.segments().LockTask(task.id));
@@ -25,9 +31,9 @@ absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTa
   // segment is gone has nothing left to do either way.
   const bool segment_gone = task.kind != SegmentTaskKind::kDelete && (!live || live->id != current.segment_id);
   if (!segment_gone && !current.last_user) {
-    // The first chunk: every user whose transaction began before the change
-    // was published has committed (this chunk waited for them), and every
-    // later one evaluates their user against it.
+    // The first chunk (it holds the automatic-assignment lock exclusively):
+    // every user created before the change was published is committed, and
+    // every later one is evaluated against it by their own transaction.
     ASSIGN_OR_RETURN(current.last_user, tx.memberships().LastTaskUser(current));
     if (current.last_user) RETURN_IF_ERROR(tx.segments().SetTaskLastUser(current.id, *current.last_user));
   }
@@ -69,19 +75,34 @@ absl::StatusOr<SegmentTask> RunSegmentTaskInOne(Transaction& tx, const SegmentTa
                                                 absl::Time now) {
   SegmentTask current = task;
   while (!current.finished) {
-    ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, task, chunk_users, now));
+    ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, current, chunk_users, now));
   }
   return current;
 }
 
+int NextChunkUsers(int users, absl::Duration took, absl::Duration target) {
+  if (target <= absl::ZeroDuration()) return users;
+  double scaled = 2.0 * users;
+  if (took > absl::ZeroDuration()) scaled = users * absl::FDivDuration(target, took);
+  scaled = std::clamp(scaled, users / 2.0, users * 2.0);
+  return static_cast<int>(std::clamp(scaled, double{kMinChunkUsers}, double{kMaxChunkUsers}));
+}
+
 absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
   SegmentTask current = task;
+  int chunk_users = options_.chunk_users;
   while (!current.finished) {
+    // Wall time of the chunk's transaction, commit included (not the
+    // domain clock, which tests stop).
+    const absl::Time started = absl::Now();
     RETURN_IF_ERROR(store_.InTransaction([&](Transaction& tx) -> absl::Status {
-      ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, task, options_.chunk_users, Now()));
+      ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, current, chunk_users, Now()));
       return absl::OkStatus();
     }));
-    if (!current.finished && options_.after_chunk) options_.after_chunk(current);
+    chunk_users = NextChunkUsers(chunk_users, absl::Now() - started, options_.chunk_time);
+    if (current.finished) break;
+    if (options_.after_chunk) options_.after_chunk(current);
+    if (options_.pause > absl::ZeroDuration()) absl::SleepFor(options_.pause);
   }
   return current;
 }

@@ -9,11 +9,15 @@
 // task walks the users in id order, a chunk per transaction, doing to them
 // what the one-transaction change would have done.
 //
-// Each chunk of an assign or unassign task holds the automatic-assignment
-// lock exclusively and the segment exclusively, as the whole change once
-// did, but only for one chunk: a user's evaluation and a chunk never
-// overlap, so each user gets exactly one membership and one event. A chunk
-// of a delete task holds neither: nothing adds to a deleted segment, and
+// Each chunk of an assign or unassign task holds the segment exclusively,
+// so hand changes of it wait for the chunk. The first chunk also holds the
+// automatic-assignment lock exclusively: it waits for the evaluations of
+// users that may have read the segment before the change was published;
+// every later evaluation sees the change, and runs beside the chunks. A
+// user both paths reach gets one membership (the chunk's insert skips a
+// row that exists) and one event (only inserted rows get one). A chunk
+// locks the users of its range against deletion (FOR KEY SHARE). A chunk of
+// a delete task holds none of these: nothing adds to a deleted segment, and
 // every statement that ends memberships writes history only for the rows
 // it deleted itself.
 #pragma once
@@ -31,14 +35,30 @@
 namespace segments::domain {
 
 struct SegmentTaskOptions {
-  // Users per chunk: each chunk's transaction holds the segment and, for
-  // assign and unassign, the automatic-assignment lock for about
-  // 10 ms per 1,000 users (bench/README.md).
-  int chunk_users = 2000;
+  // Users of the first chunk (of every chunk, without chunk_time). Each
+  // chunk's transaction holds the segment (and its users against deletion):
+  // about 25 ms per 500 users of a 100% fill at 1M users on the 2-core bench
+  // machine (bench/README.md, "Writes during a fill").
+  int chunk_users = 500;
+  // When not zero, later chunks are sized to take about this long each
+  // (NextChunkUsers): a 10% fill picks a tenth of the users it looks at, so
+  // it may look at ten times as many per chunk.
+  absl::Duration chunk_time = absl::ZeroDuration();
   // Called after each chunk that left the task unfinished has committed
   // (tests pause a task there).
   std::function<void(const SegmentTask&)> after_chunk{};
+  // Waited after each chunk but the last, so that the other writers' work
+  // gets the database's CPU between chunks.
+  absl::Duration pause = absl::ZeroDuration();
 };
+
+inline constexpr int kMinChunkUsers = 50;
+inline constexpr int kMaxChunkUsers = 50'000;
+
+// The size of the next chunk after one of `users` users took `took`, aiming
+// at `target`: scaled by target / took, at most halved or doubled at once,
+// within [kMinChunkUsers, kMaxChunkUsers]. `users` itself for a zero target.
+int NextChunkUsers(int users, absl::Duration took, absl::Duration target);
 
 // One chunk of `task` in `tx`: the next `chunk_users` users after where it
 // stands, or, when none is left, the end of the task. Returns the task as

@@ -8,7 +8,7 @@ namespace segments::jobs {
 
 SegmentTaskResumer::SegmentTaskResumer(domain::Store& store, const domain::Clock& clock,
                                        SegmentTaskResumerOptions options)
-    : tasks_(store, clock),
+    : tasks_(store, clock, options.chunks),
       options_(options),
       job_("segment task resumer", "finished {} segment tasks left unfinished", options.period, options.max_backoff,
            [this] { return RunOnce(); }) {}

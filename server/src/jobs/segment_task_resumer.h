@@ -18,6 +18,8 @@ struct SegmentTaskResumerOptions {
   absl::Duration period = absl::Seconds(5);
   absl::Duration stale_after = absl::Seconds(30);
   absl::Duration max_backoff = absl::Seconds(30);
+  // Chunk size and pause, as for the calls' own tasks.
+  domain::SegmentTaskOptions chunks{};
 };
 
 class SegmentTaskResumer {

@@ -37,8 +37,13 @@ struct FeedChanges {
   // now, grouped by user (a user with none has no row).
   std::vector<domain::UserId> users;
   std::vector<std::pair<domain::UserId, HeldMembership>> user_rows;
+  // Memberships added to a segment for a range of users (a chunk of a fill),
+  // and the segment's memberships in those ranges now. Only additions come
+  // so: the rows are put, and whatever left is among `users` or `segments`.
+  std::vector<std::pair<domain::UserId, HeldMembership>> range_rows;
+  bool has_ranges = false;
 
-  bool empty() const { return !reload_all && !catalog && segments.empty() && users.empty(); }
+  bool empty() const { return !reload_all && !catalog && segments.empty() && users.empty() && !has_ranges; }
 };
 
 class ChangeFeed {

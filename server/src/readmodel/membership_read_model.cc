@@ -35,6 +35,7 @@ MembershipReadModel::~MembershipReadModel() {
 void MembershipReadModel::Start() {
   thread_ = std::thread([this] { Run(); });
   reaper_ = std::thread([this] { RunReaper(); });
+  sweeper_ = std::thread([this] { RunSweeper(); });
 }
 
 void MembershipReadModel::Stop() {
@@ -45,6 +46,7 @@ void MembershipReadModel::Stop() {
   Wake();
   if (thread_.joinable()) thread_.join();
   if (reaper_.joinable()) reaper_.join();
+  if (sweeper_.joinable()) sweeper_.join();
   SetState(State::kDown);
   ReleaseWaiters();
 }
@@ -145,6 +147,20 @@ void MembershipReadModel::RunReaper() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
     }
     ReleaseWaiters();
+  }
+}
+
+void MembershipReadModel::RunSweeper() {
+  for (;;) {
+    std::vector<uint32_t> gone;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_ || !to_sweep_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      gone.swap(to_sweep_);
+    }
+    table_.ReplaceSegments(gone, {});
   }
 }
 
@@ -273,6 +289,7 @@ absl::Status MembershipReadModel::Look() {
 
 absl::Status MembershipReadModel::Apply(FeedChanges changes) {
   if (!changes.segments.empty()) table_.ReplaceSegments(changes.segments, std::move(changes.segment_rows));
+  for (const auto& [user, m] : changes.range_rows) table_.Put(user, m);
   if (!changes.users.empty()) {
     absl::flat_hash_map<domain::UserId, std::vector<HeldMembership>> now_held;
     for (const auto& [user, m] : changes.user_rows) now_held[user].push_back(m);
@@ -291,7 +308,10 @@ absl::Status MembershipReadModel::Apply(FeedChanges changes) {
       }
       slugs_ = std::move(slugs);
     }
-    if (!gone.empty()) table_.ReplaceSegments(gone, {});
+    if (!gone.empty()) {
+      absl::MutexLock lock(&mu_);
+      to_sweep_.insert(to_sweep_.end(), gone.begin(), gone.end());
+    }
   }
   return absl::OkStatus();
 }

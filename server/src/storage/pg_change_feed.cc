@@ -99,6 +99,26 @@ std::string UserArrayLiteral(const std::vector<domain::UserId>& users) {
   return out;
 }
 
+// Users from..to of a segment, both included: a range note.
+struct SegmentRange {
+  uint32_t segment;
+  domain::UserId from;
+  domain::UserId to;
+};
+
+std::string RangeValues(const std::vector<SegmentRange>& ranges) {
+  std::string out;
+  for (const SegmentRange& r : ranges) {
+    if (!out.empty()) out += ',';
+    out += fmt::format("({}::int8,'", r.segment);
+    r.from.AppendTo(out);
+    out += "'::user_id,'";
+    r.to.AppendTo(out);
+    out += "'::user_id)";
+  }
+  return out;
+}
+
 std::string SegmentArrayLiteral(const std::vector<uint32_t>& segments) {
   return fmt::format("'{{{}}}'::int8[]", absl::StrJoin(segments, ","));
 }
@@ -116,9 +136,10 @@ constexpr char kSelectMemberships[] =
 // snapshot it fixes.
 const Statement kChangesSince{
     "read_model_changes_since",
-    "SELECT pg_current_snapshot()::text, pg_postmaster_start_time()::text, NULL::\"char\", NULL::text, NULL::int8 "
-    "UNION ALL SELECT DISTINCT NULL::text, NULL::text, kind, user_id::text, segment_id FROM membership_changes "
-    "WHERE xid >= $1::xid8 OR xid = ANY($2::xid8[])"};
+    "SELECT pg_current_snapshot()::text, pg_postmaster_start_time()::text, NULL::\"char\", NULL::text, NULL::int8, "
+    "NULL::text "
+    "UNION ALL SELECT DISTINCT NULL::text, NULL::text, kind, user_id::text, segment_id, last_user_id::text "
+    "FROM membership_changes WHERE xid >= $1::xid8 OR xid = ANY($2::xid8[])"};
 const Statement kPruneChanges{"read_model_prune_changes", "DELETE FROM membership_changes WHERE xid < $1::xid8"};
 
 }  // namespace
@@ -284,6 +305,7 @@ absl::StatusOr<FeedChanges> PgChangeFeed::Poll() {
     std::optional<PgSnapshot> snapshot;
     FeedChanges changes;
     bool catalog_changed = false;
+    std::vector<SegmentRange> ranges;
     for (int i = 0; i < r.Rows(); ++i) {
       if (!r.IsNull(i, 0)) {
         snapshot = PgSnapshot::Parse(r.Get(i, 0));
@@ -303,6 +325,16 @@ absl::StatusOr<FeedChanges> PgChangeFeed::Poll() {
           changes.segments.push_back(segment);
           break;
         }
+        case 'r': {
+          uint32_t segment = 0;
+          absl::StatusOr<domain::UserId> from = domain::UserId::Parse(r.Get(i, 3));
+          absl::StatusOr<domain::UserId> to = domain::UserId::Parse(r.Get(i, 5));
+          if (!absl::SimpleAtoi(Absl(r.Get(i, 4)), &segment) || !from.ok() || !to.ok()) {
+            return Malformed("a change note's range");
+          }
+          ranges.push_back({segment, *std::move(from), *std::move(to)});
+          break;
+        }
         case 'c':
           catalog_changed = true;
           break;
@@ -318,12 +350,21 @@ absl::StatusOr<FeedChanges> PgChangeFeed::Poll() {
       if (!changes.users.empty()) {
         // Joined to the ids rather than `user_id = ANY(...)`, which the
         // planner answers with a parallel scan of every membership once the
-        // list is long (a chunk of a fill notes 2,000 users): an index
+        // list is long (a sync of user events notes up to 10,000): an index
         // lookup per user instead, whatever the size of the table.
         RETURN_IF_ERROR(CopyMemberships(
             fmt::format("{} JOIN unnest({}) AS u(id) ON m.user_id = u.id ORDER BY m.user_id", kSelectMemberships,
                         UserArrayLiteral(changes.users)),
             [&](const domain::UserId& user, HeldMembership m) { changes.user_rows.emplace_back(user, m); }));
+      }
+      if (!ranges.empty()) {
+        // One index range scan per range (memberships_segment_user_idx).
+        changes.has_ranges = true;
+        RETURN_IF_ERROR(CopyMemberships(
+            fmt::format("{} JOIN (VALUES {}) AS r(segment_id, lo, hi) ON m.segment_id = r.segment_id "
+                        "AND m.user_id >= r.lo AND m.user_id <= r.hi",
+                        kSelectMemberships, RangeValues(ranges)),
+            [&](const domain::UserId& user, HeldMembership m) { changes.range_rows.emplace_back(user, m); }));
       }
       if (!changes.segments.empty()) {
         RETURN_IF_ERROR(CopyMemberships(

@@ -97,76 +97,86 @@ const Statement kRemoveMembers{
     "CASE WHEN e.expires_at <= $4 THEN e.expires_at ELSE $4::timestamptz END FROM e RETURNING reason) "
     "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
 
-// --- automatic assignment, in two steps. First the users of buckets
-// [{from}, {to}) of salt {salt} go into the temporary table auto_picked,
-// sorted by id so that the inserts after it walk the indexes in order. Each
-// digest is computed once (the OFFSET 0 fence keeps the planner from
-// inlining it into every use), and CREATE TABLE AS may hash in parallel
-// where an INSERT may not; being a utility statement it takes no
-// parameters, so the values come as quoted literals (PgConnection::Quote).
-// {source} yields the candidates' ids as `id`.
-constexpr const char* kPickByBucket =
-    "CREATE TEMP TABLE auto_picked ON COMMIT DROP AS SELECT id FROM (SELECT id, segment_digest({salt}, id) AS digest "
-    "FROM ({source}) AS c OFFSET 0) AS u "
-    "WHERE segment_bucket_of_digest(digest) >= {from} AND segment_bucket_of_digest(digest) < {to} ORDER BY id";
-// {range}: an InRange condition on the column of ids.
-constexpr const char* kActiveUsers = "SELECT id FROM users WHERE state = 'active' AND {range}";
-constexpr const char* kAutomaticMembersOf =
-    "SELECT user_id AS id FROM memberships WHERE segment_id = {segment} AND auto AND {range}";
-// Hashing is worth two workers here (the default costs keep a plan serial
-// whose per-row work they do not see).
-constexpr const char* kAllowParallelPick = "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0";
-constexpr const char* kDropPicked = "DROP TABLE IF EXISTS pg_temp.auto_picked";
-constexpr const char* kAnalyzePicked = "ANALYZE pg_temp.auto_picked";
-
-// `column` between the least and the greatest picked id. Redundant with the
-// join on the picked ids, but it lets the planner bound its scan of the
-// memberships' index to the picked range: without it, a merge join with a
-// chunk of a segment task reads the index from its first entry up to the
-// chunk, every chunk (a cost growing with the table; bench/README.md).
-std::string InPickedRange(std::string_view column) {
-  return fmt::format("{0} >= (SELECT min(id) FROM auto_picked) AND {0} <= (SELECT max(id) FROM auto_picked)", column);
+// --- automatic assignment of a chunk of users (a segment task's chunk, or
+// every user for UserRange{}). Each statement picks the users of buckets
+// [$from, $to) of salt $salt among its candidates, in the range of ids
+// ($after, $last]: the digest is computed once per user (the OFFSET 0 fence
+// keeps the planner from inlining it into every use). Every bound is a
+// parameter planned with its value (plan_per_call), so the joins to the
+// memberships scan the chunk's range of the index and no more, however
+// large the table (bench/README.md).
+std::string Picked(std::string_view candidates, int salt) {
+  return fmt::format(
+      "picked AS (SELECT id FROM (SELECT id, segment_digest(${0}::text, id) AS digest FROM ({1}) AS c OFFSET 0) AS u "
+      "WHERE segment_bucket_of_digest(digest) >= ${2}::int AND segment_bucket_of_digest(digest) < ${3}::int)",
+      salt, candidates, salt + 1, salt + 2);
 }
+// The active users of the range.
+std::string ActiveUsers(int after) { return "SELECT id FROM users WHERE state = 'active' AND " + InRange("id", after); }
 
-// Then expired rows of picked users that no job has removed yet end ($1
-// segment id, $2 slug, $3 now): they would stand in the way, and an expired
-// automatic one opts its user out before the assignment below looks.
+// First, expired rows of picked users that no job has removed yet end: they
+// would stand in the way, and an expired automatic one opts its user out
+// before the assignment below looks. Only the segment's expired rows in the
+// range are bucketed (a few, if any), not every user of the range. $1
+// segment id, $2 slug, $3 now, $4 salt, $5 and $6 the buckets, $7 and $8 the
+// range of users.
 const Statement kEndExpiredPicked{
     "end_expired_picked",
-    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
-        InPickedRange("m.user_id") +
-        " AND m.expires_at <= $3 RETURNING m.user_id, m.expires_at, m.auto), "
+    "WITH e AS (DELETE FROM memberships m WHERE m.segment_id = $1 AND " + InRange("m.user_id", 7) +
+        " AND m.expires_at <= $3 "
+        "AND segment_bucket_of_digest(segment_digest($4::text, m.user_id)) >= $5::int "
+        "AND segment_bucket_of_digest(segment_digest($4::text, m.user_id)) < $6::int "
+        "AND EXISTS (SELECT 1 FROM users u WHERE u.id = m.user_id AND u.state = 'active') "
+        "RETURNING m.user_id, m.expires_at, m.auto), "
         "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
         "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
         "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-        "SELECT e.user_id, $1, $2, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h"};
-// Last, the picked users who pass the options ($4 include ids, $5 exclude
+        "SELECT e.user_id, $1, $2, 'remove', 'ttl', e.expires_at FROM e RETURNING 1) SELECT count(*) FROM h",
+    /*plan_per_call=*/true};
+// Then the picked users who pass the options ($4 include ids, $5 exclude
 // ids, memberships active at $3) and have not opted out become automatic
-// members expiring at $6 (NULL: never): $1 segment id, $2 slug, $3 now.
-// Nobody else adds members to the segment meanwhile: hand changes wait for
-// the exclusive lock.
+// members expiring at $6 (NULL: never): $1 segment id, $2 slug, $3 now, $7
+// salt, $8 and $9 the buckets, $10 and $11 the range. Hand changes of the
+// segment wait for the chunk (it holds the segment exclusively). The users
+// about to become members are locked FOR KEY SHARE, in id order, and
+// checked again once locked: a user's deletion (which locks the row FOR
+// UPDATE, then ends the user's memberships) waits for the chunk, or the
+// chunk for it and then skips the user, so no membership outlives its user.
+// Nothing else waits: creating, excluding or bringing back a user, and hand
+// changes of other segments, go on beside the chunk (docs/writes.md). A user
+// evaluated on their own meanwhile (created or back) is skipped by ON
+// CONFLICT, and only rows this statement inserted get an `add`.
 const Statement kAssignPicked{
     "assign_picked",
-    "WITH eligible AS (SELECT p.id FROM auto_picked p "
-    "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1 AND " +
-        InPickedRange("x.user_id") +
+    "WITH " + Picked(ActiveUsers(10), 7) +
+        ", eligible AS (SELECT p.id FROM picked p "
+        "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1 AND " +
+        InRange("x.user_id", 10) +
         ") "
         "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
         "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
         "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = "
         "cardinality($4::int8[])) "
         "AND (cardinality($5::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
-        "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3))) ORDER BY p.id), "
+        "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)))), "
+        "locked AS (SELECT u.id FROM users u JOIN eligible e ON u.id = e.id WHERE u.state = 'active' "
+        "ORDER BY u.id FOR KEY SHARE OF u), "
         "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
-        "SELECT id, $1, $3, $6, true FROM eligible RETURNING user_id), "
+        "SELECT id, $1, $3, $6, true FROM locked ORDER BY id ON CONFLICT DO NOTHING RETURNING user_id), "
         "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
         "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
-        "SELECT count(*) FROM h"};
-// Or the picked automatic members leave: $1 segment id, $2 slug, $3 now.
+        "SELECT count(*) FROM h",
+    /*plan_per_call=*/true};
+// Or the picked automatic members leave: $1 segment id, $2 slug, $3 now, $4
+// salt, $5 and $6 the buckets, $7 and $8 the range. Whoever else ends one
+// of these rows meanwhile (the expiry job, the user's deletion) writes its
+// history; the statement that deletes a row writes it.
 const Statement kUnassignPicked{
     "unassign_picked",
-    "WITH e AS (DELETE FROM memberships m USING auto_picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
-        InPickedRange("m.user_id") +
+    "WITH " +
+        Picked("SELECT user_id AS id FROM memberships WHERE segment_id = $1 AND auto AND " + InRange("user_id", 7), 4) +
+        ", e AS (DELETE FROM memberships m USING picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
+        InRange("m.user_id", 7) +
         " RETURNING m.user_id, m.expires_at, m.auto), "
         "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
         "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
@@ -174,7 +184,8 @@ const Statement kUnassignPicked{
         "SELECT e.user_id, $1, $2, 'remove', CASE WHEN e.expires_at <= $3 THEN 'ttl' ELSE "
         "'auto_percent'::history_reason "
         "END, CASE WHEN e.expires_at <= $3 THEN e.expires_at ELSE $3::timestamptz END FROM e RETURNING reason) "
-        "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h"};
+        "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h",
+    /*plan_per_call=*/true};
 
 // --- TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows
 // that another job or a user's update holds to them; that transaction ends
@@ -400,32 +411,20 @@ absl::StatusOr<int64_t> PgMembershipRepository::RemoveMembers(const Segment& seg
   return tx_.CountOf(kRemoveMembers, BulkParams(segment, users, now));
 }
 
-absl::Status PgMembershipRepository::PickByBucket(const Segment& segment, std::string_view source, int32_t from,
-                                                  int32_t to) {
-  RETURN_IF_ERROR(tx_.PrepareSetBased());
-  for (const char* sql : {kAllowParallelPick, kDropPicked}) RETURN_IF_ERROR(tx_.conn().ExecuteSimple(sql));
-  const std::string pick = fmt::format(fmt::runtime(kPickByBucket), fmt::arg("salt", tx_.conn().Quote(segment.salt)),
-                                       fmt::arg("source", source), fmt::arg("from", from), fmt::arg("to", to));
-  RETURN_IF_ERROR(tx_.conn().ExecuteSimple(pick.c_str()));
-  // The statements after it join the picked users to memberships: knowing
-  // how many there are, the planner looks a chunk's 2,000 users up by index
-  // instead of scanning every membership of the table (bench/README.md).
-  return tx_.conn().ExecuteSimple(kAnalyzePicked).status();
-}
-
-std::string PgMembershipRepository::RangeCondition(std::string_view column, const UserRange& users) const {
-  std::string condition = fmt::format("{} > {} COLLATE \"C\"", column, tx_.conn().Quote(users.after));
-  if (users.last)
-    absl::StrAppend(&condition, fmt::format(" AND {} <= {} COLLATE \"C\"", column, tx_.conn().Quote(*users.last)));
-  return condition;
-}
-
 absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& segment, const UserRange& users,
                                                                 int32_t from_hundredths, absl::Time now) {
   tx_.NoteReadModelChange();
-  const std::string source = fmt::format(fmt::runtime(kActiveUsers), fmt::arg("range", RangeCondition("id", users)));
-  RETURN_IF_ERROR(PickByBucket(segment, source, from_hundredths, segment.percent_hundredths));
-  RETURN_IF_ERROR(tx_.CountOf(kEndExpiredPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now)));
+  RETURN_IF_ERROR(tx_.PrepareSetBased());
+  auto picking = [&](PgParams& params) -> PgParams& {
+    return params.Text(segment.salt)
+        .Int(from_hundredths)
+        .Int(segment.percent_hundredths)
+        .Text(users.after)
+        .OptionalText(users.last);
+  };
+  PgParams expired;
+  expired.Int(segment.id).Text(segment.slug).Time(now);
+  RETURN_IF_ERROR(tx_.CountOf(kEndExpiredPicked, picking(expired)).status());
   std::optional<absl::Time> expires_at;
   if (segment.auto_options.ttl_seconds) expires_at = now + absl::Seconds(*segment.auto_options.ttl_seconds);
   PgParams params;
@@ -435,16 +434,23 @@ absl::StatusOr<int64_t> PgMembershipRepository::AssignByPercent(const Segment& s
       .IntArray(segment.auto_options.include_ids)
       .IntArray(segment.auto_options.exclude_ids)
       .OptionalTime(expires_at);
-  return tx_.CountOf(kAssignPicked, params);
+  return tx_.CountOf(kAssignPicked, picking(params));
 }
 
 absl::StatusOr<int64_t> PgMembershipRepository::UnassignByPercent(const Segment& segment, const UserRange& users,
                                                                   int32_t from_hundredths, absl::Time now) {
   tx_.NoteReadModelChange();
-  const std::string members = fmt::format(fmt::runtime(kAutomaticMembersOf), fmt::arg("segment", segment.id),
-                                          fmt::arg("range", RangeCondition("user_id", users)));
-  RETURN_IF_ERROR(PickByBucket(segment, members, segment.percent_hundredths, from_hundredths));
-  return tx_.CountOf(kUnassignPicked, PgParams().Int(segment.id).Text(segment.slug).Time(now));
+  RETURN_IF_ERROR(tx_.PrepareSetBased());
+  PgParams params;
+  params.Int(segment.id)
+      .Text(segment.slug)
+      .Time(now)
+      .Text(segment.salt)
+      .Int(segment.percent_hundredths)
+      .Int(from_hundredths)
+      .Text(users.after)
+      .OptionalText(users.last);
+  return tx_.CountOf(kUnassignPicked, params);
 }
 
 absl::StatusOr<std::optional<std::string>> PgMembershipRepository::LastTaskUser(const SegmentTask& task) {

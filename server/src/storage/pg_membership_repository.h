@@ -40,13 +40,6 @@ class PgMembershipRepository final : public domain::MembershipRepository {
                                         absl::Time now) override;
 
  private:
-  // Fills the temporary table auto_picked with the ids `source` yields whose
-  // bucket for the segment's salt is in [from, to).
-  absl::Status PickByBucket(const domain::Segment& segment, std::string_view source, int32_t from, int32_t to);
-  // `users` as a condition on `column`, values quoted (for PickByBucket's
-  // source, which takes no parameters).
-  std::string RangeCondition(std::string_view column, const domain::UserRange& users) const;
-
   PgTransactionContext& tx_;
 };
 

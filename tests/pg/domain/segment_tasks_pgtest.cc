@@ -4,12 +4,17 @@
 // run alone before or after them; lowered percentages and deletions in
 // chunks; a task a stopped instance left is finished by another.
 #include <absl/synchronization/notification.h>
+#include <absl/time/clock.h>
 #include <fmt/format.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "domain/bucketing.h"
 #include "domain/segment_tasks.h"
@@ -41,7 +46,7 @@ CreateSegmentCommand Auto(const std::string& slug, double percent) { return {slu
 class FirstChunkPause {
  public:
   SegmentTaskOptions Options(int chunk_users) {
-    return {chunk_users, [this](const SegmentTask&) {
+    return {.chunk_users = chunk_users, .after_chunk = [this](const SegmentTask&) {
               if (paused_.HasBeenNotified()) return;
               paused_.Notify();
               resume_.WaitForNotification();
@@ -98,33 +103,68 @@ struct Fixture {
   }
 };
 
+// 200 users, a segment MANUAL, and HALF (50%) filling in chunks of 40 on a
+// thread of its own, paused after its first chunk until Finish().
+class PausedHalfFill {
+ public:
+  explicit PausedHalfFill(Fixture& f) : filling_(f.store, f.clock, pause_.Options(40)) {
+    f.CreateUsers(0, 200);
+    REQUIRE(f.segments.CreateSegment({"MANUAL", std::nullopt, "", {}, {}, std::nullopt}).ok());
+    thread_ = std::thread([this] { status_ = filling_.CreateSegment(Auto("HALF", 50)).status(); });
+    REQUIRE(pause_.WaitUntilPaused());
+  }
+  ~PausedHalfFill() {
+    if (thread_.joinable()) (void)Finish();
+  }
+  absl::Status Finish() {
+    pause_.Resume();
+    thread_.join();
+    return status_;
+  }
+
+ private:
+  FirstChunkPause pause_;
+  SegmentUseCases filling_;
+  absl::Status status_ = absl::UnknownError("not run");
+  std::thread thread_;
+};
+
+// Runs `write` on a thread of its own; true once it has returned OK (within
+// a generous minute).
+bool Completes(const std::function<absl::Status()>& write, std::vector<std::thread>& threads) {
+  auto done = std::make_shared<absl::Notification>();
+  auto ok = std::make_shared<std::atomic<bool>>(false);
+  threads.emplace_back([=] {
+    ok->store(write().ok());
+    done->Notify();
+  });
+  return done->WaitForNotificationWithTimeout(absl::Minutes(1)) && ok->load();
+}
+
 }  // namespace
 
 TEST_CASE_METHOD(Fixture, "a fill paused between chunks holds no one; users changed meanwhile get one membership each",
                  "[pg][tasks]") {
-  CreateUsers(0, 200);
-  REQUIRE(segments.CreateSegment({"MANUAL", std::nullopt, "", {}, {}, std::nullopt}).ok());
-  FirstChunkPause pause;
-  SegmentUseCases filling{store, clock, pause.Options(40)};
-  absl::Status fill_status = absl::UnknownError("not run");
-  std::thread filler([&] { fill_status = filling.CreateSegment(Auto("HALF", 50)).status(); });
-  REQUIRE(pause.WaitUntilPaused());
+  PausedHalfFill fill(*this);
 
   // The segment is published: reads see it, and every write goes through
   // while the fill waits between chunks.
   CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL") == 1);
-  CHECK(users.CreateUser(UserNo(1000)).ok());
-  CHECK(users.CreateUser(UserNo(1001)).ok());
-  CHECK(users.CreateUser(UserNo(1002)).ok());
+  // New users until one falls in the segment's half and one outside it.
+  const std::string salt = QueryValue("SELECT salt FROM segments WHERE slug = 'HALF'");
+  std::set<bool> sides;
+  for (int g = 1000; g < 1064 && sides.size() < 2; ++g) {
+    CHECK(users.CreateUser(UserNo(g)).ok());
+    sides.insert(InPercent(Bucket(salt, UserNo(g)), 5000));
+  }
+  CHECK(sides.size() == 2);
   CHECK(users.UpdateUser(UserNo(170), "excluded").ok());
   CHECK(users.DeleteUser(UserNo(180)).ok());
   // A user the fill has not reached yet, added by hand: the fill leaves them be.
   CHECK(segments.UpdateUserSegments({UserNo(150), {{"HALF", {}}, {"MANUAL", {}}}, {}}).ok());
   CHECK(segments.UpdateUserSegments({UserNo(1), {{"MANUAL", {}}}, {}}).ok());
 
-  pause.Resume();
-  filler.join();
-  REQUIRE(fill_status.ok());
+  REQUIRE(fill.Finish().ok());
   CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL") == 0);
   // The task walked the users there were at its first chunk, not those
   // created since, which their own transactions evaluated.
@@ -132,12 +172,64 @@ TEST_CASE_METHOD(Fixture, "a fill paused between chunks holds no one; users chan
 
   Users expected = InBuckets("HALF", 5000);
   expected.insert(UserNo(150));
-  CHECK(expected.contains(UserNo(1000)) + expected.contains(UserNo(1001)) + expected.contains(UserNo(1002)) > 0);
   CHECK(Members("HALF") == expected);
   CHECK(UsersWithoutOneEvent("HALF", "add") == 0);
   CHECK(Count("SELECT count(*) FROM history WHERE slug = 'HALF' AND operation = 'add'") ==
         static_cast<int64_t>(expected.size()));
   CHECK(Count("SELECT count(*) FROM history WHERE slug = 'HALF' AND operation = 'remove'") == 0);
+}
+
+TEST_CASE_METHOD(Fixture, "a chunk under way holds only the deletion of its own users", "[pg][tasks]") {
+  PausedHalfFill fill(*this);
+
+  // A member-to-be of the second chunk (users 40 to 79).
+  std::string doomed;
+  for (const std::string& id : InBuckets("HALF", 5000)) {
+    if (id > UserNo(39) && id <= UserNo(79)) doomed = id;
+  }
+  REQUIRE(!doomed.empty());
+  const int64_t task_id = Count("SELECT id FROM segment_tasks");
+
+  // The second chunk, its transaction held open while others write.
+  std::vector<std::thread> writers;
+  bool deletion_waited = false;
+  REQUIRE(store
+              .InTransaction([&](Transaction& tx) -> absl::Status {
+                auto task = tx.segments().LockTask(task_id);
+                if (!task.ok()) return task.status();
+                REQUIRE(task->has_value());
+                auto chunk = RunSegmentTaskChunk(tx, **task, 40, clock.Now());
+                if (!chunk.ok()) return chunk.status();
+                CHECK(chunk->after_user == UserNo(79));
+                // Neither these nor the automatic-assignment lock wait for the chunk.
+                CHECK(Completes([&] { return users.CreateUser(UserNo(1000)); }, writers));
+                CHECK(Completes([&] { return users.UpdateUser(UserNo(150), "excluded"); }, writers));
+                CHECK(Completes([&] { return users.UpdateUser(UserNo(150), "active"); }, writers));
+                CHECK(Completes([&] { return segments.UpdateUserSegments({doomed, {{"MANUAL", {}}}, {}}); }, writers));
+                // Deleting a user the chunk adds waits for it, then ends that
+                // membership too.
+                writers.emplace_back([&] { CHECK(users.DeleteUser(doomed).ok()); });
+                for (int i = 0; i < 6000 && !deletion_waited; ++i) {
+                  deletion_waited = Count(
+                                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                        "datname = current_database()") > 0;
+                  if (!deletion_waited) absl::SleepFor(absl::Milliseconds(10));
+                }
+                return absl::OkStatus();
+              })
+              .ok());
+  CHECK(deletion_waited);
+  for (std::thread& t : writers) t.join();
+  REQUIRE(fill.Finish().ok());
+
+  Users expected = InBuckets("HALF", 5000);
+  CHECK(!expected.contains(doomed));  // deleted
+  CHECK(Members("HALF") == expected);
+  CHECK(UsersWithoutOneEvent("HALF", "add") == 0);
+  CHECK(Count(fmt::format("SELECT count(*) FROM history WHERE slug = 'HALF' AND user_id = '{}' AND operation = "
+                          "'remove' AND reason = 'user_deleted'",
+                          doomed)) == 1);
+  CHECK(Count("SELECT count(*) FROM memberships m LEFT JOIN users u ON u.id = m.user_id WHERE u.id IS NULL") == 0);
 }
 
 TEST_CASE_METHOD(Fixture, "lowering and raising a percentage in chunks moves exactly the dropped and added buckets",

@@ -159,24 +159,62 @@ TEST_CASE("a transaction open during a look is found by a later look once it com
   CHECK(Look(feed).empty());
 }
 
-TEST_CASE("a statement over 10,000 rows is noted per segment and fetched set-wise", "[pg][change_feed]") {
+TEST_CASE("many additions to one segment close in id order are noted as a range and fetched by it",
+          "[pg][change_feed]") {
   ResetDatabase();
   AddSegments();
   AddMembership("1", 2);
+  AddMembership("150", 2);
   PgChangeFeed feed(TestDatabaseUrl(), {});
   Load(feed);
-  const std::string notes_before = QueryValue("SELECT count(*) FROM membership_changes");
+  const int notes_before = std::stoi(QueryValue("SELECT count(*) FROM membership_changes"));
+  // A chunk of a fill: users 100..10100 (in byte order '100' to '9999').
   Query(
       "INSERT INTO memberships (user_id, segment_id, added_at) SELECT g::text, 1, now() FROM generate_series(100, "
       "10100) g");
-  // 10,001 rows: one note.
-  CHECK(std::stoi(QueryValue("SELECT count(*) FROM membership_changes")) - std::stoi(notes_before) == 1);
+  CHECK(std::stoi(QueryValue("SELECT count(*) FROM membership_changes")) - notes_before == 1);
+  CHECK(QueryValue(
+            "SELECT kind::text || ' ' || segment_id || ' ' || user_id || ' ' || last_user_id FROM membership_changes "
+            "ORDER BY xid DESC LIMIT 1") == "r 1 100 9999");
   FeedChanges changes = Look(feed);
   CHECK(changes.users.empty());
+  CHECK(changes.segments.empty());
+  CHECK(changes.has_ranges);
+  CHECK(!changes.empty());
+  // The segment's rows in the range, and no other segment's.
+  REQUIRE(changes.range_rows.size() == 10001);
+  for (const auto& [user, m] : changes.range_rows) CHECK(m.segment_id == 1);
+
+  // 64 additions or fewer are noted per user.
+  Query(
+      "INSERT INTO memberships (user_id, segment_id, added_at) SELECT g::text, 2, now() FROM generate_series(200, 263) "
+      "g");
+  changes = Look(feed);
+  CHECK(changes.users.size() == 64);
+  CHECK(!changes.has_ranges);
+}
+
+TEST_CASE("additions spread among a segment's members are noted per user, or per segment over 10,000 rows",
+          "[pg][change_feed]") {
+  ResetDatabase();
+  AddSegments();
+  // Users 300000..349999 but every fourth are in segment 1 already.
+  Query(
+      "INSERT INTO memberships (user_id, segment_id, added_at) SELECT g::text, 1, now() FROM generate_series(300000, "
+      "349999) g WHERE g % 4 <> 0");
+  PgChangeFeed feed(TestDatabaseUrl(), {});
+  Load(feed);
+  // Every fourth comes: 12,500 rows in a range of 50,000, more than twice.
+  Query(
+      "INSERT INTO memberships (user_id, segment_id, added_at) SELECT g::text, 1, now() FROM generate_series(300000, "
+      "349999) g WHERE g % 4 = 0");
+  FeedChanges changes = Look(feed);
+  CHECK(changes.users.empty());
+  CHECK(!changes.has_ranges);
   CHECK(changes.segments == std::vector<uint32_t>{1});
-  CHECK(changes.segment_rows.size() == 10001);
+  CHECK(changes.segment_rows.size() == 50000);
   // 10,000 rows are still noted per user.
-  Query("DELETE FROM memberships WHERE segment_id = 1 AND user_id::int8 < 10100");
+  Query("DELETE FROM memberships WHERE segment_id = 1 AND user_id::int8 < 310000");
   changes = Look(feed);
   CHECK(changes.users.size() == 10000);
   CHECK(changes.segments.empty());

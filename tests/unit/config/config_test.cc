@@ -130,3 +130,25 @@ TEST_CASE("idempotency keys are kept 24h by default and forgotten every minute; 
     CHECK_THAT(std::string(refused.status().message()), Catch::Matchers::Contains(flag));
   }
 }
+
+TEST_CASE("segment tasks start with chunks of 500 users sized to 25 ms, without a pause; all can be set", "[config]") {
+  auto defaults = LoadConfig({}, Env({}));
+  REQUIRE(defaults.ok());
+  CHECK(defaults->segment_task_chunk_users == 500);
+  CHECK(defaults->segment_task_chunk_time == absl::Milliseconds(25));
+  CHECK(defaults->segment_task_pause == absl::ZeroDuration());
+  auto set = LoadConfig({"--segment-task-chunk-users=2000", "--segment-task-chunk-time=0s"},
+                        Env({{"SEGMENTS_SEGMENT_TASK_PAUSE", "5ms"}}));
+  REQUIRE(set.ok());
+  CHECK(set->segment_task_chunk_users == 2000);
+  CHECK(set->segment_task_chunk_time == absl::ZeroDuration());
+  CHECK(set->segment_task_pause == absl::Milliseconds(5));
+  for (const char* bad : {"--segment-task-chunk-users=0", "--segment-task-chunk-users=many",
+                          "--segment-task-chunk-time=11s", "--segment-task-pause=-1s"}) {
+    auto refused = LoadConfig({bad}, Env({}));
+    INFO(bad);
+    REQUIRE_FALSE(refused.ok());
+    const std::string flag(std::string(bad).substr(0, std::string(bad).find('=')));
+    CHECK_THAT(std::string(refused.status().message()), Catch::Matchers::Contains(flag));
+  }
+}

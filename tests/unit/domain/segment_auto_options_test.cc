@@ -324,13 +324,13 @@ TEST_CASE_METHOD(Fixture, "delete is refused while a live segment names the segm
 
 // --- locks
 
-TEST_CASE_METHOD(Fixture, "each chunk of set-based assignment takes the automatic-assignment lock exclusively",
+TEST_CASE_METHOD(Fixture, "set-based assignment takes the automatic-assignment lock exclusively in its first chunk",
                  "[segments][locks]") {
   Create(Auto("MANUAL", std::nullopt));
   CHECK(store.shared_auto_locks == 0);
   CHECK(store.task_chunks == 0);
 
-  // No users: one chunk, which finds none. It holds the lock and the
+  // No users: one chunk (the first), which finds none. It holds the lock and the
   // segment exclusively; publishing the segment holds neither.
   Create(Auto("AUTO", 5.0));
   CHECK(store.task_chunks == 1);
@@ -348,6 +348,31 @@ TEST_CASE_METHOD(Fixture, "each chunk of set-based assignment takes the automati
   CHECK(store.exclusive_auto_locks == 3);
   CHECK(store.exclusive_segment_locks == 5);
   CHECK(store.shared_auto_locks == 0);
+}
+
+TEST_CASE_METHOD(Fixture, "only a task's first chunk takes the automatic-assignment lock", "[segments][locks]") {
+  AddUsers(5);
+  SegmentUseCases chunked{store, clock, SegmentTaskOptions{.chunk_users = 2}};
+  auto created = chunked.CreateSegment(Auto("AUTO", 100.0));
+  REQUIRE(created.ok());
+  // Users 0-1, 2-3, 4, then none left: four chunks, each holding the
+  // segment; the first alone also waits for the evaluations under way.
+  CHECK(store.task_chunks == 4);
+  CHECK(store.exclusive_auto_locks == 1);
+  CHECK(store.exclusive_segment_locks == 4);
+  CHECK(Members(created->id).size() == 5);
+}
+
+TEST_CASE("chunks are sized to the time they aim at, by at most a factor of two at once", "[segments][tasks]") {
+  CHECK(NextChunkUsers(500, absl::Milliseconds(10), absl::ZeroDuration()) == 500);  // fixed size
+  CHECK(NextChunkUsers(500, absl::Milliseconds(25), absl::Milliseconds(25)) == 500);
+  CHECK(NextChunkUsers(500, absl::Milliseconds(20), absl::Milliseconds(25)) == 625);
+  CHECK(NextChunkUsers(500, absl::Milliseconds(5), absl::Milliseconds(25)) == 1000);
+  CHECK(NextChunkUsers(500, absl::ZeroDuration(), absl::Milliseconds(25)) == 1000);
+  CHECK(NextChunkUsers(500, absl::Milliseconds(40), absl::Milliseconds(25)) == 312);
+  CHECK(NextChunkUsers(500, absl::Seconds(2), absl::Milliseconds(25)) == 250);
+  CHECK(NextChunkUsers(60, absl::Seconds(1), absl::Milliseconds(25)) == kMinChunkUsers);
+  CHECK(NextChunkUsers(kMaxChunkUsers, absl::Microseconds(1), absl::Milliseconds(25)) == kMaxChunkUsers);
 }
 
 TEST_CASE_METHOD(Fixture, "user changes take the automatic-assignment lock shared, hand changes their segments",
