@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <utility>
+
 #include "common/status_macros.h"
 
 namespace segments::jobs {
@@ -9,8 +11,8 @@ namespace segments::jobs {
 SegmentTaskResumer::SegmentTaskResumer(domain::Store& store, const domain::Clock& clock,
                                        SegmentTaskResumerOptions options)
     : tasks_(store, clock, options.chunks),
-      options_(options),
-      job_("segment task resumer", "finished {} segment tasks left unfinished", options.period, options.max_backoff,
+      options_(std::move(options)),
+      job_("segment task resumer", "finished {} segment tasks left unfinished", options_.period, options_.max_backoff,
            [this] { return RunOnce(); }) {}
 
 void SegmentTaskResumer::Start() {
