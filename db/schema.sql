@@ -535,6 +535,7 @@ BEGIN
             LANGUAGE plpgsql AS $note$
         DECLARE
             ranged bigint[] := '{}';  -- segments whose additions were noted as ranges
+            rows_left bigint;         -- rows of the other segments (up to 10,001)
         BEGIN
             IF TG_OP = 'TRUNCATE' THEN
                 INSERT INTO membership_changes (kind) VALUES ('a');
@@ -549,7 +550,10 @@ BEGIN
                 END IF;
                 RETURN NULL;
             END IF;
-            IF TG_OP = 'INSERT' AND (SELECT count(*) FROM (SELECT FROM changed LIMIT 65) few) > 64 THEN
+            -- Counted once (up to 10,001): a one-row change pays for no more
+            -- than it did before range notes.
+            rows_left := (SELECT count(*) FROM (SELECT FROM changed LIMIT 10001) few);
+            IF TG_OP = 'INSERT' AND rows_left > 64 THEN
                 WITH runs AS (
                     SELECT segment_id, min(user_id) AS lo, max(user_id) AS hi, count(*) AS n
                     FROM changed GROUP BY segment_id HAVING count(*) > 64),
@@ -562,8 +566,11 @@ BEGIN
                     INSERT INTO membership_changes (kind, segment_id, user_id, last_user_id)
                     SELECT 'r', segment_id, lo, hi FROM close_runs RETURNING segment_id)
                 SELECT coalesce(array_agg(segment_id), '{}') INTO ranged FROM noted;
+                IF ranged <> '{}' THEN
+                    rows_left := (SELECT count(*) FROM (SELECT FROM changed WHERE segment_id <> ALL (ranged) LIMIT 10001) few);
+                END IF;
             END IF;
-            IF (SELECT count(*) FROM (SELECT FROM changed WHERE segment_id <> ALL (ranged) LIMIT 10001) few) <= 10000 THEN
+            IF rows_left <= 10000 THEN
                 INSERT INTO membership_changes (kind, user_id) SELECT DISTINCT 'u', c.user_id FROM changed c
                 WHERE c.segment_id <> ALL (ranged)
                 AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.id = c.segment_id AND s.deleted_at IS NOT NULL);

@@ -124,8 +124,7 @@ const Statement kEndExpiredPicked{
     "end_expired_picked",
     "WITH e AS (DELETE FROM memberships m WHERE m.segment_id = $1 AND " + InRange("m.user_id", 7) +
         " AND m.expires_at <= $3 "
-        "AND segment_bucket_of_digest(segment_digest($4::text, m.user_id)) >= $5::int "
-        "AND segment_bucket_of_digest(segment_digest($4::text, m.user_id)) < $6::int "
+        "AND segment_bucket($4::text, m.user_id) >= $5::int AND segment_bucket($4::text, m.user_id) < $6::int "
         "AND EXISTS (SELECT 1 FROM users u WHERE u.id = m.user_id AND u.state = 'active') "
         "RETURNING m.user_id, m.expires_at, m.auto), "
         "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "

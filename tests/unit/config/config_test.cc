@@ -2,7 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <initializer_list>
 #include <map>
+#include <string>
 
 using segments::config::Config;
 using segments::config::LoadConfig;
@@ -14,6 +16,17 @@ segments::config::EnvLookup Env(std::map<std::string, std::string> vars) {
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
+}
+
+// Each of `bad` alone is refused, the message naming its flag.
+void RefusedNamingTheFlag(std::initializer_list<const char*> bad) {
+  for (const char* arg : bad) {
+    auto refused = LoadConfig({arg}, Env({}));
+    INFO(arg);
+    REQUIRE_FALSE(refused.ok());
+    const std::string flag(std::string(arg).substr(0, std::string(arg).find('=')));
+    CHECK_THAT(std::string(refused.status().message()), Catch::Matchers::Contains(flag));
+  }
 }
 }  // namespace
 
@@ -121,14 +134,8 @@ TEST_CASE("idempotency keys are kept 24h by default and forgotten every minute; 
   REQUIRE(set.ok());
   CHECK(set->idempotency_key_ttl == absl::Hours(48));
   CHECK(set->idempotency_cleanup_period == absl::Seconds(5));
-  for (const char* bad : {"--idempotency-key-ttl=0s", "--idempotency-key-ttl=721h", "--idempotency-key-ttl=day",
-                          "--idempotency-cleanup-period=1ms", "--idempotency-cleanup-period=2h"}) {
-    auto refused = LoadConfig({bad}, Env({}));
-    INFO(bad);
-    REQUIRE_FALSE(refused.ok());
-    const std::string flag(std::string(bad).substr(0, std::string(bad).find('=')));
-    CHECK_THAT(std::string(refused.status().message()), Catch::Matchers::Contains(flag));
-  }
+  RefusedNamingTheFlag({"--idempotency-key-ttl=0s", "--idempotency-key-ttl=721h", "--idempotency-key-ttl=day",
+                        "--idempotency-cleanup-period=1ms", "--idempotency-cleanup-period=2h"});
 }
 
 TEST_CASE("segment tasks start with chunks of 500 users sized to 25 ms, without a pause; all can be set", "[config]") {
@@ -143,12 +150,6 @@ TEST_CASE("segment tasks start with chunks of 500 users sized to 25 ms, without 
   CHECK(set->segment_task_chunk_users == 2000);
   CHECK(set->segment_task_chunk_time == absl::ZeroDuration());
   CHECK(set->segment_task_pause == absl::Milliseconds(5));
-  for (const char* bad : {"--segment-task-chunk-users=0", "--segment-task-chunk-users=many",
-                          "--segment-task-chunk-time=11s", "--segment-task-pause=-1s"}) {
-    auto refused = LoadConfig({bad}, Env({}));
-    INFO(bad);
-    REQUIRE_FALSE(refused.ok());
-    const std::string flag(std::string(bad).substr(0, std::string(bad).find('=')));
-    CHECK_THAT(std::string(refused.status().message()), Catch::Matchers::Contains(flag));
-  }
+  RefusedNamingTheFlag({"--segment-task-chunk-users=0", "--segment-task-chunk-users=many",
+                        "--segment-task-chunk-time=11s", "--segment-task-pause=-1s"});
 }
