@@ -102,9 +102,13 @@ const Statement kRemoveMembers{
 // [$from, $to) of salt $salt among its candidates, in the range of ids
 // ($after, $last]: the digest is computed once per user (the OFFSET 0 fence
 // keeps the planner from inlining it into every use). Every bound is a
-// parameter planned with its value (plan_per_call), so the joins to the
-// memberships scan the chunk's range of the index and no more, however
-// large the table (bench/README.md).
+// parameter planned with its value (plan_per_call), so each scan reads the
+// chunk's range of its index and no more, however large the table
+// (bench/README.md). No statement joins a table to the picked users: a
+// segment created or filled moments ago has no statistics yet, and with
+// "about one row" the planner would rescan the picked users (their digests
+// included) once per row of the other side; the users picked are either
+// filtered in the one scan, or gathered once into an array.
 std::string Picked(std::string_view candidates, int salt) {
   return fmt::format(
       "picked AS (SELECT id FROM (SELECT id, segment_digest(${0}::text, id) AS digest FROM ({1}) AS c OFFSET 0) AS u "
@@ -124,7 +128,7 @@ const Statement kEndExpiredPicked{
     "end_expired_picked",
     "WITH e AS (DELETE FROM memberships m WHERE m.segment_id = $1 AND " + InRange("m.user_id", 7) +
         " AND m.expires_at <= $3 "
-        "AND segment_bucket($4::text, m.user_id) >= $5::int AND segment_bucket($4::text, m.user_id) < $6::int "
+        "AND int4range($5::int, $6::int) @> segment_bucket($4::text, m.user_id) "
         "AND EXISTS (SELECT 1 FROM users u WHERE u.id = m.user_id AND u.state = 'active') "
         "RETURNING m.user_id, m.expires_at, m.auto), "
         "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
@@ -143,40 +147,36 @@ const Statement kEndExpiredPicked{
 // chunk for it and then skips the user, so no membership outlives its user.
 // Nothing else waits: creating, excluding or bringing back a user, and hand
 // changes of other segments, go on beside the chunk (docs/writes.md). A user
-// evaluated on their own meanwhile (created or back) is skipped by ON
-// CONFLICT, and only rows this statement inserted get an `add`.
+// evaluated on their own meanwhile (created or back), or a member by hand,
+// is skipped by ON CONFLICT, and only rows this statement inserted get an
+// `add`.
 const Statement kAssignPicked{
     "assign_picked",
     "WITH " + Picked(ActiveUsers(10), 7) +
         ", eligible AS (SELECT p.id FROM picked p "
-        "WHERE NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id AND x.segment_id = $1 AND " +
-        InRange("x.user_id", 10) +
-        ") "
-        "AND NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
+        "WHERE NOT EXISTS (SELECT 1 FROM auto_opt_outs o WHERE o.segment_id = $1 AND o.user_id = p.id) "
         "AND (cardinality($4::int8[]) = 0 OR (SELECT count(*) FROM memberships x WHERE x.user_id = p.id "
         "AND x.segment_id = ANY($4::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)) = "
         "cardinality($4::int8[])) "
         "AND (cardinality($5::int8[]) = 0 OR NOT EXISTS (SELECT 1 FROM memberships x WHERE x.user_id = p.id "
         "AND x.segment_id = ANY($5::int8[]) AND (x.expires_at IS NULL OR x.expires_at > $3)))), "
-        "locked AS (SELECT u.id FROM users u JOIN eligible e ON u.id = e.id WHERE u.state = 'active' "
-        "ORDER BY u.id FOR KEY SHARE OF u), "
+        "locked AS (SELECT u.id FROM users u WHERE u.id = ANY(ARRAY(SELECT id FROM eligible)) "
+        "AND u.state = 'active' ORDER BY u.id FOR KEY SHARE), "
         "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
         "SELECT id, $1, $3, $6, true FROM locked ORDER BY id ON CONFLICT DO NOTHING RETURNING user_id), "
         "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
         "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
         "SELECT count(*) FROM h",
     /*plan_per_call=*/true};
-// Or the picked automatic members leave: $1 segment id, $2 slug, $3 now, $4
+// Or the automatic members of the range in buckets [$5, $6) leave: $1 segment id, $2 slug, $3 now, $4
 // salt, $5 and $6 the buckets, $7 and $8 the range. Whoever else ends one
 // of these rows meanwhile (the expiry job, the user's deletion) writes its
 // history; the statement that deletes a row writes it.
 const Statement kUnassignPicked{
     "unassign_picked",
-    "WITH " +
-        Picked("SELECT user_id AS id FROM memberships WHERE segment_id = $1 AND auto AND " + InRange("user_id", 7), 4) +
-        ", e AS (DELETE FROM memberships m USING picked p WHERE m.segment_id = $1 AND m.user_id = p.id AND " +
-        InRange("m.user_id", 7) +
-        " RETURNING m.user_id, m.expires_at, m.auto), "
+    "WITH e AS (DELETE FROM memberships m WHERE m.segment_id = $1 AND m.auto AND " + InRange("m.user_id", 7) +
+        " AND int4range($5::int, $6::int) @> segment_bucket($4::text, m.user_id) "
+        "RETURNING m.user_id, m.expires_at, m.auto), "
         "o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) SELECT $1, e.user_id, 'ttl', $3 FROM e "
         "WHERE e.auto AND e.expires_at <= $3 ON CONFLICT DO NOTHING), "
         "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
