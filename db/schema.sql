@@ -647,5 +647,22 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (11, 'notes look deleted segments up once');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 12) THEN
+        -- A keyed call that changes a whole segment (a fill, a new
+        -- percentage, a deletion) commits its key with the publish of the
+        -- change, *pending* on the task (task_id, no outcome yet), then runs
+        -- the task's chunks like any other call and stores its answer when
+        -- they are done. A repeat that finds the key pending finishes the
+        -- task itself and answers from it (docs/behaviour.md#idempotency-keys).
+        -- No foreign key: tasks are never deleted, and the key's insert
+        -- would lock the task's row, which every chunk locks.
+        ALTER TABLE idempotency_keys ADD COLUMN task_id bigint;
+        -- The percentage a task changes to (its segment's as published):
+        -- what a repeated keyed create answers.
+        ALTER TABLE segment_tasks ADD COLUMN to_hundredths integer CHECK (to_hundredths BETWEEN 0 AND 10000);
+
+        INSERT INTO schema_migrations (version, description) VALUES (12, 'keyed calls pending on a segment task');
+    END IF;
 END
 $migrations$;

@@ -3,13 +3,17 @@
 // nothing; twenty calls at once with one key do the work once; a key used
 // for another request is refused; an answer lost after the commit is found
 // by the retry; failures of the infrastructure are not stored; malformed
-// keys are refused; keys are forgotten after their TTL.
+// keys are refused; keys are forgotten after their TTL; keyed changes of a
+// whole segment run in chunks, and their repeats finish them.
+#include <algorithm>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "service/auto_fixture.h"
 #include "service/service_fixture.h"
 
 using namespace std::chrono_literals;
@@ -42,13 +46,20 @@ std::ostream& operator<<(std::ostream& out, const Answer& answer) {
 // when nullopt).
 template <typename Stub, typename Request, typename Response>
 Answer Call(Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
-            const Request& request, const std::optional<std::string>& key, Response* out = nullptr) {
-  auto context = NewContext();
+            const Request& request, const std::optional<std::string>& key, Response* out = nullptr,
+            std::chrono::milliseconds timeout = kCallTimeout) {
+  auto context = NewContext(timeout);
   if (key) context->AddMetadata("idempotency-key", *key);
   Response response;
   const grpc::Status status = (stub.*method)(context.get(), request, &response);
   if (out != nullptr) *out = response;
   return {status.error_code(), status.error_message(), status.error_details(), response.SerializeAsString(), status};
+}
+
+// For Call's `out` when the response is not looked at.
+template <typename Response>
+Response* NoResponse() {
+  return nullptr;
 }
 
 v1::CreateUserRequest NewUser(const std::string& user_id) {
@@ -74,13 +85,12 @@ int64_t LockWaiters(const std::string& except_pid) {
       except_pid);
 }
 
-// A session of its own holding the user's row, which every change of the
-// user's segments waits for.
-class HeldUser {
+// A session of its own holding the rows `select` locks.
+class HeldRows {
  public:
-  explicit HeldUser(const std::string& user_id) : pid_(session_.Exec("SELECT pg_backend_pid()")) {
+  explicit HeldRows(const std::string& select) : pid_(session_.Exec("SELECT pg_backend_pid()")) {
     session_.Exec("BEGIN");
-    session_.Exec("SELECT 1 FROM users WHERE id = " + Literal(user_id) + " FOR UPDATE");
+    session_.Exec(select);
   }
   void Release() { session_.Exec("ROLLBACK"); }
   // Sessions waiting for a lock, this one's or another's.
@@ -89,6 +99,14 @@ class HeldUser {
  private:
   PgSession session_;
   const std::string pid_;
+};
+
+// The user's row, which every change of the user's segments waits for (and
+// a chunk that adds the user).
+class HeldUser : public HeldRows {
+ public:
+  explicit HeldUser(const std::string& user_id)
+      : HeldRows("SELECT 1 FROM users WHERE id = " + Literal(user_id) + " FOR UPDATE") {}
 };
 
 // ServiceFixture with the test configuration as `adjust` changes it.
@@ -118,6 +136,22 @@ void ShortTtl(config::Config& config) {
   config.idempotency_cleanup_period = absl::Milliseconds(50);
 }
 using ShortTtlFixture = AdjustedFixture<&ShortTtl>;
+
+// Segment tasks in chunks of 50 users.
+class SmallChunkFixture : public AutoFixture {
+ public:
+  SmallChunkFixture() : AutoFixture(Config()) {}
+  static config::Config Config() {
+    config::Config config = TestConfig();
+    config.segment_task_chunk_users = 50;
+    config.segment_task_chunk_time = absl::ZeroDuration();
+    return config;
+  }
+};
+
+int64_t UnfinishedTasksUnderWay() {
+  return Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL AND after_user <> ''");
+}
 
 }  // namespace
 
@@ -353,7 +387,7 @@ TEST_CASE_METHOD(ShortTtlFixture, "A key is remembered for its TTL, then forgott
 }
 
 TEST_CASE_METHOD(ServiceFixture,
-                 "A keyed fill and percentage change run in the key's one transaction, and repeat exactly",
+                 "A keyed fill and percentage change answer once their chunks are done, and repeat exactly",
                  "[service][idempotency]") {
   REQUIRE(CreateUser(kUser1).ok());
   REQUIRE(CreateUser(kUser2).ok());
@@ -383,4 +417,104 @@ TEST_CASE_METHOD(ServiceFixture,
   CHECK(again.members_removed() == 2);
   CHECK(Count("SELECT count(*) FROM history WHERE slug = 'ALL' AND operation = 'remove'") == 2);
   CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL") == 0);
+  // Both keys were pending on their tasks, and hold their answers now.
+  CHECK(Count("SELECT count(*) FROM idempotency_keys WHERE task_id IS NOT NULL AND code = 0") == 2);
+}
+
+TEST_CASE_METHOD(SmallChunkFixture,
+                 "A keyed fill commits its key pending and runs in chunks: users are created beside it, and a "
+                 "repeat under way finishes it and answers alike",
+                 "[service][idempotency]") {
+  std::vector<std::string> people = InsertUsers(200, "kf");
+  std::sort(people.begin(), people.end());  // the order chunks take them in
+  // In the third chunk: the first one commits before anything waits.
+  HeldUser held(people[120]);
+  v1::CreateSegmentRequest create;
+  create.set_slug("KEYED_FILL");
+  create.set_percent_to_fill(100);
+  auto keyed_fill = [&] {
+    return Call(*segments, &SegmentStub::CreateSegment, create, "fill-1", NoResponse<v1::CreateSegmentResponse>(),
+                30000ms);
+  };
+  std::future<Answer> first = std::async(std::launch::async, keyed_fill);
+  REQUIRE(Eventually([&] { return held.Waiters() == 1 && UnfinishedTasksUnderWay() == 1; }, absl::Seconds(20)));
+  // The segment and the key, pending on the fill's task, are committed.
+  CHECK(Count("SELECT count(*) FROM idempotency_keys WHERE code IS NULL AND task_id IS NOT NULL") == 1);
+  CHECK(Count("SELECT count(*) FROM segments WHERE slug = 'KEYED_FILL'") == 1);
+  // A user created now does not wait for the fill, and is in the segment.
+  REQUIRE(CreateUser(kUser1).ok());
+  CHECK(SegmentsOf(kUser1) == std::vector<std::string>{"KEYED_FILL"});
+  CHECK(UnfinishedTasksUnderWay() == 1);
+
+  // A repeat while the fill is under way finishes it too (its chunk waits
+  // for the first call's), and answers what the first call answers.
+  std::future<Answer> repeat = std::async(std::launch::async, keyed_fill);
+  REQUIRE(Eventually([&] { return held.Waiters() == 2; }, absl::Seconds(20)));
+  held.Release();
+  const Answer answer = first.get();
+  REQUIRE(answer.code == grpc::StatusCode::OK);
+  CHECK(repeat.get() == answer);
+  // Every user once: one membership and one `add` each.
+  CHECK(Count("SELECT count(*) FROM history WHERE slug = 'KEYED_FILL' AND operation = 'add'") == 201);
+  CHECK(Count("SELECT count(DISTINCT user_id) FROM history WHERE slug = 'KEYED_FILL'") == 201);
+  CHECK(Count("SELECT count(*) FROM memberships m JOIN segments s ON s.id = m.segment_id "
+              "WHERE s.slug = 'KEYED_FILL'") == 201);
+  CHECK(Count("SELECT count(*) FROM idempotency_keys WHERE code = 0 AND task_id IS NOT NULL") == 1);
+  CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL") == 0);
+  CHECK(keyed_fill() == answer);
+}
+
+TEST_CASE_METHOD(SmallChunkFixture,
+                 "A keyed percentage change or deletion left pending is finished by its repeat, which answers "
+                 "from the task",
+                 "[service][idempotency]") {
+  std::vector<std::string> people = InsertUsers(200, "kp");
+  std::sort(people.begin(), people.end());
+  REQUIRE(CreateSegment("HALF").ok());
+  v1::UpdateSegmentPercentRequest raise;
+  raise.set_slug("HALF");
+  raise.set_percent_to_fill(100);
+  v1::DeleteSegmentRequest drop = SegmentToDelete("HALF");
+  std::optional<HeldRows> held;
+  std::optional<std::future<Answer>> first;
+  SECTION("a raised percentage") {
+    held.emplace("SELECT 1 FROM users WHERE id = " + Literal(people[120]) + " FOR UPDATE");
+    first = std::async(std::launch::async, [&] {
+      return Call(*segments, &SegmentStub::UpdateSegmentPercent, raise, "change-1",
+                  NoResponse<v1::UpdateSegmentPercentResponse>(), 3000ms);
+    });
+  }
+  SECTION("a deletion") {
+    REQUIRE(SetPercent("HALF", 100).ok());
+    // A deletion's chunk locks no user: it waits for a membership's row.
+    held.emplace("SELECT 1 FROM memberships WHERE user_id = " + Literal(people[120]) + " FOR UPDATE");
+    first = std::async(std::launch::async, [&] {
+      return Call(*segments, &SegmentStub::DeleteSegment, drop, "change-1", NoResponse<v1::DeleteSegmentResponse>(),
+                  3000ms);
+    });
+  }
+  // The first caller gives up while a chunk waits for the held row: its key
+  // stays pending on the task.
+  REQUIRE(Eventually([&] { return held->Waiters() == 1 && UnfinishedTasksUnderWay() == 1; }, absl::Seconds(20)));
+  CHECK(first->get().code == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(Count("SELECT count(*) FROM idempotency_keys WHERE code IS NULL AND task_id IS NOT NULL") == 1);
+  held->Release();
+  // The repeat answers with the task's whole count, once it is done.
+  const bool deleting = Count("SELECT count(*) FROM segments WHERE deleted_at IS NOT NULL") == 1;
+  Answer repeated;
+  int64_t count = 0;
+  if (deleting) {
+    v1::DeleteSegmentResponse response;
+    repeated = Call(*segments, &SegmentStub::DeleteSegment, drop, "change-1", &response, 30000ms);
+    count = response.memberships_ended();
+  } else {
+    v1::UpdateSegmentPercentResponse response;
+    repeated = Call(*segments, &SegmentStub::UpdateSegmentPercent, raise, "change-1", &response, 30000ms);
+    count = response.members_added();
+  }
+  REQUIRE(repeated.code == grpc::StatusCode::OK);
+  CHECK(count == 200);
+  CHECK(Count("SELECT count(*) FROM segment_tasks WHERE finished_at IS NULL") == 0);
+  CHECK(Count("SELECT count(*) FROM idempotency_keys WHERE code = 0 AND task_id IS NOT NULL") == 1);
+  CHECK(Count(fmt::format("SELECT count(*) FROM history WHERE operation = '{}'", deleting ? "remove" : "add")) == 200);
 }

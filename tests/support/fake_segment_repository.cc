@@ -123,6 +123,20 @@ absl::StatusOr<std::optional<SegmentTask>> FakeSegmentRepository::LockTask(int64
   return it->second;
 }
 
+absl::StatusOr<std::optional<SegmentTask>> FakeSegmentRepository::Task(int64_t id) {
+  RETURN_IF_ERROR(controls_.failure);
+  auto it = s_.tasks.find(id);
+  if (it == s_.tasks.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<std::optional<Segment>> FakeSegmentRepository::SegmentOfTask(int64_t task) {
+  RETURN_IF_ERROR(controls_.failure);
+  auto it = s_.tasks.find(task);
+  if (it == s_.tasks.end()) return std::nullopt;
+  return s_.segments.at(it->second.segment_id);
+}
+
 absl::Status FakeSegmentRepository::SetTaskLastUser(int64_t task, const std::string& last_user) {
   RETURN_IF_ERROR(controls_.failure);
   s_.tasks.at(task).last_user = last_user;

@@ -17,6 +17,10 @@ KeyedCall::Scope::Scope(KeyedCall& call) : previous_(current_keyed_call) { curre
 
 KeyedCall::Scope::~Scope() { current_keyed_call = previous_; }
 
+KeyedCall::Suspend::Suspend() : previous_(current_keyed_call) { current_keyed_call = nullptr; }
+
+KeyedCall::Suspend::~Suspend() { current_keyed_call = previous_; }
+
 KeyedCall* KeyedCall::Current() { return current_keyed_call; }
 
 absl::Status CheckIdempotencyKey(std::string_view key) {

@@ -97,6 +97,7 @@ struct SegmentTask {
   std::string slug{};
   SegmentTaskKind kind = SegmentTaskKind::kAssign;
   int32_t from_hundredths = 0;  // the percentage before the change
+  int32_t to_hundredths = 0;    // the percentage it changes to (a deletion's: the last)
   absl::Time at;                // the change's time, which every event of the task carries
   // The last user the task looks at, fixed by its first chunk: users
   // created after it are evaluated by their own transactions.

@@ -1,5 +1,6 @@
 #include "domain/segment_tasks.h"
 
+#include <absl/strings/str_cat.h>
 #include <absl/time/clock.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "common/status_macros.h"
+#include "domain/repositories/idempotency_store.h"
 
 namespace segments::domain {
 
@@ -71,15 +73,6 @@ absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTa
   return current;
 }
 
-absl::StatusOr<SegmentTask> RunSegmentTaskInOne(Transaction& tx, const SegmentTask& task, int chunk_users,
-                                                absl::Time now) {
-  SegmentTask current = task;
-  while (!current.finished) {
-    ASSIGN_OR_RETURN(current, RunSegmentTaskChunk(tx, current, chunk_users, now));
-  }
-  return current;
-}
-
 int NextChunkUsers(int users, absl::Duration took, absl::Duration target) {
   if (target <= absl::ZeroDuration()) return users;
   double scaled = 2.0 * users;
@@ -89,6 +82,7 @@ int NextChunkUsers(int users, absl::Duration took, absl::Duration target) {
 }
 
 absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
+  const KeyedCall::Suspend unkeyed;
   SegmentTask current = task;
   int chunk_users = options_.chunk_users;
   while (!current.finished) {
@@ -105,6 +99,19 @@ absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
     if (options_.pause > absl::ZeroDuration()) absl::SleepFor(options_.pause);
   }
   return current;
+}
+
+absl::StatusOr<SegmentTask> SegmentTasks::Finish(int64_t id) {
+  std::optional<SegmentTask> task;
+  {
+    const KeyedCall::Suspend unkeyed;
+    RETURN_IF_ERROR(store_.InTransaction([&](Transaction& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(task, tx.segments().Task(id));
+      return absl::OkStatus();
+    }));
+  }
+  if (!task) return absl::InternalError(absl::StrCat("segment task ", id, " does not exist"));
+  return Finish(*task);
 }
 
 absl::StatusOr<int> SegmentTasks::FinishStale(absl::Duration stale_after) {

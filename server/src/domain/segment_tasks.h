@@ -66,25 +66,21 @@ int NextChunkUsers(int users, absl::Duration took, absl::Duration target);
 absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTask& task, int chunk_users,
                                                 absl::Time now);
 
-// Every chunk of `task`, in `tx`: the whole change in one transaction, for
-// a call that must commit in one (a call with an idempotency key).
-absl::StatusOr<SegmentTask> RunSegmentTaskInOne(Transaction& tx, const SegmentTask& task, int chunk_users,
-                                                absl::Time now);
-
 class SegmentTasks {
  public:
   SegmentTasks(Store& store, const Clock& clock, SegmentTaskOptions options = {})
       : store_(store), clock_(clock), options_(std::move(options)) {}
 
   // Runs the chunks of `task`, each in a transaction of its own, until it is
-  // finished (by this call or another), and returns it finished.
+  // finished (by this call or another), and returns it finished. Never part
+  // of a keyed call's claim (KeyedCall::Suspend).
   absl::StatusOr<SegmentTask> Finish(const SegmentTask& task);
+  // The same for the task `id` (INTERNAL if there is none).
+  absl::StatusOr<SegmentTask> Finish(int64_t id);
 
   // Finishes the unfinished tasks no chunk has run for in `stale_after`:
   // those a stopped instance left behind. Returns how many it finished.
   absl::StatusOr<int> FinishStale(absl::Duration stale_after);
-
-  int chunk_users() const { return options_.chunk_users; }
 
  private:
   absl::Time Now() const { return TruncateToMicros(clock_.Now()); }

@@ -155,7 +155,9 @@ absl::StatusOr<std::optional<SegmentTask>> UnfinishedTaskOf(Transaction& tx, con
   return std::nullopt;
 }
 
-// Records a task of `segment`, changed at `now`, and returns it.
+// Records a task of `segment` (to the percentage it has), changed at `now`,
+// and returns it. A call with an idempotency key answers once the task is
+// done: its unit commits with the key pending on the task.
 absl::StatusOr<SegmentTask> StartTask(Transaction& tx, const Segment& segment, SegmentTaskKind kind,
                                       int32_t from_hundredths, absl::Time now) {
   SegmentTask task;
@@ -163,10 +165,25 @@ absl::StatusOr<SegmentTask> StartTask(Transaction& tx, const Segment& segment, S
   task.slug = segment.slug;
   task.kind = kind;
   task.from_hundredths = from_hundredths;
+  task.to_hundredths = segment.percent_hundredths;
   task.at = now;
   ASSIGN_OR_RETURN(task.id, tx.segments().StartTask(task, now));
+  if (KeyedCall* call = KeyedCall::Current()) call->AnswerAfterTask(task.id);
   return task;
 }
+
+// When this call repeats a keyed call that published a task and has not
+// answered: that task, which this call finishes and answers from (its unit
+// of work did nothing).
+std::optional<int64_t> TaskOfRepeatedCall() {
+  const KeyedCall* call = KeyedCall::Current();
+  return call != nullptr ? call->pending_task() : std::nullopt;
+}
+
+// What a unit of work that found a change under way returns, so that it
+// rolls back (a keyed call's claim with it); the caller finishes that
+// change, then tries again. Never answered.
+absl::Status ChangeUnderWay() { return absl::FailedPreconditionError("a change of a segment is under way"); }
 
 }  // namespace
 
@@ -202,7 +219,6 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
   NewSegment fresh{command.slug, *percent, command.description, NewSalt(), {{}, {}, auto_ttl_seconds}};
-  const bool in_one = KeyedCall::Current() != nullptr;
   Segment created;
   std::optional<SegmentTask> fill;
   absl::Status status = absl::OkStatus();
@@ -211,28 +227,19 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
     status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
       fill.reset();
       option_task.reset();
-      if (in_one && fresh.percent_hundredths > 0) {
-        RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
-      }
       RETURN_IF_ERROR(ResolveFilters(tx, command, fresh.auto_options));
       // The options look at the named segments' members: a change of those
       // still under way finishes first.
       ASSIGN_OR_RETURN(option_task, UnfinishedTaskOf(tx, fresh.auto_options));
-      if (option_task && in_one) {
-        RETURN_IF_ERROR(RunSegmentTaskInOne(tx, *option_task, tasks_.chunk_users(), Now()).status());
-        option_task.reset();
-      }
-      if (option_task && attempt < kMaxTaskWaits) return absl::OkStatus();  // nothing written: finish it, then again
+      if (option_task && attempt < kMaxTaskWaits) return ChangeUnderWay();
       const absl::Time now = Now();
       ASSIGN_OR_RETURN(created, tx.segments().Insert(fresh, now));
       if (created.percent_hundredths == 0) return absl::OkStatus();
       ASSIGN_OR_RETURN(fill, StartTask(tx, created, SegmentTaskKind::kAssign, 0, now));
-      if (in_one) {
-        ASSIGN_OR_RETURN(fill, RunSegmentTaskInOne(tx, *fill, tasks_.chunk_users(), now));
-      }
       return absl::OkStatus();
     });
-    if (!status.ok() || !option_task || attempt >= kMaxTaskWaits) break;
+    if (const std::optional<int64_t> task = TaskOfRepeatedCall()) return CreatedBy(*task);
+    if (!option_task || attempt >= kMaxTaskWaits) break;
     RETURN_IF_ERROR(tasks_.Finish(*option_task).status());
   }
   if (absl::IsAlreadyExists(status)) {
@@ -241,8 +248,22 @@ absl::StatusOr<Segment> SegmentUseCases::CreateSegment(const CreateSegmentComman
   }
   if (!status.ok()) return status;
   // The members exist, with their history, when the call returns.
-  if (fill && !fill->finished) RETURN_IF_ERROR(tasks_.Finish(*fill).status());
+  if (fill) RETURN_IF_ERROR(tasks_.Finish(*fill).status());
   return created;
+}
+
+absl::StatusOr<Segment> SegmentUseCases::CreatedBy(int64_t task_id) {
+  ASSIGN_OR_RETURN(const SegmentTask task, tasks_.Finish(task_id));
+  std::optional<Segment> segment;
+  const KeyedCall::Suspend unkeyed;
+  RETURN_IF_ERROR(store_.InTransaction([&](Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(segment, tx.segments().SegmentOfTask(task_id));
+    return absl::OkStatus();
+  }));
+  if (!segment) return absl::InternalError(fmt::format("the segment of task {} does not exist", task_id));
+  // As the call that published the task created it.
+  segment->percent_hundredths = task.to_hundredths;
+  return *segment;
 }
 
 absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const UpdateSegmentPercentCommand& command) {
@@ -256,14 +277,12 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
 
-  const bool in_one = KeyedCall::Current() != nullptr;
   std::optional<SegmentTask> change;
-  for (int attempt = 0;; ++attempt) {
+  for (;;) {
     std::optional<SegmentTask> earlier;  // the segment's previous change, still under way
     const absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
       change.reset();
       earlier.reset();
-      if (in_one) RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kExclusive));
       // Hand changes and bulk calls naming the segment wait until it commits.
       ASSIGN_OR_RETURN(std::optional<Segment> locked, tx.segments().LockLiveExclusively(command.slug));
       if (!locked) return UnknownSlug(Field::kSlug, command.slug);
@@ -271,11 +290,7 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
       // Changes of one segment follow each other: the previous one finishes
       // first, so that each task knows the percentage it starts from.
       ASSIGN_OR_RETURN(earlier, tx.segments().LockUnfinishedTask(segment.id));
-      if (earlier && in_one) {
-        RETURN_IF_ERROR(RunSegmentTaskInOne(tx, *earlier, tasks_.chunk_users(), Now()).status());
-        earlier.reset();
-      }
-      if (earlier) return absl::OkStatus();  // nothing written: finish it, then again
+      if (earlier) return ChangeUnderWay();
       const int32_t before = segment.percent_hundredths;
       if (*percent == before) return absl::OkStatus();
       RETURN_IF_ERROR(tx.segments().SetPercent(segment.id, *percent));
@@ -283,22 +298,23 @@ absl::StatusOr<PercentChange> SegmentUseCases::UpdateSegmentPercent(const Update
       const absl::Time now = Now();
       const SegmentTaskKind kind = *percent > before ? SegmentTaskKind::kAssign : SegmentTaskKind::kUnassign;
       ASSIGN_OR_RETURN(change, StartTask(tx, segment, kind, before, now));
-      if (in_one) {
-        ASSIGN_OR_RETURN(change, RunSegmentTaskInOne(tx, *change, tasks_.chunk_users(), now));
-      }
       return absl::OkStatus();
     });
-    if (!status.ok()) return status;
-    if (!earlier) break;
+    if (const std::optional<int64_t> task = TaskOfRepeatedCall()) {
+      ASSIGN_OR_RETURN(change, tasks_.Finish(*task));
+      break;
+    }
+    if (!earlier) {
+      RETURN_IF_ERROR(status);
+      break;
+    }
     // Each round finishes a task another call started; a segment whose
     // percentage others keep changing still gets this change in the end.
     RETURN_IF_ERROR(tasks_.Finish(*earlier).status());
   }
   PercentChange result;
   if (!change) return result;  // the same percentage: a no-op
-  if (!change->finished) {
-    ASSIGN_OR_RETURN(change, tasks_.Finish(*change));
-  }
+  ASSIGN_OR_RETURN(change, tasks_.Finish(*change));
   (change->kind == SegmentTaskKind::kAssign ? result.added : result.removed) = change->count;
   return result;
 }
@@ -307,7 +323,6 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
   if (std::string why = DescribeSlugProblem(slug); !why.empty()) {
     return FieldError(absl::StatusCode::kInvalidArgument, Field::kSlug, why);
   }
-  const bool in_one = KeyedCall::Current() != nullptr;
   std::optional<SegmentTask> ending;
   const absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
     // Every user's evaluation that may still add to the segment commits
@@ -334,15 +349,14 @@ absl::StatusOr<int64_t> SegmentUseCases::DeleteSegment(const std::string& slug) 
     ASSIGN_OR_RETURN(std::optional<SegmentTask> earlier, tx.segments().LockUnfinishedTask(segment->id));
     if (earlier) RETURN_IF_ERROR(tx.segments().FinishTask(earlier->id, now));
     ASSIGN_OR_RETURN(ending, StartTask(tx, *segment, SegmentTaskKind::kDelete, segment->percent_hundredths, now));
-    if (in_one) {
-      ASSIGN_OR_RETURN(ending, RunSegmentTaskInOne(tx, *ending, tasks_.chunk_users(), now));
-    }
     return absl::OkStatus();
   });
-  if (!status.ok()) return status;
-  if (!ending->finished) {
-    ASSIGN_OR_RETURN(ending, tasks_.Finish(*ending));
+  if (const std::optional<int64_t> task = TaskOfRepeatedCall()) {
+    ASSIGN_OR_RETURN(ending, tasks_.Finish(*task));
+    return ending->count;
   }
+  if (!status.ok()) return status;
+  ASSIGN_OR_RETURN(ending, tasks_.Finish(*ending));
   return ending->count;
 }
 

@@ -69,6 +69,10 @@ class SegmentUseCases {
   std::optional<absl::StatusOr<std::vector<std::string>>> GetUserSegmentsAtOnce(const UserIdInput& user);
 
  private:
+  // A repeat of a keyed create whose first call published the fill `task_id`
+  // and did not answer: the segment as that call created it, once the fill
+  // is done.
+  absl::StatusOr<Segment> CreatedBy(int64_t task_id);
   absl::Time Now() const { return TruncateToMicros(clock_.Now()); }
 
   Store& store_;

@@ -20,10 +20,17 @@ const Statement kRecordKey{"record_idempotency_key",
 const Statement kStoreOutcome{"store_idempotency_outcome",
                               "UPDATE idempotency_keys SET code = $3, message = $4, details = $5::bytea, "
                               "response = $6::bytea WHERE scope = $1 AND key = $2"};
+// $1 scope, $2 key, $3 task.
+const Statement kMarkKeyPending{"mark_idempotency_key_pending",
+                                "UPDATE idempotency_keys SET task_id = $3 WHERE scope = $1 AND key = $2"};
+// The outcome of a key pending on a task: whichever call stores one first.
+const Statement kSettlePendingKey{"settle_pending_idempotency_key",
+                                  "UPDATE idempotency_keys SET code = $3, message = $4, details = $5::bytea, "
+                                  "response = $6::bytea WHERE scope = $1 AND key = $2 AND code IS NULL"};
 // A statement of its own after the insert that found the key taken: it
 // sees the row that insert waited for, committed meanwhile.
 const Statement kFindKey{"find_idempotency_key",
-                         "SELECT fingerprint, code, message, details, response FROM idempotency_keys "
+                         "SELECT fingerprint, code, message, details, response, task_id FROM idempotency_keys "
                          "WHERE scope = $1 AND key = $2"};
 
 PgParams& AddOutcome(PgParams& params, const domain::CallOutcome& outcome) {
@@ -36,21 +43,26 @@ constexpr int kRecordAttempts = 3;
 
 }  // namespace
 
-bool PgKeyedCall::StartUnit() {
-  if (unit_started_) return false;
-  unit_started_ = true;
-  return true;
-}
+bool PgKeyedCall::CanStartUnit() const { return !tx_ && !pending_committed_ && !earlier_ && !found_pending_task_; }
 
 absl::StatusOr<bool> PgKeyedCall::Claim(PgConnection& conn) {
+  answer_after_task_.reset();  // the work runs again
   ASSIGN_OR_RETURN(
       PgResult claimed,
       conn.Execute(kClaimKey, PgParams().Text(key_.scope).Text(key_.key).Bytes(key_.fingerprint).Time(now_)));
   if (claimed.AffectedRows() == 1) return true;
-  ASSIGN_OR_RETURN(auto found, Find(conn));
+  ASSIGN_OR_RETURN(std::optional<Found> found, Find(conn));
   if (!found) return absl::AbortedError("an idempotency key was deleted while it was claimed");
-  earlier_ = *std::move(found);
+  if (found->answer.ok() && found->pending_task) {
+    found_pending_task_ = found->pending_task;
+  } else {
+    earlier_ = std::move(found->answer);
+  }
   return false;
+}
+
+absl::Status PgKeyedCall::MarkPending(PgConnection& conn) {
+  return conn.Execute(kMarkKeyPending, PgParams().Text(key_.scope).Text(key_.key).Int(*answer_after_task_)).status();
 }
 
 void PgKeyedCall::Hold(PgPool::Lease lease, PgTransaction tx, bool read_model_changed) {
@@ -64,6 +76,7 @@ absl::StatusOr<domain::CallOutcome> PgKeyedCall::Settle(const domain::CallOutcom
     Abandon();
     return *earlier_;
   }
+  if (pending_committed_ || found_pending_task_) return SettlePending(outcome);
   if (!tx_) return Record(outcome);
   PgParams params;
   params.Text(key_.scope).Text(key_.key);
@@ -87,18 +100,43 @@ void PgKeyedCall::Abandon() {
   lease_.reset();
 }
 
-absl::StatusOr<std::optional<absl::StatusOr<domain::CallOutcome>>> PgKeyedCall::Find(PgConnection& conn) const {
+absl::StatusOr<std::optional<PgKeyedCall::Found>> PgKeyedCall::Find(PgConnection& conn) const {
   ASSIGN_OR_RETURN(PgResult r, conn.Execute(kFindKey, PgParams().Text(key_.scope).Text(key_.key)));
   if (r.Rows() == 0) return std::nullopt;
   const PgRow row(r, 0);
   ASSIGN_OR_RETURN(const std::string fingerprint, row.Bytes(0));
-  if (fingerprint != key_.fingerprint) return domain::KeyReused(key_.key);
+  Found found;
+  if (fingerprint != key_.fingerprint) {
+    found.answer = domain::KeyReused(key_.key);
+    return found;
+  }
+  if (row.IsNull(1)) {
+    // Claimed by a transaction that has not committed cannot be seen here:
+    // a row without an outcome is pending on its task.
+    if (row.IsNull(5)) return absl::AbortedError("an idempotency key has neither an outcome nor a task");
+    ASSIGN_OR_RETURN(found.pending_task, row.Int64(5));
+    return found;
+  }
   domain::CallOutcome stored;
   ASSIGN_OR_RETURN(stored.code, row.Int32(1));
   ASSIGN_OR_RETURN(stored.message, row.Text(2));
   ASSIGN_OR_RETURN(stored.details, row.Bytes(3));
   ASSIGN_OR_RETURN(stored.response, row.Bytes(4));
-  return stored;
+  found.answer = std::move(stored);
+  return found;
+}
+
+absl::StatusOr<domain::CallOutcome> PgKeyedCall::SettlePending(const domain::CallOutcome& outcome) const {
+  return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<domain::CallOutcome> {
+    PgParams params;
+    params.Text(key_.scope).Text(key_.key);
+    ASSIGN_OR_RETURN(PgResult settled, conn->Execute(kSettlePendingKey, AddOutcome(params, outcome)));
+    if (settled.AffectedRows() == 1) return outcome;
+    ASSIGN_OR_RETURN(std::optional<Found> found, Find(*conn));
+    // Deleted as too old meanwhile: nothing to answer but this.
+    if (!found || found->pending_task) return outcome;
+    return found->answer;
+  });
 }
 
 absl::StatusOr<domain::CallOutcome> PgKeyedCall::Record(const domain::CallOutcome& outcome) const {
@@ -108,11 +146,13 @@ absl::StatusOr<domain::CallOutcome> PgKeyedCall::Record(const domain::CallOutcom
                        params.Text(key_.scope).Text(key_.key).Bytes(key_.fingerprint).Time(now_);
                        ASSIGN_OR_RETURN(PgResult inserted, conn->Execute(kRecordKey, AddOutcome(params, outcome)));
                        if (inserted.AffectedRows() == 1) {
-                         return std::optional<absl::StatusOr<domain::CallOutcome>>(outcome);
+                         return std::optional<Found>(Found{outcome, std::nullopt});
                        }
                        return Find(*conn);
                      }));
-    if (found) return *std::move(found);
+    // A key pending on a task is another call's: this call did no work.
+    if (found && found->pending_task) return absl::AbortedError("the idempotency key is pending on another call");
+    if (found) return std::move(found->answer);
   }
   return absl::AbortedError("an idempotency key was deleted while it was recorded");
 }

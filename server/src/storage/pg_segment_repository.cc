@@ -60,11 +60,13 @@ const Statement kSetSegmentPercent{"set_segment_percent",
 // The columns TaskAt reads.
 constexpr const char* kTaskColumns =
     "t.id, t.segment_id, s.slug, t.kind::text, t.from_hundredths, (extract(epoch FROM t.at) * 1000000)::int8, "
-    "t.after_user, t.count, t.finished_at IS NOT NULL, t.last_user";
-// $1 segment, $2 kind, $3 from, $4 at, $5 now.
-const Statement kStartTask{"start_segment_task",
-                           "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at) "
-                           "VALUES ($1, $2::segment_task_kind, $3, $4, $5) RETURNING id"};
+    "t.after_user, t.count, t.finished_at IS NOT NULL, t.last_user, "
+    "coalesce(t.to_hundredths, t.from_hundredths)";
+// $1 segment, $2 kind, $3 from, $4 at, $5 now, $6 to.
+const Statement kStartTask{
+    "start_segment_task",
+    "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at, to_hundredths) "
+    "VALUES ($1, $2::segment_task_kind, $3, $4, $5, $6) RETURNING id"};
 // The tasks `where` picks, with their segments' slugs.
 std::string TasksWhere(const char* where) {
   return absl::StrCat("SELECT ", kTaskColumns, " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id WHERE ",
@@ -73,6 +75,12 @@ std::string TasksWhere(const char* where) {
 const Statement kLockUnfinishedTask{"lock_unfinished_segment_task",
                                     TasksWhere("t.segment_id = $1 AND t.finished_at IS NULL FOR UPDATE OF t")};
 const Statement kLockTask{"lock_segment_task", TasksWhere("t.id = $1 FOR UPDATE OF t")};
+const Statement kTask{"segment_task", TasksWhere("t.id = $1")};
+// The segment of task $1, deleted or not.
+const Statement kSegmentOfTask{"segment_of_task",
+                               absl::StrCat("SELECT ", kSegmentColumns,
+                                            " FROM segment_tasks t JOIN segments ON segments.id = t.segment_id "
+                                            "WHERE t.id = $1")};
 const Statement kSetTaskLastUser{"set_segment_task_last_user", "UPDATE segment_tasks SET last_user = $2 WHERE id = $1"};
 // $1 task, $2 after_user, $3 count, $4 now.
 const Statement kRecordChunk{"record_segment_task_chunk",
@@ -120,6 +128,7 @@ absl::StatusOr<SegmentTask> TaskAt(const PgResult& r, int i) {
   if (!row.IsNull(9)) {
     ASSIGN_OR_RETURN(t.last_user, row.Text(9));
   }
+  ASSIGN_OR_RETURN(t.to_hundredths, row.Int32(10));
   return t;
 }
 
@@ -229,7 +238,12 @@ absl::Status PgSegmentRepository::SetPercent(SegmentId segment, int32_t percent_
 
 absl::StatusOr<int64_t> PgSegmentRepository::StartTask(const SegmentTask& task, absl::Time now) {
   PgParams params;
-  params.Int(task.segment_id).Text(TaskKindText(task.kind)).Int(task.from_hundredths).Time(task.at).Time(now);
+  params.Int(task.segment_id)
+      .Text(TaskKindText(task.kind))
+      .Int(task.from_hundredths)
+      .Time(task.at)
+      .Time(now)
+      .Int(task.to_hundredths);
   ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kStartTask, params));
   return PgRow(r, 0).Int64(0);
 }
@@ -242,6 +256,16 @@ absl::StatusOr<std::optional<SegmentTask>> PgSegmentRepository::LockUnfinishedTa
 absl::StatusOr<std::optional<SegmentTask>> PgSegmentRepository::LockTask(int64_t id) {
   ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kLockTask, PgParams().Int(id)));
   return OptionalTaskOf(r);
+}
+
+absl::StatusOr<std::optional<SegmentTask>> PgSegmentRepository::Task(int64_t id) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kTask, PgParams().Int(id)));
+  return OptionalTaskOf(r);
+}
+
+absl::StatusOr<std::optional<Segment>> PgSegmentRepository::SegmentOfTask(int64_t task) {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kSegmentOfTask, PgParams().Int(task)));
+  return FirstSegmentOf(r);
 }
 
 absl::Status PgSegmentRepository::SetTaskLastUser(int64_t task, const std::string& last_user) {

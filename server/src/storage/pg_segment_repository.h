@@ -22,6 +22,8 @@ class PgSegmentRepository final : public domain::SegmentRepository {
   absl::StatusOr<int64_t> StartTask(const domain::SegmentTask& task, absl::Time now) override;
   absl::StatusOr<std::optional<domain::SegmentTask>> LockUnfinishedTask(domain::SegmentId segment) override;
   absl::StatusOr<std::optional<domain::SegmentTask>> LockTask(int64_t id) override;
+  absl::StatusOr<std::optional<domain::SegmentTask>> Task(int64_t id) override;
+  absl::StatusOr<std::optional<domain::Segment>> SegmentOfTask(int64_t task) override;
   absl::Status SetTaskLastUser(int64_t task, const std::string& last_user) override;
   absl::Status RecordChunk(int64_t task, const std::string& after_user, int64_t count, absl::Time now) override;
   absl::Status FinishTask(int64_t task, absl::Time now) override;

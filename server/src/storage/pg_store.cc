@@ -67,7 +67,7 @@ absl::Status PgStore::InSingleCall(absl::FunctionRef<absl::Status(domain::Transa
 absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction&)> work, UnitMode mode) {
   auto* keyed = dynamic_cast<PgKeyedCall*>(domain::KeyedCall::Current());
   if (keyed != nullptr) {
-    if (!keyed->StartUnit()) return absl::InternalError("a keyed call ran a second unit of work");
+    if (!keyed->CanStartUnit()) return absl::InternalError("a keyed call ran a second unit of work");
     mode = UnitMode::kTransaction;  // the claim and the work commit together
   }
   bool stale_retry_left = true;
@@ -100,20 +100,24 @@ absl::Status PgStore::RunUnit(absl::FunctionRef<absl::Status(domain::Transaction
       absl::StatusOr<bool> claimed = true;
       if (keyed != nullptr) {
         claimed = keyed->Claim(*lease);
-        // An earlier call's outcome answers this one: nothing to do.
-        if (claimed.ok() && !*claimed) return absl::CancelledError("answered with an earlier call's outcome");
+        // An earlier call's outcome answers this one, or its task does:
+        // nothing to do here.
+        if (claimed.ok() && !*claimed) return absl::CancelledError("answered by an earlier call with the key");
       }
       PgUnitOfWork unit(*lease, set_statement_timeout_);
       status = claimed.ok() ? work(unit) : claimed.status();
       read_model_changed = unit.read_model_changed();
       if (tx) {
-        if (status.ok() && keyed != nullptr) {
+        if (status.ok() && keyed != nullptr && !keyed->answers_after_task()) {
           // Committed with the outcome, once the caller has it.
           keyed->Hold(std::move(lease), *std::move(tx), read_model_changed);
           return absl::OkStatus();
         }
+        // Or the work published a task: committed now, the key pending on it.
+        if (status.ok() && keyed != nullptr) status = keyed->MarkPending(*lease);
         if (status.ok()) {
           status = tx->Commit();
+          if (status.ok() && keyed != nullptr) keyed->PendingCommitted();
         } else {
           tx->Rollback();
         }

@@ -1,6 +1,7 @@
 // PgStore's keyed calls (storage/pg_keyed_call.h) and the cleanup of keys,
 // on the real database: the claim and the work commit with the outcome when
-// it is settled, a repeat runs no work, failures roll back, and the cleanup
+// it is settled (or at once, pending on the task it published), a repeat
+// runs no work, failures roll back, and the cleanup
 // skips rows that another instance holds.
 #include <catch2/catch.hpp>
 
@@ -33,6 +34,16 @@ struct Fixture {
   absl::Status InCall(KeyedCall& call, absl::FunctionRef<absl::Status(Transaction&)> work) {
     const KeyedCall::Scope scope(call);
     return store.InTransaction(work);
+  }
+  // Whether a unit of `call` ran its work; a unit that runs none fails.
+  bool RanWork(KeyedCall& call) {
+    bool ran = false;
+    const absl::Status status = InCall(call, [&](Transaction&) {
+      ran = true;
+      return absl::OkStatus();
+    });
+    CHECK(status.ok() == ran);
+    return ran;
   }
   absl::Status InsertAlice(Transaction& tx) { return tx.users().Insert(Id(kAlice), UserState::kActive, kT0); }
 
@@ -67,12 +78,7 @@ TEST_CASE_METHOD(Fixture, "a keyed call's work and outcome commit together, once
 
   // A repeat runs no work and answers the stored outcome, whatever its own.
   auto repeat = store.StartKeyedCall({"", "k1", "fingerprint"}, kT0 + absl::Hours(1));
-  bool ran = false;
-  CHECK_FALSE(InCall(*repeat, [&](Transaction&) {
-                ran = true;
-                return absl::OkStatus();
-              }).ok());
-  CHECK_FALSE(ran);
+  CHECK_FALSE(RanWork(*repeat));
   CHECK(repeat->answered_earlier());
   auto replayed = repeat->Settle({5, "not found", "", ""});
   REQUIRE(replayed.ok());
@@ -158,4 +164,59 @@ TEST_CASE_METHOD(Fixture, "the cleanup forgets keys made before the cutoff, olde
   REQUIRE(last.ok());
   CHECK(*last == 1);
   CHECK(Keys() == "1");
+}
+
+TEST_CASE_METHOD(Fixture, "a unit that failed gives the claim back: the call's next unit claims the key again",
+                 "[pg][idempotency]") {
+  auto call = store.StartKeyedCall({"", "k6", "f"}, kT0);
+  CHECK(InCall(*call, [](Transaction&) { return absl::FailedPreconditionError("a change is under way"); }).code() ==
+        absl::StatusCode::kFailedPrecondition);
+  CHECK(Keys() == "0");
+  REQUIRE(InCall(*call, [&](Transaction& tx) { return InsertAlice(tx); }).ok());
+  CHECK(Keys() == "0");  // held until settled
+  REQUIRE(call->Settle(kDone).ok());
+  CHECK(Users() == "1");
+  CHECK(Keys() == "1");
+}
+
+TEST_CASE_METHOD(Fixture, "a unit that published a task commits at once, its key pending; the first answer stored wins",
+                 "[pg][idempotency]") {
+  auto first = store.StartKeyedCall({"", "k5", "f"}, kT0);
+  REQUIRE(InCall(*first, [&](Transaction& tx) -> absl::Status {
+            RETURN_IF_ERROR(InsertAlice(tx));
+            first->AnswerAfterTask(42);
+            return absl::OkStatus();
+          }).ok());
+  // Committed: the work, and the key pending on the task.
+  CHECK(Users() == "1");
+  CHECK(Query("SELECT task_id, code IS NULL, response IS NULL FROM idempotency_keys") ==
+        std::vector<std::vector<std::string>>{{"42", "t", "t"}});
+  {
+    const KeyedCall::Scope scope(*first);
+    // Another unit within the call is a bug; the task's chunks run outside it.
+    CHECK(store.InTransaction([](Transaction&) { return absl::OkStatus(); }).code() == absl::StatusCode::kInternal);
+    const KeyedCall::Suspend unkeyed;
+    CHECK(store.InTransaction([](Transaction&) { return absl::OkStatus(); }).ok());
+  }
+
+  // A repeat runs no work and learns the task, to finish and answer from.
+  auto repeat = store.StartKeyedCall({"", "k5", "f"}, kT0 + absl::Hours(1));
+  CHECK_FALSE(RanWork(*repeat));
+  CHECK_FALSE(repeat->answered_earlier());
+  CHECK(repeat->pending_task() == std::optional<int64_t>(42));
+  // Another request under the key is refused, pending or not.
+  auto other = store.StartKeyedCall({"", "k5", "g"}, kT0);
+  CHECK_FALSE(RanWork(*other));
+  CHECK(other->answered_earlier());
+  CHECK(other->Settle(kDone).status().code() == absl::StatusCode::kAlreadyExists);
+
+  // The repeat stores its answer first; the first call is answered with it.
+  const CallOutcome by_repeat{0, "", "", "from the repeat"};
+  CHECK(repeat->Settle(by_repeat).value() == by_repeat);
+  CHECK(first->Settle(kDone).value() == by_repeat);
+  CHECK(QueryValue("SELECT encode(response, 'escape') FROM idempotency_keys") == "from the repeat");
+  auto later = store.StartKeyedCall({"", "k5", "f"}, kT0 + absl::Hours(2));
+  CHECK_FALSE(RanWork(*later));
+  CHECK(later->answered_earlier());
+  CHECK(later->Settle(kDone).value() == by_repeat);
 }

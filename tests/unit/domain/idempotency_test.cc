@@ -23,6 +23,8 @@ class RecordingIdempotencyStore final : public IdempotencyStore {
     absl::StatusOr<CallOutcome> Settle(const CallOutcome& outcome) override { return outcome; }
     void Abandon() override {}
     bool answered_earlier() const override { return false; }
+    void AnswerAfterTask(int64_t) override {}
+    std::optional<int64_t> pending_task() const override { return std::nullopt; }
   };
 
   std::unique_ptr<KeyedCall> StartKeyedCall(IdempotencyKey key, absl::Time now) override {
@@ -97,6 +99,13 @@ TEST_CASE("the current keyed call is the innermost scope's, on this thread only"
     CHECK(KeyedCall::Current() == &outer);
     {
       const KeyedCall::Scope b(inner);
+      CHECK(KeyedCall::Current() == &inner);
+    }
+    CHECK(KeyedCall::Current() == &outer);
+    {
+      const KeyedCall::Suspend none;
+      CHECK(KeyedCall::Current() == nullptr);
+      const KeyedCall::Scope c(inner);
       CHECK(KeyedCall::Current() == &inner);
     }
     CHECK(KeyedCall::Current() == &outer);

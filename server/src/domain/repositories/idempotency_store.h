@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace segments::domain {
@@ -36,16 +37,25 @@ struct CallOutcome {
 
 // One call that carries a key, from its first look at the key to its
 // answer. While it is current on a thread (Scope), the unit of work that a
-// use case runs there (Store::InTransaction or InSingleCall; at most one)
-// first claims the key in its transaction:
+// use case runs there (Store::InTransaction or InSingleCall) first claims
+// the key in its transaction:
 // - the key is new: the unit runs its work; when the work succeeds, the
 //   transaction stays open, holding the claim, until Settle writes the
 //   outcome in it and commits (a concurrent call with the key waits for
-//   that commit); when it fails, it rolls back as always;
+//   that commit); when it fails, it rolls back as always, claim included,
+//   and another unit may claim again;
+// - the work published a segment task whose end the answer needs
+//   (AnswerAfterTask): the unit commits, the key stored *pending* on the
+//   task; the task's chunks run outside the call (SegmentTasks), and
+//   Settle stores the answer unless a repeat stored one first;
 // - an earlier call stored an outcome under the key: the unit rolls back at
 //   once without running its work, and returns an error that means nothing
 //   (the use case's result is to be ignored): Settle answers the earlier
-//   outcome.
+//   outcome;
+// - the key is pending on a task: the unit rolls back at once likewise, and
+//   the use case finishes that task and answers from it (pending_task).
+// Once a unit has kept the claim (held, pending, or found), the call runs no
+// other unit.
 class KeyedCall {
  public:
   virtual ~KeyedCall() = default;
@@ -64,6 +74,12 @@ class KeyedCall {
   // Whether a unit of work found an outcome stored under the key: then
   // Settle answers that one, whatever outcome it is given.
   virtual bool answered_earlier() const = 0;
+  // Called by the work of a unit that published segment task `task`: the
+  // unit commits with the key pending on it instead of holding the claim.
+  virtual void AnswerAfterTask(int64_t task) = 0;
+  // The task a unit found the key pending on: an earlier call with the key
+  // published it and has not answered yet. nullopt otherwise.
+  virtual std::optional<int64_t> pending_task() const = 0;
 
   // The keyed call of the units of work that run on this thread while the
   // scope lives.
@@ -77,7 +93,20 @@ class KeyedCall {
    private:
     KeyedCall* previous_;
   };
-  // The call of the innermost Scope on this thread; null outside any.
+  // No keyed call for the units of work that run on this thread while it
+  // lives: the chunks of a segment task are never part of a call's claim.
+  class Suspend {
+   public:
+    Suspend();
+    ~Suspend();
+    Suspend(const Suspend&) = delete;
+    Suspend& operator=(const Suspend&) = delete;
+
+   private:
+    KeyedCall* previous_;
+  };
+  // The call of the innermost Scope on this thread; null outside any (or
+  // while a Suspend lives).
   static KeyedCall* Current();
 };
 

@@ -48,6 +48,11 @@ class SegmentRepository {
   virtual absl::StatusOr<std::optional<SegmentTask>> LockUnfinishedTask(SegmentId segment) = 0;
   // The task `id`, locked until the transaction ends; nullopt if there is none.
   virtual absl::StatusOr<std::optional<SegmentTask>> LockTask(int64_t id) = 0;
+  // The task `id`, unlocked; nullopt if there is none.
+  virtual absl::StatusOr<std::optional<SegmentTask>> Task(int64_t id) = 0;
+  // The segment of task `id`, deleted or not, as it is now; nullopt if
+  // there is no such task.
+  virtual absl::StatusOr<std::optional<Segment>> SegmentOfTask(int64_t task) = 0;
   // Fixes the last user the task looks at (SegmentTask::last_user).
   virtual absl::Status SetTaskLastUser(int64_t task, const std::string& last_user) = 0;
   // Records a chunk done: users up to `after_user`, `count` more memberships.
