@@ -18,7 +18,9 @@
 //
 // (fields that do not apply are 0; removed is DeleteSegment's
 // memberships_ended; start/end: the call's wall-clock bounds, for matching
-// other clients' logs). The call's deadline is --deadline
+// other clients' logs). --idempotency-key=K sends K as the call's
+// idempotency key (a keyed fill, bench/run_fill_stall_bench.sh --keyed).
+// The call's deadline is --deadline
 // (default 30m): automatic assignment over millions of users is one
 // statement that may take minutes. The channel sends and receives messages
 // of up to 64 MB (a 100,000-id AddSegmentToUsers is ~4 MB; the server
@@ -47,7 +49,7 @@ namespace v1 = segmentation::v1;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kUsage[] = R"(Usage: segments-auto-client --target=HOST:PORT --op=OP --slug=SLUG [--percent=P]
-                            [--ids-file=FILE] [--deadline=30m]
+                            [--ids-file=FILE] [--deadline=30m] [--idempotency-key=K]
 
 OP: create (CreateSegment; --percent optional), update-percent (UpdateSegmentPercent),
 bulk-add (AddSegmentToUsers with the ids of FILE, one a line), delete (DeleteSegment),
@@ -67,7 +69,7 @@ int Fail(const char* what, const grpc::Status& status) {
 
 int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::string target, op, slug, ids_file;
+  std::string target, op, slug, ids_file, idempotency_key;
   absl::Duration deadline = absl::Minutes(30);
   double percent = 0;
   segments::bench::Flags flags("segments-auto-client", kUsage);
@@ -76,7 +78,8 @@ int main(int argc, char** argv) {
       .String("slug", &slug)
       .Double("percent", &percent)
       .String("ids-file", &ids_file)
-      .Duration("deadline", &deadline);
+      .Duration("deadline", &deadline)
+      .String("idempotency-key", &idempotency_key);
   if (!flags.Parse(argc, argv)) return 2;
   const bool has_percent = flags.Has("percent");
   if (target.empty() || slug.empty() ||
@@ -125,6 +128,7 @@ int main(int argc, char** argv) {
   }
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  if (!idempotency_key.empty()) context.AddMetadata("idempotency-key", idempotency_key);
 
   int64_t added = 0, removed = 0, member_count = 0;
   size_t request_bytes = 0;

@@ -38,6 +38,7 @@
 #   --after=SECONDS     the windows after the fill and after the deletion (default 10)
 #   --fill=create|raise how to fill (default create, see above)
 #   --no-delete         no deletion (and no delete, after-delete windows)
+#   --keyed             the fill and the deletion carry idempotency keys
 #   --read-model=on|off segments-server --read-model (default on, its default)
 #   --workers=N --db-pool-size=N   segments-server settings (default 8, 8, as run_grpc_bench.sh)
 #   --reseed            seed again even if a seeded database of that size is there
@@ -58,6 +59,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 own_state build/bench-fill/state "the benchmark"
 
 users=1000000 rate=200 user_rate=20 concurrency=64 baseline=10 after=10 fill=create delete=1 read_model=on workers=8 pool=8
+keyed=0
 reseed=0 keep=0 build=1 rev="" build_dir="$ROOT/build/bench-fill" server_bin=""
 while (($#)); do
   case $1 in
@@ -69,6 +71,7 @@ while (($#)); do
     --after=*) after=${1#*=} ;;
     --fill=*) fill=${1#*=} ;;
     --no-delete) delete=0 ;;
+    --keyed) keyed=1 ;;
     --read-model=*) read_model=${1#*=} ;;
     --workers=*) workers=${1#*=} ;;
     --db-pool-size=*) pool=${1#*=} ;;
@@ -235,6 +238,7 @@ sleep "$baseline"
 
 fill_op=(--op=create --slug=BENCH_FILL --percent=100)
 [[ $fill == raise ]] && fill_op=(--op=update-percent --slug=BENCH_FILL --percent=100)
+((keyed)) && fill_op+=(--idempotency-key="fill-$RANDOM$RANDOM")
 log "fill: ${fill_op[*]}"
 mark fill0
 fill_line=$("$CLIENT_BIN" --target="127.0.0.1:$PORT" --deadline=30m "${fill_op[@]}") || die "the fill failed"
@@ -251,8 +255,9 @@ outside=$(sql1 "$RUN_DB" "SELECT count(*) FROM users u WHERE NOT EXISTS (SELECT 
 if ((delete)); then
   log "delete: DeleteSegment BENCH_FILL"
   mark del0
-  del_line=$("$CLIENT_BIN" --target="127.0.0.1:$PORT" --deadline=30m --op=delete --slug=BENCH_FILL) ||
-    die "the deletion failed"
+  delete_op=(--op=delete --slug=BENCH_FILL)
+  ((keyed)) && delete_op+=(--idempotency-key="delete-$RANDOM$RANDOM")
+  del_line=$("$CLIENT_BIN" --target="127.0.0.1:$PORT" --deadline=30m "${delete_op[@]}") || die "the deletion failed"
   mark del1
   log "delete: $del_line"
   sleep "$after"

@@ -664,5 +664,57 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (12, 'keyed calls pending on a segment task');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 13) THEN
+        -- A user created by CreateUser, all in one call (one round trip,
+        -- docs/writes.md): holds the automatic-assignment lock shared (as
+        -- every evaluation of a user does: a fill's first chunk waits for
+        -- it), inserts the user, active, and puts them in every automatic
+        -- segment whose percentage covers their bucket and whose include
+        -- and exclude options they pass, in creation order (a segment may
+        -- include one this same evaluation just added), each with an `add`
+        -- (auto_percent) and the segment's automatic TTL. A new user has
+        -- neither memberships nor opt-outs (a deletion ends and forgets
+        -- both). The rule of docs/bucketing.md, as AssignUsersAutomatically
+        -- applies it to the users a batch of user events creates; tests
+        -- hold the two to the same answers. Returns how many segments the
+        -- user entered, or NULL when a user with the id exists (nothing
+        -- changed).
+        CREATE FUNCTION create_user(p_user user_id, p_now timestamptz) RETURNS integer
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            s record;
+            entered bigint[] := '{}';
+            slugs text[] := '{}';
+            expiries timestamptz[] := '{}';
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared(hashtext('segments.auto_assignment'));
+            INSERT INTO users (id, state, created_at, updated_at) VALUES (p_user, 'active', p_now, p_now)
+            ON CONFLICT (id) DO NOTHING;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+            FOR s IN SELECT id, slug, salt, round(percent_to_fill * 100)::int AS hundredths,
+                            auto_include, auto_exclude, auto_ttl_seconds
+                     FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id LOOP
+                CONTINUE WHEN segment_bucket(s.salt, p_user) >= s.hundredths;
+                CONTINUE WHEN NOT s.auto_include <@ entered OR s.auto_exclude && entered;
+                entered := entered || s.id;
+                slugs := slugs || s.slug;
+                expiries := expiries || (p_now + make_interval(secs => s.auto_ttl_seconds));
+            END LOOP;
+            IF cardinality(entered) > 0 THEN
+                INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto)
+                SELECT p_user, e.id, p_now, e.expires_at, true FROM unnest(entered, expiries) AS e(id, expires_at);
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                SELECT p_user, e.id, e.slug, 'add', 'auto_percent', p_now
+                FROM unnest(entered, slugs) WITH ORDINALITY AS e(id, slug, n) ORDER BY e.n;
+            END IF;
+            RETURN cardinality(entered);
+        END
+        $fn$;
+
+        INSERT INTO schema_migrations (version, description) VALUES (13, 'CreateUser in one call');
+    END IF;
 END
 $migrations$;

@@ -236,6 +236,7 @@ absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> FakeMembers
   absl::flat_hash_map<UserId, std::vector<Membership>> out;
   if (users.empty()) return out;
   RETURN_IF_ERROR(controls_.failure);
+  ++controls_.user_membership_reads;
   const std::set<UserId> wanted(users.begin(), users.end());
   for (const auto& [key, m] : s_.memberships) {
     if (wanted.contains(key.first)) out[key.first].push_back(m);
@@ -248,6 +249,7 @@ absl::StatusOr<absl::flat_hash_map<UserId, std::vector<SegmentId>>> FakeMembersh
   absl::flat_hash_map<UserId, std::vector<SegmentId>> out;
   if (users.empty()) return out;
   RETURN_IF_ERROR(controls_.failure);
+  ++controls_.user_membership_reads;
   const std::set<UserId> wanted(users.begin(), users.end());
   for (const auto& [key, reason] : s_.opt_outs) {
     if (wanted.contains(key.second)) out[key.second].push_back(key.first);

@@ -56,6 +56,9 @@ struct FakeControls {
   int expiry_batches = 0;
   // Chunks of segment tasks run (SegmentRepository::LockTask calls: one each).
   int task_chunks = 0;
+  // Reads of users' memberships or opt-outs (MembershipRepository::OfUsers,
+  // OptedOutSegmentsOfUsers) that named at least one user.
+  int user_membership_reads = 0;
   std::function<void(absl::Time now, int limit)> on_end_expired;
 };
 

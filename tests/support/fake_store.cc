@@ -23,6 +23,10 @@ class FakeTransaction final : public domain::Transaction {
 
 }  // namespace
 
+std::unique_ptr<domain::Transaction> NewFakeTransaction(FakeState& state, FakeControls& controls) {
+  return std::make_unique<FakeTransaction>(state, controls);
+}
+
 absl::Status FakeStore::InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) {
   ++transactions;
   FakeState copy = state;

@@ -4,6 +4,8 @@
 // or read the controls (fake_state.h).
 #pragma once
 
+#include <memory>
+
 #include "domain/repositories/unit_of_work.h"
 #include "support/fake_history_repository.h"
 #include "support/fake_membership_repository.h"
@@ -32,5 +34,8 @@ class FakeStore : public domain::Store, public FakeControls {
   FakeMembershipQueries memberships_;
   FakeHistoryQueries history_;
 };
+
+// The fake repositories over `state` (a transaction's copy of a store's).
+std::unique_ptr<domain::Transaction> NewFakeTransaction(FakeState& state, FakeControls& controls);
 
 }  // namespace segments::testing

@@ -1,6 +1,10 @@
 #include "support/fake_user_repository.h"
 
+#include <memory>
+
 #include "common/status_macros.h"
+#include "domain/auto_assignment.h"
+#include "support/fake_store.h"
 
 namespace segments::testing {
 
@@ -18,6 +22,13 @@ absl::Status FakeUserRepository::Insert(const UserId& user, UserState state, abs
   RETURN_IF_ERROR(controls_.failure);
   if (!s_.users.emplace(user, state).second) return absl::AlreadyExistsError("user exists");
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> FakeUserRepository::CreateActive(const UserId& user, absl::Time now) {
+  ++controls_.shared_auto_locks;
+  RETURN_IF_ERROR(Insert(user, UserState::kActive, now));
+  const std::unique_ptr<domain::Transaction> tx = NewFakeTransaction(s_, controls_);
+  return domain::AssignUsersAutomatically(*tx, {user}, {}, now);
 }
 
 absl::Status FakeUserRepository::SetState(const UserId& user, UserState state, absl::Time) {

@@ -24,12 +24,6 @@ absl::Status UnknownUser(const UserId& user) {
 
 // The steps of each change, inside a transaction that holds the
 // automatic-assignment lock (shared) and, for an existing user, their row.
-absl::Status CreateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
-  RETURN_IF_ERROR(tx.users().Insert(user, state, now));
-  if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
-  return absl::OkStatus();
-}
-
 absl::Status ChangeStateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
   RETURN_IF_ERROR(tx.users().SetState(user, state, now));
   // A returning user is evaluated like a new one; leaving keeps memberships.
@@ -48,10 +42,10 @@ absl::StatusOr<int64_t> DeleteIn(Transaction& tx, const UserId& user, absl::Time
 absl::Status UserUseCases::CreateUser(const UserIdInput& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId& user = user_id.value();
-  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
-    return CreateIn(tx, user, UserState::kActive, Now());
-  });
+  // One round trip: the user, their automatic segments and the lock that
+  // orders them with fills (docs/writes.md).
+  absl::Status status = store_.InSingleCall(
+      [&](Transaction& tx) -> absl::Status { return tx.users().CreateActive(user, Now()).status(); });
   if (absl::IsAlreadyExists(status)) {
     return FieldError(absl::StatusCode::kAlreadyExists, Field::kUserId,
                       fmt::format("user \"{}\" already exists", user));
@@ -126,7 +120,7 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
         if (*observed.state == UserState::kActive) returning.push_back(observed.id);
       }
     }
-    // The steps of DeleteIn, CreateIn and ChangeStateIn, each for all its
+    // The steps of DeleteIn, CreateUser and ChangeStateIn, each for all its
     // users at once: a fixed number of statements per batch.
     if (!deleted.empty()) {
       ASSIGN_OR_RETURN(result.memberships_ended, tx.memberships().EndAllOfUsers(deleted, Reason::kUserDeleted, now));

@@ -15,6 +15,8 @@ const Statement kLockUser{"lock_user", "SELECT state FROM users WHERE id = $1::u
 const Statement kInsertUser{"insert_user",
                             "INSERT INTO users (id, state, created_at, updated_at) "
                             "VALUES ($1::user_id, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
+// db/schema.sql, migration 13. $1 user, $2 now.
+const Statement kCreateUser{"create_user", "SELECT create_user($1::user_id, $2)"};
 const Statement kSetUserState{"set_user_state", "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1::user_id"};
 const Statement kDeleteUser{"delete_user",
                             "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1::user_id) "
@@ -71,6 +73,14 @@ absl::Status PgUserRepository::Insert(const UserId& user, UserState state, absl:
                    tx_.conn().Execute(kInsertUser, PgParams().User(user).Text(domain::ToString(state)).Time(now)));
   if (r.AffectedRows() == 0) return absl::AlreadyExistsError("user exists");
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> PgUserRepository::CreateActive(const UserId& user, absl::Time now) {
+  tx_.NoteReadModelChange();
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kCreateUser, PgParams().User(user).Time(now)));
+  const PgRow row(r, 0);
+  if (row.IsNull(0)) return absl::AlreadyExistsError("user exists");
+  return row.Int32(0);
 }
 
 absl::Status PgUserRepository::SetState(const UserId& user, UserState state, absl::Time now) {

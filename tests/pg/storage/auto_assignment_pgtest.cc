@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "common/status_macros.h"
+#include "domain/auto_assignment.h"
 #include "domain/bucketing.h"
 #include "storage/pg_store.h"
 #include "support/domain_testing.h"
@@ -624,4 +626,62 @@ TEST_CASE_METHOD(Fixture, "DeleteUser deletes the user's opt-outs, and only thei
   Tx([&](Transaction& tx) { return tx.users().Delete(Id(UserNo(1))); });
   CHECK(Query("SELECT user_id::text, reason::text FROM auto_opt_outs") == Rows{{UserNo(2), "ttl"}});
   CHECK(Count("SELECT count(*) FROM users") == 1);
+}
+
+// CreateActive (one call of the SQL function create_user, for CreateUser)
+// and AssignUsersAutomatically for a created user (the batch path of user
+// events) are two implementations of one rule: each user gets the same
+// memberships, deadlines and events from both, over percentages, chained
+// include and exclude options, automatic TTLs, a manual and a deleted
+// segment.
+TEST_CASE_METHOD(Fixture, "CreateActive assigns a new user as AssignUsersAutomatically assigns a created one",
+                 "[pg][auto]") {
+  const Segment base = NewSegment("BASE", 5000);
+  const Segment ttl = NewSegment("TTL", 7000, {{}, {}, 3600});
+  const Segment inc = NewSegment("INC", 6000, {{base.id}, {}, std::nullopt});
+  const Segment exc = NewSegment("EXC", 8000, {{}, {base.id}, std::nullopt});
+  const Segment chain = NewSegment("CHAIN", 9000, {{inc.id, ttl.id}, {exc.id}, 60});
+  NewSegment("HAND", 0);
+  NewSegment("GONE", 10000);
+  Tx([&](Transaction& tx) { return tx.segments().MarkDeleted("GONE", kT0).status(); });
+  const absl::Time now = kT0 + absl::Hours(1);
+  auto rows_of = [&](const std::string& user) {
+    return Query(fmt::format(
+        "SELECT 'm', segment_id::text, coalesce({}::text, 'never'), auto::text FROM memberships WHERE user_id = '{}' "
+        "UNION ALL SELECT 'h', string_agg(concat_ws(' ', segment_id, slug, operation, reason, {}), ', ' ORDER BY id), "
+        "'', '' FROM history WHERE user_id = '{}' ORDER BY 1, 2",
+        MicrosOf("expires_at"), user, MicrosOf("at"), user));
+  };
+  std::set<Rows> kinds;
+  for (int g = 1; g <= 300; ++g) {
+    const std::string user = UserNo(g);
+    int entered = -1;
+    Tx([&](Transaction& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(entered, tx.users().CreateActive(Id(user), now));
+      return absl::OkStatus();
+    });
+    const Rows by_function = rows_of(user);
+    CHECK(Count(fmt::format("SELECT count(*) FROM memberships WHERE user_id = '{}'", user)) == entered);
+    Query(
+        fmt::format("DELETE FROM memberships WHERE user_id = '{0}'; DELETE FROM history WHERE user_id = '{0}'; "
+                    "DELETE FROM users WHERE id = '{0}'",
+                    user));
+    Tx([&](Transaction& tx) -> absl::Status {
+      RETURN_IF_ERROR(tx.users().Insert(Id(user), UserState::kActive, now));
+      return AssignUsersAutomatically(tx, {Id(user)}, {}, now).status();
+    });
+    INFO(user);
+    CHECK(rows_of(user) == by_function);
+    kinds.insert(by_function);
+  }
+  // The options and percentages split the users many ways.
+  CHECK(kinds.size() >= 8);
+  CHECK(Count(fmt::format("SELECT count(*) FROM memberships WHERE segment_id = {}", chain.id)) > 0);
+
+  // A known user: ALREADY_EXISTS, and nothing changes.
+  const int64_t rows = Count("SELECT count(*) FROM memberships") + Count("SELECT count(*) FROM history");
+  const absl::Status again = store.InSingleCall(
+      [&](Transaction& tx) { return tx.users().CreateActive(Id(UserNo(1)), now + absl::Hours(1)).status(); });
+  CHECK(again.code() == absl::StatusCode::kAlreadyExists);
+  CHECK(Count("SELECT count(*) FROM memberships") + Count("SELECT count(*) FROM history") == rows);
 }

@@ -22,6 +22,14 @@ struct Fixture {
   FakeClock clock;
   UserUseCases users{store, clock};
   SegmentUseCases segments{store, clock};
+
+  // Segment ALL at 100 %: every active user is in it.
+  void FillAll() {
+    CreateSegmentCommand all;
+    all.slug = "ALL";
+    all.percent_to_fill = 100.0;
+    REQUIRE(segments.CreateSegment(all).ok());
+  }
 };
 }  // namespace
 
@@ -33,6 +41,19 @@ TEST_CASE_METHOD(Fixture, "create stores an active user under the canonical id",
   CHECK(ViolationsOf(again).at(0).field == "userID");
   CHECK(users.CreateUser("x").code() == absl::StatusCode::kInvalidArgument);
   CHECK(users.CreateUser("").code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE_METHOD(Fixture, "a new user is evaluated without reading memberships; a returning one with theirs",
+                 "[users]") {
+  FillAll();
+  REQUIRE(users.CreateUser(kUser).ok());
+  CHECK(store.user_membership_reads == 0);
+  CHECK(store.state.memberships.size() == 1);
+  REQUIRE(users.UpdateUser(kUser, "excluded").ok());
+  REQUIRE(users.UpdateUser(kUser, "active").ok());
+  // Memberships and opt-outs, one read each.
+  CHECK(store.user_membership_reads == 2);
+  CHECK(store.state.memberships.size() == 1);
 }
 
 TEST_CASE_METHOD(Fixture, "update sets the state; unknown users and bad values are reported", "[users]") {
@@ -67,10 +88,7 @@ TEST_CASE_METHOD(Fixture, "delete ends memberships with user_deleted and keeps h
 
 TEST_CASE_METHOD(Fixture, "sync creates, changes and deletes users to match what the user service says",
                  "[users][sync]") {
-  CreateSegmentCommand all;
-  all.slug = "ALL";
-  all.percent_to_fill = 100.0;
-  REQUIRE(segments.CreateSegment(all).ok());
+  FillAll();
   const UserId kept = Id("11111111-1111-4111-8111-111111111111");
   const UserId leaving = Id("22222222-2222-4222-8222-222222222222");
   const UserId deleted = Id("33333333-3333-4333-8333-333333333333");

@@ -23,6 +23,12 @@ class UserRepository {
   virtual absl::StatusOr<std::optional<UserState>> Lock(const UserId& user) = 0;
   // ALREADY_EXISTS if the user is known.
   virtual absl::Status Insert(const UserId& user, UserState state, absl::Time now) = 0;
+  // Creates `user`, active, and assigns them automatically as
+  // AssignUsersAutomatically does a created user, holding the
+  // automatic-assignment lock shared; in one call (Store::InSingleCall).
+  // Returns how many segments the user entered; ALREADY_EXISTS if the user
+  // is known (nothing changed).
+  virtual absl::StatusOr<int> CreateActive(const UserId& user, absl::Time now) = 0;
   virtual absl::Status SetState(const UserId& user, UserState state, absl::Time now) = 0;
   // Deletes the user row and its opt-outs; its memberships must have been
   // ended before.
