@@ -714,7 +714,37 @@ BEGIN
         END
         $fn$;
 
-        INSERT INTO schema_migrations (version, description) VALUES (13, 'CreateUser in one call');
+        -- A user deleted by DeleteUser, in one call: holds the
+        -- automatic-assignment lock shared and the user's row (FOR UPDATE: a
+        -- fill's chunk that is adding the user finishes first, or skips
+        -- them), ends every membership with a `remove` (user_deleted; ttl at
+        -- its deadline for one that had expired), forgets the user's
+        -- opt-outs and deletes the user. Returns the memberships that were
+        -- active, or NULL for an unknown user (nothing changed).
+        CREATE FUNCTION delete_user(p_user user_id, p_now timestamptz) RETURNS bigint
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            ended bigint;
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared(hashtext('segments.auto_assignment'));
+            PERFORM FROM users WHERE id = p_user FOR UPDATE;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+            WITH e AS (DELETE FROM memberships WHERE user_id = p_user RETURNING segment_id, expires_at),
+            h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                  SELECT p_user, e.segment_id, s.slug, 'remove',
+                         CASE WHEN e.expires_at <= p_now THEN 'ttl' ELSE 'user_deleted' END::history_reason,
+                         CASE WHEN e.expires_at <= p_now THEN e.expires_at ELSE p_now END
+                  FROM e JOIN segments s ON s.id = e.segment_id RETURNING reason)
+            SELECT count(*) FILTER (WHERE reason <> 'ttl') INTO ended FROM h;
+            DELETE FROM auto_opt_outs WHERE user_id = p_user;
+            DELETE FROM users WHERE id = p_user;
+            RETURN ended;
+        END
+        $fn$;
+
+        INSERT INTO schema_migrations (version, description) VALUES (13, 'CreateUser and DeleteUser in one call');
     END IF;
 END
 $migrations$;

@@ -31,6 +31,16 @@ absl::StatusOr<int> FakeUserRepository::CreateActive(const UserId& user, absl::T
   return domain::AssignUsersAutomatically(*tx, {user}, {}, now);
 }
 
+absl::StatusOr<std::optional<int64_t>> FakeUserRepository::DeleteWithMemberships(const UserId& user, absl::Time now) {
+  ++controls_.shared_auto_locks;
+  ASSIGN_OR_RETURN(const std::optional<UserState> current, Lock(user));
+  if (!current) return std::nullopt;
+  const std::unique_ptr<domain::Transaction> tx = NewFakeTransaction(s_, controls_);
+  ASSIGN_OR_RETURN(const int64_t ended, tx->memberships().EndAllOfUser(user, domain::Reason::kUserDeleted, now));
+  RETURN_IF_ERROR(Delete(user));
+  return ended;
+}
+
 absl::Status FakeUserRepository::SetState(const UserId& user, UserState state, absl::Time) {
   RETURN_IF_ERROR(controls_.failure);
   s_.users[user] = state;

@@ -22,19 +22,13 @@ absl::Status UnknownUser(const UserId& user) {
   return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
 }
 
-// The steps of each change, inside a transaction that holds the
-// automatic-assignment lock (shared) and, for an existing user, their row.
+// A change of state, inside a transaction that holds the automatic-assignment
+// lock (shared) and the user's row.
 absl::Status ChangeStateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
   RETURN_IF_ERROR(tx.users().SetState(user, state, now));
   // A returning user is evaluated like a new one; leaving keeps memberships.
   if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
   return absl::OkStatus();
-}
-
-absl::StatusOr<int64_t> DeleteIn(Transaction& tx, const UserId& user, absl::Time now) {
-  ASSIGN_OR_RETURN(const int64_t ended, tx.memberships().EndAllOfUser(user, Reason::kUserDeleted, now));
-  RETURN_IF_ERROR(tx.users().Delete(user));
-  return ended;
 }
 
 }  // namespace
@@ -74,16 +68,13 @@ absl::Status UserUseCases::UpdateUser(const UserIdInput& user_id, const std::str
 absl::StatusOr<int64_t> UserUseCases::DeleteUser(const UserIdInput& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId& user = user_id.value();
-  int64_t ended = 0;
-  absl::Status status = store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
-    ASSIGN_OR_RETURN(const std::optional<UserState> current, tx.users().Lock(user));
-    if (!current) return UnknownUser(user);
-    ASSIGN_OR_RETURN(ended, DeleteIn(tx, user, Now()));
+  std::optional<int64_t> ended;
+  RETURN_IF_ERROR(store_.InSingleCall([&](Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(ended, tx.users().DeleteWithMemberships(user, Now()));
     return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return ended;
+  }));
+  if (!ended) return UnknownUser(user);
+  return *ended;
 }
 
 absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<ObservedUser>& users) {
@@ -120,7 +111,7 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
         if (*observed.state == UserState::kActive) returning.push_back(observed.id);
       }
     }
-    // The steps of DeleteIn, CreateUser and ChangeStateIn, each for all its
+    // What DeleteUser, CreateUser and ChangeStateIn do, each for all its
     // users at once: a fixed number of statements per batch.
     if (!deleted.empty()) {
       ASSIGN_OR_RETURN(result.memberships_ended, tx.memberships().EndAllOfUsers(deleted, Reason::kUserDeleted, now));

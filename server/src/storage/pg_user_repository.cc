@@ -17,6 +17,7 @@ const Statement kInsertUser{"insert_user",
                             "VALUES ($1::user_id, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
 // db/schema.sql, migration 13. $1 user, $2 now.
 const Statement kCreateUser{"create_user", "SELECT create_user($1::user_id, $2)"};
+const Statement kDeleteUserAndMemberships{"delete_user_and_memberships", "SELECT delete_user($1::user_id, $2)"};
 const Statement kSetUserState{"set_user_state", "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1::user_id"};
 const Statement kDeleteUser{"delete_user",
                             "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1::user_id) "
@@ -81,6 +82,14 @@ absl::StatusOr<int> PgUserRepository::CreateActive(const UserId& user, absl::Tim
   const PgRow row(r, 0);
   if (row.IsNull(0)) return absl::AlreadyExistsError("user exists");
   return row.Int32(0);
+}
+
+absl::StatusOr<std::optional<int64_t>> PgUserRepository::DeleteWithMemberships(const UserId& user, absl::Time now) {
+  tx_.NoteReadModelChange();
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kDeleteUserAndMemberships, PgParams().User(user).Time(now)));
+  const PgRow row(r, 0);
+  if (row.IsNull(0)) return std::nullopt;
+  return row.Int64(0);
 }
 
 absl::Status PgUserRepository::SetState(const UserId& user, UserState state, absl::Time now) {

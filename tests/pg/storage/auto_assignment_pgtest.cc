@@ -685,3 +685,40 @@ TEST_CASE_METHOD(Fixture, "CreateActive assigns a new user as AssignUsersAutomat
   CHECK(again.code() == absl::StatusCode::kAlreadyExists);
   CHECK(Count("SELECT count(*) FROM memberships") + Count("SELECT count(*) FROM history") == rows);
 }
+
+TEST_CASE_METHOD(Fixture, "DeleteWithMemberships ends every membership, forgets opt-outs and the user, in one call",
+                 "[pg][auto]") {
+  InsertUsers(2);
+  const Segment a = NewSegment("A", 0);
+  const Segment b = NewSegment("B", 0);
+  Insert(UserNo(1), {{a.id, std::nullopt, false}, {b.id, kT0 + absl::Minutes(1), true}});
+  Insert(UserNo(2), {{a.id, std::nullopt, false}});
+  Tx([&](Transaction& tx) {
+    return tx.memberships().RecordOptOutsOfUsers(
+        {{Id(UserNo(1)), a.id, Reason::kManual}, {Id(UserNo(2)), b.id, Reason::kManual}}, kT0);
+  });
+  const absl::Time now = kT0 + absl::Hours(1);
+  auto delete_user = [&](const std::string& user) {
+    std::optional<int64_t> ended = -1;
+    const absl::Status status = store.InSingleCall([&](Transaction& tx) -> absl::Status {
+      ASSIGN_OR_RETURN(ended, tx.users().DeleteWithMemberships(Id(user), now));
+      return absl::OkStatus();
+    });
+    INFO(status);
+    REQUIRE(status.ok());
+    return ended;
+  };
+  // B had expired: it ends at its deadline, and is not counted.
+  CHECK(delete_user(UserNo(1)) == std::optional<int64_t>(1));
+  CHECK(Query(fmt::format("SELECT user_id::text, slug, reason::text, {} FROM history WHERE operation = 'remove' "
+                          "ORDER BY slug",
+                          MicrosOf("at"))) ==
+        Rows{{UserNo(1), "A", "user_deleted", Micros(now)}, {UserNo(1), "B", "ttl", Micros(kT0 + absl::Minutes(1))}});
+  CHECK(Query("SELECT user_id::text FROM memberships") == Rows{{UserNo(2)}});
+  CHECK(Query("SELECT user_id::text FROM auto_opt_outs") == Rows{{UserNo(2)}});
+  CHECK(Query("SELECT id::text FROM users") == Rows{{UserNo(2)}});
+  // An unknown user: nothing to delete, nothing changed.
+  const int64_t events = Count("SELECT count(*) FROM history");
+  CHECK(delete_user(UserNo(1)) == std::nullopt);
+  CHECK(Count("SELECT count(*) FROM history") == events);
+}

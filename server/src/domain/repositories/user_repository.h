@@ -29,6 +29,12 @@ class UserRepository {
   // Returns how many segments the user entered; ALREADY_EXISTS if the user
   // is known (nothing changed).
   virtual absl::StatusOr<int> CreateActive(const UserId& user, absl::Time now) = 0;
+  // Deletes `user` as DeleteUser does, in one call (Store::InSingleCall):
+  // holding the automatic-assignment lock shared and the user's row, ends
+  // every membership (MembershipRepository::EndAllOfUser, user_deleted),
+  // then Delete. Returns the memberships that were active; nullopt for an
+  // unknown user (nothing changed).
+  virtual absl::StatusOr<std::optional<int64_t>> DeleteWithMemberships(const UserId& user, absl::Time now) = 0;
   virtual absl::Status SetState(const UserId& user, UserState state, absl::Time now) = 0;
   // Deletes the user row and its opt-outs; its memberships must have been
   // ended before.
