@@ -666,39 +666,34 @@ BEGIN
     END IF;
 
     IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 13) THEN
-        -- A user created by CreateUser, all in one call (one round trip,
-        -- docs/writes.md): holds the automatic-assignment lock shared (as
-        -- every evaluation of a user does: a fill's first chunk waits for
-        -- it), inserts the user, active, and puts them in every automatic
-        -- segment whose percentage covers their bucket and whose include
-        -- and exclude options they pass, in creation order (a segment may
-        -- include one this same evaluation just added), each with an `add`
-        -- (auto_percent) and the segment's automatic TTL. A new user has
-        -- neither memberships nor opt-outs (a deletion ends and forgets
-        -- both). The rule of docs/bucketing.md, as AssignUsersAutomatically
-        -- applies it to the users a batch of user events creates; tests
-        -- hold the two to the same answers. Returns how many segments the
-        -- user entered, or NULL when a user with the id exists (nothing
-        -- changed).
-        CREATE FUNCTION create_user(p_user user_id, p_now timestamptz) RETURNS integer
+        -- Puts p_user, active, in every live automatic segment whose
+        -- percentage covers their bucket and whose include and exclude
+        -- options they pass, in creation order (a segment may include one
+        -- this same evaluation just added), skipping those in p_member_of
+        -- (their active memberships, which the options look at) and in
+        -- p_skip (their opt-outs); each with an `add` (auto_percent) and the
+        -- segment's automatic TTL. The rule of docs/bucketing.md, as
+        -- AssignUsersAutomatically applies it to the users of a batch of
+        -- user events; tests hold the two to the same answers. The caller
+        -- holds the automatic-assignment lock shared and the user. Returns
+        -- how many segments the user entered.
+        CREATE FUNCTION enter_automatic_segments(p_user user_id, p_now timestamptz, p_member_of bigint[],
+                                                 p_skip bigint[]) RETURNS integer
             LANGUAGE plpgsql AS $fn$
         DECLARE
             s record;
+            member_of bigint[] := p_member_of;
             entered bigint[] := '{}';
             slugs text[] := '{}';
             expiries timestamptz[] := '{}';
         BEGIN
-            PERFORM pg_advisory_xact_lock_shared(hashtext('segments.auto_assignment'));
-            INSERT INTO users (id, state, created_at, updated_at) VALUES (p_user, 'active', p_now, p_now)
-            ON CONFLICT (id) DO NOTHING;
-            IF NOT FOUND THEN
-                RETURN NULL;
-            END IF;
             FOR s IN SELECT id, slug, salt, round(percent_to_fill * 100)::int AS hundredths,
                             auto_include, auto_exclude, auto_ttl_seconds
                      FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id LOOP
+                CONTINUE WHEN s.id = ANY (member_of) OR s.id = ANY (p_skip);
                 CONTINUE WHEN segment_bucket(s.salt, p_user) >= s.hundredths;
-                CONTINUE WHEN NOT s.auto_include <@ entered OR s.auto_exclude && entered;
+                CONTINUE WHEN NOT s.auto_include <@ member_of OR s.auto_exclude && member_of;
+                member_of := member_of || s.id;
                 entered := entered || s.id;
                 slugs := slugs || s.slug;
                 expiries := expiries || (p_now + make_interval(secs => s.auto_ttl_seconds));
@@ -711,6 +706,65 @@ BEGIN
                 FROM unnest(entered, slugs) WITH ORDINALITY AS e(id, slug, n) ORDER BY e.n;
             END IF;
             RETURN cardinality(entered);
+        END
+        $fn$;
+
+        -- A user created by CreateUser, all in one call (one round trip,
+        -- docs/writes.md): holds the automatic-assignment lock shared (as
+        -- every evaluation of a user does: a fill's first chunk waits for
+        -- it), inserts the user, active, and puts them in their automatic
+        -- segments. A new user has neither memberships nor opt-outs (a
+        -- deletion ends and forgets both). Returns how many segments the
+        -- user entered, or NULL when a user with the id exists (nothing
+        -- changed).
+        CREATE FUNCTION create_user(p_user user_id, p_now timestamptz) RETURNS integer
+            LANGUAGE plpgsql AS $fn$
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared(hashtext('segments.auto_assignment'));
+            INSERT INTO users (id, state, created_at, updated_at) VALUES (p_user, 'active', p_now, p_now)
+            ON CONFLICT (id) DO NOTHING;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+            RETURN enter_automatic_segments(p_user, p_now, '{}', '{}');
+        END
+        $fn$;
+
+        -- A user's state set by UpdateUser, in one call: holds the lock
+        -- shared and the user's row (FOR UPDATE), sets the state, and a user
+        -- who comes back is evaluated like a new one, with what they have:
+        -- memberships that expired and no job has ended yet end first (`ttl`
+        -- at their deadlines, in that order; an automatic one opts the user
+        -- out), then the active ones and the opt-outs count. Leaving keeps
+        -- memberships. Returns the segments entered (0 for the same state),
+        -- or NULL for an unknown user (nothing changed).
+        CREATE FUNCTION set_user_state(p_user user_id, p_state user_state, p_now timestamptz) RETURNS integer
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            current_state user_state;
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared(hashtext('segments.auto_assignment'));
+            SELECT state INTO current_state FROM users WHERE id = p_user FOR UPDATE;
+            IF NOT FOUND THEN
+                RETURN NULL;
+            END IF;
+            IF current_state = p_state THEN
+                RETURN 0;
+            END IF;
+            UPDATE users SET state = p_state, updated_at = p_now WHERE id = p_user;
+            IF p_state <> 'active' THEN
+                RETURN 0;
+            END IF;
+            WITH e AS (DELETE FROM memberships WHERE user_id = p_user AND expires_at <= p_now
+                       RETURNING segment_id, expires_at, auto),
+            o AS (INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
+                  SELECT e.segment_id, p_user, 'ttl', p_now FROM e WHERE e.auto ON CONFLICT DO NOTHING)
+            INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+            SELECT p_user, e.segment_id, s.slug, 'remove', 'ttl', e.expires_at
+            FROM e JOIN segments s ON s.id = e.segment_id ORDER BY e.expires_at, e.segment_id;
+            RETURN enter_automatic_segments(
+                p_user, p_now, ARRAY(SELECT segment_id FROM memberships WHERE user_id = p_user),
+                ARRAY(SELECT segment_id FROM auto_opt_outs WHERE user_id = p_user));
         END
         $fn$;
 
@@ -744,7 +798,7 @@ BEGIN
         END
         $fn$;
 
-        INSERT INTO schema_migrations (version, description) VALUES (13, 'CreateUser and DeleteUser in one call');
+        INSERT INTO schema_migrations (version, description) VALUES (13, 'CreateUser, UpdateUser and DeleteUser in one call');
     END IF;
 END
 $migrations$;

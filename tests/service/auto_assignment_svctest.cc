@@ -383,9 +383,10 @@ TEST_CASE_METHOD(AutoFixture, "Users created while a 50 % segment is being creat
 // automatic segments without locking them, so DeleteSegment must wait for
 // evaluations in progress (it takes the automatic-assignment lock
 // exclusively), or a segment deleted meanwhile keeps a membership that
-// GetUserSegments returns. The test holds a lock on the user's membership
-// row to stop the evaluation between reading the segments and writing the
-// membership, deterministically.
+// GetUserSegments returns. The test holds an uncommitted membership row of
+// the user in DOOMED, so the evaluation stops between reading the segments
+// and writing that membership (its insert waits for the key),
+// deterministically; the row is then rolled back.
 TEST_CASE_METHOD(AutoFixture, "A segment deleted while a user is evaluated keeps no membership",
                  "[service][auto][concurrency]") {
   const auto excluded = InsertUsers(1, "evaluated", "excluded");
@@ -398,14 +399,15 @@ TEST_CASE_METHOD(AutoFixture, "A segment deleted while a user is evaluated keeps
   const auto waiting = [] { return LockWaiters(); };
   PgSession holder;
   holder.Exec("BEGIN");
-  holder.Exec("SELECT 1 FROM memberships WHERE user_id = " + Literal(user) + " FOR UPDATE");
+  holder.Exec("INSERT INTO memberships (user_id, segment_id, added_at) SELECT " + Literal(user) +
+              ", id, now() FROM segments WHERE slug = 'DOOMED' AND deleted_at IS NULL");
   auto activate = std::async(std::launch::async, [&] { return UpdateUser(user, "active"); });
   REQUIRE(Eventually([&] { return waiting() >= 1; }, absl::Seconds(5)));
   auto remove = std::async(std::launch::async, [&] { return DeleteSegment("DOOMED"); });
   // Either the deletion goes through at once (the bug) or it waits for the evaluation.
   Eventually([&] { return remove.wait_for(std::chrono::seconds(0)) == std::future_status::ready || waiting() >= 2; },
              absl::Seconds(3));
-  holder.Exec("COMMIT");
+  holder.Exec("ROLLBACK");
   const grpc::Status activated = activate.get();
   const grpc::Status deleted = remove.get();
   INFO(Describe(activated) << " / " << Describe(deleted));

@@ -31,6 +31,18 @@ absl::StatusOr<int> FakeUserRepository::CreateActive(const UserId& user, absl::T
   return domain::AssignUsersAutomatically(*tx, {user}, {}, now);
 }
 
+absl::StatusOr<std::optional<int>> FakeUserRepository::SetStateAndAssign(const UserId& user, UserState state,
+                                                                         absl::Time now) {
+  ++controls_.shared_auto_locks;
+  ASSIGN_OR_RETURN(const std::optional<UserState> current, Lock(user));
+  if (!current) return std::nullopt;
+  if (*current == state) return 0;
+  RETURN_IF_ERROR(SetState(user, state, now));
+  if (state != UserState::kActive) return 0;
+  const std::unique_ptr<domain::Transaction> tx = NewFakeTransaction(s_, controls_);
+  return domain::AssignUserAutomatically(*tx, user, now);
+}
+
 absl::StatusOr<std::optional<int64_t>> FakeUserRepository::DeleteWithMemberships(const UserId& user, absl::Time now) {
   ++controls_.shared_auto_locks;
   ASSIGN_OR_RETURN(const std::optional<UserState> current, Lock(user));

@@ -14,6 +14,10 @@ class FakeUserRepository final : public domain::UserRepository {
   absl::Status Insert(const domain::UserId& user, domain::UserState state, absl::Time now) override;
   // Insert, then AssignUsersAutomatically over the same transaction's state.
   absl::StatusOr<int> CreateActive(const domain::UserId& user, absl::Time now) override;
+  // Lock, SetState and AssignUserAutomatically over the same transaction's
+  // state.
+  absl::StatusOr<std::optional<int>> SetStateAndAssign(const domain::UserId& user, domain::UserState state,
+                                                       absl::Time now) override;
   // Lock, EndAllOfUser and Delete over the same transaction's state.
   absl::StatusOr<std::optional<int64_t>> DeleteWithMemberships(const domain::UserId& user, absl::Time now) override;
   absl::Status SetState(const domain::UserId& user, domain::UserState state, absl::Time now) override;

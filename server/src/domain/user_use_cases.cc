@@ -22,15 +22,6 @@ absl::Status UnknownUser(const UserId& user) {
   return FieldError(absl::StatusCode::kNotFound, Field::kUserId, fmt::format("user \"{}\" does not exist", user));
 }
 
-// A change of state, inside a transaction that holds the automatic-assignment
-// lock (shared) and the user's row.
-absl::Status ChangeStateIn(Transaction& tx, const UserId& user, UserState state, absl::Time now) {
-  RETURN_IF_ERROR(tx.users().SetState(user, state, now));
-  // A returning user is evaluated like a new one; leaving keeps memberships.
-  if (state == UserState::kActive) return AssignUserAutomatically(tx, user, now).status();
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::Status UserUseCases::CreateUser(const UserIdInput& user_id) {
@@ -56,13 +47,13 @@ absl::Status UserUseCases::UpdateUser(const UserIdInput& user_id, const std::str
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const UserId& user = user_id.value();
-  return store_.InTransaction([&](Transaction& tx) -> absl::Status {
-    RETURN_IF_ERROR(tx.memberships().LockAutoAssignment(AutoAssignmentLock::kShared));
-    ASSIGN_OR_RETURN(const std::optional<UserState> current, tx.users().Lock(user));
-    if (!current) return UnknownUser(user);
-    if (*current == *state) return absl::OkStatus();
-    return ChangeStateIn(tx, user, *state, Now());
-  });
+  std::optional<int> entered;
+  RETURN_IF_ERROR(store_.InSingleCall([&](Transaction& tx) -> absl::Status {
+    ASSIGN_OR_RETURN(entered, tx.users().SetStateAndAssign(user, *state, Now()));
+    return absl::OkStatus();
+  }));
+  if (!entered) return UnknownUser(user);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> UserUseCases::DeleteUser(const UserIdInput& user_id) {
@@ -111,8 +102,8 @@ absl::StatusOr<UserSyncResult> UserUseCases::SyncUsers(const std::vector<Observe
         if (*observed.state == UserState::kActive) returning.push_back(observed.id);
       }
     }
-    // What DeleteUser, CreateUser and ChangeStateIn do, each for all its
-    // users at once: a fixed number of statements per batch.
+    // What DeleteUser, CreateUser and UpdateUser do, each for all its users
+    // at once: a fixed number of statements per batch.
     if (!deleted.empty()) {
       ASSIGN_OR_RETURN(result.memberships_ended, tx.memberships().EndAllOfUsers(deleted, Reason::kUserDeleted, now));
       RETURN_IF_ERROR(tx.users().DeleteMany(deleted));

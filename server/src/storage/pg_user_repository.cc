@@ -17,6 +17,8 @@ const Statement kInsertUser{"insert_user",
                             "VALUES ($1::user_id, $2, $3, $3) ON CONFLICT (id) DO NOTHING"};
 // db/schema.sql, migration 13. $1 user, $2 now.
 const Statement kCreateUser{"create_user", "SELECT create_user($1::user_id, $2)"};
+const Statement kSetUserStateAndAssign{"set_user_state_and_assign",
+                                       "SELECT set_user_state($1::user_id, $2::user_state, $3)"};
 const Statement kDeleteUserAndMemberships{"delete_user_and_memberships", "SELECT delete_user($1::user_id, $2)"};
 const Statement kSetUserState{"set_user_state", "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1::user_id"};
 const Statement kDeleteUser{"delete_user",
@@ -81,6 +83,16 @@ absl::StatusOr<int> PgUserRepository::CreateActive(const UserId& user, absl::Tim
   ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kCreateUser, PgParams().User(user).Time(now)));
   const PgRow row(r, 0);
   if (row.IsNull(0)) return absl::AlreadyExistsError("user exists");
+  return row.Int32(0);
+}
+
+absl::StatusOr<std::optional<int>> PgUserRepository::SetStateAndAssign(const UserId& user, UserState state,
+                                                                       absl::Time now) {
+  tx_.NoteReadModelChange();
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kSetUserStateAndAssign,
+                                                  PgParams().User(user).Text(domain::ToString(state)).Time(now)));
+  const PgRow row(r, 0);
+  if (row.IsNull(0)) return std::nullopt;
   return row.Int32(0);
 }
 

@@ -13,6 +13,8 @@ class PgUserRepository final : public domain::UserRepository {
   absl::StatusOr<std::optional<domain::UserState>> Lock(const domain::UserId& user) override;
   absl::Status Insert(const domain::UserId& user, domain::UserState state, absl::Time now) override;
   absl::StatusOr<int> CreateActive(const domain::UserId& user, absl::Time now) override;
+  absl::StatusOr<std::optional<int>> SetStateAndAssign(const domain::UserId& user, domain::UserState state,
+                                                       absl::Time now) override;
   absl::StatusOr<std::optional<int64_t>> DeleteWithMemberships(const domain::UserId& user, absl::Time now) override;
   absl::Status SetState(const domain::UserId& user, domain::UserState state, absl::Time now) override;
   absl::Status Delete(const domain::UserId& user) override;

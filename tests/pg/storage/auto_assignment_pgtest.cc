@@ -722,3 +722,107 @@ TEST_CASE_METHOD(Fixture, "DeleteWithMemberships ends every membership, forgets 
   CHECK(delete_user(UserNo(1)) == std::nullopt);
   CHECK(Count("SELECT count(*) FROM history") == events);
 }
+
+// SetStateAndAssign (the SQL function set_user_state, for UpdateUser) and
+// the transaction it replaced (SetState, then AssignUserAutomatically) give
+// a user coming back the same rows and events, whatever they had: active
+// and expired memberships by hand and automatic ones, opt-outs.
+TEST_CASE_METHOD(Fixture, "SetStateAndAssign brings a user back as AssignUserAutomatically does", "[pg][auto]") {
+  std::vector<Segment> all = {NewSegment("BASE", 5000), NewSegment("TTL", 7000, {{}, {}, 3600})};
+  all.push_back(NewSegment("INC", 6000, {{all[0].id}, {}, std::nullopt}));
+  all.push_back(NewSegment("EXC", 8000, {{}, {all[0].id}, std::nullopt}));
+  all.push_back(NewSegment("CHAIN", 9000, {{all[2].id, all[1].id}, {all[3].id}, 60}));
+  all.push_back(NewSegment("HAND", 0));
+  const absl::Time now = kT0 + absl::Hours(1);
+  const std::string added = Rfc3339(kT0);
+  const std::string expired = Rfc3339(kT0 + absl::Minutes(1));
+  // User g, excluded, with what the kind of each segment gives them.
+  auto set_up = [&](int g) {
+    const std::string user = UserNo(g);
+    Query(
+        fmt::format("DELETE FROM memberships WHERE user_id = '{0}'; DELETE FROM history WHERE user_id = '{0}'; "
+                    "DELETE FROM auto_opt_outs WHERE user_id = '{0}'; DELETE FROM users WHERE id = '{0}'; "
+                    "INSERT INTO users (id, state, created_at, updated_at) VALUES ('{0}', 'excluded', '{1}', '{1}')",
+                    user, added));
+    for (size_t i = 0; i < all.size(); ++i) {
+      const auto row = [&](const std::string& expires, bool automatic) {
+        Query(
+            fmt::format("INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
+                        "VALUES ('{}', {}, '{}', {}, {})",
+                        user, all[i].id, added, expires, automatic));
+      };
+      switch ((g * 7 + static_cast<int>(i) * 13 + g / 5) % 6) {
+        case 1:
+          row("NULL", false);
+          break;
+        case 2:
+          row("'" + expired + "'", false);
+          break;
+        case 3:
+          row("'" + expired + "'", true);
+          break;
+        case 4:
+          row("NULL", true);
+          break;
+        case 5:
+          Query(
+              fmt::format("INSERT INTO auto_opt_outs (segment_id, user_id, reason, at) VALUES ({}, '{}', "
+                          "'manual', '{}')",
+                          all[i].id, user, added));
+          break;
+        default:
+          break;
+      }
+    }
+  };
+  auto rows_of = [&](const std::string& user) {
+    return Query(fmt::format(
+        "SELECT 'm', segment_id::text, coalesce({0}::text, 'never'), auto::text FROM memberships "
+        "WHERE user_id = '{1}' "
+        "UNION ALL SELECT 'h', concat_ws(' ', segment_id, slug, operation, reason, {2}), '', '' FROM history "
+        "WHERE user_id = '{1}' "
+        "UNION ALL SELECT 'o', segment_id::text, reason::text, '' FROM auto_opt_outs WHERE user_id = '{1}' "
+        "UNION ALL SELECT 'u', state::text, '', '' FROM users WHERE id = '{1}' ORDER BY 1, 2, 3",
+        MicrosOf("expires_at"), user, MicrosOf("at")));
+  };
+  std::set<Rows> kinds;
+  for (int g = 1; g <= 120; ++g) {
+    const std::string user = UserNo(g);
+    set_up(g);
+    std::optional<int> entered;
+    REQUIRE(store
+                .InSingleCall([&](Transaction& tx) -> absl::Status {
+                  ASSIGN_OR_RETURN(entered, tx.users().SetStateAndAssign(Id(user), UserState::kActive, now));
+                  return absl::OkStatus();
+                })
+                .ok());
+    const Rows by_function = rows_of(user);
+    set_up(g);
+    int by_hand = -1;
+    Tx([&](Transaction& tx) -> absl::Status {
+      RETURN_IF_ERROR(tx.users().SetState(Id(user), UserState::kActive, now));
+      ASSIGN_OR_RETURN(by_hand, AssignUserAutomatically(tx, Id(user), now));
+      return absl::OkStatus();
+    });
+    INFO(user);
+    CHECK(rows_of(user) == by_function);
+    CHECK(entered == std::optional<int>(by_hand));
+    kinds.insert(by_function);
+  }
+  CHECK(kinds.size() >= 8);
+
+  // The same state changes nothing; an unknown user is nullopt.
+  const int64_t events = Count("SELECT count(*) FROM history");
+  for (const auto& [user, expected] : std::vector<std::pair<std::string, std::optional<int>>>{
+           {UserNo(1), 0}, {"99999999-0000-4000-8000-000000000000", std::nullopt}}) {
+    std::optional<int> entered = -1;
+    REQUIRE(store
+                .InSingleCall([&](Transaction& tx) -> absl::Status {
+                  ASSIGN_OR_RETURN(entered, tx.users().SetStateAndAssign(Id(user), UserState::kActive, now));
+                  return absl::OkStatus();
+                })
+                .ok());
+    CHECK(entered == expected);
+  }
+  CHECK(Count("SELECT count(*) FROM history") == events);
+}

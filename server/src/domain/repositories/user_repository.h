@@ -29,6 +29,13 @@ class UserRepository {
   // Returns how many segments the user entered; ALREADY_EXISTS if the user
   // is known (nothing changed).
   virtual absl::StatusOr<int> CreateActive(const UserId& user, absl::Time now) = 0;
+  // Sets the state of `user` as UpdateUser does, in one call
+  // (Store::InSingleCall): holding the automatic-assignment lock shared and
+  // the user's row; a user who becomes active is assigned automatically as
+  // AssignUserAutomatically does (their expired memberships end first).
+  // Returns the segments the user entered (0 for the same state); nullopt
+  // for an unknown user (nothing changed).
+  virtual absl::StatusOr<std::optional<int>> SetStateAndAssign(const UserId& user, UserState state, absl::Time now) = 0;
   // Deletes `user` as DeleteUser does, in one call (Store::InSingleCall):
   // holding the automatic-assignment lock shared and the user's row, ends
   // every membership (MembershipRepository::EndAllOfUser, user_deleted),
