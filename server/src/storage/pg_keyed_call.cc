@@ -17,16 +17,15 @@ const Statement kRecordKey{"record_idempotency_key",
                            "(scope, key, fingerprint, created_at, code, message, details, response) "
                            "VALUES ($1, $2, $3::bytea, $4::timestamptz, $5, $6, $7::bytea, $8::bytea) "
                            "ON CONFLICT (scope, key) DO NOTHING"};
+// The outcome into a claimed row that has none yet: the row this call's held
+// transaction inserted, or one pending on a task (whichever call stores an
+// outcome first, wins).
 const Statement kStoreOutcome{"store_idempotency_outcome",
                               "UPDATE idempotency_keys SET code = $3, message = $4, details = $5::bytea, "
-                              "response = $6::bytea WHERE scope = $1 AND key = $2"};
+                              "response = $6::bytea WHERE scope = $1 AND key = $2 AND code IS NULL"};
 // $1 scope, $2 key, $3 task.
 const Statement kMarkKeyPending{"mark_idempotency_key_pending",
                                 "UPDATE idempotency_keys SET task_id = $3 WHERE scope = $1 AND key = $2"};
-// The outcome of a key pending on a task: whichever call stores one first.
-const Statement kSettlePendingKey{"settle_pending_idempotency_key",
-                                  "UPDATE idempotency_keys SET code = $3, message = $4, details = $5::bytea, "
-                                  "response = $6::bytea WHERE scope = $1 AND key = $2 AND code IS NULL"};
 // A statement of its own after the insert that found the key taken: it
 // sees the row that insert waited for, committed meanwhile.
 const Statement kFindKey{"find_idempotency_key",
@@ -130,7 +129,7 @@ absl::StatusOr<domain::CallOutcome> PgKeyedCall::SettlePending(const domain::Cal
   return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<domain::CallOutcome> {
     PgParams params;
     params.Text(key_.scope).Text(key_.key);
-    ASSIGN_OR_RETURN(PgResult settled, conn->Execute(kSettlePendingKey, AddOutcome(params, outcome)));
+    ASSIGN_OR_RETURN(PgResult settled, conn->Execute(kStoreOutcome, AddOutcome(params, outcome)));
     if (settled.AffectedRows() == 1) return outcome;
     ASSIGN_OR_RETURN(std::optional<Found> found, Find(*conn));
     // Deleted as too old meanwhile: nothing to answer but this.
