@@ -15,6 +15,7 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libfmt-dev libpq-dev librdkafka-dev catch2
+  libcjose-dev libjansson-dev # auth/: JWT (JWS) verification, JWKS keys, and the claims' JSON
   postgresql postgresql-contrib
   golang-github-gogo-googleapis-dev # google/api + google/rpc .proto files
   grpc-proto # grpc/health/v1/health.proto, for reflection of the health service

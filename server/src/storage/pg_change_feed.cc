@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "common/log.h"
+#include "common/string_views.h"
 #include "common/status_macros.h"
 
 namespace segments::storage {
@@ -65,9 +66,6 @@ class BinaryReader {
  private:
   std::string_view bytes_;
 };
-
-// abseil's string_view is its own type in this build.
-absl::string_view Absl(std::string_view text) { return {text.data(), text.size()}; }
 
 absl::Status Malformed(std::string_view what) {
   return absl::InternalError(fmt::format("malformed binary COPY data from the database: {}", what));

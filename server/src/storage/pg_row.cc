@@ -5,13 +5,9 @@
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
+#include "common/string_views.h"
 
 namespace segments::storage {
-namespace {
-
-absl::string_view Absl(std::string_view s) { return {s.data(), s.size()}; }
-
-}  // namespace
 
 absl::StatusOr<std::string_view> PgRow::NotNull(int column) const {
   if (result_.IsNull(row_, column)) {
