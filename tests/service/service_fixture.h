@@ -36,6 +36,7 @@
 #include "segmentation/v1/user_admin_service.grpc.pb.h"
 #include "support/fake_clock.h"
 #include "support/test_database.h"
+#include "support/test_tokens.h"
 
 namespace segments::testing {
 
@@ -44,10 +45,17 @@ namespace v1 = ::segmentation::v1;
 // Every call of a test gets this deadline unless it says otherwise.
 inline constexpr std::chrono::milliseconds kCallTimeout{5000};
 
-inline std::unique_ptr<grpc::ClientContext> NewContext(std::chrono::milliseconds timeout = kCallTimeout) {
+// Calls carry an admin token (support/test_tokens.h) unless a test says otherwise.
+inline std::unique_ptr<grpc::ClientContext> NewContextAs(const std::string& authorization,
+                                                         std::chrono::milliseconds timeout = kCallTimeout) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + timeout);
+  if (!authorization.empty()) context->AddMetadata("authorization", authorization);
   return context;
+}
+
+inline std::unique_ptr<grpc::ClientContext> NewContext(std::chrono::milliseconds timeout = kCallTimeout) {
+  return NewContextAs(TestTokens::Get().BearerFor(auth::Role::kAdmin), timeout);
 }
 
 // A channel of its own (no subchannel shared with other tests' channels),
@@ -198,6 +206,7 @@ class AsyncUpdate {
     result = promise->get_future().share();
     context_.set_deadline(std::chrono::system_clock::now() + timeout);
     if (idempotency_key) context_.AddMetadata("idempotency-key", *idempotency_key);
+    context_.AddMetadata("authorization", TestTokens::Get().BearerFor(auth::Role::kAdmin));
     stub.async()->UpdateUserSegments(&context_, &request_, &response_,
                                      [promise](grpc::Status status) { promise->set_value(std::move(status)); });
   }
@@ -315,6 +324,10 @@ inline config::Config TestConfig() {
   // memberships are ended.
   config.expiry_period = absl::Hours(1);
   config.report_link_keys = "test-key:0123456789abcdef0123456789abcdef";
+  config.auth = true;
+  config.auth_jwks_file = TestTokens::Get().jwks_file();
+  config.auth_issuer = TestTokens::kIssuer;
+  config.auth_audience = TestTokens::kAudience;
   return config;
 }
 

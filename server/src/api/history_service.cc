@@ -17,6 +17,11 @@ namespace v1 = segmentation::v1;
 
 constexpr absl::string_view kReportPath = "/segments/history-report";
 
+// The methods, as the access table (api/access.h) names them.
+constexpr std::string_view kGetHistoryReportLink = "/segmentation.v1.HistoryService/GetHistoryReportLink";
+constexpr std::string_view kDownloadHistoryReport = "/segmentation.v1.HistoryService/DownloadHistoryReport";
+constexpr std::string_view kListUserHistory = "/segmentation.v1.HistoryService/ListUserHistory";
+
 // Hosts as a client may send them: names, IPv4, [IPv6], and a port. Anything
 // else is not put into a link.
 bool IsPlainHost(std::string_view host) {
@@ -109,7 +114,7 @@ std::string HistoryService::LinkBase(const grpc::CallbackServerContext& context)
 grpc::ServerUnaryReactor* HistoryService::GetHistoryReportLink(grpc::CallbackServerContext* context,
                                                                const v1::GetHistoryReportLinkRequest* request,
                                                                v1::GetHistoryReportLinkResponse* response) {
-  return RunOnWorkers(context, workers_, [this, context, request, response]() -> absl::Status {
+  return calls_.Read(context, kGetHistoryReportLink, [this, context, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(const domain::ReportLink link,
                      use_cases_.CreateReportLink({request->user_id(), request->month(), request->year()}));
     response->set_report_link(absl::StrCat(LinkBase(*context), kReportPath, "?", LinkQuery(link)));
@@ -120,32 +125,35 @@ grpc::ServerUnaryReactor* HistoryService::GetHistoryReportLink(grpc::CallbackSer
 
 grpc::ServerWriteReactor<v1::DownloadHistoryReportResponse>* HistoryService::DownloadHistoryReport(
     grpc::CallbackServerContext* context, const v1::DownloadHistoryReportRequest* request) {
-  domain::ReportLink link;
-  if (!request->user_id().empty()) link.query.user = request->user_id();
-  link.query.year = request->year();
-  link.query.month = request->month();
-  link.expires = absl::FromUnixSeconds(request->expires());
-  link.key_id = request->key();
-  link.signature = request->signature();
-  // A link that is not valid is refused before it can take a report slot,
-  // whatever the load.
-  const absl::Status valid = use_cases_.VerifyReportLink(link);
-  auto* stream = new ReportStream(*this, context, std::move(link));
-  if (!valid.ok()) {
-    stream->Finish(ToGrpcStatus(valid));
-  } else if (!stream->TakeSlot()) {
-    stream->Finish(
-        grpc::Status(grpc::StatusCode::UNAVAILABLE, "too many reports are being downloaded at once; retry later"));
-  } else {
-    stream->Begin();
-  }
-  return stream;
+  // Open to every caller (the link is the proof), still through the table.
+  return calls_.Stream<v1::DownloadHistoryReportResponse>(context, kDownloadHistoryReport, [this, context, request] {
+    domain::ReportLink link;
+    if (!request->user_id().empty()) link.query.user = request->user_id();
+    link.query.year = request->year();
+    link.query.month = request->month();
+    link.expires = absl::FromUnixSeconds(request->expires());
+    link.key_id = request->key();
+    link.signature = request->signature();
+    // A link that is not valid is refused before it can take a report slot,
+    // whatever the load.
+    const absl::Status valid = use_cases_.VerifyReportLink(link);
+    auto* stream = new ReportStream(*this, context, std::move(link));
+    if (!valid.ok()) {
+      stream->Finish(ToGrpcStatus(valid));
+    } else if (!stream->TakeSlot()) {
+      stream->Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "too many reports are being downloaded at once; retry later"));
+    } else {
+      stream->Begin();
+    }
+    return stream;
+  });
 }
 
 grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerContext* context,
                                                           const v1::ListUserHistoryRequest* request,
                                                           v1::ListUserHistoryResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return calls_.Read(context, kListUserHistory, [this, request, response]() -> absl::Status {
     domain::UserHistoryCommand command{request->user_id(), request->segment(),   std::nullopt,
                                        std::nullopt,       request->page_size(), request->page_token()};
     if (request->has_from()) command.from = FromProto(request->from());

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <string>
 
+#include "api/access.h"
+#include "api/calls.h"
 #include "common/worker_pool.h"
 #include "domain/history_use_cases.h"
 #include "segmentation/v1/history_service.grpc.pb.h"
@@ -22,8 +24,9 @@ struct HistoryServiceOptions {
 
 class HistoryService final : public segmentation::v1::HistoryService::CallbackService {
  public:
-  HistoryService(domain::HistoryUseCases& use_cases, WorkerPool& workers, HistoryServiceOptions options)
-      : use_cases_(use_cases), workers_(workers), options_(std::move(options)) {}
+  HistoryService(domain::HistoryUseCases& use_cases, WorkerPool& workers, const CallGuard& guard,
+                 HistoryServiceOptions options)
+      : use_cases_(use_cases), workers_(workers), calls_(workers, guard), options_(std::move(options)) {}
 
   grpc::ServerUnaryReactor* GetHistoryReportLink(grpc::CallbackServerContext* context,
                                                  const segmentation::v1::GetHistoryReportLinkRequest* request,
@@ -41,6 +44,7 @@ class HistoryService final : public segmentation::v1::HistoryService::CallbackSe
 
   domain::HistoryUseCases& use_cases_;
   WorkerPool& workers_;
+  Calls calls_;
   const HistoryServiceOptions options_;
   std::atomic<int> reports_streaming_{0};
 };

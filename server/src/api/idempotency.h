@@ -14,8 +14,6 @@
 #include <string_view>
 
 #include "api/grpc_status.h"
-#include "api/unary_call.h"
-#include "common/worker_pool.h"
 #include "domain/idempotency.h"
 
 namespace segments::api {
@@ -33,43 +31,11 @@ absl::StatusOr<std::optional<std::string>> IdempotencyKeyOf(const grpc::ServerCo
 std::string RequestFingerprint(std::string_view method, const google::protobuf::Message& request);
 
 // Runs `handler`, which fills `response`, as the keyed call `key` of
-// `method` (IdempotentCalls), and returns what to answer: its outcome,
+// `method` (IdempotentCalls) in the caller's `scope`, and returns what to answer: its outcome,
 // stored; an earlier call's outcome (the status with its details, and
 // `response` as it was); or the refusal of a key used for another request.
-grpc::Status RunKeyed(domain::IdempotentCalls& calls, std::string_view method, std::string key,
+grpc::Status RunKeyed(domain::IdempotentCalls& calls, std::string_view method, std::string scope, std::string key,
                       const google::protobuf::Message& request, google::protobuf::Message& response,
                       absl::FunctionRef<absl::Status()> handler);
-
-// Runs the mutating calls of a service as RunOnWorkers does, and as
-// RunKeyed (on the worker) those that carry a key.
-class Mutations {
- public:
-  Mutations(WorkerPool& workers, domain::IdempotentCalls& calls) : workers_(workers), calls_(calls) {}
-
-  // `handler` returns absl::Status and fills `response`. `method` names the
-  // call ("/segmentation.v1.SegmentService/CreateSegment") and must outlive
-  // it, as `request` and `response` do.
-  template <typename Handler>
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, std::string_view method,
-                                const google::protobuf::Message* request, google::protobuf::Message* response,
-                                Handler handler) {
-    absl::StatusOr<std::optional<std::string>> key = IdempotencyKeyOf(*context);
-    if (!key.ok()) {
-      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-      reactor->Finish(ToGrpcStatus(key.status()));
-      return reactor;
-    }
-    if (!*key) return RunOnWorkers(context, workers_, std::move(handler));
-    return RunOnWorkers(context, workers_,
-                        [&calls = calls_, method, request, response, key = **std::move(key),
-                         handler = std::move(handler)]() mutable -> grpc::Status {
-                          return RunKeyed(calls, method, std::move(key), *request, *response, handler);
-                        });
-  }
-
- private:
-  WorkerPool& workers_;
-  domain::IdempotentCalls& calls_;
-};
 
 }  // namespace segments::api

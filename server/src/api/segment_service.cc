@@ -44,13 +44,19 @@ domain::SegmentUsersCommand SegmentUsersCommandOf(const Request& request) {
   return {request.slug(), {request.user_ids().begin(), request.user_ids().end()}, {}};
 }
 
-// The mutating calls, as their idempotency keys' fingerprints name them.
+// The methods, as the access table (api/access.h) and idempotency keys'
+// fingerprints name them.
 constexpr std::string_view kCreateSegment = "/segmentation.v1.SegmentService/CreateSegment";
 constexpr std::string_view kDeleteSegment = "/segmentation.v1.SegmentService/DeleteSegment";
 constexpr std::string_view kUpdateUserSegments = "/segmentation.v1.SegmentService/UpdateUserSegments";
 constexpr std::string_view kUpdateSegmentPercent = "/segmentation.v1.SegmentService/UpdateSegmentPercent";
 constexpr std::string_view kAddSegmentToUsers = "/segmentation.v1.SegmentService/AddSegmentToUsers";
 constexpr std::string_view kRemoveSegmentFromUsers = "/segmentation.v1.SegmentService/RemoveSegmentFromUsers";
+constexpr std::string_view kGetSegment = "/segmentation.v1.SegmentService/GetSegment";
+constexpr std::string_view kGetUserSegments = "/segmentation.v1.SegmentService/GetUserSegments";
+constexpr std::string_view kListSegments = "/segmentation.v1.SegmentService/ListSegments";
+constexpr std::string_view kListSegmentMembers = "/segmentation.v1.SegmentService/ListSegmentMembers";
+constexpr std::string_view kStreamSegmentMembers = "/segmentation.v1.SegmentService/StreamSegmentMembers";
 
 // Members per message of StreamSegmentMembers.
 constexpr int32_t kStreamBatch = 1000;
@@ -102,7 +108,7 @@ class SegmentService::MemberStream final : public PacedStream<v1::StreamSegmentM
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
                                                         const v1::CreateSegmentRequest* request,
                                                         v1::CreateSegmentResponse* response) {
-  return mutations_.Run(context, kCreateSegment, request, response, [this, request, response]() -> absl::Status {
+  return calls_.Mutate(context, kCreateSegment, request, response, [this, request, response]() -> absl::Status {
     domain::CreateSegmentCommand command{request->slug(),
                                          std::nullopt,
                                          request->description(),
@@ -121,7 +127,7 @@ grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerContext* context,
                                                         const v1::DeleteSegmentRequest* request,
                                                         v1::DeleteSegmentResponse* response) {
-  return mutations_.Run(context, kDeleteSegment, request, response, [this, request, response]() -> absl::Status {
+  return calls_.Mutate(context, kDeleteSegment, request, response, [this, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(const int64_t ended, use_cases_.DeleteSegment(request->slug()));
     response->set_memberships_ended(ended);
     return absl::OkStatus();
@@ -131,14 +137,14 @@ grpc::ServerUnaryReactor* SegmentService::DeleteSegment(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* SegmentService::UpdateUserSegments(grpc::CallbackServerContext* context,
                                                              const v1::UpdateUserSegmentsRequest* request,
                                                              v1::UpdateUserSegmentsResponse* response) {
-  return mutations_.Run(context, kUpdateUserSegments, request, response,
+  return calls_.Mutate(context, kUpdateUserSegments, request, response,
                         [this, request]() { return use_cases_.UpdateUserSegments(ToCommand(*request)); });
 }
 
 grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext* context,
                                                      const v1::GetSegmentRequest* request,
                                                      v1::GetSegmentResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return calls_.Read(context, kGetSegment, [this, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(const auto found, use_cases_.GetSegment(request->slug()));
     SegmentToProto(found.first, response->mutable_segment());
     response->set_member_count(found.second);
@@ -150,25 +156,27 @@ grpc::ServerUnaryReactor* SegmentService::GetUserSegments(grpc::CallbackServerCo
                                                           const v1::GetUserSegmentsRequest* request,
                                                           v1::GetUserSegmentsResponse* response) {
   // The hot read: answered on this thread when the read model serves.
-  if (auto at_once = use_cases_.GetUserSegmentsAtOnce(request->user_id())) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (at_once->ok()) {
-      for (auto& slug : **at_once) response->add_segments(std::move(slug));
-    }
-    reactor->Finish(ToGrpcStatus(at_once->status()));
-    return reactor;
-  }
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
-    ASSIGN_OR_RETURN(std::vector<std::string> slugs, use_cases_.GetUserSegments(request->user_id()));
-    for (auto& slug : slugs) response->add_segments(std::move(slug));
-    return absl::OkStatus();
-  });
+  return calls_.ReadAtOnce(
+      context, kGetUserSegments,
+      [this, request, response]() -> std::optional<grpc::Status> {
+        auto at_once = use_cases_.GetUserSegmentsAtOnce(request->user_id());
+        if (!at_once) return std::nullopt;
+        if (at_once->ok()) {
+          for (auto& slug : **at_once) response->add_segments(std::move(slug));
+        }
+        return ToGrpcStatus(at_once->status());
+      },
+      [this, request, response]() -> absl::Status {
+        ASSIGN_OR_RETURN(std::vector<std::string> slugs, use_cases_.GetUserSegments(request->user_id()));
+        for (auto& slug : slugs) response->add_segments(std::move(slug));
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* SegmentService::UpdateSegmentPercent(grpc::CallbackServerContext* context,
                                                                const v1::UpdateSegmentPercentRequest* request,
                                                                v1::UpdateSegmentPercentResponse* response) {
-  return mutations_.Run(context, kUpdateSegmentPercent, request, response, [this, request, response]() -> absl::Status {
+  return calls_.Mutate(context, kUpdateSegmentPercent, request, response, [this, request, response]() -> absl::Status {
     domain::UpdateSegmentPercentCommand command{request->slug(), std::nullopt};
     if (request->has_percent_to_fill()) command.percent_to_fill = request->percent_to_fill();
     ASSIGN_OR_RETURN(const domain::PercentChange change, use_cases_.UpdateSegmentPercent(command));
@@ -181,7 +189,7 @@ grpc::ServerUnaryReactor* SegmentService::UpdateSegmentPercent(grpc::CallbackSer
 grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerContext* context,
                                                        const v1::ListSegmentsRequest* request,
                                                        v1::ListSegmentsResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return calls_.Read(context, kListSegments, [this, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(domain::SegmentPage page, listing_.ListSegments({request->page_size(), request->page_token()}));
     for (const domain::Segment& segment : page.segments) SegmentToProto(segment, response->add_segments());
     response->set_next_page_token(std::move(page.next_page_token));
@@ -192,7 +200,7 @@ grpc::ServerUnaryReactor* SegmentService::ListSegments(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* SegmentService::ListSegmentMembers(grpc::CallbackServerContext* context,
                                                              const v1::ListSegmentMembersRequest* request,
                                                              v1::ListSegmentMembersResponse* response) {
-  return RunOnWorkers(context, workers_, [this, request, response]() -> absl::Status {
+  return calls_.Read(context, kListSegmentMembers, [this, request, response]() -> absl::Status {
     ASSIGN_OR_RETURN(domain::MemberPage page,
                      listing_.ListSegmentMembers({request->slug(), request->page_size(), request->page_token()}));
     for (const domain::SegmentMember& member : page.members) MemberToProto(member, response->add_members());
@@ -203,15 +211,17 @@ grpc::ServerUnaryReactor* SegmentService::ListSegmentMembers(grpc::CallbackServe
 
 grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse>* SegmentService::StreamSegmentMembers(
     grpc::CallbackServerContext* context, const v1::StreamSegmentMembersRequest* request) {
-  auto* stream = new MemberStream(*this, context, request->slug());
-  stream->Begin();
-  return stream;
+  return calls_.Stream<v1::StreamSegmentMembersResponse>(context, kStreamSegmentMembers, [this, context, request] {
+    auto* stream = new MemberStream(*this, context, request->slug());
+    stream->Begin();
+    return stream;
+  });
 }
 
 grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServerContext* context,
                                                             const v1::AddSegmentToUsersRequest* request,
                                                             v1::AddSegmentToUsersResponse* response) {
-  return mutations_.Run(context, kAddSegmentToUsers, request, response, [this, request, response]() -> absl::Status {
+  return calls_.Mutate(context, kAddSegmentToUsers, request, response, [this, request, response]() -> absl::Status {
     domain::SegmentUsersCommand command = SegmentUsersCommandOf(*request);
     command.ttl = TtlInputOf(*request);
     ASSIGN_OR_RETURN(const domain::BulkAddResult result, bulk_.AddSegmentToUsers(command));
@@ -224,7 +234,7 @@ grpc::ServerUnaryReactor* SegmentService::AddSegmentToUsers(grpc::CallbackServer
 grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackServerContext* context,
                                                                  const v1::RemoveSegmentFromUsersRequest* request,
                                                                  v1::RemoveSegmentFromUsersResponse* response) {
-  return mutations_.Run(context, kRemoveSegmentFromUsers, request, response,
+  return calls_.Mutate(context, kRemoveSegmentFromUsers, request, response,
                         [this, request, response]() -> absl::Status {
                           ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
                                            bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));

@@ -1,7 +1,8 @@
 // gRPC SegmentService: maps protos to domain commands and back.
 #pragma once
 
-#include "api/idempotency.h"
+#include "api/access.h"
+#include "api/calls.h"
 #include "common/worker_pool.h"
 #include "domain/bulk_membership_use_cases.h"
 #include "domain/listing_use_cases.h"
@@ -14,12 +15,13 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
  public:
   // Mutating calls with an idempotency key go through `idempotent_calls`.
   SegmentService(domain::SegmentUseCases& use_cases, domain::BulkMembershipUseCases& bulk,
-                 domain::ListingUseCases& listing, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
+                 domain::ListingUseCases& listing, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers,
+                 const CallGuard& guard)
       : use_cases_(use_cases),
         bulk_(bulk),
         listing_(listing),
         workers_(workers),
-        mutations_(workers, idempotent_calls) {}
+        calls_(workers, guard, &idempotent_calls) {}
 
   grpc::ServerUnaryReactor* CreateSegment(grpc::CallbackServerContext* context,
                                           const segmentation::v1::CreateSegmentRequest* request,
@@ -62,7 +64,7 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
   domain::BulkMembershipUseCases& bulk_;
   domain::ListingUseCases& listing_;
   WorkerPool& workers_;
-  Mutations mutations_;
+  Calls calls_;
 };
 
 }  // namespace segments::api

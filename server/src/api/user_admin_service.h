@@ -1,7 +1,8 @@
 // gRPC UserAdminService: maps protos to the user use cases.
 #pragma once
 
-#include "api/idempotency.h"
+#include "api/access.h"
+#include "api/calls.h"
 #include "common/worker_pool.h"
 #include "domain/user_use_cases.h"
 #include "segmentation/v1/user_admin_service.grpc.pb.h"
@@ -11,8 +12,9 @@ namespace segments::api {
 class UserAdminService final : public segmentation::v1::UserAdminService::CallbackService {
  public:
   // Calls with an idempotency key go through `idempotent_calls`.
-  UserAdminService(domain::UserUseCases& use_cases, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers)
-      : use_cases_(use_cases), mutations_(workers, idempotent_calls) {}
+  UserAdminService(domain::UserUseCases& use_cases, domain::IdempotentCalls& idempotent_calls, WorkerPool& workers,
+                   const CallGuard& guard)
+      : use_cases_(use_cases), calls_(workers, guard, &idempotent_calls) {}
 
   grpc::ServerUnaryReactor* CreateUser(grpc::CallbackServerContext* context,
                                        const segmentation::v1::CreateUserRequest* request,
@@ -26,7 +28,7 @@ class UserAdminService final : public segmentation::v1::UserAdminService::Callba
 
  private:
   domain::UserUseCases& use_cases_;
-  Mutations mutations_;
+  Calls calls_;
 };
 
 }  // namespace segments::api

@@ -33,6 +33,23 @@ absl::StatusOr<domain::ReportLinkSigner> MakeSigner(const config::Config& config
   return domain::ReportLinkSigner::Create(std::move(keys), config.report_link_ttl);
 }
 
+absl::StatusOr<std::unique_ptr<auth::Authenticator>> MakeAuthenticator(const config::Config& config) {
+  if (!config.auth) {
+    log::Warning("authentication is OFF (--auth=off): anyone who reaches the port may do anything");
+    return nullptr;
+  }
+  auth::AuthenticatorOptions options;
+  options.policy = auth::TokenPolicy{config.auth_issuer, config.auth_audience, config.auth_roles_claim,
+                                     config.auth_clock_skew};
+  options.jwks_file = config.auth_jwks_file;
+  options.hs256_secret_file = config.auth_hs256_secret_file;
+  options.reload_period = config.auth_keys_reload_period;
+  if (!options.hs256_secret_file.empty()) {
+    log::Warning("tokens are checked with an HS256 shared secret: for development only, use a JWKS in production");
+  }
+  return auth::Authenticator::Start(std::move(options));
+}
+
 constexpr int kMaxRequestBytes = 16 << 20;
 // The health service name of the user-event consumer (contract §6).
 constexpr std::string_view kUserEventsHealth = "segmentation.v1.UserEvents";
@@ -41,7 +58,8 @@ constexpr std::string_view kReadModelHealth = "segmentation.v1.MembershipReadMod
 
 }  // namespace
 
-Application::Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer)
+Application::Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer,
+                         std::unique_ptr<auth::Authenticator> authenticator)
     : config_(config),
       pool_(storage::PgPoolOptions{config.database_url, config.db_pool_size, config.db_connect_timeout,
                                    config.db_statement_timeout, config.db_acquire_timeout}),
@@ -60,9 +78,11 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
       history_use_cases_(store_, clock, signer_),
       idempotent_calls_(store_, clock),
       workers_(config.workers, static_cast<size_t>(config.max_queued_calls)),
-      segment_service_(segment_use_cases_, bulk_use_cases_, listing_use_cases_, idempotent_calls_, workers_),
-      user_admin_service_(user_use_cases_, idempotent_calls_, workers_),
-      history_service_(history_use_cases_, workers_,
+      authenticator_(std::move(authenticator)),
+      guard_(authenticator_.get()),
+      segment_service_(segment_use_cases_, bulk_use_cases_, listing_use_cases_, idempotent_calls_, workers_, guard_),
+      user_admin_service_(user_use_cases_, idempotent_calls_, workers_, guard_),
+      history_service_(history_use_cases_, workers_, guard_,
                        api::HistoryServiceOptions{config.report_link_base_url, config.max_concurrent_reports}),
       expiry_job_(store_, clock, jobs::ExpiryJobOptions{config.expiry_period, config.expiry_batch_size}),
       idempotency_key_cleanup_(store_, clock,
@@ -87,7 +107,8 @@ Application::Application(const config::Config& config, const domain::Clock& cloc
 absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Config& config,
                                                                 const domain::Clock& clock) {
   ASSIGN_OR_RETURN(domain::ReportLinkSigner signer, MakeSigner(config));
-  std::unique_ptr<Application> app(new Application(config, clock, std::move(signer)));
+  ASSIGN_OR_RETURN(std::unique_ptr<auth::Authenticator> authenticator, MakeAuthenticator(config));
+  std::unique_ptr<Application> app(new Application(config, clock, std::move(signer), std::move(authenticator)));
   // Links the health proto's descriptor in, so reflection can describe the
   // built-in health service to grpcurl.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();

@@ -12,9 +12,11 @@
 #include <memory>
 #include <thread>
 
+#include "api/access.h"
 #include "api/history_service.h"
 #include "api/segment_service.h"
 #include "api/user_admin_service.h"
+#include "auth/authenticator.h"
 #include "common/worker_pool.h"
 #include "config/config.h"
 #include "domain/clock.h"
@@ -38,8 +40,8 @@ namespace segments::app {
 class Application {
  public:
   // Starts serving and the TTL expiry job. `clock` must outlive the
-  // application. Fails if the address cannot be bound or the report link
-  // keys are malformed; a database that is down is not an error at
+  // application. Fails if the address cannot be bound, or the report link
+  // keys or the token keys are malformed; a database that is down is not an error at
   // start: calls get UNAVAILABLE and health says NOT_SERVING until it is up.
   static absl::StatusOr<std::unique_ptr<Application>> Start(const config::Config& config, const domain::Clock& clock);
   ~Application();
@@ -55,7 +57,8 @@ class Application {
   void Shutdown(absl::Duration grace);
 
  private:
-  Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer);
+  Application(const config::Config& config, const domain::Clock& clock, domain::ReportLinkSigner signer,
+              std::unique_ptr<auth::Authenticator> authenticator);
   void WatchDatabase();
   void ShowReadModelHealth(bool serving);
   absl::Status StartUserEvents();
@@ -73,6 +76,8 @@ class Application {
   domain::HistoryUseCases history_use_cases_;
   domain::IdempotentCalls idempotent_calls_;
   WorkerPool workers_;
+  const std::unique_ptr<auth::Authenticator> authenticator_;  // null: --auth=off
+  const api::CallGuard guard_;
   api::SegmentService segment_service_;
   api::UserAdminService user_admin_service_;
   api::HistoryService history_service_;

@@ -104,6 +104,45 @@ const std::vector<Setting>& Settings() {
          return "";
        },
        [](const Config& c) { return c.log_level; }},
+      {"auth", "SEGMENTS_AUTH",
+       "on: calls need a bearer token (JWT) whose roles cover them; off: no checks (local experiments only)",
+       [](Config& c, const std::string& v) -> std::string {
+         if (v != "on" && v != "off") return "must be on or off";
+         c.auth = v == "on";
+         return "";
+       },
+       [](const Config& c) { return std::string(c.auth ? "on" : "off"); }},
+      {"auth-jwks-file", "SEGMENTS_AUTH_JWKS_FILE",
+       "JWKS file of the public keys tokens are signed with (ES256, RS256); re-read when it changes",
+       [](Config& c, const std::string& v) -> std::string {
+         c.auth_jwks_file = v;
+         return "";
+       },
+       [](const Config& c) { return c.auth_jwks_file; }},
+      {"auth-hs256-secret-file", "SEGMENTS_AUTH_HS256_SECRET_FILE",
+       "development only, instead of a JWKS: a file holding an HS256 shared secret (32+ bytes)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.auth_hs256_secret_file = v;
+         return "";
+       },
+       [](const Config& c) { return c.auth_hs256_secret_file; }},
+      {"auth-issuer", "SEGMENTS_AUTH_ISSUER", "the \"iss\" tokens must carry (required with --auth=on)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.auth_issuer = v;
+         return "";
+       },
+       [](const Config& c) { return c.auth_issuer; }},
+      {"auth-audience", "SEGMENTS_AUTH_AUDIENCE", "the \"aud\" tokens must hold", NonEmpty(&Config::auth_audience),
+       [](const Config& c) { return c.auth_audience; }},
+      {"auth-roles-claim", "SEGMENTS_AUTH_ROLES_CLAIM",
+       "the claim holding the roles: a name, or a dotted path such as realm_access.roles",
+       NonEmpty(&Config::auth_roles_claim), [](const Config& c) { return c.auth_roles_claim; }},
+      {"auth-clock-skew", "SEGMENTS_AUTH_CLOCK_SKEW", "difference allowed between our clock and the issuer's",
+       DurationIn(&Config::auth_clock_skew, absl::ZeroDuration(), absl::Minutes(10)),
+       [](const Config& c) { return absl::FormatDuration(c.auth_clock_skew); }},
+      {"auth-keys-reload-period", "SEGMENTS_AUTH_KEYS_RELOAD_PERIOD", "how often the key file is checked for changes",
+       DurationIn(&Config::auth_keys_reload_period, absl::Milliseconds(10), absl::Minutes(10)),
+       [](const Config& c) { return absl::FormatDuration(c.auth_keys_reload_period); }},
       {"report-link-keys", "SEGMENTS_REPORT_LINK_KEYS",
        "keys that sign report links, id:secret[,id:secret...]; the first signs, all verify (secret: 32+ bytes)",
        [](Config& c, const std::string& v) -> std::string {
@@ -279,6 +318,16 @@ absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const En
   if (!config.kafka_brokers.empty() && config.user_service.empty()) {
     return absl::InvalidArgumentError(
         "--user-service (SEGMENTS_USER_SERVICE) is required when --kafka-brokers is set: events are looked up there");
+  }
+  if (config.auth) {
+    if (config.auth_jwks_file.empty() == config.auth_hs256_secret_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--auth=on needs exactly one of --auth-jwks-file and --auth-hs256-secret-file (scripts/up.sh makes a "
+          "local key pair and tokens; --auth=off turns authentication off, for local experiments only)");
+    }
+    if (config.auth_issuer.empty()) {
+      return absl::InvalidArgumentError("--auth=on needs --auth-issuer (SEGMENTS_AUTH_ISSUER): the iss tokens carry");
+    }
   }
   if (config.read_model && config.read_model_poll_period >= config.read_model_max_lag) {
     return absl::InvalidArgumentError(

@@ -29,6 +29,19 @@ struct Config {
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
 
+  // Authentication (docs/auth.md): on, every call but health, reflection
+  // and report downloads needs a bearer token (a JWT) whose roles cover it.
+  // Off is for local experiments only. Exactly one of the key files: a JWKS
+  // of public keys (ES256, RS256), or an HS256 secret (development only).
+  bool auth = true;
+  std::string auth_jwks_file;
+  std::string auth_hs256_secret_file;
+  std::string auth_issuer;
+  std::string auth_audience = "segments";
+  std::string auth_roles_claim = "roles";
+  absl::Duration auth_clock_skew = absl::Seconds(30);
+  absl::Duration auth_keys_reload_period = absl::Seconds(2);
+
   // History reports. Keys are "id:secret,..." (secrets of 32+ bytes; the
   // first key signs, all verify). Empty: a random key per process, so links
   // work only on the instance that made them and only until it restarts.

@@ -53,8 +53,8 @@ bool IsFinalOutcome(absl::StatusCode code) {
   }
 }
 
-std::unique_ptr<KeyedCall> IdempotentCalls::Start(std::string key, std::string fingerprint) {
-  return store_.StartKeyedCall(IdempotencyKey{"", std::move(key), std::move(fingerprint)},
+std::unique_ptr<KeyedCall> IdempotentCalls::Start(std::string scope, std::string key, std::string fingerprint) {
+  return store_.StartKeyedCall(IdempotencyKey{std::move(scope), std::move(key), std::move(fingerprint)},
                                TruncateToMicros(clock_.Now()));
 }
 

@@ -35,9 +35,10 @@ class IdempotentCalls {
   IdempotentCalls(IdempotencyStore& store, const Clock& clock) : store_(store), clock_(clock) {}
 
   // A call with `key`, already checked by CheckIdempotencyKey, for a
-  // request that `fingerprint` tells apart from others. Every caller shares
-  // one scope until calls are authenticated.
-  std::unique_ptr<KeyedCall> Start(std::string key, std::string fingerprint);
+  // request that `fingerprint` tells apart from others. `scope` is the
+  // caller's (the token's subject; "" when authentication is off): the same
+  // key in two scopes names two calls.
+  std::unique_ptr<KeyedCall> Start(std::string scope, std::string key, std::string fingerprint);
 
  private:
   IdempotencyStore& store_;

@@ -10,12 +10,20 @@ using segments::config::Config;
 using segments::config::LoadConfig;
 
 namespace {
-segments::config::EnvLookup Env(std::map<std::string, std::string> vars) {
+// A bare environment: authentication is on by default and needs its keys
+// and issuer, so every test's environment names them unless it says otherwise.
+segments::config::EnvLookup BareEnv(std::map<std::string, std::string> vars) {
   return [vars](const std::string& name) -> std::optional<std::string> {
     auto it = vars.find(name);
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
+}
+
+segments::config::EnvLookup Env(std::map<std::string, std::string> vars) {
+  vars.emplace("SEGMENTS_AUTH_JWKS_FILE", "/etc/segments/jwks.json");
+  vars.emplace("SEGMENTS_AUTH_ISSUER", "https://id.example.com");
+  return BareEnv(std::move(vars));
 }
 
 // Each of `bad` alone is refused, the message naming its flag.
@@ -152,4 +160,31 @@ TEST_CASE("segment tasks start with chunks of 500 users sized to 25 ms, without 
   CHECK(set->segment_task_pause == absl::Milliseconds(5));
   RefusedNamingTheFlag({"--segment-task-chunk-users=0", "--segment-task-chunk-users=many",
                         "--segment-task-chunk-time=11s", "--segment-task-pause=-1s"});
+}
+
+TEST_CASE("authentication is on by default and needs one key file and the issuer", "[config]") {
+  auto bare = LoadConfig({}, BareEnv({}));
+  REQUIRE_FALSE(bare.ok());
+  CHECK_THAT(std::string(bare.status().message()), Catch::Contains("--auth-jwks-file"));
+  CHECK_THAT(std::string(bare.status().message()), Catch::Contains("--auth=off"));
+
+  auto no_issuer = LoadConfig({"--auth-jwks-file=/keys/jwks.json"}, BareEnv({}));
+  REQUIRE_FALSE(no_issuer.ok());
+  CHECK_THAT(std::string(no_issuer.status().message()), Catch::Contains("--auth-issuer"));
+
+  auto both = LoadConfig({"--auth-hs256-secret-file=/keys/secret"}, Env({}));
+  REQUIRE_FALSE(both.ok());
+
+  auto on = LoadConfig({}, Env({}));
+  REQUIRE(on.ok());
+  CHECK(on->auth);
+  CHECK(on->auth_jwks_file == "/etc/segments/jwks.json");
+  CHECK(on->auth_audience == "segments");
+  CHECK(on->auth_roles_claim == "roles");
+  CHECK(on->auth_clock_skew == absl::Seconds(30));
+
+  auto off = LoadConfig({"--auth=off"}, BareEnv({}));
+  REQUIRE(off.ok());
+  CHECK_FALSE(off->auth);
+  RefusedNamingTheFlag({"--auth=maybe", "--auth-audience=", "--auth-clock-skew=1h", "--auth-keys-reload-period=1ms"});
 }

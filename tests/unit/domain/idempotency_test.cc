@@ -76,15 +76,15 @@ TEST_CASE("success and the client's errors are stored; failures of the infrastru
   }
 }
 
-TEST_CASE("a call starts in the shared scope at the clock's now, to the microsecond", "[idempotency]") {
+TEST_CASE("a call starts in its caller's scope at the clock's now, to the microsecond", "[idempotency]") {
   RecordingIdempotencyStore store;
   FakeClock clock;
   clock.Advance(absl::Nanoseconds(1500));
   IdempotentCalls calls(store, clock);
-  CHECK(calls.Start("k", "fingerprint") != nullptr);
+  CHECK(calls.Start("alice", "k", "fingerprint") != nullptr);
   REQUIRE(store.started.size() == 1);
   const auto& [key, now] = store.started[0];
-  CHECK(key.scope.empty());
+  CHECK(key.scope == "alice");
   CHECK(key.key == "k");
   CHECK(key.fingerprint == "fingerprint");
   CHECK(now == clock.Now() - absl::Nanoseconds(500));
