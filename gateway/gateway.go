@@ -220,6 +220,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 	root.Handle("/", mux)
 	return middleware.Chain(root,
 		middleware.AccessLog(opts.Logger),
+		middleware.BearerChallenge,
 		middleware.LimitBody(opts.MaxBodyBytes),
 		middleware.RequireUTF8Query,
 		servePaths(paths, report.Path),

@@ -42,6 +42,25 @@ property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
       . + {minLength: 1, maxLength: 128, pattern: "^[!-~]([ -~]*[!-~])?$"}
     else . end) end
 
+# Bearer tokens (docs/auth.md): declared once and required by every operation
+# but the report download (its signed link is the proof), which gets 401 and
+# 403 answers like every other error, in the envelope.
+| .securityDefinitions = {bearer: {
+    type: "apiKey", in: "header", name: "Authorization",
+    description: "A JWT from your identity provider (locally: .state/tokens/<role>.jwt), sent as \"Bearer <token>\". Roles: service (get-for-user only), support (every read), analyst (reads, segments and memberships), admin (everything, the user replica too)."}}
+| .security = [{bearer: []}]
+| if [.paths[][] | select(.operationId == "HistoryService_DownloadHistoryReport")] | length != 1 then
+    error("openapi-finish.jq: no HistoryService_DownloadHistoryReport operation")
+  else . end
+| .paths[][] |= (
+    if .operationId == "HistoryService_DownloadHistoryReport" then .security = []
+    else .responses += {
+      "401": {description: "unauthenticated: no bearer token, or it is expired, not yet valid, for another issuer or audience, or its signature does not verify. The answer carries WWW-Authenticate: Bearer.",
+              schema: {"$ref": "#/definitions/v1RestErrorResponse"}},
+      "403": {description: "permission_denied: the token's roles do not cover this call (the role each call needs is in its description).",
+              schema: {"$ref": "#/definitions/v1RestErrorResponse"}}}
+    end)
+
 # A 204 has no body, so no schema (the generator always writes one, empty).
 | .paths[][].responses |= with_entries(if .key == "204" then .value |= del(.schema) else . end)
 

@@ -14,7 +14,13 @@ import (
 // server to it).
 
 type openapiDoc struct {
-	Produces    []string                               `json:"produces"`
+	Produces            []string                               `json:"produces"`
+	SecurityDefinitions map[string]struct {
+		Type string `json:"type"`
+		In   string `json:"in"`
+		Name string `json:"name"`
+	} `json:"securityDefinitions"`
+	Security []map[string][]string `json:"security"`
 	Paths       map[string]map[string]openapiOperation `json:"paths"`
 	Definitions map[string]struct {
 		Required   []string                   `json:"required"`
@@ -23,7 +29,8 @@ type openapiDoc struct {
 }
 
 type openapiOperation struct {
-	OperationID string   `json:"operationId"`
+	OperationID string                 `json:"operationId"`
+	Security    *[]map[string][]string `json:"security"`
 	Produces    []string `json:"produces"`
 	Parameters  []struct {
 		Name     string   `json:"name"`
@@ -227,5 +234,39 @@ func TestOpenAPIRequiredFieldsAndRanges(t *testing.T) {
 	}
 	for key := range ranges {
 		t.Errorf("%s: no such query parameter", key)
+	}
+}
+
+// Swagger UI's Authorize button needs the scheme; clients need to know every
+// operation but the report download may answer 401 and 403.
+func TestOpenAPIDeclaresTheBearerSchemeAnd401And403(t *testing.T) {
+	doc := servedDoc(t)
+	scheme, ok := doc.SecurityDefinitions["bearer"]
+	if !ok || scheme.Type != "apiKey" || scheme.In != "header" || scheme.Name != "Authorization" {
+		t.Fatalf("securityDefinitions.bearer = %+v (present %v), want an Authorization header", scheme, ok)
+	}
+	if len(doc.Security) != 1 || doc.Security[0]["bearer"] == nil {
+		t.Errorf("security = %v, want [{bearer: []}] for every operation", doc.Security)
+	}
+	open := 0
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			name := strings.ToUpper(method) + " " + path
+			_, has401 := op.Responses["401"]
+			_, has403 := op.Responses["403"]
+			if op.OperationID == "HistoryService_DownloadHistoryReport" {
+				open++
+				if op.Security == nil || len(*op.Security) != 0 || has401 || has403 {
+					t.Errorf("%s: the download is open (security [] and no 401/403), got security %v", name, op.Security)
+				}
+				continue
+			}
+			if op.Security != nil || !has401 || !has403 {
+				t.Errorf("%s: want the document's bearer security and 401 and 403 answers", name)
+			}
+		}
+	}
+	if open != 1 {
+		t.Errorf("%d open operations, want 1 (the report download)", open)
 	}
 }

@@ -207,12 +207,49 @@ _server_ready() { grpc_serving "$1"; }
 _usermock_ready() { grpc_serving "$1" usermock.v1.UserMockAdmin; }
 _gateway_ready() { http_ok "http://$1/healthz"; }
 
+# --- local authentication -------------------------------------------------------
+# Tokens of the local setup: a signing key made once per state folder, its
+# JWKS (what the server trusts) and a token per role, valid a year, made with
+# segments-token. Deployments use their identity provider instead.
+TOKENS_DIR="${SEGMENTS_TOKENS_DIR:-$STATE/tokens}"
+LOCAL_ISSUER=segments-local
+AUTH_ROLES=(service support analyst admin)
+
+# local_tokens TOKEN_BIN: makes what is missing in $TOKENS_DIR (and tokens
+# older than 300 days again).
+local_tokens() {
+  local tool=$1 role
+  mkdir -p "$TOKENS_DIR"
+  if [[ ! -s $TOKENS_DIR/signing-key.jwk ]]; then
+    "$tool" keygen --kid="local-$(date -u +%Y%m%d%H%M%S)" --out="$TOKENS_DIR/signing-key.jwk"
+    "$tool" jwks "$TOKENS_DIR/signing-key.jwk" >"$TOKENS_DIR/jwks.json"
+    rm -f "$TOKENS_DIR"/*.jwt
+  fi
+  find "$TOKENS_DIR" -name '*.jwt' -mtime +300 -delete
+  for role in "${AUTH_ROLES[@]}"; do
+    [[ -s $TOKENS_DIR/$role.jwt ]] && continue
+    (umask 077 && "$tool" mint --key="$TOKENS_DIR/signing-key.jwk" --sub="local-$role" --role="$role" \
+      --issuer="$LOCAL_ISSUER" --ttl=8760h >"$TOKENS_DIR/$role.jwt")
+  done
+}
+
+# token_of ROLE: the local token of ROLE.
+token_of() { cat "$TOKENS_DIR/$1.jwt"; }
+# bearer_of ROLE: "authorization: Bearer <token>", for grpcurl -H and curl -H.
+bearer_of() { printf 'authorization: Bearer %s' "$(token_of "$1")"; }
+
 # start_server HOST:PORT PIDFILE LOGFILE BIN [FLAG...]: segments-server BIN
-# listening on HOST:PORT, until its health check says SERVING.
+# listening on HOST:PORT, until its health check says SERVING. Unless FLAGs
+# hold --auth=off, it trusts the local tokens (made first if missing, with
+# the segments-token built beside BIN).
 start_server() {
-  local addr=$1 pidfile=$2 logfile=$3 bin=$4
+  local addr=$1 pidfile=$2 logfile=$3 bin=$4 auth=()
   shift 4
-  serve segments-server "$addr" "$pidfile" "$logfile" _server_ready "$bin" --grpc-listen="$addr" "$@"
+  if [[ " $* " != *" --auth=off "* ]]; then
+    local_tokens "$(dirname "$bin")/segments-token"
+    auth=(--auth-jwks-file="$TOKENS_DIR/jwks.json" --auth-issuer="$LOCAL_ISSUER")
+  fi
+  serve segments-server "$addr" "$pidfile" "$logfile" _server_ready "$bin" --grpc-listen="$addr" "${auth[@]}" "$@"
 }
 
 # start_gateway HOST:PORT UPSTREAM PIDFILE LOGFILE BIN [FLAG...]: the REST

@@ -151,3 +151,31 @@ func Deadline(timeout time.Duration) func(http.Handler) http.Handler {
 		})
 	}
 }
+
+// BearerChallenge adds "WWW-Authenticate: Bearer" to every 401 answer
+// (RFC 6750), whichever route or error path wrote it, so that clients and
+// Swagger UI know to send a token.
+func BearerChallenge(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&challenger{ResponseWriter: w}, r)
+	})
+}
+
+// BearerChallengeValue is the header's value.
+const BearerChallengeValue = `Bearer realm="segments"`
+
+type challenger struct{ http.ResponseWriter }
+
+func (c *challenger) WriteHeader(code int) {
+	if code == http.StatusUnauthorized && c.Header().Get("WWW-Authenticate") == "" {
+		c.Header().Set("WWW-Authenticate", BearerChallengeValue)
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// Flush keeps streamed responses streaming.
+func (c *challenger) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

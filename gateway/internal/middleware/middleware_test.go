@@ -470,3 +470,20 @@ func TestDeadlineExpires(t *testing.T) {
 		t.Fatalf("took %v", elapsed)
 	}
 }
+
+func TestBearerChallengeOnEvery401Only(t *testing.T) {
+	for _, code := range []int{http.StatusOK, http.StatusUnauthorized, http.StatusForbidden} {
+		h := BearerChallenge(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(code)
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/segments/get-for-user", nil))
+		got := rec.Header().Get("WWW-Authenticate")
+		if code == http.StatusUnauthorized && got != BearerChallengeValue {
+			t.Errorf("401: WWW-Authenticate = %q, want %q", got, BearerChallengeValue)
+		}
+		if code != http.StatusUnauthorized && got != "" {
+			t.Errorf("%d: WWW-Authenticate = %q, want none", code, got)
+		}
+	}
+}
