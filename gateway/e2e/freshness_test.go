@@ -172,7 +172,7 @@ func sweep(base string, users []string, want string, deadline time.Time) (int, [
 		wg     sync.WaitGroup
 	)
 	// Connections kept for every worker (http.DefaultTransport keeps two).
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: sweepWorkers}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: withAdminToken{&http.Transport{MaxIdleConnsPerHost: sweepWorkers}}}
 	defer client.CloseIdleConnections()
 	work := make(chan string)
 	for range sweepWorkers {

@@ -63,6 +63,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	serverBin = bin
+	if err := makeTokens(bin); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: making tokens: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tokensDir)
+	// Every client of the tests, the default one too, sends a token.
+	http.DefaultTransport = withAdminToken{http.DefaultTransport}
 	httpClient = &http.Client{
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -173,7 +180,8 @@ func launchServer(bin, dbURL string, extra ...string) (*serverProcess, error) {
 		"--health-check-period=100ms",
 		"--shutdown-grace=5s",
 		"--log-level=info",
-	}, extra...)
+	}, authFlags()...)
+	args = append(args, extra...)
 	p.cmd = exec.Command(bin, args...)
 	pr, pw := io.Pipe()
 	p.cmd.Stdout = pw

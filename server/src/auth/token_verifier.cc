@@ -85,13 +85,27 @@ bool AudienceHolds(const json_t* aud, absl::string_view audience) {
   return false;
 }
 
-// Whether one of `candidates` verifies the signature of `token`.
-bool SignatureVerifies(absl::string_view token, const std::vector<const KeySet::Key*>& candidates) {
+// The bytes a signature of `key` has: cjose reads the first ones of a longer
+// one, so that appended characters would still verify; such a token is not
+// the one that was signed.
+size_t SignatureBytes(const KeySet::Key& key) {
+  if (key.algorithm == "ES256") return 64;
+  if (key.algorithm == "HS256") return 32;
+  cjose_err err;
+  return (cjose_jwk_get_keysize(key.jwk, &err) + 7) / 8;  // RS256: the modulus
+}
+
+// Whether one of `candidates` verifies the signature of `token`, whose
+// signature part is `signature` (base64url, unpadded).
+bool SignatureVerifies(absl::string_view token, absl::string_view signature,
+                       const std::vector<const KeySet::Key*>& candidates) {
   cjose_err err;
   cjose_jws_t* jws = cjose_jws_import(token.data(), token.size(), &err);
   if (jws == nullptr) return false;
   bool verified = false;
   for (const KeySet::Key* key : candidates) {
+    const size_t bytes = SignatureBytes(*key);
+    if (signature.size() != (bytes * 4 + 2) / 3) continue;  // its exact unpadded base64url length
     if (cjose_jws_verify(jws, key->jwk, &err)) {
       verified = true;
       break;
@@ -121,7 +135,7 @@ absl::StatusOr<Principal> VerifyToken(const KeySet& keys, const TokenPolicy& pol
   if (candidates.empty()) {
     return Refused(absl::StrCat("no accepted key for alg ", algorithm, kid.empty() ? "" : " and kid ", kid));
   }
-  if (!SignatureVerifies(token, candidates)) return Refused("the signature does not verify");
+  if (!SignatureVerifies(token, parts[2], candidates)) return Refused("the signature does not verify");
 
   const Json claims = DecodeObject(parts[1]);
   if (!claims) return Refused("the payload is not base64url JSON");

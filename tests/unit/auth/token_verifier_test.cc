@@ -74,6 +74,7 @@ TEST_CASE("an RS256 token verifies too, and a set holds several keys chosen by k
   const auto keys = Jwks({rsa, ec});
   CHECK(keys->size() == 2);
   CHECK(Outcome(*keys, Mint(rsa, Claims())) == "ok");
+  CHECK(Outcome(*keys, Mint(rsa, Claims()) + "A") == "invalid token: the signature does not verify");
   CHECK(Outcome(*keys, Mint(ec, Claims())) == "ok");
 }
 
@@ -130,6 +131,11 @@ TEST_CASE("a signature that does not verify is refused: tampered payload, anothe
   const std::string promoted = absl::StrCat(parts[0], ".", B64(absl::StrReplaceAll(payload, {{"service", "admin"}})),
                                             ".", parts[2]);
   CHECK(Outcome(*keys, promoted) == "invalid token: the signature does not verify");
+
+  // Characters appended to the signature: not the token that was signed.
+  CHECK(Outcome(*keys, token + "A") == "invalid token: the signature does not verify");
+  CHECK(Outcome(*keys, token + "AAAA") == "invalid token: the signature does not verify");
+  CHECK(Outcome(*keys, token) == "ok");
 
   const std::string unsigned_token = absl::StrCat(B64(R"({"alg":"none","typ":"JWT"})"), ".", parts[1], ".");
   CHECK(Outcome(*keys, unsigned_token) == "invalid token: unsigned (alg none)");
