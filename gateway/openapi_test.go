@@ -14,13 +14,13 @@ import (
 // server to it).
 
 type openapiDoc struct {
-	Produces            []string                               `json:"produces"`
+	Produces            []string `json:"produces"`
 	SecurityDefinitions map[string]struct {
 		Type string `json:"type"`
 		In   string `json:"in"`
 		Name string `json:"name"`
 	} `json:"securityDefinitions"`
-	Security []map[string][]string `json:"security"`
+	Security    []map[string][]string                  `json:"security"`
 	Paths       map[string]map[string]openapiOperation `json:"paths"`
 	Definitions map[string]struct {
 		Required   []string                   `json:"required"`
@@ -31,7 +31,7 @@ type openapiDoc struct {
 type openapiOperation struct {
 	OperationID string                 `json:"operationId"`
 	Security    *[]map[string][]string `json:"security"`
-	Produces    []string `json:"produces"`
+	Produces    []string               `json:"produces"`
 	Parameters  []struct {
 		Name     string   `json:"name"`
 		In       string   `json:"in"`

@@ -268,7 +268,7 @@ start_gateway() {
 # gateway.log), both stopped on exit. Sets GRPC_PORT and HTTP_PORT.
 start_api_on_empty_db() {
   local work=$1 db_url=$2 server_bin=$3 gateway_bin=$4
-  psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users RESTART IDENTITY"
+  psql -X -q -v ON_ERROR_STOP=1 "$db_url" -c "TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users, idempotency_keys RESTART IDENTITY"
   read -r GRPC_PORT HTTP_PORT < <(free_ports 2)
   on_exit bg_stop segments-server "$work/server.pid" "$server_bin" 5
   start_server "127.0.0.1:$GRPC_PORT" "$work/server.pid" "$work/server.log" "$server_bin" --database-url="$db_url"

@@ -34,9 +34,20 @@ grep -q -- 'db-pool-size' "$WORK/bad.err" ||
   die "--db-pool-size=0: stderr does not name the setting: $(cat "$WORK/bad.err")"
 log "bad flag refused (exit $rc)"
 
-# --- start on a port of the kernel's choosing; the server logs which
+# --- authentication is on by default: without keys the server does not start
+rc=0
+SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" timeout 10 "$SERVER" >"$WORK/nokeys.out" 2>"$WORK/nokeys.err" || rc=$?
+[[ $rc -ne 0 && $rc -ne 124 ]] || die "no token keys: expected a non-zero exit, got $rc"
+grep -q -- '--auth-jwks-file' "$WORK/nokeys.err" || die "no token keys: stderr says $(cat "$WORK/nokeys.err")"
+log "no token keys: refused (exit $rc)"
+
+# --- start on a port of the kernel's choosing; the server logs which. It
+# trusts tokens made with the segments-token built beside it.
+TOKENS_DIR="$WORK/tokens"
+local_tokens "$(dirname "$SERVER")/segments-token"
 SEGMENTS_DATABASE_URL="$SEGMENTS_TEST_DATABASE_URL" "$SERVER" \
   --grpc-listen=127.0.0.1:0 --health-check-period=100ms --shutdown-grace=5s --log-level=info \
+  --auth-jwks-file="$TOKENS_DIR/jwks.json" --auth-issuer="$LOCAL_ISSUER" \
   >"$LOG" 2>&1 </dev/null &
 SERVER_PID=$!
 
@@ -50,16 +61,19 @@ wait_until 10s port_logged || die "server did not report its port within 10 s: $
 ADDR="127.0.0.1:$PORT"
 log "server pid $SERVER_PID on $ADDR"
 
-# call METHOD JSON: prints grpcurl's output; its exit status is grpcurl's.
+# call METHOD JSON [ROLE]: prints grpcurl's output (as ROLE, default admin;
+# "none": no token); its exit status is grpcurl's.
 call() {
-  "$GRPCURL" -plaintext -max-time 5 -d "$2" "$ADDR" "$1" 2>&1
+  local auth=()
+  [[ ${3:-admin} == none ]] || auth=(-H "$(bearer_of "${3:-admin}")")
+  "$GRPCURL" -plaintext -max-time 5 "${auth[@]}" -d "$2" "$ADDR" "$1" 2>&1
 }
 
 # flat TEXT: TEXT without whitespace, for comparisons.
 flat() { tr -d ' \t\n' <<<"$1"; }
 
-# --- health SERVING (the database is up)
-serving() { [[ $(flat "$(call grpc.health.v1.Health/Check '{}' || true)") == '{"status":"SERVING"}' ]]; }
+# --- health SERVING (the database is up); health needs no token
+serving() { [[ $(flat "$(call grpc.health.v1.Health/Check '{}' none || true)") == '{"status":"SERVING"}' ]]; }
 wait_until 10s serving || die "health not SERVING within 10 s: $(call grpc.health.v1.Health/Check '{}' || true)"
 log "health SERVING"
 
@@ -123,6 +137,20 @@ out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$STRA
 [[ $(flat "$out") == '{}' ]] || die "GetUserSegments of an unknown user: unexpected output: $out"
 log "CreateUser, CreateSegment, UpdateUserSegments, GetUserSegments ok"
 
+# --- tokens: none is unauthenticated; the service role reads, and only reads
+out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$USER_ID\"}" none)" &&
+  die "GetUserSegments without a token succeeded: $out"
+grep -q 'Code: Unauthenticated' <<<"$out" || die "GetUserSegments without a token: expected Unauthenticated: $out"
+out="$(call segmentation.v1.SegmentService/GetUserSegments "{\"userID\": \"$USER_ID\"}" service)" ||
+  die "GetUserSegments as service: $out"
+out="$(call segmentation.v1.SegmentService/DeleteSegment "{\"slug\": \"$SLUG_A\"}" service)" &&
+  die "DeleteSegment as service succeeded: $out"
+grep -q 'Code: PermissionDenied' <<<"$out" || die "DeleteSegment as service: expected PermissionDenied: $out"
+grep -q 'unauthenticated call of /segmentation.v1.SegmentService/GetUserSegments' "$LOG" ||
+  die "the refused call is not logged: $(tail -n 5 "$LOG")"
+grep -qF "$(token_of service)" "$LOG" && die "a token was written to the log"
+log "no token: Unauthenticated; service: reads, PermissionDenied on DeleteSegment; refusals logged without tokens"
+
 # --- history: the user's events, a report link and its download
 out="$(call segmentation.v1.HistoryService/ListUserHistory "{\"userID\": \"$USER_ID\"}")" || die "ListUserHistory: $out"
 [[ $(grep -o '"operation": "add"' <<<"$out" | wc -l) -eq 2 ]] || die "ListUserHistory: expected two adds: $out"
@@ -135,7 +163,8 @@ assert link.startswith("/segments/history-report?"), link
 q = dict(up.parse_qsl(up.urlparse(link).query))
 print(json.dumps({k: (int(v) if k in ("month", "year") else v) for k, v in q.items()}))' "$out")" ||
   die "GetHistoryReportLink: unexpected link: $out"
-out="$(call segmentation.v1.HistoryService/DownloadHistoryReport "$request")" || die "DownloadHistoryReport: $out"
+# The link is the capability: its download needs no token.
+out="$(call segmentation.v1.HistoryService/DownloadHistoryReport "$request" none)" || die "DownloadHistoryReport: $out"
 csv="$(python3 -c '
 import base64, json, sys
 decoder, text, pos = json.JSONDecoder(), sys.argv[1], 0

@@ -25,7 +25,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 // The token of "Bearer <token>" (the scheme in any case), or an error.
 absl::StatusOr<std::string_view> BearerToken(std::string_view authorization) {
-  if (authorization.empty()) return absl::UnauthenticatedError("missing bearer token (authorization metadata)");
+  if (authorization.empty()) return absl::UnauthenticatedError("missing bearer token (Authorization: Bearer <token>)");
   constexpr std::string_view kScheme = "bearer ";
   if (authorization.size() <= kScheme.size() || !absl::StartsWithIgnoreCase(Absl(authorization), Absl(kScheme))) {
     return absl::UnauthenticatedError("the authorization is not \"Bearer <token>\"");

@@ -95,7 +95,7 @@ TEST_CASE("the authorization metadata must be \"Bearer <token>\"") {
   REQUIRE(authenticator.ok());
   auto missing = (*authenticator)->Authenticate("", absl::Now());
   CHECK(missing.status().code() == absl::StatusCode::kUnauthenticated);
-  CHECK(missing.status().message() == "missing bearer token (authorization metadata)");
+  CHECK(missing.status().message() == "missing bearer token (Authorization: Bearer <token>)");
   CHECK((*authenticator)->Authenticate("Basic dXNlcjpwYXNz", absl::Now()).status().message() ==
         "the authorization is not \"Bearer <token>\"");
   const std::string token = Bearer(key).substr(7);
