@@ -40,6 +40,7 @@
 #include <fstream>
 #include <string>
 
+#include "bearer_token.h"
 #include "flags.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
 
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
     for (;;) {
       grpc::ClientContext context;
       context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+      segments::bench::AddBearerToken(context);
       v1::GetSegmentRequest request;
       request.set_slug(slug);
       v1::GetSegmentResponse response;
@@ -128,6 +130,7 @@ int main(int argc, char** argv) {
   }
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  segments::bench::AddBearerToken(context);
   if (!idempotency_key.empty()) context.AddMetadata("idempotency-key", idempotency_key);
 
   int64_t added = 0, removed = 0, member_count = 0;

@@ -9,6 +9,13 @@ end
 
 function init(args)
   math.randomseed(seed)
+  -- The token the bench scripts point SEGMENTS_BENCH_TOKEN_FILE at, if any.
+  local file = os.getenv("SEGMENTS_BENCH_TOKEN_FILE")
+  local f = file and file ~= "" and io.open(file)
+  if f then
+    wrk.headers["Authorization"] = "Bearer " .. f:read("*l")
+    f:close()
+  end
 end
 
 function request()

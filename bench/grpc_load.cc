@@ -64,6 +64,7 @@
 #include <thread>
 #include <vector>
 
+#include "bearer_token.h"
 #include "flags.h"
 #include "segmentation/v1/segment_service.grpc.pb.h"
 #include "segmentation/v1/user_admin_service.grpc.pb.h"
@@ -549,6 +550,7 @@ void Slot::Issue(std::optional<Clock::time_point> due) {
   const Options& o = run_.options();
   ctx_ = std::make_unique<grpc::ClientContext>();
   ctx_->set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(o.timeout));
+  segments::bench::AddBearerToken(*ctx_);
   auto done = [this](const grpc::Status& status) { OnDone(status); };
   switch (run_.mode()) {
     case Mode::kHealth:

@@ -31,6 +31,10 @@ print_machine() {
   fi
 }
 
+# bench_token ROLE: the bench clients' calls carry ROLE's local token (made
+# by start_server); see bench/bearer_token.h.
+bench_token() { export SEGMENTS_BENCH_TOKEN_FILE="$TOKENS_DIR/$1.jwt"; }
+
 # own_state DIR WHO: the runner's own cluster, logs and results: STATE and
 # SEGMENTS_STATE_DIR (exported, for scripts/pg.sh) are $SEGMENTS_STATE_DIR,
 # default $ROOT/DIR; never the shared $ROOT/.state (the test suite restarts
@@ -38,6 +42,8 @@ print_machine() {
 own_state() {
   if [[ -z ${SEGMENTS_STATE_DIR:-} ]]; then SEGMENTS_STATE_DIR="$ROOT/$1" STATE="$ROOT/$1"; fi
   export SEGMENTS_STATE_DIR STATE
+  TOKENS_DIR="${SEGMENTS_TOKENS_DIR:-$STATE/tokens}"
+  bench_token admin
   [[ $(realpath -m "$STATE") != "$(realpath -m "$ROOT/.state")" ]] ||
     die "SEGMENTS_STATE_DIR is the shared $ROOT/.state: give $2 a directory of its own"
 }
@@ -122,6 +128,12 @@ build_binaries() {
   local rev=$1
   shift
   [[ -n $rev ]] && export_rev "$rev" "$SRC"
+  # Revisions from before authentication have no token tool (and need none).
+  if [[ ! -f $SRC/server/tools/segments_token.cc ]]; then
+    local targets=() target
+    for target in "$@"; do [[ $target == segments-token ]] || targets+=("$target"); done
+    set -- "${targets[@]}"
+  fi
   local args=(-G Ninja -S "$SRC" -B "$BIN" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEGMENTS_WERROR=ON)
   if command -v ccache >/dev/null; then
     args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
@@ -213,3 +225,7 @@ wait_read_model() {
 read_model_loaded() {
   grep -m1 -o 'membership read model loaded.*' "$1" 2>/dev/null || echo "(no load line in $1)"
 }
+
+# By default the clients call as admin; runners that own a state folder set
+# it again there (own_state), and may pick another role per run.
+bench_token admin

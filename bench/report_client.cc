@@ -28,6 +28,7 @@
 #include <cstring>
 #include <string>
 
+#include "bearer_token.h"
 #include "flags.h"
 #include "segmentation/v1/history_service.grpc.pb.h"
 #include "storage/pg_history_repository.h"
@@ -99,6 +100,7 @@ int main(int argc, char** argv) {
   {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    segments::bench::AddBearerToken(context);
     context.set_wait_for_ready(true);
     if (auto status = stub->GetHistoryReportLink(&context, link_request, &link); !status.ok()) {
       return Fail("GetHistoryReportLink", status);

@@ -347,7 +347,7 @@ explain_size() {
 # ---------------------------------------------------------------------------
 print_machine
 echo "state: $STATE"
-((build)) && build_binaries "$rev" segments-server segments-auto-client
+((build)) && build_binaries "$rev" segments-server segments-token segments-auto-client
 need_binaries "$SERVER_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server db proto

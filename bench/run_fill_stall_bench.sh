@@ -184,7 +184,7 @@ check() {
 # ---------------------------------------------------------------------------
 print_machine
 echo "state: $STATE"
-((build)) && build_binaries "$rev" segments-server segments-grpc-load segments-auto-client
+((build)) && build_binaries "$rev" segments-server segments-token segments-grpc-load segments-auto-client
 need_binaries "$SERVER_BIN" "$LOADER_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server db proto

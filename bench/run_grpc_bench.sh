@@ -4,7 +4,8 @@
 # then segments-grpc-load (same warmup and duration each), in one run:
 #   with the membership read model (--read-model=on, once it is SERVING):
 #     health, get, get at --p99-concurrency calls in flight, update,
-#     pg-equiv;
+#     pg-equiv; then get-noauth (the server restarted with --auth=off);
+# (get and health carry the service role's token, update an analyst's);
 #   without it (server restarted with --read-model=off, same data):
 #     get, update, pg-equiv-off.
 # pg-equiv: pgbench (-M prepared, as many clients as update has calls in
@@ -37,6 +38,9 @@
 #                       each --read-model setting), restart the server and
 #                       run get and update, then print a table (no pg-equiv)
 #   --no-pg-equivalent  skip the pgbench runs (and their ratio)
+#   --no-auth-cost      skip get-noauth: get again with the server restarted
+#                       with --auth=off, for the ratio get/get-noauth (what
+#                       checking the service token costs the hot read)
 #   --no-build          use the existing build/release binaries
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # mode had more than 0.1% errors or anything failed.
@@ -45,7 +49,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
-sweep="" build=1 p99_concurrency=16 read_model=both rounds=1 pg_equivalent=1
+sweep="" build=1 p99_concurrency=16 read_model=both rounds=1 pg_equivalent=1 auth_cost=1
 while (($#)); do
   case $1 in
     --p99-concurrency=*) p99_concurrency=${1#*=} ;;
@@ -58,6 +62,7 @@ while (($#)); do
     --sweep=*) sweep=${1#*=} ;;
     --no-build) build=0 ;;
     --no-pg-equivalent) pg_equivalent=0 ;;
+    --no-auth-cost) auth_cost=0 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
@@ -148,8 +153,8 @@ reset_toggle() {
     -c "VACUUM (ANALYZE) memberships"
 }
 
-# restart_server W P MODEL: segments-server (again) on a free port against
-# $DB with --workers=W --db-pool-size=P --read-model=MODEL, once SERVING (and
+# restart_server W P MODEL [FLAG...]: segments-server (again) on a free port against
+# $DB with --workers=W --db-pool-size=P --read-model=MODEL (and FLAGs), once SERVING (and
 # with the model, once the model is SERVING too: reads come from memory);
 # SERVER is its pid.
 restart_server() {
@@ -157,7 +162,7 @@ restart_server() {
   PORT="$(free_port)"
   log "segments-server --workers=$1 --db-pool-size=$2 --read-model=$3"
   start_server "127.0.0.1:$PORT" "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" --database-url="$("$PG" url "$DB")" \
-    --workers="$1" --db-pool-size="$2" --read-model="$3"
+    --workers="$1" --db-pool-size="$2" --read-model="$3" "${@:4}"
   SERVER=$BG_PID
   if [[ $3 == on ]]; then
     wait_read_model "127.0.0.1:$PORT" "$SERVER_LOG" 60
@@ -174,6 +179,8 @@ run_mode() {
   : >"$BENCH_STATE/last.csv"
   s0=$(proc_ticks "$SERVER") p0=$(pg_ticks) t0=$(date +%s%N)
   read -r b0 st0 < <(cpu_ticks)
+  # Other services read with the service role's token; writes are an analyst's.
+  if [[ $mode == update ]]; then bench_token analyst; else bench_token service; fi
   "$LOADER_BIN" --target="127.0.0.1:$PORT" --mode="$mode" --duration="$duration" --warmup="$warmup" \
     --concurrency="$conc" --channels="$channels" --users="$users" \
     --csv="$BENCH_STATE/last.csv" >"$BENCH_STATE/$label.txt" || rc=$?
@@ -300,6 +307,8 @@ print_table() {
             printf "ratio %-38s %.2f   (target >= 0.7)\n", "update/pg-equivalent (without it):", rps["update-off"] / rps["pg-equiv-off"]
           if (("get" in rps) && ("get-off" in rps) && rps["get-off"] > 0)
             printf "ratio %-38s %.2f\n", "get with / get without the model:", rps["get"] / rps["get-off"]
+          if (("get" in rps) && rps["get-noauth"] > 0)
+            printf "ratio %-38s %.3f   (target >= 0.9)\n", "get/get-noauth (tokens checked):", rps["get"] / rps["get-noauth"]
           l = "get@" p99c
           if (l in p99)
             printf "p99 of get at %s in flight (with the model): %.2f ms (target <= 5 ms)\n", p99c, p99[l] / 1000 }' "$1"
@@ -308,7 +317,7 @@ print_table() {
 # ---------------------------------------------------------------------------
 print_machine
 
-((build)) && "$ROOT/scripts/build.sh" release segments-server segments-grpc-load
+((build)) && "$ROOT/scripts/build.sh" release segments-server segments-token segments-grpc-load
 [[ -x $SERVER_BIN && -x $LOADER_BIN ]] || die "missing $SERVER_BIN or $LOADER_BIN: run without --no-build"
 if ((pg_equivalent)) && [[ -z $sweep ]]; then
   [[ -x $PGBENCH ]] || die "missing $PGBENCH (Debian's postgresql-15; or run with --no-pg-equivalent)"
@@ -359,6 +368,11 @@ else
       if ((p99_concurrency > 0)); then run_mode "get@$p99_concurrency" get "$p99_concurrency" || failed=1; fi
       run_mode update update || failed=1
       if ((pg_equivalent)); then run_pg_equivalent pg-equiv || failed=1; fi
+      # What checking tokens costs the hot read: the same get without them.
+      if ((auth_cost)); then
+        restart_server "$workers" "$pool" on --auth=off
+        run_mode get-noauth get || failed=1
+      fi
     else
       if [[ $model == "${models[0]}" ]]; then run_mode health health || failed=1; fi
       run_mode get-off get || failed=1

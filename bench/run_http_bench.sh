@@ -67,7 +67,7 @@ OUT="$STATE/bench-http"
 mkdir -p "$OUT"
 
 print_machine
-((build)) && "$ROOT/scripts/build.sh" release segments-server segments-gateway segments-grpc-load >/dev/null
+((build)) && "$ROOT/scripts/build.sh" release segments-server segments-token segments-gateway segments-grpc-load >/dev/null
 need_binaries "$SERVER_BIN" "$GATEWAY_BIN" "$LOADER_BIN"
 pg_ensure_started
 

@@ -116,7 +116,7 @@ stop() { bg_stop segments-server "$SERVER_PID" "$SERVER_BIN" 30; }
 
 # ---------------------------------------------------------------------------
 print_machine
-((build)) && "$ROOT/scripts/build.sh" release segments-server >/dev/null
+((build)) && "$ROOT/scripts/build.sh" release segments-server segments-token >/dev/null
 need_binaries "$SERVER_BIN"
 if grep -q 'TEMPORARY stand-in' "$ROOT/server/src/readmodel/membership_table.h" 2>/dev/null; then
   table="the placeholder table (membership_table.h: TEMPORARY stand-in)"

@@ -333,7 +333,7 @@ PY
 print_machine
 echo "state: $STATE"
 
-((build)) && build_binaries "$rev" segments-server segments-gateway segments-report-client
+((build)) && build_binaries "$rev" segments-server segments-token segments-gateway segments-report-client
 need_binaries "$SERVER_BIN" "$GATEWAY_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server gateway proto db

@@ -340,7 +340,7 @@ verify() {
 # --- run -------------------------------------------------------------------------
 print_machine
 echo "state: $STATE"
-((build)) && build_binaries "$rev" segments-server segments-usermock segments-auto-client segments-events-probe
+((build)) && build_binaries "$rev" segments-server segments-token segments-usermock segments-auto-client segments-events-probe
 need_binaries "$SERVER_BIN" "$MOCK_BIN" "$PROBE_BIN" "$CLIENT_BIN"
 [[ -n $server_bin ]] && echo "server: $SERVER_BIN (--server-bin)"
 print_code "$rev" server usermock db proto

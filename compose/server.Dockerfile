@@ -24,6 +24,7 @@ RUN apt-get update \
       cmake ninja-build g++ pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev libfmt-dev libpq-dev librdkafka-dev catch2 libssl-dev \
+      libcjose-dev libjansson-dev \
       golang-github-gogo-googleapis-dev grpc-proto \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -38,8 +39,9 @@ COPY server/ server/
 COPY tests/ tests/
 COPY bench/ bench/
 RUN cmake -G Ninja -S . -B build -DCMAKE_BUILD_TYPE=Release -DSEGMENTS_BUILD_GO=OFF \
- && cmake --build build --target segments-server \
- && install -D -m 0755 build/server/segments-server /out/segments-server
+ && cmake --build build --target segments-server segments-token \
+ && install -D -m 0755 build/server/segments-server /out/segments-server \
+ && install -D -m 0755 build/server/segments-token /out/segments-token
 
 # --- runtime ------------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -48,16 +50,18 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libprotobuf32 libabsl20220623 libfmt9 libpq5 \
-      librdkafka++1 librdkafka1 libssl3 ca-certificates \
+      librdkafka++1 librdkafka1 libssl3 libcjose0 libjansson4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 segments \
  && useradd --uid 10001 --gid segments --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin segments
 COPY --from=build /out/segments-server /usr/local/bin/segments-server
+# Signing keys and tokens (compose.yaml's one-shot "tokens" service uses it).
+COPY --from=build /out/segments-token /usr/local/bin/segments-token
 COPY --from=healthprobe /out/healthprobe /usr/local/bin/healthprobe
 # Fail the image build, not the first start, if the list above misses a
 # library the binary needs.
-RUN if ldd /usr/local/bin/segments-server | grep 'not found'; then \
+RUN if ldd /usr/local/bin/segments-server /usr/local/bin/segments-token | grep 'not found'; then \
       echo 'segments-server: shared libraries missing from the runtime stage' >&2; exit 1; \
     fi
 

@@ -245,7 +245,9 @@ bearer_of() { printf 'authorization: Bearer %s' "$(token_of "$1")"; }
 start_server() {
   local addr=$1 pidfile=$2 logfile=$3 bin=$4 auth=()
   shift 4
-  if [[ " $* " != *" --auth=off "* ]]; then
+  # (Servers built before authentication existed, as benchmarks of old
+  # revisions run, have no such flags.)
+  if [[ " $* " != *" --auth=off "* ]] && "$bin" --help | grep -q -- --auth-jwks-file; then
     local_tokens "$(dirname "$bin")/segments-token"
     auth=(--auth-jwks-file="$TOKENS_DIR/jwks.json" --auth-issuer="$LOCAL_ISSUER")
   fi

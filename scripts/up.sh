@@ -86,17 +86,19 @@ segments is up
   kafka:     $KAFKA_BROKERS (topic $USER_EVENTS_TOPIC, dead letters $USER_EVENTS_TOPIC.dlq)
   user-service mock: $USERMOCK_ADDR (gRPC: userservice.v1.UserService, usermock.v1.UserMockAdmin)
   logs:      $SERVER_LOG, $GATEWAY_LOG, $USERMOCK_LOG
+  tokens:    $TOKENS_DIR/{service,support,analyst,admin}.jwt (a year each; the key: $TOKENS_DIR/signing-key.jwk)
   stop:      scripts/down.sh
 
-Try:
+Try (every call but health needs a token; SEG_TOKEN holds the admin one):
+  export SEG_TOKEN=\$(cat $TOKENS_DIR/admin.jwt)
   $GRPCURL -plaintext $GRPC_ADDR list
-  $GRPCURL -plaintext -d '{"slug":"AVITO_VOICE_MESSAGES"}' $GRPC_ADDR segmentation.v1.SegmentService/CreateSegment
-  $GRPCURL -plaintext -d '{"userID":"00000000-0000-0000-0000-000000000001"}' $GRPC_ADDR segmentation.v1.SegmentService/GetUserSegments
-  curl -i -X POST http://$HTTP_ADDR/segments/create -d '{"slug":"AVITO_DISCOUNT_30"}'
-  curl -s 'http://$HTTP_ADDR/segments/get-for-user?userID=00000000-0000-0000-0000-000000000001'
+  $GRPCURL -plaintext -H "authorization: Bearer \$SEG_TOKEN" -d '{"slug":"AVITO_VOICE_MESSAGES"}' $GRPC_ADDR segmentation.v1.SegmentService/CreateSegment
+  $GRPCURL -plaintext -H "authorization: Bearer \$SEG_TOKEN" -d '{"userID":"00000000-0000-0000-0000-000000000001"}' $GRPC_ADDR segmentation.v1.SegmentService/GetUserSegments
+  curl -i -H "Authorization: Bearer \$SEG_TOKEN" -X POST http://$HTTP_ADDR/segments/create -d '{"slug":"AVITO_DISCOUNT_30"}'
+  curl -s -H "Authorization: Bearer \$(cat $TOKENS_DIR/service.jwt)" 'http://$HTTP_ADDR/segments/get-for-user?userID=00000000-0000-0000-0000-000000000001'
   # a user created in the user service reaches the replica through Kafka:
   $GRPCURL -plaintext -d '{"userID":"00000000-0000-0000-0000-000000000002"}' $USERMOCK_ADDR usermock.v1.UserMockAdmin/CreateUser
-  curl -s 'http://$HTTP_ADDR/segments/get-for-user?userID=00000000-0000-0000-0000-000000000002'
+  curl -s -H "Authorization: Bearer \$SEG_TOKEN" 'http://$HTTP_ADDR/segments/get-for-user?userID=00000000-0000-0000-0000-000000000002'
 INFO
 }
 
@@ -110,7 +112,7 @@ pg_job=$!
 "$ROOT/scripts/kafka.sh" install >"$STATE/up-kafka.log" 2>&1 &
 kafka_job=$!
 build_rc=0
-"$ROOT/scripts/build.sh" release segments-server segments-gateway segments-usermock || build_rc=$?
+"$ROOT/scripts/build.sh" release segments-server segments-token segments-gateway segments-usermock || build_rc=$?
 for job in "$pg_job pg" "$kafka_job kafka"; do
   rc=0
   wait "${job% *}" || rc=$?

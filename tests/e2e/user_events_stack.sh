@@ -53,10 +53,10 @@ assigned() { grep -q "user events: assigned partitions" "$WORK/server.log"; }
 wait_until 30s assigned || die "consumer got no partitions: $(tail -n 20 "$WORK/server.log")"
 log "stack up (mock $MOCK_ADDR, server :$GRPC_PORT, gateway :$HTTP_PORT, topic $TOPIC)"
 
-[[ $(curl -s -o /dev/null -w '%{http_code}' -X POST "$HTTP/segments/create" -d '{"slug":"EVERYONE","percentToFill":100}') == 204 ]] ||
+[[ $(curl -s -o /dev/null -w '%{http_code}' -H "$(bearer_of analyst)" -X POST "$HTTP/segments/create" -d '{"slug":"EVERYONE","percentToFill":100}') == 204 ]] ||
   die "create segment failed"
 
-segments_of() { curl -s "$HTTP/segments/get-for-user?userID=$1"; }
+segments_of() { curl -s -H "$(bearer_of service)" "$HTTP/segments/get-for-user?userID=$1"; }
 state_of() { psql_test "SELECT state FROM users WHERE id = '$1'"; }
 
 # --- created in the mock: visible through the gateway within a second
