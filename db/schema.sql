@@ -800,5 +800,45 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (13, 'CreateUser, UpdateUser and DeleteUser in one call');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 14) THEN
+        -- Who made each change (docs/auth.md#who-made-each-change): the
+        -- token subject of the call that wrote a history row, or 'system'
+        -- (jobs, user events, automatic assignment). The writers set the
+        -- transaction's segments.actor (with BEGIN, or through the *_as
+        -- functions below for the one-call writes); every INSERT INTO
+        -- history takes it from the default, so no statement names it.
+        -- Rows written before stay NULL, read as 'unknown'. The default is
+        -- set after the column is added, so they are not filled with it.
+        ALTER TABLE history ADD COLUMN actor text;
+        ALTER TABLE history ALTER COLUMN actor
+            SET DEFAULT coalesce(nullif(current_setting('segments.actor', true), ''), 'system');
+        -- The actor of a segment task (NULL: the system), whose chunks may
+        -- run in other calls or after a restart: a deletion's removals are
+        -- its actor's.
+        ALTER TABLE segment_tasks ADD COLUMN actor text;
+
+        -- change_user_segments and delete_user for an actor (NULL: the
+        -- system), still one statement each.
+        CREATE FUNCTION change_user_segments_as(p_actor text, p_user user_id, add_slugs text[],
+                                                add_expires_at timestamptz[], remove_slugs text[], p_now timestamptz)
+            RETURNS TABLE (problem text, item integer)
+            LANGUAGE plpgsql AS $fn$
+        BEGIN
+            PERFORM set_config('segments.actor', coalesce(p_actor, ''), true);
+            RETURN QUERY SELECT c.problem, c.item
+                         FROM change_user_segments(p_user, add_slugs, add_expires_at, remove_slugs, p_now) c;
+        END
+        $fn$;
+        CREATE FUNCTION delete_user_as(p_actor text, p_user user_id, p_now timestamptz) RETURNS bigint
+            LANGUAGE plpgsql AS $fn$
+        BEGIN
+            PERFORM set_config('segments.actor', coalesce(p_actor, ''), true);
+            RETURN delete_user(p_user, p_now);
+        END
+        $fn$;
+
+        INSERT INTO schema_migrations (version, description) VALUES (14, 'history records who made each change');
+    END IF;
 END
 $migrations$;

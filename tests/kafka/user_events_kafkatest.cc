@@ -3,6 +3,7 @@
 // topics and a consumer group of its own.
 #include <absl/strings/str_format.h>
 
+#include "domain/acting_as.h"
 #include "domain/clock.h"
 #include "domain/segment_use_cases.h"
 #include "domain/user_use_cases.h"
@@ -206,7 +207,10 @@ TEST_CASE("A deletion ends every membership with history", "[kafka]") {
   REQUIRE(h.AllCommitted(1));
   segments::domain::UpdateUserSegmentsCommand add_manual{User(3), {}, {}};
   add_manual.to_add.emplace_back().slug = "MANUAL";
-  REQUIRE(h.segment_cases.UpdateUserSegments(add_manual).ok());
+  {
+    const segments::domain::ActingAs ann("ann");  // as a call of ann's token does
+    REQUIRE(h.segment_cases.UpdateUserSegments(add_manual).ok());
+  }
   REQUIRE(SegmentsOf(User(3)) == std::vector<std::string>{"AUTO", "MANUAL"});
 
   h.user_service.Remove(User(3));
@@ -217,6 +221,9 @@ TEST_CASE("A deletion ends every membership with history", "[kafka]") {
   CHECK(SegmentsOf(User(3)).empty());
   CHECK(HistoryOf(User(3)) == std::vector<std::string>{"add AUTO auto_percent", "add MANUAL manual",
                                                        "remove AUTO user_deleted", "remove MANUAL user_deleted"});
+  // What user events change is the system's, whoever made what they end.
+  CHECK(Query("SELECT actor FROM history WHERE user_id = '" + User(3) + "' ORDER BY id") ==
+        std::vector<std::vector<std::string>>{{"system"}, {"ann"}, {"system"}, {"system"}});
   CHECK(h.consumer->Stats().deleted == 1);
 }
 

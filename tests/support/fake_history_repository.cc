@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "common/status_macros.h"
+#include "domain/acting_as.h"
 
 namespace segments::testing {
 namespace {
@@ -31,7 +32,12 @@ class FakeCursor final : public domain::HistoryCursor {
 
 absl::Status FakeHistoryRepository::Append(const std::vector<HistoryEvent>& events) {
   RETURN_IF_ERROR(controls_.failure);
-  s_.history.insert(s_.history.end(), events.begin(), events.end());
+  // As the history table's default: the actor of the work (domain/acting_as.h).
+  const std::string& actor = domain::ActingAs::Current();
+  for (HistoryEvent event : events) {
+    event.actor = actor.empty() ? domain::kSystemActor : actor;
+    s_.history.push_back(std::move(event));
+  }
   return absl::OkStatus();
 }
 

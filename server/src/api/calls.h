@@ -17,6 +17,7 @@
 #include "api/idempotency.h"
 #include "api/unary_call.h"
 #include "common/worker_pool.h"
+#include "domain/acting_as.h"
 #include "domain/idempotency.h"
 
 namespace segments::api {
@@ -55,14 +56,19 @@ class Calls {
     if (!caller.ok()) return Finished(context, ToGrpcStatus(caller.status()));
     absl::StatusOr<std::optional<std::string>> key = IdempotencyKeyOf(*context);
     if (!key.ok()) return Finished(context, ToGrpcStatus(key.status()));
-    if (!*key) return RunOnWorkers(context, workers_, std::move(handler));
+    // What the handler changes is the caller's (history records the subject).
+    auto as_caller = [subject = caller->subject, handler = std::move(handler)]() {
+      const domain::ActingAs acting_as(subject);
+      return handler();
+    };
+    if (!*key) return RunOnWorkers(context, workers_, std::move(as_caller));
     // Keys are the caller's own: another subject's same key is another call.
     std::string scope = guard_.enabled() ? std::move(caller->subject) : std::string();
     return RunOnWorkers(context, workers_,
                         [&calls = *idempotent_calls_, method, request, response, scope = std::move(scope),
-                         key = **std::move(key), handler = std::move(handler)]() mutable -> grpc::Status {
+                         key = **std::move(key), as_caller = std::move(as_caller)]() mutable -> grpc::Status {
                           return RunKeyed(calls, method, std::move(scope), std::move(key), *request, *response,
-                                          handler);
+                                          as_caller);
                         });
   }
 

@@ -166,6 +166,7 @@ grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerCo
       out->set_operation(std::string(domain::ToString(event.operation)));
       out->set_reason(std::string(domain::ToString(event.reason)));
       ToProto(event.at, out->mutable_at());
+      out->set_actor(event.actor);
     }
     response->set_next_page_token(std::move(page.next_page_token));
     return absl::OkStatus();

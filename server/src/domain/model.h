@@ -105,6 +105,9 @@ struct SegmentTask {
   std::string after_user{};  // users up to this id (byte order) are done; "" for none
   int64_t count = 0;         // memberships added or ended so far
   bool finished = false;
+  // Who asked for it (domain/acting_as.h; "" for the system): a deletion's
+  // removals are recorded as theirs, whoever runs its chunks.
+  std::string actor{};
 };
 
 // Users whose ids are in (after, last] in byte order (UserId's order): a
@@ -128,6 +131,9 @@ struct HistoryEvent {
   Reason reason = Reason::kManual;
   absl::Time at = absl::UnixEpoch();
   int64_t id = 0;  // assigned by the store; orders events of the same instant
+  // Who made the change: a token's subject, "system", or "unknown" for
+  // events recorded before actors were.
+  std::string actor{};
 };
 
 }  // namespace segments::domain

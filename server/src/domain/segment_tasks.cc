@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status_macros.h"
+#include "domain/acting_as.h"
 #include "domain/repositories/idempotency_store.h"
 
 namespace segments::domain {
@@ -83,6 +84,9 @@ int NextChunkUsers(int users, absl::Duration took, absl::Duration target) {
 
 absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
   const KeyedCall::Suspend unkeyed;
+  // A deletion's removals are its actor's; what a fill or a percentage
+  // change writes is automatic assignment, the system's.
+  const ActingAs acting_as(task.kind == SegmentTaskKind::kDelete ? task.actor : std::string());
   SegmentTask current = task;
   int chunk_users = options_.chunk_users;
   while (!current.finished) {

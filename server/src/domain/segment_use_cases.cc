@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "common/status_macros.h"
+#include "domain/acting_as.h"
 #include "domain/errors.h"
 #include "domain/repositories/idempotency_store.h"
 #include "domain/validation.h"
@@ -167,6 +168,7 @@ absl::StatusOr<SegmentTask> StartTask(Transaction& tx, const Segment& segment, S
   task.from_hundredths = from_hundredths;
   task.to_hundredths = segment.percent_hundredths;
   task.at = now;
+  task.actor = ActingAs::Current();
   ASSIGN_OR_RETURN(task.id, tx.segments().StartTask(task, now));
   if (KeyedCall* call = KeyedCall::Current()) call->AnswerAfterTask(task.id);
   return task;

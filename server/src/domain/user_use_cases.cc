@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/status_macros.h"
+#include "domain/acting_as.h"
 #include "domain/auto_assignment.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
@@ -28,7 +29,9 @@ absl::Status UserUseCases::CreateUser(const UserIdInput& user_id) {
   if (auto problem = CheckUserId(user_id)) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, {*problem});
   const UserId& user = user_id.value();
   // One round trip: the user, their automatic segments and the lock that
-  // orders them with fills (docs/writes.md).
+  // orders them with fills (docs/writes.md). What it writes to history is
+  // automatic assignment: the system's, whoever called.
+  const ActingAs acting_as{std::string()};
   absl::Status status = store_.InSingleCall(
       [&](Transaction& tx) -> absl::Status { return tx.users().CreateActive(user, Now()).status(); });
   if (absl::IsAlreadyExists(status)) {
@@ -48,6 +51,8 @@ absl::Status UserUseCases::UpdateUser(const UserIdInput& user_id, const std::str
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
   const UserId& user = user_id.value();
   std::optional<int> entered;
+  // History written here is expiry's and automatic assignment's: the system's.
+  const ActingAs acting_as{std::string()};
   RETURN_IF_ERROR(store_.InSingleCall([&](Transaction& tx) -> absl::Status {
     ASSIGN_OR_RETURN(entered, tx.users().SetStateAndAssign(user, *state, Now()));
     return absl::OkStatus();

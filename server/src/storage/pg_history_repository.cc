@@ -24,10 +24,12 @@ const Statement kAppendHistory{
 
 // A page of one user's history, newest first: $1 user, $2 slug or NULL,
 // $3 from or NULL, $4 to or NULL, $5 and $6 the (at, id) to continue below or
-// NULL, $7 limit. Columns as HistoryEventAt reads them.
+// NULL, $7 limit. Columns as HistoryEventAt reads them; rows written before
+// actors were recorded (migration 14) read as "unknown".
 const Statement kUserHistory{
     "user_history",
-    "SELECT user_id, segment_id, slug, operation, reason, (extract(epoch FROM at) * 1000000)::int8 AS at, id "
+    "SELECT user_id, segment_id, slug, operation, reason, (extract(epoch FROM at) * 1000000)::int8 AS at, id, "
+    "coalesce(actor, 'unknown') "
     "FROM history WHERE user_id = $1::user_id "
     "AND ($2::text IS NULL OR slug = $2) AND ($3::timestamptz IS NULL OR at >= $3) "
     "AND ($4::timestamptz IS NULL OR at < $4) AND ($5::timestamptz IS NULL OR (at, id) < ($5, $6::int8)) "
@@ -59,6 +61,7 @@ absl::StatusOr<HistoryEvent> HistoryEventAt(const PgResult& r, int i) {
   ASSIGN_OR_RETURN(e.reason, row.Enum(4, &domain::ParseReason));
   ASSIGN_OR_RETURN(e.at, row.Micros(5));
   ASSIGN_OR_RETURN(e.id, row.Int64(6));
+  ASSIGN_OR_RETURN(e.actor, row.Text(7));
   return e;
 }
 

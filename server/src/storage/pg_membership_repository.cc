@@ -30,10 +30,11 @@ const Statement kLockAutoExclusive{"lock_auto_exclusive",
                                    "SELECT pg_advisory_xact_lock(hashtext('segments.auto_assignment'))"};
 
 // --- one user
-// A hand change in one call (db/schema.sql, migration 7): $1 user, $2 slugs
-// to add, $3 their deadlines, $4 slugs to remove, $5 now.
+// A hand change in one call (db/schema.sql, migrations 7 and 14): $1 user,
+// $2 slugs to add, $3 their deadlines, $4 slugs to remove, $5 now, $6 the
+// actor its history records (NULL: the system).
 const Statement kChangeUserSegments{"change_user_segments",
-                                    "SELECT problem, item FROM change_user_segments($1::user_id, $2::text[], "
+                                    "SELECT problem, item FROM change_user_segments_as($6, $1::user_id, $2::text[], "
                                     "$3::timestamptz[], $4::text[], $5)"};
 
 // A range of users (domain::UserRange) as the condition {column} > $N AND
@@ -333,6 +334,7 @@ absl::StatusOr<domain::UserSegmentsProblems> PgMembershipRepository::ChangeUserS
   }
   PgParams params;
   params.User(change.user).TextArray(add_slugs).OptionalTimeArray(deadlines).TextArray(change.removes).Time(change.now);
+  params.Actor();
   tx_.NoteReadModelChange();
   ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kChangeUserSegments, params));
   domain::UserSegmentsProblems problems;

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "domain/acting_as.h"
+
 namespace segments::storage {
 namespace {
 
@@ -77,6 +79,11 @@ PgParams& PgParams::Add(std::optional<std::string> value, bool binary) {
 PgParams& PgParams::Text(std::string_view value) { return Add(std::string(value), false); }
 
 PgParams& PgParams::OptionalText(const std::optional<std::string>& value) { return Add(value, false); }
+
+PgParams& PgParams::Actor() {
+  const std::string& actor = domain::ActingAs::Current();
+  return actor.empty() ? Add(std::nullopt, false) : Text(actor);
+}
 
 PgParams& PgParams::Int(int64_t value) { return Add(std::to_string(value), false); }
 

@@ -32,6 +32,9 @@ class PgParams {
   PgParams& User(const domain::UserId& user);
   // User ids, for $n::user_id[].
   PgParams& Users(const std::vector<domain::UserId>& users);
+  // Who the changes made on this thread are for (domain/acting_as.h), for
+  // the functions that record it in history: NULL for the system.
+  PgParams& Actor();
 
   // Arrays; a nullopt item in an optional array is NULL.
   PgParams& IntArray(const std::vector<int64_t>& values);

@@ -61,12 +61,12 @@ const Statement kSetSegmentPercent{"set_segment_percent",
 constexpr const char* kTaskColumns =
     "t.id, t.segment_id, s.slug, t.kind::text, t.from_hundredths, (extract(epoch FROM t.at) * 1000000)::int8, "
     "t.after_user, t.count, t.finished_at IS NOT NULL, t.last_user, "
-    "coalesce(t.to_hundredths, t.from_hundredths)";
-// $1 segment, $2 kind, $3 from, $4 at, $5 now, $6 to.
+    "coalesce(t.to_hundredths, t.from_hundredths), coalesce(t.actor, '')";
+// $1 segment, $2 kind, $3 from, $4 at, $5 now, $6 to, $7 actor ("": the system).
 const Statement kStartTask{
     "start_segment_task",
-    "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at, to_hundredths) "
-    "VALUES ($1, $2::segment_task_kind, $3, $4, $5, $6) RETURNING id"};
+    "INSERT INTO segment_tasks (segment_id, kind, from_hundredths, at, heartbeat_at, to_hundredths, actor) "
+    "VALUES ($1, $2::segment_task_kind, $3, $4, $5, $6, nullif($7, '')) RETURNING id"};
 // The tasks `where` picks, with their segments' slugs.
 std::string TasksWhere(const char* where) {
   return absl::StrCat("SELECT ", kTaskColumns, " FROM segment_tasks t JOIN segments s ON s.id = t.segment_id WHERE ",
@@ -128,6 +128,7 @@ absl::StatusOr<SegmentTask> TaskAt(const PgResult& r, int i) {
   if (!row.IsNull(9)) {
     ASSIGN_OR_RETURN(t.last_user, row.Text(9));
   }
+  ASSIGN_OR_RETURN(t.actor, row.Text(11));
   ASSIGN_OR_RETURN(t.to_hundredths, row.Int32(10));
   return t;
 }
@@ -243,7 +244,8 @@ absl::StatusOr<int64_t> PgSegmentRepository::StartTask(const SegmentTask& task, 
       .Int(task.from_hundredths)
       .Time(task.at)
       .Time(now)
-      .Int(task.to_hundredths);
+      .Int(task.to_hundredths)
+      .Text(task.actor);
   ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kStartTask, params));
   return PgRow(r, 0).Int64(0);
 }

@@ -3,12 +3,25 @@
 #include <absl/strings/str_cat.h>
 
 #include "common/status_macros.h"
+#include "domain/acting_as.h"
 #include "storage/pg_row.h"
 
 namespace segments::storage {
 
 absl::StatusOr<PgTransaction> PgTransaction::Begin(PgConnection& conn, Mode mode) {
-  RETURN_IF_ERROR(conn.ExecuteSimple(mode == Mode::kReadOnly ? "BEGIN READ ONLY" : "BEGIN"));
+  if (mode == Mode::kReadOnly) {
+    RETURN_IF_ERROR(conn.ExecuteSimple("BEGIN READ ONLY"));
+    return PgTransaction(conn);
+  }
+  // History rows take their actor from this setting (db/schema.sql,
+  // migration 14): set with BEGIN, in the same round trip.
+  const std::string& actor = domain::ActingAs::Current();
+  if (actor.empty()) {
+    RETURN_IF_ERROR(conn.ExecuteSimple("BEGIN"));
+  } else {
+    const std::string begin = absl::StrCat("BEGIN; SELECT set_config('segments.actor', ", conn.Quote(actor), ", true)");
+    RETURN_IF_ERROR(conn.ExecuteSimple(begin.c_str()));
+  }
   return PgTransaction(conn);
 }
 
