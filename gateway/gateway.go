@@ -20,7 +20,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -43,6 +43,8 @@ type Options struct {
 	Listener net.Listener
 	// Upstream is the gRPC server's address, host:port. Required.
 	Upstream string
+	// UpstreamTLS: how to reach an upstream that serves TLS (zero: plaintext).
+	UpstreamTLS UpstreamTLS
 	// UpstreamTimeout bounds each call to the upstream (default 10s), except
 	// report downloads and the calls of LongUpstreamTimeout.
 	UpstreamTimeout time.Duration
@@ -111,10 +113,10 @@ const maxUpstreamMessageBytes = 64 << 20
 // 8 MiB naming unknown slugs gets 20 MB of them (long slugs) to about 90 MB
 // (the shortest), past grpc-go's default limit of 16 MB, which would turn
 // the 404 into a 5xx. The limit allows 16 times the body.
-func DialOptions(maxBodyBytes int64) []grpc.DialOption {
+func DialOptions(maxBodyBytes int64, creds credentials.TransportCredentials) []grpc.DialOption {
 	headerBytes := max(16<<20, min(16*maxBodyBytes, 1<<30))
 	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallSendMsgSize(maxUpstreamMessageBytes),
 			grpc.MaxCallRecvMsgSize(maxUpstreamMessageBytes),
@@ -129,7 +131,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := opts.applyDefaults(); err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(opts.Upstream, DialOptions(opts.MaxBodyBytes)...)
+	creds, err := opts.UpstreamTLS.Credentials()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(opts.Upstream, DialOptions(opts.MaxBodyBytes, creds)...)
 	if err != nil {
 		return fmt.Errorf("gateway: upstream %q: %w", opts.Upstream, err)
 	}

@@ -24,6 +24,10 @@ func main() {
 	longTimeout := fs.Duration("long-upstream-timeout", envDuration("GATEWAY_LONG_UPSTREAM_TIMEOUT", 10*time.Minute), "deadline of each upstream call that works on whole sets of users: create, remove, update-percent, bulk-add, bulk-remove, stream-members (env GATEWAY_LONG_UPSTREAM_TIMEOUT)")
 	reportTimeout := fs.Duration("report-timeout", envDuration("GATEWAY_REPORT_TIMEOUT", 30*time.Minute), "longest a report download may take (env GATEWAY_REPORT_TIMEOUT)")
 	maxBody := fs.Int64("max-body-bytes", envInt("GATEWAY_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes), "largest request body accepted (env GATEWAY_MAX_BODY_BYTES)")
+	caFile := fs.String("upstream-ca-file", env("GATEWAY_UPSTREAM_CA_FILE", ""), "PEM CA certificates of a TLS upstream; empty: plaintext (env GATEWAY_UPSTREAM_CA_FILE)")
+	certFile := fs.String("upstream-cert-file", env("GATEWAY_UPSTREAM_CERT_FILE", ""), "the gateway's client certificate for an upstream that requires one (mTLS) (env GATEWAY_UPSTREAM_CERT_FILE)")
+	keyFile := fs.String("upstream-key-file", env("GATEWAY_UPSTREAM_KEY_FILE", ""), "the key of --upstream-cert-file (env GATEWAY_UPSTREAM_KEY_FILE)")
+	serverName := fs.String("upstream-server-name", env("GATEWAY_UPSTREAM_SERVER_NAME", ""), "name to check in the upstream's certificate (default: the host of --upstream) (env GATEWAY_UPSTREAM_SERVER_NAME)")
 	grace := fs.Duration("shutdown-grace", envDuration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second), "time in-flight requests get on SIGTERM (env GATEWAY_SHUTDOWN_GRACE)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -39,6 +43,7 @@ func main() {
 	err := gateway.Run(ctx, gateway.Options{
 		Addr:                *addr,
 		Upstream:            *upstream,
+		UpstreamTLS:         gateway.UpstreamTLS{CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile, ServerName: *serverName},
 		UpstreamTimeout:     *timeout,
 		LongUpstreamTimeout: *longTimeout,
 		ReportTimeout:       *reportTimeout,

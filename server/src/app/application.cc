@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "app/tls.h"
 #include "common/crypto.h"
 #include "common/deferred_completion.h"
 #include "common/log.h"
@@ -115,8 +116,9 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, ServerCredentialsFor(config));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.grpc_listen, grpc::InsecureServerCredentials(), &app->port_);
+  builder.AddListeningPort(config.grpc_listen, credentials, &app->port_);
   // Bulk calls carry up to 100,000 user ids (about 4 MB), gRPC's default limit.
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&app->segment_service_);

@@ -143,6 +143,29 @@ const std::vector<Setting>& Settings() {
       {"auth-keys-reload-period", "SEGMENTS_AUTH_KEYS_RELOAD_PERIOD", "how often the key file is checked for changes",
        DurationIn(&Config::auth_keys_reload_period, absl::Milliseconds(10), absl::Minutes(10)),
        [](const Config& c) { return absl::FormatDuration(c.auth_keys_reload_period); }},
+      {"tls-cert-file", "SEGMENTS_TLS_CERT_FILE",
+       "PEM certificate chain to serve TLS with (with --tls-key-file; empty: plaintext)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.tls_cert_file = v;
+         return "";
+       },
+       [](const Config& c) { return c.tls_cert_file; }},
+      {"tls-key-file", "SEGMENTS_TLS_KEY_FILE", "PEM private key of --tls-cert-file",
+       [](Config& c, const std::string& v) -> std::string {
+         c.tls_key_file = v;
+         return "";
+       },
+       [](const Config& c) { return c.tls_key_file; }},
+      {"tls-client-ca-file", "SEGMENTS_TLS_CLIENT_CA_FILE",
+       "PEM CA certificates: clients must present a certificate they signed (mTLS; empty: not asked)",
+       [](Config& c, const std::string& v) -> std::string {
+         c.tls_client_ca_file = v;
+         return "";
+       },
+       [](const Config& c) { return c.tls_client_ca_file; }},
+      {"tls-reload-period", "SEGMENTS_TLS_RELOAD_PERIOD", "how often the TLS files are checked for changes",
+       DurationIn(&Config::tls_reload_period, absl::Seconds(1), absl::Hours(24)),
+       [](const Config& c) { return absl::FormatDuration(c.tls_reload_period); }},
       {"report-link-keys", "SEGMENTS_REPORT_LINK_KEYS",
        "keys that sign report links, id:secret[,id:secret...]; the first signs, all verify (secret: 32+ bytes)",
        [](Config& c, const std::string& v) -> std::string {
@@ -328,6 +351,12 @@ absl::StatusOr<Config> LoadConfig(const std::vector<std::string>& args, const En
     if (config.auth_issuer.empty()) {
       return absl::InvalidArgumentError("--auth=on needs --auth-issuer (SEGMENTS_AUTH_ISSUER): the iss tokens carry");
     }
+  }
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert-file and --tls-key-file go together");
+  }
+  if (!config.tls_client_ca_file.empty() && config.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca-file needs --tls-cert-file and --tls-key-file (mTLS is TLS)");
   }
   if (config.read_model && config.read_model_poll_period >= config.read_model_max_lag) {
     return absl::InvalidArgumentError(

@@ -42,6 +42,15 @@ struct Config {
   absl::Duration auth_clock_skew = absl::Seconds(30);
   absl::Duration auth_keys_reload_period = absl::Seconds(2);
 
+  // TLS (docs/auth.md#tls): with a certificate and key (PEM) the server
+  // serves TLS only; with a client CA too it requires and verifies client
+  // certificates (mTLS). The files are checked for changes every
+  // tls_reload_period, so certificates rotate without a restart.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  absl::Duration tls_reload_period = absl::Seconds(10);
+
   // History reports. Keys are "id:secret,..." (secrets of 32+ bytes; the
   // first key signs, all verify). Empty: a random key per process, so links
   // work only on the instance that made them and only until it restarts.

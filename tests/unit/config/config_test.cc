@@ -188,3 +188,21 @@ TEST_CASE("authentication is on by default and needs one key file and the issuer
   CHECK_FALSE(off->auth);
   RefusedNamingTheFlag({"--auth=maybe", "--auth-audience=", "--auth-clock-skew=1h", "--auth-keys-reload-period=1ms"});
 }
+
+TEST_CASE("TLS needs a certificate and its key together; mTLS needs TLS", "[config]") {
+  auto plain = LoadConfig({}, Env({}));
+  REQUIRE(plain.ok());
+  CHECK(plain->tls_cert_file.empty());
+  CHECK(plain->tls_reload_period == absl::Seconds(10));
+  CHECK_FALSE(LoadConfig({"--tls-cert-file=/tls/server.pem"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--tls-key-file=/tls/server.key"}, Env({})).ok());
+  auto no_tls = LoadConfig({"--tls-client-ca-file=/tls/ca.pem"}, Env({}));
+  REQUIRE_FALSE(no_tls.ok());
+  CHECK_THAT(std::string(no_tls.status().message()), Catch::Contains("mTLS is TLS"));
+  auto mutual = LoadConfig(
+      {"--tls-cert-file=/tls/server.pem", "--tls-key-file=/tls/server.key", "--tls-client-ca-file=/tls/ca.pem"},
+      Env({}));
+  REQUIRE(mutual.ok());
+  CHECK(mutual->tls_client_ca_file == "/tls/ca.pem");
+  RefusedNamingTheFlag({"--tls-reload-period=10ms"});
+}
