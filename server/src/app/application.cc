@@ -109,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
                                                                 const domain::Clock& clock) {
   ASSIGN_OR_RETURN(domain::ReportLinkSigner signer, MakeSigner(config));
   ASSIGN_OR_RETURN(std::unique_ptr<auth::Authenticator> authenticator, MakeAuthenticator(config));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, ServerCredentialsFor(config));
   std::unique_ptr<Application> app(new Application(config, clock, std::move(signer), std::move(authenticator)));
   // Links the health proto's descriptor in, so reflection can describe the
   // built-in health service to grpcurl.
@@ -116,7 +117,6 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, ServerCredentialsFor(config));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.grpc_listen, credentials, &app->port_);
   // Bulk calls carry up to 100,000 user ids (about 4 MB), gRPC's default limit.
@@ -214,8 +214,10 @@ void Application::Shutdown(absl::Duration grace) {
   idempotency_key_cleanup_.Stop();
   segment_task_resumer_.Stop();
   log::Info("shutting down: draining in-flight calls for up to {}", absl::FormatDuration(grace));
-  server_->GetHealthCheckService()->Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  if (server_) {  // null when Start failed before serving
+    server_->GetHealthCheckService()->Shutdown();
+    server_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  }
   // After the drain: the consumer may finish its batch meanwhile.
   if (user_events_) user_events_->Stop();
   workers_.Stop();
