@@ -2,6 +2,10 @@
 // table against every role, no token and bad tokens; idempotency keys
 // scoped to their caller.
 #include <grpcpp/generic/generic_stub.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 #include "api/access.h"
 #include "service/service_fixture.h"
@@ -55,8 +59,7 @@ TEST_CASE_METHOD(ServiceFixture, "each role may call exactly the methods the acc
   CHECK(Count("SELECT count(*) FROM users") == 0);
 }
 
-TEST_CASE_METHOD(ServiceFixture, "a call without a valid token is unauthenticated, except the open ones",
-                 "[access]") {
+TEST_CASE_METHOD(ServiceFixture, "a call without a valid token is unauthenticated, except the open ones", "[access]") {
   auth::TokenClaims expired = TestTokens::ClaimsFor(auth::Role::kAdmin);
   expired.expires = absl::Now() - absl::Minutes(10);
   auth::TokenClaims early = TestTokens::ClaimsFor(auth::Role::kAdmin);
@@ -67,8 +70,7 @@ TEST_CASE_METHOD(ServiceFixture, "a call without a valid token is unauthenticate
   other_audience.audience = {"billing"};
   auto stranger_key = auth::GenerateSigningKey("ES256", "test-key");  // same kid, another key
   REQUIRE(stranger_key.ok());
-  const std::string forged =
-      "Bearer " + *auth::MintToken(*stranger_key, TestTokens::ClaimsFor(auth::Role::kAdmin));
+  const std::string forged = "Bearer " + *auth::MintToken(*stranger_key, TestTokens::ClaimsFor(auth::Role::kAdmin));
 
   const std::vector<std::pair<std::string, std::string>> bad = {
       {"", "missing bearer token"},
@@ -156,6 +158,87 @@ TEST_CASE_METHOD(ServiceFixture, "idempotency keys are scoped to the token's sub
   CHECK(create(alice, "OTHER_SEGMENT").error_code() == grpc::StatusCode::ALREADY_EXISTS);
   CHECK(QueryValue("SELECT string_agg(slug, ',' ORDER BY slug) FROM segments") == "ALICE_SEGMENT,BOB_SEGMENT");
   CHECK(QueryValue("SELECT string_agg(scope, ',' ORDER BY scope) FROM idempotency_keys") == "alice,bob");
+}
+
+}  // namespace segments::testing
+
+namespace segments::testing {
+namespace {
+
+// A server whose JWKS file is the test's own, checked every 20 ms.
+class RotatingKeysFixture {
+ public:
+  RotatingKeysFixture() {
+    std::string dir = "/tmp/segments-rotation-XXXXXX";
+    REQUIRE(::mkdtemp(dir.data()) != nullptr);
+    dir_ = dir;
+    jwks_file_ = dir_ + "/jwks.json";
+  }
+  ~RotatingKeysFixture() {
+    fixture_.reset();
+    std::remove(jwks_file_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+
+  // Writes a JWKS of `keys` by renaming a finished file over the old one.
+  void WriteJwks(const std::vector<std::string>& keys) {
+    auto jwks = auth::PublicJwks(keys);
+    REQUIRE(jwks.ok());
+    const std::string temporary = jwks_file_ + ".tmp";
+    {
+      std::ofstream out(temporary, std::ios::trunc);
+      out << *jwks;
+    }
+    REQUIRE(std::rename(temporary.c_str(), jwks_file_.c_str()) == 0);
+  }
+
+  ServiceFixture& Start() {
+    config::Config config = TestConfig();
+    config.auth_jwks_file = jwks_file_;
+    config.auth_keys_reload_period = absl::Milliseconds(20);
+    fixture_ = std::make_unique<ServiceFixture>(config);
+    return *fixture_;
+  }
+
+ private:
+  std::string dir_;
+  std::string jwks_file_;
+  std::unique_ptr<ServiceFixture> fixture_;
+};
+
+std::string Key(const std::string& kid) {
+  auto key = auth::GenerateSigningKey("ES256", kid);
+  REQUIRE(key.ok());
+  return *key;
+}
+
+grpc::StatusCode ReadWith(ServiceFixture& f, const std::string& private_key) {
+  auto token = auth::MintToken(private_key, TestTokens::ClaimsFor(auth::Role::kService));
+  REQUIRE(token.ok());
+  v1::GetUserSegmentsRequest request;
+  request.set_user_id(kUser1);
+  v1::GetUserSegmentsResponse response;
+  return f.segments->GetUserSegments(NewContextAs("Bearer " + *token).get(), request, &response).error_code();
+}
+
+}  // namespace
+
+TEST_CASE("keys rotated in the JWKS file take effect while the server runs", "[access]") {
+  RotatingKeysFixture keys;
+  const std::string old_key = Key("2026-11");
+  const std::string new_key = Key("2026-12");
+  keys.WriteJwks({old_key});
+  ServiceFixture& f = keys.Start();
+  CHECK(ReadWith(f, old_key) == grpc::StatusCode::OK);
+  CHECK(ReadWith(f, new_key) == grpc::StatusCode::UNAUTHENTICATED);
+
+  keys.WriteJwks({old_key, new_key});
+  REQUIRE(Eventually([&] { return ReadWith(f, new_key) == grpc::StatusCode::OK; }, absl::Seconds(10)));
+  CHECK(ReadWith(f, old_key) == grpc::StatusCode::OK);
+
+  keys.WriteJwks({new_key});
+  REQUIRE(Eventually([&] { return ReadWith(f, old_key) == grpc::StatusCode::UNAUTHENTICATED; }, absl::Seconds(10)));
+  CHECK(ReadWith(f, new_key) == grpc::StatusCode::OK);
 }
 
 }  // namespace segments::testing

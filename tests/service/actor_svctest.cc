@@ -132,12 +132,11 @@ TEST_CASE_METHOD(ActorFixture, "automatic assignment and the expiry job record t
   REQUIRE(CreateSegment("AVITO_SHORT").ok());
   REQUIRE(UpdateAs(alice, Adding(kUser1, "AVITO_SHORT", 60)).ok());
   clock.Advance(absl::Seconds(61));
-  REQUIRE(Eventually([&] { return Count("SELECT count(*) FROM history WHERE reason = 'ttl'") == 1; },
-                     absl::Seconds(10)));
+  REQUIRE(
+      Eventually([&] { return Count("SELECT count(*) FROM history WHERE reason = 'ttl'") == 1; }, absl::Seconds(10)));
 
   CHECK(ActorsOf(kUser1) == std::vector<std::string>{"AVITO_EVERYONE add auto_percent system",
-                                                     "AVITO_SHORT add manual alice",
-                                                     "AVITO_SHORT remove ttl system"});
+                                                     "AVITO_SHORT add manual alice", "AVITO_SHORT remove ttl system"});
   CHECK(ActorsOf(kUser2) == std::vector<std::string>{"AVITO_EVERYONE add auto_percent system"});
 }
 
@@ -150,9 +149,9 @@ TEST_CASE_METHOD(ActorFixture, "events recorded before actors were read as unkno
   v1::ListUserHistoryRequest request;
   request.set_user_id(kUser1);
   v1::ListUserHistoryResponse page;
-  REQUIRE(history->ListUserHistory(NewContextAs(TestTokens::Get().BearerFor(auth::Role::kSupport)).get(), request,
-                                   &page)
-              .ok());
+  REQUIRE(
+      history->ListUserHistory(NewContextAs(TestTokens::Get().BearerFor(auth::Role::kSupport)).get(), request, &page)
+          .ok());
   REQUIRE(page.events_size() == 1);
   CHECK(page.events(0).actor() == "unknown");
 }

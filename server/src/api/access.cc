@@ -1,7 +1,7 @@
 #include "api/access.h"
 
-#include <fmt/format.h>
 #include <absl/time/clock.h>
+#include <fmt/format.h>
 
 #include "common/log.h"
 #include "common/string_views.h"

@@ -40,8 +40,8 @@ class Calls {
   // A read that `at_once` may answer on this thread: it returns the status
   // to finish with, or nullopt to run `handler` on the workers instead.
   template <typename AtOnce, typename Handler>
-  grpc::ServerUnaryReactor* ReadAtOnce(grpc::CallbackServerContext* context, std::string_view method,
-                                       AtOnce at_once, Handler handler) {
+  grpc::ServerUnaryReactor* ReadAtOnce(grpc::CallbackServerContext* context, std::string_view method, AtOnce at_once,
+                                       Handler handler) {
     if (auto refused = Refusal(*context, method)) return Finished(context, *std::move(refused));
     if (std::optional<grpc::Status> answered = at_once()) return Finished(context, *std::move(answered));
     return RunOnWorkers(context, workers_, std::move(handler));

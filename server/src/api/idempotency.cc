@@ -47,7 +47,8 @@ std::string RequestFingerprint(std::string_view method, const google::protobuf::
 grpc::Status RunKeyed(domain::IdempotentCalls& calls, std::string_view method, std::string scope, std::string key,
                       const google::protobuf::Message& request, google::protobuf::Message& response,
                       absl::FunctionRef<absl::Status()> handler) {
-  std::unique_ptr<domain::KeyedCall> call = calls.Start(std::move(scope), std::move(key), RequestFingerprint(method, request));
+  std::unique_ptr<domain::KeyedCall> call =
+      calls.Start(std::move(scope), std::move(key), RequestFingerprint(method, request));
   absl::Status status;
   {
     const domain::KeyedCall::Scope in_call(*call);

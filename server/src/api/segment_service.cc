@@ -138,7 +138,7 @@ grpc::ServerUnaryReactor* SegmentService::UpdateUserSegments(grpc::CallbackServe
                                                              const v1::UpdateUserSegmentsRequest* request,
                                                              v1::UpdateUserSegmentsResponse* response) {
   return calls_.Mutate(context, kUpdateUserSegments, request, response,
-                        [this, request]() { return use_cases_.UpdateUserSegments(ToCommand(*request)); });
+                       [this, request]() { return use_cases_.UpdateUserSegments(ToCommand(*request)); });
 }
 
 grpc::ServerUnaryReactor* SegmentService::GetSegment(grpc::CallbackServerContext* context,
@@ -235,13 +235,13 @@ grpc::ServerUnaryReactor* SegmentService::RemoveSegmentFromUsers(grpc::CallbackS
                                                                  const v1::RemoveSegmentFromUsersRequest* request,
                                                                  v1::RemoveSegmentFromUsersResponse* response) {
   return calls_.Mutate(context, kRemoveSegmentFromUsers, request, response,
-                        [this, request, response]() -> absl::Status {
-                          ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
-                                           bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
-                          response->set_removed(result.removed);
-                          response->set_not_members(result.not_members);
-                          return absl::OkStatus();
-                        });
+                       [this, request, response]() -> absl::Status {
+                         ASSIGN_OR_RETURN(const domain::BulkRemoveResult result,
+                                          bulk_.RemoveSegmentFromUsers(SegmentUsersCommandOf(*request)));
+                         response->set_removed(result.removed);
+                         response->set_not_members(result.not_members);
+                         return absl::OkStatus();
+                       });
 }
 
 }  // namespace segments::api

@@ -20,14 +20,14 @@ grpc::ServerUnaryReactor* UserAdminService::CreateUser(grpc::CallbackServerConte
                                                        const v1::CreateUserRequest* request,
                                                        v1::CreateUserResponse* response) {
   return calls_.Mutate(context, kCreateUser, request, response,
-                        [this, request]() { return use_cases_.CreateUser(request->user_id()); });
+                       [this, request]() { return use_cases_.CreateUser(request->user_id()); });
 }
 
 grpc::ServerUnaryReactor* UserAdminService::UpdateUser(grpc::CallbackServerContext* context,
                                                        const v1::UpdateUserRequest* request,
                                                        v1::UpdateUserResponse* response) {
   return calls_.Mutate(context, kUpdateUser, request, response,
-                        [this, request]() { return use_cases_.UpdateUser(request->user_id(), request->status()); });
+                       [this, request]() { return use_cases_.UpdateUser(request->user_id(), request->status()); });
 }
 
 grpc::ServerUnaryReactor* UserAdminService::DeleteUser(grpc::CallbackServerContext* context,

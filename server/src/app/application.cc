@@ -40,8 +40,8 @@ absl::StatusOr<std::unique_ptr<auth::Authenticator>> MakeAuthenticator(const con
     return nullptr;
   }
   auth::AuthenticatorOptions options;
-  options.policy = auth::TokenPolicy{config.auth_issuer, config.auth_audience, config.auth_roles_claim,
-                                     config.auth_clock_skew};
+  options.policy =
+      auth::TokenPolicy{config.auth_issuer, config.auth_audience, config.auth_roles_claim, config.auth_clock_skew};
   options.jwks_file = config.auth_jwks_file;
   options.hs256_secret_file = config.auth_hs256_secret_file;
   options.reload_period = config.auth_keys_reload_period;

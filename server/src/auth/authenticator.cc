@@ -103,9 +103,7 @@ void Authenticator::Watch() {
   }
 }
 
-Authenticator::Shard& Authenticator::ShardOf(std::string_view token) {
-  return shards_[absl::HashOf(token) % kShards];
-}
+Authenticator::Shard& Authenticator::ShardOf(std::string_view token) { return shards_[absl::HashOf(token) % kShards]; }
 
 absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authorization, absl::Time now) {
   absl::StatusOr<std::string_view> token = BearerToken(authorization);
@@ -116,7 +114,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(std::string_view authoriza
     absl::MutexLock lock(&shard.mu);
     auto found = shard.tokens.find(Absl(*token));
     if (found != shard.tokens.end()) {
-      if (found->second.generation == generation && now < found->second.principal.expires + options_.policy.clock_skew) {
+      if (found->second.generation == generation &&
+          now < found->second.principal.expires + options_.policy.clock_skew) {
         return found->second.principal;
       }
       shard.tokens.erase(found);

@@ -57,9 +57,7 @@ class Authenticator {
     int64_t mtime_ns = 0;
     int64_t size = -1;
     uint64_t inode = 0;
-    bool operator==(const FileState& o) const {
-      return mtime_ns == o.mtime_ns && size == o.size && inode == o.inode;
-    }
+    bool operator==(const FileState& o) const { return mtime_ns == o.mtime_ns && size == o.size && inode == o.inode; }
   };
   struct Cached {
     Principal principal;

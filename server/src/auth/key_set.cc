@@ -38,8 +38,8 @@ absl::StatusOr<std::string> AlgorithmOf(const cjose_jwk_t* jwk, const std::strin
       return absl::InvalidArgumentError("only EC (P-256) and RSA public keys are accepted");
   }
   if (!declared.empty() && declared != algorithm) {
-    return absl::InvalidArgumentError(absl::StrCat("its \"alg\" ", declared, " does not fit the key, which verifies ",
-                                                   algorithm));
+    return absl::InvalidArgumentError(
+        absl::StrCat("its \"alg\" ", declared, " does not fit the key, which verifies ", algorithm));
   }
   return algorithm;
 }
@@ -50,8 +50,8 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::FromJwks(std::string_view 
   json_error_t parse_error;
   json_t* root = json_loadb(json.data(), json.size(), 0, &parse_error);
   if (root == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("JWKS is not JSON: ", parse_error.text, " at line ",
-                                                   parse_error.line));
+    return absl::InvalidArgumentError(
+        absl::StrCat("JWKS is not JSON: ", parse_error.text, " at line ", parse_error.line));
   }
   std::unique_ptr<json_t, void (*)(json_t*)> owned(root, [](json_t* j) { json_decref(j); });
   const json_t* keys = json_object_get(root, "keys");

@@ -75,7 +75,8 @@ absl::StatusOr<std::string> Sign(const cjose_jwk_t* jwk, const TokenClaims& clai
   json_object_set_new(payload.get(), "sub", json_string(claims.subject.c_str()));
   json_object_set_new(payload.get(), "iat", json_integer(absl::ToUnixSeconds(claims.issued_at)));
   json_object_set_new(payload.get(), "exp", json_integer(absl::ToUnixSeconds(claims.expires)));
-  if (claims.not_before) json_object_set_new(payload.get(), "nbf", json_integer(absl::ToUnixSeconds(*claims.not_before)));
+  if (claims.not_before)
+    json_object_set_new(payload.get(), "nbf", json_integer(absl::ToUnixSeconds(*claims.not_before)));
   json_t* roles = json_array();
   for (const std::string& role : claims.roles) json_array_append_new(roles, json_string(role.c_str()));
   json_t* parent = payload.get();

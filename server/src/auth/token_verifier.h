@@ -26,7 +26,7 @@ struct TokenPolicy {
 
 // UNAUTHENTICATED, with a message saying what is wrong (never the token),
 // unless every check passes.
-absl::StatusOr<Principal> VerifyToken(const KeySet& keys, const TokenPolicy& policy, std::string_view token,
+absl::StatusOr<Principal> VerifyToken(const KeySet& keys, const TokenPolicy& policy, std::string_view compact,
                                       absl::Time now);
 
 }  // namespace segments::auth

@@ -11,8 +11,8 @@
 #include <limits>
 
 #include "common/log.h"
-#include "common/string_views.h"
 #include "common/status_macros.h"
+#include "common/string_views.h"
 
 namespace segments::storage {
 namespace {

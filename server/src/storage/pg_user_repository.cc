@@ -20,8 +20,7 @@ const Statement kCreateUser{"create_user", "SELECT create_user($1::user_id, $2)"
 const Statement kSetUserStateAndAssign{"set_user_state_and_assign",
                                        "SELECT set_user_state($1::user_id, $2::user_state, $3)"};
 // $3: the actor its history records (NULL: the system); migration 14.
-const Statement kDeleteUserAndMemberships{"delete_user_and_memberships",
-                                          "SELECT delete_user_as($3, $1::user_id, $2)"};
+const Statement kDeleteUserAndMemberships{"delete_user_and_memberships", "SELECT delete_user_as($3, $1::user_id, $2)"};
 const Statement kSetUserState{"set_user_state", "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1::user_id"};
 const Statement kDeleteUser{"delete_user",
                             "WITH o AS (DELETE FROM auto_opt_outs WHERE user_id = $1::user_id) "
@@ -100,8 +99,7 @@ absl::StatusOr<std::optional<int>> PgUserRepository::SetStateAndAssign(const Use
 
 absl::StatusOr<std::optional<int64_t>> PgUserRepository::DeleteWithMemberships(const UserId& user, absl::Time now) {
   tx_.NoteReadModelChange();
-  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kDeleteUserAndMemberships,
-                                                     PgParams().User(user).Time(now).Actor()));
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kDeleteUserAndMemberships, PgParams().User(user).Time(now).Actor()));
   const PgRow row(r, 0);
   if (row.IsNull(0)) return std::nullopt;
   return row.Int64(0);

@@ -54,8 +54,8 @@ std::string JwksOf(const std::vector<std::string>& keys) {
 
 TokenClaims Claims(absl::Duration lifetime = absl::Hours(1)) {
   const absl::Time now = absl::Now();
-  return TokenClaims{"https://issuer.test", {"segments"}, "svc-checkout", {"service"}, "roles",
-                     now,                   now + lifetime, std::nullopt};
+  return TokenClaims{"https://issuer.test", {"segments"}, "svc-checkout", {"service"}, "roles", now,
+                     now + lifetime,        std::nullopt};
 }
 
 std::string Bearer(const std::string& key, const TokenClaims& claims = Claims()) {

@@ -1,10 +1,10 @@
 #include "auth/token_verifier.h"
 
 #include <absl/strings/escaping.h>
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_replace.h>
 #include <absl/strings/str_split.h>
-#include <absl/strings/match.h>
 
 #include <catch2/catch.hpp>
 
@@ -19,7 +19,7 @@ const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 TokenPolicy Policy() { return TokenPolicy{"https://issuer.test", "segments", "roles", absl::Seconds(30)}; }
 
 TokenClaims Claims(std::vector<std::string> roles = {"analyst"}) {
-  return TokenClaims{"https://issuer.test", {"segments"}, "alice", std::move(roles), "roles",
+  return TokenClaims{"https://issuer.test",   {"segments"},          "alice",     std::move(roles), "roles",
                      kNow - absl::Minutes(1), kNow + absl::Hours(1), std::nullopt};
 }
 
@@ -128,8 +128,8 @@ TEST_CASE("a signature that does not verify is refused: tampered payload, anothe
   std::vector<std::string> parts = absl::StrSplit(token, '.');
   std::string payload;
   REQUIRE(absl::WebSafeBase64Unescape(parts[1], &payload));
-  const std::string promoted = absl::StrCat(parts[0], ".", B64(absl::StrReplaceAll(payload, {{"service", "admin"}})),
-                                            ".", parts[2]);
+  const std::string promoted =
+      absl::StrCat(parts[0], ".", B64(absl::StrReplaceAll(payload, {{"service", "admin"}})), ".", parts[2]);
   CHECK(Outcome(*keys, promoted) == "invalid token: the signature does not verify");
 
   // Characters appended to the signature: not the token that was signed.
