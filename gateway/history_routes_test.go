@@ -73,9 +73,9 @@ func (f *fakeHistoryBackend) ListUserHistory(ctx context.Context, req *segmentat
 	}
 	return &segmentationv1.ListUserHistoryResponse{
 		Events: []*segmentationv1.HistoryEvent{
-			{UserId: userID, Segment: "AVITO_DISCOUNT_30", Operation: "remove", Reason: "ttl",
+			{UserId: userID, Segment: "AVITO_DISCOUNT_30", Operation: "remove", Reason: "ttl", Actor: "system",
 				At: timestamppb.New(time.Date(2023, 8, 29, 10, 18, 42, 123456000, time.UTC))},
-			{UserId: userID, Segment: "AVITO_DISCOUNT_30", Operation: "add", Reason: "manual",
+			{UserId: userID, Segment: "AVITO_DISCOUNT_30", Operation: "add", Reason: "manual", Actor: "alice",
 				At: timestamppb.New(time.Date(2023, 8, 29, 10, 13, 42, 123456000, time.UTC))},
 		},
 		NextPageToken: "aDE6MTY5MzMwNDAyMjEyMzQ1Njo3",
@@ -171,8 +171,8 @@ func TestHistoryReadsAnswer200JSON(t *testing.T) {
 		t.Fatalf("get-user-history: %d %q %q", r.status, r.header.Get("Content-Type"), r.body)
 	}
 	if want := `{"events":[` +
-		`{"userID":"` + userID + `","segment":"AVITO_DISCOUNT_30","operation":"remove","reason":"ttl","at":"2023-08-29T10:18:42.123456Z"},` +
-		`{"userID":"` + userID + `","segment":"AVITO_DISCOUNT_30","operation":"add","reason":"manual","at":"2023-08-29T10:13:42.123456Z"}],` +
+		`{"userID":"` + userID + `","segment":"AVITO_DISCOUNT_30","operation":"remove","reason":"ttl","at":"2023-08-29T10:18:42.123456Z","actor":"system"},` +
+		`{"userID":"` + userID + `","segment":"AVITO_DISCOUNT_30","operation":"add","reason":"manual","at":"2023-08-29T10:13:42.123456Z","actor":"alice"}],` +
 		`"nextPageToken":"aDE6MTY5MzMwNDAyMjEyMzQ1Njo3"}`; string(r.body) != want {
 		t.Fatalf("body %s, want %s", r.body, want)
 	}

@@ -247,7 +247,9 @@ start_server() {
   shift 4
   # (Servers built before authentication existed, as benchmarks of old
   # revisions run, have no such flags.)
-  if [[ " $* " != *" --auth=off "* ]] && "$bin" --help | grep -q -- --auth-jwks-file; then
+  # (Not `--help | grep -q`: under pipefail, grep leaving early fails the
+  # pipeline when the server is still writing.)
+  if [[ " $* " != *" --auth=off "* && $("$bin" --help) == *--auth-jwks-file* ]]; then
     local_tokens "$(dirname "$bin")/segments-token"
     auth=(--auth-jwks-file="$TOKENS_DIR/jwks.json" --auth-issuer="$LOCAL_ISSUER")
   fi

@@ -379,9 +379,10 @@ func TestUpdatePercentRaisesAndLowers(t *testing.T) {
 	events, _ := userHistory(t, baseURL, "userID="+mover+"&segment="+slug)
 	var got []string
 	for _, e := range events {
-		got = append(got, e.Operation+"/"+e.Reason)
+		got = append(got, e.Operation+"/"+e.Reason+"/"+e.Actor)
 	}
-	if want := []string{"add/auto_percent", "remove/auto_percent", "add/auto_percent"}; !slices.Equal(got, want) {
+	// Automatic assignment is the system's, whoever changed the percentage.
+	if want := []string{"add/auto_percent/system", "remove/auto_percent/system", "add/auto_percent/system"}; !slices.Equal(got, want) {
 		t.Fatalf("history of %s: %v, want %v", mover, got, want)
 	}
 

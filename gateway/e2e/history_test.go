@@ -554,6 +554,7 @@ type apiEvent struct {
 	Operation string `json:"operation"`
 	Reason    string `json:"reason"`
 	At        string `json:"at"`
+	Actor     string `json:"actor"`
 }
 
 // userHistory reads one page of get-user-history.
@@ -576,7 +577,7 @@ func userHistory(t *testing.T, base, query string) ([]apiEvent, string) {
 }
 
 func apiEventOf(h historyRow) apiEvent {
-	return apiEvent{UserID: h.User, Segment: h.Slug, Operation: h.Operation, Reason: h.Reason}
+	return apiEvent{UserID: h.User, Segment: h.Slug, Operation: h.Operation, Reason: h.Reason, Actor: h.Actor}
 }
 
 // ListUserHistory over REST: newest first, with reasons and exact times;
@@ -609,15 +610,15 @@ func TestUserHistory(t *testing.T) {
 	wantNoContent(t, call(t, http.MethodDelete, "/segments/remove-user", `{"userID":"`+user+`"}`))
 
 	// The user's events as the database has them, newest first.
-	rows, err := db.Query(`SELECT user_id::text, slug, operation::text, reason::text, at FROM history
-		WHERE user_id = $1 ORDER BY at DESC, id DESC`, user)
+	rows, err := db.Query(`SELECT user_id::text, slug, operation::text, reason::text, at, coalesce(actor, 'unknown')
+		FROM history WHERE user_id = $1 ORDER BY at DESC, id DESC`, user)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []historyRow
 	for rows.Next() {
 		var h historyRow
-		if err := rows.Scan(&h.User, &h.Slug, &h.Operation, &h.Reason, &h.At); err != nil {
+		if err := rows.Scan(&h.User, &h.Slug, &h.Operation, &h.Reason, &h.At, &h.Actor); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, h)
@@ -651,9 +652,15 @@ func TestUserHistory(t *testing.T) {
 		}
 	}
 
-	// One page with everything (the default page size is 100).
+	// One page with everything (the default page size is 100); every change
+	// was made with the admin token.
 	events, next := userHistory(t, baseURL, "userID="+strings.ToUpper(user))
 	check("the whole history", events, want)
+	for _, e := range events {
+		if e.Actor != "e2e-admin" {
+			t.Fatalf("event %+v: actor %q, want e2e-admin (the token's subject)", e, e.Actor)
+		}
+	}
 	if next != "" {
 		t.Fatalf("one page holds everything, yet nextPageToken = %q", next)
 	}

@@ -290,10 +290,19 @@ func libpqDefaults(dbURL string) string {
 	return dbURL + " sslmode=prefer"
 }
 
-// reset empties every table the service writes.
+// reset empties every table the service writes. TRUNCATE locks the tables
+// one by one, so a server job's transaction that locks two of them in the
+// other order can deadlock with it (PostgreSQL cancels one side): try again.
 func reset(t *testing.T) {
 	t.Helper()
-	if _, err := db.Exec(`TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users, idempotency_keys`); err != nil {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		_, err = db.Exec(`TRUNCATE history, memberships, auto_opt_outs, segment_tasks, segments, users, idempotency_keys`)
+		if err == nil || !strings.Contains(err.Error(), "40P01") {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("truncating: %v", err)
 	}
 }
@@ -522,6 +531,7 @@ func wantSegments(t *testing.T, user string, want ...string) {
 type historyRow struct {
 	User, Slug, Operation, Reason string
 	At                            time.Time
+	Actor                         string // not compared by wantHistory
 }
 
 func (h historyRow) String() string {
@@ -531,7 +541,8 @@ func (h historyRow) String() string {
 // history lists every event, oldest first.
 func history(t *testing.T) []historyRow {
 	t.Helper()
-	rows, err := db.Query(`SELECT user_id::text, slug, operation::text, reason::text, at FROM history ORDER BY at, id`)
+	rows, err := db.Query(`SELECT user_id::text, slug, operation::text, reason::text, at, coalesce(actor, 'unknown') ` +
+		`FROM history ORDER BY at, id`)
 	if err != nil {
 		t.Fatalf("reading history: %v", err)
 	}
@@ -539,7 +550,7 @@ func history(t *testing.T) []historyRow {
 	var out []historyRow
 	for rows.Next() {
 		var h historyRow
-		if err := rows.Scan(&h.User, &h.Slug, &h.Operation, &h.Reason, &h.At); err != nil {
+		if err := rows.Scan(&h.User, &h.Slug, &h.Operation, &h.Reason, &h.At, &h.Actor); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, h)
