@@ -4,7 +4,8 @@
 # then segments-grpc-load (same warmup and duration each), in one run:
 #   with the membership read model (--read-model=on, once it is SERVING):
 #     health, get, get at --p99-concurrency calls in flight, update,
-#     pg-equiv; then get-noauth (the server restarted with --auth=off);
+#     pg-equiv; then --auth-rounds pairs of get-noauth.R (the server
+#     restarted with --auth=off) and get-auth.R (restarted with tokens);
 # (get and health carry the service role's token, update an analyst's);
 #   without it (server restarted with --read-model=off, same data):
 #     get, update, pg-equiv-off.
@@ -38,9 +39,11 @@
 #                       each --read-model setting), restart the server and
 #                       run get and update, then print a table (no pg-equiv)
 #   --no-pg-equivalent  skip the pgbench runs (and their ratio)
-#   --no-auth-cost      skip get-noauth: get again with the server restarted
-#                       with --auth=off, for the ratio get/get-noauth (what
-#                       checking the service token costs the hot read)
+#   --auth-rounds=N     pairs of get without tokens (--auth=off) and with them,
+#                       each on a freshly started server, for the ratio
+#                       get-auth/get-noauth per round and its median (what
+#                       checking the service token costs the hot read;
+#                       default 3; 0: skip)
 #   --no-build          use the existing build/release binaries
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # mode had more than 0.1% errors or anything failed.
@@ -49,7 +52,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
-sweep="" build=1 p99_concurrency=16 read_model=both rounds=1 pg_equivalent=1 auth_cost=1
+sweep="" build=1 p99_concurrency=16 read_model=both rounds=1 pg_equivalent=1 auth_rounds=3
 while (($#)); do
   case $1 in
     --p99-concurrency=*) p99_concurrency=${1#*=} ;;
@@ -62,7 +65,7 @@ while (($#)); do
     --sweep=*) sweep=${1#*=} ;;
     --no-build) build=0 ;;
     --no-pg-equivalent) pg_equivalent=0 ;;
-    --no-auth-cost) auth_cost=0 ;;
+    --auth-rounds=*) auth_rounds=${1#*=} ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
@@ -74,7 +77,7 @@ case $read_model in
   *) die "--read-model wants both, on or off, got '$read_model'" ;;
 esac
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a number >= 1, got '$rounds'"
-for n in "$concurrency" "$p99_concurrency" "$channels" "$workers" "$pool" "$users"; do
+for n in "$concurrency" "$p99_concurrency" "$channels" "$workers" "$pool" "$users" "$auth_rounds"; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n' (see --help)"
 done
 # --warmup and --duration in seconds (the loader's forms: 500ms, 10s, 1m, 1.5m).
@@ -307,8 +310,15 @@ print_table() {
             printf "ratio %-38s %.2f   (target >= 0.7)\n", "update/pg-equivalent (without it):", rps["update-off"] / rps["pg-equiv-off"]
           if (("get" in rps) && ("get-off" in rps) && rps["get-off"] > 0)
             printf "ratio %-38s %.2f\n", "get with / get without the model:", rps["get"] / rps["get-off"]
-          if (("get" in rps) && rps["get-noauth"] > 0)
-            printf "ratio %-38s %.3f   (target >= 0.9)\n", "get/get-noauth (tokens checked):", rps["get"] / rps["get-noauth"]
+          n = 0
+          for (r = 1; ("get-noauth." r) in rps && rps["get-noauth." r] > 0; r++) {
+            a[++n] = rps["get-auth." r] / rps["get-noauth." r]
+            printf "ratio get-auth/get-noauth, round %d:      %.3f\n", r, a[n]
+          }
+          if (n > 0) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+            printf "ratio %-38s %.3f   (target >= 0.9)\n", "get-auth/get-noauth, median:", (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+          }
           l = "get@" p99c
           if (l in p99)
             printf "p99 of get at %s in flight (with the model): %.2f ms (target <= 5 ms)\n", p99c, p99[l] / 1000 }' "$1"
@@ -368,11 +378,15 @@ else
       if ((p99_concurrency > 0)); then run_mode "get@$p99_concurrency" get "$p99_concurrency" || failed=1; fi
       run_mode update update || failed=1
       if ((pg_equivalent)); then run_pg_equivalent pg-equiv || failed=1; fi
-      # What checking tokens costs the hot read: the same get without them.
-      if ((auth_cost)); then
+      # What checking tokens costs the hot read: get without them and with
+      # them, each on a fresh server, in alternating rounds (the machine's
+      # noise is larger than the difference).
+      for ((r = 1; r <= auth_rounds; r++)); do
         restart_server "$workers" "$pool" on --auth=off
-        run_mode get-noauth get || failed=1
-      fi
+        run_mode "get-noauth.$r" get || failed=1
+        restart_server "$workers" "$pool" on
+        run_mode "get-auth.$r" get || failed=1
+      done
     else
       if [[ $model == "${models[0]}" ]]; then run_mode health health || failed=1; fi
       run_mode get-off get || failed=1
