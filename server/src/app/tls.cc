@@ -22,30 +22,29 @@ absl::StatusOr<Bio> Open(const std::string& path) {
   return bio;
 }
 
+using Certificate = std::unique_ptr<X509, decltype(&X509_free)>;
+
+// The first certificate of a PEM file.
+absl::StatusOr<Certificate> FirstCertificate(const std::string& path) {
+  absl::StatusOr<Bio> bio = Open(path);
+  if (!bio.ok()) return bio.status();
+  Certificate cert(PEM_read_bio_X509(bio->get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!cert) return absl::InvalidArgumentError(absl::StrCat(path, " holds no PEM certificate"));
+  return cert;
+}
+
 // The certificate (the first of the chain) and key must read and match.
 absl::Status CheckKeyPair(const std::string& cert_file, const std::string& key_file) {
-  absl::StatusOr<Bio> cert_bio = Open(cert_file);
-  if (!cert_bio.ok()) return cert_bio.status();
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(cert_bio->get(), nullptr, nullptr, nullptr),
-                                                   &X509_free);
-  if (!cert) return absl::InvalidArgumentError(absl::StrCat(cert_file, " holds no PEM certificate"));
+  absl::StatusOr<Certificate> cert = FirstCertificate(cert_file);
+  if (!cert.ok()) return cert.status();
   absl::StatusOr<Bio> key_bio = Open(key_file);
   if (!key_bio.ok()) return key_bio.status();
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
       PEM_read_bio_PrivateKey(key_bio->get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
   if (!key) return absl::InvalidArgumentError(absl::StrCat(key_file, " holds no PEM private key"));
-  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+  if (X509_check_private_key(cert->get(), key.get()) != 1) {
     return absl::InvalidArgumentError(absl::StrCat(key_file, " is not the key of the certificate in ", cert_file));
   }
-  return absl::OkStatus();
-}
-
-absl::Status CheckCaFile(const std::string& path) {
-  absl::StatusOr<Bio> bio = Open(path);
-  if (!bio.ok()) return bio.status();
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(bio->get(), nullptr, nullptr, nullptr),
-                                                   &X509_free);
-  if (!cert) return absl::InvalidArgumentError(absl::StrCat(path, " holds no PEM certificate"));
   return absl::OkStatus();
 }
 
@@ -59,7 +58,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(co
   if (absl::Status pair = CheckKeyPair(config.tls_cert_file, config.tls_key_file); !pair.ok()) return pair;
   const bool mutual = !config.tls_client_ca_file.empty();
   if (mutual) {
-    if (absl::Status ca = CheckCaFile(config.tls_client_ca_file); !ca.ok()) return ca;
+    if (absl::StatusOr<Certificate> ca = FirstCertificate(config.tls_client_ca_file); !ca.ok()) return ca.status();
   }
   // gRPC's watcher reads the files again every period and uses a new pair
   // once both files agree; handshakes in between keep the old one.

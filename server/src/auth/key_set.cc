@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "auth/json.h"
+
 namespace segments::auth {
 namespace {
 
@@ -53,7 +55,7 @@ absl::StatusOr<std::shared_ptr<const KeySet>> KeySet::FromJwks(std::string_view 
     return absl::InvalidArgumentError(
         absl::StrCat("JWKS is not JSON: ", parse_error.text, " at line ", parse_error.line));
   }
-  std::unique_ptr<json_t, void (*)(json_t*)> owned(root, [](json_t* j) { json_decref(j); });
+  const Json owned = Own(root);
   const json_t* keys = json_object_get(root, "keys");
   if (!json_is_array(keys)) return absl::InvalidArgumentError("JWKS has no \"keys\" array");
 

@@ -3,19 +3,15 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_split.h>
 #include <cjose/cjose.h>
-#include <jansson.h>
 
 #include <memory>
 
+#include "auth/json.h"
 #include "common/string_views.h"
 
 namespace segments::auth {
 namespace {
 
-using Json = std::unique_ptr<json_t, void (*)(json_t*)>;
-Json Own(json_t* json) {
-  return Json(json, [](json_t* j) { json_decref(j); });
-}
 using Jwk = std::unique_ptr<cjose_jwk_t, bool (*)(cjose_jwk_t*)>;
 
 absl::Status CjoseError(std::string_view what, const cjose_err& err) {

@@ -3,12 +3,12 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_split.h>
 #include <cjose/cjose.h>
-#include <jansson.h>
 
 #include <cmath>
 #include <memory>
 #include <vector>
 
+#include "auth/json.h"
 #include "common/string_views.h"
 
 namespace segments::auth {
@@ -16,11 +16,6 @@ namespace {
 
 // Far above any real token; bounds the work a junk header costs.
 constexpr size_t kMaxTokenBytes = 8192;
-
-using Json = std::unique_ptr<json_t, void (*)(json_t*)>;
-Json Own(json_t* json) {
-  return Json(json, [](json_t* j) { json_decref(j); });
-}
 
 absl::Status Refused(absl::string_view why) { return absl::UnauthenticatedError(absl::StrCat("invalid token: ", why)); }
 

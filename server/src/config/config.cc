@@ -45,6 +45,19 @@ std::function<std::string(Config&, const std::string&)> DurationIn(absl::Duratio
   };
 }
 
+// Any text, empty included (empty usually means "off").
+std::function<std::string(Config&, const std::string&)> AnyText(std::string Config::*field) {
+  return [=](Config& c, const std::string& v) -> std::string {
+    c.*field = v;
+    return "";
+  };
+}
+
+// The setting's value as is.
+std::function<std::string(const Config&)> Shown(std::string Config::*field) {
+  return [=](const Config& c) { return c.*field; };
+}
+
 std::function<std::string(Config&, const std::string&)> NonEmpty(std::string Config::*field) {
   return [=](Config& c, const std::string& v) -> std::string {
     if (v.empty()) return "must not be empty";
@@ -114,29 +127,17 @@ const std::vector<Setting>& Settings() {
        [](const Config& c) { return std::string(c.auth ? "on" : "off"); }},
       {"auth-jwks-file", "SEGMENTS_AUTH_JWKS_FILE",
        "JWKS file of the public keys tokens are signed with (ES256, RS256); re-read when it changes",
-       [](Config& c, const std::string& v) -> std::string {
-         c.auth_jwks_file = v;
-         return "";
-       },
-       [](const Config& c) { return c.auth_jwks_file; }},
+       AnyText(&Config::auth_jwks_file), Shown(&Config::auth_jwks_file)},
       {"auth-hs256-secret-file", "SEGMENTS_AUTH_HS256_SECRET_FILE",
        "development only, instead of a JWKS: a file holding an HS256 shared secret (32+ bytes)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.auth_hs256_secret_file = v;
-         return "";
-       },
-       [](const Config& c) { return c.auth_hs256_secret_file; }},
+       AnyText(&Config::auth_hs256_secret_file), Shown(&Config::auth_hs256_secret_file)},
       {"auth-issuer", "SEGMENTS_AUTH_ISSUER", "the \"iss\" tokens must carry (required with --auth=on)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.auth_issuer = v;
-         return "";
-       },
-       [](const Config& c) { return c.auth_issuer; }},
+       AnyText(&Config::auth_issuer), Shown(&Config::auth_issuer)},
       {"auth-audience", "SEGMENTS_AUTH_AUDIENCE", "the \"aud\" tokens must hold", NonEmpty(&Config::auth_audience),
-       [](const Config& c) { return c.auth_audience; }},
+       Shown(&Config::auth_audience)},
       {"auth-roles-claim", "SEGMENTS_AUTH_ROLES_CLAIM",
        "the claim holding the roles: a name, or a dotted path such as realm_access.roles",
-       NonEmpty(&Config::auth_roles_claim), [](const Config& c) { return c.auth_roles_claim; }},
+       NonEmpty(&Config::auth_roles_claim), Shown(&Config::auth_roles_claim)},
       {"auth-clock-skew", "SEGMENTS_AUTH_CLOCK_SKEW", "difference allowed between our clock and the issuer's",
        DurationIn(&Config::auth_clock_skew, absl::ZeroDuration(), absl::Minutes(10)),
        [](const Config& c) { return absl::FormatDuration(c.auth_clock_skew); }},
@@ -145,33 +146,18 @@ const std::vector<Setting>& Settings() {
        [](const Config& c) { return absl::FormatDuration(c.auth_keys_reload_period); }},
       {"tls-cert-file", "SEGMENTS_TLS_CERT_FILE",
        "PEM certificate chain to serve TLS with (with --tls-key-file; empty: plaintext)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.tls_cert_file = v;
-         return "";
-       },
-       [](const Config& c) { return c.tls_cert_file; }},
-      {"tls-key-file", "SEGMENTS_TLS_KEY_FILE", "PEM private key of --tls-cert-file",
-       [](Config& c, const std::string& v) -> std::string {
-         c.tls_key_file = v;
-         return "";
-       },
-       [](const Config& c) { return c.tls_key_file; }},
+       AnyText(&Config::tls_cert_file), Shown(&Config::tls_cert_file)},
+      {"tls-key-file", "SEGMENTS_TLS_KEY_FILE", "PEM private key of --tls-cert-file", AnyText(&Config::tls_key_file),
+       Shown(&Config::tls_key_file)},
       {"tls-client-ca-file", "SEGMENTS_TLS_CLIENT_CA_FILE",
        "PEM CA certificates: clients must present a certificate they signed (mTLS; empty: not asked)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.tls_client_ca_file = v;
-         return "";
-       },
-       [](const Config& c) { return c.tls_client_ca_file; }},
+       AnyText(&Config::tls_client_ca_file), Shown(&Config::tls_client_ca_file)},
       {"tls-reload-period", "SEGMENTS_TLS_RELOAD_PERIOD", "how often the TLS files are checked for changes",
        DurationIn(&Config::tls_reload_period, absl::Seconds(1), absl::Hours(24)),
        [](const Config& c) { return absl::FormatDuration(c.tls_reload_period); }},
       {"report-link-keys", "SEGMENTS_REPORT_LINK_KEYS",
        "keys that sign report links, id:secret[,id:secret...]; the first signs, all verify (secret: 32+ bytes)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.report_link_keys = v;
-         return "";
-       },
+       AnyText(&Config::report_link_keys),
        [](const Config& c) { return c.report_link_keys.empty() ? std::string("a random key per process") : "(set)"; }},
       {"report-link-ttl", "SEGMENTS_REPORT_LINK_TTL", "how long a report link works",
        DurationIn(&Config::report_link_ttl, absl::Seconds(1), absl::Hours(24 * 30)),
@@ -234,10 +220,7 @@ const std::vector<Setting>& Settings() {
        [](const Config& c) { return absl::FormatDuration(c.idempotency_cleanup_period); }},
       {"kafka-brokers", "SEGMENTS_KAFKA_BROKERS",
        "Kafka bootstrap servers host:port[,host:port...] for user events (empty: the consumer is off)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.kafka_brokers = v;
-         return "";
-       },
+       AnyText(&Config::kafka_brokers),
        [](const Config& c) { return c.kafka_brokers.empty() ? std::string("off") : c.kafka_brokers; }},
       {"user-events-topic", "SEGMENTS_USER_EVENTS_TOPIC", "topic of the user service's events",
        NonEmpty(&Config::user_events_topic), [](const Config& c) { return c.user_events_topic; }},
@@ -271,11 +254,7 @@ const std::vector<Setting>& Settings() {
        },
        [](const Config& c) { return c.kafka_settings.empty() ? std::string("none") : std::string("(set)"); }},
       {"user-service", "SEGMENTS_USER_SERVICE", "user service gRPC address host:port (required with --kafka-brokers)",
-       [](Config& c, const std::string& v) -> std::string {
-         c.user_service = v;
-         return "";
-       },
-       [](const Config& c) { return c.user_service; }},
+       AnyText(&Config::user_service), Shown(&Config::user_service)},
       {"user-service-timeout", "SEGMENTS_USER_SERVICE_TIMEOUT", "deadline of one call to the user service",
        DurationIn(&Config::user_service_timeout, absl::Milliseconds(10), absl::Minutes(1)),
        [](const Config& c) { return absl::FormatDuration(c.user_service_timeout); }},
