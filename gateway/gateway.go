@@ -29,8 +29,10 @@ import (
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
 	"segments/gateway/internal/decode"
 	"segments/gateway/internal/httperr"
+	"segments/gateway/internal/metrics"
 	"segments/gateway/internal/middleware"
 	"segments/gateway/internal/report"
+	"segments/gateway/internal/requestid"
 	"segments/gateway/internal/swagger"
 )
 
@@ -61,9 +63,11 @@ type Options struct {
 	// ShutdownTimeout is how long in-flight requests get once ctx is
 	// cancelled (default 10s).
 	ShutdownTimeout time.Duration
-	// Logger receives access logs and lifecycle messages (default: JSON to
-	// stderr).
+	// Logger receives access logs and lifecycle messages (default:
+	// slog.Default()).
 	Logger *slog.Logger
+	// Version is the build_info metric's version label (default "dev").
+	Version string
 }
 
 func (o *Options) applyDefaults() error {
@@ -90,6 +94,9 @@ func (o *Options) applyDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Version == "" {
+		o.Version = "dev"
 	}
 	return nil
 }
@@ -177,13 +184,18 @@ func Run(ctx context.Context, opts Options) error {
 
 // NewHandler builds the HTTP handler over an upstream connection: the API
 // routes (each with the upstream deadline of its route), report downloads,
-// /healthz and /swagger/, all behind access logs and the body limit. conn
-// should be made with DialOptions.
+// /healthz, /swagger/ and /metrics, all behind request ids, metrics, access
+// logs and the body limit. conn should be made with DialOptions.
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
 	}
 	paths := routedPaths()
+	if paths[metrics.Path] != nil {
+		return nil, fmt.Errorf("gateway: an API route takes %s, the metrics path", metrics.Path)
+	}
+	// Every upstream call carries the request's id.
+	upstream := requestid.Conn(conn)
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &compactJSON{runtime.JSONPb{
 			// Zero numbers, empty strings and empty lists are written; an
@@ -196,7 +208,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 		runtime.WithStreamErrorHandler(httperr.StreamErrorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler(paths)),
 		runtime.WithForwardResponseOption(noContentForMutations),
-		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(conn)),
+		runtime.WithHealthzEndpoint(grpc_health_v1.NewHealthClient(upstream)),
 		// Pass no HTTP headers on as gRPC metadata but the standard ones and
 		// Idempotency-Key (idempotency.go), and no gRPC metadata back as
 		// Grpc-Metadata-* headers or trailers: the server's metadata is not
@@ -204,27 +216,32 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(dropMetadata),
 		runtime.WithOutgoingTrailerMatcher(dropMetadata),
-		runtime.WithMiddlewares(upstreamDeadline(&opts), idempotencyKey),
+		runtime.WithMiddlewares(routePattern, upstreamDeadline(&opts), idempotencyKey),
 	)
-	if err := segmentationv1.RegisterSegmentServiceHandler(ctx, mux, conn); err != nil {
+	if err := segmentationv1.RegisterSegmentServiceHandlerClient(ctx, mux, segmentationv1.NewSegmentServiceClient(upstream)); err != nil {
 		return nil, err
 	}
-	if err := segmentationv1.RegisterUserAdminServiceHandler(ctx, mux, conn); err != nil {
+	if err := segmentationv1.RegisterUserAdminServiceHandlerClient(ctx, mux, segmentationv1.NewUserAdminServiceClient(upstream)); err != nil {
 		return nil, err
 	}
-	if err := segmentationv1.RegisterHistoryServiceHandler(ctx, mux, conn); err != nil {
+	if err := segmentationv1.RegisterHistoryServiceHandlerClient(ctx, mux, segmentationv1.NewHistoryServiceClient(upstream)); err != nil {
 		return nil, err
 	}
+	httpMetrics := metrics.New(opts.Version)
 
 	root := http.NewServeMux()
 	root.Handle("/swagger/", swagger.Handler())
 	root.Handle("/swagger", swagger.Handler())
 	// An exact path wins over "/": the generated handler of this route is
 	// never reached.
-	root.Handle(report.Path, report.Handler(segmentationv1.NewHistoryServiceClient(conn), opts.ReportTimeout, opts.Logger))
+	root.Handle(report.Path, report.Handler(segmentationv1.NewHistoryServiceClient(upstream), opts.ReportTimeout, opts.Logger))
+	root.Handle(metrics.Path, httpMetrics.Handler())
 	// The upstream deadline is set inside mux, once the route is known.
 	root.Handle("/", mux)
 	return middleware.Chain(root,
+		requestid.Middleware,
+		middleware.Routes(paths.route),
+		httpMetrics.Middleware,
 		middleware.AccessLog(opts.Logger),
 		middleware.BearerChallenge,
 		middleware.LimitBody(opts.MaxBodyBytes),

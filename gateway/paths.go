@@ -11,6 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"segments/gateway/internal/httperr"
+	"segments/gateway/internal/metrics"
+	"segments/gateway/internal/middleware"
 )
 
 // pathMethods maps each exact path the gateway routes to the HTTP methods
@@ -35,6 +37,34 @@ func routedPaths() pathMethods {
 		return true
 	})
 	return out
+}
+
+// route is the route pattern of a request's path for logs and metrics: the
+// path itself when it is a route (or one with a trailing slash), "/swagger/"
+// for anything under it, /metrics; "" for any other path. grpc-gateway's
+// pattern replaces it once the mux has routed the request (routePattern).
+func (p pathMethods) route(path string) string {
+	if trimmed, ok := strings.CutSuffix(path, "/"); ok && p[trimmed] != nil {
+		path = trimmed
+	}
+	switch {
+	case p[path] != nil, path == metrics.Path:
+		return path
+	case path == "/swagger", strings.HasPrefix(path, "/swagger/"):
+		return "/swagger/"
+	}
+	return ""
+}
+
+// routePattern names the request's route by the pattern grpc-gateway
+// matched, for logs and metrics. It runs inside grpc-gateway's mux.
+func routePattern(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pattern, ok := runtime.HTTPPattern(r.Context()); ok {
+			middleware.SetRoute(r.Context(), pattern.String())
+		}
+		next(w, r, params)
+	}
 }
 
 // allow is the Allow header of a path: its methods, and HEAD wherever GET

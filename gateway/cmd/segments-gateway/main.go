@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"segments/gateway"
+	"segments/gateway/internal/logging"
+	"segments/gateway/internal/metrics"
 )
 
 func main() {
@@ -28,6 +29,7 @@ func main() {
 	certFile := fs.String("upstream-cert-file", env("GATEWAY_UPSTREAM_CERT_FILE", ""), "the gateway's client certificate for an upstream that requires one (mTLS) (env GATEWAY_UPSTREAM_CERT_FILE)")
 	keyFile := fs.String("upstream-key-file", env("GATEWAY_UPSTREAM_KEY_FILE", ""), "the key of --upstream-cert-file (env GATEWAY_UPSTREAM_KEY_FILE)")
 	serverName := fs.String("upstream-server-name", env("GATEWAY_UPSTREAM_SERVER_NAME", ""), "name to check in the upstream's certificate (default: the host of --upstream) (env GATEWAY_UPSTREAM_SERVER_NAME)")
+	logFormat := fs.String("log-format", env("GATEWAY_LOG_FORMAT", "text"), "log lines as text (key=value) or json (one object per line: time, level, msg, fields) (env GATEWAY_LOG_FORMAT)")
 	grace := fs.Duration("shutdown-grace", envDuration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second), "time in-flight requests get on SIGTERM (env GATEWAY_SHUTDOWN_GRACE)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -37,10 +39,14 @@ func main() {
 		os.Exit(2)
 	}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	logger, err := logging.New(os.Stderr, *logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "segments-gateway: --log-format:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := gateway.Run(ctx, gateway.Options{
+	err = gateway.Run(ctx, gateway.Options{
 		Addr:                *addr,
 		Upstream:            *upstream,
 		UpstreamTLS:         gateway.UpstreamTLS{CAFile: *caFile, CertFile: *certFile, KeyFile: *keyFile, ServerName: *serverName},
@@ -50,6 +56,7 @@ func main() {
 		MaxBodyBytes:        *maxBody,
 		ShutdownTimeout:     *grace,
 		Logger:              logger,
+		Version:             metrics.Version(),
 	})
 	if err != nil {
 		logger.Error("gateway stopped", "error", err.Error())

@@ -1,5 +1,6 @@
 // Package middleware holds the HTTP wrappers around the gateway's mux:
-// access logs, the request body limit and the upstream deadline.
+// the route of each request, access logs, the request body limit and the
+// upstream deadline.
 package middleware
 
 import (
@@ -14,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"segments/gateway/internal/httperr"
+	"segments/gateway/internal/requestid"
 )
 
 // Chain applies wrappers so that the first one listed runs first.
@@ -22,6 +24,49 @@ func Chain(h http.Handler, wrappers ...func(http.Handler) http.Handler) http.Han
 		h = wrappers[i](h)
 	}
 	return h
+}
+
+// Unmatched is the route of a request that matches no route.
+const Unmatched = "unmatched"
+
+// routeSlot holds a request's route pattern: set by Routes from the path,
+// and by the handler that routes the request, when it knows better (a
+// grpc-gateway pattern with variables).
+type routeSlot struct{ pattern string }
+
+type routeKey struct{}
+
+// Routes names each request's route for the access log and the metrics:
+// resolve maps a path to its route pattern, "" when none matches
+// (Unmatched). Handlers further in may refine it with SetRoute.
+func Routes(resolve func(path string) string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			slot := &routeSlot{pattern: resolve(r.URL.Path)}
+			if slot.pattern == "" {
+				slot.pattern = Unmatched
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, slot)))
+		})
+	}
+}
+
+// SetRoute records the route pattern the request was routed by; outside
+// Routes it does nothing.
+func SetRoute(ctx context.Context, pattern string) {
+	if slot, ok := ctx.Value(routeKey{}).(*routeSlot); ok && pattern != "" {
+		slot.pattern = pattern
+	}
+}
+
+// Route is the request's route pattern: a template such as
+// "/segments/get-for-user", never the raw path; Unmatched when none
+// matched or outside Routes.
+func Route(ctx context.Context) string {
+	if slot, ok := ctx.Value(routeKey{}).(*routeSlot); ok {
+		return slot.pattern
+	}
+	return Unmatched
 }
 
 // statusRecorder remembers what the handler answered, for the access log.
@@ -54,9 +99,12 @@ func (r *statusRecorder) Flush() {
 	}
 }
 
-// AccessLog writes one line per request: method, path, status, size and
-// duration. Never the query (it carries user ids), bodies, cookies or
-// authorization headers.
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// AccessLog writes one line per request: method, path, route, status, size,
+// duration and request id. Never the query (it carries user ids), bodies,
+// cookies or authorization headers.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,10 +114,12 @@ func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 			logger.Info("http",
 				"method", r.Method,
 				"path", r.URL.Path,
+				"route", Route(r.Context()),
 				"status", rec.status,
 				"bytes", rec.bytes,
 				"duration_ms", float64(time.Since(start).Microseconds())/1000,
-				"remote", r.RemoteAddr)
+				"remote", r.RemoteAddr,
+				"request_id", requestid.FromContext(r.Context()))
 		})
 	}
 }
