@@ -4,7 +4,11 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Mirror of COMPONENTS in up.sh, in stop order.
-COMPONENTS=(gateway server usermock kafka db)
+COMPONENTS=(prometheus gateway server usermock kafka db)
+
+stop_prometheus() {
+  "$ROOT/scripts/prometheus.sh" stop
+}
 
 stop_gateway() {
   bg_stop gateway "$STATE/gateway.pid" "$ROOT/build/release/gateway/segments-gateway" 15

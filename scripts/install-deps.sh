@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages (apt) and tools (grpcurl, protoc plugins) that
 # the project needs to build and run; with --tests, also what only the tests,
-# the lint gate and the benches use.
+# the lint gate and the benches use; with --prometheus, also Prometheus (what
+# SEGMENTS_PROMETHEUS=1 scripts/up.sh runs).
 # Idempotent and fast when everything is already there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,11 +28,13 @@ TEST_PACKAGES=(
   docker-compose # compose/check.sh validates compose/compose.yaml (no engine needed)
   clang-format clang-tidy # scripts/lint.sh; Debian 12's are version 14, which the tree is formatted with
   python3-venv # tests/e2e/schemathesis.sh: schemathesis from PyPI in a virtualenv
+  prometheus # promtool (tests/ops: alert rules and their unit tests; tests/e2e/metrics.sh: check metrics) and a real Prometheus (2.42)
 )
 case ${1:-} in
   '') ;;
   --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
-  *) die "usage: $0 [--tests]" ;;
+  --prometheus) PACKAGES+=(prometheus) ;;
+  *) die "usage: $0 [--tests|--prometheus]" ;;
 esac
 
 # --- apt packages -----------------------------------------------------------

@@ -238,6 +238,15 @@ token_of() { cat "$TOKENS_DIR/$1.jwt"; }
 # bearer_of ROLE: "authorization: Bearer <token>", for grpcurl -H and curl -H.
 bearer_of() { printf 'authorization: Bearer %s' "$(token_of "$1")"; }
 
+# has_flag BIN NAME: BIN's --help (stdout or stderr) lists the flag NAME
+# (without dashes: -NAME in Go's help, --NAME in the server's). Binaries of
+# older revisions, as benchmarks run, lack newer flags (metrics-listen).
+# (Not `--help | grep -q`: under pipefail, grep leaving early fails the
+# pipeline when the program is still writing.)
+has_flag() {
+  [[ $("$1" --help 2>&1) == *"-$2"[=[:space:]]* ]]
+}
+
 # start_server HOST:PORT PIDFILE LOGFILE BIN [FLAG...]: segments-server BIN
 # listening on HOST:PORT, until its health check says SERVING. Unless FLAGs
 # hold --auth=off, it trusts the local tokens (made first if missing, with

@@ -4,7 +4,11 @@
 # PostgreSQL, Kafka, the user-service mock, the server (consuming the mock's
 # events) and the REST gateway. Env: SEGMENTS_GRPC_PORT (default 50051), SEGMENTS_HTTP_PORT
 # (8080), SEGMENTS_USERMOCK_PORT (50061), SEGMENTS_USERMOCK_RANDOM_RATE
-# (random user changes per second, default 0). Stop everything with
+# (random user changes per second, default 0), SEGMENTS_METRICS_PORT and
+# SEGMENTS_USERMOCK_METRICS_PORT (the server's and the mock's /metrics; by
+# default free ports, kept in .state for the next start), SEGMENTS_PROMETHEUS=1
+# (also a local Prometheus scraping the three, with the alert rules; Debian's
+# prometheus package, installed if missing). Stop everything with
 # scripts/down.sh; data is kept for the next start.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,10 +26,31 @@ USERMOCK_BIN="$ROOT/build/release/usermock/segments-usermock"
 USERMOCK_PID="$STATE/usermock.pid"
 USERMOCK_LOG="$STATE/usermock.log"
 USER_EVENTS_TOPIC=UserAction
+# /metrics of the server and the mock (empty: their binaries have no
+# --metrics-listen), and the local Prometheus (SEGMENTS_PROMETHEUS=1).
+METRICS_ADDR=""
+USERMOCK_METRICS_ADDR=""
+PROMETHEUS_ADDR=""
 
 # Each component is an up_<name> function; add new ones here and to
 # COMPONENTS, plus a matching stop_<name> in down.sh.
-COMPONENTS=(db kafka usermock server gateway)
+COMPONENTS=(db kafka usermock server gateway prometheus)
+
+# kept_port NAME [PORT]: PORT if given; else the port kept in $STATE/NAME.port
+# if it is still free, else a new free one (then kept).
+kept_port() {
+  local file="$STATE/$1.port" p=${2:-}
+  if [[ -n $p ]]; then
+    echo "$p"
+    return 0
+  fi
+  p="$(cat "$file" 2>/dev/null || true)"
+  if [[ -z $p ]] || port_in_use "$p"; then
+    p="$(free_port)"
+    echo "$p" >"$file"
+  fi
+  echo "$p"
+}
 
 up_db() {
   "$ROOT/scripts/pg.sh" start
@@ -40,9 +65,15 @@ up_usermock() {
   bg_stop usermock "$USERMOCK_PID" "$USERMOCK_BIN"
   need_free_port "$USERMOCK_ADDR" "set SEGMENTS_USERMOCK_PORT to another port"
   mkdir -p "$STATE/usermock"
+  local metrics=()
+  if has_flag "$USERMOCK_BIN" metrics-listen; then
+    USERMOCK_METRICS_ADDR="127.0.0.1:$(kept_port usermock-metrics "${SEGMENTS_USERMOCK_METRICS_PORT:-}")"
+    need_free_port "$USERMOCK_METRICS_ADDR" "set SEGMENTS_USERMOCK_METRICS_PORT to another port"
+    metrics=(--metrics-listen="$USERMOCK_METRICS_ADDR")
+  fi
   start_usermock "$USERMOCK_ADDR" "$USERMOCK_PID" "$USERMOCK_LOG" "$USERMOCK_BIN" \
     --kafka-brokers="$KAFKA_BROKERS" --topic="$USER_EVENTS_TOPIC" \
-    --store="$STATE/usermock/users.log" --random-rate="${SEGMENTS_USERMOCK_RANDOM_RATE:-0}"
+    --store="$STATE/usermock/users.log" --random-rate="${SEGMENTS_USERMOCK_RANDOM_RATE:-0}" "${metrics[@]}"
 }
 
 # A report link key made once per checkout and kept in .state, so links stay
@@ -60,10 +91,16 @@ consumer_assigned() { grep -q "user events: assigned partitions" "$SERVER_LOG"; 
 up_server() {
   bg_stop server "$SERVER_PID" "$SERVER_BIN"
   need_free_port "$GRPC_ADDR" "set SEGMENTS_GRPC_PORT to another port"
+  local metrics=()
+  if has_flag "$SERVER_BIN" metrics-listen; then
+    METRICS_ADDR="127.0.0.1:$(kept_port server-metrics "${SEGMENTS_METRICS_PORT:-}")"
+    need_free_port "$METRICS_ADDR" "set SEGMENTS_METRICS_PORT to another port"
+    metrics=(--metrics-listen="$METRICS_ADDR")
+  fi
   SEGMENTS_REPORT_LINK_KEYS="${SEGMENTS_REPORT_LINK_KEYS:-$(report_link_keys)}" \
     start_server "$GRPC_ADDR" "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" \
     --database-url="$DATABASE_URL" --kafka-brokers="$KAFKA_BROKERS" --user-events-topic="$USER_EVENTS_TOPIC" \
-    --user-service="$USERMOCK_ADDR"
+    --user-service="$USERMOCK_ADDR" "${metrics[@]}"
   # On a fresh broker the first group join also creates the offsets topic:
   # wait until the consumer owns partitions, so events are applied from now on.
   wait_until 60s consumer_assigned ||
@@ -76,7 +113,44 @@ up_gateway() {
   start_gateway "$HTTP_ADDR" "$GRPC_ADDR" "$GATEWAY_PID" "$GATEWAY_LOG" "$GATEWAY_BIN"
 }
 
+# The local Prometheus, on request: scrapes what serves /metrics.
+up_prometheus() {
+  if [[ ${SEGMENTS_PROMETHEUS:-0} != 1 ]]; then
+    # Not wanted this time: one left from an earlier start would scrape
+    # targets that may have moved.
+    "$ROOT/scripts/prometheus.sh" stop
+    return 0
+  fi
+  command -v prometheus >/dev/null || "$ROOT/scripts/install-deps.sh" --prometheus
+  local targets=()
+  [[ -z $METRICS_ADDR ]] || targets+=("segments-server=$METRICS_ADDR")
+  http_ok "http://$HTTP_ADDR/metrics" && targets+=("segments-gateway=$HTTP_ADDR")
+  [[ -z $USERMOCK_METRICS_ADDR ]] || targets+=("segments-usermock=$USERMOCK_METRICS_ADDR")
+  ((${#targets[@]})) || die "SEGMENTS_PROMETHEUS=1, but nothing serves metrics (binaries without --metrics-listen)"
+  PROMETHEUS_ADDR="$("$ROOT/scripts/prometheus.sh" start "${targets[@]}")"
+}
+
+# metrics_info: the lines about metrics and Prometheus, if there are any,
+# each ending in a newline.
+metrics_info() {
+  local m=()
+  [[ -z $METRICS_ADDR ]] || m+=("server http://$METRICS_ADDR/metrics")
+  http_ok "http://$HTTP_ADDR/metrics" && m+=("gateway http://$HTTP_ADDR/metrics")
+  [[ -z $USERMOCK_METRICS_ADDR ]] || m+=("mock http://$USERMOCK_METRICS_ADDR/metrics")
+  if ((${#m[@]})); then
+    printf '  metrics:   %s' "${m[0]}"
+    printf ', %s' "${m[@]:1}"
+    printf '\n'
+  fi
+  if [[ -n $PROMETHEUS_ADDR ]]; then
+    printf '  prometheus: http://%s (alerts: http://%s/alerts; data: %s)\n' "$PROMETHEUS_ADDR" "$PROMETHEUS_ADDR" "$STATE/prometheus"
+  fi
+}
+
 print_info() {
+  local METRICS_INFO
+  METRICS_INFO="$(metrics_info)"
+  [[ -z $METRICS_INFO ]] || METRICS_INFO+=$'\n'
   cat <<INFO
 
 segments is up
@@ -86,7 +160,7 @@ segments is up
   kafka:     $KAFKA_BROKERS (topic $USER_EVENTS_TOPIC, dead letters $USER_EVENTS_TOPIC.dlq)
   user-service mock: $USERMOCK_ADDR (gRPC: userservice.v1.UserService, usermock.v1.UserMockAdmin)
   logs:      $SERVER_LOG, $GATEWAY_LOG, $USERMOCK_LOG
-  tokens:    $TOKENS_DIR/{service,support,analyst,admin}.jwt (a year each; the key: $TOKENS_DIR/signing-key.jwk)
+${METRICS_INFO}  tokens:    $TOKENS_DIR/{service,support,analyst,admin}.jwt (a year each; the key: $TOKENS_DIR/signing-key.jwk)
   stop:      scripts/down.sh
 
 Try (every call but health needs a token; SEG_TOKEN holds the admin one):
