@@ -56,6 +56,31 @@ type fakeBackend struct {
 	streamEnded chan struct{}
 	// ListSegments answer
 	segmentPage *segmentationv1.ListSegmentsResponse
+	// every call's method and x-request-id metadata, health checks too
+	calls []upstreamCall
+}
+
+// upstreamCall is one call the fake upstream received.
+type upstreamCall struct {
+	method     string
+	requestIDs []string
+}
+
+// keepCall records a call's method and x-request-id metadata.
+func (f *fakeBackend) keepCall(ctx context.Context, method string) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, upstreamCall{method: method, requestIDs: md.Get("x-request-id")})
+}
+
+// takeCalls returns the calls received since the last takeCalls.
+func (f *fakeBackend) takeCalls() []upstreamCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.calls
+	f.calls = nil
+	return out
 }
 
 // upstreamMetadata is what the fake sends back with every call, as header
@@ -170,7 +195,15 @@ type harness struct {
 func startFakeUpstream(t *testing.T, lis net.Listener) (*fakeBackend, *health.Server) {
 	t.Helper()
 	backend := &fakeBackend{}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			backend.keepCall(ctx, info.FullMethod)
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			backend.keepCall(ss.Context(), info.FullMethod)
+			return h(srv, ss)
+		}))
 	segmentationv1.RegisterSegmentServiceServer(srv, backend)
 	segmentationv1.RegisterUserAdminServiceServer(srv, backend)
 	hs := health.NewServer()

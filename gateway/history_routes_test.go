@@ -30,10 +30,11 @@ import (
 type fakeHistoryBackend struct {
 	segmentationv1.UnimplementedHistoryServiceServer
 
-	mu       sync.Mutex
-	requests []proto.Message
-	hosts    [][]string
-	err      error
+	mu         sync.Mutex
+	requests   []proto.Message
+	hosts      [][]string
+	requestIDs [][]string // each call's x-request-id metadata
+	err        error
 	// chunks of DownloadHistoryReport, with pause before each but the first
 	chunks []string
 	pause  time.Duration
@@ -46,6 +47,7 @@ func (f *fakeHistoryBackend) record(ctx context.Context, req proto.Message) erro
 	defer f.mu.Unlock()
 	f.requests = append(f.requests, proto.Clone(req))
 	f.hosts = append(f.hosts, md.Get("x-forwarded-host"))
+	f.requestIDs = append(f.requestIDs, md.Get("x-request-id"))
 	return f.err
 }
 
