@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"segments/usermock/internal/app"
+	"segments/usermock/internal/logging"
 	"segments/usermock/internal/publisher"
 )
 
@@ -23,7 +24,8 @@ func main() {
 }
 
 func run(args []string) int {
-	logger := log.New(os.Stderr, "usermock: ", 0)
+	// Until the flags are read: text.
+	logger := log.New(os.Stderr, logging.Prefix, 0)
 	rateDefault, err := envFloat("USERMOCK_RANDOM_RATE", 0)
 	if err != nil {
 		logger.Print(err)
@@ -41,6 +43,8 @@ func run(args []string) int {
 	storePath := fs.String("store", env("USERMOCK_STORE", ""), "file the users are kept in; empty: in memory only (env USERMOCK_STORE)")
 	rate := fs.Float64("random-rate", rateDefault, "background random changes per second; 0: none (env USERMOCK_RANDOM_RATE)")
 	seed := fs.Int64("random-seed", seedDefault, "seed of the background random changes; 0: from the clock (env USERMOCK_RANDOM_SEED)")
+	metricsListen := fs.String("metrics-listen", env("USERMOCK_METRICS_LISTEN", ""), "Prometheus metrics address HOST:PORT (GET /metrics); empty: none (env USERMOCK_METRICS_LISTEN)")
+	logFormat := fs.String("log-format", env("USERMOCK_LOG_FORMAT", "text"), "log lines as text or json (one object per line: time, level, message) (env USERMOCK_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -51,6 +55,12 @@ func run(args []string) int {
 		logger.Printf("unexpected arguments: %q", fs.Args())
 		return 2
 	}
+	logs, err := logging.New(os.Stderr, *logFormat)
+	if err != nil {
+		logger.Printf("--log-format: %v", err)
+		return 2
+	}
+	logger = logs.Log
 	list := publisher.ParseBrokers(*brokers)
 	switch {
 	case len(list) == 0:
@@ -67,25 +77,29 @@ func run(args []string) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	a, err := app.Start(app.Options{
-		GRPCListen: *listen,
-		Brokers:    list,
-		Topic:      *topic,
-		StorePath:  *storePath,
-		RandomRate: *rate,
-		RandomSeed: *seed,
-		Logger:     logger,
+		GRPCListen:    *listen,
+		Brokers:       list,
+		Topic:         *topic,
+		StorePath:     *storePath,
+		RandomRate:    *rate,
+		RandomSeed:    *seed,
+		MetricsListen: *metricsListen,
+		Logger:        logger,
 	})
 	if err != nil {
-		logger.Printf("cannot start: %v", err)
+		logs.Errorf("cannot start: %v", err)
 		return 1
 	}
 	// Scripts grep this exact line for the port.
 	logger.Printf("serving gRPC on %s", a.Addr())
+	if addr := a.MetricsAddr(); addr != "" {
+		logger.Printf("serving metrics on http://%s/metrics", addr)
+	}
 
 	s := <-sig
 	logger.Printf("%v: shutting down", s)
 	if err := a.Shutdown(); err != nil {
-		logger.Printf("shutdown: %v", err)
+		logs.Errorf("shutdown: %v", err)
 		// Undelivered events are reported above; the exit stays clean.
 		if !errors.Is(err, app.ErrUndelivered) {
 			return 1

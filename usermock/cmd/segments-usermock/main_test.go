@@ -7,6 +7,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -190,6 +193,74 @@ func TestServesReflectsStopsAndKeepsData(t *testing.T) {
 	}
 }
 
+// --log-format=json and --metrics-listen (no broker needed): JSON lines
+// throughout, the metrics served where the log says.
+func TestJSONLogAndMetrics(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--grpc-listen", "127.0.0.1:0", "--kafka-brokers", "127.0.0.1:1",
+		"--log-format", "json", "--metrics-listen", "127.0.0.1:0")
+	cmd.Env = append(cleanEnv(), "USERMOCK_TEST_RUN_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Logf("[mock] %s", sc.Text())
+			lines <- sc.Text()
+		}
+	}()
+	metricsLine := regexp.MustCompile(`^serving metrics on (http://127\.0\.0\.1:[0-9]+/metrics)$`)
+	var url string
+	timeout := time.After(20 * time.Second)
+	for url == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("the mock exited")
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("not a JSON line: %q", line)
+			}
+			if m["time"] == nil || m["level"] == nil || m["message"] == nil {
+				t.Fatalf("line without time, level or message: %q", line)
+			}
+			if match := metricsLine.FindStringSubmatch(m["message"].(string)); match != nil {
+				url = match[1]
+			}
+		case <-timeout:
+			t.Fatal("no metrics line within 20 s")
+		}
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "segments_usermock_users 0") {
+		t.Fatalf("GET %s: %d\n%s", url, resp.StatusCode, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for line := range lines {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("not a JSON line: %q", line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
 func TestBadConfigurationExits2(t *testing.T) {
 	for name, tc := range map[string]struct {
 		env  []string
@@ -202,6 +273,8 @@ func TestBadConfigurationExits2(t *testing.T) {
 		"no brokers":      {args: []string{"--kafka-brokers", " , "}},
 		"empty topic":     {args: []string{"--topic", ""}},
 		"stray argument":  {args: []string{"extra"}},
+		"bad log format":  {args: []string{"--log-format", "xml"}},
+		"bad metrics":     {args: []string{"--metrics-listen", "nonsense"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], append([]string{"--grpc-listen", "127.0.0.1:0"}, tc.args...)...)

@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"segments/usermock/internal/metrics"
 	"segments/usermock/internal/publisher"
 	"segments/usermock/internal/randomchanges"
 	"segments/usermock/internal/server"
@@ -39,7 +40,10 @@ type Options struct {
 	AckTimeout time.Duration
 	// ShutdownTimeout bounds each step of Shutdown (0: 10 s).
 	ShutdownTimeout time.Duration
-	Logger          *log.Logger
+	// MetricsListen is the address of the Prometheus metrics endpoint
+	// (GET /metrics); empty: none.
+	MetricsListen string
+	Logger        *log.Logger
 }
 
 // ErrUndelivered is returned by Shutdown when the broker did not take every
@@ -56,6 +60,10 @@ type App struct {
 	health *health.Server
 	grpc   *grpc.Server
 	lis    net.Listener
+	// metrics counts lookups always; metricsServer serves them when
+	// MetricsListen is set.
+	metrics       *metrics.Metrics
+	metricsServer *metrics.Server
 
 	stopBackground context.CancelFunc // ends the background goroutines
 	background     sync.WaitGroup
@@ -100,7 +108,15 @@ func Start(opts Options) (a *App, err error) {
 	a.srv = server.New(a.store, a.pub, server.Options{
 		AckTimeout: opts.AckTimeout, Health: a.health, Logf: a.log.Printf,
 	})
-	a.grpc = grpc.NewServer()
+	a.metrics = metrics.New(a.store.Len, a.pub.Published)
+	if opts.MetricsListen != "" {
+		metricsLis, err := net.Listen("tcp", opts.MetricsListen)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		a.metricsServer = a.metrics.Serve(metricsLis)
+	}
+	a.grpc = grpc.NewServer(grpc.UnaryInterceptor(a.metrics.UnaryInterceptor))
 	a.srv.Register(a.grpc)
 	healthpb.RegisterHealthServer(a.grpc, a.health) // overall status "": SERVING
 	reflection.Register(a.grpc)
@@ -132,6 +148,14 @@ func Start(opts Options) (a *App, err error) {
 
 // Addr is the bound gRPC address, host:port.
 func (a *App) Addr() string { return a.lis.Addr().String() }
+
+// MetricsAddr is the bound address of the metrics endpoint, "" when off.
+func (a *App) MetricsAddr() string {
+	if a.metricsServer == nil {
+		return ""
+	}
+	return a.metricsServer.Addr()
+}
 
 // Store is the app's store (for tests).
 func (a *App) Store() *store.Store { return a.store }
@@ -212,6 +236,9 @@ func (a *App) shutdown() error {
 }
 
 func (a *App) closeResources() error {
+	if a.metricsServer != nil {
+		_ = a.metricsServer.Close()
+	}
 	if a.lis != nil && a.grpc == nil {
 		a.lis.Close()
 	}

@@ -28,6 +28,8 @@ type Publisher struct {
 	cancel context.CancelFunc
 	once   sync.Once
 	seq    atomic.Int64
+	// published counts the events the broker acknowledged.
+	published atomic.Int64
 }
 
 // SeqHeader names a record header holding the event's number, counted from 1
@@ -76,10 +78,18 @@ func (p *Publisher) Publish(id string, done func(error)) {
 		Headers: []kgo.RecordHeader{{Key: SeqHeader, Value: strconv.AppendInt(nil, p.seq.Add(1), 10)}},
 	}
 	p.client.Produce(p.ctx, rec, func(_ *kgo.Record, err error) {
+		if err == nil {
+			p.published.Add(1)
+		}
 		if done != nil {
 			done(err)
 		}
 	})
+}
+
+// Published returns the number of events the broker acknowledged so far.
+func (p *Publisher) Published() int64 {
+	return p.published.Load()
 }
 
 // Flush waits until every enqueued event is acknowledged, or ctx ends.
