@@ -9,7 +9,9 @@
 #   - each `COPY <path>` from the build context names something that exists.
 # And in the compose file: every service has a restart policy, every one but
 # the one-shots (restart: "no") a health check, every depends_on a condition,
-# every image a tag other than latest. Nothing is built or run.
+# every image a tag other than latest, every bind mount of a repository file
+# outside compose/ (../db, ../deploy) one that exists (Docker would mount a
+# missing one as an empty directory). Nothing is built or run.
 # Usage: compose/check.sh   (exit status 0: all good; 1: problems, listed)
 set -euo pipefail
 
@@ -42,7 +44,7 @@ else
     # entry names its condition. python3 and its yaml module come with
     # Debian's docker-compose.
     if ! rules="$(python3 - "$COMPOSE_FILE" <<'PY'
-import sys, yaml
+import os, sys, yaml
 services = (yaml.safe_load(open(sys.argv[1])) or {}).get("services") or {}
 for name, svc in services.items():
     svc = svc or {}
@@ -50,6 +52,12 @@ for name, svc in services.items():
         print(f"service {name}: no restart policy")
     if str(svc.get("restart")) != "no" and "healthcheck" not in svc:
         print(f'service {name}: no healthcheck (only one-shots with restart: "no" may skip it)')
+    for vol in svc.get("volumes") or []:
+        src = vol.get("source", "") if isinstance(vol, dict) else str(vol).split(":")[0]
+        if src.startswith("../"):
+            path = os.path.normpath(os.path.join(os.path.dirname(sys.argv[1]), src))
+            if not os.path.exists(path):
+                print(f"service {name}: mounts {src}, which does not exist")
     deps = svc.get("depends_on") or {}
     if isinstance(deps, list):
         print(f"service {name}: depends_on {deps} without conditions")
