@@ -29,7 +29,7 @@ func main() {
 	certFile := fs.String("upstream-cert-file", env("GATEWAY_UPSTREAM_CERT_FILE", ""), "the gateway's client certificate for an upstream that requires one (mTLS) (env GATEWAY_UPSTREAM_CERT_FILE)")
 	keyFile := fs.String("upstream-key-file", env("GATEWAY_UPSTREAM_KEY_FILE", ""), "the key of --upstream-cert-file (env GATEWAY_UPSTREAM_KEY_FILE)")
 	serverName := fs.String("upstream-server-name", env("GATEWAY_UPSTREAM_SERVER_NAME", ""), "name to check in the upstream's certificate (default: the host of --upstream) (env GATEWAY_UPSTREAM_SERVER_NAME)")
-	logFormat := fs.String("log-format", env("GATEWAY_LOG_FORMAT", "text"), "log lines as text (key=value) or json (one object per line: time, level, msg, fields) (env GATEWAY_LOG_FORMAT)")
+	logFormat := fs.String("log-format", env("GATEWAY_LOG_FORMAT", "text"), "log lines as text (key=value) or json (one object per line: time, level, message, fields) (env GATEWAY_LOG_FORMAT)")
 	grace := fs.Duration("shutdown-grace", envDuration("GATEWAY_SHUTDOWN_GRACE", 10*time.Second), "time in-flight requests get on SIGTERM (env GATEWAY_SHUTDOWN_GRACE)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)

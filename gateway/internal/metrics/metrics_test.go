@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -194,5 +195,23 @@ func TestRegistriesAreSeparate(t *testing.T) {
 		if strings.HasPrefix(f.GetName(), "segments_gateway") {
 			t.Fatalf("%s is in the default registry", f.GetName())
 		}
+	}
+}
+
+// The exposition passes Prometheus's own checker (promtool, Debian's
+// prometheus package), when it is installed.
+func TestPromtoolChecksTheExposition(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed")
+	}
+	m := New("dev")
+	h := handler(m, http.NotFoundHandler())
+	serve(t, h, http.MethodGet, "/segments/get-for-user")
+	rec := serve(t, h, http.MethodGet, Path)
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(rec.Body.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }

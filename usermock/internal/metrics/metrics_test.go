@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -114,5 +115,31 @@ func TestMetrics(t *testing.T) {
 		if strings.HasPrefix(f.GetName(), "segments_usermock") {
 			t.Fatalf("%s is in the default registry", f.GetName())
 		}
+	}
+}
+
+// The exposition passes Prometheus's own checker (promtool, Debian's
+// prometheus package), when it is installed.
+func TestPromtoolChecksTheExposition(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool is not installed")
+	}
+	m := New(func() int { return 1 }, func() int64 { return 2 })
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := m.Serve(lis)
+	defer srv.Close()
+	resp, err := http.Get("http://" + srv.Addr() + Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = resp.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
