@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   segments::log::SetMinLevel(LevelOf(config->log_level));
+  segments::log::SetFormat(config->log_format == "json" ? segments::log::Format::kJson : segments::log::Format::kText);
 
   // Block the stop signals in every thread, then wait for them here.
   sigset_t stop_signals;

@@ -10,9 +10,11 @@
 #include "ingest/user_directory.h"
 #include "ingest/user_event_consumer.h"
 #include "kafka/kafka_fixture.h"
+#include "metrics/registry.h"
 #include "storage/pg_pool.h"
 #include "storage/pg_store.h"
 #include "support/domain_testing.h"
+#include "support/http_get.h"
 #include "support/test_database.h"
 
 namespace {
@@ -469,4 +471,96 @@ TEST_CASE("A partition paused during an outage fetches again when it comes back 
   send_to_every_partition();
   REQUIRE(h.AllCommitted(sent));
   CHECK(QueryValue("SELECT count(*) FROM users") == std::to_string(sent));
+}
+
+namespace {
+
+// Answers as `inner` does once released; until then every lookup waits: a
+// consumer stuck in a call that neither fails nor returns.
+class HeldDirectory final : public segments::ingest::UserDirectory {
+ public:
+  explicit HeldDirectory(segments::ingest::UserDirectory& inner) : inner_(inner) {}
+
+  absl::StatusOr<std::vector<segments::domain::ObservedUser>> Lookup(
+      const std::vector<segments::domain::UserId>& users) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++lookups_;
+      mu_.Await(absl::Condition(&released_));
+    }
+    return inner_.Lookup(users);
+  }
+
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+  int lookups() {
+    absl::MutexLock lock(&mu_);
+    return lookups_;
+  }
+
+ private:
+  segments::ingest::UserDirectory& inner_;
+  absl::Mutex mu_;
+  bool released_ = false;
+  int lookups_ = 0;
+};
+
+int64_t TotalLag(const UserEventConsumer& consumer) {
+  int64_t total = 0;
+  for (const auto& partition : consumer.Lags()) total += partition.lag;
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("Events waiting on a partition with no progress stall the consumer, with no failure seen", "[kafka]") {
+  Harness h;
+  HeldDirectory held(h.directory);
+  UserEventConsumerOptions options;
+  options.brokers = segments::testing::KafkaBrokers();
+  options.topic = h.topic;
+  options.group = h.group;
+  options.dead_letter_topic = h.dead_letter_topic;
+  options.stall_after = absl::Seconds(1);
+  options.lag_check_period = absl::Milliseconds(100);
+  auto started = UserEventConsumer::Start(std::move(options), held, h.users);
+  REQUIRE(started.ok());
+  std::unique_ptr<UserEventConsumer> consumer = std::move(*started);
+  // Declared after the consumer, so the lookup is released before it stops.
+  struct ReleaseAtEnd {
+    HeldDirectory& held;
+    ~ReleaseAtEnd() { held.Release(); }
+  } release_at_end{held};
+
+  for (int n = 50; n < 55; ++n) {
+    h.user_service.Set(User(n), USER_STATE_ACTIVE);
+    h.producer.SendEvent(h.topic, User(n));
+  }
+  h.producer.Flush();
+  REQUIRE(Eventually([&] { return held.lookups() == 1; }));
+  // The broker's offsets show the five waiting; nothing fails, nothing moves.
+  REQUIRE(Eventually([&] { return TotalLag(*consumer) == 5; }));
+  REQUIRE(Eventually([&] { return consumer->Stalled(); }));
+  CHECK(consumer->Stats().retries == 0);
+  const std::string stalled = segments::metrics::Default().Expose();
+  CHECK(segments::testing::SampleValue(stalled, "segments_user_events_stalled") == 1.0);
+  int64_t exposed_lag = 0;
+  for (int p = 0; p < kPartitions; ++p) {
+    exposed_lag += static_cast<int64_t>(
+        segments::testing::SampleValue(
+            stalled, absl::StrFormat(R"(segments_user_events_lag{topic="%s",partition="%d"})", h.topic, p))
+            .value_or(0));
+  }
+  CHECK(exposed_lag == 5);
+
+  held.Release();
+  REQUIRE(h.AllCommitted(5));
+  CHECK(Eventually([&] { return !consumer->Stalled() && TotalLag(*consumer) == 0; }));
+  const std::string flowing = segments::metrics::Default().Expose();
+  CHECK(segments::testing::SampleValue(flowing, "segments_user_events_stalled") == 0.0);
+  CHECK(segments::testing::SampleValue(flowing, "segments_user_events_applied_total") >= 5.0);
+  CHECK(segments::testing::SampleValue(flowing, "segments_user_events_last_commit_timestamp_seconds") > 1.7e9);
+  consumer->Stop();
 }

@@ -212,6 +212,15 @@ absl::StatusOr<std::optional<std::string>> FakeMembershipRepository::ChunkEnd(co
   return last;
 }
 
+absl::StatusOr<std::optional<absl::Time>> FakeMembershipRepository::EarliestDeadline() {
+  RETURN_IF_ERROR(controls_.failure);
+  std::optional<absl::Time> earliest;
+  for (const auto& [key, m] : s_.memberships) {
+    if (m.expires_at && (!earliest || *m.expires_at < *earliest)) earliest = m.expires_at;
+  }
+  return earliest;
+}
+
 absl::StatusOr<int64_t> FakeMembershipRepository::EndExpired(absl::Time now, int limit) {
   ++controls_.expiry_batches;
   if (controls_.on_end_expired) controls_.on_end_expired(now, limit);

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "api/access.h"
+#include "api/call_observer.h"
 #include "api/grpc_status.h"
 #include "api/idempotency.h"
 #include "api/unary_call.h"
@@ -33,6 +34,7 @@ class Calls {
   // ("/segmentation.v1.SegmentService/GetSegment") and must outlive the call.
   template <typename Handler>
   grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* context, std::string_view method, Handler handler) {
+    const RequestLogContext request_log(*context);
     if (auto refused = Refusal(*context, method)) return Finished(context, *std::move(refused));
     return RunOnWorkers(context, workers_, std::move(handler));
   }
@@ -42,6 +44,7 @@ class Calls {
   template <typename AtOnce, typename Handler>
   grpc::ServerUnaryReactor* ReadAtOnce(grpc::CallbackServerContext* context, std::string_view method, AtOnce at_once,
                                        Handler handler) {
+    const RequestLogContext request_log(*context);
     if (auto refused = Refusal(*context, method)) return Finished(context, *std::move(refused));
     if (std::optional<grpc::Status> answered = at_once()) return Finished(context, *std::move(answered));
     return RunOnWorkers(context, workers_, std::move(handler));
@@ -52,6 +55,7 @@ class Calls {
   grpc::ServerUnaryReactor* Mutate(grpc::CallbackServerContext* context, std::string_view method,
                                    const google::protobuf::Message* request, google::protobuf::Message* response,
                                    Handler handler) {
+    const RequestLogContext request_log(*context);
     absl::StatusOr<auth::Principal> caller = guard_.Admit(*context, method);
     if (!caller.ok()) return Finished(context, ToGrpcStatus(caller.status()));
     absl::StatusOr<std::optional<std::string>> key = IdempotencyKeyOf(*context);
@@ -77,6 +81,7 @@ class Calls {
   template <typename Response, typename Begin>
   grpc::ServerWriteReactor<Response>* Stream(grpc::CallbackServerContext* context, std::string_view method,
                                              Begin begin) {
+    const RequestLogContext request_log(*context);
     if (auto refused = Refusal(*context, method)) return new RefusedStream<Response>(*std::move(refused));
     return begin();
   }

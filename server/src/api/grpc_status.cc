@@ -1,6 +1,8 @@
 #include "api/grpc_status.h"
 
 #include "api/field_paths.h"
+#include "common/log.h"
+#include "common/string_views.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
@@ -12,6 +14,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   const std::vector<ClientViolation> violations = ClientViolations(status);
   std::string message = violations.empty() ? std::string(status.message()) : ClientMessage(violations);
   if (status.code() == absl::StatusCode::kInternal || status.code() == absl::StatusCode::kUnknown) {
+    // The details stay in our log (with the call's request id), never in
+    // the answer.
+    log::Error("internal error: {}", Std(status.message()));
     message = "internal error";
   }
   if (violations.empty()) return grpc::Status(code, message);

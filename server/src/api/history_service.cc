@@ -2,6 +2,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "api/grpc_status.h"
@@ -9,6 +10,7 @@
 #include "api/proto_time.h"
 #include "api/unary_call.h"
 #include "common/status_macros.h"
+#include "metrics/registry.h"
 
 namespace segments::api {
 namespace {
@@ -40,6 +42,22 @@ std::string LinkQuery(const domain::ReportLink& link) {
   return query;
 }
 
+struct ReportMetrics {
+  metrics::Gauge& running =
+      metrics::Default().AddGauge("segments_reports_running", "History reports being streamed now.");
+  metrics::Family<metrics::Counter>& finished = metrics::Default().AddCounterFamily(
+      "segments_reports_total", "History reports streamed to the end, by result (ok or error).", {"result"});
+  metrics::Counter& rows =
+      metrics::Default().AddCounter("segments_report_rows_total", "History events written into reports (CSV rows).");
+  metrics::Counter& bytes =
+      metrics::Default().AddCounter("segments_report_bytes_total", "Bytes of CSV written into reports.");
+};
+
+ReportMetrics& Metrics() {
+  static auto* metrics = new ReportMetrics();
+  return *metrics;
+}
+
 }  // namespace
 
 // Streams one report, a chunk at a time (api/paced_stream.h).
@@ -49,7 +67,10 @@ class HistoryService::ReportStream final : public PacedStream<v1::DownloadHistor
       : PacedStream(service.workers_), service_(service), context_(context), link_(std::move(link)) {}
 
   ~ReportStream() override {
-    if (holds_slot_) service_.reports_streaming_.fetch_sub(1);
+    if (holds_slot_) {
+      service_.reports_streaming_.fetch_sub(1);
+      Metrics().running.Add(-1);
+    }
   }
 
   // One of the service's max_concurrent_reports slots, held until the stream
@@ -60,6 +81,7 @@ class HistoryService::ReportStream final : public PacedStream<v1::DownloadHistor
       return false;
     }
     holds_slot_ = true;
+    Metrics().running.Add(1);
     return true;
   }
 
@@ -82,9 +104,13 @@ class HistoryService::ReportStream final : public PacedStream<v1::DownloadHistor
     auto chunk = report_->NextChunk();
     if (!chunk.ok() || chunk->empty()) {
       report_.reset();  // the database connection goes back before the call ends
+      Metrics().finished.With({chunk.ok() ? "ok" : "error"}).Inc();
       Finish(chunk.ok() ? grpc::Status::OK : ToGrpcStatus(chunk.status()));
       return;
     }
+    const auto lines = static_cast<uint64_t>(std::count(chunk->begin(), chunk->end(), '\n'));
+    Metrics().rows.Inc(first && lines > 0 ? lines - 1 : lines);  // the first line is the header
+    Metrics().bytes.Inc(chunk->size());
     response_.Clear();
     if (first) {
       response_.set_content_type(std::string(domain::kCsvContentType));

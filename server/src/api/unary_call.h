@@ -9,6 +9,7 @@
 
 #include <chrono>
 
+#include "api/call_observer.h"
 #include "api/grpc_status.h"
 #include "common/deferred_completion.h"
 #include "common/worker_pool.h"
@@ -20,6 +21,7 @@ template <typename Handler>
 grpc::ServerUnaryReactor* RunOnWorkers(grpc::CallbackServerContext* context, WorkerPool& workers, Handler handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool queued = workers.TrySubmit([context, reactor, handler = std::move(handler)]() mutable {
+    const RequestLogContext request_log(*context);
     // Work nobody waits for any more is skipped.
     if (context->IsCancelled()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));

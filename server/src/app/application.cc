@@ -3,12 +3,14 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "api/call_observer.h"
 #include "app/tls.h"
 #include "common/crypto.h"
 #include "common/deferred_completion.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "grpc/health/v1/health.pb.h"
+#include "metrics/process_metrics.h"
 
 namespace segments::app {
 
@@ -124,6 +126,8 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   builder.RegisterService(&app->segment_service_);
   builder.RegisterService(&app->user_admin_service_);
   builder.RegisterService(&app->history_service_);
+  builder.experimental().SetInterceptorCreators(
+      api::CallObservers(api::CallObserverOptions{.slow_call_threshold = config.slow_call_threshold}));
   app->server_ = builder.BuildAndStart();
   if (!app->server_ || app->port_ == 0) {
     return absl::UnavailableError("cannot listen on " + config.grpc_listen);
@@ -132,7 +136,7 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
     RETURN_IF_ERROR(app->StartUserEvents());
   }
   // Health follows the database: NOT_SERVING until the first ping succeeds.
-  app->server_->GetHealthCheckService()->SetServingStatus(false);
+  app->ShowHealth("", false);
   app->health_watcher_ = std::thread([raw = app.get()] { raw->WatchDatabase(); });
   if (config.read_model) {
     app->ShowReadModelHealth(false);
@@ -141,6 +145,11 @@ absl::StatusOr<std::unique_ptr<Application>> Application::Start(const config::Co
   app->expiry_job_.Start();
   app->idempotency_key_cleanup_.Start();
   app->segment_task_resumer_.Start();
+  app->ExposeState();
+  if (!config.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(app->metrics_endpoint_, metrics::HttpEndpoint::Start(config.metrics_listen, metrics::Default()));
+    log::Info("serving metrics on port {} (GET /metrics)", app->metrics_endpoint_->port());
+  }
   log::Info("serving gRPC on port {}", app->port_);
   return app;
 }
@@ -166,6 +175,70 @@ absl::Status Application::StartUserEvents() {
   return absl::OkStatus();
 }
 
+void Application::ExposeState() {
+  metrics::Registry& registry = metrics::Default();
+  scraped_.push_back(metrics::ExposeProcessAndBuild(registry));
+  metrics::Gauge& threads = registry.AddGauge("segments_worker_threads", "Threads that run calls' blocking work.");
+  metrics::Gauge& queued = registry.AddGauge("segments_worker_queue_depth", "Calls waiting for a worker thread.");
+  metrics::Gauge& capacity =
+      registry.AddGauge("segments_worker_queue_capacity", "Calls that may wait before new ones are refused.");
+  metrics::Gauge& rejected =
+      registry
+          .AddCopiedCounterFamily("segments_worker_rejected_total",
+                                  "Calls refused with UNAVAILABLE: the worker queue was full.", {})
+          .With({});
+  scraped_.push_back(registry.OnScrape([this, &threads, &queued, &capacity, &rejected] {
+    threads.Set(static_cast<double>(workers_.threads()));
+    queued.Set(static_cast<double>(workers_.queued()));
+    capacity.Set(static_cast<double>(workers_.max_queued()));
+    rejected.Set(static_cast<double>(workers_.rejected()));
+  }));
+  if (!config_.read_model) return;
+  metrics::Gauge& serving =
+      registry.AddGauge("segments_read_model_serving", "1 while GetUserSegments is answered from memory.");
+  metrics::Gauge& users = registry.AddGauge("segments_read_model_users", "Users with memberships held in memory.");
+  metrics::Gauge& memberships = registry.AddGauge("segments_read_model_memberships", "Memberships held in memory.");
+  metrics::Gauge& memory =
+      registry.AddGauge("segments_read_model_memory_bytes", "Memory the read model's table takes, in bytes.");
+  metrics::Gauge& look_age = registry.AddGauge(
+      "segments_read_model_look_age_seconds",
+      "Time since the start of the last look at the database's changes that was applied (-1: none yet).");
+  metrics::Gauge& last_change = registry.AddGauge("segments_read_model_last_change_timestamp_seconds",
+                                                  "When the last change was applied from the database (Unix time).");
+  metrics::Gauge& full_loads =
+      registry
+          .AddCopiedCounterFamily("segments_read_model_full_loads_total",
+                                  "Times the read model loaded every membership (the first load and each resync).", {})
+          .With({});
+  metrics::Family<metrics::Gauge>& reads = registry.AddCopiedCounterFamily(
+      "segments_read_model_reads_total", "GetUserSegments reads, by where they were answered from.", {"source"});
+  scraped_.push_back(
+      registry.OnScrape([this, &serving, &users, &memberships, &memory, &look_age, &last_change, &full_loads, &reads] {
+        const readmodel::MembershipReadModel::Stats stats = read_model_.stats();
+        serving.Set(read_model_.Serving() ? 1 : 0);
+        users.Set(static_cast<double>(stats.users));
+        memberships.Set(static_cast<double>(stats.memberships));
+        memory.Set(static_cast<double>(stats.memory_bytes));
+        look_age.Set(stats.look_age == absl::InfiniteDuration() ? -1 : absl::ToDoubleSeconds(stats.look_age));
+        last_change.Set(absl::ToDoubleSeconds(stats.last_change_applied - absl::UnixEpoch()));
+        full_loads.Set(static_cast<double>(stats.full_loads));
+        reads.With({"memory"}).Set(static_cast<double>(stats.memory_reads));
+        reads.With({"database"}).Set(static_cast<double>(stats.database_reads));
+      }));
+}
+
+void Application::ShowHealth(std::string_view service, bool serving) {
+  static metrics::Family<metrics::Gauge>& health = metrics::Default().AddGaugeFamily(
+      "segments_health_serving", "1 while the health service says SERVING, by health service name (\"\": the server).",
+      {"service"});
+  if (service.empty()) {
+    server_->GetHealthCheckService()->SetServingStatus(serving);  // every service's, too
+  } else {
+    server_->GetHealthCheckService()->SetServingStatus(std::string(service), serving);
+  }
+  health.With({service}).Set(serving ? 1 : 0);
+}
+
 void Application::WatchDatabase() {
   bool serving = false;
   bool events_flowing = true;
@@ -173,7 +246,7 @@ void Application::WatchDatabase() {
     const bool up = store_.Ping().ok();
     if (up != serving) {
       serving = up;
-      server_->GetHealthCheckService()->SetServingStatus(serving);
+      ShowHealth("", serving);
       if (serving) {
         log::Info("database is reachable: health SERVING");
       } else {
@@ -184,7 +257,7 @@ void Application::WatchDatabase() {
     if (config_.read_model) ShowReadModelHealth(read_model_.Serving());
     if (user_events_) {
       const bool flowing = !user_events_->Stalled();
-      server_->GetHealthCheckService()->SetServingStatus(std::string(kUserEventsHealth), flowing);
+      ShowHealth(kUserEventsHealth, flowing);
       if (flowing != events_flowing) {
         events_flowing = flowing;
         if (flowing) {
@@ -200,7 +273,7 @@ void Application::WatchDatabase() {
 }
 
 void Application::ShowReadModelHealth(bool serving) {
-  if (server_) server_->GetHealthCheckService()->SetServingStatus(std::string(kReadModelHealth), serving);
+  if (server_) ShowHealth(kReadModelHealth, serving);
 }
 
 void Application::Shutdown(absl::Duration grace) {

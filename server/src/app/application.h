@@ -30,6 +30,8 @@
 #include "jobs/expiry_job.h"
 #include "jobs/idempotency_key_cleanup.h"
 #include "jobs/segment_task_resumer.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/registry.h"
 #include "readmodel/membership_read_model.h"
 #include "storage/pg_change_feed.h"
 #include "storage/pg_pool.h"
@@ -48,6 +50,8 @@ class Application {
 
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // The metrics port (0: --metrics-listen is empty).
+  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   // For tests and benchmarks: whether reads come from memory, and counts.
   const readmodel::MembershipReadModel& read_model() const { return read_model_; }
 
@@ -61,7 +65,10 @@ class Application {
               std::unique_ptr<auth::Authenticator> authenticator);
   void WatchDatabase();
   void ShowReadModelHealth(bool serving);
+  void ShowHealth(std::string_view service, bool serving);
   absl::Status StartUserEvents();
+  // Metrics read at each scrape from the parts wired here.
+  void ExposeState();
 
   const config::Config config_;
   storage::PgPool pool_;
@@ -88,6 +95,8 @@ class Application {
   std::unique_ptr<ingest::UserEventConsumer> user_events_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::vector<metrics::Registry::Registration> scraped_;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint_;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,7 +2,8 @@
 
 namespace segments {
 
-WorkerPool::WorkerPool(int threads, size_t max_queued) : max_queued_(max_queued) {
+WorkerPool::WorkerPool(int threads, size_t max_queued)
+    : max_queued_(max_queued), thread_count_(static_cast<size_t>(threads)) {
   threads_.reserve(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
@@ -11,9 +12,17 @@ WorkerPool::~WorkerPool() { Stop(); }
 
 bool WorkerPool::TrySubmit(absl::AnyInvocable<void() &&> task) {
   absl::MutexLock lock(&mu_);
-  if (stopping_ || queue_.size() >= max_queued_) return false;
+  if (stopping_ || queue_.size() >= max_queued_) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   queue_.push_back(std::move(task));
   return true;
+}
+
+size_t WorkerPool::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
 }
 
 void WorkerPool::Stop() {

@@ -6,6 +6,8 @@
 #include <absl/functional/any_invocable.h>
 #include <absl/synchronization/mutex.h>
 
+#include <atomic>
+#include <cstdint>
 #include <deque>
 #include <thread>
 #include <vector>
@@ -25,11 +27,19 @@ class WorkerPool {
   // Runs what is queued, then joins the threads. Idempotent.
   void Stop();
 
+  // For metrics: tasks waiting for a thread, and tasks refused so far.
+  size_t queued() const;
+  uint64_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+  size_t threads() const { return thread_count_; }
+  size_t max_queued() const { return max_queued_; }
+
  private:
   void Loop();
 
   const size_t max_queued_;
-  absl::Mutex mu_;
+  const size_t thread_count_;
+  std::atomic<uint64_t> rejected_{0};
+  mutable absl::Mutex mu_;
   std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;

@@ -66,20 +66,25 @@ std::function<std::string(Config&, const std::string&)> NonEmpty(std::string Con
   };
 }
 
+// A listen address, host:port (or empty, when `optional`).
+std::function<std::string(Config&, const std::string&)> HostPort(std::string Config::*field, bool optional) {
+  return [=](Config& c, const std::string& v) -> std::string {
+    const auto colon = v.rfind(':');
+    int port = 0;
+    const bool empty_ok = optional && v.empty();
+    if (!empty_ok && (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(v.substr(colon + 1), &port) ||
+                      port < 0 || port > 65535)) {
+      return optional ? "must be host:port, or empty" : "must be host:port";
+    }
+    c.*field = v;
+    return "";
+  };
+}
+
 const std::vector<Setting>& Settings() {
   static const std::vector<Setting> settings = {
       {"grpc-listen", "SEGMENTS_GRPC_LISTEN", "gRPC listen address host:port (port 0 picks a free one)",
-       [](Config& c, const std::string& v) -> std::string {
-         const auto colon = v.rfind(':');
-         int port = 0;
-         if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(v.substr(colon + 1), &port) || port < 0 ||
-             port > 65535) {
-           return "must be host:port";
-         }
-         c.grpc_listen = v;
-         return "";
-       },
-       [](const Config& c) { return c.grpc_listen; }},
+       HostPort(&Config::grpc_listen, false), Shown(&Config::grpc_listen)},
       {"database-url", "SEGMENTS_DATABASE_URL", "PostgreSQL connection string (libpq URI or key=value)",
        NonEmpty(&Config::database_url), [](const Config& c) { return c.database_url; }},
       {"db-pool-size", "SEGMENTS_DB_POOL_SIZE", "database connections at most", IntIn(&Config::db_pool_size, 1, 1000),
@@ -117,6 +122,20 @@ const std::vector<Setting>& Settings() {
          return "";
        },
        [](const Config& c) { return c.log_level; }},
+      {"log-format", "SEGMENTS_LOG_FORMAT", "text (a line per event) or json (an object per line)",
+       [](Config& c, const std::string& v) -> std::string {
+         if (v != "text" && v != "json") return "must be text or json";
+         c.log_format = v;
+         return "";
+       },
+       Shown(&Config::log_format)},
+      {"slow-call-threshold", "SEGMENTS_SLOW_CALL_THRESHOLD",
+       "a unary call that takes longer is logged (with its request id) as slow",
+       DurationIn(&Config::slow_call_threshold, absl::Milliseconds(1), absl::Hours(1)),
+       [](const Config& c) { return absl::FormatDuration(c.slow_call_threshold); }},
+      {"metrics-listen", "SEGMENTS_METRICS_LISTEN",
+       "host:port where GET /metrics answers in Prometheus' text format; empty: no metrics port",
+       HostPort(&Config::metrics_listen, true), Shown(&Config::metrics_listen)},
       {"auth", "SEGMENTS_AUTH",
        "on: calls need a bearer token (JWT) whose roles cover them; off: no checks (local experiments only)",
        [](Config& c, const std::string& v) -> std::string {

@@ -28,6 +28,13 @@ struct Config {
   absl::Duration health_check_period = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(10);
   std::string log_level = "info";
+  std::string log_format = "text";  // or "json"
+
+  // Operating (docs/operating.md): Prometheus metrics on their own port
+  // (empty: none, and calls are not timed), and the threshold past which a
+  // unary call is logged as slow.
+  std::string metrics_listen;
+  absl::Duration slow_call_threshold = absl::Milliseconds(500);
 
   // Authentication (docs/auth.md): on, every call but health, reflection
   // and report downloads needs a bearer token (a JWT) whose roles cover it.

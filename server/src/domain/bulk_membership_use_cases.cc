@@ -2,11 +2,13 @@
 
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
+#include <absl/time/clock.h>
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
 #include "domain/errors.h"
 #include "domain/validation.h"
+#include "domain/work_metrics.h"
 
 namespace segments::domain {
 namespace {
@@ -102,6 +104,7 @@ absl::StatusOr<int64_t> BulkMembershipUseCases::Change(
 }
 
 absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const SegmentUsersCommand& command) {
+  const absl::Time started = absl::Now();
   const absl::Time now = Now();
   std::vector<UserId> users;
   ProblemList problems = CheckShape(command, users);
@@ -115,10 +118,12 @@ absl::StatusOr<BulkAddResult> BulkMembershipUseCases::AddSegmentToUsers(const Se
   ASSIGN_OR_RETURN(const int64_t added, Change(command, users, [&](Transaction& tx, const Segment& segment) {
                      return tx.memberships().AddMembers(segment, users, expires_at, now);
                    }));
+  ObserveMembershipWork("bulk_add", absl::Now() - started, added);
   return BulkAddResult{added, static_cast<int64_t>(users.size()) - added};
 }
 
 absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(const SegmentUsersCommand& command) {
+  const absl::Time started = absl::Now();
   std::vector<UserId> users;
   ProblemList problems = CheckShape(command, users);
   if (!problems.empty()) return problems.Error(absl::StatusCode::kInvalidArgument, "problems");
@@ -126,6 +131,7 @@ absl::StatusOr<BulkRemoveResult> BulkMembershipUseCases::RemoveSegmentFromUsers(
   ASSIGN_OR_RETURN(const int64_t removed, Change(command, users, [&](Transaction& tx, const Segment& segment) {
                      return tx.memberships().RemoveMembers(segment, users, now);
                    }));
+  ObserveMembershipWork("bulk_remove", absl::Now() - started, removed);
   return BulkRemoveResult{removed, static_cast<int64_t>(users.size()) - removed};
 }
 

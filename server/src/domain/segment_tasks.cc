@@ -11,6 +11,7 @@
 #include "common/status_macros.h"
 #include "domain/acting_as.h"
 #include "domain/repositories/idempotency_store.h"
+#include "domain/work_metrics.h"
 
 namespace segments::domain {
 
@@ -74,6 +75,22 @@ absl::StatusOr<SegmentTask> RunSegmentTaskChunk(Transaction& tx, const SegmentTa
   return current;
 }
 
+namespace {
+
+std::string_view WorkKind(const SegmentTask& task) {
+  switch (task.kind) {
+    case SegmentTaskKind::kAssign:
+      return task.from_hundredths == 0 ? "fill" : "percent_change";
+    case SegmentTaskKind::kUnassign:
+      return "percent_change";
+    case SegmentTaskKind::kDelete:
+      return "segment_deletion";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
 int NextChunkUsers(int users, absl::Duration took, absl::Duration target) {
   if (target <= absl::ZeroDuration()) return users;
   double scaled = 2.0 * users;
@@ -88,6 +105,7 @@ absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
   // change writes is automatic assignment, the system's.
   const ActingAs acting_as(task.kind == SegmentTaskKind::kDelete ? task.actor : std::string());
   SegmentTask current = task;
+  const absl::Time began = absl::Now();
   int chunk_users = options_.chunk_users;
   while (!current.finished) {
     // Wall time of the chunk's transaction, commit included (not the
@@ -102,6 +120,7 @@ absl::StatusOr<SegmentTask> SegmentTasks::Finish(const SegmentTask& task) {
     if (options_.after_chunk) options_.after_chunk(current);
     if (options_.pause > absl::ZeroDuration()) absl::SleepFor(options_.pause);
   }
+  ObserveMembershipWork(WorkKind(task), absl::Now() - began, current.count - task.count);
   return current;
 }
 

@@ -131,6 +131,8 @@ absl::StatusOr<std::unique_ptr<UserEventConsumer>> UserEventConsumer::Start(User
   std::unique_ptr<UserEventConsumer> consumer(new UserEventConsumer(std::move(options), directory, users));
   RETURN_IF_ERROR(consumer->Connect());
   consumer->thread_ = std::thread([raw = consumer.get()] { raw->Run(); });
+  consumer->lag_watcher_ = std::thread([raw = consumer.get()] { raw->WatchLag(); });
+  consumer->ExposeState();
   log::Info("user events: consuming {} as group {} from {}", consumer->options_.topic, consumer->options_.group,
             consumer->options_.brokers);
   return consumer;
@@ -176,6 +178,11 @@ absl::Status UserEventConsumer::Connect() {
 UserEventConsumer::~UserEventConsumer() { Stop(); }
 
 void UserEventConsumer::Stop() {
+  {
+    absl::MutexLock lock(&watch_mu_);
+    watch_stopping_ = true;
+  }
+  if (lag_watcher_.joinable()) lag_watcher_.join();  // before close(): it asks the broker through consumer_
   stopping_.store(true);
   if (thread_.joinable()) thread_.join();
 }
@@ -219,6 +226,7 @@ void UserEventConsumer::CollectBatch() {
       case RdKafka::ERR_NO_ERROR:
         if (pending_.empty()) linger_until = absl::Now() + options_.batch_linger;
         pending_.push_back(ToRecord(*message));
+        consumed_.fetch_add(1, std::memory_order_relaxed);
         break;
       case RdKafka::ERR__TIMED_OUT:
       case RdKafka::ERR__PARTITION_EOF:
@@ -234,6 +242,7 @@ void UserEventConsumer::CollectBatch() {
 
 bool UserEventConsumer::ProcessBatch() {
   Step step = Step::kApply;
+  const absl::Time started = absl::Now();
   domain::UserSyncResult applied;
   absl::Duration backoff = options_.retry_backoff_min;
   for (;;) {
@@ -264,6 +273,12 @@ bool UserEventConsumer::ProcessBatch() {
       case Step::kCommit:
         status = Commit(batch);
         if (status.ok()) {
+          static metrics::Histogram& batch_seconds = metrics::Default().AddHistogram(
+              "segments_user_events_batch_seconds",
+              "Time from a batch's first attempt to its offsets' commit, in seconds (retries included).",
+              metrics::TaskBuckets());
+          batch_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - started));
+          last_commit_unix_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
           absl::MutexLock lock(&mu_);
           stats_.events += static_cast<int64_t>(batch.events);
           stats_.batches += 1;
@@ -302,7 +317,120 @@ bool UserEventConsumer::ProcessBatch() {
 
 bool UserEventConsumer::Stalled() const {
   const int64_t since = failing_since_unix_ns_.load();
-  return since != 0 && absl::Now() - absl::FromUnixNanos(since) > options_.stall_after;
+  if (since != 0 && absl::Now() - absl::FromUnixNanos(since) > options_.stall_after) return true;
+  for (const PartitionLag& partition : Lags()) {
+    if (partition.stalled) return true;
+  }
+  return false;
+}
+
+std::vector<PartitionLag> UserEventConsumer::Lags() const {
+  const absl::Time now = absl::Now();
+  std::vector<PartitionLag> lags;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [partition, progress] : progress_) {
+    lags.push_back({partition, progress.lag, progress.lag > 0 && now - progress.moved_at > options_.stall_after});
+  }
+  return lags;
+}
+
+void UserEventConsumer::WatchLag() {
+  const absl::Duration period = std::min(options_.lag_check_period, options_.stall_after / 3);
+  for (;;) {
+    CheckLag();
+    absl::MutexLock lock(&watch_mu_);
+    if (watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stopping_), period)) return;
+  }
+}
+
+void UserEventConsumer::CheckLag() {
+  constexpr int kBrokerTimeoutMs = 2000;
+  std::vector<RdKafka::TopicPartition*> partitions;
+  if (consumer_->assignment(partitions) != RdKafka::ERR_NO_ERROR) return;
+  const bool committed_known =
+      partitions.empty() || consumer_->committed(partitions, kBrokerTimeoutMs) == RdKafka::ERR_NO_ERROR;
+  std::map<int32_t, Progress> seen;
+  const absl::Time now = absl::Now();
+  for (const RdKafka::TopicPartition* p : partitions) {
+    int64_t low = 0, high = 0;
+    if (!committed_known || consumer_->query_watermark_offsets(p->topic(), p->partition(), &low, &high,
+                                                               kBrokerTimeoutMs) != RdKafka::ERR_NO_ERROR) {
+      continue;  // the broker cannot say now: the last answer stands
+    }
+    // No commit yet: the group starts from the oldest event.
+    const int64_t committed = p->offset() >= 0 ? p->offset() : low;
+    seen[p->partition()] = Progress{committed, std::max<int64_t>(0, high - committed), now};
+  }
+  RdKafka::TopicPartition::destroy(partitions);
+
+  absl::MutexLock lock(&mu_);
+  for (auto& [partition, progress] : seen) {
+    auto before = progress_.find(partition);
+    // Still where it was, with events waiting: the clock keeps running.
+    if (before != progress_.end() && before->second.committed == progress.committed && progress.lag > 0) {
+      progress.moved_at = before->second.moved_at;
+    }
+  }
+  // Partitions the broker did not answer for keep their last state.
+  for (const auto& [partition, progress] : progress_) {
+    if (!seen.contains(partition) && !committed_known) seen.emplace(partition, progress);
+  }
+  progress_ = std::move(seen);
+}
+
+void UserEventConsumer::ExposeState() {
+  metrics::Registry& registry = metrics::Default();
+  metrics::Gauge& consumed =
+      registry.AddCopiedCounterFamily("segments_user_events_consumed_total", "User events read from Kafka.", {})
+          .With({});
+  metrics::Gauge& applied = registry
+                                .AddCopiedCounterFamily("segments_user_events_applied_total",
+                                                        "User events applied and committed (batches done).", {})
+                                .With({});
+  metrics::Gauge& retries =
+      registry
+          .AddCopiedCounterFamily("segments_user_events_retries_total",
+                                  "Failed attempts at a batch step (lookup, database, dead letters, commit).", {})
+          .With({});
+  metrics::Gauge& dead_lettered =
+      registry
+          .AddCopiedCounterFamily("segments_user_events_dead_lettered_total",
+                                  "Messages that were not user events, copied to the dead-letter topic.", {})
+          .With({});
+  metrics::Family<metrics::Gauge>& users = registry.AddCopiedCounterFamily(
+      "segments_user_events_users_total", "Users the applied events changed, by outcome.", {"outcome"});
+  metrics::Family<metrics::Gauge>& lag = registry.AddGaugeFamily(
+      "segments_user_events_lag",
+      "Events after the group's committed offset, per assigned partition (as of the last check).",
+      {"topic", "partition"});
+  metrics::Gauge& assigned = registry.AddGauge("segments_user_events_assigned_partitions",
+                                               "Partitions of the user event topic assigned to this instance.");
+  metrics::Gauge& last_commit = registry.AddGauge("segments_user_events_last_commit_timestamp_seconds",
+                                                  "When this instance last committed offsets (Unix time; 0: never).");
+  metrics::Gauge& stalled = registry.AddGauge(
+      "segments_user_events_stalled", "1 while events are stalled (health of segmentation.v1.UserEvents NOT_SERVING).");
+  metrics_ = registry.OnScrape([=, this, &consumed, &applied, &retries, &dead_lettered, &users, &lag, &assigned,
+                                &last_commit, &stalled] {
+    const UserEventStats totals = Stats();
+    consumed.Set(static_cast<double>(consumed_.load(std::memory_order_relaxed)));
+    applied.Set(static_cast<double>(totals.events));
+    retries.Set(static_cast<double>(totals.retries));
+    dead_lettered.Set(static_cast<double>(totals.dead_lettered));
+    users.With({"created"}).Set(static_cast<double>(totals.created));
+    users.With({"state_changed"}).Set(static_cast<double>(totals.state_changed));
+    users.With({"deleted"}).Set(static_cast<double>(totals.deleted));
+    users.With({"unchanged"}).Set(static_cast<double>(totals.unchanged));
+    const std::vector<PartitionLag> lags = Lags();
+    lag.Clear();
+    for (const PartitionLag& partition : lags) {
+      lag.With({options_.topic, std::to_string(partition.partition)}).Set(static_cast<double>(partition.lag));
+    }
+    assigned.Set(static_cast<double>(lags.size()));
+    const int64_t committed_at = last_commit_unix_ns_.load(std::memory_order_relaxed);
+    last_commit.Set(committed_at == 0 ? 0
+                                      : absl::ToDoubleSeconds(absl::FromUnixNanos(committed_at) - absl::UnixEpoch()));
+    stalled.Set(Stalled() ? 1 : 0);
+  });
 }
 
 absl::Status UserEventConsumer::Apply(const EventBatch& batch, domain::UserSyncResult& result) {

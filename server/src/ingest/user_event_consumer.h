@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -32,6 +33,7 @@
 #include "domain/user_use_cases.h"
 #include "ingest/user_directory.h"
 #include "ingest/user_event.h"
+#include "metrics/registry.h"
 
 namespace RdKafka {
 class KafkaConsumer;
@@ -55,8 +57,14 @@ struct UserEventConsumerOptions {
   // Backoff between attempts of a failing batch.
   absl::Duration retry_backoff_min = absl::Milliseconds(100);
   absl::Duration retry_backoff_max = absl::Seconds(5);
-  // A batch failing for longer than this makes the consumer Stalled().
+  // A batch failing for longer than this makes the consumer Stalled(); so
+  // does a partition that has events waiting and whose committed offset has
+  // not moved for this long (a consumer stuck in a call, or a partition
+  // whose fetching stopped).
   absl::Duration stall_after = absl::Seconds(30);
+  // How often each assigned partition's lag (end offset minus committed
+  // offset) is asked of the broker; at most stall_after / 3.
+  absl::Duration lag_check_period = absl::Seconds(5);
   // Tests only: called after a batch's transaction committed and before its
   // offsets are; returning true makes the consumer stop right there, as a
   // crash would, committing nothing.
@@ -76,6 +84,13 @@ struct UserEventStats {
   int64_t memberships_ended = 0;  // by deletions
 };
 
+// What the broker says of one assigned partition, at the last lag check.
+struct PartitionLag {
+  int32_t partition = 0;
+  int64_t lag = 0;       // events after the committed offset
+  bool stalled = false;  // events waiting, committed offset still for stall_after
+};
+
 class UserEventConsumer {
  public:
   // Connects (lazily: a broker that is down is retried in the background),
@@ -92,9 +107,14 @@ class UserEventConsumer {
 
   UserEventStats Stats() const;
 
-  // True while a batch has been failing for longer than stall_after: events
-  // wait (none is skipped) until what fails comes back. Health reports it.
+  // True while a batch has been failing for longer than stall_after, or a
+  // partition has had events waiting and no commit for that long: events
+  // wait (none is skipped) until what blocks them is gone. Health reports it.
   bool Stalled() const;
+
+  // Each assigned partition's lag, as of the last check (every
+  // lag_check_period).
+  std::vector<PartitionLag> Lags() const;
 
   // True once the consumer stopped because crash_after_apply asked it to.
   bool crashed() const { return crashed_.load(); }
@@ -122,6 +142,12 @@ class UserEventConsumer {
   void OnAssigned(const std::vector<int32_t>& partitions);
   void OnRevoked(const std::vector<int32_t>& partitions);
   bool stopping() const { return stopping_.load(std::memory_order_relaxed); }
+  // On a thread of its own: asks the broker for each assigned partition's
+  // committed and end offsets every lag_check_period.
+  void WatchLag();
+  void CheckLag();
+  // Metrics (segments_user_events_*), read at each scrape.
+  void ExposeState();
 
   const UserEventConsumerOptions options_;
   UserDirectory& directory_;
@@ -140,8 +166,22 @@ class UserEventConsumer {
   std::atomic<bool> crashed_{false};
   std::atomic<int64_t> failing_since_unix_ns_{0};  // 0: the current batch has not failed
   std::thread thread_;
+  std::atomic<int64_t> consumed_{0};
+  std::atomic<int64_t> last_commit_unix_ns_{0};
   mutable absl::Mutex mu_;
   UserEventStats stats_ ABSL_GUARDED_BY(mu_);
+
+  struct Progress {
+    int64_t committed = 0;  // the next offset to apply
+    int64_t lag = 0;
+    absl::Time moved_at;  // when committed last moved, or lag was 0
+  };
+  std::map<int32_t, Progress> progress_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex watch_mu_;
+  bool watch_stopping_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread lag_watcher_;
+  // Last: gone before what it reads.
+  metrics::Registry::Registration metrics_;
 };
 
 }  // namespace segments::ingest

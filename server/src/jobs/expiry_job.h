@@ -34,12 +34,16 @@ class ExpiryJob {
 
   // One pass: ends every membership due at the clock's now, a batch per
   // transaction, until a batch comes back short. Returns how many ended.
+  // Sets segments_expiry_lag_seconds from the earliest deadline first.
   absl::StatusOr<int64_t> RunOnce();
 
   // The pause before the next pass after `failures` failed passes in a row.
   absl::Duration PauseAfter(int failures) const { return job_.PauseAfter(failures); }
 
  private:
+  // RunOnce, timed and counted (segments_expiry_*).
+  absl::StatusOr<int64_t> ObservedRun();
+
   domain::Store& store_;
   const domain::Clock& clock_;
   const ExpiryJobOptions options_;

@@ -288,6 +288,9 @@ absl::Status MembershipReadModel::Look() {
 }
 
 absl::Status MembershipReadModel::Apply(FeedChanges changes) {
+  if (!changes.empty()) {
+    last_change_unix_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  }
   if (!changes.segments.empty()) table_.ReplaceSegments(changes.segments, std::move(changes.segment_rows));
   for (const auto& [user, m] : changes.range_rows) table_.Put(user, m);
   if (!changes.users.empty()) {
@@ -324,6 +327,10 @@ MembershipReadModel::Stats MembershipReadModel::stats() const {
   s.users = table_.users();
   s.memberships = table_.memberships();
   s.memory_bytes = table_.MemoryBytes();
+  if (const int64_t started = look_started_ns_.load(std::memory_order_acquire); started != 0) {
+    s.look_age = absl::Nanoseconds(SteadyNanos() - started);
+  }
+  s.last_change_applied = absl::FromUnixNanos(last_change_unix_ns_.load(std::memory_order_relaxed));
   return s;
 }
 

@@ -87,6 +87,11 @@ class MembershipReadModel final : public domain::MembershipQueries {
     size_t users = 0;
     size_t memberships = 0;
     size_t memory_bytes = 0;
+    // Since the start of the last look that was applied (infinite before
+    // the first): how stale an answer from memory may be.
+    absl::Duration look_age = absl::InfiniteDuration();
+    // When the last look that found changes was applied (unix epoch before).
+    absl::Time last_change_applied = absl::UnixEpoch();
   };
   Stats stats() const;
 
@@ -132,6 +137,7 @@ class MembershipReadModel final : public domain::MembershipQueries {
   std::atomic<uint64_t> epoch_{0};
   // steady_clock nanoseconds at the start of the last applied look.
   std::atomic<int64_t> look_started_ns_{0};
+  std::atomic<int64_t> last_change_unix_ns_{0};
 
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kDown;

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "metrics/registry.h"
 #include "storage/sqlstate.h"
 
 namespace segments::storage {
@@ -19,6 +20,17 @@ std::string OneLine(const char* message) {
   }
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
+}
+
+// Database errors by the class of their SQLSTATE (its first two
+// characters: 08 connection, 23 integrity, 40 rollback, 57 operator
+// intervention, ...), or "none" when the connection broke without one.
+void CountError(const char* sqlstate) {
+  static metrics::Family<metrics::Counter>& errors = metrics::Default().AddCounterFamily(
+      "segments_db_errors_total", "Database errors, by SQLSTATE class (\"none\": the connection broke).",
+      {"sqlstate_class"});
+  const std::string_view state = sqlstate != nullptr ? std::string_view(sqlstate) : std::string_view();
+  errors.With({state.size() >= 2 ? state.substr(0, 2) : std::string_view("none")}).Inc();
 }
 
 }  // namespace
@@ -46,6 +58,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Open(
   if (conn == nullptr) return absl::ResourceExhaustedError("out of memory opening a database connection");
   if (PQstatus(conn) != CONNECTION_OK) {
     log::Warning("database connection failed: {}", OneLine(PQerrorMessage(conn)));
+    CountError("08");  // connection exception
     PQfinish(conn);
     return absl::UnavailableError("database is unavailable");
   }
@@ -64,6 +77,7 @@ absl::StatusOr<PgResult> PgConnection::Check(PGresult* raw, const char* what) {
   if (sqlstate != nullptr) code = CodeForSqlState(sqlstate);
   if (Broken()) code = absl::StatusCode::kUnavailable;
   const char* detail = raw != nullptr ? PQresultErrorMessage(raw) : PQerrorMessage(conn_);
+  CountError(sqlstate);
   if (code != absl::StatusCode::kAlreadyExists && code != absl::StatusCode::kAborted) {
     log::Warning("database error in {}: {} {}", what, sqlstate != nullptr ? sqlstate : "-", OneLine(detail));
   }
@@ -98,6 +112,7 @@ std::string PgConnection::Quote(std::string_view value) const {
 absl::Status PgConnection::Send(const char* sql) {
   if (PQsendQuery(conn_, sql) == 1) return absl::OkStatus();
   log::Warning("database error sending {}: {}", sql, OneLine(PQerrorMessage(conn_)));
+  CountError(nullptr);
   return absl::UnavailableError(std::string("database error in ") + sql);
 }
 

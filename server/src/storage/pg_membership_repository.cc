@@ -187,6 +187,11 @@ const Statement kUnassignPicked{
         "SELECT count(*) FILTER (WHERE reason <> 'ttl') FROM h",
     /*plan_per_call=*/true};
 
+// --- The earliest deadline held (memberships_expiry_idx answers it).
+const Statement kEarliestDeadline{
+    "earliest_deadline",
+    "SELECT (extract(epoch FROM min(expires_at)) * 1000000)::int8 FROM memberships WHERE expires_at IS NOT NULL"};
+
 // --- TTL expiry, one batch: $1 now, $2 batch size. SKIP LOCKED leaves rows
 // that another job or a user's update holds to them; that transaction ends
 // them or the next pass does.
@@ -475,6 +480,11 @@ absl::StatusOr<std::optional<std::string>> PgMembershipRepository::ChunkEnd(cons
 // Not a read model change: reads leave out expired memberships already.
 absl::StatusOr<int64_t> PgMembershipRepository::EndExpired(absl::Time now, int limit) {
   return tx_.CountOf(kEndExpiredMemberships, PgParams().Time(now).Int(limit));
+}
+
+absl::StatusOr<std::optional<absl::Time>> PgMembershipRepository::EarliestDeadline() {
+  ASSIGN_OR_RETURN(PgResult r, tx_.conn().Execute(kEarliestDeadline, PgParams()));
+  return PgRow(r, 0).OptionalMicros(0);
 }
 
 absl::StatusOr<absl::flat_hash_map<UserId, std::vector<Membership>>> PgMembershipRepository::OfUsers(

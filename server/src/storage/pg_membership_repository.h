@@ -30,6 +30,7 @@ class PgMembershipRepository final : public domain::MembershipRepository {
   absl::StatusOr<std::optional<std::string>> LastTaskUser(const domain::SegmentTask& task) override;
   absl::StatusOr<std::optional<std::string>> ChunkEnd(const domain::SegmentTask& task, int size) override;
   absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) override;
+  absl::StatusOr<std::optional<absl::Time>> EarliestDeadline() override;
   absl::StatusOr<absl::flat_hash_map<domain::UserId, std::vector<domain::Membership>>> OfUsers(
       const std::vector<domain::UserId>& users) override;
   absl::StatusOr<absl::flat_hash_map<domain::UserId, std::vector<domain::SegmentId>>> OptedOutSegmentsOfUsers(

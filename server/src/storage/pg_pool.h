@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status_macros.h"
+#include "metrics/registry.h"
 #include "storage/pg_connection.h"
 
 namespace segments::storage {
@@ -75,6 +76,8 @@ class PgPool {
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mu_);
   int leased_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Last: gone before what it reads.
+  metrics::Registry::Registration metrics_;
 };
 
 // Runs `read(lease)` on a pooled connection, once more on a fresh one if the

@@ -128,6 +128,9 @@ class MembershipRepository {
   // holds are skipped, not waited for, so any number of instances can run
   // this at once without writing an event twice. Returns how many ended.
   virtual absl::StatusOr<int64_t> EndExpired(absl::Time now, int limit) = 0;
+  // The earliest deadline of any membership (due or not), or nullopt when
+  // none has one: how far behind the expiry job is.
+  virtual absl::StatusOr<std::optional<absl::Time>> EarliestDeadline() = 0;
 
   // --- many users at once, for batches of user events: each one statement
   // for the whole batch. All but EndAllOfUsers leave history to the caller.
