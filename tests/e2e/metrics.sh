@@ -74,6 +74,12 @@ segments_of() { curl -s -H "$(bearer_of service)" "$HTTP/segments/get-for-user?u
 has_everyone() { [[ $(segments_of "$U") == '{"segments":["METRICS_EVERYONE"]}' ]]; }
 wait_until 15s has_everyone || die "user $U not visible through the gateway: $(segments_of "$U")"
 for _ in 1 2 3; do segments_of "$U" >/dev/null; done
+# This month's history report, downloaded through its link.
+link="$(curl -s -H "$(bearer_of admin)" \
+  "$HTTP/segments/get-history-report-link?month=$(date -u +%-m)&year=$(date -u +%Y)" | jq -r .reportLink)"
+[[ $link == http* ]] || die "no report link: $link"
+report="$(curl -s -f "$link")" || die "report download failed: $link"
+[[ $report == *METRICS_EVERYONE* ]] || die "the report lacks the segment: $report"
 # A refused call: a code other than OK, and a 401 on the route.
 code=$(curl -s -o /dev/null -w '%{http_code}' "$HTTP/segments/get-for-user?userID=$U")
 [[ $code == 401 ]] || die "a call without a token: HTTP $code, expected 401"
@@ -100,10 +106,14 @@ for entry in "${ENDPOINTS[@]}"; do
 done
 
 # --- every segments_* name of deploy/ is exposed by one of the programs
-# (a histogram's _bucket/_sum/_count by its family's TYPE line).
+# (a histogram's _bucket/_sum/_count by its family's TYPE line). Except
+# those that appear only with their first event, which this test does not
+# cause: a database error.
+FIRST_EVENT_ONLY=(segments_db_errors_total)
 exposed="$(cat "$WORK"/segments-*.prom | sed -n 's/^# TYPE \([^ ]*\) .*/\1/p; s/^\([a-zA-Z_:][a-zA-Z0-9_:]*\)[{ ].*/\1/p' | sort -u)"
 used="$(cat "$ROOT/deploy/prometheus/alerts.yml" "$ROOT"/deploy/grafana/dashboards/*.json |
-  grep -o 'segments_[a-z0-9_]*' | sed 's/_\(bucket\|sum\|count\)$//' | sort -u)"
+  grep -o 'segments_[a-z0-9_]*' | sed 's/_\(bucket\|sum\|count\)$//' | sort -u |
+  grep -vxF -f <(printf '%s\n' "${FIRST_EVENT_ONLY[@]}"))"
 missing="$(comm -23 <(echo "$used") <(echo "$exposed"))"
 [[ -z $missing ]] || die "used in deploy/ but exposed by no program: $(echo $missing)"
 log "the $(echo "$used" | wc -l) segments_* names of the alerts and the dashboard are all exposed"
@@ -141,6 +151,7 @@ expect 'segments_usermock_users{job="segments-usermock"} >= 1'
 expect 'segments_user_events_applied_total{job="segments-server"} >= 1'
 expect 'segments_user_events_assigned_partitions{job="segments-server"} > 0'
 expect 'segments_build_info{job="segments-server"} == 1'
+expect 'segments_reports_total{job="segments-server",result="ok"} >= 1'
 
 # The alert rules are loaded, all of them, and evaluated without errors.
 want_alerts="$(sed -n 's/^ *- alert: *//p' "$ROOT/deploy/prometheus/alerts.yml" | sort)"
