@@ -1,8 +1,8 @@
 // The metrics port of a running server (docs/operating.md): calls counted
 // per method and status code, and the state of the pool, the read model and
 // health read at each scrape; request ids in the log lines of failed calls.
-#include <catch2/catch.hpp>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <string>

@@ -24,10 +24,10 @@ constexpr int kCodes = 17;  // gRPC's status codes, OK (0) to UNAUTHENTICATED (1
 
 std::string_view CodeName(grpc::StatusCode code) {
   static constexpr std::array<std::string_view, kCodes> kNames = {
-      "OK",           "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-      "NOT_FOUND",    "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION", "ABORTED",     "OUT_OF_RANGE",      "UNIMPLEMENTED",    "INTERNAL",
-      "UNAVAILABLE",  "DATA_LOSS",          "UNAUTHENTICATED"};
+      "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
   const int index = static_cast<int>(code);
   return index >= 0 && index < kCodes ? kNames[index] : "UNKNOWN";
 }
@@ -50,10 +50,9 @@ bool ServerSide(grpc::StatusCode code) {
 struct Families {
   metrics::Family<metrics::Counter>& started = metrics::Default().AddCounterFamily(
       "segments_grpc_server_started_total", "gRPC calls started, by method.", {"grpc_service", "grpc_method"});
-  metrics::Family<metrics::Counter>& handled =
-      metrics::Default().AddCounterFamily("segments_grpc_server_handled_total",
-                                          "gRPC calls answered, by method and status code.",
-                                          {"grpc_service", "grpc_method", "grpc_code"});
+  metrics::Family<metrics::Counter>& handled = metrics::Default().AddCounterFamily(
+      "segments_grpc_server_handled_total", "gRPC calls answered, by method and status code.",
+      {"grpc_service", "grpc_method", "grpc_code"});
   metrics::Family<metrics::Histogram>& seconds = metrics::Default().AddHistogramFamily(
       "segments_grpc_server_handling_seconds",
       "Time from a gRPC call's arrival to its status being sent, in seconds, by method.",

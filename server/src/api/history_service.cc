@@ -54,9 +54,17 @@ struct ReportMetrics {
 };
 
 ReportMetrics& Metrics() {
-  static auto* metrics = new ReportMetrics();
+  static auto* metrics = [] {
+    auto* made = new ReportMetrics();
+    made->finished.With({"ok"});
+    made->finished.With({"error"});
+    return made;
+  }();
   return *metrics;
 }
+// Registered when the program starts, so that the series exist (at 0)
+// before the first event: rates and dashboards need them.
+[[maybe_unused]] const bool kReportMetricsRegistered = (Metrics(), true);
 
 }  // namespace
 

@@ -170,6 +170,7 @@ absl::Status Application::StartUserEvents() {
   options.kafka_settings = config_.kafka_settings;
   options.max_batch = config_.user_events_batch;
   options.stall_after = config_.user_events_stall_after;
+  options.lag_check_period = config_.user_events_lag_check_period;
   ASSIGN_OR_RETURN(user_events_,
                    ingest::UserEventConsumer::Start(std::move(options), *user_directory_, user_use_cases_));
   return absl::OkStatus();

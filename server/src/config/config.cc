@@ -251,9 +251,14 @@ const std::vector<Setting>& Settings() {
        IntIn(&Config::user_events_batch, 1, 10'000),
        [](const Config& c) { return std::to_string(c.user_events_batch); }},
       {"user-events-stall-after", "SEGMENTS_USER_EVENTS_STALL_AFTER",
-       "a batch failing this long turns the health of segmentation.v1.UserEvents to NOT_SERVING",
+       "a batch failing this long, or a partition with events waiting and no commit, turns the health of "
+       "segmentation.v1.UserEvents to NOT_SERVING",
        DurationIn(&Config::user_events_stall_after, absl::Milliseconds(100), absl::Hours(1)),
        [](const Config& c) { return absl::FormatDuration(c.user_events_stall_after); }},
+      {"user-events-lag-check-period", "SEGMENTS_USER_EVENTS_LAG_CHECK_PERIOD",
+       "how often each assigned partition's lag is asked of the broker (at most a third of the stall time)",
+       DurationIn(&Config::user_events_lag_check_period, absl::Milliseconds(100), absl::Minutes(10)),
+       [](const Config& c) { return absl::FormatDuration(c.user_events_lag_check_period); }},
       {"kafka-settings", "SEGMENTS_KAFKA_SETTINGS",
        "further librdkafka settings, name=value[,name=value...] (e.g. security.protocol=SASL_SSL)",
        [](Config& c, const std::string& v) -> std::string {

@@ -103,7 +103,10 @@ struct Config {
   int user_events_batch = 1000;
   // A batch failing this long turns the health of segmentation.v1.UserEvents
   // to NOT_SERVING.
+  // Also when a partition has events waiting and no commit for that long;
+  // each partition's lag is asked of the broker this often.
   absl::Duration user_events_stall_after = absl::Seconds(30);
+  absl::Duration user_events_lag_check_period = absl::Seconds(5);
   // Further librdkafka settings, e.g. security.protocol=SASL_SSL.
   std::vector<std::pair<std::string, std::string>> kafka_settings;
   // The user service (userservice.v1) that events are looked up in;

@@ -41,6 +41,13 @@ absl::Status Configure(RdKafka::Conf& conf, const std::vector<std::pair<std::str
   return absl::OkStatus();
 }
 
+metrics::Histogram& BatchSeconds() {
+  return metrics::Default().AddHistogram(
+      "segments_user_events_batch_seconds",
+      "Time from a batch's first attempt to its offsets' commit, in seconds (retries included).",
+      metrics::TaskBuckets());
+}
+
 }  // namespace
 
 // librdkafka's callbacks. Rebalances and delivery reports arrive on the
@@ -273,11 +280,7 @@ bool UserEventConsumer::ProcessBatch() {
       case Step::kCommit:
         status = Commit(batch);
         if (status.ok()) {
-          static metrics::Histogram& batch_seconds = metrics::Default().AddHistogram(
-              "segments_user_events_batch_seconds",
-              "Time from a batch's first attempt to its offsets' commit, in seconds (retries included).",
-              metrics::TaskBuckets());
-          batch_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - started));
+          BatchSeconds().Observe(absl::ToDoubleSeconds(absl::Now() - started));
           last_commit_unix_ns_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
           absl::MutexLock lock(&mu_);
           stats_.events += static_cast<int64_t>(batch.events);
@@ -380,6 +383,7 @@ void UserEventConsumer::CheckLag() {
 
 void UserEventConsumer::ExposeState() {
   metrics::Registry& registry = metrics::Default();
+  BatchSeconds();
   metrics::Gauge& consumed =
       registry.AddCopiedCounterFamily("segments_user_events_consumed_total", "User events read from Kafka.", {})
           .With({});

@@ -26,9 +26,17 @@ struct ExpiryMetrics {
 };
 
 ExpiryMetrics& Metrics() {
-  static auto* metrics = new ExpiryMetrics();
+  static auto* metrics = [] {
+    auto* made = new ExpiryMetrics();
+    made->runs.With({"ok"});
+    made->runs.With({"error"});
+    return made;
+  }();
   return *metrics;
 }
+// Registered when the program starts, so that the series exist (at 0)
+// before the first event: rates and dashboards need them.
+[[maybe_unused]] const bool kExpiryMetricsRegistered = (Metrics(), true);
 
 }  // namespace
 

@@ -1,8 +1,8 @@
 #include "metrics/http_endpoint.h"
 
 #include <absl/strings/numbers.h>
-#include <fmt/format.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -52,7 +52,7 @@ std::string Response(std::string_view status, std::string_view content_type, std
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& address,
-                                                                 const Registry& registry) {
+                                                                  const Registry& registry) {
   std::string host, port;
   if (!SplitAddress(address, host, port)) {
     return absl::InvalidArgumentError(fmt::format("metrics address \"{}\" is not host:port", address));

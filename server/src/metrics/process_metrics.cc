@@ -58,13 +58,14 @@ int OpenFileDescriptors() {
 }  // namespace
 
 Registry::Registration ExposeProcessAndBuild(Registry& registry) {
-  registry.AddGaugeFamily("segments_build_info", "The server's version and source revision (always 1).",
-                          {"version", "revision"})
+  registry
+      .AddGaugeFamily("segments_build_info", "The server's version and source revision (always 1).",
+                      {"version", "revision"})
       .With({SEGMENTS_VERSION, SEGMENTS_REVISION})
       .Set(1);
-  Gauge& cpu = registry.AddCopiedCounterFamily("process_cpu_seconds_total", "User and system CPU time spent, in seconds.",
-                                               {})
-                   .With({});
+  Gauge& cpu =
+      registry.AddCopiedCounterFamily("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", {})
+          .With({});
   Gauge& resident = registry.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.");
   Gauge& virtual_memory = registry.AddGauge("process_virtual_memory_bytes", "Virtual memory size in bytes.");
   Gauge& start_time =

@@ -113,7 +113,8 @@ Metric& Family<Metric>::With(std::initializer_list<std::string_view> values) {
 
 template <typename Metric>
 Metric& Family<Metric>::With(const std::vector<std::string>& values) {
-  if (values.size() != label_names_.size()) Misuse(fmt::format("{} label values for {} names", values.size(), label_names_.size()));
+  if (values.size() != label_names_.size())
+    Misuse(fmt::format("{} label values for {} names", values.size(), label_names_.size()));
   absl::MutexLock lock(&mu_);
   std::unique_ptr<Metric>& metric = metrics_[values];
   if (!metric) metric = make_();

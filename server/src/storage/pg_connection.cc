@@ -25,10 +25,23 @@ std::string OneLine(const char* message) {
 // Database errors by the class of their SQLSTATE (its first two
 // characters: 08 connection, 23 integrity, 40 rollback, 57 operator
 // intervention, ...), or "none" when the connection broke without one.
+metrics::Family<metrics::Counter>& Errors() {
+  static metrics::Family<metrics::Counter>& errors = []() -> metrics::Family<metrics::Counter>& {
+    auto& family = metrics::Default().AddCounterFamily(
+        "segments_db_errors_total", "Database errors, by SQLSTATE class (\"none\": the connection broke).",
+        {"sqlstate_class"});
+    family.With({"08"});  // the classes the alerts watch
+    family.With({"none"});
+    return family;
+  }();
+  return errors;
+}
+// Registered when the program starts, so that the series exist (at 0)
+// before the first event: rates and dashboards need them.
+[[maybe_unused]] const bool kErrorsRegistered = (Errors(), true);
+
 void CountError(const char* sqlstate) {
-  static metrics::Family<metrics::Counter>& errors = metrics::Default().AddCounterFamily(
-      "segments_db_errors_total", "Database errors, by SQLSTATE class (\"none\": the connection broke).",
-      {"sqlstate_class"});
+  metrics::Family<metrics::Counter>& errors = Errors();
   const std::string_view state = sqlstate != nullptr ? std::string_view(sqlstate) : std::string_view();
   errors.With({state.size() >= 2 ? state.substr(0, 2) : std::string_view("none")}).Inc();
 }

@@ -1,7 +1,7 @@
 #include "common/log.h"
 
-#include <catch2/catch.hpp>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <cstdio>
 #include <string>
@@ -15,8 +15,9 @@ using segments::log::Level;
 TEST_CASE("A JSON line has time, level, message and the fields as keys", "[log]") {
   const std::string line = FormatLine(Format::kJson, "2026-12-05T10:00:00.123Z", Level::kWarning, "slow call",
                                       {{"method", "/a.B/C"}, {"request_id", "r-1"}});
-  CHECK(line ==
-        R"({"time":"2026-12-05T10:00:00.123Z","level":"warn","message":"slow call","method":"/a.B/C","request_id":"r-1"})");
+  CHECK(
+      line ==
+      R"({"time":"2026-12-05T10:00:00.123Z","level":"warn","message":"slow call","method":"/a.B/C","request_id":"r-1"})");
 }
 
 TEST_CASE("JSON strings escape quotes, control characters and bytes that are not UTF-8", "[log]") {

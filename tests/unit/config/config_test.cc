@@ -69,7 +69,24 @@ TEST_CASE("a bad value is refused with the name of its setting", "[config]") {
   CHECK_FALSE(LoadConfig({"--grpc-listen=nohostport"}, Env({})).ok());
   CHECK_FALSE(LoadConfig({"--grpc-listen=h:70000"}, Env({})).ok());
   CHECK_FALSE(LoadConfig({"--log-level=loud"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--log-format=xml"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--metrics-listen=9090"}, Env({})).ok());
+  CHECK_FALSE(LoadConfig({"--slow-call-threshold=0s"}, Env({})).ok());
   CHECK_FALSE(LoadConfig({"--database-url="}, Env({})).ok());
+}
+
+TEST_CASE("metrics and logs: off and text by default, set by flag or environment", "[config]") {
+  auto defaults = LoadConfig({}, Env({}));
+  REQUIRE(defaults.ok());
+  CHECK(defaults->metrics_listen.empty());
+  CHECK(defaults->log_format == "text");
+  CHECK(defaults->slow_call_threshold == absl::Milliseconds(500));
+  auto set = LoadConfig({"--metrics-listen=127.0.0.1:9464", "--slow-call-threshold=50ms"},
+                        Env({{"SEGMENTS_LOG_FORMAT", "json"}}));
+  REQUIRE(set.ok());
+  CHECK(set->metrics_listen == "127.0.0.1:9464");
+  CHECK(set->log_format == "json");
+  CHECK(set->slow_call_threshold == absl::Milliseconds(50));
 }
 
 TEST_CASE("unknown flags, stray arguments and missing values are refused", "[config]") {

@@ -48,6 +48,5 @@ TEST_CASE("A bad or taken address is refused at start", "[metrics]") {
   CHECK(absl::IsInvalidArgument(HttpEndpoint::Start("127.0.0.1:99999", registry).status()));
   auto first = HttpEndpoint::Start("127.0.0.1:0", registry);
   REQUIRE(first.ok());
-  CHECK(absl::IsUnavailable(
-      HttpEndpoint::Start("127.0.0.1:" + std::to_string((*first)->port()), registry).status()));
+  CHECK(absl::IsUnavailable(HttpEndpoint::Start("127.0.0.1:" + std::to_string((*first)->port()), registry).status()));
 }
