@@ -173,25 +173,25 @@ Histogram& Registry::AddHistogram(const std::string& name, const std::string& he
 }
 
 Family<Counter>& Registry::AddCounterFamily(const std::string& name, const std::string& help,
-                                            std::vector<std::string> label_names) {
+                                            const std::vector<std::string>& label_names) {
   if (!name.ends_with("_total")) Misuse(fmt::format("counter {} must end in _total", name));
   absl::MutexLock lock(&mu_);
   return *Register(name, help, Type::kCounter, label_names, nullptr).counters;
 }
 Family<Gauge>& Registry::AddGaugeFamily(const std::string& name, const std::string& help,
-                                        std::vector<std::string> label_names) {
+                                        const std::vector<std::string>& label_names) {
   absl::MutexLock lock(&mu_);
   return *Register(name, help, Type::kGauge, label_names, nullptr).gauges;
 }
 Family<Histogram>& Registry::AddHistogramFamily(const std::string& name, const std::string& help,
-                                                std::vector<std::string> label_names,
+                                                const std::vector<std::string>& label_names,
                                                 const std::vector<double>& buckets) {
   absl::MutexLock lock(&mu_);
   return *Register(name, help, Type::kHistogram, label_names, &buckets).histograms;
 }
 
 Family<Gauge>& Registry::AddCopiedCounterFamily(const std::string& name, const std::string& help,
-                                                std::vector<std::string> label_names) {
+                                                const std::vector<std::string>& label_names) {
   if (!name.ends_with("_total")) Misuse(fmt::format("counter {} must end in _total", name));
   absl::MutexLock lock(&mu_);
   return *Register(name, help, Type::kCopiedCounter, label_names, nullptr).gauges;
@@ -227,6 +227,38 @@ void Registry::Forget(uint64_t id) {
   updates_.erase(id);
 }
 
+void Registry::AppendFamily(std::string& out, const std::string& name, const Entry& entry) {
+  static constexpr std::string_view kTypeNames[] = {"counter", "gauge", "histogram", "counter"};
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, Escaped(entry.help, false), name,
+                     kTypeNames[static_cast<int>(entry.type)]);
+  switch (entry.type) {
+    case Type::kCounter:
+      entry.counters->ForEach([&](const std::vector<std::string>& values, const Counter& counter) {
+        out += fmt::format("{}{} {}\n", name, Labels(entry.counters->label_names(), values), counter.Value());
+      });
+      break;
+    case Type::kGauge:
+    case Type::kCopiedCounter:
+      entry.gauges->ForEach([&](const std::vector<std::string>& values, const Gauge& gauge) {
+        out += fmt::format("{}{} {}\n", name, Labels(entry.gauges->label_names(), values), Number(gauge.Value()));
+      });
+      break;
+    case Type::kHistogram:
+      entry.histograms->ForEach([&](const std::vector<std::string>& values, const Histogram& histogram) {
+        const std::vector<std::string>& names = entry.histograms->label_names();
+        const Histogram::Snapshot snapshot = histogram.Read();
+        for (size_t i = 0; i < snapshot.cumulative_counts.size(); ++i) {
+          const double bound = i < snapshot.upper_bounds.size() ? snapshot.upper_bounds[i] : INFINITY;
+          out += fmt::format("{}_bucket{} {}\n", name, Labels(names, values, "le", Number(bound)),
+                             snapshot.cumulative_counts[i]);
+        }
+        out += fmt::format("{}_sum{} {}\n", name, Labels(names, values), Number(snapshot.sum));
+        out += fmt::format("{}_count{} {}\n", name, Labels(names, values), snapshot.count());
+      });
+      break;
+  }
+}
+
 std::string Registry::Expose() const {
   absl::MutexLock scrape(&scrape_mu_);
   std::vector<std::function<void()>> updates;
@@ -238,37 +270,7 @@ std::string Registry::Expose() const {
 
   std::string out;
   absl::MutexLock lock(&mu_);
-  for (const auto& [name, entry] : entries_) {
-    static constexpr std::string_view kTypeNames[] = {"counter", "gauge", "histogram", "counter"};
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, Escaped(entry.help, false), name,
-                       kTypeNames[static_cast<int>(entry.type)]);
-    switch (entry.type) {
-      case Type::kCounter:
-        entry.counters->ForEach([&](const std::vector<std::string>& values, const Counter& counter) {
-          out += fmt::format("{}{} {}\n", name, Labels(entry.counters->label_names(), values), counter.Value());
-        });
-        break;
-      case Type::kGauge:
-      case Type::kCopiedCounter:
-        entry.gauges->ForEach([&](const std::vector<std::string>& values, const Gauge& gauge) {
-          out += fmt::format("{}{} {}\n", name, Labels(entry.gauges->label_names(), values), Number(gauge.Value()));
-        });
-        break;
-      case Type::kHistogram:
-        entry.histograms->ForEach([&](const std::vector<std::string>& values, const Histogram& histogram) {
-          const std::vector<std::string>& names = entry.histograms->label_names();
-          const Histogram::Snapshot snapshot = histogram.Read();
-          for (size_t i = 0; i < snapshot.cumulative_counts.size(); ++i) {
-            const double bound = i < snapshot.upper_bounds.size() ? snapshot.upper_bounds[i] : INFINITY;
-            out += fmt::format("{}_bucket{} {}\n", name, Labels(names, values, "le", Number(bound)),
-                               snapshot.cumulative_counts[i]);
-          }
-          out += fmt::format("{}_sum{} {}\n", name, Labels(names, values), Number(snapshot.sum));
-          out += fmt::format("{}_count{} {}\n", name, Labels(names, values), snapshot.count());
-        });
-        break;
-    }
-  }
+  for (const auto& entry : entries_) AppendFamily(out, entry.first, entry.second);
   return out;
 }
 

@@ -111,14 +111,16 @@ class Registry {
   Gauge& AddGauge(const std::string& name, const std::string& help);
   Histogram& AddHistogram(const std::string& name, const std::string& help, const std::vector<double>& buckets);
   Family<Counter>& AddCounterFamily(const std::string& name, const std::string& help,
-                                    std::vector<std::string> label_names);
-  Family<Gauge>& AddGaugeFamily(const std::string& name, const std::string& help, std::vector<std::string> label_names);
+                                    const std::vector<std::string>& label_names);
+  Family<Gauge>& AddGaugeFamily(const std::string& name, const std::string& help,
+                                const std::vector<std::string>& label_names);
   Family<Histogram>& AddHistogramFamily(const std::string& name, const std::string& help,
-                                        std::vector<std::string> label_names, const std::vector<double>& buckets);
+                                        const std::vector<std::string>& label_names,
+                                        const std::vector<double>& buckets);
   // A counter kept elsewhere (the kernel's CPU time, a component's totals)
   // and copied in by an OnScrape update: exposed as a counter, set as a gauge.
   Family<Gauge>& AddCopiedCounterFamily(const std::string& name, const std::string& help,
-                                        std::vector<std::string> label_names);
+                                        const std::vector<std::string>& label_names);
 
   // `update` runs before each exposition (one at a time) until the returned
   // registration is destroyed.
@@ -151,6 +153,7 @@ class Registry {
                   const std::vector<std::string>& label_names, const std::vector<double>* buckets)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Forget(uint64_t id);
+  static void AppendFamily(std::string& out, const std::string& name, const Entry& entry);
 
   mutable absl::Mutex scrape_mu_;  // one exposition at a time
   mutable absl::Mutex mu_;

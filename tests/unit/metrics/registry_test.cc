@@ -113,6 +113,7 @@ TEST_CASE("Counters count every increment from many threads", "[metrics]") {
   Counter& counter = registry.AddCounter("increments_total", "Increments.");
   Histogram& histogram = registry.AddHistogram("observed", "Observations.", {1});
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10000; ++i) {
