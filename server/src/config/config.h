@@ -31,7 +31,7 @@ struct Config {
   std::string log_format = "text";  // or "json"
 
   // Operating (docs/operating.md): Prometheus metrics on their own port
-  // (empty: none, and calls are not timed), and the threshold past which a
+  // (empty: none; metrics are kept either way), and the threshold past which a
   // unary call is logged as slow.
   std::string metrics_listen;
   absl::Duration slow_call_threshold = absl::Milliseconds(500);
