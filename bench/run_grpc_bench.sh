@@ -8,7 +8,10 @@
 #     restarted with --auth=off) and get-auth.R (restarted with tokens);
 # (get and health carry the service role's token, update an analyst's);
 #   without it (server restarted with --read-model=off, same data):
-#     get, update, pg-equiv-off.
+#     get, update, pg-equiv-off;
+#   last, with --baseline-server: --metrics-rounds pairs of get-before.R
+#     (the baseline binary, fresh) and get-after.R (this tree's, fresh, with
+#     --metrics-listen and /metrics scraped every second).
 # pg-equiv: pgbench (-M prepared, as many clients as update has calls in
 # flight, same warmup and duration, the server idle beside it) running
 # bench/pg_equivalent_update.sql on the same database: the transaction one
@@ -44,6 +47,19 @@
 #                       get-auth/get-noauth per round and its median (what
 #                       checking the service token costs the hot read;
 #                       default 3; 0: skip)
+#   --baseline-server=PATH
+#                       a segments-server binary of another revision (e.g. the
+#                       one before metrics existed), the "before" of
+#                       --metrics-rounds
+#   --metrics-rounds=N  pairs of get on a fresh baseline server (get-before.R)
+#                       and on a fresh server of this tree with --metrics-listen
+#                       on a free loopback port, scraped with curl every second
+#                       as Prometheus would (get-after.R), after every other
+#                       mode, with the model (unless --read-model=off); prints
+#                       get-after/get-before per round and the median (what the
+#                       metrics cost the hot read). Default 3 with
+#                       --baseline-server, else 0; without it the "before" is
+#                       this tree's binary without --metrics-listen
 #   --no-build          use the existing build/release binaries
 # Env: SEGMENTS_STATE_DIR (as the other scripts). Exit status non-zero when a
 # mode had more than 0.1% errors or anything failed.
@@ -53,6 +69,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 duration=10s warmup=2s concurrency=64 channels=2 workers=8 pool=8 users=100000
 sweep="" build=1 p99_concurrency=16 read_model=both rounds=1 pg_equivalent=1 auth_rounds=3
+baseline_server="" metrics_rounds=""
 while (($#)); do
   case $1 in
     --p99-concurrency=*) p99_concurrency=${1#*=} ;;
@@ -66,6 +83,8 @@ while (($#)); do
     --no-build) build=0 ;;
     --no-pg-equivalent) pg_equivalent=0 ;;
     --auth-rounds=*) auth_rounds=${1#*=} ;;
+    --baseline-server=*) baseline_server=${1#*=} ;;
+    --metrics-rounds=*) metrics_rounds=${1#*=} ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
     *) load_flag "$1" || die "unknown argument: $1 (see --help)" ;;
   esac
@@ -77,7 +96,10 @@ case $read_model in
   *) die "--read-model wants both, on or off, got '$read_model'" ;;
 esac
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a number >= 1, got '$rounds'"
-for n in "$concurrency" "$p99_concurrency" "$channels" "$workers" "$pool" "$users" "$auth_rounds"; do
+if [[ -z $metrics_rounds ]]; then
+  metrics_rounds=0 && [[ -n $baseline_server ]] && metrics_rounds=3
+fi
+for n in "$concurrency" "$p99_concurrency" "$channels" "$workers" "$pool" "$users" "$auth_rounds" "$metrics_rounds"; do
   [[ $n =~ ^[0-9]+$ ]] || die "not a number: '$n' (see --help)"
 done
 # --warmup and --duration in seconds (the loader's forms: 500ms, 10s, 1m, 1.5m).
@@ -92,6 +114,8 @@ duration_s=$(dur_seconds "$duration") || die "--duration wants e.g. 10s or 1m, g
 PG="$ROOT/scripts/pg.sh"
 DB=segments_bench
 SERVER_BIN="$ROOT/build/release/server/segments-server"
+# The binary of the server running now (restart_server_bin), to stop it.
+RUNNING_BIN="$SERVER_BIN"
 LOADER_BIN="$ROOT/build/release/bench/segments-grpc-load"
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 PG_EQUIVALENT="$ROOT/bench/pg_equivalent_update.sql"
@@ -102,6 +126,12 @@ BENCH_STATE="$STATE/bench"
 SERVER_PID="$BENCH_STATE/server.pid"
 SERVER_LOG="$BENCH_STATE/server.log"
 RESULTS="$BENCH_STATE/results.csv"
+SCRAPER_PID="$BENCH_STATE/scraper.pid"
+SCRAPES="$BENCH_STATE/scrapes.txt"
+if [[ -n $baseline_server ]]; then
+  [[ -x $baseline_server && -f $baseline_server ]] || die "--baseline-server: no executable at $baseline_server"
+  baseline_server="$(realpath "$baseline_server")"
+fi
 
 # CPU ticks of our PostgreSQL cluster: the postmaster and its children
 # (backends, walwriter, checkpointer...). Falls back to every process of user
@@ -156,21 +186,57 @@ reset_toggle() {
     -c "VACUUM (ANALYZE) memberships"
 }
 
+# stop_server: stops the running segments-server, whichever binary it is.
+stop_server() { bg_stop segments-server "$SERVER_PID" "$RUNNING_BIN"; }
+
 # restart_server W P MODEL [FLAG...]: segments-server (again) on a free port against
 # $DB with --workers=W --db-pool-size=P --read-model=MODEL (and FLAGs), once SERVING (and
 # with the model, once the model is SERVING too: reads come from memory);
 # SERVER is its pid.
-restart_server() {
-  bg_stop segments-server "$SERVER_PID" "$SERVER_BIN"
+restart_server() { restart_server_bin "$SERVER_BIN" "$@"; }
+
+# restart_server_bin BIN W P MODEL [FLAG...]: restart_server with the
+# segments-server binary BIN (e.g. --baseline-server).
+restart_server_bin() {
+  local bin=$1
+  shift
+  stop_server
   PORT="$(free_port)"
-  log "segments-server --workers=$1 --db-pool-size=$2 --read-model=$3"
-  start_server "127.0.0.1:$PORT" "$SERVER_PID" "$SERVER_LOG" "$SERVER_BIN" --database-url="$("$PG" url "$DB")" \
+  local name=segments-server
+  [[ $bin == "$SERVER_BIN" ]] || name=$bin
+  log "$name --workers=$1 --db-pool-size=$2 --read-model=$3${4:+ ${*:4}}"
+  RUNNING_BIN=$bin
+  start_server "127.0.0.1:$PORT" "$SERVER_PID" "$SERVER_LOG" "$bin" --database-url="$("$PG" url "$DB")" \
     --workers="$1" --db-pool-size="$2" --read-model="$3" "${@:4}"
   SERVER=$BG_PID
   if [[ $3 == on ]]; then
     wait_read_model "127.0.0.1:$PORT" "$SERVER_LOG" 60
     log "$(read_model_loaded "$SERVER_LOG"); $READ_MODEL_HEALTH SERVING"
   fi
+}
+
+# start_scraper HOST:PORT: GET http://HOST:PORT/metrics every second in the
+# background, as a Prometheus scrape would, until stop_scraper; each answer's
+# HTTP status (000: none) and size in bytes go to $SCRAPES.
+start_scraper() {
+  : >"$SCRAPES"
+  bg_start "$SCRAPER_PID" "$BENCH_STATE/scraper.log" bash -c \
+    'while :; do curl -s -o /dev/null -m 2 -w "%{http_code} %{size_download}\n" "http://$1/metrics" >>"$2"; sleep 1; done' \
+    scraper "$1" "$SCRAPES"
+}
+
+# stop_scraper: ends start_scraper's loop (the whole session setsid made:
+# the loop, and a curl or sleep under way).
+stop_scraper() {
+  local pid
+  if pid="$(bg_pid "$SCRAPER_PID" "$(command -v bash)")"; then kill -TERM -- "-$pid" 2>/dev/null || true; fi
+  rm -f "$SCRAPER_PID"
+}
+
+# scrape_summary: "N scrapes, M answered 200, last B bytes" of $SCRAPES.
+scrape_summary() {
+  awk '{ n++; if ($1 == 200) { ok++; bytes = $2 } }
+    END { printf "%d scrapes, %d answered 200, last %d bytes", n, ok, bytes }' "$SCRAPES"
 }
 
 # run_mode LABEL MODE [CONCURRENCY]: one loader run of MODE (default
@@ -319,6 +385,15 @@ print_table() {
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
             printf "ratio %-38s %.3f   (target >= 0.9)\n", "get-auth/get-noauth, median:", (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
           }
+          n = 0
+          for (r = 1; ("get-before." r) in rps && rps["get-before." r] > 0; r++) {
+            m[++n] = rps["get-after." r] / rps["get-before." r]
+            printf "ratio get-after/get-before, round %d:    %.3f\n", r, m[n]
+          }
+          if (n > 0) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (m[j] < m[i]) { x = m[i]; m[i] = m[j]; m[j] = x }
+            printf "ratio %-38s %.3f   (target >= 0.95)\n", "get-after/get-before, median:", (n % 2 ? m[(n + 1) / 2] : (m[n / 2] + m[n / 2 + 1]) / 2)
+          }
           l = "get@" p99c
           if (l in p99)
             printf "p99 of get at %s in flight (with the model): %.2f ms (target <= 5 ms)\n", p99c, p99[l] / 1000 }' "$1"
@@ -337,7 +412,8 @@ fi
 
 pg_ensure_started
 mkdir -p "$BENCH_STATE"
-on_exit bg_stop segments-server "$SERVER_PID" "$SERVER_BIN"
+on_exit stop_server
+on_exit stop_scraper
 seed
 
 failed=0
@@ -394,10 +470,44 @@ else
       if ((pg_equivalent)); then run_pg_equivalent pg-equiv-off || failed=1; fi
     fi
   done
+  # What the metrics cost the hot read: get on the baseline binary and on
+  # this tree's with its metrics port scraped every second, each on a fresh
+  # server, in alternating rounds (as the auth rounds, for the same reason).
+  if ((metrics_rounds > 0)); then
+    before_bin=${baseline_server:-$SERVER_BIN} metrics_model=on
+    [[ $read_model == off ]] && metrics_model=off
+    # The baseline runs as it always ran (an old one has no metrics port);
+    # the after side gets one only if its --help lists the flag.
+    with_metrics=0
+    if has_flag "$SERVER_BIN" metrics-listen; then with_metrics=1; else
+      warn "$SERVER_BIN has no --metrics-listen: get-after.R runs without a metrics port"
+    fi
+    for ((r = 1; r <= metrics_rounds; r++)); do
+      restart_server_bin "$before_bin" "$workers" "$pool" "$metrics_model"
+      run_mode "get-before.$r" get || failed=1
+      if ((with_metrics)); then
+        metrics_addr="127.0.0.1:$(free_port)"
+        restart_server "$workers" "$pool" "$metrics_model" --metrics-listen="$metrics_addr"
+        start_scraper "$metrics_addr"
+        run_mode "get-after.$r" get || failed=1
+        stop_scraper
+        log "get-after.$r: /metrics on $metrics_addr: $(scrape_summary)"
+        scrapes_ok=$(awk '$1 == 200 { n++ } END { print n + 0 }' "$SCRAPES")
+        ((scrapes_ok > 0)) || { warn "get-after.$r: /metrics never answered 200"; failed=1; }
+      else
+        restart_server "$workers" "$pool" "$metrics_model"
+        run_mode "get-after.$r" get || failed=1
+      fi
+    done
+  fi
   echo
   echo "segments-server --workers=$workers --db-pool-size=$pool; loader: concurrency $concurrency," \
     "channels $channels, warmup $warmup, duration $duration per mode, $users users"
   echo "get, get@N, update: --read-model=on (from memory); get-off, update-off: --read-model=off (PostgreSQL)"
+  if ((metrics_rounds > 0)); then
+    echo "get-before.R: ${baseline_server:-$SERVER_BIN (without --metrics-listen)};" \
+      "get-after.R: $SERVER_BIN with --metrics-listen, GET /metrics every 1 s"
+  fi
   if ((pg_equivalent)); then
     echo "pg-equiv, pg-equiv-off: pgbench -M prepared -c $concurrency of bench/pg_equivalent_update.sql (rps = transactions/s," \
       "loader = pgbench), each right after the update mode above it, that server idle"
