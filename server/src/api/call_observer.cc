@@ -122,8 +122,9 @@ class CallObserver final : public grpc::experimental::Interceptor {
   }
 
   ~CallObserver() override {
-    // A call that never sent a status: its client went away.
-    if (!finished_) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "no status sent"));
+    // A call that never sent a status: its client went away. Counted only:
+    // the call's context may be gone by now, so nothing reads it.
+    if (!finished_) metrics_.Handled(grpc::StatusCode::CANCELLED, Elapsed().count());
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -134,9 +135,11 @@ class CallObserver final : public grpc::experimental::Interceptor {
   }
 
  private:
+  std::chrono::duration<double> Elapsed() const { return std::chrono::steady_clock::now() - start_; }
+
   void Finish(const grpc::Status& status) {
     finished_ = true;
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
+    const std::chrono::duration<double> elapsed = Elapsed();
     metrics_.Handled(status.error_code(), elapsed.count());
 
     const bool failed = ServerSide(status.error_code());
