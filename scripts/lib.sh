@@ -247,6 +247,15 @@ has_flag() {
   [[ $("$1" --help 2>&1) == *"-$2"[=[:space:]]* ]]
 }
 
+# need_test_env NAME...: each variable set (scripts/test.sh sets them for
+# the tests), or die naming the first that is not.
+need_test_env() {
+  local name
+  for name in "$@"; do
+    [[ -n ${!name:-} ]] || die "$name is not set; run through scripts/test.sh"
+  done
+}
+
 # start_server HOST:PORT PIDFILE LOGFILE BIN [FLAG...]: segments-server BIN
 # listening on HOST:PORT, until its health check says SERVING. Unless FLAGs
 # hold --auth=off, it trusts the local tokens (made first if missing, with

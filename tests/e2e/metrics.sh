@@ -22,8 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 
 [[ $# -eq 3 ]] || die "usage: $0 SERVER_BIN GATEWAY_BIN USERMOCK_BIN"
 SERVER=$1 GATEWAY=$2 USERMOCK=$3
-[[ -n ${SEGMENTS_TEST_DATABASE_URL:-} ]] || die "SEGMENTS_TEST_DATABASE_URL is not set; run through scripts/test.sh"
-[[ -n ${SEGMENTS_TEST_KAFKA_BROKERS:-} ]] || die "SEGMENTS_TEST_KAFKA_BROKERS is not set; run through scripts/test.sh"
+need_test_env SEGMENTS_TEST_DATABASE_URL SEGMENTS_TEST_KAFKA_BROKERS
 BROKERS=$SEGMENTS_TEST_KAFKA_BROKERS
 for tool in promtool prometheus jq; do
   command -v "$tool" >/dev/null || die "$tool not found: run scripts/install-deps.sh --tests"

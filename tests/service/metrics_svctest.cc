@@ -1,14 +1,13 @@
 // The metrics port of a running server (docs/operating.md): calls counted
 // per method and status code, and the state of the pool, the read model and
 // health read at each scrape; request ids in the log lines of failed calls.
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <string>
 
 #include "service/service_fixture.h"
 #include "support/http_get.h"
+#include "support/stderr_capture.h"
 
 namespace segments::testing {
 namespace {
@@ -100,29 +99,17 @@ TEST_CASE("A slow call's log line carries the caller's request id", "[metrics]")
   // Every write takes longer than this (a commit, then the read model).
   config.slow_call_threshold = absl::Milliseconds(1);
   ServiceFixture f(config);
-  // Lines go to stderr: read them through a pipe. The line is written
-  // before the answer is sent, so it is there once the call returns.
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  std::fflush(stderr);
-  const int saved = ::dup(2);
-  ::dup2(pipe_fds[1], 2);
+  // Lines go to stderr. The line is written before the answer is sent, so
+  // it is there once the call returns.
   v1::CreateSegmentRequest request;
   request.set_slug("METRICS_SLOW");
   v1::CreateSegmentResponse response;
-  auto context = NewContext();
-  context->AddMetadata("x-request-id", "test-request-4711");
-  const grpc::Status status = f.segments->CreateSegment(context.get(), request, &response);
-  std::fflush(stderr);
-  ::dup2(saved, 2);
-  ::close(saved);
-  ::close(pipe_fds[1]);
-  std::string written;
-  char buffer[4096];
-  for (ssize_t got; (got = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) {
-    written.append(buffer, static_cast<size_t>(got));
-  }
-  ::close(pipe_fds[0]);
+  grpc::Status status;
+  const std::string written = CaptureStderr([&] {
+    auto context = NewContext();
+    context->AddMetadata("x-request-id", "test-request-4711");
+    status = f.segments->CreateSegment(context.get(), request, &response);
+  });
   REQUIRE(status.ok());
   INFO(written);
   const size_t line_start = written.find("WARN slow call method=/segmentation.v1.SegmentService/CreateSegment");

@@ -9,8 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
 SERVER=$1
 [[ -x $SERVER ]] || die "server binary '$SERVER' is not executable"
 [[ -x $GRPCURL ]] || die "$GRPCURL is missing: run scripts/install-deps.sh"
-[[ -n ${SEGMENTS_TEST_DATABASE_URL:-} ]] ||
-  die "SEGMENTS_TEST_DATABASE_URL is not set; run the tests through scripts/test.sh"
+need_test_env SEGMENTS_TEST_DATABASE_URL
 
 WORK="$(mktemp -d)"
 LOG="$WORK/server.log"

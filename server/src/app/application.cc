@@ -183,11 +183,8 @@ void Application::ExposeState() {
   metrics::Gauge& queued = registry.AddGauge("segments_worker_queue_depth", "Calls waiting for a worker thread.");
   metrics::Gauge& capacity =
       registry.AddGauge("segments_worker_queue_capacity", "Calls that may wait before new ones are refused.");
-  metrics::Gauge& rejected =
-      registry
-          .AddCopiedCounterFamily("segments_worker_rejected_total",
-                                  "Calls refused with UNAVAILABLE: the worker queue was full.", {})
-          .With({});
+  metrics::Gauge& rejected = registry.AddCopiedCounter("segments_worker_rejected_total",
+                                                       "Calls refused with UNAVAILABLE: the worker queue was full.");
   scraped_.push_back(registry.OnScrape([this, &threads, &queued, &capacity, &rejected] {
     threads.Set(static_cast<double>(workers_.threads()));
     queued.Set(static_cast<double>(workers_.queued()));
@@ -207,10 +204,8 @@ void Application::ExposeState() {
   metrics::Gauge& last_change = registry.AddGauge("segments_read_model_last_change_timestamp_seconds",
                                                   "When the last change was applied from the database (Unix time).");
   metrics::Gauge& full_loads =
-      registry
-          .AddCopiedCounterFamily("segments_read_model_full_loads_total",
-                                  "Times the read model loaded every membership (the first load and each resync).", {})
-          .With({});
+      registry.AddCopiedCounter("segments_read_model_full_loads_total",
+                                "Times the read model loaded every membership (the first load and each resync).");
   metrics::Family<metrics::Gauge>& reads = registry.AddCopiedCounterFamily(
       "segments_read_model_reads_total", "GetUserSegments reads, by where they were answered from.", {"source"});
   scraped_.push_back(

@@ -13,32 +13,12 @@ std::atomic<Level> min_level{Level::kInfo};
 std::atomic<Format> format{Format::kText};
 thread_local LogContext* innermost_context = nullptr;
 
-std::string_view TextName(Level level) {
-  switch (level) {
-    case Level::kDebug:
-      return "DEBUG";
-    case Level::kInfo:
-      return "INFO";
-    case Level::kWarning:
-      return "WARN";
-    case Level::kError:
-      return "ERROR";
-  }
-  return "?";
-}
-
-std::string_view JsonName(Level level) {
-  switch (level) {
-    case Level::kDebug:
-      return "debug";
-    case Level::kInfo:
-      return "info";
-    case Level::kWarning:
-      return "warn";
-    case Level::kError:
-      return "error";
-  }
-  return "?";
+// A level's name in each format, in the order of Level.
+std::string_view NameOf(Level level, Format in) {
+  static constexpr std::string_view kText[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+  static constexpr std::string_view kJson[] = {"debug", "info", "warn", "error"};
+  const auto index = static_cast<size_t>(level);
+  return in == Format::kJson ? kJson[index] : kText[index];
 }
 
 // The length of the valid UTF-8 sequence starting at text[0], or 0.
@@ -122,7 +102,7 @@ std::string FormatLine(Format line_format, std::string_view time, Level level, s
     line += "{\"time\":";
     AppendJsonString(line, time);
     line += ",\"level\":";
-    AppendJsonString(line, JsonName(level));
+    AppendJsonString(line, NameOf(level, Format::kJson));
     line += ",\"message\":";
     AppendJsonString(line, message);
     for (const Field& field : fields) {
@@ -134,7 +114,7 @@ std::string FormatLine(Format line_format, std::string_view time, Level level, s
     line += '}';
     return line;
   }
-  line = fmt::format("{} {} {}", time, TextName(level), message);
+  line = fmt::format("{} {} {}", time, NameOf(level, Format::kText), message);
   for (const Field& field : fields) {
     line += ' ';
     line += field.key;

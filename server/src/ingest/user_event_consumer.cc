@@ -42,10 +42,11 @@ absl::Status Configure(RdKafka::Conf& conf, const std::vector<std::pair<std::str
 }
 
 metrics::Histogram& BatchSeconds() {
-  return metrics::Default().AddHistogram(
+  static metrics::Histogram& seconds = metrics::Default().AddHistogram(
       "segments_user_events_batch_seconds",
       "Time from a batch's first attempt to its offsets' commit, in seconds (retries included).",
       metrics::TaskBuckets());
+  return seconds;
 }
 
 }  // namespace
@@ -385,22 +386,15 @@ void UserEventConsumer::ExposeState() {
   metrics::Registry& registry = metrics::Default();
   BatchSeconds();
   metrics::Gauge& consumed =
-      registry.AddCopiedCounterFamily("segments_user_events_consumed_total", "User events read from Kafka.", {})
-          .With({});
-  metrics::Gauge& applied = registry
-                                .AddCopiedCounterFamily("segments_user_events_applied_total",
-                                                        "User events applied and committed (batches done).", {})
-                                .With({});
+      registry.AddCopiedCounter("segments_user_events_consumed_total", "User events read from Kafka.");
+  metrics::Gauge& applied = registry.AddCopiedCounter("segments_user_events_applied_total",
+                                                      "User events applied and committed (batches done).");
   metrics::Gauge& retries =
-      registry
-          .AddCopiedCounterFamily("segments_user_events_retries_total",
-                                  "Failed attempts at a batch step (lookup, database, dead letters, commit).", {})
-          .With({});
+      registry.AddCopiedCounter("segments_user_events_retries_total",
+                                "Failed attempts at a batch step (lookup, database, dead letters, commit).");
   metrics::Gauge& dead_lettered =
-      registry
-          .AddCopiedCounterFamily("segments_user_events_dead_lettered_total",
-                                  "Messages that were not user events, copied to the dead-letter topic.", {})
-          .With({});
+      registry.AddCopiedCounter("segments_user_events_dead_lettered_total",
+                                "Messages that were not user events, copied to the dead-letter topic.");
   metrics::Family<metrics::Gauge>& users = registry.AddCopiedCounterFamily(
       "segments_user_events_users_total", "Users the applied events changed, by outcome.", {"outcome"});
   metrics::Family<metrics::Gauge>& lag = registry.AddGaugeFamily(

@@ -63,9 +63,7 @@ Registry::Registration ExposeProcessAndBuild(Registry& registry) {
                       {"version", "revision"})
       .With({SEGMENTS_VERSION, SEGMENTS_REVISION})
       .Set(1);
-  Gauge& cpu =
-      registry.AddCopiedCounterFamily("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", {})
-          .With({});
+  Gauge& cpu = registry.AddCopiedCounter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.");
   Gauge& resident = registry.AddGauge("process_resident_memory_bytes", "Resident memory size in bytes.");
   Gauge& virtual_memory = registry.AddGauge("process_virtual_memory_bytes", "Virtual memory size in bytes.");
   Gauge& start_time =

@@ -197,6 +197,10 @@ Family<Gauge>& Registry::AddCopiedCounterFamily(const std::string& name, const s
   return *Register(name, help, Type::kCopiedCounter, label_names, nullptr).gauges;
 }
 
+Gauge& Registry::AddCopiedCounter(const std::string& name, const std::string& help) {
+  return AddCopiedCounterFamily(name, help, {}).With({});
+}
+
 Registry::Registration::Registration(Registration&& other) noexcept
     : registry_(std::exchange(other.registry_, nullptr)), id_(other.id_) {}
 

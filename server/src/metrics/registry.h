@@ -121,6 +121,7 @@ class Registry {
   // and copied in by an OnScrape update: exposed as a counter, set as a gauge.
   Family<Gauge>& AddCopiedCounterFamily(const std::string& name, const std::string& help,
                                         const std::vector<std::string>& label_names);
+  Gauge& AddCopiedCounter(const std::string& name, const std::string& help);
 
   // `update` runs before each exposition (one at a time) until the returned
   // registration is destroyed.

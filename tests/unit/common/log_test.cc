@@ -1,11 +1,11 @@
 #include "common/log.h"
 
-#include <unistd.h>
 #include <catch2/catch.hpp>
 
-#include <cstdio>
 #include <string>
 #include <vector>
+
+#include "support/stderr_capture.h"
 
 using segments::log::Field;
 using segments::log::Format;
@@ -48,28 +48,17 @@ void DescribeTestCall(const void* subject, std::vector<Field>& fields) {
 }  // namespace
 
 TEST_CASE("A log context adds its fields to the lines of its thread while open", "[log]") {
-  // Written lines go to stderr: capture them through a pipe.
-  int pipe_fds[2];
-  REQUIRE(::pipe(pipe_fds) == 0);
-  std::fflush(stderr);
-  const int saved = ::dup(2);
-  ::dup2(pipe_fds[1], 2);
-  segments::log::SetFormat(Format::kJson);
-  {
-    const std::string id = "req-7";
-    const segments::log::LogContext context(&DescribeTestCall, &id);
-    segments::log::Write(Level::kWarning, "inside", {{"step", "1"}});
-  }
-  segments::log::Write(Level::kWarning, "outside");
-  segments::log::SetFormat(Format::kText);
-  std::fflush(stderr);
-  ::dup2(saved, 2);
-  ::close(saved);
-  ::close(pipe_fds[1]);
-  std::string written;
-  char buffer[1024];
-  for (ssize_t got; (got = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) written.append(buffer, got);
-  ::close(pipe_fds[0]);
+  // Written lines go to stderr.
+  const std::string written = segments::testing::CaptureStderr([] {
+    segments::log::SetFormat(Format::kJson);
+    {
+      const std::string id = "req-7";
+      const segments::log::LogContext context(&DescribeTestCall, &id);
+      segments::log::Write(Level::kWarning, "inside", {{"step", "1"}});
+    }
+    segments::log::Write(Level::kWarning, "outside");
+    segments::log::SetFormat(Format::kText);
+  });
   CHECK(written.find(R"("message":"inside","step":"1","request_id":"req-7"})") != std::string::npos);
   CHECK(written.find(R"("message":"outside"})") != std::string::npos);
 }
