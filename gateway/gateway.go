@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	segmentationv1 "segments/gateway/gen/segmentation/v1"
+	"segments/gateway/internal/console"
 	"segments/gateway/internal/decode"
 	"segments/gateway/internal/httperr"
 	"segments/gateway/internal/metrics"
@@ -184,8 +185,9 @@ func Run(ctx context.Context, opts Options) error {
 
 // NewHandler builds the HTTP handler over an upstream connection: the API
 // routes (each with the upstream deadline of its route), report downloads,
-// /healthz, /swagger/ and /metrics, all behind request ids, metrics, access
-// logs and the body limit. conn should be made with DialOptions.
+// /healthz, /swagger/, /console/ and /metrics, all behind request ids,
+// metrics, access logs and the body limit. conn should be made with
+// DialOptions.
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.Handler, error) {
 	if err := opts.applyDefaults(); err != nil {
 		return nil, err
@@ -232,6 +234,8 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, opts Options) (http.
 	root := http.NewServeMux()
 	root.Handle("/swagger/", swagger.Handler())
 	root.Handle("/swagger", swagger.Handler())
+	root.Handle("/console/", console.Handler())
+	root.Handle("/console", console.Handler())
 	// An exact path wins over "/": the generated handler of this route is
 	// never reached.
 	root.Handle(report.Path, report.Handler(segmentationv1.NewHistoryServiceClient(upstream), opts.ReportTimeout, opts.Logger))
@@ -320,7 +324,7 @@ func (m *compactJSON) Marshal(v any) ([]byte, error) {
 }
 
 // noContentForMutations makes every successful mutation answer 204 with no
-// body, as the original API did; reads (isRead: Get*, List*, Download*,
+// body, as the original API did; reads (isRead: Get*, List*, Count*, Explain*, Download*,
 // Stream*) answer 200. The body grpc-gateway writes next is discarded by
 // net/http for a 204.
 func noContentForMutations(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Generates the gateway's Go code, the OpenAPI document and the Swagger UI
-# assets from proto/ and the pinned tools in .tools/bin (installed by
+# Generates the gateway's Go code, the OpenAPI document, the Swagger UI
+# assets and the console's chart library (uPlot) from proto/, the pinned npm
+# packages and the pinned tools in .tools/bin (installed by
 # scripts/install-deps.sh). Nothing generated is committed.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
@@ -8,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 GATEWAY="$ROOT/gateway"
 GEN="$GATEWAY/gen"
 SWAGGER_UI_VERSION=5.35.0
+UPLOT_VERSION=1.6.32
 GOOGLEAPIS=/usr/share/gocode/src/github.com/gogo/googleapis
 # google/api protos map to the genproto Go package, whatever go_package the
 # Debian copy declares.
@@ -54,3 +56,22 @@ if ! ui_current; then
   rm -rf "$tmp"
 fi
 cp "$GEN/openapi/segments.swagger.json" "$GATEWAY/internal/swagger/doc.json"
+
+# uPlot, the web console's charts, from its npm package, pinned: the ES
+# module and its stylesheet, served under /console/uplot/.
+UPLOT="$GATEWAY/internal/console/uplot"
+UPLOT_FILES=(uPlot.esm.js uPlot.min.css)
+uplot_current() {
+  [[ -f $UPLOT/.version && $(<"$UPLOT/.version") == "$UPLOT_VERSION" ]] || return 1
+  for f in "${UPLOT_FILES[@]}"; do [[ -f $UPLOT/$f ]] || return 1; done
+}
+if ! uplot_current; then
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "uplot@$UPLOT_VERSION" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf "$UPLOT" && mkdir -p "$UPLOT"
+  for f in "${UPLOT_FILES[@]}"; do
+    cp "$tmp/package/dist/$f" "$UPLOT/"
+  done
+  echo "$UPLOT_VERSION" >"$UPLOT/.version"
+  rm -rf "$tmp"
+fi

@@ -41,8 +41,9 @@ func routedPaths() pathMethods {
 
 // route is the route pattern of a request's path for logs and metrics: the
 // path itself when it is a route (or one with a trailing slash), "/swagger/"
-// for anything under it, /metrics; "" for any other path. grpc-gateway's
-// pattern replaces it once the mux has routed the request (routePattern).
+// and "/console/" for anything under them, /metrics; "" for any other path.
+// grpc-gateway's pattern replaces it once the mux has routed the request
+// (routePattern).
 func (p pathMethods) route(path string) string {
 	if trimmed, ok := strings.CutSuffix(path, "/"); ok && p[trimmed] != nil {
 		path = trimmed
@@ -52,6 +53,8 @@ func (p pathMethods) route(path string) string {
 		return path
 	case path == "/swagger", strings.HasPrefix(path, "/swagger/"):
 		return "/swagger/"
+	case path == "/console", strings.HasPrefix(path, "/console/"):
+		return "/console/"
 	}
 	return ""
 }

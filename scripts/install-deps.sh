@@ -21,6 +21,7 @@ PACKAGES=(
   golang-github-gogo-googleapis-dev # google/api + google/rpc .proto files
   grpc-proto # grpc/health/v1/health.proto, for reflection of the health service
   curl ca-certificates jq
+  chromium # tests/e2e/console.sh: the web console in a real browser (puppeteer-core drives it)
   maven openjdk-17-jre-headless # scripts/kafka.sh: Kafka's jars via Maven, Java 17+
 )
 TEST_PACKAGES=(
