@@ -840,5 +840,159 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (14, 'history records who made each change');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 15) THEN
+        -- Time travel (docs/time-travel.md): who was in a segment at any
+        -- instant, replayed from the history alone. A TTL is set only when a
+        -- membership is added, so the `add` event carries its deadline; with
+        -- it, the last event of a (user, segment) at or before t says whether
+        -- the membership held at t. Adds written before keep NULL unless the
+        -- membership is still held (filled in below); the ones that ended by
+        -- TTL have their `remove` at the deadline already.
+        ALTER TABLE history ADD COLUMN expires_at timestamptz;
+        UPDATE history h SET expires_at = m.expires_at
+        FROM memberships m
+        WHERE m.expires_at IS NOT NULL AND h.user_id = m.user_id AND h.segment_id = m.segment_id
+          AND h.operation = 'add' AND h.at = m.added_at;
+        -- Every time-travel question reads this index only (no heap): the
+        -- last event per user of a segment (members at t, a page at a time,
+        -- in user order), and the counts per step (size over time). Its cost
+        -- is in docs/time-travel.md.
+        CREATE INDEX history_segment_member_idx ON history (segment_id, user_id, at, id)
+            INCLUDE (operation, reason, expires_at);
+
+        -- The writers of `add` events record the deadline (as in 7 and 13
+        -- otherwise).
+        CREATE OR REPLACE FUNCTION change_user_segments(p_user user_id, add_slugs text[], add_expires_at timestamptz[],
+                                             remove_slugs text[], p_now timestamptz)
+            RETURNS TABLE (problem text, item integer)
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            wanted text[] := add_slugs || remove_slugs;
+            adds integer := cardinality(add_slugs);
+            locked bigint[];
+            seg_id bigint;
+            ids bigint[];      -- per wanted slug: its live segment, NULL if none
+            states "char"[];   -- per wanted slug: the user's membership: n none, a active, e expired
+            blocked boolean := false;
+            i integer;
+        BEGIN
+            PERFORM FROM users WHERE id = p_user FOR NO KEY UPDATE;
+            IF NOT FOUND THEN
+                RETURN QUERY VALUES ('no_user', NULL::integer);
+                RETURN;
+            END IF;
+            SELECT array_agg(s.id ORDER BY s.id) INTO locked
+            FROM segments s WHERE s.slug = ANY(wanted) AND s.deleted_at IS NULL;
+            FOREACH seg_id IN ARRAY coalesce(locked, '{}') LOOP
+                PERFORM pg_advisory_xact_lock_shared(1, segment_lock_key(seg_id));
+            END LOOP;
+            -- The segments as they are now that they are held (one deleted
+            -- meanwhile is missing), and the user's memberships of them.
+            SELECT array_agg(s.id ORDER BY w.i),
+                   array_agg(CASE WHEN m.segment_id IS NULL THEN 'n'
+                                  WHEN m.expires_at <= p_now THEN 'e' ELSE 'a' END::"char" ORDER BY w.i)
+            INTO ids, states
+            FROM unnest(wanted) WITH ORDINALITY AS w(slug, i)
+            LEFT JOIN segments s ON s.id = ANY(locked) AND s.slug = w.slug AND s.deleted_at IS NULL
+            LEFT JOIN memberships m ON m.user_id = p_user AND m.segment_id = s.id;
+
+            FOR i IN 1 .. cardinality(wanted) LOOP
+                IF ids[i] IS NULL THEN
+                    problem := CASE WHEN i <= adds THEN 'missing_add' ELSE 'missing_remove' END;
+                    item := CASE WHEN i <= adds THEN i - 1 ELSE i - adds - 1 END;
+                    blocked := true;
+                    RETURN NEXT;
+                ELSIF i <= adds AND states[i] = 'a' THEN
+                    problem := 'already_in';
+                    item := i - 1;
+                    blocked := true;
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            IF blocked THEN
+                RETURN;
+            END IF;
+
+            IF 'e' = ANY(states) THEN
+                WITH ended AS (
+                    DELETE FROM memberships m
+                    WHERE m.user_id = p_user AND m.segment_id = ANY(ids) AND m.expires_at <= p_now
+                    RETURNING m.segment_id, m.expires_at, m.auto),
+                opted_out AS (
+                    INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
+                    SELECT e.segment_id, p_user, 'ttl', p_now FROM ended e WHERE e.auto ON CONFLICT DO NOTHING)
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                SELECT p_user, e.segment_id, w.slug, 'remove', 'ttl', e.expires_at
+                FROM ended e JOIN unnest(ids, wanted) AS w(id, slug) ON w.id = e.segment_id
+                ORDER BY e.expires_at, e.segment_id;
+            END IF;
+
+            IF 'a' = ANY(states[adds + 1 :]) THEN
+                WITH removed AS (
+                    DELETE FROM memberships m
+                    WHERE m.user_id = p_user AND m.segment_id = ANY(ids[adds + 1 :]) RETURNING m.segment_id),
+                opted_out AS (
+                    INSERT INTO auto_opt_outs (segment_id, user_id, reason, at)
+                    SELECT r.segment_id, p_user, 'manual', p_now FROM removed r ON CONFLICT DO NOTHING)
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at)
+                SELECT p_user, r.segment_id, w.slug, 'remove', 'manual', p_now
+                FROM removed r JOIN unnest(ids, wanted) WITH ORDINALITY AS w(id, slug, i) ON w.id = r.segment_id
+                ORDER BY w.i;
+            END IF;
+
+            IF adds > 0 THEN
+                WITH inserted AS (
+                    INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto)
+                    SELECT p_user, x.id, p_now, x.expires_at, false
+                    FROM unnest(ids[: adds], add_expires_at) AS x(id, expires_at)
+                    ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING segment_id, expires_at)
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at, expires_at)
+                SELECT p_user, ins.segment_id, w.slug, 'add', 'manual', p_now, ins.expires_at
+                FROM inserted ins JOIN unnest(ids, wanted) WITH ORDINALITY AS w(id, slug, i) ON w.id = ins.segment_id
+                ORDER BY w.i;
+                GET DIAGNOSTICS i = ROW_COUNT;
+                IF i < adds THEN
+                    RAISE EXCEPTION 'a membership of user % was added by another transaction meanwhile', p_user
+                        USING ERRCODE = 'serialization_failure';
+                END IF;
+            END IF;
+        END
+        $fn$;
+
+        CREATE OR REPLACE FUNCTION enter_automatic_segments(p_user user_id, p_now timestamptz, p_member_of bigint[],
+                                                 p_skip bigint[]) RETURNS integer
+            LANGUAGE plpgsql AS $fn$
+        DECLARE
+            s record;
+            member_of bigint[] := p_member_of;
+            entered bigint[] := '{}';
+            slugs text[] := '{}';
+            expiries timestamptz[] := '{}';
+        BEGIN
+            FOR s IN SELECT id, slug, salt, round(percent_to_fill * 100)::int AS hundredths,
+                            auto_include, auto_exclude, auto_ttl_seconds
+                     FROM segments WHERE deleted_at IS NULL AND percent_to_fill > 0 ORDER BY id LOOP
+                CONTINUE WHEN s.id = ANY (member_of) OR s.id = ANY (p_skip);
+                CONTINUE WHEN segment_bucket(s.salt, p_user) >= s.hundredths;
+                CONTINUE WHEN NOT s.auto_include <@ member_of OR s.auto_exclude && member_of;
+                member_of := member_of || s.id;
+                entered := entered || s.id;
+                slugs := slugs || s.slug;
+                expiries := expiries || (p_now + make_interval(secs => s.auto_ttl_seconds));
+            END LOOP;
+            IF cardinality(entered) > 0 THEN
+                INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto)
+                SELECT p_user, e.id, p_now, e.expires_at, true FROM unnest(entered, expiries) AS e(id, expires_at);
+                INSERT INTO history (user_id, segment_id, slug, operation, reason, at, expires_at)
+                SELECT p_user, e.id, e.slug, 'add', 'auto_percent', p_now, e.expires_at
+                FROM unnest(entered, slugs, expiries) WITH ORDINALITY AS e(id, slug, expires_at, n) ORDER BY e.n;
+            END IF;
+            RETURN cardinality(entered);
+        END
+        $fn$;
+
+        INSERT INTO schema_migrations (version, description) VALUES (15, 'history keeps deadlines, time-travel index');
+    END IF;
 END
 $migrations$;

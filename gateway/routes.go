@@ -21,7 +21,7 @@ import (
 // is a read, answering 200 with its JSON; every other call is a mutation
 // and answers 204 with no body.
 func isRead(name string) bool {
-	for _, prefix := range []string{"Get", "List", "Download", "Stream"} {
+	for _, prefix := range []string{"Get", "List", "Download", "Stream", "Count", "Explain"} {
 		if strings.HasPrefix(name, prefix) {
 			return true
 		}
@@ -39,6 +39,7 @@ var longRPCs = []protoreflect.FullName{
 	"segmentation.v1.SegmentService.AddSegmentToUsers",      // up to 100,000 users
 	"segmentation.v1.SegmentService.RemoveSegmentFromUsers", // up to 100,000 users
 	"segmentation.v1.SegmentService.StreamSegmentMembers",   // every member
+	"segmentation.v1.HistoryService.StreamSegmentMembersAt", // every member at an instant
 }
 
 // route is an HTTP method and a path template, as grpc-gateway matches them.

@@ -31,6 +31,12 @@ const std::vector<Access>& AccessTable() {
       {"/segmentation.v1.SegmentService/StreamSegmentMembers", Role::kSupport},
       {"/segmentation.v1.HistoryService/ListUserHistory", Role::kSupport},
       {"/segmentation.v1.HistoryService/GetHistoryReportLink", Role::kSupport},
+      {"/segmentation.v1.HistoryService/GetUserSegmentsAt", Role::kSupport},
+      {"/segmentation.v1.HistoryService/ListSegmentMembersAt", Role::kSupport},
+      {"/segmentation.v1.HistoryService/StreamSegmentMembersAt", Role::kSupport},
+      {"/segmentation.v1.HistoryService/CountSegmentMembersAt", Role::kSupport},
+      {"/segmentation.v1.HistoryService/GetSegmentSizeHistory", Role::kSupport},
+      {"/segmentation.v1.HistoryService/ExplainUserSegments", Role::kSupport},
       // The link is the capability: signed and expiring, no token needed.
       {"/segmentation.v1.HistoryService/DownloadHistoryReport", std::nullopt},
       // Segments and memberships: analyst and above.

@@ -51,6 +51,12 @@ std::string_view JsonName(Field field) {
       return "from";
     case Field::kTo:
       return "to";
+    case Field::kAt:
+      return "at";
+    case Field::kStep:
+      return "step";
+    case Field::kSegments:
+      return "segments";
     case Field::kIdempotencyKey:
       return "Idempotency-Key";
   }

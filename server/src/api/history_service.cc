@@ -23,6 +23,50 @@ constexpr absl::string_view kReportPath = "/segments/history-report";
 constexpr std::string_view kGetHistoryReportLink = "/segmentation.v1.HistoryService/GetHistoryReportLink";
 constexpr std::string_view kDownloadHistoryReport = "/segmentation.v1.HistoryService/DownloadHistoryReport";
 constexpr std::string_view kListUserHistory = "/segmentation.v1.HistoryService/ListUserHistory";
+constexpr std::string_view kGetUserSegmentsAt = "/segmentation.v1.HistoryService/GetUserSegmentsAt";
+constexpr std::string_view kListSegmentMembersAt = "/segmentation.v1.HistoryService/ListSegmentMembersAt";
+constexpr std::string_view kStreamSegmentMembersAt = "/segmentation.v1.HistoryService/StreamSegmentMembersAt";
+constexpr std::string_view kCountSegmentMembersAt = "/segmentation.v1.HistoryService/CountSegmentMembersAt";
+constexpr std::string_view kGetSegmentSizeHistory = "/segmentation.v1.HistoryService/GetSegmentSizeHistory";
+constexpr std::string_view kExplainUserSegments = "/segmentation.v1.HistoryService/ExplainUserSegments";
+
+// Members per message of StreamSegmentMembersAt.
+constexpr int32_t kStreamBatch = 1000;
+
+// An optional Timestamp field.
+template <typename Request>
+std::optional<absl::Time> AtOf(const Request& request) {
+  if (!request.has_at()) return std::nullopt;
+  return FromProto(request.at());
+}
+
+void EventToProto(const domain::HistoryEvent& event, v1::HistoryEvent* out) {
+  out->set_user_id(event.user_id.ToString());
+  out->set_segment(event.slug);
+  out->set_operation(std::string(domain::ToString(event.operation)));
+  out->set_reason(std::string(domain::ToString(event.reason)));
+  ToProto(event.at, out->mutable_at());
+  out->set_actor(event.actor);
+}
+
+void MembershipToProto(const domain::MembershipAt& m, v1::MembershipAt* out) {
+  out->set_segment(m.slug);
+  out->set_user_id(m.user_id.ToString());
+  ToProto(m.added_at, out->mutable_added_at());
+  if (m.expires_at) ToProto(*m.expires_at, out->mutable_expires_at());
+  out->set_reason(std::string(domain::ToString(m.reason)));
+  out->set_actor(m.actor);
+}
+
+void CountsToProto(const std::array<int64_t, domain::EventCounts::kReasons>& counts, v1::ReasonCounts* out) {
+  using domain::Reason;
+  auto of = [&](Reason r) { return counts[static_cast<size_t>(r)]; };
+  out->set_manual(of(Reason::kManual));
+  out->set_ttl(of(Reason::kTtl));
+  out->set_auto_percent(of(Reason::kAutoPercent));
+  out->set_segment_deleted(of(Reason::kSegmentDeleted));
+  out->set_user_deleted(of(Reason::kUserDeleted));
+}
 
 // Hosts as a client may send them: names, IPv4, [IPv6], and a port. Anything
 // else is not put into a link.
@@ -193,16 +237,110 @@ grpc::ServerUnaryReactor* HistoryService::ListUserHistory(grpc::CallbackServerCo
     if (request->has_from()) command.from = FromProto(request->from());
     if (request->has_to()) command.to = FromProto(request->to());
     ASSIGN_OR_RETURN(domain::HistoryPage page, use_cases_.ListUserHistory(command));
-    for (const domain::HistoryEvent& event : page.events) {
-      v1::HistoryEvent* out = response->add_events();
-      out->set_user_id(event.user_id.ToString());
-      out->set_segment(event.slug);
-      out->set_operation(std::string(domain::ToString(event.operation)));
-      out->set_reason(std::string(domain::ToString(event.reason)));
-      ToProto(event.at, out->mutable_at());
-      out->set_actor(event.actor);
-    }
+    for (const domain::HistoryEvent& event : page.events) EventToProto(event, response->add_events());
     response->set_next_page_token(std::move(page.next_page_token));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* HistoryService::GetUserSegmentsAt(grpc::CallbackServerContext* context,
+                                                            const v1::GetUserSegmentsAtRequest* request,
+                                                            v1::GetUserSegmentsAtResponse* response) {
+  return calls_.Read(context, kGetUserSegmentsAt, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(const domain::UserSegmentsAt found,
+                     time_travel_.SegmentsOfUserAt({request->user_id(), AtOf(*request)}));
+    for (const domain::MembershipAt& m : found.memberships) {
+      response->add_segments(m.slug);
+      MembershipToProto(m, response->add_memberships());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* HistoryService::ListSegmentMembersAt(grpc::CallbackServerContext* context,
+                                                               const v1::ListSegmentMembersAtRequest* request,
+                                                               v1::ListSegmentMembersAtResponse* response) {
+  return calls_.Read(context, kListSegmentMembersAt, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(
+        const domain::MembersAtPage page,
+        time_travel_.MembersAt({request->slug(), AtOf(*request), request->page_size(), request->page_token()}));
+    for (const domain::MembershipAt& m : page.members) MembershipToProto(m, response->add_members());
+    response->set_next_page_token(page.next_page_token);
+    ToProto(page.at, response->mutable_at());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::StreamSegmentMembersAtResponse>* HistoryService::StreamSegmentMembersAt(
+    grpc::CallbackServerContext* context, const v1::StreamSegmentMembersAtRequest* request) {
+  return calls_.Stream<v1::StreamSegmentMembersAtResponse>(context, kStreamSegmentMembersAt, [this, context, request] {
+    // Every page answers about the first one's instant (its token names it).
+    auto* stream = new PagedStream<v1::StreamSegmentMembersAtResponse, domain::MembersAtPage>(
+        workers_, context,
+        [this, slug = request->slug(), at = AtOf(*request)](const std::string& token) {
+          return time_travel_.MembersAt({slug, token.empty() ? at : std::nullopt, kStreamBatch, token});
+        },
+        [](const domain::MembersAtPage& page, v1::StreamSegmentMembersAtResponse& response) {
+          for (const domain::MembershipAt& m : page.members) MembershipToProto(m, response.add_members());
+          return !page.members.empty();
+        });
+    stream->Begin();
+    return stream;
+  });
+}
+
+grpc::ServerUnaryReactor* HistoryService::CountSegmentMembersAt(grpc::CallbackServerContext* context,
+                                                                const v1::CountSegmentMembersAtRequest* request,
+                                                                v1::CountSegmentMembersAtResponse* response) {
+  return calls_.Read(context, kCountSegmentMembersAt, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(const domain::CountAt counted,
+                     time_travel_.CountMembersAt({request->slug(), AtOf(*request), 0, ""}));
+    response->set_count(counted.count);
+    ToProto(counted.at, response->mutable_at());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* HistoryService::GetSegmentSizeHistory(grpc::CallbackServerContext* context,
+                                                                const v1::GetSegmentSizeHistoryRequest* request,
+                                                                v1::GetSegmentSizeHistoryResponse* response) {
+  return calls_.Read(context, kGetSegmentSizeHistory, [this, request, response]() -> absl::Status {
+    domain::SizeHistoryCommand command{request->slug(), std::nullopt, std::nullopt, request->step()};
+    if (request->has_from()) command.from = FromProto(request->from());
+    if (request->has_to()) command.to = FromProto(request->to());
+    ASSIGN_OR_RETURN(const domain::SizeHistory history, time_travel_.SizeOverTime(command));
+    response->set_size_at_start(history.size_at_start);
+    for (const domain::SizePoint& point : history.points) {
+      v1::SizePoint* out = response->add_points();
+      ToProto(point.start, out->mutable_start());
+      out->set_size(point.size);
+      CountsToProto(point.events.added, out->mutable_added());
+      CountsToProto(point.events.removed, out->mutable_removed());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* HistoryService::ExplainUserSegments(grpc::CallbackServerContext* context,
+                                                              const v1::ExplainUserSegmentsRequest* request,
+                                                              v1::ExplainUserSegmentsResponse* response) {
+  return calls_.Read(context, kExplainUserSegments, [this, request, response]() -> absl::Status {
+    ASSIGN_OR_RETURN(
+        const std::vector<domain::Explanation> explained,
+        time_travel_.Explain({request->user_id(), {request->segments().begin(), request->segments().end()}}));
+    for (const domain::Explanation& x : explained) {
+      v1::SegmentExplanation* out = response->add_explanations();
+      out->set_segment(x.segment);
+      out->set_member(x.member);
+      out->set_why(x.why);
+      out->set_summary(x.summary);
+      if (x.event) EventToProto(*x.event, out->mutable_event());
+      if (x.expires_at) ToProto(*x.expires_at, out->mutable_expires_at());
+      if (x.bucket) out->set_bucket(*x.bucket);
+      if (x.threshold) out->set_threshold(*x.threshold);
+      out->set_percent_to_fill(x.percent_hundredths / 100.0);
+      for (const std::string& f : x.unmet_filters) out->add_unmet_filters(f);
+    }
     return absl::OkStatus();
   });
 }

@@ -9,6 +9,7 @@
 #include "api/calls.h"
 #include "common/worker_pool.h"
 #include "domain/history_use_cases.h"
+#include "domain/time_travel_use_cases.h"
 #include "segmentation/v1/history_service.grpc.pb.h"
 
 namespace segments::api {
@@ -24,9 +25,13 @@ struct HistoryServiceOptions {
 
 class HistoryService final : public segmentation::v1::HistoryService::CallbackService {
  public:
-  HistoryService(domain::HistoryUseCases& use_cases, WorkerPool& workers, const CallGuard& guard,
-                 HistoryServiceOptions options)
-      : use_cases_(use_cases), workers_(workers), calls_(workers, guard), options_(std::move(options)) {}
+  HistoryService(domain::HistoryUseCases& use_cases, domain::TimeTravelUseCases& time_travel, WorkerPool& workers,
+                 const CallGuard& guard, HistoryServiceOptions options)
+      : use_cases_(use_cases),
+        time_travel_(time_travel),
+        workers_(workers),
+        calls_(workers, guard),
+        options_(std::move(options)) {}
 
   grpc::ServerUnaryReactor* GetHistoryReportLink(grpc::CallbackServerContext* context,
                                                  const segmentation::v1::GetHistoryReportLinkRequest* request,
@@ -37,12 +42,32 @@ class HistoryService final : public segmentation::v1::HistoryService::CallbackSe
                                             const segmentation::v1::ListUserHistoryRequest* request,
                                             segmentation::v1::ListUserHistoryResponse* response) override;
 
+  // Time travel (docs/time-travel.md).
+  grpc::ServerUnaryReactor* GetUserSegmentsAt(grpc::CallbackServerContext* context,
+                                              const segmentation::v1::GetUserSegmentsAtRequest* request,
+                                              segmentation::v1::GetUserSegmentsAtResponse* response) override;
+  grpc::ServerUnaryReactor* ListSegmentMembersAt(grpc::CallbackServerContext* context,
+                                                 const segmentation::v1::ListSegmentMembersAtRequest* request,
+                                                 segmentation::v1::ListSegmentMembersAtResponse* response) override;
+  grpc::ServerWriteReactor<segmentation::v1::StreamSegmentMembersAtResponse>* StreamSegmentMembersAt(
+      grpc::CallbackServerContext* context, const segmentation::v1::StreamSegmentMembersAtRequest* request) override;
+  grpc::ServerUnaryReactor* CountSegmentMembersAt(grpc::CallbackServerContext* context,
+                                                  const segmentation::v1::CountSegmentMembersAtRequest* request,
+                                                  segmentation::v1::CountSegmentMembersAtResponse* response) override;
+  grpc::ServerUnaryReactor* GetSegmentSizeHistory(grpc::CallbackServerContext* context,
+                                                  const segmentation::v1::GetSegmentSizeHistoryRequest* request,
+                                                  segmentation::v1::GetSegmentSizeHistoryResponse* response) override;
+  grpc::ServerUnaryReactor* ExplainUserSegments(grpc::CallbackServerContext* context,
+                                                const segmentation::v1::ExplainUserSegmentsRequest* request,
+                                                segmentation::v1::ExplainUserSegmentsResponse* response) override;
+
  private:
   class ReportStream;
 
   std::string LinkBase(const grpc::CallbackServerContext& context) const;
 
   domain::HistoryUseCases& use_cases_;
+  domain::TimeTravelUseCases& time_travel_;
   WorkerPool& workers_;
   Calls calls_;
   const HistoryServiceOptions options_;

@@ -63,48 +63,6 @@ constexpr int32_t kStreamBatch = 1000;
 
 }  // namespace
 
-// Streams a segment's members as keyset pages (api/paced_stream.h).
-class SegmentService::MemberStream final : public PacedStream<v1::StreamSegmentMembersResponse> {
- public:
-  MemberStream(SegmentService& service, grpc::CallbackServerContext* context, std::string slug)
-      : PacedStream(service.workers_), service_(service), context_(context), slug_(std::move(slug)) {}
-
- private:
-  void Step() override {
-    if (context_->IsCancelled()) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled"));
-      return;
-    }
-    if (done_) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    auto page = service_.listing_.ListSegmentMembers({slug_, kStreamBatch, next_page_token_});
-    if (!page.ok()) {
-      Finish(ToGrpcStatus(page.status()));
-      return;
-    }
-    next_page_token_ = std::move(page->next_page_token);
-    done_ = next_page_token_.empty();
-    if (page->members.empty() && wrote_) {  // the rest left meanwhile
-      Finish(grpc::Status::OK);
-      return;
-    }
-    wrote_ = true;
-    response_.Clear();
-    for (const domain::SegmentMember& member : page->members) MemberToProto(member, response_.add_members());
-    StartWrite(&response_);  // an empty segment still gets one (empty) message
-  }
-
-  SegmentService& service_;
-  grpc::CallbackServerContext* context_;
-  const std::string slug_;
-  std::string next_page_token_;
-  bool done_ = false;   // the last page was written
-  bool wrote_ = false;  // a message was written
-  v1::StreamSegmentMembersResponse response_;
-};
-
 grpc::ServerUnaryReactor* SegmentService::CreateSegment(grpc::CallbackServerContext* context,
                                                         const v1::CreateSegmentRequest* request,
                                                         v1::CreateSegmentResponse* response) {
@@ -212,7 +170,15 @@ grpc::ServerUnaryReactor* SegmentService::ListSegmentMembers(grpc::CallbackServe
 grpc::ServerWriteReactor<v1::StreamSegmentMembersResponse>* SegmentService::StreamSegmentMembers(
     grpc::CallbackServerContext* context, const v1::StreamSegmentMembersRequest* request) {
   return calls_.Stream<v1::StreamSegmentMembersResponse>(context, kStreamSegmentMembers, [this, context, request] {
-    auto* stream = new MemberStream(*this, context, request->slug());
+    auto* stream = new PagedStream<v1::StreamSegmentMembersResponse, domain::MemberPage>(
+        workers_, context,
+        [this, slug = request->slug()](const std::string& token) {
+          return listing_.ListSegmentMembers({slug, kStreamBatch, token});
+        },
+        [](const domain::MemberPage& page, v1::StreamSegmentMembersResponse& response) {
+          for (const domain::SegmentMember& member : page.members) MemberToProto(member, response.add_members());
+          return !page.members.empty();
+        });
     stream->Begin();
     return stream;
   });

@@ -58,8 +58,6 @@ class SegmentService final : public segmentation::v1::SegmentService::CallbackSe
                                                    segmentation::v1::RemoveSegmentFromUsersResponse* response) override;
 
  private:
-  class MemberStream;
-
   domain::SegmentUseCases& use_cases_;
   domain::BulkMembershipUseCases& bulk_;
   domain::ListingUseCases& listing_;

@@ -24,6 +24,7 @@
 #include "domain/idempotency.h"
 #include "domain/report_link.h"
 #include "domain/segment_use_cases.h"
+#include "domain/time_travel_use_cases.h"
 #include "domain/user_use_cases.h"
 #include "ingest/user_directory.h"
 #include "ingest/user_event_consumer.h"
@@ -81,6 +82,7 @@ class Application {
   domain::ListingUseCases listing_use_cases_;
   const domain::ReportLinkSigner signer_;
   domain::HistoryUseCases history_use_cases_;
+  domain::TimeTravelUseCases time_travel_use_cases_;
   domain::IdempotentCalls idempotent_calls_;
   WorkerPool workers_;
   const std::unique_ptr<auth::Authenticator> authenticator_;  // null: --auth=off

@@ -77,4 +77,29 @@ struct UserHistoryCommand {
   std::string page_token;
 };
 
+// Time travel (domain/time_travel_use_cases.h). `at` absent: now.
+struct UserSegmentsAtCommand {
+  UserIdInput user_id;
+  std::optional<absl::Time> at;
+};
+
+struct SegmentAtCommand {
+  std::string slug;
+  std::optional<absl::Time> at;
+  int32_t page_size = 0;  // 0: the default
+  std::string page_token;
+};
+
+struct SizeHistoryCommand {
+  std::string slug;
+  std::optional<absl::Time> from;
+  std::optional<absl::Time> to;
+  std::string step;  // "hour" or "day"; empty: day
+};
+
+struct ExplainCommand {
+  UserIdInput user_id;
+  std::vector<std::string> segments;  // empty: the user's segments now
+};
+
 }  // namespace segments::domain

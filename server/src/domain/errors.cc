@@ -119,6 +119,12 @@ std::string_view FieldName(Field field) {
       return "from";
     case Field::kTo:
       return "to";
+    case Field::kAt:
+      return "at";
+    case Field::kStep:
+      return "step";
+    case Field::kSegments:
+      return "segments";
     case Field::kIdempotencyKey:
       return "idempotency_key";
   }

@@ -39,6 +39,9 @@ enum class Field {
   kYear,
   kFrom,
   kTo,
+  kAt,
+  kStep,
+  kSegments,
   // Not a field of a message: the call's Idempotency-Key (gRPC metadata).
   kIdempotencyKey,
 };

@@ -26,8 +26,10 @@ void MembershipChanges::RemoveByHand(const Segment& segment) {
 
 void MembershipChanges::Add(const Segment& segment, std::optional<absl::Time> expires_at, bool automatic) {
   inserted_.push_back({segment.id, expires_at, automatic});
-  events_.push_back(
-      {user_, segment.id, segment.slug, Operation::kAdd, automatic ? Reason::kAutoPercent : Reason::kManual, now_});
+  HistoryEvent event{
+      user_, segment.id, segment.slug, Operation::kAdd, automatic ? Reason::kAutoPercent : Reason::kManual, now_};
+  event.expires_at = expires_at;
+  events_.push_back(std::move(event));
 }
 
 absl::Status MembershipChanges::Apply(Transaction& tx) { return ApplyAll(tx, {*this}); }

@@ -134,6 +134,9 @@ struct HistoryEvent {
   // Who made the change: a token's subject, "system", or "unknown" for
   // events recorded before actors were.
   std::string actor{};
+  // Of an `add`: when the membership was due to end (its TTL); none:
+  // permanent. Never set on a `remove`.
+  std::optional<absl::Time> expires_at = std::nullopt;
 };
 
 }  // namespace segments::domain

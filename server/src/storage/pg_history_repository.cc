@@ -15,12 +15,13 @@ namespace {
 
 using domain::HistoryEvent;
 
-// $1..$6: users, segment ids, slugs, operations, reasons, times (parallel arrays).
+// $1..$7: users, segment ids, slugs, operations, reasons, times, deadlines
+// (parallel arrays).
 const Statement kAppendHistory{
     "append_history",
-    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+    "INSERT INTO history (user_id, segment_id, slug, operation, reason, at, expires_at) "
     "SELECT * FROM unnest($1::user_id[], $2::int8[], $3::text[], $4::history_operation[], $5::history_reason[], "
-    "$6::timestamptz[])"};
+    "$6::timestamptz[], $7::timestamptz[])"};
 
 // A page of one user's history, newest first: $1 user, $2 slug or NULL,
 // $3 from or NULL, $4 to or NULL, $5 and $6 the (at, id) to continue below or
@@ -174,7 +175,7 @@ absl::Status PgHistoryRepository::Append(const std::vector<HistoryEvent>& events
   std::vector<domain::UserId> users;
   std::vector<int64_t> segments;
   std::vector<std::string> slugs, operations, reasons;
-  std::vector<std::optional<absl::Time>> times;
+  std::vector<std::optional<absl::Time>> times, deadlines;
   for (const HistoryEvent& e : events) {
     users.push_back(e.user_id);
     segments.push_back(e.segment_id);
@@ -182,6 +183,7 @@ absl::Status PgHistoryRepository::Append(const std::vector<HistoryEvent>& events
     operations.emplace_back(domain::ToString(e.operation));
     reasons.emplace_back(domain::ToString(e.reason));
     times.emplace_back(e.at);
+    deadlines.push_back(e.expires_at);
   }
   PgParams params;
   params.Users(users)
@@ -189,7 +191,8 @@ absl::Status PgHistoryRepository::Append(const std::vector<HistoryEvent>& events
       .TextArray(slugs)
       .TextArray(operations)
       .TextArray(reasons)
-      .OptionalTimeArray(times);
+      .OptionalTimeArray(times)
+      .OptionalTimeArray(deadlines);
   return tx_.conn().Execute(kAppendHistory, params).status();
 }
 

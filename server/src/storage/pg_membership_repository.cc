@@ -82,8 +82,9 @@ const Statement kAddMembers{"add_members",
                             "WITH m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at) "
                             "SELECT id, $1, $4, $5 FROM unnest($2::user_id[]) AS i(id) ORDER BY id "
                             "ON CONFLICT (user_id, segment_id) DO NOTHING RETURNING user_id), "
-                            "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-                            "SELECT user_id, $1, $3, 'add', 'manual', $4 FROM m RETURNING 1) SELECT count(*) FROM h"};
+                            "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at, expires_at) "
+                            "SELECT user_id, $1, $3, 'add', 'manual', $4, $5 FROM m RETURNING 1) "
+                            "SELECT count(*) FROM h"};
 // A hand removal opts the user out; an automatic row that had expired
 // already is a TTL end and opts out as such.
 const Statement kRemoveMembers{
@@ -165,8 +166,8 @@ const Statement kAssignPicked{
         "AND u.state = 'active' ORDER BY u.id FOR KEY SHARE), "
         "m AS (INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) "
         "SELECT id, $1, $3, $6, true FROM locked ORDER BY id ON CONFLICT DO NOTHING RETURNING user_id), "
-        "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
-        "SELECT user_id, $1, $2, 'add', 'auto_percent', $3 FROM m RETURNING 1) "
+        "h AS (INSERT INTO history (user_id, segment_id, slug, operation, reason, at, expires_at) "
+        "SELECT user_id, $1, $2, 'add', 'auto_percent', $3, $6 FROM m RETURNING 1) "
         "SELECT count(*) FROM h",
     /*plan_per_call=*/true};
 // Or the automatic members of the range in buckets [$5, $6) leave: $1 segment id, $2 slug, $3 now, $4

@@ -13,6 +13,7 @@
 #include "storage/pg_membership_repository.h"
 #include "storage/pg_pool.h"
 #include "storage/pg_segment_repository.h"
+#include "storage/pg_time_travel_queries.h"
 
 namespace segments::storage {
 
@@ -30,7 +31,8 @@ class PgStore final : public domain::Store, public domain::IdempotencyStore {
         set_statement_timeout_(set_statement_timeout),
         segments_(pool),
         memberships_(pool),
-        history_(pool) {}
+        history_(pool),
+        time_travel_(pool) {}
 
   absl::Status InTransaction(absl::FunctionRef<absl::Status(domain::Transaction&)> work) override;
   // Runs the one statement without BEGIN and COMMIT: PostgreSQL makes it a
@@ -39,6 +41,8 @@ class PgStore final : public domain::Store, public domain::IdempotencyStore {
   domain::SegmentQueries& segments() override { return segments_; }
   domain::MembershipQueries& memberships() override { return *membership_reads_; }
   domain::HistoryQueries& history() override { return history_; }
+  // Reads of the past (domain/time_travel_use_cases.h).
+  domain::TimeTravelQueries& time_travel() { return time_travel_; }
 
   // Keyed calls (storage/pg_keyed_call.h): while one is current, the unit
   // of work claims its key first and always runs as a transaction.
@@ -68,6 +72,7 @@ class PgStore final : public domain::Store, public domain::IdempotencyStore {
   PgSegmentQueries segments_;
   PgMembershipQueries memberships_;
   PgHistoryQueries history_;
+  PgTimeTravelQueries time_travel_;
   domain::MembershipQueries* membership_reads_ = &memberships_;
   std::function<void()> after_read_model_commit_;
 };
