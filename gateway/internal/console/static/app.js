@@ -77,7 +77,8 @@ function showWho() {
   const roles = [].concat(c.roles ?? []).join(' ');
   const exp = typeof c.exp === 'number' ? new Date(c.exp * 1000) : null;
   who.textContent = `${c.sub ?? 'unknown subject'}${roles ? ` (${roles})` : ''}` +
-    (exp ? `, ${exp < new Date() ? 'expired' : 'until'} ${isoSeconds(exp)}` : '');
+    (exp ? `, ${exp < new Date() ? 'expired' : 'until'} ${isoSeconds(exp).slice(0, 10)}` : '');
+  who.title = exp ? `expires ${isoSeconds(exp)}` : '';
 }
 
 document.getElementById('token-form').addEventListener('submit', (event) => {

@@ -39,9 +39,10 @@ export function status(text = '') {
 // missing token and an unreachable gateway also raise the page's banner.
 export function fail(el, err, action) {
   const text = describe(err, action);
-  el.textContent = text;
+  const pageWide = err instanceof ApiError && (err.status === 401 || err.status === 0);
+  el.textContent = pageWide ? 'Not loaded: see the message at the top.' : text;
   el.className = 'status error';
-  if (err instanceof ApiError && (err.status === 401 || err.status === 0)) banner(text, err.status === 401);
+  if (pageWide) banner(text, err.status === 401);
 }
 
 // banner(text, askToken) shows the page-wide message; banner('') hides it.

@@ -21,16 +21,8 @@ export function userPage(main, id) {
     section('Monthly report of this user', reportForm({ userID: id })));
 }
 
-// "manual: added by local-admin ..." with the figures behind it.
-function why(e) {
-  const details = [];
-  if (e.bucket !== undefined) {
-    details.push(`bucket ${e.bucket}, threshold ${e.threshold ?? 0} (${e.percentToFill ?? 0} %)`);
-  }
-  if (e.unmetFilters?.length) details.push(`unmet: ${e.unmetFilters.join(', ')}`);
-  return h('span', { class: 'why' }, h('span', { class: 'tag' }, e.why), ' ', e.summary || '',
-    details.length ? h('span', { class: 'hint' }, ` (${details.join('; ')})`) : null);
-}
+// The cause's code, then the server's sentence saying it with its figures.
+const why = (e) => h('span', { class: 'why' }, h('span', { class: 'tag' }, e.why), ' ', e.summary || '');
 
 function nowSection(id) {
   const st = status('Loading…');
@@ -83,6 +75,9 @@ function lacksSection(id) {
           item('Segment', segmentLink(e.segment)),
           item('Member now', e.member ? 'yes' : 'no'),
           item('Why', why(e)),
+          item('Bucket', e.bucket !== undefined &&
+            `${e.bucket} of 0–9999; members are below ${e.threshold ?? 0} (${e.percentToFill ?? 0} %)`),
+          item('Unmet filters', e.unmetFilters?.join(', ')),
           item('Event', e.event && `${e.event.operation} at ${when(e.event.at)}, ${e.event.reason}, by ${e.event.actor}`),
           item('Until (UTC)', when(e.expiresAt))));
       } catch (err) {
