@@ -38,6 +38,10 @@ work="$(mktemp -d)"
 on_exit rm -rf "$work"
 start_api_on_empty_db "$work" "$db_url" "$server_bin" "$gateway_bin"
 base="http://127.0.0.1:$HTTP_PORT"
+# A token that expires in a second (the browser test waits out the server's
+# clock skew before it uses it).
+expiring_token="$("$(dirname "$server_bin")/segments-token" mint --key="$TOKENS_DIR/signing-key.jwk" \
+  --sub=local-expiring --role=support --issuer="$LOCAL_ISSUER" --ttl=1s)"
 
 # call ROLE METHOD PATH [BODY]: the answer's body; dies unless it is 2xx.
 call() {
@@ -125,7 +129,7 @@ shots=${SEGMENTS_CONSOLE_SCREENSHOTS:-$work/screenshots}
 mkdir -p "$shots"
 rc=0
 CONSOLE_BASE="$base" CHROMIUM="$chromium" SCREENSHOTS="$shots" \
-  TOKEN_SERVICE="$(token_of service)" TOKEN_SUPPORT="$(token_of support)" \
+  TOKEN_SERVICE="$(token_of service)" TOKEN_SUPPORT="$(token_of support)" TOKEN_EXPIRED="$expiring_token" \
   node "$here/console.test.mjs" || rc=$?
 if ((rc != 0)); then
   tail -n 20 "$work"/server*.log "$work/gateway.log" >&2 || true

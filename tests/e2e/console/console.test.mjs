@@ -2,14 +2,17 @@
 // puppeteer-core, against the live stack that ../console.sh starts and fills
 // with known data (its comments tell the story these numbers come from).
 // Environment: CONSOLE_BASE (the gateway, http://host:port), CHROMIUM,
-// SCREENSHOTS (a directory), TOKEN_SUPPORT and TOKEN_SERVICE.
+// SCREENSHOTS (a directory), TOKEN_SUPPORT, TOKEN_SERVICE and TOKEN_EXPIRED
+// (one that expires a second after it was made).
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
 
 const base = process.env.CONSOLE_BASE;
 const shots = process.env.SCREENSHOTS;
-const tokens = { support: process.env.TOKEN_SUPPORT, service: process.env.TOKEN_SERVICE };
+const tokens = {
+  support: process.env.TOKEN_SUPPORT, service: process.env.TOKEN_SERVICE, expired: process.env.TOKEN_EXPIRED,
+};
 for (const [name, value] of Object.entries({ base, shots, ...tokens })) assert.ok(value, `${name} is not set`);
 const DAY = 86400e3;
 
@@ -49,10 +52,11 @@ async function check(name, fn) {
   }
 }
 const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
-const go = async (hash) => {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-  await page.waitForFunction((h) => location.hash === h, {}, hash);
-};
+// Opens the page of `hash`, afresh even when it is the current one.
+const go = (hash) => page.evaluate((h) => {
+  if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
+  else location.hash = h;
+}, hash);
 // The text of the first element of `selector` whose text matches `re`,
 // once there is one; on a timeout, the error says what the elements showed.
 async function waitText(selector, re) {
@@ -129,7 +133,7 @@ await check('segments: every segment with its size now, percentage, options and 
 
 await check('a segment: the size chart, the entries and exits by reason', async () => {
   await go('#/segments');
-  await page.click('xpath///a[text()="AVITO_VOICE_MESSAGES"]');
+  await (await page.waitForSelector('xpath///main//a[text()="AVITO_VOICE_MESSAGES"]')).click();
   await waitText('main > p.status', /6 members now · manual · created/);
   await page.waitForSelector('figure.chart[data-points] canvas');
   // 30 days, daily: the size 30 days ago, then one point per day to today.
@@ -274,6 +278,15 @@ await check('a bad token: 401, a banner asks for a new one', async () => {
   await page.click('#banner button');
   assert.equal(await page.evaluate(() => document.activeElement?.id), 'token');
   await shot('bad-token');
+});
+
+await check('an expired token: 401, the banner says so and asks for a new one', async () => {
+  // The server accepts a token up to 30 s (its clock skew) after it expires.
+  const exp = JSON.parse(Buffer.from(tokens.expired.split('.')[1], 'base64url')).exp;
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, (exp + 31) * 1000 - Date.now())));
+  await setToken(tokens.expired);
+  await waitText('#who', /^local-expiring \(support\), expired /);
+  await waitText('#banner', /^Your token was refused \(invalid token: expired\)\. Paste a new token above\./);
 });
 
 await check('the gateway unreachable: said as such', async () => {
