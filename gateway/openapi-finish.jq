@@ -32,6 +32,7 @@ property("v1CreateSegmentRequest"; "percentToFill"; {minimum: 0})
 | query_parameter("/segments/list"; "get"; "pageSize"; {minimum: 0, maximum: 1000, default: 100})
 | query_parameter("/segments/list-members"; "get"; "pageSize"; {minimum: 0, maximum: 10000, default: 1000})
 | query_parameter("/segments/get-user-history"; "get"; "pageSize"; {minimum: 0, maximum: 1000, default: 100})
+| query_parameter("/segments/list-members-at"; "get"; "pageSize"; {minimum: 0, maximum: 10000, default: 1000})
 
 # The Idempotency-Key header of mutations: what the gateway accepts (HTTP drops
 # spaces around a header's value, so the key neither starts nor ends with one).

@@ -137,12 +137,13 @@ func protoRoutes(t *testing.T) []protoRoute {
 // segment, get the long timeout.
 func TestLongRoutes(t *testing.T) {
 	want := map[route]bool{
-		{http.MethodPost, "/segments/create"}:        true,
-		{http.MethodDelete, "/segments/remove"}:      true,
-		{http.MethodPut, "/segments/update-percent"}: true,
-		{http.MethodPost, "/segments/bulk-add"}:      true,
-		{http.MethodPost, "/segments/bulk-remove"}:   true,
-		{http.MethodGet, "/segments/stream-members"}: true,
+		{http.MethodPost, "/segments/create"}:           true,
+		{http.MethodDelete, "/segments/remove"}:         true,
+		{http.MethodPut, "/segments/update-percent"}:    true,
+		{http.MethodPost, "/segments/bulk-add"}:         true,
+		{http.MethodPost, "/segments/bulk-remove"}:      true,
+		{http.MethodGet, "/segments/stream-members"}:    true,
+		{http.MethodGet, "/segments/stream-members-at"}: true,
 	}
 	if fmt.Sprint(longRoutes) != fmt.Sprint(want) {
 		t.Fatalf("long routes %v, want %v", longRoutes, want)

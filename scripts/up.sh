@@ -155,7 +155,7 @@ print_info() {
 
 segments is up
   gRPC:      $GRPC_ADDR
-  HTTP:      http://$HTTP_ADDR   (Swagger UI: http://$HTTP_ADDR/swagger/index.html)
+  HTTP:      http://$HTTP_ADDR   (Swagger UI: http://$HTTP_ADDR/swagger/index.html, console: http://$HTTP_ADDR/console/)
   database:  $DATABASE_URL
   kafka:     $KAFKA_BROKERS (topic $USER_EVENTS_TOPIC, dead letters $USER_EVENTS_TOPIC.dlq)
   user-service mock: $USERMOCK_ADDR (gRPC: userservice.v1.UserService, usermock.v1.UserMockAdmin)
