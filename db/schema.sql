@@ -849,7 +849,9 @@ BEGIN
         -- the membership held at t. Adds written before keep NULL unless the
         -- membership is still held (filled in below); the ones that ended by
         -- TTL have their `remove` at the deadline already.
-        ALTER TABLE history ADD COLUMN expires_at timestamptz;
+        -- (IF NOT EXISTS: a large table may have had both made by hand first,
+        -- the index CONCURRENTLY; docs/time-travel.md.)
+        ALTER TABLE history ADD COLUMN IF NOT EXISTS expires_at timestamptz;
         UPDATE history h SET expires_at = m.expires_at
         FROM memberships m
         WHERE m.expires_at IS NOT NULL AND h.user_id = m.user_id AND h.segment_id = m.segment_id
@@ -858,7 +860,7 @@ BEGIN
         -- last event per user of a segment (members at t, a page at a time,
         -- in user order), and the counts per step (size over time). Its cost
         -- is in docs/time-travel.md.
-        CREATE INDEX history_segment_member_idx ON history (segment_id, user_id, at, id)
+        CREATE INDEX IF NOT EXISTS history_segment_member_idx ON history (segment_id, user_id, at, id)
             INCLUDE (operation, reason, expires_at);
 
         -- The writers of `add` events record the deadline (as in 7 and 13

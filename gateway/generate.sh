@@ -35,43 +35,31 @@ protoc -I "$ROOT/proto" -I "$GOOGLEAPIS" \
 jq --indent 2 -f "$GATEWAY/openapi-finish.jq" "$GEN/openapi/segments.swagger.json" >"$GEN/openapi/segments.json.tmp"
 mv "$GEN/openapi/segments.json.tmp" "$GEN/openapi/segments.swagger.json"
 
-# Swagger UI from its npm package, pinned; served next to our initializer.
-# UI_FILES are what index.html loads (the gateway's tests check that each
-# one is served); fetched again when one is missing.
-UI="$GATEWAY/internal/swagger/ui"
-UI_FILES=(index.html index.css swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js
-  favicon-32x32.png favicon-16x16.png)
-ui_current() {
-  [[ -f $UI/.version && $(<"$UI/.version") == "$SWAGGER_UI_VERSION" ]] || return 1
-  for f in "${UI_FILES[@]}"; do [[ -f $UI/$f ]] || return 1; done
-}
-if ! ui_current; then
+# npm_assets PACKAGE VERSION FROM DEST FILE...: the FILEs of the pinned npm
+# PACKAGE@VERSION (under FROM in the package) copied into DEST, fetched again
+# when the version changed or a file is missing. The gateway's tests check
+# that each file a page loads is served.
+npm_assets() {
+  local package=$1 version=$2 from=$3 dest=$4 f tmp
+  shift 4
+  if [[ -f $dest/.version && $(<"$dest/.version") == "$version" ]]; then
+    local missing=0
+    for f in "$@"; do [[ -f $dest/$f ]] || missing=1; done
+    ((missing)) || return 0
+  fi
   tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack --silent "swagger-ui-dist@$SWAGGER_UI_VERSION" >/dev/null && tar -xzf ./*.tgz)
-  rm -rf "$UI" && mkdir -p "$UI"
-  for f in "${UI_FILES[@]}"; do
-    cp "$tmp/package/$f" "$UI/"
-  done
-  echo "$SWAGGER_UI_VERSION" >"$UI/.version"
+  (cd "$tmp" && npm pack --silent "$package@$version" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf "$dest" && mkdir -p "$dest"
+  for f in "$@"; do cp "$tmp/package/$from$f" "$dest/"; done
+  echo "$version" >"$dest/.version"
   rm -rf "$tmp"
-fi
+}
+
+# Swagger UI, served next to our initializer.
+npm_assets swagger-ui-dist "$SWAGGER_UI_VERSION" "" "$GATEWAY/internal/swagger/ui" index.html index.css \
+  swagger-ui.css swagger-ui-bundle.js swagger-ui-standalone-preset.js favicon-32x32.png favicon-16x16.png
 cp "$GEN/openapi/segments.swagger.json" "$GATEWAY/internal/swagger/doc.json"
 
-# uPlot, the web console's charts, from its npm package, pinned: the ES
-# module and its stylesheet, served under /console/uplot/.
-UPLOT="$GATEWAY/internal/console/uplot"
-UPLOT_FILES=(uPlot.esm.js uPlot.min.css)
-uplot_current() {
-  [[ -f $UPLOT/.version && $(<"$UPLOT/.version") == "$UPLOT_VERSION" ]] || return 1
-  for f in "${UPLOT_FILES[@]}"; do [[ -f $UPLOT/$f ]] || return 1; done
-}
-if ! uplot_current; then
-  tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack --silent "uplot@$UPLOT_VERSION" >/dev/null && tar -xzf ./*.tgz)
-  rm -rf "$UPLOT" && mkdir -p "$UPLOT"
-  for f in "${UPLOT_FILES[@]}"; do
-    cp "$tmp/package/dist/$f" "$UPLOT/"
-  done
-  echo "$UPLOT_VERSION" >"$UPLOT/.version"
-  rm -rf "$tmp"
-fi
+# uPlot, the web console's charts: the ES module and its stylesheet, served
+# under /console/uplot/.
+npm_assets uplot "$UPLOT_VERSION" dist/ "$GATEWAY/internal/console/uplot" uPlot.esm.js uPlot.min.css

@@ -28,6 +28,9 @@ ZERO_DEADLINE = "0001-01-01T00:00:00Z"
 
 # The next-page tokens the service has issued; any other token is refused.
 issued_page_tokens: set[str] = set()
+# Those of list-members-at, with the slug each was issued for: a token names
+# its segment and instant, so it goes with that slug and no other `at`.
+issued_members_at_tokens: dict[str, str] = {}
 
 
 def _is_positive(case) -> bool:
@@ -116,6 +119,42 @@ def _user_history(query: dict) -> None:
         del query["to"]
 
 
+def _past_instant(query: dict) -> None:
+    # Time travel looks back: `at` may not be in the future (absent means now).
+    at = _parse_time(query.get("at"))
+    if at is not None and at.tzinfo is not None and at >= datetime.now(timezone.utc):
+        del query["at"]
+
+
+def _members_at(query: dict) -> None:
+    _past_instant(query)
+    token = query.get("pageToken")
+    if token in (None, ""):
+        return
+    if issued_members_at_tokens.get(token) == query.get("slug"):
+        query.pop("at", None)
+    else:
+        del query["pageToken"]
+
+
+def _size_history(query: dict) -> None:
+    # `from` before now and before `to`; at most 10,000 steps between them.
+    now = datetime.now(timezone.utc)
+    start, end = _parse_time(query.get("from")), _parse_time(query.get("to"))
+    if start is None or start.tzinfo is None:
+        return
+    if start >= now - timedelta(hours=2):
+        start = now - timedelta(days=1)
+    if end is not None and (end.tzinfo is None or end <= start + timedelta(days=1)):
+        del query["to"]
+        end = None
+    step = timedelta(hours=1) if query.get("step") == "hour" else timedelta(days=1)
+    last = min(end, now) if end is not None else now
+    if last - start > step * 9990:
+        start = last - step * 9990
+    query["from"] = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 BODY_RULES = {
     ("POST", "/segments/change-for-user"): _change_for_user,
     ("POST", "/segments/create"): _create_segment,
@@ -124,6 +163,11 @@ BODY_RULES = {
 }
 QUERY_RULES = {
     ("GET", "/segments/get-user-history"): _user_history,
+    ("GET", "/segments/get-for-user-at"): _past_instant,
+    ("GET", "/segments/count-members-at"): _past_instant,
+    ("GET", "/segments/stream-members-at"): _past_instant,
+    ("GET", "/segments/list-members-at"): _members_at,
+    ("GET", "/segments/size-history"): _size_history,
 }
 PAGED = {"/segments/list", "/segments/list-members", "/segments/get-user-history"}
 
@@ -147,6 +191,13 @@ def map_case(context, case):
 
 @schemathesis.hook
 def after_call(context, case, response):
+    if case.path == "/segments/list-members-at" and response.status_code == 200:
+        try:
+            token = json.loads(response.content).get("nextPageToken")
+        except (ValueError, AttributeError):
+            return
+        if token and isinstance(case.query, dict):
+            issued_members_at_tokens[token] = case.query.get("slug")
     if case.path in PAGED and response.status_code == 200:
         try:
             token = json.loads(response.content).get("nextPageToken")

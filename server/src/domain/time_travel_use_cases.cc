@@ -150,9 +150,9 @@ absl::StatusOr<MembersAtPage> TimeTravelUseCases::MembersAt(const SegmentAtComma
     return FieldError(absl::StatusCode::kInvalidArgument, Field::kPageToken, kBadToken);
   }
   const int32_t size = command.page_size == 0 ? kDefaultPageSize : command.page_size;
-  ASSIGN_OR_RETURN(page.members,
-                   queries_.MembersAt(*segment, at, position ? std::optional(position->after_user) : std::nullopt,
-                                      size + 1));
+  ASSIGN_OR_RETURN(
+      page.members,
+      queries_.MembersAt(*segment, at, position ? std::optional(position->after_user) : std::nullopt, size + 1));
   for (MembershipAt& m : page.members) m.slug = command.slug;
   if (page.members.size() > static_cast<size_t>(size)) {
     page.members.erase(page.members.begin() + size, page.members.end());
@@ -249,7 +249,8 @@ absl::StatusOr<std::vector<Explanation>> TimeTravelUseCases::Explain(const Expla
   for (const std::string& slug : slugs) {
     ASSIGN_OR_RETURN(std::optional<Segment> segment, store_.segments().Find(slug));
     if (!segment) {
-      return FieldError(absl::StatusCode::kNotFound, Field::kSegments, fmt::format("segment \"{}\" does not exist", slug));
+      return FieldError(absl::StatusCode::kNotFound, Field::kSegments,
+                        fmt::format("segment \"{}\" does not exist", slug));
     }
     ASSIGN_OR_RETURN(Explanation explained, ExplainOne(user, *segment, held, now));
     out.push_back(std::move(explained));
@@ -272,8 +273,8 @@ absl::StatusOr<Explanation> TimeTravelUseCases::ExplainOne(const UserId& user, c
                                                     Percent(segment.percent_hundredths))
                                       : "";
 
-  const auto membership = std::find_if(held.begin(), held.end(),
-                                       [&](const MembershipAt& m) { return m.segment_id == segment.id; });
+  const auto membership =
+      std::find_if(held.begin(), held.end(), [&](const MembershipAt& m) { return m.segment_id == segment.id; });
   if (membership != held.end()) {
     x.member = true;
     x.event = AddEventOf(*membership);
@@ -295,8 +296,8 @@ absl::StatusOr<Explanation> TimeTravelUseCases::ExplainOne(const UserId& user, c
   const std::optional<HistoryEvent>& last = x.event;
   // An `add` not held now is one whose deadline has passed.
   const bool expired = last && (last->operation == Operation::kAdd || last->reason == Reason::kTtl);
-  const std::string left = last ? fmt::format("{} at {} ({})", last->actor, Readable(last->at), ToString(last->reason))
-                                : "";
+  const std::string left =
+      last ? fmt::format("{} at {} ({})", last->actor, Readable(last->at), ToString(last->reason)) : "";
   if (!facts.state) {
     x.why = "unknown_user";
     x.summary = "No user with this id is known (never created, or deleted).";
@@ -335,9 +336,10 @@ absl::StatusOr<Explanation> TimeTravelUseCases::ExplainOne(const UserId& user, c
       x.summary = fmt::format("Removed by {}.", left);
     } else {
       x.why = "never_added";
-      x.summary = automatic ? fmt::format("Never in this segment, though covered ({}): the options did not hold when "
-                                          "it was filled, or the user came later and was not assigned.",
-                                          share)
+      x.summary = automatic ? fmt::format(
+                                  "Never in this segment, though covered ({}): the options did not hold when "
+                                  "it was filled, or the user came later and was not assigned.",
+                                  share)
                             : "Never in this segment.";
     }
   }

@@ -52,6 +52,8 @@ const Statement kDeclareReportOneUser{"declare_report_one_user",
                                       "WHERE user_id = $1::user_id AND at >= $2 AND at < $3 "
                                       "ORDER BY at, user_id, slug, id"};
 
+}  // namespace
+
 absl::StatusOr<HistoryEvent> HistoryEventAt(const PgResult& r, int i) {
   const PgRow row(r, i);
   ASSIGN_OR_RETURN(domain::UserId user, row.User(0));
@@ -65,6 +67,8 @@ absl::StatusOr<HistoryEvent> HistoryEventAt(const PgResult& r, int i) {
   ASSIGN_OR_RETURN(e.actor, row.Text(7));
   return e;
 }
+
+namespace {
 
 // A binary int8 or timestamptz: big-endian, 8 bytes.
 absl::StatusOr<int64_t> BinaryInt64(const PgResult& r, int row, int column) {

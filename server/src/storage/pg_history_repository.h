@@ -30,6 +30,10 @@ class PgHistoryQueries final : public domain::HistoryQueries {
   PgPool& pool_;
 };
 
+// Row `i` of a result whose columns are user_id, segment_id, slug,
+// operation, reason, at (µs since the epoch), id and actor, as an event.
+absl::StatusOr<domain::HistoryEvent> HistoryEventAt(const PgResult& r, int i);
+
 // The SQL declaring the report cursor, for the tests and the bench that
 // EXPLAIN it.
 const std::string& ReportCursorSql(bool one_user);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
+#include "storage/pg_history_repository.h"
 #include "storage/pg_params.h"
 #include "storage/pg_row.h"
 
@@ -12,9 +13,7 @@ namespace {
 using domain::MembershipAt;
 
 // An instant as microseconds since the Unix epoch, as PgRow::Micros reads it.
-std::string Micros(std::string_view column) {
-  return fmt::format("(extract(epoch FROM {}) * 1000000)::int8", column);
-}
+std::string Micros(std::string_view column) { return fmt::format("(extract(epoch FROM {}) * 1000000)::int8", column); }
 
 // Whether the last event `e` held at $2: an `add` whose deadline, if any,
 // is later (the hot read's rule).
@@ -67,10 +66,9 @@ const Statement kSizeEvents{
     "SELECT " +
         Micros("step") + ", operation, reason, count(*) FROM e GROUP BY 1, 2, 3 ORDER BY 1 NULLS FIRST"};
 
-const Statement kSegmentsOfSlug{
-    "time_travel_segments_of_slug",
-    fmt::format("SELECT id, {}, {} FROM segments WHERE slug = $1 ORDER BY id", Micros("created_at"),
-                Micros("deleted_at"))};
+const Statement kSegmentsOfSlug{"time_travel_segments_of_slug",
+                                fmt::format("SELECT id, {}, {} FROM segments WHERE slug = $1 ORDER BY id",
+                                            Micros("created_at"), Micros("deleted_at"))};
 
 const Statement kFactsOf{"time_travel_facts_of",
                          fmt::format("SELECT (SELECT state FROM users WHERE id = $1::user_id), o.reason, {} "
@@ -109,9 +107,8 @@ absl::StatusOr<std::vector<MembershipAt>> PgTimeTravelQueries::OfUserAt(const do
   });
 }
 
-absl::StatusOr<std::vector<MembershipAt>> PgTimeTravelQueries::MembersAt(domain::SegmentId segment, absl::Time at,
-                                                                        const std::optional<domain::UserId>& after_user,
-                                                                        int limit) {
+absl::StatusOr<std::vector<MembershipAt>> PgTimeTravelQueries::MembersAt(
+    domain::SegmentId segment, absl::Time at, const std::optional<domain::UserId>& after_user, int limit) {
   PgParams params;
   params.Int(segment).Time(at).Text(after_user ? after_user->ToString() : "").Int(limit);
   return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<std::vector<MembershipAt>> {
@@ -141,8 +138,8 @@ absl::StatusOr<int64_t> PgTimeTravelQueries::CountAt(domain::SegmentId segment, 
 }
 
 absl::StatusOr<domain::SizeEvents> PgTimeTravelQueries::SizeEventsOf(const std::vector<domain::SegmentId>& segments,
-                                                                    absl::Time from, absl::Time to,
-                                                                    absl::Duration step, absl::Time now) {
+                                                                     absl::Time from, absl::Time to,
+                                                                     absl::Duration step, absl::Time now) {
   PgParams params;
   params.IntArray(segments).Time(from).Time(to).Int(absl::ToInt64Seconds(step)).Time(now);
   return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<domain::SizeEvents> {
@@ -184,8 +181,7 @@ absl::StatusOr<std::vector<domain::TimeTravelQueries::SegmentLife>> PgTimeTravel
   });
 }
 
-absl::StatusOr<domain::UserFacts> PgTimeTravelQueries::FactsOf(const domain::UserId& user,
-                                                               domain::SegmentId segment) {
+absl::StatusOr<domain::UserFacts> PgTimeTravelQueries::FactsOf(const domain::UserId& user, domain::SegmentId segment) {
   return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<domain::UserFacts> {
     ASSIGN_OR_RETURN(PgResult r, conn->Execute(kFactsOf, PgParams().User(user).Int(segment)));
     const PgRow row(r, 0);
@@ -204,22 +200,13 @@ absl::StatusOr<domain::UserFacts> PgTimeTravelQueries::FactsOf(const domain::Use
 absl::StatusOr<std::optional<domain::HistoryEvent>> PgTimeTravelQueries::LastEventAt(const domain::UserId& user,
                                                                                      domain::SegmentId segment,
                                                                                      absl::Time at) {
-  return WithPooledConnection(
-      pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<std::optional<domain::HistoryEvent>> {
-        ASSIGN_OR_RETURN(PgResult r, conn->Execute(kLastEventAt, PgParams().User(user).Int(segment).Time(at)));
-        if (r.Rows() == 0) return std::nullopt;
-        const PgRow row(r, 0);
-        domain::HistoryEvent e{user};
-        ASSIGN_OR_RETURN(e.segment_id, row.Int64(1));
-        ASSIGN_OR_RETURN(e.slug, row.Text(2));
-        ASSIGN_OR_RETURN(e.operation, row.Enum(3, &domain::ParseOperation));
-        ASSIGN_OR_RETURN(e.reason, row.Enum(4, &domain::ParseReason));
-        ASSIGN_OR_RETURN(e.at, row.Micros(5));
-        ASSIGN_OR_RETURN(e.id, row.Int64(6));
-        ASSIGN_OR_RETURN(e.actor, row.Text(7));
-        ASSIGN_OR_RETURN(e.expires_at, row.OptionalMicros(8));
-        return e;
-      });
+  return WithPooledConnection(pool_, [&](PgPool::Lease& conn) -> absl::StatusOr<std::optional<domain::HistoryEvent>> {
+    ASSIGN_OR_RETURN(PgResult r, conn->Execute(kLastEventAt, PgParams().User(user).Int(segment).Time(at)));
+    if (r.Rows() == 0) return std::nullopt;
+    ASSIGN_OR_RETURN(domain::HistoryEvent e, HistoryEventAt(r, 0));
+    ASSIGN_OR_RETURN(e.expires_at, PgRow(r, 0).OptionalMicros(8));
+    return e;
+  });
 }
 
 }  // namespace segments::storage

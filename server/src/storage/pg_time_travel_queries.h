@@ -14,15 +14,15 @@ class PgTimeTravelQueries final : public domain::TimeTravelQueries {
 
   absl::StatusOr<std::vector<domain::MembershipAt>> OfUserAt(const domain::UserId& user, absl::Time at) override;
   absl::StatusOr<std::vector<domain::MembershipAt>> MembersAt(domain::SegmentId segment, absl::Time at,
-                                                             const std::optional<domain::UserId>& after_user,
-                                                             int limit) override;
+                                                              const std::optional<domain::UserId>& after_user,
+                                                              int limit) override;
   absl::StatusOr<int64_t> CountAt(domain::SegmentId segment, absl::Time at) override;
   absl::StatusOr<domain::SizeEvents> SizeEventsOf(const std::vector<domain::SegmentId>& segments, absl::Time from,
-                                                 absl::Time to, absl::Duration step, absl::Time now) override;
+                                                  absl::Time to, absl::Duration step, absl::Time now) override;
   absl::StatusOr<std::vector<SegmentLife>> SegmentsOfSlug(const std::string& slug) override;
   absl::StatusOr<domain::UserFacts> FactsOf(const domain::UserId& user, domain::SegmentId segment) override;
-  absl::StatusOr<std::optional<domain::HistoryEvent>> LastEventAt(const domain::UserId& user,
-                                                                  domain::SegmentId segment, absl::Time at) override;
+  absl::StatusOr<std::optional<domain::HistoryEvent>> LastEventAt(const domain::UserId& user, domain::SegmentId segment,
+                                                                  absl::Time at) override;
 
  private:
   PgPool& pool_;

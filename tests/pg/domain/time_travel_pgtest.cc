@@ -119,8 +119,10 @@ TEST_CASE_METHOD(Fixture, "every past answer of time travel is what the service 
         (void)users.UpdateUser(u, pick(2) == 0 ? "excluded" : "active");
         break;
       case 3:
-        if (segments.CreateSegment(automatic ? Auto(slug, 10.0 * (1 + pick(9)), pick(2) == 0 ? std::optional<int64_t>(600 + pick(3000)) : std::nullopt)
-                                             : Manual(slug))
+        if (segments
+                .CreateSegment(automatic ? Auto(slug, 10.0 * (1 + pick(9)),
+                                                pick(2) == 0 ? std::optional<int64_t>(600 + pick(3000)) : std::nullopt)
+                                         : Manual(slug))
                 .ok()) {
           live_segments.insert(slug);
           ever_segments.insert(slug);

@@ -25,7 +25,29 @@ TEST_CASE("the schema applies again without error or change", "[pg][schema]") {
   Query(schema);
   CHECK(QueryValue("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace") == before);
   CHECK(QueryValue("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations") ==
-        "1,2,3,4,5,6,7,8,9,10,11,12,13,14");
+        "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15");
+}
+
+TEST_CASE("migration 15 gives the adds of memberships still held their deadline", "[pg][schema]") {
+  segments::testing::ResetDatabase();
+  // A database as migration 14 left it: a held TTL membership, a held
+  // permanent one, and one ended by its TTL, none with a deadline on its add.
+  Query("INSERT INTO users (id, state, created_at, updated_at) VALUES ('7', 'active', now(), now())");
+  Query("INSERT INTO segments (slug, salt, created_at) VALUES ('T', 's', now()), ('P', 's', now())");
+  Query(
+      "INSERT INTO memberships (user_id, segment_id, added_at, expires_at, auto) SELECT '7', id, "
+      "'2026-01-01Z', CASE WHEN slug = 'T' THEN timestamptz '2030-01-01Z' END, false FROM segments");
+  Query(
+      "INSERT INTO history (user_id, segment_id, slug, operation, reason, at) "
+      "SELECT '7', id, slug, 'add'::history_operation, 'manual'::history_reason, timestamptz '2026-01-01Z' "
+      "FROM segments UNION ALL "
+      "SELECT '7', id, slug, 'add', 'manual', '2025-01-01Z' FROM segments WHERE slug = 'T' UNION ALL "
+      "SELECT '7', id, slug, 'remove', 'ttl', '2025-02-01Z' FROM segments WHERE slug = 'T'");
+  Query("DELETE FROM schema_migrations WHERE version = 15");
+  Query(SchemaText());
+  CHECK(QueryValue("SELECT string_agg(slug || ':' || to_char(at, 'YYYY') || ':' || "
+                   "coalesce(to_char(expires_at AT TIME ZONE 'UTC', 'YYYY'), '-'), ',' ORDER BY slug, at) "
+                   "FROM history WHERE operation = 'add'") == "P:2026:-,T:2025:-,T:2026:2030");
 }
 
 TEST_CASE("the database itself refuses rows the domain would never write", "[pg][schema]") {

@@ -50,8 +50,8 @@ struct SizeEvents {
 
 // What explains a user's membership of a segment now, besides the history.
 struct UserFacts {
-  std::optional<UserState> state;             // none: not a known user
-  std::optional<Reason> opted_out;            // set if automatic assignment skips them (manual or ttl)
+  std::optional<UserState> state;   // none: not a known user
+  std::optional<Reason> opted_out;  // set if automatic assignment skips them (manual or ttl)
   std::optional<absl::Time> opted_out_at;
 };
 
@@ -66,7 +66,7 @@ class TimeTravelQueries {
   // Up to `limit` members of `segment` at `at` with ids after `after_user`
   // (byte order), by user id.
   virtual absl::StatusOr<std::vector<MembershipAt>> MembersAt(SegmentId segment, absl::Time at,
-                                                             const std::optional<UserId>& after_user, int limit) = 0;
+                                                              const std::optional<UserId>& after_user, int limit) = 0;
 
   // How many members `segment` had at `at`.
   virtual absl::StatusOr<int64_t> CountAt(SegmentId segment, absl::Time at) = 0;
@@ -76,7 +76,7 @@ class TimeTravelQueries {
   // TTL ends not yet written (up to `now`) counted at their deadlines. One
   // consistent snapshot.
   virtual absl::StatusOr<SizeEvents> SizeEventsOf(const std::vector<SegmentId>& segments, absl::Time from,
-                                                 absl::Time to, absl::Duration step, absl::Time now) = 0;
+                                                  absl::Time to, absl::Duration step, absl::Time now) = 0;
 
   // Every segment that ever had `slug`, oldest first, with when it was
   // created and deleted (none: live).
