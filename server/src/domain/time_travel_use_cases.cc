@@ -85,7 +85,7 @@ HistoryEvent AddEventOf(const MembershipAt& m) {
 }  // namespace
 
 absl::Time TimeTravelUseCases::InstantOf(const std::optional<absl::Time>& at, absl::Time now,
-                                         std::vector<FieldViolation>& problems) const {
+                                         std::vector<FieldViolation>& problems) {
   if (!at) return now;
   // Events are stored to the microsecond: those at or before `at` are those
   // at or before `at` rounded down to one.
@@ -202,6 +202,7 @@ absl::StatusOr<SizeHistory> TimeTravelUseCases::SizeOverTime(const SizeHistoryCo
                       fmt::format("no segment \"{}\" ever existed", command.slug));
   }
   std::vector<SegmentId> ids;
+  ids.reserve(lives.size());
   for (const auto& life : lives) ids.push_back(life.id);
   ASSIGN_OR_RETURN(SizeEvents events, queries_.SizeEventsOf(ids, from, to, step, now));
 

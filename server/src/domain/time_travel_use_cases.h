@@ -91,8 +91,8 @@ class TimeTravelUseCases {
 
   // The instant asked about: `at` (to the microsecond below) or now.
   // INVALID_ARGUMENT (into `problems`) for one in the future.
-  absl::Time InstantOf(const std::optional<absl::Time>& at, absl::Time now,
-                       std::vector<FieldViolation>& problems) const;
+  static absl::Time InstantOf(const std::optional<absl::Time>& at, absl::Time now,
+                              std::vector<FieldViolation>& problems);
 
   // The segment that bore `slug` at `at` (none: before the first, or
   // between a deletion and the next creation); NOT_FOUND if none ever did.

@@ -58,7 +58,7 @@ struct Fixture {
   }
 
   // Every member at `at`, a few at a time, through the time-travel listing.
-  std::vector<std::string> MembersAt(const std::string& slug, absl::Time at) {
+  std::vector<std::string> MembersAt(const std::string& slug, absl::Time at) const {
     std::vector<std::string> out;
     std::string token;
     do {
@@ -71,7 +71,7 @@ struct Fixture {
     return out;
   }
 
-  int64_t CountAt(const std::string& slug, absl::Time at) {
+  int64_t CountAt(const std::string& slug, absl::Time at) const {
     auto counted = travel.CountMembersAt({slug, at, 0, ""});
     REQUIRE(counted.ok());
     return counted->count;
@@ -105,7 +105,7 @@ TEST_CASE_METHOD(Fixture, "every past answer of time travel is what the service 
     // Odd amounts of time, so that TTLs end between changes and some
     // expired memberships wait for the job.
     clock.Advance(absl::Seconds(1 + pick(900)) + absl::Microseconds(pick(1000000)));
-    const std::string slug = slugs[static_cast<size_t>(pick(static_cast<int>(slugs.size())))];
+    const std::string& slug = slugs[static_cast<size_t>(pick(static_cast<int>(slugs.size())))];
     const bool automatic = slug.rfind("AUTO", 0) == 0;
     const std::string u = user(pick(kUsers));
     switch (pick(12)) {
