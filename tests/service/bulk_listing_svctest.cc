@@ -378,5 +378,54 @@ TEST_CASE_METHOD(AutoFixture, "StreamSegmentMembers sends every member once, in 
   CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Every member at an instant (HistoryService, docs/time-travel.md), as
+// StreamAll above.
+std::vector<std::string> StreamAllAt(AutoFixture& f, const std::string& slug, std::optional<absl::Time> at,
+                                     grpc::Status* status, size_t* messages) {
+  v1::StreamSegmentMembersAtRequest request;
+  request.set_slug(slug);
+  if (at) *request.mutable_at() = ToTimestamp(*at);
+  auto context = NewContext(std::chrono::seconds(30));
+  auto reader = f.history->StreamSegmentMembersAt(context.get(), request);
+  std::vector<std::string> ids;
+  v1::StreamSegmentMembersAtResponse message;
+  *messages = 0;
+  while (reader->Read(&message)) {
+    ++*messages;
+    CHECK(message.members_size() <= 1000);
+    for (const auto& member : message.members()) ids.push_back(member.user_id());
+  }
+  *status = reader->Finish();
+  return ids;
+}
+
+TEST_CASE_METHOD(AutoFixture, "StreamSegmentMembersAt sends the members of a past instant, in batches",
+                 "[service][listing][stream][time_travel]") {
+  const auto people = InsertUsers(2500, "then");
+  REQUIRE(CreateSegment("S").ok());
+  REQUIRE(BulkAdd("S", people).ok());
+  const absl::Time then = Now();
+  clock.Advance(absl::Seconds(1));
+  const std::vector<std::string> leaving(people.begin(), people.begin() + 600);
+  REQUIRE(BulkRemove("S", leaving).ok());
+
+  grpc::Status status;
+  size_t messages = 0;
+  std::vector<std::string> expected = people;
+  std::sort(expected.begin(), expected.end());
+  CHECK(StreamAllAt(*this, "S", then, &status, &messages) == expected);
+  INFO(Describe(status));
+  CHECK(status.ok());
+  CHECK(messages == 3);
+  const auto now = StreamAllAt(*this, "S", std::nullopt, &status, &messages);
+  CHECK(status.ok());
+  CHECK(now.size() == 1900);
+  CHECK(messages == 2);
+  StreamAllAt(*this, "S", Now() + absl::Hours(1), &status, &messages);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  StreamAllAt(*this, "NEVER", std::nullopt, &status, &messages);
+  CHECK(status.error_code() == grpc::StatusCode::NOT_FOUND);
+}
+
 }  // namespace
 }  // namespace segments::testing
