@@ -156,7 +156,8 @@ TEST_CASE_METHOD(AutoFixture, "100,000 users in one AddSegmentToUsers and one Re
 TEST_CASE_METHOD(AutoFixture, "A user deleted while a bulk add is under way keeps no membership",
                  "[service][bulk][concurrency]") {
   const auto people = InsertUsers(2, "race");
-  const std::string victim = people[0], blocker = people[1];
+  const std::string& victim = people[0];
+  const std::string& blocker = people[1];
   REQUIRE(CreateSegment("S").ok());
   PgSession holder;
   holder.Exec("BEGIN");
