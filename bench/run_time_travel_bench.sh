@@ -45,7 +45,7 @@
 # Env: SEGMENTS_STATE_DIR, default build/bench-time-travel/state: its own
 # PostgreSQL cluster, logs and results in $SEGMENTS_STATE_DIR/time-travel-bench.
 # The cluster is stopped at the end if this script started it; the data
-# stays for the next run (database segments_time_travel_bench, 5.2 GB; as
+# stays for the next run (database segments_time_travel_bench, 4.8 GB; as
 # much again for the scratch copy while the write cost runs).
 # Exit status: 0 target met, 1 something failed (wrong answer, a process
 # died), 2 target missed (median of size-year-big >= 1 s).
