@@ -2,7 +2,8 @@
 # Install the system packages (apt) and tools (grpcurl, protoc plugins) that
 # the project needs to build and run; with --tests, also what only the tests,
 # the lint gate and the benches use; with --prometheus, also Prometheus (what
-# SEGMENTS_PROMETHEUS=1 scripts/up.sh runs).
+# SEGMENTS_PROMETHEUS=1 scripts/up.sh runs); with --cluster, also what
+# scripts/cluster.sh runs (--tests includes it: the fault drill is a test).
 # Idempotent and fast when everything is already there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,11 +32,16 @@ TEST_PACKAGES=(
   python3-venv # tests/e2e/schemathesis.sh: schemathesis from PyPI in a virtualenv
   prometheus # promtool (tests/ops: alert rules and their unit tests; tests/e2e/metrics.sh: check metrics) and a real Prometheus (2.42)
 )
+CLUSTER_PACKAGES=(
+  haproxy # the load balancer in front of the gateways and the servers
+  patroni etcd-server # PostgreSQL failover, and the store of its leader key
+)
 case ${1:-} in
   '') ;;
-  --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+  --tests) PACKAGES+=("${TEST_PACKAGES[@]}" "${CLUSTER_PACKAGES[@]}") ;;
   --prometheus) PACKAGES+=(prometheus) ;;
-  *) die "usage: $0 [--tests|--prometheus]" ;;
+  --cluster) PACKAGES+=("${CLUSTER_PACKAGES[@]}") ;;
+  *) die "usage: $0 [--tests|--prometheus|--cluster]" ;;
 esac
 
 # --- apt packages -----------------------------------------------------------

@@ -4,7 +4,10 @@
 # Central through Maven (scripts/kafka/pom.xml), copied into $STATE/kafka/lib.
 # Usage: kafka.sh install|start|stop|restart|status|bootstrap|create-topics|clean
 #        kafka.sh topics [args...]|produce TOPIC|consume TOPIC [max-messages]|run MAIN [args...]
-# start prints the bootstrap address (host:port) on stdout.
+#        kafka.sh format CONFIG CLUSTER_ID|broker CONFIG   (nodes of scripts/cluster.sh)
+# start prints the bootstrap address (host:port) on stdout. With
+# KAFKA_BOOTSTRAP set, the tools (topics, produce, consume) talk to that
+# cluster instead of this single node.
 # Env: KAFKA_TOPIC (UserAction), KAFKA_TOPIC_PARTITIONS (6),
 #      KAFKA_DLQ_TOPIC ($KAFKA_TOPIC.dlq), KAFKA_DLQ_PARTITIONS (3),
 #      KAFKA_HEAP_OPTS (-Xmx512m), KAFKA_JVM_OPTS (fast start, see below),
@@ -164,11 +167,12 @@ cluster_id() {
   echo "$id"
 }
 
-# format_storage CONFIG LOG: the equivalent of 'kafka-storage.sh format'.
+# format_storage CONFIG LOG [CLUSTER_ID]: the equivalent of
+# 'kafka-storage.sh format' (with a new cluster id unless one is given).
 format_storage() {
   if ! "$JAVA" "${JVM_OPTS[@]}" "${COMMON_OPTS[@]}" \
     -Dlog4j2.configurationFile="$CONF_SRC/log4j2-tools.properties" \
-    -cp "$CP" kafka.tools.StorageTool format --config "$1" --cluster-id "$(cluster_id)" \
+    -cp "$CP" kafka.tools.StorageTool format --config "$1" --cluster-id "${3:-$(cluster_id)}" \
     >"$2" 2>&1 9>&-; then
     cat "$2" >&2
     return 1
@@ -205,6 +209,10 @@ ports() {
 }
 
 bootstrap() {
+  if [[ -n ${KAFKA_BOOTSTRAP:-} ]]; then
+    echo "$KAFKA_BOOTSTRAP"
+    return 0
+  fi
   local p
   p="$(ports)"
   echo "127.0.0.1:${p%% *}"
@@ -311,6 +319,7 @@ $DLQ_TOPIC $DLQ_PARTITIONS"
 }
 
 require_running() {
+  [[ -n ${KAFKA_BOOTSTRAP:-} ]] && return 0
   running_pid >/dev/null || die "Kafka is not running: run '$0 start'"
 }
 
@@ -326,6 +335,7 @@ usage() {
   cat >&2 <<USAGE
 usage: $0 install|start|stop|restart|status|bootstrap|create-topics|clean
        $0 topics [args...]|produce TOPIC|consume TOPIC [max-messages]|run MAIN [args...]
+       $0 format CONFIG CLUSTER_ID|broker CONFIG
 USAGE
   exit 2
 }
@@ -361,6 +371,21 @@ case $cmd in
   run)
     [[ $# -ge 1 ]] || usage
     run_tool "$@"
+    ;;
+  # One node of a cluster that scripts/cluster.sh configures, runs and stops:
+  # format its storage once, then run the broker in the foreground (exec, so
+  # the caller's pid is the JVM's).
+  format)
+    [[ $# -eq 2 ]] || usage
+    lock && cmd_install
+    format_storage "$1" "$(dirname "$1")/format.log" "$2"
+    ;;
+  broker)
+    [[ $# -eq 1 ]] || usage
+    [[ -f $STAMP ]] || die "Kafka is not installed: run '$0 install'"
+    exec 9>&-
+    exec "$JAVA" "${HEAP_OPTS[@]}" "${JVM_OPTS[@]}" "${COMMON_OPTS[@]}" \
+      -Dlog4j2.configurationFile="$CONF_SRC/log4j2-broker.properties" -cp "$CP" kafka.Kafka "$1"
     ;;
   *) usage ;;
 esac

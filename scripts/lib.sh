@@ -131,8 +131,9 @@ bg_start() {
   local pidfile=$1 logfile=$2
   shift 2
   mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
-  # setsid execs in place here, so $! is the pid of CMD itself.
-  setsid nohup "$@" >"$logfile" 2>&1 </dev/null &
+  # setsid execs in place here, so $! is the pid of CMD itself. CMD does not
+  # keep the scripts' lock files open (fds 8 and 9).
+  setsid nohup "$@" >"$logfile" 2>&1 </dev/null 8>&- 9>&- &
   echo "$!" >"$pidfile"
   # shellcheck disable=SC2034  # read by callers
   BG_PID=$!
@@ -272,6 +273,19 @@ start_server() {
     auth=(--auth-jwks-file="$TOKENS_DIR/jwks.json" --auth-issuer="$LOCAL_ISSUER")
   fi
   serve segments-server "$addr" "$pidfile" "$logfile" _server_ready "$bin" --grpc-listen="$addr" "${auth[@]}" "$@"
+}
+
+# report_link_keys: the key that signs report links, made once per state
+# folder and kept there, so links stay valid across restarts and every
+# instance of a cluster accepts the links of the others. Deployments set
+# SEGMENTS_REPORT_LINK_KEYS themselves.
+report_link_keys() {
+  local file="$STATE/report-link-keys"
+  if [[ ! -s $file ]]; then
+    mkdir -p "$STATE"
+    (umask 077 && echo "local-$(date -u +%Y%m%d):$(head -c 48 /dev/urandom | base64 -w0)" >"$file")
+  fi
+  cat "$file"
 }
 
 # start_gateway HOST:PORT UPSTREAM PIDFILE LOGFILE BIN [FLAG...]: the REST

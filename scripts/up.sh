@@ -76,16 +76,6 @@ up_usermock() {
     --store="$STATE/usermock/users.log" --random-rate="${SEGMENTS_USERMOCK_RANDOM_RATE:-0}" "${metrics[@]}"
 }
 
-# A report link key made once per checkout and kept in .state, so links stay
-# valid across restarts. Deployments set SEGMENTS_REPORT_LINK_KEYS themselves.
-report_link_keys() {
-  local file="$STATE/report-link-keys"
-  if [[ ! -s $file ]]; then
-    (umask 077 && echo "local-$(date -u +%Y%m%d):$(head -c 48 /dev/urandom | base64 -w0)" >"$file")
-  fi
-  cat "$file"
-}
-
 consumer_assigned() { grep -q "user events: assigned partitions" "$SERVER_LOG"; }
 
 up_server() {
