@@ -92,7 +92,9 @@ kafka_brokers() {
 # The server finds the primary itself: libpq tries the hosts in turn and
 # keeps the first that accepts writes (docs/cluster.md says why not a proxy).
 database_url() {
-  echo "postgresql://postgres@127.0.0.1:$PG_1,127.0.0.1:$PG_2/${1:-segments}?target_session_attrs=read-write&connect_timeout=2"
+  # Keepalives and tcp_user_timeout: a connection to a primary that vanished
+  # without a reset (a dead host, not a dead process) fails within seconds.
+  echo "postgresql://postgres@127.0.0.1:$PG_1,127.0.0.1:$PG_2/${1:-segments}?target_session_attrs=read-write&connect_timeout=2&keepalives_idle=5&keepalives_interval=1&keepalives_count=3&tcp_user_timeout=5000"
 }
 
 # --- processes ---------------------------------------------------------------------
@@ -196,11 +198,12 @@ bootstrap:
   initdb:
     - encoding: UTF8
     - locale: C.UTF-8
+postgresql:
+  # Written into pg_hba.conf on every start (bootstrap's copy only at initdb).
   pg_hba:
     - local all all trust
     - host all all 127.0.0.1/32 trust
     - host replication replicator 127.0.0.1/32 trust
-postgresql:
   listen: 127.0.0.1:$(port_of PG "$i")
   connect_address: 127.0.0.1:$(port_of PG "$i")
   data_dir: $dir/data
@@ -411,13 +414,16 @@ global
 defaults
   mode http
   timeout connect 2s
-  timeout client 60s
-  timeout server 60s
+  # Long enough for a member stream or a report download.
+  timeout client 5m
+  timeout server 5m
   timeout check 2s
-  # A connection refused by a dead instance is tried on another one.
+  # A connection refused by a dead instance is tried again on another one;
+  # the calls in flight on an instance marked down are cut at once (their
+  # clients retry) instead of waiting for it.
   retries 2
-  option redispatch
-  default-server inter 500ms fall 2 rise 2
+  option redispatch 1
+  default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
 
 frontend http
   bind 127.0.0.1:$HTTP

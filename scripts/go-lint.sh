@@ -2,11 +2,12 @@
 # gofmt and go vet over our Go modules (generated code excluded from gofmt).
 # Run by ctest as go_lint (label lint), after a build: vet type-checks the
 # generated code too, and the events probe imports the mock's.
-# Usage: go-lint.sh [MODULE_DIR...]   (default: gateway usermock bench/events_probe)
+# Usage: go-lint.sh [MODULE_DIR...]   (default: gateway usermock bench/events_probe
+#   compose/healthprobe tests/cluster/drill)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-(($#)) || set -- gateway usermock bench/events_probe
+(($#)) || set -- gateway usermock bench/events_probe compose/healthprobe tests/cluster/drill
 failed=0
 for module in "$@"; do
   cd "$ROOT/$module"

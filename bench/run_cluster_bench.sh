@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Reads through HAProxy with 1, 2 and 3 server instances behind it (issue
+# 19), in one run, on a cluster of its own (scripts/cluster.sh in
+# $SEGMENTS_STATE_DIR, default .state-cluster-bench; kept for the next run):
+#   direct      segments-grpc-load get against server1 itself, no HAProxy
+#   haproxy-N   the same load against HAProxy's gRPC front with N servers
+#               in service (the others set to maintenance on HAProxy's
+#               admin socket), N = 1, 2, 3
+# each --rounds times, interleaved, after seeding --users users with five
+# segments each (bench/seed.sql, written straight into the database: these
+# users are not in the mock) and waiting until every instance's read model
+# holds them. Prints calls/s, per instance (calls/s / N) and the ratio to
+# direct, with p50/p99. On 2 cores the instances share the same CPUs as
+# HAProxy and the loader: this measures the overhead of the extra hop and of
+# more instances, not a speed-up.
+#
+# Usage: bench/run_cluster_bench.sh [--duration=10s] [--warmup=2s]
+#          [--concurrency=64] [--channels=2] [--users=100000] [--rounds=2] [--no-build]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+own_state .state-cluster-bench bench/run_cluster_bench.sh
+
+duration=10s warmup=2s concurrency=64 channels=2 users=100000 rounds=2 build=1
+for arg in "$@"; do
+  case $arg in
+    --duration=*) duration=${arg#*=} ;;
+    --warmup=*) warmup=${arg#*=} ;;
+    --concurrency=*) concurrency=${arg#*=} ;;
+    --channels=*) channels=${arg#*=} ;;
+    --users=*) users=${arg#*=} ;;
+    --rounds=*) rounds=${arg#*=} ;;
+    --no-build) build=0 ;;
+    *) die "unknown argument $arg (see the header of $0)" ;;
+  esac
+done
+
+LOADER_BIN="$ROOT/build/release/bench/segments-grpc-load"
+((build)) && "$ROOT/scripts/build.sh" release segments-server segments-token segments-gateway \
+  segments-usermock segments-grpc-load
+export SEGMENTS_CLUSTER_BIN_DIR="$ROOT/build/release" # built above
+"$ROOT/scripts/cluster.sh" up >/dev/null
+eval "$("$ROOT/scripts/cluster.sh" env)"
+IFS=, read -r -a servers <<<"$CLUSTER_SERVERS"
+sock="$STATE/cluster/run/haproxy.sock"
+out="$STATE/cluster-bench"
+mkdir -p "$out"
+
+# haproxy_cmd COMMAND: one command on HAProxy's admin socket.
+haproxy_cmd() {
+  python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2] + "\n").encode())
+print(s.recv(65536).decode(), end="")' "$sock" "$1"
+}
+
+server_up() {
+  [[ $(curl -fsS -m 2 "http://$CLUSTER_STATS/;csv" | awk -F, -v s="server$1" '$1 == "servers" && $2 == s { print $18 }') == UP ]]
+}
+
+# in_service N: servers 1..N ready in HAProxy, the rest in maintenance.
+in_service() {
+  local i
+  for i in 1 2 3; do
+    if ((i <= $1)); then haproxy_cmd "enable server servers/server$i" >/dev/null; else
+      haproxy_cmd "disable server servers/server$i" >/dev/null
+    fi
+  done
+  for i in 1 2 3; do
+    ((i <= $1)) || continue
+    WAIT_STEP=0.2 wait_until 30s server_up "$i" || die "server$i not in service on HAProxy"
+  done
+}
+
+seeded() {
+  local last
+  last="$(printf '00000000-0000-4000-8000-%012x' $((users - 1)))"
+  [[ $(psql -X -tAc "SELECT count(*) FROM users WHERE id = '$last'" "$CLUSTER_DATABASE_URL") == 1 ]]
+}
+if ! seeded; then
+  log "seeding $users users with 5 segments each"
+  psql -X -q -v ON_ERROR_STOP=1 -v users="$users" -f "$ROOT/bench/seed.sql" "$CLUSTER_DATABASE_URL"
+fi
+# Every instance answers for the last seeded user from memory.
+holds_seed() {
+  local out
+  out="$("$GRPCURL" -plaintext -max-time 2 -H "$(bearer_of service)" \
+    -d "{\"userID\":\"$(printf '00000000-0000-4000-8000-%012x' $((users - 1)))\"}" "$1" \
+    segmentation.v1.SegmentService/GetUserSegments 2>/dev/null)" || return 1
+  [[ $(grep -o BENCH_ <<<"$out" | wc -l) == 5 ]] && grpc_serving "$1" segmentation.v1.MembershipReadModel
+}
+for s in "${servers[@]}"; do
+  WAIT_STEP=0.5 wait_until 120s holds_seed "$s" || die "$s does not hold the seeded users"
+done
+
+# run LABEL TARGET: one loader run; appends "label,calls,errors,rps,p50,p90,p99,..." to results.
+results="$out/results.csv"
+: >"$results"
+bench_token service
+run() {
+  : >"$out/last.csv"
+  "$LOADER_BIN" --target="$2" --mode=get --duration="$duration" --warmup="$warmup" \
+    --concurrency="$concurrency" --channels="$channels" --users="$users" --csv="$out/last.csv" >"$out/$1.txt" ||
+    warn "$1: the loader exited with $?"
+  echo "$1,$(tail -n1 "$out/last.csv" | cut -d, -f2-)" >>"$results"
+}
+
+print_machine
+for ((r = 1; r <= rounds; r++)); do
+  in_service 3
+  wait_for_idle 20
+  run "direct.$r" "${servers[0]}"
+  for n in 1 2 3; do
+    in_service "$n"
+    wait_for_idle 20
+    run "haproxy-$n.$r" "$CLUSTER_GRPC"
+  done
+done
+in_service 3
+
+echo
+echo "GetUserSegments, $concurrency calls in flight over $channels connections, $duration each ($rounds rounds)"
+awk -F, '{
+    split($1, l, "."); mode = l[1]; n = (mode ~ /^haproxy-/) ? substr(mode, 9) + 0 : 1
+    rps[mode] += $4; p50[mode] += $5; p99[mode] += $7; errs[mode] += $3; k[mode]++; inst[mode] = n
+  } END {
+    printf "%-10s %10s %14s %8s %9s %9s %7s\n", "mode", "calls/s", "per instance", "vs direct", "p50 ms", "p99 ms", "errors"
+    d = rps["direct"] / k["direct"]
+    split("direct haproxy-1 haproxy-2 haproxy-3", order, " ")
+    for (i = 1; i <= 4; i++) { m = order[i]; if (!k[m]) continue
+      r = rps[m] / k[m]
+      printf "%-10s %10.0f %14.0f %8.2fx %9.2f %9.2f %7d\n", m, r, r / inst[m], r / d, p50[m] / k[m] / 1000, p99[m] / k[m] / 1000, errs[m] }
+  }' "$results"
+echo "(rows: $results; the cluster stays up: scripts/cluster.sh down with SEGMENTS_STATE_DIR=$STATE)"
