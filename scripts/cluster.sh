@@ -266,6 +266,10 @@ stop_patroni() {
   fi
 }
 
+primary_writable() {
+  pg_primary >/dev/null && psql -X -q "$(database_url postgres)" -c "SELECT 1" >/dev/null 2>&1
+}
+
 sql_on_primary() {
   psql -X -q -v ON_ERROR_STOP=1 "$(database_url "$1")" "${@:2}"
 }
@@ -273,7 +277,10 @@ sql_on_primary() {
 # The database and the schema, on the primary (the schema applies only the
 # migrations not applied yet).
 prepare_database() {
-  if [[ -z $(sql_on_primary postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'segments'") ]]; then
+  local exists
+  exists="$(sql_on_primary postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'segments'")" ||
+    die "the primary does not answer (logs: $LOGS/pg*.log)"
+  if [[ -z $exists ]]; then
     sql_on_primary postgres -c "CREATE DATABASE segments"
   fi
   PGOPTIONS='-c client_min_messages=warning' sql_on_primary segments -f "$ROOT/db/schema.sql"
@@ -501,8 +508,9 @@ cmd_up() {
   # Kafka's JVMs start while Patroni bootstraps.
   for i in "${KAFKA_NODES[@]}"; do start_kafka "$i"; done
   for i in "${PG_NODES[@]}"; do start_patroni "$i"; done
-  WAIT_STEP=0.5 wait_until 90s pg_primary >/dev/null ||
-    die "no PostgreSQL primary after 90 s (logs: $LOGS/pg*.log, $CL/pg*/log)"
+  # Patroni names the leader before its PostgreSQL accepts writes.
+  WAIT_STEP=0.5 wait_until 90s primary_writable ||
+    die "no writable PostgreSQL primary after 90 s (logs: $LOGS/pg*.log, $CL/pg*/log)"
   prepare_database
   # The replica must be a synchronous standby before a failover can be
   # lossless.
