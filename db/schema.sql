@@ -996,5 +996,25 @@ BEGIN
 
         INSERT INTO schema_migrations (version, description) VALUES (15, 'history keeps deadlines, time-travel index');
     END IF;
+
+    IF NOT EXISTS (SELECT 1 FROM schema_migrations WHERE version = 16) THEN
+        -- The bucketing functions IMMUTABLE, as a table distributed by user
+        -- id needs them in statements that run on every shard (docs/scaling.md).
+        -- decode(..., 'escape') takes the text's own bytes, UTF-8 in our
+        -- UTF8 databases, with every backslash doubled so that none starts
+        -- an escape: the bytes convert_to(..., 'UTF8') gave, so no bucket
+        -- changes. Both are immutable, so the functions are still inlined.
+        IF current_setting('server_encoding') <> 'UTF8' THEN
+            RAISE EXCEPTION 'segments needs a UTF8 database, this one is %', current_setting('server_encoding');
+        END IF;
+        CREATE OR REPLACE FUNCTION segment_digest(salt text, user_id user_id) RETURNS bytea
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            RETURN sha256(decode(replace(salt || ':' || user_id::text, '\', '\\'), 'escape'));
+        CREATE OR REPLACE FUNCTION segment_bucket(salt text, user_id user_id) RETURNS integer
+            LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            RETURN segment_bucket_of_digest(segment_digest(salt, user_id));
+
+        INSERT INTO schema_migrations (version, description) VALUES (16, 'bucketing functions immutable');
+    END IF;
 END
 $migrations$;

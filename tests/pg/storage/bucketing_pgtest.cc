@@ -47,6 +47,25 @@ TEST_CASE("segment_bucket agrees with domain::Bucket on many users and salts", "
   }
 }
 
+TEST_CASE("the bucketing functions are IMMUTABLE and hash the UTF-8 bytes of any salt", "[pg][bucketing]") {
+  ResetDatabase();
+  // Immutable, so statements on every shard of a table distributed by user
+  // id may use them (docs/scaling.md); inlined all the same.
+  CHECK(QueryValue("SELECT string_agg(DISTINCT provolatile::text, ',') FROM pg_proc "
+                   "WHERE proname IN ('segment_digest', 'segment_bucket', 'segment_bucket_of_digest')") == "i");
+  // Backslashes (which decode's escape format would read as escapes if not
+  // doubled), an escape-like sequence, non-ASCII letters, a quote: the same
+  // bytes as convert_to (plain literals: standard_conforming_strings is on).
+  for (const std::string salt : {"plain", R"(back\slash)", R"(\\x41)", R"(\)", "café", "Zürich ünd ☃", "o''k"}) {
+    INFO(salt);
+    CHECK(QueryValue("SELECT segment_digest('" + salt + "', '1000') = sha256(convert_to('" + salt +
+                     "' || ':1000', 'UTF8'))") == "t");
+  }
+  CHECK(QueryValue("SELECT segment_bucket('café', '00000000-0000-4000-8000-000000000001') = "
+                   "segment_bucket_of_digest(sha256(convert_to('café:00000000-0000-4000-8000-000000000001', "
+                   "'UTF8')))") == "t");
+}
+
 TEST_CASE("segment_bucket takes only canonical user ids", "[pg][bucketing]") {
   ResetDatabase();
   CHECK(QueryValue("SELECT segment_bucket('9f86d081884c7d65', '1000')") == "6151");

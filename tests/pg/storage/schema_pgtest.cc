@@ -25,7 +25,7 @@ TEST_CASE("the schema applies again without error or change", "[pg][schema]") {
   Query(schema);
   CHECK(QueryValue("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace") == before);
   CHECK(QueryValue("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations") ==
-        "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15");
+        "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16");
 }
 
 TEST_CASE("migration 15 gives the adds of memberships still held their deadline", "[pg][schema]") {
