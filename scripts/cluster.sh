@@ -36,6 +36,7 @@ HAPROXY=/usr/sbin/haproxy
 ETCD=/usr/bin/etcd
 JAVA="$(readlink -f "$(command -v java)")"
 USER_EVENTS_TOPIC=UserAction
+CONSUMER_GROUP=segments # the server's default --user-events-group
 SERVERS=(1 2 3)
 GATEWAYS=(1 2)
 PG_NODES=(1 2)
@@ -360,6 +361,16 @@ create_topics() {
 $USER_EVENTS_TOPIC.dlq 3"
 }
 
+# How many members of the servers' consumer group own partitions of the
+# events topic (Kafka's own description of the group).
+consumers_with_partitions() {
+  kafka_tool run org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$(kafka_brokers)" \
+    --describe --group "$CONSUMER_GROUP" 2>/dev/null |
+    awk -v t="$USER_EVENTS_TOPIC" '$2 == t && $7 != "-" { print $7 }' | sort -u | wc -l
+}
+# Every instance consumes: the group's partitions are spread over all of them.
+group_spread() { [[ $(consumers_with_partitions) == "${#SERVERS[@]}" ]]; }
+
 # Partitions whose leader is broker $1, or that have it in their ISR.
 kafka_partitions_on() {
   kafka_tool topics --describe --topic "$USER_EVENTS_TOPIC" 2>/dev/null |
@@ -529,6 +540,8 @@ cmd_up() {
   for i in "${SERVERS[@]}"; do
     wait_until 60s consumer_assigned "$i" || die "server$i's consumer got no partitions (log: $(logfile "server$i"))"
   done
+  WAIT_STEP=1 wait_until 60s group_spread ||
+    die "the consumer group is not spread over the ${#SERVERS[@]} instances after 60 s"
   start_haproxy
   for i in "${GATEWAYS[@]}"; do start_one_gateway "$i"; done
   for i in "${SERVERS[@]}"; do
@@ -590,6 +603,7 @@ cmd_status() {
     status_line "gateway$i" "$GATEWAY_BIN" "127.0.0.1:$(port_of GATEWAY "$i")" "HAProxy: $(haproxy_state gateways "gateway$i")"
   done
   status_line haproxy "$HAPROXY" "127.0.0.1:$HTTP"
+  echo "  consumer group $CONSUMER_GROUP: $(consumers_with_partitions) of ${#SERVERS[@]} instances own partitions of $USER_EVENTS_TOPIC"
   for i in "${SERVERS[@]}"; do running "server$i" "$SERVER_BIN" || down=1; done
   running haproxy "$HAPROXY" || down=1
   return $((down ? 3 : 0))

@@ -33,7 +33,8 @@ run_fault() {
 
 # --- the four faults: kill, healthy without it, restart, back ------------------------
 drill_server_down() { haproxy_says servers "server$1" DOWN; }
-drill_server_back() { haproxy_says servers "server$1" UP && server_warm "$1"; }
+# Back: in HAProxy's rotation, reading from memory, and consuming again.
+drill_server_back() { haproxy_says servers "server$1" UP && server_warm "$1" && group_spread; }
 
 drill_pg_other_primary() { patroni_is "$((3 - $1))" primary; }
 drill_pg_back() { patroni_is "$1" sync; }
