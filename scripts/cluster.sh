@@ -7,6 +7,7 @@
 # the user-service mock. Everything listens on loopback; data and logs are
 # kept in $STATE/cluster (.state/cluster).
 #
+# As root (it runs PostgreSQL as the user postgres, as scripts/pg.sh does).
 # Usage: cluster.sh up|down|status|clean
 #        cluster.sh drill [--short]   mixed load through HAProxy while a
 #            server, the PostgreSQL primary, a Kafka broker and an etcd
@@ -34,7 +35,8 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PYTHON="$(readlink -f /usr/bin/python3)" # what a patroni process runs
 HAPROXY=/usr/sbin/haproxy
 ETCD=/usr/bin/etcd
-JAVA="$(readlink -f "$(command -v java)")"
+# The JVM the brokers run (kafka.sh's choice; empty until Java is installed).
+JAVA="$("$ROOT/scripts/kafka.sh" java-path 2>/dev/null || true)"
 USER_EVENTS_TOPIC=UserAction
 CONSUMER_GROUP=segments # the server's default --user-events-group
 SERVERS=(1 2 3)
@@ -327,7 +329,7 @@ CONF
 
 kafka_cluster_id() {
   local f="$CL/kafka-cluster-id"
-  [[ -s $f ]] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | sed 's/^-/A/' >"$f"
+  [[ -s $f ]] || "$ROOT/scripts/kafka.sh" cluster-id >"$f"
   cat "$f"
 }
 
@@ -372,11 +374,17 @@ consumers_with_partitions() {
 group_spread() { [[ $(consumers_with_partitions) == "${#SERVERS[@]}" ]]; }
 
 # Partitions whose leader is broker $1, or that have it in their ISR.
+# (Fails if the brokers do not describe the topic.)
 kafka_partitions_on() {
-  kafka_tool topics --describe --topic "$USER_EVENTS_TOPIC" 2>/dev/null |
-    awk -v b="$1" '/Partition:/ { for (i = 1; i <= NF; i++) { if ($i == "Leader:" && $(i+1) == b) n++; if ($i == "Isr:") { split($(i+1), r, ","); for (k in r) if (r[k] == b) n++ } } } END { print n + 0 }'
+  local out
+  out="$(kafka_tool topics --describe --topic "$USER_EVENTS_TOPIC" 2>/dev/null)" || return 1
+  [[ $out == *Partition:* ]] || return 1
+  awk -v b="$1" '/Partition:/ { for (i = 1; i <= NF; i++) { if ($i == "Leader:" && $(i+1) == b) n++; if ($i == "Isr:") { split($(i+1), r, ","); for (k in r) if (r[k] == b) n++ } } } END { print n + 0 }' <<<"$out"
 }
-kafka_without() { [[ $(kafka_partitions_on "$1") == 0 ]]; }
+kafka_without() {
+  local n
+  n="$(kafka_partitions_on "$1")" && [[ $n == 0 ]]
+}
 kafka_fully_replicated() {
   local out
   out="$(kafka_tool topics --describe --under-replicated-partitions 2>/dev/null)" || return 1
@@ -490,7 +498,8 @@ haproxy_state() {
   curl -fsS -m 2 "http://127.0.0.1:$STATS/;csv" 2>/dev/null |
     awk -F, -v b="$1" -v s="$2" '$1 == b && $2 == s { print $18 }'
 }
-haproxy_says() { [[ $(haproxy_state "$1" "$2") == "$3"* ]]; }
+# (Exactly: "UP 1/2" is a server on its way down.)
+haproxy_says() { [[ $(haproxy_state "$1" "$2") == "$3" ]]; }
 
 # --- up, down, status ---------------------------------------------------------------
 build_binaries() {
@@ -502,6 +511,7 @@ need_bin() { [[ -x $1 ]] || die "$1 not found: build it (scripts/build.sh releas
 
 cmd_up() {
   "$ROOT/scripts/install-deps.sh" --cluster
+  JAVA="$("$ROOT/scripts/kafka.sh" java-path)"
   build_binaries
   need_bin "$SERVER_BIN"
   need_bin "$GATEWAY_BIN"
@@ -525,10 +535,10 @@ cmd_up() {
   prepare_database
   # The replica must be a synchronous standby before a failover can be
   # lossless.
-  local replica
-  replica=$((3 - $(pg_primary)))
-  WAIT_STEP=0.5 wait_until 120s patroni_is "$replica" sync ||
-    die "pg$replica is not a synchronous standby after 120 s (log: $(logfile "pg$replica"))"
+  local primary
+  primary="$(pg_primary)" || die "the PostgreSQL primary stopped answering (logs: $LOGS/pg*.log)"
+  WAIT_STEP=0.5 wait_until 120s patroni_is "$((3 - primary))" sync ||
+    die "pg$((3 - primary)) is not a synchronous standby after 120 s (log: $(logfile "pg$((3 - primary))"))"
 
   for i in "${KAFKA_NODES[@]}"; do
     WAIT_STEP=0.2 wait_until 90s kafka_started "$i" || die "Kafka broker $i not ready (log: $(logfile "kafka$i"))"
@@ -653,6 +663,8 @@ lock() {
 }
 
 [[ $# -ge 1 ]] || usage
+# Patroni runs PostgreSQL as the user postgres, with files it owns.
+[[ $EUID -eq 0 ]] || die "scripts/cluster.sh runs PostgreSQL as the user postgres: run it as root (sudo)"
 cmd=$1
 shift
 case $cmd in

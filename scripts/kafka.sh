@@ -4,7 +4,9 @@
 # Central through Maven (scripts/kafka/pom.xml), copied into $STATE/kafka/lib.
 # Usage: kafka.sh install|start|stop|restart|status|bootstrap|create-topics|clean
 #        kafka.sh topics [args...]|produce TOPIC|consume TOPIC [max-messages]|run MAIN [args...]
-#        kafka.sh format CONFIG CLUSTER_ID|broker CONFIG   (nodes of scripts/cluster.sh)
+#        kafka.sh cluster-id|format CONFIG CLUSTER_ID|broker CONFIG|java-path
+#            (the nodes of scripts/cluster.sh: a new cluster id, a node's
+#            storage formatted, a node run in the foreground, the JVM used)
 # start prints the bootstrap address (host:port) on stdout. With
 # KAFKA_BOOTSTRAP set, the tools (topics, produce, consume) talk to that
 # cluster instead of this single node.
@@ -335,7 +337,7 @@ usage() {
   cat >&2 <<USAGE
 usage: $0 install|start|stop|restart|status|bootstrap|create-topics|clean
        $0 topics [args...]|produce TOPIC|consume TOPIC [max-messages]|run MAIN [args...]
-       $0 format CONFIG CLUSTER_ID|broker CONFIG
+       $0 cluster-id|format CONFIG CLUSTER_ID|broker CONFIG|java-path
 USAGE
   exit 2
 }
@@ -375,6 +377,8 @@ case $cmd in
   # One node of a cluster that scripts/cluster.sh configures, runs and stops:
   # format its storage once, then run the broker in the foreground (exec, so
   # the caller's pid is the JVM's).
+  cluster-id) cluster_id ;;
+  java-path) readlink -f "$JAVA" ;;
   format)
     [[ $# -eq 2 ]] || usage
     lock && cmd_install

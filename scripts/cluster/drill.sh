@@ -10,62 +10,82 @@
 # cluster was whole again without it (healthy), when it was back (rejoined).
 # Then the invariants, and the figures per fault.
 
-# run_fault NAME KILL HEALTHY RESTART REJOINED: one fault; each argument
-# after NAME is a command (a function and its arguments, one word each,
-# split on spaces).
+# run_fault NAME VICTIM: one fault, with the functions fault_<NAME>_kill,
+# _healthy (the cluster works without the victim), _restart and _back (the
+# victim is back in its role), each given VICTIM; appends its times to
+# marks.csv. (NAME's dashes are underscores in the function names.)
 run_fault() {
-  # shellcheck disable=SC2206  # split on purpose
-  local name=$1 kill=($2) healthy=($3) restart=($4) rejoined=($5) kill_ms healthy_ms rejoined_ms
-  log "fault $name: ${kill[*]}"
+  local name=$1 victim=$2 fn="fault_${1//-/_}" kill_ms healthy_ms rejoined_ms
   kill_ms="$(now_ms)"
-  "${kill[@]}"
-  WAIT_STEP=0.2 wait_until 90s "${healthy[@]}" || die "fault $name: not healthy 90 s after the kill (${healthy[*]})"
+  "${fn}_kill" "$victim"
+  log "fault $name ($victim): killed"
+  WAIT_STEP=0.2 wait_until 90s "${fn}_healthy" "$victim" || die "fault $name: not healthy 90 s after the kill"
   healthy_ms="$(now_ms)"
   log "fault $name: healthy after $((healthy_ms - kill_ms)) ms; holding ${DRILL_HOLD}s"
   sleep "$DRILL_HOLD"
-  "${restart[@]}"
-  WAIT_STEP=0.2 wait_until 180s "${rejoined[@]}" || die "fault $name: not back 180 s after the restart (${rejoined[*]})"
+  "${fn}_restart" "$victim"
+  WAIT_STEP=0.2 wait_until 180s "${fn}_back" "$victim" || die "fault $name: not back 180 s after the restart"
   rejoined_ms="$(now_ms)"
   log "fault $name: back after $((rejoined_ms - kill_ms)) ms"
   echo "$name,$kill_ms,$healthy_ms,$rejoined_ms" >>"$DRILL_OUT/marks.csv"
   sleep "$DRILL_SETTLE"
 }
 
-# --- the four faults: kill, healthy without it, restart, back ------------------------
-drill_server_down() { haproxy_says servers "server$1" DOWN; }
-# Back: in HAProxy's rotation, reading from memory, and consuming again.
-drill_server_back() { haproxy_says servers "server$1" UP && server_warm "$1" && group_spread; }
+# --- the four faults -------------------------------------------------------------------
+# A server instance (VICTIM: its number): HAProxy takes it out; back once in
+# HAProxy's rotation, reading from memory and consuming again.
+fault_server_kill() { kill_hard "server$1" "$SERVER_BIN"; }
+fault_server_healthy() { haproxy_says servers "server$1" DOWN; }
+fault_server_restart() { start_one_server "$1"; }
+fault_server_back() { haproxy_says servers "server$1" UP && server_warm "$1" && group_spread; }
 
-drill_pg_other_primary() { patroni_is "$((3 - $1))" primary; }
-drill_pg_back() { patroni_is "$1" sync; }
+# The PostgreSQL primary (VICTIM: its node): Patroni promotes the other node;
+# back once the old primary is its synchronous replica.
+fault_postgres_primary_kill() { kill_pg_node "$1"; }
+fault_postgres_primary_healthy() { patroni_is "$((3 - $1))" primary; }
+fault_postgres_primary_restart() { start_patroni "$1"; }
+fault_postgres_primary_back() { patroni_is "$1" sync; }
 
-drill_kafka_back() { kafka_started "$1" && kafka_fully_replicated; }
+# A Kafka broker (VICTIM: its node id): fenced, its partitions led and
+# replicated by the other two; back once nothing is under-replicated.
+fault_kafka_broker_kill() { kill_hard "kafka$1" "$JAVA"; }
+fault_kafka_broker_healthy() { kafka_without "$1"; }
+fault_kafka_broker_restart() { start_kafka "$1"; }
+fault_kafka_broker_back() { kafka_started "$1" && kafka_fully_replicated; }
 
-drill_etcd_other_leader() {
+# The etcd leader (VICTIM: its member number): the other two elect a leader.
+fault_etcd_leader_kill() { kill_hard "etcd$1" "$ETCD"; }
+fault_etcd_leader_healthy() {
   local leader
   leader="$(etcd_leader)" && [[ $leader != "$1" ]]
 }
+fault_etcd_leader_restart() { start_etcd "$1"; }
+fault_etcd_leader_back() { etcd_healthy "$1"; }
 
 # --- checks after the load -------------------------------------------------------------
-drill_sql() { psql -X -q -v ON_ERROR_STOP=1 "$(database_url)" "$@"; }
-
-# Loads the files segments-drill check wrote into the schema drill.
+# Loads the files segments-drill check wrote into the schema drill (user ids
+# as text, as the user_id domain: UUIDs or decimal integers).
 drill_load_expectations() {
-  drill_sql -c "DROP SCHEMA IF EXISTS drill CASCADE" -c "CREATE SCHEMA drill" \
-    -c "CREATE TABLE drill.expected (user_id uuid, slug text, held boolean)" \
-    -c "CREATE TABLE drill.expected_events (user_id uuid, slug text, acked_adds int, acked_removes int)" \
-    -c "CREATE TABLE drill.mock_users (user_id uuid, state text)" \
+  sql_on_primary segments -c "DROP SCHEMA IF EXISTS drill CASCADE" -c "CREATE SCHEMA drill" \
+    -c "CREATE TABLE drill.expected (user_id text, slug text, held boolean)" \
+    -c "CREATE TABLE drill.expected_events (user_id text, slug text, acked_adds int, acked_removes int)" \
+    -c "CREATE TABLE drill.mock_users (user_id text, state text)" \
     -c "\\copy drill.expected FROM '$DRILL_OUT/expected.csv' CSV HEADER" \
     -c "\\copy drill.expected_events FROM '$DRILL_OUT/expected_events.csv' CSV HEADER" \
     -c "\\copy drill.mock_users FROM '$DRILL_OUT/mock_users.csv' CSV HEADER"
 }
 
-no_overdue_memberships() {
-  [[ $(drill_sql -tAc "SELECT count(*) FROM memberships WHERE expires_at <= now()") == 0 ]]
+# invariants: the invariants' rows (invariant|violations|first) into
+# $DRILL_OUT/invariants.csv.
+invariants() {
+  sql_on_primary segments -tA -f "$ROOT/scripts/cluster/invariants.sql" >"$DRILL_OUT/invariants.csv"
 }
-replica_caught_up() {
-  [[ $(drill_sql -tAc "SELECT count(*) FROM users u FULL JOIN drill.mock_users m ON m.user_id = u.id::uuid
-        WHERE u.id IS NULL OR m.user_id IS NULL OR u.state::text <> m.state") == 0 ]]
+# settled: what the invariants compare has settled: the expiry job ended
+# every membership past its deadline, the consumer applied every user event
+# (the rows "no membership held past its deadline" and "user replica").
+settled() {
+  invariants && awk -F'|' '/past its deadline|user replica/ && $2 != 0 { bad = 1 } END { exit bad }' \
+    "$DRILL_OUT/invariants.csv"
 }
 
 cmd_drill() {
@@ -84,8 +104,8 @@ cmd_drill() {
   fi
   build_binaries segments-drill
   need_bin "$DRILL_BIN"
-  if ! cmd_status >/dev/null 2>&1; then cmd_up; fi
-  load_ports
+  # Starts whatever is not running (a victim of an interrupted drill too).
+  cmd_up >/dev/null
 
   DRILL_OUT="$CL/drill/$(date -u +%Y%m%dT%H%M%SZ)"
   mkdir -p "$DRILL_OUT"
@@ -98,20 +118,20 @@ cmd_drill() {
     -grpc "127.0.0.1:$GRPC" -usermock "127.0.0.1:$USERMOCK" -token-file "$token" -out "$DRILL_OUT"
   load_pid=$BG_PID
   # The load has begun once a change was acknowledged.
-  wait_until 120s grep -q ',write,ok,' "$DRILL_OUT/requests.csv" ||
-    die "the load made no change in 120 s (log: $DRILL_OUT/load.log)"
+  load_began() {
+    pid_alive "$load_pid" || die "the load exited (log: $DRILL_OUT/load.log)"
+    grep -qs ',write,ok,' "$DRILL_OUT/requests.csv"
+  }
+  wait_until 120s load_began || die "the load made no change in 120 s (log: $DRILL_OUT/load.log)"
   sleep "$baseline"
 
-  run_fault server "kill_hard server2 $SERVER_BIN" "drill_server_down 2" "start_one_server 2" "drill_server_back 2"
-  local primary
+  local primary leader
+  run_fault server 2
   primary="$(pg_primary)" || die "no PostgreSQL primary before the database fault"
-  run_fault postgres-primary "kill_pg_node $primary" "drill_pg_other_primary $primary" \
-    "start_patroni $primary" "drill_pg_back $primary"
-  run_fault kafka-broker "kill_hard kafka2 $JAVA" "kafka_without 2" "start_kafka 2" "drill_kafka_back 2"
-  local leader
+  run_fault postgres-primary "$primary"
+  run_fault kafka-broker 2
   leader="$(etcd_leader)" || die "no etcd leader before the etcd fault"
-  run_fault etcd-leader "kill_hard etcd$leader $ETCD" "drill_etcd_other_leader $leader" \
-    "start_etcd $leader" "etcd_healthy $leader"
+  run_fault etcd-leader "$leader"
 
   log "drill: stopping the load (changes not yet acknowledged are retried first)"
   kill -TERM "$load_pid"
@@ -127,15 +147,14 @@ cmd_drill() {
   unset IFS
 
   drill_load_expectations
-  # What the invariants compare must have settled: the expiry job ended every
-  # membership past its deadline, the consumer applied every user event.
-  WAIT_STEP=0.5 wait_until 60s no_overdue_memberships || warn "memberships past their deadline remain after 60 s"
-  WAIT_STEP=0.5 wait_until 60s replica_caught_up || warn "the user replica differs from the mock after 60 s"
+  WAIT_STEP=0.5 wait_until 60s settled ||
+    warn "60 s after the load, memberships past their deadline remain or the replica differs from the mock"
+  invariants || die "the invariants' query failed"
+  [[ $(wc -l <"$DRILL_OUT/invariants.csv") == 7 ]] || die "the invariants' query did not give its 7 rows"
   log "drill: invariants (on the primary, pg$(pg_primary))"
-  drill_sql -P footer=off -f "$ROOT/scripts/cluster/invariants.sql" | tee "$DRILL_OUT/invariants.txt"
-  local violations
-  violations="$(drill_sql -tA -f "$ROOT/scripts/cluster/invariants.sql" | awk -F'|' '{ s += $2 } END { print s + 0 }')"
-  ((violations == 0)) || rc=1
+  awk -F'|' '{ printf "  %-74s %s%s\n", $1, $2, ($3 == "" ? "" : "   first: " $3) }' "$DRILL_OUT/invariants.csv" |
+    tee "$DRILL_OUT/invariants.txt"
+  awk -F'|' '$2 != 0 { bad = 1 } END { exit bad }' "$DRILL_OUT/invariants.csv" || rc=1
 
   log "drill: figures per fault"
   "$DRILL_BIN" figures -out "$DRILL_OUT" -marks "$DRILL_OUT/marks.csv" | tee "$DRILL_OUT/figures.txt"

@@ -10,14 +10,14 @@ drill_segments AS (
     SELECT id, slug FROM segments
     WHERE deleted_at IS NULL AND slug IN (SELECT slug FROM drill.expected)),
 held AS (
-    SELECT m.user_id::uuid AS user_id, s.slug
+    SELECT m.user_id::text AS user_id, s.slug
     FROM memberships m JOIN drill_segments s ON s.id = m.segment_id),
 lost AS (
     SELECT e.user_id, e.slug, e.held
     FROM drill.expected e LEFT JOIN held h USING (user_id, slug)
     WHERE e.held <> (h.user_id IS NOT NULL)),
 events AS (
-    SELECT user_id::uuid AS user_id, segment_id, slug, operation, reason, at, expires_at,
+    SELECT user_id::text AS user_id, segment_id, slug, operation, reason, at, expires_at,
            lag(operation) OVER w AS previous_operation,
            lag(expires_at) OVER w AS previous_expires_at
     FROM history
@@ -40,14 +40,14 @@ miscounted AS (
     SELECT * FROM event_counts
     WHERE adds <> acked_adds OR removes <> acked_adds - held::int OR manual_removes > acked_removes),
 last_events AS (
-    SELECT DISTINCT ON (user_id, segment_id) user_id::uuid AS user_id, segment_id, operation, expires_at
+    SELECT DISTINCT ON (user_id, segment_id) user_id::text AS user_id, segment_id, operation, expires_at
     FROM history ORDER BY user_id, segment_id, at DESC, id DESC),
 replayed AS (
     SELECT user_id, segment_id, expires_at FROM last_events
     WHERE operation = 'add' AND (expires_at IS NULL OR expires_at > now())),
 replay_mismatch AS (
-    SELECT coalesce(r.user_id, m.user_id::uuid) AS user_id, coalesce(r.segment_id, m.segment_id) AS segment_id
-    FROM replayed r FULL JOIN memberships m ON m.user_id::uuid = r.user_id AND m.segment_id = r.segment_id
+    SELECT coalesce(r.user_id, m.user_id::text) AS user_id, coalesce(r.segment_id, m.segment_id) AS segment_id
+    FROM replayed r FULL JOIN memberships m ON m.user_id::text = r.user_id AND m.segment_id = r.segment_id
     WHERE r.user_id IS NULL OR m.user_id IS NULL OR r.expires_at IS DISTINCT FROM m.expires_at),
 duplicated AS (
     SELECT * FROM events WHERE operation = previous_operation),
@@ -58,8 +58,8 @@ ttl_off AS (
 overdue AS (
     SELECT * FROM memberships WHERE expires_at <= now()),
 replica_mismatch AS (
-    SELECT coalesce(u.id::uuid, mu.user_id) AS user_id, u.state::text AS ours, mu.state AS theirs
-    FROM users u FULL JOIN drill.mock_users mu ON mu.user_id = u.id::uuid
+    SELECT coalesce(u.id::text, mu.user_id) AS user_id, u.state::text AS ours, mu.state AS theirs
+    FROM users u FULL JOIN drill.mock_users mu ON mu.user_id = u.id::text
     WHERE u.id IS NULL OR mu.user_id IS NULL OR u.state::text <> mu.state)
 SELECT 'acknowledged changes all kept (memberships = last acknowledged change)' AS invariant,
        (SELECT count(*) FROM lost) AS violations,

@@ -30,9 +30,9 @@ INSERT INTO history (user_id, segment_id, slug, operation, reason, at, expires_a
   ('00000000-0000-4000-8000-00000000000b', 1, 'DRILL_S', 'remove', 'ttl', now() - interval '5 minutes', NULL);
 DROP SCHEMA IF EXISTS drill CASCADE;
 CREATE SCHEMA drill;
-CREATE TABLE drill.expected (user_id uuid, slug text, held boolean);
-CREATE TABLE drill.expected_events (user_id uuid, slug text, acked_adds int, acked_removes int);
-CREATE TABLE drill.mock_users (user_id uuid, state text);
+CREATE TABLE drill.expected (user_id text, slug text, held boolean);
+CREATE TABLE drill.expected_events (user_id text, slug text, acked_adds int, acked_removes int);
+CREATE TABLE drill.mock_users (user_id text, state text);
 INSERT INTO drill.expected VALUES
   ('00000000-0000-4000-8000-00000000000a', 'DRILL_S', true), ('00000000-0000-4000-8000-00000000000b', 'DRILL_S', false);
 INSERT INTO drill.expected_events VALUES
