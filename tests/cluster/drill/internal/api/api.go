@@ -46,7 +46,7 @@ type Attempt struct {
 	Outcome string // record.OK, record.Error, record.Rejected
 	Code    string // HTTP status, gRPC code name, or "transport"
 	Status  int    // HTTP status; 0 for gRPC or a transport error
-	Body    []byte // HTTP answer body (errors only)
+	Body    []byte // HTTP answer body
 	Err     error  // transport or gRPC error
 }
 
@@ -98,10 +98,7 @@ func (c *REST) Do(ctx context.Context, method, path string, body []byte, key str
 		data, err = io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err == nil {
-			a.Status, a.Code = resp.StatusCode, strconv.Itoa(resp.StatusCode)
-			if resp.StatusCode >= 300 {
-				a.Body = data
-			}
+			a.Status, a.Code, a.Body = resp.StatusCode, strconv.Itoa(resp.StatusCode), data
 		}
 	}
 	a.Latency = time.Since(a.Start)

@@ -45,8 +45,6 @@ type Config struct {
 	Log       io.Writer
 	// Convergence: how long a mismatching instance is asked again.
 	Convergence time.Duration
-	// TTLMarginMs: waited past the last TTL deadline.
-	TTLMarginMs int64
 }
 
 // Expected is the state the acknowledged writes imply, once every TTL ran out.
@@ -54,10 +52,13 @@ type Expected struct {
 	Users []string
 	Slugs []string
 	State *model.State
-	// Unknown pairs: a write of theirs was given up, so whether it was
-	// applied is unknown. Not compared, not in the files (the check fails
-	// anyway).
+	// Unknown pairs: a write of theirs was given up or rejected, so whether
+	// it was applied is unknown. Not compared, not in the files (the check
+	// fails anyway).
 	Unknown map[model.Pair]bool
+	// What the load found wrong: writes given up or rejected, stale reads.
+	GivenUp, Rejected []record.Write
+	Stale             []record.StaleRead
 }
 
 // Held is the sorted drill slugs the user must be in (unknown pairs left out).
@@ -105,47 +106,76 @@ func (e Expected) Rows() (expected, events [][]string) {
 	return expected, events
 }
 
-// LoadExpected reads the load's files.
-func LoadExpected(dir string) (Expected, []record.GivenUp, error) {
+// LoadExpected reads the load's files. given_up.csv, rejected.csv and
+// stale.csv must be there (perhaps with the header only): the load writes
+// the first two when it exits cleanly.
+func LoadExpected(dir string) (Expected, error) {
 	var e Expected
 	var err error
 	if e.Users, err = record.ReadLines(filepath.Join(dir, record.UsersFile)); err != nil {
-		return e, nil, err
+		return e, err
 	}
 	if e.Slugs, err = record.ReadLines(filepath.Join(dir, record.SegmentsFile)); err != nil {
-		return e, nil, err
+		return e, err
 	}
 	acks, err := record.ReadAcks(filepath.Join(dir, record.AckedFile))
 	if err != nil {
-		return e, nil, err
+		return e, err
 	}
-	givenUp, err := record.ReadGivenUp(filepath.Join(dir, record.GivenUpFile))
-	if err != nil {
-		return e, nil, fmt.Errorf("%w (the load writes it when it exits cleanly)", err)
+	if e.GivenUp, err = record.ReadWrites(filepath.Join(dir, record.GivenUpFile)); err != nil {
+		return e, fmt.Errorf("%w (the load writes it when it exits cleanly)", err)
+	}
+	if e.Rejected, err = record.ReadWrites(filepath.Join(dir, record.RejectedFile)); err != nil {
+		return e, fmt.Errorf("%w (the load writes it when it exits cleanly)", err)
+	}
+	if e.Stale, err = record.ReadStale(filepath.Join(dir, record.StaleFile)); err != nil {
+		return e, err
 	}
 	e.State = model.NewState()
 	for _, a := range acks {
 		e.State.Apply(a)
 	}
 	e.Unknown = map[model.Pair]bool{}
-	for _, g := range givenUp {
-		e.Unknown[model.Pair{UserID: g.UserID, Slug: g.Slug}] = true
+	for _, w := range slices.Concat(e.GivenUp, e.Rejected) {
+		e.Unknown[model.Pair{UserID: w.UserID, Slug: w.Slug}] = true
 	}
-	return e, givenUp, nil
+	return e, nil
 }
 
-// Run checks; ok false when an instance mismatches, is not healthy, or a
-// write was given up.
+// LoadFailures are what the load itself saw go wrong, one message each
+// (none: nothing); each fails the check.
+func (e Expected) LoadFailures() []string {
+	var out []string
+	if n := len(e.GivenUp); n > 0 {
+		out = append(out, fmt.Sprintf("%d writes were given up by the load (their outcome is unknown; their pairs are "+
+			"left out below and in the files), first %s; see %s", n, e.GivenUp[0].Key, record.GivenUpFile))
+	}
+	if n := len(e.Rejected); n > 0 {
+		w := e.Rejected[0]
+		out = append(out, fmt.Sprintf("%d writes were rejected (4xx other than 429; their pairs are left out below "+
+			"and in the files), first %s (%s %s of %s): %s; see %s", n, w.Key, w.Op, w.Slug, w.UserID, w.Code,
+			record.RejectedFile))
+	}
+	if n := len(e.Stale); n > 0 {
+		s := e.Stale[0]
+		out = append(out, fmt.Sprintf("%d stale pairs in reads during the load (an instance answered against a "+
+			"settled acknowledged write), first %s of %s at %d ms (%s): held %v, expected %v; see %s", n, s.Slug,
+			s.UserID, s.TMs, s.Kind, s.Got, s.Expected, record.StaleFile))
+	}
+	return out
+}
+
+// Run checks; ok false when an instance mismatches or is not healthy, or
+// the load saw a failure (LoadFailures).
 func Run(ctx context.Context, cfg Config) (bool, error) {
-	exp, givenUp, err := LoadExpected(cfg.OutDir)
+	exp, err := LoadExpected(cfg.OutDir)
 	if err != nil {
 		return false, err
 	}
 	ok := true
-	if len(givenUp) > 0 {
+	for _, f := range exp.LoadFailures() {
 		ok = false
-		fmt.Fprintf(cfg.Log, "FAIL: %d writes were given up by the load (their outcome is unknown; "+
-			"their pairs are left out below and in the files), first %s\n", len(givenUp), givenUp[0].Key)
+		fmt.Fprintf(cfg.Log, "FAIL: %s\n", f)
 	}
 	expRows, eventRows := exp.Rows()
 	if err := record.WriteCSV(filepath.Join(cfg.OutDir, ExpectedFile), []string{"user_id", "slug", "held"}, expRows); err != nil {
@@ -202,7 +232,7 @@ func Run(ctx context.Context, cfg Config) (bool, error) {
 	}
 
 	// Every TTL membership the load made has passed its deadline after this.
-	if wait := time.Until(time.UnixMilli(exp.State.TTLHorizonMs() + cfg.TTLMarginMs)); wait > 0 {
+	if wait := time.Until(time.UnixMilli(exp.State.TTLHorizonMs() + model.MarginMs)); wait > 0 {
 		fmt.Fprintf(cfg.Log, "waiting %.1fs for the last TTL deadline\n", wait.Seconds())
 		select {
 		case <-ctx.Done():

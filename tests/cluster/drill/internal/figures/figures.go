@@ -1,7 +1,7 @@
 // Package figures turns the attempts of requests.csv and the fault marks of
 // the drill into the figures clients saw: per fault and kind of request,
-// attempts, errors, how long after the kill errors stopped, and the longest
-// run of errors.
+// attempts, errors, stale reads, how long after the kill errors stopped, and
+// the longest run of errors.
 //
 // Windows: "baseline" from the first attempt to the first kill; each fault
 // from its kill to the next fault's kill, the last to the end of the
@@ -46,6 +46,10 @@ type KindFigures struct {
 	// Errors counts outcomes error and rejected; Rejected the latter alone.
 	Errors   int `json:"errors"`
 	Rejected int `json:"rejected"`
+	// Stale counts reads answered wrongly (outcome stale). They are answers,
+	// not errors: not in Errors, and like an ok they end a run of errors and
+	// do not move the recovery.
+	Stale int `json:"stale"`
 	// RecoveryMs: end of the window's last failed attempt - the kill; 0
 	// without errors; absent for the baseline.
 	RecoveryMs *int64 `json:"recovery_ms,omitempty"`
@@ -190,13 +194,17 @@ func Compute(reqs []record.Request, marks []Mark) Result {
 
 func ptr(v int64) *int64 { return &v }
 
-func failed(r record.Request) bool { return r.Outcome != record.OK }
+// failed: no answer, or a refusal; an answer (ok or stale) is not.
+func failed(r record.Request) bool { return r.Outcome == record.Error || r.Outcome == record.Rejected }
 
 // kindFigures counts sel, which is in the order outcomes were seen.
 func kindFigures(kind string, sel []record.Request) KindFigures {
 	kf := KindFigures{Kind: kind, Attempts: len(sel)}
 	runStart := int64(-1)
 	for _, r := range sel {
+		if r.Outcome == record.Stale {
+			kf.Stale++
+		}
 		if !failed(r) {
 			runStart = -1
 			continue
@@ -234,7 +242,7 @@ func (res Result) WriteJSON(w io.Writer) error {
 // WriteTable prints the figures as an aligned table.
 func (res Result) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "window\tlength_s\thealthy_after_s\tback_after_s\tkind\tattempts\terrors\trejected\trecovery_s\tlongest_error_streak_s\t")
+	fmt.Fprintln(tw, "window\tlength_s\thealthy_after_s\tback_after_s\tkind\tattempts\terrors\trejected\tstale\trecovery_s\tlongest_error_streak_s\t")
 	for _, win := range res.Windows {
 		for i, k := range win.Kinds {
 			name, length, healthy, back := "", "", "", ""
@@ -243,8 +251,8 @@ func (res Result) WriteTable(w io.Writer) error {
 				length = seconds(ptr(win.EndMs - win.StartMs))
 				healthy, back = seconds(win.HealthyAfterMs), seconds(win.RejoinedAfterMs)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t\n", name, length, healthy, back, k.Kind,
-				k.Attempts, k.Errors, k.Rejected, seconds(k.RecoveryMs), seconds(&k.LongestErrorStreakMs))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", name, length, healthy, back, k.Kind,
+				k.Attempts, k.Errors, k.Rejected, k.Stale, seconds(k.RecoveryMs), seconds(&k.LongestErrorStreakMs))
 		}
 	}
 	return tw.Flush()

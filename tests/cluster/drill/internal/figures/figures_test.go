@@ -45,6 +45,7 @@ func TestWindowsRecoveryAndStreaks(t *testing.T) {
 		req(1000, W, record.OK, 10),
 		req(2000, RH, record.Rejected, 5),
 		req(3000, RG, record.OK, 1),
+		req(3500, RG, record.Stale, 1), // an answer, wrong: not an error
 		// started before the server kill, failed after it: the server's
 		req(9990, W, record.Error, 3000), // ends 12990
 		// server window: writes fail 10100..11300, then work
@@ -54,6 +55,7 @@ func TestWindowsRecoveryAndStreaks(t *testing.T) {
 		req(12000, W, record.OK, 20),
 		req(10050, RH, record.Error, 10), // ends 10060
 		req(10070, RH, record.OK, 10),
+		req(10075, RH, record.Stale, 5),  // ends 10080
 		req(10090, RH, record.Error, 10), // ends 10100: a second run, 10 ms
 		req(15000, RG, record.OK, 2),
 		// postgres window, to the end of the attempts
@@ -72,8 +74,14 @@ func TestWindowsRecoveryAndStreaks(t *testing.T) {
 	if k := find(t, base, W); k.Attempts != 1 || k.Errors != 0 || k.RecoveryMs != nil {
 		t.Fatalf("baseline writes %+v", k)
 	}
-	if k := find(t, base, RH); k.Attempts != 1 || k.Errors != 1 || k.Rejected != 1 || k.LongestErrorStreakMs != 5 {
+	if k := find(t, base, RH); k.Attempts != 1 || k.Errors != 1 || k.Rejected != 1 || k.Stale != 0 || k.LongestErrorStreakMs != 5 {
 		t.Fatalf("baseline http reads %+v", k)
+	}
+	if k := find(t, base, RG); k.Attempts != 2 || k.Errors != 0 || k.Stale != 1 || k.LongestErrorStreakMs != 0 {
+		t.Fatalf("baseline grpc reads %+v", k)
+	}
+	if k := find(t, base, KindAll); k.Attempts != 4 || k.Errors != 1 || k.Stale != 1 {
+		t.Fatalf("baseline all %+v", k)
 	}
 	if srv.StartMs != 10000 || srv.EndMs != 20000 || *srv.HealthyAfterMs != 500 || *srv.RejoinedAfterMs != 4000 {
 		t.Fatalf("server window %+v", srv)
@@ -86,7 +94,7 @@ func TestWindowsRecoveryAndStreaks(t *testing.T) {
 		t.Fatalf("server writes %+v (recovery %d)", k, *k.RecoveryMs)
 	}
 	k = find(t, srv, RH)
-	if k.Attempts != 3 || k.Errors != 2 || *k.RecoveryMs != 100 || k.LongestErrorStreakMs != 10 {
+	if k.Attempts != 4 || k.Errors != 2 || k.Stale != 1 || *k.RecoveryMs != 100 || k.LongestErrorStreakMs != 10 {
 		t.Fatalf("server http reads %+v (recovery %d)", k, *k.RecoveryMs)
 	}
 	k = find(t, srv, RG)
@@ -94,7 +102,7 @@ func TestWindowsRecoveryAndStreaks(t *testing.T) {
 		t.Fatalf("server grpc reads %+v", k)
 	}
 	k = find(t, srv, KindAll)
-	if k.Attempts != 9 || k.Errors != 5 || *k.RecoveryMs != 2990 || k.LongestErrorStreakMs != 3000 {
+	if k.Attempts != 10 || k.Errors != 5 || k.Stale != 1 || *k.RecoveryMs != 2990 || k.LongestErrorStreakMs != 3000 {
 		t.Fatalf("server all %+v", k)
 	}
 	if pg.Name != "postgres" || pg.EndMs != 25011 || pg.HealthyAfterMs != nil || pg.RejoinedAfterMs != nil {
@@ -121,7 +129,7 @@ func TestWindowsRecoveryAndStreaks(t *testing.T) {
 	if err := res.WriteTable(&tab); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(tab.String(), "server") || strings.Count(tab.String(), "\n") != 1+3*5 {
+	if !strings.Contains(tab.String(), "server") || !strings.Contains(tab.String(), "stale") || strings.Count(tab.String(), "\n") != 1+3*5 {
 		t.Fatalf("table:\n%s", tab.String())
 	}
 }

@@ -1,6 +1,8 @@
 // Package load is `segments-drill load`: segments and users set up, then
 // writes, reads and user events at a fixed rate until stopped, every attempt
-// recorded (record package).
+// recorded (record package). Each read that answers is judged against the
+// acknowledged writes of its user (model.Writes.Judge): a wrong answer on a
+// settled pair is a stale read, recorded in requests.csv and stale.csv.
 package load
 
 import (
@@ -66,14 +68,16 @@ const ChurnBase = uint64(1) << 40
 
 // Summary is what the load did.
 type Summary struct {
-	RunID                             string
-	Acked, WriteAttempts, Rejected    int64
-	GivenUp                           int
-	Reads, ReadErrors                 int64
-	UserEvents, UserEventErrors       int64
-	SkippedWrites, SkippedReads       int64
-	Elapsed                           time.Duration
-	UsersKnownAfter, SetupUsersInMock time.Duration
+	RunID                          string
+	Acked, WriteAttempts, Rejected int64
+	GivenUp                        int
+	Reads, ReadErrors, StaleReads  int64
+	// Pairs of the answered reads compared with the acknowledged writes,
+	// and skipped because their expectation was not settled.
+	PairsCompared, PairsSkipped int64
+	UserEvents, UserEventErrors int64
+	SkippedWrites, SkippedReads int64
+	Elapsed                     time.Duration
 }
 
 type runner struct {
@@ -84,19 +88,21 @@ type runner struct {
 	slugs    []string
 	requests *record.Log
 	acked    *record.Log
+	stale    *record.Log
 
 	giveUp   context.Context // canceled GiveUpAfter after the stop
 	mu       sync.Mutex
-	givenUp  []record.GivenUp
+	givenUp  []record.Write
+	refused  []record.Write // rejected writes
 	warnings atomic.Int64
 
-	acks, writeAttempts, rejected     atomic.Int64
-	reads, readErrors                 atomic.Int64
-	userEvents, userEventErrors       atomic.Int64
-	skippedWrites, skippedReads       atomic.Int64
-	readsInFlight                     atomic.Int64
-	readWG, workerWG, churnWG         sync.WaitGroup
-	usersKnownAfter, mockUsersCreated time.Duration
+	acks, writeAttempts, rejected atomic.Int64
+	reads, readErrors, staleReads atomic.Int64
+	pairsCompared, pairsSkipped   atomic.Int64
+	userEvents, userEventErrors   atomic.Int64
+	skippedWrites, skippedReads   atomic.Int64
+	readsInFlight                 atomic.Int64
+	readWG, workerWG, churnWG     sync.WaitGroup
 }
 
 // maxReadsInFlight bounds concurrent reads (a fault makes them wait up to
@@ -135,7 +141,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if r.requests, err = record.Create(filepath.Join(cfg.OutDir, record.RequestsFile), record.RequestsHeader); err != nil {
 		return Summary{}, err
 	}
-	if r.acked, err = record.Create(filepath.Join(cfg.OutDir, record.AckedFile), record.AckedHeader); err != nil {
+	if r.acked, err = record.Create(filepath.Join(cfg.OutDir, record.AckedFile), record.WriteHeader); err != nil {
+		return Summary{}, err
+	}
+	if r.stale, err = record.Create(filepath.Join(cfg.OutDir, record.StaleFile), record.StaleHeader); err != nil {
 		return Summary{}, err
 	}
 	flushDone := make(chan struct{})
@@ -168,7 +177,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 
 	workers := make([]*worker, len(users))
 	for i, u := range users {
-		w := &worker{r: r, user: u, index: i + 1, state: model.NewState(),
+		w := &worker{r: r, stop: loadCtx, user: u, index: i + 1, writes: model.NewWrites(u),
 			rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i+1))), kick: make(chan struct{}, 1)}
 		workers[i] = w
 		r.workerWG.Add(1)
@@ -180,10 +189,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	fmt.Fprintf(cfg.Log, "segments-drill load: run %s: loading (%.0f ops/s, %.0f%% writes, %.1f user events/s)\n",
 		cfg.RunID, cfg.Rate, cfg.WriteShare*100, cfg.ChurnRate)
-	r.dispatch(loadCtx, workers, users)
+	r.dispatch(loadCtx, workers)
 
-	// Stop: no new operations; the writes under way are retried until
-	// acknowledged or given up.
+	// Stop: no new operations (a worker ignores a kick still buffered); the
+	// writes under way are retried until acknowledged or given up.
 	for _, w := range workers {
 		close(w.kick)
 	}
@@ -193,12 +202,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	close(stopFlush)
 	<-flushDone
 
-	var givenUpRows [][]string
-	for _, g := range r.givenUp {
-		givenUpRows = append(givenUpRows, record.GivenUpRow(g))
-	}
-	errs := []error{r.requests.Close(), r.acked.Close(),
-		record.WriteCSV(filepath.Join(cfg.OutDir, record.GivenUpFile), record.GivenUpHeader, givenUpRows)}
+	errs := []error{r.requests.Close(), r.acked.Close(), r.stale.Close(),
+		record.WriteCSV(filepath.Join(cfg.OutDir, record.GivenUpFile), record.WriteHeader, record.WriteRows(r.givenUp)),
+		record.WriteCSV(filepath.Join(cfg.OutDir, record.RejectedFile), record.WriteHeader, record.WriteRows(r.refused))}
 	for _, e := range errs {
 		if e != nil {
 			return Summary{}, e
@@ -206,10 +212,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	return Summary{
 		RunID: cfg.RunID, Acked: r.acks.Load(), WriteAttempts: r.writeAttempts.Load(), Rejected: r.rejected.Load(),
-		GivenUp: len(r.givenUp), Reads: r.reads.Load(), ReadErrors: r.readErrors.Load(),
+		GivenUp: len(r.givenUp), Reads: r.reads.Load(), ReadErrors: r.readErrors.Load(), StaleReads: r.staleReads.Load(),
+		PairsCompared: r.pairsCompared.Load(), PairsSkipped: r.pairsSkipped.Load(),
 		UserEvents: r.userEvents.Load(), UserEventErrors: r.userEventErrors.Load(),
 		SkippedWrites: r.skippedWrites.Load(), SkippedReads: r.skippedReads.Load(),
-		Elapsed: time.Since(start), UsersKnownAfter: r.usersKnownAfter, SetupUsersInMock: r.mockUsersCreated,
+		Elapsed: time.Since(start),
 	}, nil
 }
 
@@ -219,6 +226,9 @@ func (r *runner) flush() {
 	}
 	if err := r.acked.Flush(); err != nil {
 		r.warn("flushing %s: %v", record.AckedFile, err)
+	}
+	if err := r.stale.Flush(); err != nil {
+		r.warn("flushing %s: %v", record.StaleFile, err)
 	}
 }
 
@@ -280,7 +290,7 @@ func (r *runner) setup(ctx context.Context, users []string) error {
 			return fmt.Errorf("setup: %w", err)
 		}
 	}
-	r.mockUsersCreated = time.Since(t0)
+	mockUsersCreated := time.Since(t0)
 	if err := record.WriteLines(filepath.Join(r.cfg.OutDir, record.UsersFile), users); err != nil {
 		return err
 	}
@@ -313,9 +323,8 @@ func (r *runner) setup(ctx context.Context, users []string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	r.usersKnownAfter = time.Since(t0)
 	fmt.Fprintf(r.cfg.Log, "segments-drill load: run %s: %d segments, %d users created in the mock (%.1fs) and known to the service (%.1fs)\n",
-		r.cfg.RunID, len(r.slugs), len(users), r.mockUsersCreated.Seconds(), r.usersKnownAfter.Seconds())
+		r.cfg.RunID, len(r.slugs), len(users), mockUsersCreated.Seconds(), time.Since(t0).Seconds())
 	return nil
 }
 
@@ -336,7 +345,7 @@ func retry(ctx context.Context, fn func() (bool, error)) error {
 
 // dispatch issues operations at cfg.Rate until ctx is done: a write goes to
 // an idle user's worker, a read runs on its own.
-func (r *runner) dispatch(ctx context.Context, workers []*worker, users []string) {
+func (r *runner) dispatch(ctx context.Context, workers []*worker) {
 	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0))
 	tick := time.NewTicker(time.Duration(float64(time.Second) / r.cfg.Rate))
 	defer tick.Stop()
@@ -359,14 +368,14 @@ func (r *runner) dispatch(ctx context.Context, workers []*worker, users []string
 			r.skippedReads.Add(1)
 			continue
 		}
-		user := users[rng.IntN(len(users))]
+		w := workers[rng.IntN(len(workers))]
 		viaGRPC := rng.IntN(2) == 0
 		r.readsInFlight.Add(1)
 		r.readWG.Add(1)
 		go func() {
 			defer r.readWG.Done()
 			defer r.readsInFlight.Add(-1)
-			r.read(user, viaGRPC)
+			r.read(w.user, w.writes, viaGRPC)
 		}()
 	}
 }
@@ -383,45 +392,92 @@ func pickIdle(rng *rand.Rand, workers []*worker) *worker {
 	return nil
 }
 
-func (r *runner) read(user string, viaGRPC bool) {
+// read reads the user's segments and judges the answer (finishRead).
+func (r *runner) read(user string, writes *model.Writes, viaGRPC bool) {
 	var a api.Attempt
+	var answer []string
 	kind := record.KindReadHTTP
 	if viaGRPC {
 		kind = record.KindReadGRPC
 		ctx, cancel := context.WithTimeout(api.WithToken(context.Background(), r.cfg.Token), api.CallTimeout)
 		start := time.Now()
-		_, err := r.seg.GetUserSegments(ctx, &segmentationv1.GetUserSegmentsRequest{UserId: user})
+		resp, err := r.seg.GetUserSegments(ctx, &segmentationv1.GetUserSegmentsRequest{UserId: user})
 		cancel()
 		a = api.GRPCAttempt(start, err)
+		answer = resp.GetSegments()
 	} else {
 		a = r.rest.Do(context.Background(), http.MethodGet, "/segments/get-for-user?userID="+user, nil, "")
-	}
-	r.reads.Add(1)
-	if a.Outcome != record.OK {
-		r.readErrors.Add(1)
-		if a.Outcome == record.Rejected {
-			r.warn("%s of %s rejected: %s", kind, user, a.Describe())
+		if a.Outcome == record.OK {
+			var body struct {
+				Segments []string `json:"segments"`
+			}
+			if err := json.Unmarshal(a.Body, &body); err != nil {
+				a.Outcome, a.Code, a.Err = record.Rejected, "bad_body", fmt.Errorf("answer %q: %w", a.Body, err)
+			}
+			answer = body.Segments
 		}
+	}
+	r.finishRead(user, writes, kind, a, answer)
+}
+
+// finishRead counts and records a finished read. An answer (every slug it
+// returned) is compared with the user's acknowledged writes on the pairs
+// whose expectation is settled; a mismatch makes the read stale: outcome
+// record.Stale in requests.csv, each wrong pair in stale.csv.
+func (r *runner) finishRead(user string, writes *model.Writes, kind string, a api.Attempt, answer []string) {
+	r.reads.Add(1)
+	switch a.Outcome {
+	case record.OK:
+		startMs := a.Start.UnixMilli()
+		endMs := a.Start.Add(a.Latency).UnixMilli() + 1 // rounded up
+		stale, compared, skipped := writes.Judge(r.slugs, answer, startMs, endMs)
+		r.pairsCompared.Add(int64(compared))
+		r.pairsSkipped.Add(int64(skipped))
+		if len(stale) == 0 {
+			break
+		}
+		r.staleReads.Add(1)
+		a.Outcome, a.Code = record.Stale, record.Stale
+		for _, m := range stale {
+			row := record.StaleRead{UserID: user, Slug: m.Slug, Expected: m.Expected, Got: m.Got, TMs: startMs, Kind: kind}
+			if err := r.stale.Append(row.Row()); err != nil {
+				r.warn("writing %s: %v", record.StaleFile, err)
+			}
+		}
+		r.warn("%s of %s at %d ms stale: %+v (answer %q)", kind, user, startMs, stale, answer)
+	case record.Rejected:
+		r.readErrors.Add(1)
+		r.warn("%s of %s rejected: %s", kind, user, a.Describe())
+	default:
+		r.readErrors.Add(1)
 	}
 	r.record(kind, a)
 }
 
 // worker owns one user's writes: one at a time, so their order is known.
 type worker struct {
-	r     *runner
-	user  string
-	index int
-	state *model.State
-	rng   *rand.Rand
-	seq   int
-	busy  atomic.Bool
-	kick  chan struct{}
+	r      *runner
+	stop   context.Context // the load's: once done, no new write begins
+	user   string
+	index  int
+	writes *model.Writes
+	rng    *rand.Rand
+	seq    int
+	busy   atomic.Bool
+	kick   chan struct{}
 }
 
+// loop makes a write per kick until the channel is closed. A kick received
+// once the load is stopping (one buffered when the channel was closed, or
+// sent just before the stop) is counted as a skipped write, not made.
 func (w *worker) loop() {
 	defer w.r.workerWG.Done()
 	for range w.kick {
-		w.write()
+		if w.stop.Err() == nil {
+			w.write()
+		} else {
+			w.r.skippedWrites.Add(1)
+		}
 		w.busy.Store(false)
 	}
 }
@@ -447,7 +503,7 @@ type changeRequest struct {
 func (w *worker) nextOp(nowMs int64) (slug string, op model.Op, ttl int) {
 	var addable, held []string
 	for _, s := range w.r.slugs {
-		if w.state.CanAdd(model.Pair{UserID: w.user, Slug: s}, nowMs) {
+		if w.writes.CanAdd(s, nowMs) {
 			addable = append(addable, s)
 		} else {
 			held = append(held, s)
@@ -481,34 +537,37 @@ func (w *worker) write() {
 	}
 	body, _ := json.Marshal(req)
 	backoff := 100 * time.Millisecond
-	var first time.Time
+	firstMs := time.Now().UnixMilli()
+	w.writes.Begin(firstMs)
 	for attempt := 1; ; attempt++ {
 		a := r.rest.Do(context.Background(), http.MethodPost, "/segments/change-for-user", body, key)
-		if attempt == 1 {
-			first = a.Start
-		}
 		r.writeAttempts.Add(1)
 		r.record(record.KindWrite, a)
+		row := record.Write{UserID: w.user, Slug: slug, Op: op, TTLSec: ttl, FirstMs: firstMs,
+			EndMs: time.Now().UnixMilli(), Attempts: attempt, Key: key, Code: a.Code}
 		switch a.Outcome {
 		case record.OK:
-			ack := model.Ack{UserID: w.user, Slug: slug, Op: op, TTLSec: ttl, AckMs: time.Now().UnixMilli(),
-				Attempts: attempt, Key: key}
-			w.state.Apply(ack)
-			if err := r.acked.Append(record.AckRow(ack)); err != nil {
+			w.writes.Acked(row.Ack())
+			if err := r.acked.Append(row.Row()); err != nil {
 				r.warn("writing %s: %v", record.AckedFile, err)
 			}
 			r.acks.Add(1)
 			return
 		case record.Rejected:
+			w.writes.Rejected(slug, row.EndMs)
 			r.rejected.Add(1)
+			r.mu.Lock()
+			r.refused = append(r.refused, row)
+			r.mu.Unlock()
 			r.warn("write %s (%s %s of %s) rejected: %s", key, op, slug, w.user, a.Describe())
 			return
 		}
 		select {
 		case <-r.giveUp.Done():
+			// Left under way in w.writes: its outcome is unknown.
+			row.EndMs = time.Now().UnixMilli()
 			r.mu.Lock()
-			r.givenUp = append(r.givenUp, record.GivenUp{UserID: w.user, Slug: slug, Op: op, TTLSec: ttl,
-				FirstMs: first.UnixMilli(), Attempts: attempt, Key: key})
+			r.givenUp = append(r.givenUp, row)
 			r.mu.Unlock()
 			r.warn("write %s (%s %s of %s) given up after %d attempts; last: %s", key, op, slug, w.user, attempt,
 				a.Describe())

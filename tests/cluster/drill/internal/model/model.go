@@ -1,7 +1,8 @@
 // Package model is what the drill's client knows about memberships: the
 // acknowledged writes of each (user, segment) pair, in the order they were
 // acknowledged, and what follows from them: which writes are valid to make
-// next, and the state the service must end in.
+// next, what a read may answer while the load runs (Writes), and the state
+// the service must end in.
 //
 // Each user's writes are made one at a time by one worker, so the order of
 // the acknowledgements of a pair is the order the service applied them.
@@ -38,11 +39,21 @@ func ParseOp(s string) (Op, error) {
 	return 0, fmt.Errorf("op %q: want add or remove", s)
 }
 
-// ExpiryMarginMs is how long after a TTL membership's latest possible
-// deadline (acknowledgement + TTL) the client treats it as surely ended.
-// The deadline is counted from the commit, which precedes the
-// acknowledgement, so the margin only absorbs clock granularity.
-const ExpiryMarginMs = 1000
+// MarginMs is the drill client's one safety margin for timing, in ms.
+//
+// A write is committed between its first send and its acknowledgement, so
+// a TTL membership's deadline lies between send + TTL and ack + TTL; every
+// instance answers with a change within 1 s of its commit (an answer from
+// memory includes every change committed more than --read-model-max-lag,
+// 1 s, before it: docs/read-model.md). The margin covers that second plus
+// clock granularity and scheduling. It is used
+//   - to re-add a TTL membership only MarginMs after its latest deadline
+//     (State.CanAdd),
+//   - by the check, which waits MarginMs past the last TTL deadline,
+//   - to judge reads during the load (Writes.Judge): a pair is compared only
+//     if its last acknowledgement, every write of the user and any TTL
+//     deadline are at least MarginMs away from the read.
+const MarginMs = 1500
 
 // Ack is one acknowledged logical write: one segment added to or removed
 // from one user.
@@ -51,6 +62,7 @@ type Ack struct {
 	Slug     string
 	Op       Op
 	TTLSec   int   // add only; 0: permanent
+	SentMs   int64 // Unix epoch ms just before the first attempt was sent
 	AckMs    int64 // Unix epoch ms when the 2xx answer arrived
 	Attempts int   // requests sent for it, the acknowledged one included
 	Key      string
@@ -69,7 +81,7 @@ type pairState struct {
 }
 
 // State folds acknowledged writes. Not safe for concurrent use: the load
-// keeps one per user, owned by that user's worker; the check one for all.
+// keeps one per user inside a Writes; the check one for all.
 type State struct {
 	pairs      map[Pair]*pairState
 	ttlHorizon int64
@@ -97,6 +109,14 @@ func (s *State) Apply(a Ack) {
 	}
 }
 
+// Last is the pair's last acknowledged write; false when there is none.
+func (s *State) Last(p Pair) (Ack, bool) {
+	if ps := s.pairs[p]; ps != nil {
+		return ps.last, true
+	}
+	return Ack{}, false
+}
+
 // CanAdd reports whether adding the pair at nowMs is surely valid: the user
 // surely does not hold the segment (never added, last removed, or the last
 // add's TTL surely over).
@@ -105,15 +125,7 @@ func (s *State) CanAdd(p Pair, nowMs int64) bool {
 	if ps == nil || ps.last.Op == Remove {
 		return true
 	}
-	return ps.last.TTLSec > 0 && nowMs > ps.last.AckMs+int64(ps.last.TTLSec)*1000+ExpiryMarginMs
-}
-
-// MayHold reports whether the user may hold the segment at nowMs (the last
-// write was an add whose TTL, if any, may still run). Removing is valid
-// either way; this only steers the load towards removals that change
-// something.
-func (s *State) MayHold(p Pair, nowMs int64) bool {
-	return !s.CanAdd(p, nowMs)
+	return ps.last.TTLSec > 0 && nowMs > ps.last.AckMs+int64(ps.last.TTLSec)*1000+MarginMs
 }
 
 // HeldAtEnd is the expected membership once every TTL has run out: held iff

@@ -14,7 +14,7 @@ func TestNothingAckedMeansAddableAndNotHeld(t *testing.T) {
 	if !s.CanAdd(p, 0) {
 		t.Fatal("a pair never written must be addable")
 	}
-	if s.HeldAtEnd(p) || s.MayHold(p, 0) {
+	if s.HeldAtEnd(p) {
 		t.Fatal("a pair never written is not held")
 	}
 	if ad, rm := s.Counts(p); ad != 0 || rm != 0 {
@@ -65,16 +65,13 @@ func TestTTLAddRules(t *testing.T) {
 	s := NewState()
 	p := Pair{u, a}
 	s.Apply(Ack{UserID: u, Slug: a, Op: Add, TTLSec: 3, AckMs: 10_000})
-	// The deadline is at most 13,000; re-adding is safe only after 14,000.
+	// The deadline is at most 13,000; re-adding is safe only MarginMs later.
 	for _, c := range []struct {
 		now  int64
 		want bool
-	}{{10_000, false}, {13_000, false}, {14_000, false}, {14_001, true}} {
+	}{{10_000, false}, {13_000, false}, {13_000 + MarginMs, false}, {13_001 + MarginMs, true}} {
 		if got := s.CanAdd(p, c.now); got != c.want {
 			t.Errorf("CanAdd at %d = %v, want %v", c.now, got, c.want)
-		}
-		if got := s.MayHold(p, c.now); got == c.want {
-			t.Errorf("MayHold at %d = %v, want %v", c.now, got, !c.want)
 		}
 	}
 	if s.HeldAtEnd(p) {

@@ -2,10 +2,18 @@
 // appended to from many goroutines and flushed as the load runs, and
 // readers for the check and the figures.
 //
-//	requests.csv  t_ms,kind,outcome,code,latency_ms          one row per attempt
-//	acked.csv     user_id,slug,op,ttl_s,ack_ms,attempts,key  one row per acknowledged write, in ack order
-//	given_up.csv  user_id,slug,op,ttl_s,first_ms,attempts,key writes never acknowledged
-//	users.txt, segments.txt                                 one id / slug a line
+//	requests.csv  t_ms,kind,outcome,code,latency_ms   one row per attempt
+//	acked.csv     WriteHeader                         one row per acknowledged write, in ack order
+//	given_up.csv  WriteHeader                         writes the load stopped retrying (outcome unknown)
+//	rejected.csv  WriteHeader                         writes refused with a 4xx other than 429
+//	stale.csv     user_id,slug,expected,got,t_ms,kind one row per wrong pair of a stale read
+//	users.txt, segments.txt                          one id / slug a line
+//
+// WriteHeader is user_id,slug,op,ttl_s,first_ms,end_ms,attempts,key,code:
+// first_ms when the first attempt was sent, end_ms when the load stopped
+// waiting (the 2xx, the refusal, the give-up), code the last attempt's.
+// given_up.csv and rejected.csv are written when the load exits cleanly;
+// the check refuses to run without them.
 package record
 
 import (
@@ -28,14 +36,16 @@ const (
 	RequestsFile = "requests.csv"
 	AckedFile    = "acked.csv"
 	GivenUpFile  = "given_up.csv"
+	RejectedFile = "rejected.csv"
+	StaleFile    = "stale.csv"
 	UsersFile    = "users.txt"
 	SegmentsFile = "segments.txt"
 )
 
 var (
 	RequestsHeader = []string{"t_ms", "kind", "outcome", "code", "latency_ms"}
-	AckedHeader    = []string{"user_id", "slug", "op", "ttl_s", "ack_ms", "attempts", "key"}
-	GivenUpHeader  = []string{"user_id", "slug", "op", "ttl_s", "first_ms", "attempts", "key"}
+	WriteHeader    = []string{"user_id", "slug", "op", "ttl_s", "first_ms", "end_ms", "attempts", "key", "code"}
+	StaleHeader    = []string{"user_id", "slug", "expected", "got", "t_ms", "kind"}
 )
 
 // Kinds of requests.
@@ -54,7 +64,13 @@ const (
 	OK       = "ok"
 	Error    = "error"    // transport, timeout, 5xx, 429, gRPC codes of the infrastructure
 	Rejected = "rejected" // a 4xx (not 429) or a gRPC client-error code: unexpected in the drill
+	// Stale: a read answered (2xx, OK) but wrongly for a pair whose
+	// expectation was settled (model.Writes.Judge); its code is "stale".
+	Stale = "stale"
 )
+
+// Outcomes in the order they are reported.
+var Outcomes = []string{OK, Error, Rejected, Stale}
 
 // Request is one attempt.
 type Request struct {
@@ -73,25 +89,61 @@ func (r Request) row() []string {
 		strconv.FormatFloat(r.LatencyMs, 'f', 1, 64)}
 }
 
-func AckRow(a model.Ack) []string {
-	return []string{a.UserID, a.Slug, a.Op.String(), strconv.Itoa(a.TTLSec),
-		strconv.FormatInt(a.AckMs, 10), strconv.Itoa(a.Attempts), a.Key}
-}
-
-// GivenUp is a write the load stopped retrying: its outcome is unknown.
-type GivenUp struct {
+// Write is one logical write as acked.csv, given_up.csv and rejected.csv
+// hold it.
+type Write struct {
 	UserID   string
 	Slug     string
 	Op       model.Op
 	TTLSec   int
-	FirstMs  int64
+	FirstMs  int64 // just before the first attempt was sent
+	EndMs    int64 // the acknowledgement, the refusal or the give-up
 	Attempts int
 	Key      string
+	Code     string // the last attempt's
 }
 
-func GivenUpRow(g GivenUp) []string {
-	return []string{g.UserID, g.Slug, g.Op.String(), strconv.Itoa(g.TTLSec),
-		strconv.FormatInt(g.FirstMs, 10), strconv.Itoa(g.Attempts), g.Key}
+// AckedWrite is the row of an acknowledged write.
+func AckedWrite(a model.Ack, code string) Write {
+	return Write{UserID: a.UserID, Slug: a.Slug, Op: a.Op, TTLSec: a.TTLSec, FirstMs: a.SentMs, EndMs: a.AckMs,
+		Attempts: a.Attempts, Key: a.Key, Code: code}
+}
+
+// Ack is the write as acknowledged (a row of acked.csv).
+func (w Write) Ack() model.Ack {
+	return model.Ack{UserID: w.UserID, Slug: w.Slug, Op: w.Op, TTLSec: w.TTLSec, SentMs: w.FirstMs, AckMs: w.EndMs,
+		Attempts: w.Attempts, Key: w.Key}
+}
+
+// Row is the write as a row under WriteHeader.
+func (w Write) Row() []string {
+	return []string{w.UserID, w.Slug, w.Op.String(), strconv.Itoa(w.TTLSec), strconv.FormatInt(w.FirstMs, 10),
+		strconv.FormatInt(w.EndMs, 10), strconv.Itoa(w.Attempts), w.Key, w.Code}
+}
+
+// WriteRows are the rows of writes.
+func WriteRows(ws []Write) [][]string {
+	rows := make([][]string, 0, len(ws))
+	for _, w := range ws {
+		rows = append(rows, w.Row())
+	}
+	return rows
+}
+
+// StaleRead is one pair a read answered wrongly (a row of stale.csv).
+type StaleRead struct {
+	UserID   string
+	Slug     string
+	Expected bool // held
+	Got      bool
+	TMs      int64 // the read's start
+	Kind     string
+}
+
+// Row is the stale pair as a row under StaleHeader.
+func (s StaleRead) Row() []string {
+	return []string{s.UserID, s.Slug, strconv.FormatBool(s.Expected), strconv.FormatBool(s.Got),
+		strconv.FormatInt(s.TMs, 10), s.Kind}
 }
 
 // Log is a CSV file that goroutines append rows to; Flush makes them
@@ -193,8 +245,8 @@ func ReadRequests(path string) ([]Request, error) {
 		if !slices.Contains(Kinds, row[1]) {
 			return fmt.Errorf("kind %q: want one of %s", row[1], strings.Join(Kinds, ", "))
 		}
-		if row[2] != OK && row[2] != Error && row[2] != Rejected {
-			return fmt.Errorf("outcome %q: want ok, error or rejected", row[2])
+		if !slices.Contains(Outcomes, row[2]) {
+			return fmt.Errorf("outcome %q: want one of %s", row[2], strings.Join(Outcomes, ", "))
 		}
 		lat, err := strconv.ParseFloat(row[4], 64)
 		if err != nil || lat < 0 {
@@ -206,59 +258,58 @@ func ReadRequests(path string) ([]Request, error) {
 	return out, err
 }
 
-// ReadAcks reads acked.csv, in file (acknowledgement) order.
-func ReadAcks(path string) ([]model.Ack, error) {
-	var out []model.Ack
-	err := readCSV(path, AckedHeader, func(_ int, row []string) error {
-		op, err := model.ParseOp(row[2])
-		if err != nil {
+// ReadWrites reads acked.csv (in file order, the acknowledgement order),
+// given_up.csv or rejected.csv.
+func ReadWrites(path string) ([]Write, error) {
+	var out []Write
+	err := readCSV(path, WriteHeader, func(_ int, row []string) error {
+		w := Write{UserID: row[0], Slug: row[1], Key: row[7], Code: row[8]}
+		var err error
+		if w.Op, err = model.ParseOp(row[2]); err != nil {
 			return err
 		}
-		ttl, err := parseInt("ttl_s", row[3])
-		if err != nil {
-			return err
+		var n [4]int64
+		for i, field := range []string{"ttl_s", "first_ms", "end_ms", "attempts"} {
+			if n[i], err = parseInt(field, row[3+i]); err != nil {
+				return err
+			}
 		}
-		ack, err := parseInt("ack_ms", row[4])
-		if err != nil {
-			return err
-		}
-		attempts, err := parseInt("attempts", row[5])
-		if err != nil {
-			return err
-		}
-		if row[0] == "" || row[1] == "" || row[6] == "" {
+		w.TTLSec, w.FirstMs, w.EndMs, w.Attempts = int(n[0]), n[1], n[2], int(n[3])
+		if w.UserID == "" || w.Slug == "" || w.Key == "" {
 			return errors.New("empty user_id, slug or key")
 		}
-		out = append(out, model.Ack{UserID: row[0], Slug: row[1], Op: op, TTLSec: int(ttl), AckMs: ack,
-			Attempts: int(attempts), Key: row[6]})
+		out = append(out, w)
 		return nil
 	})
 	return out, err
 }
 
-// ReadGivenUp reads given_up.csv (the load writes it, perhaps with the
-// header only, when it exits cleanly).
-func ReadGivenUp(path string) ([]GivenUp, error) {
-	var out []GivenUp
-	err := readCSV(path, GivenUpHeader, func(_ int, row []string) error {
-		op, err := model.ParseOp(row[2])
-		if err != nil {
+// ReadAcks reads acked.csv, in file (acknowledgement) order.
+func ReadAcks(path string) ([]model.Ack, error) {
+	ws, err := ReadWrites(path)
+	acks := make([]model.Ack, 0, len(ws))
+	for _, w := range ws {
+		acks = append(acks, w.Ack())
+	}
+	return acks, err
+}
+
+// ReadStale reads stale.csv.
+func ReadStale(path string) ([]StaleRead, error) {
+	var out []StaleRead
+	err := readCSV(path, StaleHeader, func(_ int, row []string) error {
+		s := StaleRead{UserID: row[0], Slug: row[1], Kind: row[5]}
+		var err error
+		if s.Expected, err = strconv.ParseBool(row[2]); err != nil {
+			return fmt.Errorf("expected: %q is not true or false", row[2])
+		}
+		if s.Got, err = strconv.ParseBool(row[3]); err != nil {
+			return fmt.Errorf("got: %q is not true or false", row[3])
+		}
+		if s.TMs, err = parseInt("t_ms", row[4]); err != nil {
 			return err
 		}
-		ttl, err := parseInt("ttl_s", row[3])
-		if err != nil {
-			return err
-		}
-		first, err := parseInt("first_ms", row[4])
-		if err != nil {
-			return err
-		}
-		attempts, err := parseInt("attempts", row[5])
-		if err != nil {
-			return err
-		}
-		out = append(out, GivenUp{UserID: row[0], Slug: row[1], Op: op, TTLSec: int(ttl), FirstMs: first,
-			Attempts: int(attempts), Key: row[6]})
+		out = append(out, s)
 		return nil
 	})
 	return out, err

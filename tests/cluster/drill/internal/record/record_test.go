@@ -21,6 +21,7 @@ func TestRequestsRoundTrip(t *testing.T) {
 		{TMs: 1700000000200, Kind: KindReadGRPC, Outcome: Error, Code: "Unavailable", LatencyMs: 0.3},
 		{TMs: 1700000000300, Kind: KindReadHTTP, Outcome: Error, Code: "transport", LatencyMs: 3000},
 		{TMs: 1700000000400, Kind: KindUserEvent, Outcome: Rejected, Code: "NotFound", LatencyMs: 1},
+		{TMs: 1700000000500, Kind: KindReadHTTP, Outcome: Stale, Code: "stale", LatencyMs: 2.5},
 	}
 	for _, r := range in {
 		if err := l.AppendRequest(r); err != nil {
@@ -47,18 +48,23 @@ func TestRequestsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestAcksAndGivenUpRoundTrip(t *testing.T) {
+func TestWritesRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	acks := []model.Ack{
-		{UserID: "u1", Slug: "DRILL_r_A", Op: model.Add, TTLSec: 4, AckMs: 1000, Attempts: 3, Key: "k-1"},
-		{UserID: "u1", Slug: "DRILL_r_A", Op: model.Remove, AckMs: 2000, Attempts: 1, Key: "k,2"},
+		{UserID: "u1", Slug: "DRILL_r_A", Op: model.Add, TTLSec: 4, SentMs: 900, AckMs: 1000, Attempts: 3, Key: "k-1"},
+		{UserID: "u1", Slug: "DRILL_r_A", Op: model.Remove, SentMs: 1900, AckMs: 2000, Attempts: 1, Key: "k,2"},
 	}
-	var rows [][]string
+	var ws []Write
 	for _, a := range acks {
-		rows = append(rows, AckRow(a))
+		ws = append(ws, AckedWrite(a, "204"))
 	}
-	if err := WriteCSV(filepath.Join(dir, AckedFile), AckedHeader, rows); err != nil {
+	if err := WriteCSV(filepath.Join(dir, AckedFile), WriteHeader, WriteRows(ws)); err != nil {
 		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, AckedFile))
+	wantText := "user_id,slug,op,ttl_s,first_ms,end_ms,attempts,key,code\nu1,DRILL_r_A,add,4,900,1000,3,k-1,204\n"
+	if !strings.HasPrefix(string(data), wantText) {
+		t.Fatalf("file starts %q, want %q", data, wantText)
 	}
 	got, err := ReadAcks(filepath.Join(dir, AckedFile))
 	if err != nil {
@@ -68,13 +74,52 @@ func TestAcksAndGivenUpRoundTrip(t *testing.T) {
 		t.Fatalf("read back %+v, want %+v", got, acks)
 	}
 
-	g := GivenUp{UserID: "u2", Slug: "DRILL_r_B", Op: model.Add, TTLSec: 0, FirstMs: 5, Attempts: 40, Key: "k-3"}
-	if err := WriteCSV(filepath.Join(dir, GivenUpFile), GivenUpHeader, [][]string{GivenUpRow(g)}); err != nil {
+	// given_up.csv and rejected.csv: the same rows.
+	for _, w := range []Write{
+		{UserID: "u2", Slug: "DRILL_r_B", Op: model.Add, FirstMs: 5, EndMs: 125000, Attempts: 40, Key: "k-3", Code: "503"},
+		{UserID: "u3", Slug: "DRILL_r_C", Op: model.Remove, FirstMs: 7, EndMs: 9, Attempts: 1, Key: "k-4", Code: "404"},
+	} {
+		path := filepath.Join(dir, "w.csv")
+		if err := WriteCSV(path, WriteHeader, WriteRows([]Write{w})); err != nil {
+			t.Fatal(err)
+		}
+		gs, err := ReadWrites(path)
+		if err != nil || len(gs) != 1 || gs[0] != w {
+			t.Fatalf("read back %+v, %v; want %+v", gs, err, w)
+		}
+	}
+	if err := WriteCSV(filepath.Join(dir, "none.csv"), WriteHeader, nil); err != nil {
 		t.Fatal(err)
 	}
-	gs, err := ReadGivenUp(filepath.Join(dir, GivenUpFile))
-	if err != nil || len(gs) != 1 || gs[0] != g {
-		t.Fatalf("given up read back %+v, %v", gs, err)
+	if gs, err := ReadWrites(filepath.Join(dir, "none.csv")); err != nil || len(gs) != 0 {
+		t.Fatalf("header only: %v %v", gs, err)
+	}
+}
+
+func TestStaleRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), StaleFile)
+	in := []StaleRead{
+		{UserID: "u1", Slug: "DRILL_r_A", Expected: true, Got: false, TMs: 1700000000123, Kind: KindReadGRPC},
+		{UserID: "u2", Slug: "DRILL_r_B", Expected: false, Got: true, TMs: 1700000000456, Kind: KindReadHTTP},
+	}
+	var rows [][]string
+	for _, s := range in {
+		rows = append(rows, s.Row())
+	}
+	if err := WriteCSV(path, StaleHeader, rows); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	if want := "user_id,slug,expected,got,t_ms,kind\nu1,DRILL_r_A,true,false,1700000000123,read_grpc\n"; !strings.HasPrefix(string(data), want) {
+		t.Fatalf("file starts %q, want %q", data, want)
+	}
+	out, err := ReadStale(path)
+	if err != nil || !slices.Equal(out, in) {
+		t.Fatalf("read back %+v, %v", out, err)
+	}
+	os.WriteFile(path, []byte("user_id,slug,expected,got,t_ms,kind\nu1,S,yes,false,1,read_http\n"), 0o644)
+	if _, err := ReadStale(path); err == nil {
+		t.Fatal("expected=yes accepted")
 	}
 }
 
