@@ -645,6 +645,7 @@ cmd_env() {
   echo "CLUSTER_KAFKA_BROKERS=$(kafka_brokers)"
   echo "CLUSTER_SERVERS=$(for i in "${SERVERS[@]}"; do printf '%s,' "$(server_addr "$i")"; done | sed 's/,$//')"
   echo "CLUSTER_USERMOCK=127.0.0.1:$USERMOCK"
+  echo "CLUSTER_PATRONI=127.0.0.1:$PATRONI_1" # any node's REST API; /config is the cluster's
 }
 
 # --- the fault drill -------------------------------------------------------------------
