@@ -26,7 +26,10 @@ RUN="$CL/run"
 LOGS="$CL/log"
 PORTS_FILE="$CL/ports"
 CONF_SRC="$ROOT/scripts/cluster"
-BIN_DIR="${SEGMENTS_CLUSTER_BIN_DIR:-$ROOT/build/release}"
+# The build the cluster runs: SEGMENTS_CLUSTER_BIN_DIR, else the one the
+# last `up` used (kept in $CL/bin-dir, so that status, down and clean know
+# the processes of a cluster started from another build), else build/release.
+BIN_DIR="${SEGMENTS_CLUSTER_BIN_DIR:-$(cat "$CL/bin-dir" 2>/dev/null || echo "$ROOT/build/release")}"
 SERVER_BIN="$BIN_DIR/server/segments-server"
 GATEWAY_BIN="$BIN_DIR/gateway/segments-gateway"
 USERMOCK_BIN="$BIN_DIR/usermock/segments-usermock"
@@ -503,7 +506,7 @@ haproxy_says() { [[ $(haproxy_state "$1" "$2") == "$3" ]]; }
 
 # --- up, down, status ---------------------------------------------------------------
 build_binaries() {
-  [[ -n ${SEGMENTS_CLUSTER_BIN_DIR:-} ]] && return 0
+  [[ $BIN_DIR != "$ROOT/build/release" ]] && return 0
   "$ROOT/scripts/build.sh" release segments-server segments-token segments-gateway segments-usermock "$@"
 }
 
@@ -519,6 +522,7 @@ cmd_up() {
   "$ROOT/scripts/kafka.sh" install
   load_ports
   mkdir -p "$RUN" "$LOGS"
+  echo "$BIN_DIR" >"$CL/bin-dir"
   local i
 
   for i in "${ETCD_NODES[@]}"; do start_etcd "$i"; done
