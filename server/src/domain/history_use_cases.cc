@@ -1,19 +1,19 @@
 #include "domain/history_use_cases.h"
 
-#include <absl/strings/escaping.h>
-#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
-#include <absl/strings/str_split.h>
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
 #include "domain/errors.h"
+#include "domain/page_token.h"
 #include "domain/validation.h"
 
 namespace segments::domain {
 namespace {
 
-constexpr absl::string_view kPageTokenPrefix = "h1:";
+// Page tokens of a user's history: "h1", the instant and the id of the page's
+// last event (domain/page_token.h).
+constexpr std::string_view kPageTokenKind = "h1";
 
 absl::Time CeilToMicros(absl::Time t) {
   return absl::UnixEpoch() + absl::Ceil(t - absl::UnixEpoch(), absl::Microseconds(1));
@@ -30,22 +30,16 @@ void CheckReportMonth(int32_t month, int32_t year, std::vector<FieldViolation>& 
 }  // namespace
 
 std::string EncodePageToken(const HistoryPosition& position) {
-  return absl::WebSafeBase64Escape(absl::StrCat(kPageTokenPrefix, absl::ToUnixMicros(position.at), ":", position.id));
+  return page_token::Encode(kPageTokenKind, {page_token::FromTime(position.at), absl::StrCat(position.id)});
 }
 
 std::optional<HistoryPosition> DecodePageToken(std::string_view token) {
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(absl::string_view(token.data(), token.size()), &raw)) return std::nullopt;
-  if (!absl::StartsWith(raw, kPageTokenPrefix)) {
-    return std::nullopt;
-  }
-  std::vector<absl::string_view> parts = absl::StrSplit(absl::string_view(raw).substr(kPageTokenPrefix.size()), ':');
-  int64_t micros = 0;
-  int64_t id = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &micros) || !absl::SimpleAtoi(parts[1], &id) || id <= 0) {
-    return std::nullopt;
-  }
-  return HistoryPosition{absl::FromUnixMicros(micros), id};
+  std::optional<std::vector<std::string>> fields = page_token::Decode(token, kPageTokenKind, 2);
+  if (!fields) return std::nullopt;
+  std::optional<absl::Time> at = page_token::ToTime((*fields)[0]);
+  std::optional<int64_t> id = page_token::ToInt((*fields)[1]);
+  if (!at || !id || *id <= 0) return std::nullopt;
+  return HistoryPosition{*at, *id};
 }
 
 absl::StatusOr<ReportLink> HistoryUseCases::CreateReportLink(const ReportLinkCommand& command) const {

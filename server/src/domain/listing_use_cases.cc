@@ -1,34 +1,21 @@
 #include "domain/listing_use_cases.h"
 
-#include <absl/strings/escaping.h>
-#include <absl/strings/match.h>
-#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <fmt/format.h>
 
 #include "common/status_macros.h"
 #include "domain/errors.h"
+#include "domain/page_token.h"
 #include "domain/validation.h"
 
 namespace segments::domain {
 namespace {
 
-// Tokens: base64url of "s1:<slug>" (segments) or "m1:<segment id>:<user id>"
-// (members). The version prefix lets the format change without misreading
-// old tokens.
-constexpr absl::string_view kSegmentTokenPrefix = "s1:";
-constexpr absl::string_view kMemberTokenPrefix = "m1:";
+// Page tokens (domain/page_token.h): "s1" and the last slug of the page
+// (segments), "m1", the segment and the last user id (members).
+constexpr std::string_view kSegmentTokenKind = "s1";
+constexpr std::string_view kMemberTokenKind = "m1";
 constexpr char kBadToken[] = "is not a token this service issued for this list";
-
-std::optional<std::string> Unwrap(const std::string& token, absl::string_view prefix) {
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw) || !absl::StartsWith(raw, prefix)) return std::nullopt;
-  return raw.substr(prefix.size());
-}
-
-std::string Wrap(absl::string_view prefix, absl::string_view body) {
-  return absl::WebSafeBase64Escape(absl::StrCat(prefix, body));
-}
 
 struct MemberPosition {
   SegmentId segment_id;
@@ -36,16 +23,12 @@ struct MemberPosition {
 };
 
 std::optional<MemberPosition> DecodeMemberToken(const std::string& token) {
-  std::optional<std::string> body = Unwrap(token, kMemberTokenPrefix);
-  if (!body) return std::nullopt;
-  const size_t colon = body->find(':');
-  if (colon == std::string::npos) return std::nullopt;
-  SegmentId segment_id = 0;
-  if (!absl::SimpleAtoi(absl::string_view(*body).substr(0, colon), &segment_id)) return std::nullopt;
-  // Only the canonical text this service writes.
-  absl::StatusOr<UserId> user = UserId::Parse(std::string_view(*body).substr(colon + 1));
-  if (!user.ok() || user->ToString() != body->substr(colon + 1)) return std::nullopt;
-  return MemberPosition{segment_id, *user};
+  std::optional<std::vector<std::string>> fields = page_token::Decode(token, kMemberTokenKind, 2);
+  if (!fields) return std::nullopt;
+  std::optional<int64_t> segment_id = page_token::ToInt((*fields)[0]);
+  std::optional<UserId> user = page_token::ToUser((*fields)[1]);
+  if (!segment_id || !user) return std::nullopt;
+  return MemberPosition{*segment_id, *user};
 }
 
 void CheckPageSize(int32_t size, int32_t max, int32_t fallback, std::vector<FieldViolation>& problems) {
@@ -61,11 +44,11 @@ absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsComm
   CheckPageSize(command.page_size, kMaxSegmentPageSize, kDefaultSegmentPageSize, problems);
   std::string after;
   if (!command.page_token.empty()) {
-    std::optional<std::string> slug = Unwrap(command.page_token, kSegmentTokenPrefix);
-    if (!slug || !IsValidSlug(*slug)) {
+    std::optional<std::vector<std::string>> fields = page_token::Decode(command.page_token, kSegmentTokenKind, 1);
+    if (!fields || !IsValidSlug((*fields)[0])) {
       problems.push_back({Field::kPageToken, kBadToken});
     } else {
-      after = *std::move(slug);
+      after = std::move((*fields)[0]);
     }
   }
   if (!problems.empty()) return ErrorWithViolations(absl::StatusCode::kInvalidArgument, problems);
@@ -75,7 +58,7 @@ absl::StatusOr<SegmentPage> ListingUseCases::ListSegments(const ListSegmentsComm
   SegmentPage page{std::move(segments), ""};
   if (page.segments.size() > static_cast<size_t>(size)) {
     page.segments.resize(static_cast<size_t>(size));
-    page.next_page_token = Wrap(kSegmentTokenPrefix, page.segments.back().slug);
+    page.next_page_token = page_token::Encode(kSegmentTokenKind, {page.segments.back().slug});
   }
   return page;
 }
@@ -110,7 +93,8 @@ absl::StatusOr<MemberPage> ListingUseCases::ListSegmentMembers(const ListSegment
   MemberPage page{std::move(members), ""};
   if (page.members.size() > static_cast<size_t>(size)) {
     page.members.erase(page.members.begin() + size, page.members.end());
-    page.next_page_token = Wrap(kMemberTokenPrefix, absl::StrCat(segment, ":", page.members.back().user_id.ToString()));
+    page.next_page_token =
+        page_token::Encode(kMemberTokenKind, {absl::StrCat(segment), page.members.back().user_id.ToString()});
   }
   return page;
 }

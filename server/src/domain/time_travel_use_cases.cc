@@ -1,24 +1,23 @@
 #include "domain/time_travel_use_cases.h"
 
 #include <absl/container/flat_hash_set.h>
-#include <absl/strings/escaping.h>
-#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
-#include <absl/strings/str_split.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "common/status_macros.h"
 #include "domain/bucketing.h"
+#include "domain/page_token.h"
 #include "domain/validation.h"
 
 namespace segments::domain {
 namespace {
 
-// Page tokens of MembersAt: base64url of "a1:<at, µs>:<segment id>:<last user id>".
-constexpr absl::string_view kTokenPrefix = "a1:";
+// Page tokens of MembersAt: "a1", then the instant, the segment and the last
+// user id of the page (domain/page_token.h).
+constexpr std::string_view kTokenKind = "a1";
 constexpr char kBadToken[] = "is not a token this service issued for this list";
 
 struct MembersPosition {
@@ -28,23 +27,17 @@ struct MembersPosition {
 };
 
 std::string EncodeToken(absl::Time at, SegmentId segment, const UserId& last) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(kTokenPrefix, absl::ToUnixMicros(at), ":", segment, ":", last.ToString()));
+  return page_token::Encode(kTokenKind, {page_token::FromTime(at), absl::StrCat(segment), last.ToString()});
 }
 
 std::optional<MembersPosition> DecodeToken(const std::string& token) {
-  std::string raw;
-  if (!absl::WebSafeBase64Unescape(token, &raw) || !absl::StartsWith(raw, kTokenPrefix)) return std::nullopt;
-  std::vector<absl::string_view> parts =
-      absl::StrSplit(absl::string_view(raw).substr(kTokenPrefix.size()), absl::MaxSplits(':', 2));
-  int64_t micros = 0;
-  SegmentId segment = 0;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &micros) || !absl::SimpleAtoi(parts[1], &segment)) {
-    return std::nullopt;
-  }
-  absl::StatusOr<UserId> user = UserId::Parse(std::string_view(parts[2].data(), parts[2].size()));
-  if (!user.ok()) return std::nullopt;
-  return MembersPosition{absl::FromUnixMicros(micros), segment, *user};
+  std::optional<std::vector<std::string>> fields = page_token::Decode(token, kTokenKind, 3);
+  if (!fields) return std::nullopt;
+  std::optional<absl::Time> at = page_token::ToTime((*fields)[0]);
+  std::optional<int64_t> segment = page_token::ToInt((*fields)[1]);
+  std::optional<UserId> user = page_token::ToUser((*fields)[2]);
+  if (!at || !segment || !user) return std::nullopt;
+  return MembersPosition{*at, *segment, *user};
 }
 
 void CheckSlug(const std::string& slug, Field field, std::vector<FieldViolation>& problems) {
