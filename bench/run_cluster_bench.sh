@@ -61,9 +61,7 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2
 print(s.recv(65536).decode(), end="")' "$sock" "$1"
 }
 
-server_up() {
-  [[ $(curl -fsS -m 2 "http://$CLUSTER_STATS/;csv" | awk -F, -v s="server$1" '$1 == "servers" && $2 == s { print $18 }') == UP ]]
-}
+server_up() { [[ $("$ROOT/scripts/cluster.sh" haproxy-state servers "server$1") == UP ]]; }
 
 # in_service N: servers 1..N ready in HAProxy, the rest in maintenance.
 in_service() {
